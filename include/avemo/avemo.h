@@ -1,0 +1,8 @@
+/* avemo: audio-visual emotion recognition.  Include this one header to use the library. */
+#ifndef AVEMO_AVEMO_H
+#define AVEMO_AVEMO_H
+
+#include <avemo/core.h>
+#include <avemo/media.h>
+
+#endif /* AVEMO_AVEMO_H */

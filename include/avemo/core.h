@@ -1,0 +1,105 @@
+/*
+ * avemo core: status codes, error messages, version and small shared helpers.
+ *
+ * Every fallible avemo function returns an enum avemo_status and, when the
+ * caller passes a non-NULL struct avemo_error, fills it with a message that
+ * names the file (or object) and the cause.  The library never exits.
+ */
+#ifndef AVEMO_CORE_H
+#define AVEMO_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AVEMO_VERSION_MAJOR 0
+#define AVEMO_VERSION_MINOR 1
+#define AVEMO_VERSION_PATCH 0
+#define AVEMO_VERSION_STRING "0.1.0"
+
+/* One status enum for the whole library.  Values are stable: they are part
+ * of the API and appear in JSON errors of the service. */
+enum avemo_status {
+    AVEMO_OK = 0,
+    AVEMO_ERR_INVALID_ARG,   /* a parameter is out of range or NULL */
+    AVEMO_ERR_NOMEM,         /* an allocation failed */
+    AVEMO_ERR_IO,            /* the operating system refused a read or write */
+    AVEMO_ERR_NOT_FOUND,     /* a file or item does not exist */
+    AVEMO_ERR_EMPTY,         /* the input has no bytes or no content */
+    AVEMO_ERR_UNSUPPORTED,   /* not a format or codec we can read */
+    AVEMO_ERR_CORRUPT,       /* recognised, but the data is damaged or truncated */
+    AVEMO_ERR_NO_AUDIO,      /* the media has no audio stream */
+    AVEMO_ERR_NO_VIDEO,      /* the media has no video stream */
+    AVEMO_ERR_TOO_LARGE,     /* a size limit (bytes, pixels, samples) is exceeded */
+    AVEMO_ERR_TOO_LONG,      /* the duration limit is exceeded */
+    AVEMO_ERR_CONFIG,        /* a pipeline / configuration file is invalid */
+    AVEMO_ERR_VERSION,       /* a file has a version this build cannot read */
+    AVEMO_ERR_CHECKSUM,      /* a checksum did not match */
+    AVEMO_ERR_MISMATCH,      /* shapes or parameters do not agree */
+    AVEMO_ERR_NO_FACE,       /* no face was found where one is required */
+    AVEMO_ERR_BUSY,          /* a queue or resource is full */
+    AVEMO_ERR_INTERNAL,      /* a bug or an unexpected library failure */
+    AVEMO_STATUS_COUNT
+};
+
+/* Short, stable description of a status ("no audio stream"). */
+const char *avemo_strerror(enum avemo_status status);
+/* Stable machine-readable name of a status ("no_audio"). */
+const char *avemo_status_name(enum avemo_status status);
+
+#define AVEMO_ERROR_MESSAGE_MAX 512
+
+/* Filled by failing calls: the status and a full message such as
+ * "clip.flv: no video stream (the file has 1 audio stream)". */
+struct avemo_error {
+    enum avemo_status status;
+    char message[AVEMO_ERROR_MESSAGE_MAX];
+};
+
+/* Record a failure in err (may be NULL) and return status, so that callers can
+ * write `return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));` */
+enum avemo_status avemo_fail(struct avemo_error *err, enum avemo_status status,
+                             const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Reset err to AVEMO_OK with an empty message. */
+void avemo_error_clear(struct avemo_error *err);
+
+/* Version of the library actually linked. */
+const char *avemo_version(void);
+
+/* Read a whole file into memory, refusing files larger than max_bytes.
+ * The buffer gets one extra NUL byte past *size (handy for text). */
+enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data,
+                                  size_t *size, struct avemo_error *err);
+
+/* Write a float32 array as a NumPy .npy file (C order).  ndim <= 4. */
+enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim,
+                                  const size_t *shape, struct avemo_error *err);
+
+/* Read a float32 .npy file written by avemo or by numpy (little-endian '<f4',
+ * C order).  *data is malloc'ed; shape receives up to 4 dimensions. */
+enum avemo_status avemo_read_npy(const char *path, float **data, int *ndim, size_t shape[4],
+                                 struct avemo_error *err);
+
+/* Monotonic time in seconds, for the timings that avemo reports. */
+double avemo_now(void);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32), for model files. */
+uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
+
+/* The six classes of the CREMA-D models, in the order of the network's outputs. */
+#define AVEMO_NUM_EMOTIONS 6
+extern const char *const avemo_emotion_codes[AVEMO_NUM_EMOTIONS]; /* "ANG", ... */
+extern const char *const avemo_emotion_names[AVEMO_NUM_EMOTIONS]; /* "anger", ... */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_CORE_H */

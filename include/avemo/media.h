@@ -1,0 +1,127 @@
+/*
+ * avemo media: open a clip, an audio file or an image with FFmpeg's
+ * libraries in process, from a path or from memory, and decode
+ *   - the best audio stream to mono float32 at a requested sample rate;
+ *   - K video frames evenly spaced over the clip (or all frames) as RGB24 or GRAY8.
+ *
+ * Every size that comes from the file is checked against struct avemo_media_limits.
+ * A struct avemo_media is used by one thread at a time; open one per request.
+ */
+#ifndef AVEMO_MEDIA_H
+#define AVEMO_MEDIA_H
+
+#include <avemo/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Caps on what a file may make us allocate or decode. */
+struct avemo_media_limits {
+    int64_t max_file_bytes;   /* input size in bytes (default 512 MiB) */
+    double max_duration_s;    /* container or stream duration (default 300 s) */
+    int max_width;            /* video frame width (default 2048) */
+    int max_height;           /* video frame height (default 2048) */
+    int64_t max_pixels;       /* width * height (default 1920 * 1088) */
+    int64_t max_samples;      /* decoded audio samples after resampling (default 300 s at 48 kHz) */
+    int max_frames;           /* frames returned by one decode (default 10000) */
+};
+
+void avemo_media_limits_default(struct avemo_media_limits *limits);
+
+/* Options for opening.  All fields may be zero/NULL. */
+struct avemo_media_open_options {
+    const char *format;      /* forced input format, e.g. "f32le" (like ffmpeg -f) */
+    const char *options;     /* demuxer options "key=value:key=value", e.g. "sample_rate=22050:ch_layout=mono" */
+    const char *name;        /* the name used in messages for a memory input */
+    const struct avemo_media_limits *limits; /* NULL: defaults */
+};
+
+typedef struct avemo_media avemo_media;
+
+enum avemo_status avemo_media_open_file(const char *path, const struct avemo_media_open_options *opt,
+                                        avemo_media **out, struct avemo_error *err);
+/* The memory must stay valid until avemo_media_close(). */
+enum avemo_status avemo_media_open_memory(const void *data, size_t size,
+                                          const struct avemo_media_open_options *opt,
+                                          avemo_media **out, struct avemo_error *err);
+void avemo_media_close(avemo_media *media);
+
+/* The name used in messages (the path, or the memory input's name). */
+const char *avemo_media_name(const avemo_media *media);
+
+struct avemo_media_info {
+    char container[64];      /* demuxer name, e.g. "flv" */
+    char container_long[128];
+    double duration_s;       /* 0 when unknown */
+    int64_t size_bytes;
+    int64_t bit_rate;
+    int has_audio;
+    char audio_codec[64];
+    int sample_rate;
+    int channels;
+    double audio_duration_s;
+    int has_video;
+    char video_codec[64];
+    int width;
+    int height;
+    double fps;              /* average frame rate, 0 when unknown */
+    int64_t frame_count;     /* from the container, or estimated from duration * fps */
+    int frame_count_exact;   /* 1 when the container states it */
+};
+
+enum avemo_status avemo_media_get_info(const avemo_media *media, struct avemo_media_info *info);
+
+/* Decoded audio: mono float32 samples in [-1, 1]. */
+struct avemo_audio {
+    float *samples;
+    size_t count;
+    int sample_rate;
+};
+
+/* Decode the best audio stream, downmixed to mono and resampled to sample_rate
+ * (0: the stream's own rate) exactly as `ffmpeg -ac 1 -ar RATE -f f32le` does. */
+enum avemo_status avemo_media_decode_audio(avemo_media *media, int sample_rate,
+                                           struct avemo_audio *audio, struct avemo_error *err);
+void avemo_audio_free(struct avemo_audio *audio);
+
+enum avemo_pixel_format { AVEMO_PIX_RGB24 = 0, AVEMO_PIX_GRAY8 = 1 };
+
+struct avemo_frame {
+    int width, height, channels;   /* channels: 3 for RGB24, 1 for GRAY8 */
+    int64_t index;                 /* 0-based index of the frame in decode order */
+    double time_s;                 /* presentation time from the stream start */
+    uint8_t *data;                 /* height * width * channels bytes, rows packed */
+};
+
+struct avemo_frames {
+    struct avemo_frame *frames;
+    int count;
+};
+
+/* Decode `count` frames evenly spaced over the clip (frame i is the one nearest
+ * to the middle of the i-th of `count` equal parts), or every frame when count
+ * is 0.  Decoding stops after the last frame needed. */
+enum avemo_status avemo_media_decode_frames(avemo_media *media, int count,
+                                            enum avemo_pixel_format format,
+                                            struct avemo_frames *frames, struct avemo_error *err);
+void avemo_frames_free(struct avemo_frames *frames);
+
+/* Decode audio and frames in one pass over the file (what `avemo classify`
+ * needs): cheaper than two passes for interleaved clips.  Either request may be
+ * skipped by passing NULL for its output. */
+enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, struct avemo_audio *audio,
+                                        int count, enum avemo_pixel_format format,
+                                        struct avemo_frames *frames, struct avemo_error *err);
+
+/* Indices of `count` frames spread evenly over `total` frames (shared by the
+ * decoder and the tests): index[i] = floor((i + 0.5) * total / count). */
+void avemo_media_pick_frames(int64_t total, int count, int64_t *index);
+
+/* Whole-clip facts as a JSON text (malloc'ed), as `avemo probe --json` prints. */
+enum avemo_status avemo_media_info_json(const avemo_media *media, char **json, struct avemo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_MEDIA_H */

@@ -1,0 +1,32 @@
+/* The avemo program: one file per command, each only parses its arguments and calls libavemo. */
+#ifndef AVEMO_CLI_H
+#define AVEMO_CLI_H
+
+#include <avemo/avemo.h>
+#include <stdio.h>
+
+struct cli_command {
+    const char *name;
+    const char *summary;  /* one line for `avemo help` */
+    const char *usage;    /* full usage for `avemo help NAME` and `avemo NAME --help` */
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+};
+
+/* Exit codes: 0 success, 1 the work failed (bad input, ...), 2 bad usage. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+/* Print "avemo: <message>" for a failed library call and return CLI_EXIT_FAIL. */
+int cli_report(const struct avemo_error *err);
+/* Print the usage of a command to stream. */
+void cli_print_usage(FILE *stream, const struct cli_command *cmd);
+/* Look up a command by name; NULL when unknown. */
+const struct cli_command *cli_find_command(const char *name);
+/* 1 when argv contains -h or --help. */
+int cli_wants_help(int argc, char **argv);
+
+/* The commands (each in cmd_<name>.c). */
+extern const struct cli_command cli_cmd_help;
+extern const struct cli_command cli_cmd_version;
+extern const struct cli_command cli_cmd_probe;
+
+#endif

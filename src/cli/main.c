@@ -1,0 +1,68 @@
+/* avemo: the command-line program.  Dispatches to one command per file. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+/* Every command the program knows, in the order `avemo help` lists them. */
+static const struct cli_command *const commands[] = {
+    &cli_cmd_help,
+    &cli_cmd_version,
+    &cli_cmd_probe,
+};
+
+const struct cli_command *cli_find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i]->name, name) == 0) return commands[i];
+    return NULL;
+}
+
+int cli_report(const struct avemo_error *err)
+{
+    fprintf(stderr, "avemo: %s\n", err->message[0] ? err->message : avemo_strerror(err->status));
+    return CLI_EXIT_FAIL;
+}
+
+void cli_print_usage(FILE *stream, const struct cli_command *cmd)
+{
+    fprintf(stream, "%s\n", cmd->usage);
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) return 1;
+    return 0;
+}
+
+/* Called by `avemo help` with no argument. */
+void cli_print_command_list(FILE *stream);
+void cli_print_command_list(FILE *stream)
+{
+    fprintf(stream, "usage: avemo COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(stream, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(stream, "\n`avemo help COMMAND` or `avemo COMMAND --help` shows a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_print_command_list(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) name = "version";
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) name = "help";
+    const struct cli_command *cmd = cli_find_command(name);
+    if (!cmd) {
+        fprintf(stderr, "avemo: unknown command '%s'\n", argv[1]);
+        cli_print_command_list(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cmd != &cli_cmd_help && cli_wants_help(argc - 1, argv + 1)) {
+        cli_print_usage(stdout, cmd);
+        return CLI_EXIT_OK;
+    }
+    return cmd->run(argc - 1, argv + 1);
+}

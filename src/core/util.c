@@ -1,0 +1,153 @@
+/* Small shared helpers: whole-file reads, .npy files, time, CRC-32. */
+#include <avemo/core.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size,
+                                  struct avemo_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: cannot open: %s",
+                          path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: file is %lld bytes, the limit is %zu", path,
+                          (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return AVEMO_OK;
+}
+
+/* The .npy v1.0 format: magic, version, little-endian header length, a Python
+ * dict literal padded with spaces to a multiple of 64 bytes and ending in '\n'. */
+enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim, const size_t *shape,
+                                  struct avemo_error *err)
+{
+    if (ndim < 1 || ndim > 4) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: npy rank %d not in 1..4", path, ndim);
+    char dims[128] = "";
+    size_t total = 1;
+    for (int i = 0; i < ndim; i++) {
+        size_t len = strlen(dims);
+        const char *sep = ndim == 1 ? "," : (i < ndim - 1 ? ", " : "");
+        snprintf(dims + len, sizeof dims - len, "%zu%s", shape[i], sep);
+        total *= shape[i];
+    }
+    char header[256];
+    int hlen = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+    int padded = ((10 + hlen + 1 + 63) / 64) * 64 - 10;
+    memset(header + hlen, ' ', (size_t)(padded - hlen - 1));
+    header[padded - 1] = '\n';
+    FILE *f = fopen(path, "wb");
+    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(padded & 0xff),
+                             (unsigned char)(padded >> 8)};
+    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, (size_t)padded, f) == (size_t)padded &&
+             fwrite(data, sizeof(float), total, f) == total;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_read_npy(const char *path, float **data, int *ndim, size_t shape[4], struct avemo_error *err)
+{
+    uint8_t *buf;
+    size_t size;
+    *data = NULL;
+    enum avemo_status st = avemo_read_file(path, (size_t)1 << 32, &buf, &size, err);
+    if (st) return st;
+    if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0 || buf[6] != 1) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not a version 1 .npy file", path);
+    }
+    size_t hlen = (size_t)buf[8] | ((size_t)buf[9] << 8);
+    if (10 + hlen > size) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated .npy header", path);
+    }
+    char header[1024];
+    size_t copy = hlen < sizeof header - 1 ? hlen : sizeof header - 1;
+    memcpy(header, buf + 10, copy);
+    header[copy] = 0;
+    const char *shp = strstr(header, "'shape': (");
+    if (!strstr(header, "'<f4'") || strstr(header, "'fortran_order': True") || !shp) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: only C-order little-endian float32 .npy is read", path);
+    }
+    shp += strlen("'shape': (");
+    int n = 0;
+    size_t total = 1;
+    while (*shp && *shp != ')' && n < 4) {
+        char *end;
+        unsigned long long v = strtoull(shp, &end, 10);
+        if (end == shp) break;
+        shape[n++] = (size_t)v;
+        total *= (size_t)v;
+        shp = end;
+        while (*shp == ',' || *shp == ' ') shp++;
+    }
+    if (n == 0 || total * sizeof(float) != size - 10 - hlen) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: .npy shape does not match its data size", path);
+    }
+    float *out = malloc(total * sizeof(float) + 1);
+    if (!out) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu floats", path, total);
+    }
+    memcpy(out, buf + 10 + hlen, total * sizeof(float));
+    free(buf);
+    *data = out;
+    *ndim = n;
+    return AVEMO_OK;
+}
+
+double avemo_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Bitwise CRC-32 with a table built on the stack would cost more than it saves
+ * for model files of a few MB; a nibble table is small and fast enough. */
+uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size)
+{
+    static const uint32_t nibble[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+                                        0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+                                        0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < size; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ nibble[crc & 15];
+        crc = (crc >> 4) ^ nibble[crc & 15];
+    }
+    return ~crc;
+}

@@ -1,0 +1,54 @@
+/* Helpers shared by the C tests (header-only so that each test stays one file). */
+#ifndef AVEMO_TESTUTIL_H
+#define AVEMO_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define TEST_DATA(rel) AVEMO_TEST_DATA "/" rel
+
+/* Run a shell command and return its whole stdout (malloc'ed), or NULL. */
+static inline uint8_t *test_run_capture(const char *cmd, size_t *size)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, p)) > 0) {
+        n += got;
+        if (n == cap) {
+            uint8_t *bigger = realloc(buf, cap *= 2);
+            if (!bigger) { free(buf); buf = NULL; }
+            else buf = bigger;
+        }
+    }
+    int rc = pclose(p);
+    if (rc != 0) { free(buf); return NULL; }
+    *size = n;
+    return buf;
+}
+
+/* Read a whole file (malloc'ed), failing the test when it cannot. */
+static inline uint8_t *test_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return buf;
+}
+
+#endif
