@@ -17,6 +17,7 @@
 static inline uint8_t *test_run_capture(const char *cmd, size_t *size)
 {
     FILE *p = popen(cmd, "r");
+    *size = 0;
     if (!p) return NULL;
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);

@@ -1,0 +1,172 @@
+/*
+ * avemo audio: the speech features that the published speech-emotion models
+ * were trained on, computed exactly as librosa 0.9.2 computes them:
+ *
+ *   STFT      periodic Hann window, frames centred (n_fft/2 zeros on both
+ *             sides), |X|^2 (or |X|), FFTW single precision
+ *   mel       Slaney (default) or HTK mel scale, Slaney area normalisation or none
+ *   dB        10*log10(max(S, amin)) - 10*log10(ref), ref 1.0 or max(S),
+ *             clipped below at max - top_db
+ *   MFCC      DCT-II with orthonormal scaling of the log-mel bands, first n_mfcc rows
+ *
+ * Matrices are row-major, features first: out[f * frames + t], like librosa's
+ * (n_features, n_frames).  A signal of n samples gives 1 + n / hop frames.
+ *
+ * An avemo_audio_extractor owns the FFTW plan, the window, the filter bank, the
+ * DCT matrix and its workspaces.  It is used by one thread at a time: give each
+ * worker thread its own (creating one is cheap once FFTW has planned the size).
+ */
+#ifndef AVEMO_AUDIO_H
+#define AVEMO_AUDIO_H
+
+#include <avemo/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Caps on parameters (they may come from a pipeline file). */
+#define AVEMO_AUDIO_MIN_SAMPLE_RATE 1000
+#define AVEMO_AUDIO_MAX_SAMPLE_RATE 192000
+#define AVEMO_AUDIO_MIN_N_FFT 16
+#define AVEMO_AUDIO_MAX_N_FFT 16384
+#define AVEMO_AUDIO_MAX_HOP 16384
+#define AVEMO_AUDIO_MAX_N_MELS 512
+#define AVEMO_AUDIO_MAX_FRAMES 10000
+/* Longest signal one call accepts: 30 minutes at 48 kHz. */
+#define AVEMO_AUDIO_MAX_SAMPLES ((size_t)48000 * 1800)
+
+enum avemo_audio_feature {
+    AVEMO_AUDIO_MFCC = 0,        /* n_mfcc rows: DCT of the log-mel spectrogram */
+    AVEMO_AUDIO_LOGMEL,          /* n_mels rows: power_to_db of the mel spectrogram */
+    AVEMO_AUDIO_MEL,             /* n_mels rows: the mel power spectrogram, no log */
+    AVEMO_AUDIO_SPECTROGRAM,     /* n_fft/2+1 rows: power_to_db of the linear-frequency spectrogram */
+};
+
+enum avemo_mel_scale { AVEMO_MEL_SLANEY = 0, AVEMO_MEL_HTK };
+enum avemo_mel_norm { AVEMO_MEL_NORM_SLANEY = 0, AVEMO_MEL_NORM_NONE };
+enum avemo_db_ref { AVEMO_DB_REF_ONE = 0, AVEMO_DB_REF_MAX };
+
+/* Which window of `frames` frames a longer signal keeps. */
+enum avemo_crop {
+    AVEMO_CROP_START = 0,        /* the first frames */
+    AVEMO_CROP_CENTRE,           /* the middle frames */
+    AVEMO_CROP_ENERGY,           /* the window with the most signal energy */
+};
+
+/* Normalisation of a fixed-size feature matrix, band by band. */
+enum avemo_feature_norm {
+    AVEMO_NORM_NONE = 0,
+    AVEMO_NORM_UTTERANCE,        /* (x - mean) / std over this signal's frames */
+    AVEMO_NORM_DATASET,          /* (x - mean[f]) / std[f] with the caller's statistics */
+};
+
+struct avemo_audio_params {
+    int sample_rate;             /* Hz of the samples given to the extractor (22050) */
+    int n_fft;                   /* FFT and window length (2048) */
+    int hop;                     /* hop length in samples (512) */
+    int n_mels;                  /* mel bands (128) */
+    int n_mfcc;                  /* MFCC rows kept, <= n_mels (40) */
+    double fmin;                 /* lowest mel edge in Hz (0) */
+    double fmax;                 /* highest mel edge in Hz; 0: sample_rate / 2 */
+    enum avemo_mel_scale mel_scale;
+    enum avemo_mel_norm mel_norm;
+    enum avemo_audio_feature feature;
+    int power;                   /* 2: power spectrum (librosa's default), 1: magnitude */
+    enum avemo_db_ref db_ref;
+    double amin;                 /* floor before the log (1e-10) */
+    double top_db;               /* dynamic range kept below the max; 0: no clipping (80) */
+    int frames;                  /* fixed output width; 0: all frames of the signal (128) */
+    enum avemo_crop crop;
+    enum avemo_feature_norm norm;
+};
+
+/* librosa's defaults, the 40 x 128 MFCC input at 22050 Hz. */
+void avemo_audio_params_default(struct avemo_audio_params *params);
+
+/* Check every field against the caps above; name is used in messages. */
+enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *params, const char *name,
+                                              struct avemo_error *err);
+
+/* Fill params with the defaults, then with the keys of the [audio] section of a
+ * pipeline INI text (other sections are ignored), then validate.  Keys:
+ *   sample_rate n_fft hop n_mels n_mfcc fmin fmax power amin top_db  (numbers)
+ *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
+ *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
+ *   norm=none|utterance|dataset
+ * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line. */
+enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
+                                              struct avemo_audio_params *params, struct avemo_error *err);
+
+/* Names used in INI files and messages ("mfcc", "start", ...). */
+const char *avemo_audio_feature_name(enum avemo_audio_feature feature);
+const char *avemo_crop_name(enum avemo_crop crop);
+
+/* Parse one value of a key as the INI reader does (for command-line options). */
+enum avemo_status avemo_audio_params_set(struct avemo_audio_params *params, const char *key, const char *value,
+                                         const char *name_for_errors, struct avemo_error *err);
+
+/* Rows of the chosen feature: n_mfcc, n_mels or n_fft/2+1. */
+int avemo_audio_params_feature_count(const struct avemo_audio_params *params);
+
+/* The mel filter bank (n_mels x (n_fft/2+1), row-major), built in double
+ * precision and rounded to float32 as librosa.filters.mel does. */
+enum avemo_status avemo_audio_mel_filterbank(const struct avemo_audio_params *params, float *weights,
+                                             struct avemo_error *err);
+
+/* librosa.power_to_db in place over n values: 10*log10(max(x, amin)) - ref_db,
+ * with ref the max of x when db_ref is AVEMO_DB_REF_MAX, then clipped below
+ * at (max - top_db) when top_db > 0. */
+void avemo_audio_power_to_db(float *x, size_t n, enum avemo_db_ref db_ref, double amin, double top_db);
+
+typedef struct avemo_audio_extractor avemo_audio_extractor;
+
+/* Validate params and build everything the features need.  FFTW planning is
+ * serialised internally, so extractors may be created from several threads. */
+enum avemo_status avemo_audio_extractor_create(const struct avemo_audio_params *params,
+                                               avemo_audio_extractor **out, struct avemo_error *err);
+void avemo_audio_extractor_free(avemo_audio_extractor *ex);
+
+const struct avemo_audio_params *avemo_audio_extractor_params(const avemo_audio_extractor *ex);
+/* Rows of the output (see avemo_audio_params_feature_count). */
+int avemo_audio_feature_count(const avemo_audio_extractor *ex);
+/* Frames of the full feature matrix of n samples: 1 + n / hop. */
+size_t avemo_audio_frame_count(const avemo_audio_extractor *ex, size_t n_samples);
+/* Frames of the fixed-size output: params.frames, or all frames when it is 0. */
+size_t avemo_audio_output_frames(const avemo_audio_extractor *ex, size_t n_samples);
+
+/* Statistics for AVEMO_NORM_DATASET: count must equal the feature count and
+ * every std must be > 0.  The arrays are copied. */
+enum avemo_status avemo_audio_extractor_set_stats(avemo_audio_extractor *ex, const float *mean,
+                                                  const float *std, int count, struct avemo_error *err);
+
+/* The full feature matrix of n samples (at params.sample_rate) into out, which
+ * holds feature_count x out_frames floats; out_frames must equal
+ * avemo_audio_frame_count(ex, n).  No crop, no normalisation. */
+enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *samples, size_t n,
+                                      float *out, size_t out_frames, struct avemo_error *err);
+
+/* The model input: the full features (dB reference and clipping over the whole
+ * signal, as librosa), then cropped to params.frames by params.crop or padded
+ * with zero frames at the end, then normalised by params.norm (statistics over
+ * the signal's own frames; padding frames stay zero).  out holds
+ * feature_count x out_frames floats, out_frames = avemo_audio_output_frames(ex, n).
+ * *valid_frames (may be NULL) receives how many leading frames come from the
+ * signal, the rest being padding. */
+enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n,
+                                            float *out, size_t out_frames, size_t *valid_frames,
+                                            struct avemo_error *err);
+
+/* First frame of the window of `frames` frames that `crop` keeps out of `total`
+ * (0 when total <= frames); energy[total] is needed for AVEMO_CROP_ENERGY. */
+size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames, const double *energy);
+
+/* Band-by-band normalisation of the first `frames` columns of a features x
+ * stride matrix.  mean/std are used for AVEMO_NORM_DATASET only. */
+void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames, enum avemo_feature_norm norm,
+                           const float *mean, const float *std);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_AUDIO_H */

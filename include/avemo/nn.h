@@ -1,0 +1,185 @@
+/*
+ * avemo nn: a small convolutional network engine in C on OpenBLAS.
+ *
+ * A network is described by the [network], [branch.NAME] and [head] sections of a
+ * pipeline INI file (syntax in docs/nn.md): one branch per input (e.g. audio MFCC
+ * 1x40x128, face 3x64x64), their flattened outputs concatenated, then the head,
+ * whose last layer is a dense layer with one output per class (softmax is applied
+ * by the loss and by avemo_nn_softmax).
+ *
+ *   struct avemo_net      the model: description, one flat parameter buffer, batch-norm
+ *                         running statistics, labels and feature statistics.
+ *                         Read-only during inference, so threads can share one.
+ *   struct avemo_nn_ctx   one per thread: activations, gradients (training contexts),
+ *                         scratch memory and the dropout random generator.
+ *   struct avemo_optim    Adam / AdamW / SGD state for one net.
+ *
+ * Tensors are NCHW float32.  Parameters are stored in layer order (branches in the
+ * order of `inputs`, then the head), each layer's weight then bias, with PyTorch's
+ * shapes: conv [out][in][k][k], dense [out][in], batch-norm gamma then beta.
+ *
+ * Training step:
+ *   avemo_net_forward_train(net, ctx, inputs, B, &logits, err);   (batch statistics)
+ *   avemo_net_backward(net, ctx, labels, &loss_opts, &loss, err);  (sets ctx gradients)
+ *   avemo_optim_step(opt, net, ctx, err);
+ */
+#ifndef AVEMO_NN_H
+#define AVEMO_NN_H
+
+#include <avemo/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Caps on what a description or a model file may ask for. */
+#define AVEMO_NN_MAX_INPUTS 4          /* branches */
+#define AVEMO_NN_MAX_LAYERS 64         /* layers per branch or head */
+#define AVEMO_NN_MAX_CLASSES 1000
+#define AVEMO_NN_MAX_DIM 4096          /* channels, height, width, dense units */
+#define AVEMO_NN_MAX_KERNEL 15
+#define AVEMO_NN_MAX_ACT ((size_t)1 << 24)     /* floats per sample per layer */
+#define AVEMO_NN_MAX_PARAMS ((size_t)1 << 26)  /* 64 Mi floats, 256 MiB */
+#define AVEMO_NN_MAX_BATCH 4096
+#define AVEMO_NN_MAX_PIPELINE_BYTES (1 << 16)
+#define AVEMO_NN_NAME_MAX 32
+
+/* ---- random numbers (PCG32): reproducible for a seed, one per context ---- */
+struct avemo_rng {
+    uint64_t state, inc;
+};
+void avemo_rng_seed(struct avemo_rng *rng, uint64_t seed, uint64_t stream);
+uint32_t avemo_rng_u32(struct avemo_rng *rng);
+float avemo_rng_uniform(struct avemo_rng *rng);  /* [0, 1) */
+float avemo_rng_normal(struct avemo_rng *rng);   /* mean 0, std 1 */
+uint32_t avemo_rng_below(struct avemo_rng *rng, uint32_t n); /* [0, n), unbiased */
+
+/* ---- OpenBLAS threads (process-wide; default 1 once any nn context exists) ---- */
+enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err);
+int avemo_nn_threads(void);
+
+/* ---- the model ---- */
+typedef struct avemo_net avemo_net;
+
+/* Build a network from the [network] sections of a pipeline text (other sections are
+ * ignored).  `name` is used in messages (e.g. the file name).  Parameters are zero until
+ * avemo_net_init or a load. */
+enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, avemo_net **out,
+                                   struct avemo_error *err);
+enum avemo_status avemo_net_create_file(const char *pipeline_path, avemo_net **out, struct avemo_error *err);
+void avemo_net_free(avemo_net *net);
+
+enum avemo_nn_init {
+    AVEMO_NN_INIT_DEFAULT = 0, /* He normal for hidden layers, Glorot uniform for the output layer */
+    AVEMO_NN_INIT_HE,          /* He (Kaiming) normal, std sqrt(2 / fan_in), everywhere */
+    AVEMO_NN_INIT_GLOROT,      /* Glorot (Xavier) uniform, limit sqrt(6 / (fan_in + fan_out)) */
+};
+/* Weights from the seeded generator, biases 0, batch-norm gamma 1 beta 0, running mean 0 var 1. */
+void avemo_net_init(avemo_net *net, enum avemo_nn_init scheme, uint64_t seed);
+
+/* Shape queries. */
+int avemo_net_input_count(const avemo_net *net);
+/* Name ("audio") and per-sample shape of input i; returns the floats per sample. */
+size_t avemo_net_input_shape(const avemo_net *net, int i, const char **name, int *c, int *h, int *w);
+int avemo_net_input_index(const avemo_net *net, const char *name); /* -1 when absent */
+int avemo_net_classes(const avemo_net *net);
+const char *avemo_net_pipeline(const avemo_net *net);  /* the text it was built from */
+
+/* The flat parameter buffer and the running statistics (mean then var, per batch-norm layer). */
+float *avemo_net_params(avemo_net *net, size_t *count);
+float *avemo_net_stats(avemo_net *net, size_t *count);
+
+/* Layers and parameter tensors, for reports and transfer learning.
+ * Layer names are "<branch>.<index>" or "head.<index>", index in the description's list. */
+int avemo_net_layer_count(const avemo_net *net);
+const char *avemo_net_layer_name(const avemo_net *net, int layer);
+/* A short description such as "conv 32 3 same -> 32x40x128". */
+void avemo_net_layer_describe(const avemo_net *net, int layer, char *buf, size_t size);
+size_t avemo_net_layer_params(const avemo_net *net, int layer, size_t *offset);
+
+/* Labels (class names, one per class) and named feature arrays (e.g. "audio.mean"),
+ * all saved in the model file. */
+enum avemo_status avemo_net_set_labels(avemo_net *net, const char *const *labels, int count,
+                                       struct avemo_error *err);
+const char *avemo_net_label(const avemo_net *net, int class_index); /* NULL when unset */
+enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const float *data, size_t count,
+                                      struct avemo_error *err);
+/* NULL (and *count 0) when absent. */
+const float *avemo_net_array(const avemo_net *net, const char *name, size_t *count);
+
+/* ---- model files (.avm) ---- */
+enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct avemo_error *err);
+enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo_error *err);
+/* Copy parameters and running statistics of the layers whose names start with `prefix`
+ * (e.g. "audio." or "" for all) from a model file into net; layers are matched by name and
+ * must have the same shapes.  *copied (may be NULL) receives the number of layers copied. */
+enum avemo_status avemo_net_load_params(avemo_net *net, const char *path, const char *prefix, int *copied,
+                                        struct avemo_error *err);
+
+/* ---- contexts: one per thread ---- */
+typedef struct avemo_nn_ctx avemo_nn_ctx;
+
+/* A context for batches of up to max_batch samples.  training = 0 makes an inference-only
+ * context (no gradients, smaller).  seed drives dropout. */
+enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int training, uint64_t seed,
+                                      avemo_nn_ctx **out, struct avemo_error *err);
+void avemo_nn_ctx_free(avemo_nn_ctx *ctx);
+/* Turn dropout off (0) or on (1, default) in training forwards. */
+void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled);
+
+/* Inference: batch-norm uses running statistics, dropout is off.  inputs[i] holds batch
+ * samples of input i (NCHW).  *logits points to batch x classes floats inside ctx, valid
+ * until the next call. */
+enum avemo_status avemo_net_forward(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                    int batch, const float **logits, struct avemo_error *err);
+/* Training forward: batch statistics (and running averages updated in net), dropout on.
+ * The inputs must stay valid until avemo_net_backward. */
+enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                          int batch, const float **logits, struct avemo_error *err);
+
+/* Softmax cross-entropy with the semantics of torch.nn.CrossEntropyLoss(weight=, label_smoothing=). */
+struct avemo_nn_loss {
+    const float *class_weights; /* classes floats, NULL = all 1 */
+    float label_smoothing;      /* 0..1 */
+};
+/* Loss of the last forward's logits (either mode). */
+enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
+                                 const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err);
+/* Loss and backward of the last forward (training context): sets every gradient. */
+enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
+                                     const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err);
+/* The flat gradient buffer (same order as the parameters). */
+float *avemo_nn_ctx_grads(avemo_nn_ctx *ctx, size_t *count);
+
+/* Row-wise softmax of batch x classes logits (in may equal out). */
+void avemo_nn_softmax(const float *logits, int batch, int classes, float *probs);
+
+/* ---- optimisers ---- */
+enum avemo_optim_kind { AVEMO_OPTIM_ADAM = 0, AVEMO_OPTIM_ADAMW, AVEMO_OPTIM_SGD };
+struct avemo_optim_config {
+    enum avemo_optim_kind kind;
+    float lr;            /* learning rate */
+    float beta1, beta2;  /* Adam moments (0 -> 0.9, 0.999) */
+    float eps;           /* Adam epsilon (0 -> 1e-8) */
+    float weight_decay;  /* Adam/SGD: L2 added to the gradient; AdamW: decoupled */
+    float momentum;      /* SGD */
+    float clip_norm;     /* > 0: clip gradients to this global L2 norm first */
+};
+typedef struct avemo_optim avemo_optim;
+enum avemo_status avemo_optim_create(const avemo_net *net, const struct avemo_optim_config *cfg,
+                                     avemo_optim **out, struct avemo_error *err);
+void avemo_optim_free(avemo_optim *opt);
+void avemo_optim_set_lr(avemo_optim *opt, float lr);
+/* Freeze (1) or unfreeze (0) the layers whose names start with prefix (e.g. "face.");
+ * frozen parameters are not updated.  Fails when no layer with parameters matches. */
+enum avemo_status avemo_optim_freeze(avemo_optim *opt, const avemo_net *net, const char *prefix, int frozen,
+                                     struct avemo_error *err);
+/* One update of net's parameters from ctx's gradients (clipped first when configured).
+ * *grad_norm (may be NULL) receives the global norm before clipping. */
+enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ctx *ctx, float *grad_norm,
+                                   struct avemo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_NN_H */

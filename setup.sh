@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# avemo setup: install the Debian packages avemo needs, then configure and build.
+#   ./setup.sh            install + build (Release) into ./build
+#   ./setup.sh --test     install + build + run every test (ctest)
+#   ./setup.sh --no-install ...   skip apt-get (packages already there)
+# Environment: BUILD_DIR (default build), CMAKE_ARGS (extra cmake arguments), JOBS (default nproc).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+install=1
+run_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) run_tests=1 ;;
+    --no-install) install=0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg'" >&2; exit 2 ;;
+  esac
+done
+
+# Build and run-time libraries (the product), then what only the tests use.
+PACKAGES_BUILD="build-essential cmake pkg-config
+  libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
+  libfftw3-dev libopenblas-dev libjpeg-dev libmicrohttpd-dev libsqlite3-dev libcjson-dev
+  libinih-dev libxml2-dev libcairo2-dev opencv-data"
+PACKAGES_TEST="libcmocka-dev ffmpeg curl python3 python3-numpy python3-opencv python3-torch"
+
+if [ "$install" = 1 ]; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES_BUILD $PACKAGES_TEST >/dev/null
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+# shellcheck disable=SC2086
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-}
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+if [ "$run_tests" = 1 ]; then
+  (cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS")
+fi

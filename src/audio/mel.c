@@ -1,0 +1,106 @@
+/* Mel filter bank, power_to_db and the orthonormal DCT-II matrix, following
+ * librosa 0.9.2's definitions (filters.mel, core.power_to_db, feature.mfcc). */
+#include "audio/audio_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Slaney's Auditory Toolbox scale: linear below 1 kHz, logarithmic above. */
+#define SLANEY_F_SP (200.0 / 3.0)
+#define SLANEY_MIN_LOG_HZ 1000.0
+#define SLANEY_MIN_LOG_MEL (SLANEY_MIN_LOG_HZ / SLANEY_F_SP)
+
+static double slaney_logstep(void) { return log(6.4) / 27.0; }
+
+static double hz_to_mel(double hz, enum avemo_mel_scale scale)
+{
+    if (scale == AVEMO_MEL_HTK) return 2595.0 * log10(1.0 + hz / 700.0);
+    if (hz >= SLANEY_MIN_LOG_HZ) return SLANEY_MIN_LOG_MEL + log(hz / SLANEY_MIN_LOG_HZ) / slaney_logstep();
+    return hz / SLANEY_F_SP;
+}
+
+static double mel_to_hz(double mel, enum avemo_mel_scale scale)
+{
+    if (scale == AVEMO_MEL_HTK) return 700.0 * (pow(10.0, mel / 2595.0) - 1.0);
+    if (mel >= SLANEY_MIN_LOG_MEL) return SLANEY_MIN_LOG_HZ * exp(slaney_logstep() * (mel - SLANEY_MIN_LOG_MEL));
+    return SLANEY_F_SP * mel;
+}
+
+double avemo_audio_fmax(const struct avemo_audio_params *p)
+{
+    return p->fmax > 0.0 ? p->fmax : p->sample_rate / 2.0;
+}
+
+/* Band edges: n_mels + 2 frequencies evenly spaced on the mel scale, spaced
+ * as numpy.linspace does (start + i * step, the last one exactly the end). */
+static void mel_band_edges(const struct avemo_audio_params *p, double *hz)
+{
+    int count = p->n_mels + 2;
+    double lo = hz_to_mel(p->fmin, p->mel_scale), hi = hz_to_mel(avemo_audio_fmax(p), p->mel_scale);
+    double step = (hi - lo) / (count - 1);
+    for (int i = 0; i < count; i++) hz[i] = mel_to_hz(i == count - 1 ? hi : lo + i * step, p->mel_scale);
+}
+
+enum avemo_status avemo_audio_mel_filterbank(const struct avemo_audio_params *p, float *weights,
+                                             struct avemo_error *err)
+{
+    enum avemo_status s = avemo_audio_params_validate(p, "mel filter bank", err);
+    if (s != AVEMO_OK) return s;
+    int n_bins = p->n_fft / 2 + 1;
+    double *edges = malloc(sizeof(double) * (size_t)(p->n_mels + 2));
+    if (!edges) return avemo_fail(err, AVEMO_ERR_NOMEM, "mel filter bank: out of memory");
+    mel_band_edges(p, edges);
+    /* Bin k is at k * sr / n_fft Hz, computed as numpy.fft.rfftfreq does. */
+    double bin_hz = 1.0 / (p->n_fft * (1.0 / p->sample_rate));
+    for (int m = 0; m < p->n_mels; m++) {
+        double rise = edges[m + 1] - edges[m], fall = edges[m + 2] - edges[m + 1];
+        /* Slaney normalisation gives every triangle unit area (2 / width). */
+        double enorm = p->mel_norm == AVEMO_MEL_NORM_SLANEY ? 2.0 / (edges[m + 2] - edges[m]) : 1.0;
+        for (int k = 0; k < n_bins; k++) {
+            double f = k * bin_hz;
+            double lower = -(edges[m] - f) / rise, upper = (edges[m + 2] - f) / fall;
+            double w = fmax(0.0, fmin(lower, upper));
+            /* librosa stores the triangle in float32, then scales the float32 row. */
+            weights[(size_t)m * n_bins + k] = (float)((double)(float)w * enorm);
+        }
+    }
+    free(edges);
+    return AVEMO_OK;
+}
+
+/* 10 / ln(10): 10*log10(x) as a multiple of the (faster) natural log. */
+#define DB_PER_NEPER 4.342944819032518
+
+void avemo_audio_power_to_db(float *x, size_t n, enum avemo_db_ref db_ref, double amin, double top_db)
+{
+    if (n == 0) return;
+    float famin = (float)amin;
+    float ref_db = 0.0f;
+    if (db_ref == AVEMO_DB_REF_MAX) {
+        float ref = x[0];
+        for (size_t i = 1; i < n; i++) ref = x[i] > ref ? x[i] : ref;
+        ref_db = (float)(10.0 * log10(fmax(amin, (double)ref)));
+    }
+    float top = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > famin ? x[i] : famin;
+        float db = (float)DB_PER_NEPER * logf(v) - ref_db;
+        x[i] = db;
+        top = db > top ? db : top;
+    }
+    if (top_db > 0.0) {
+        float floor_db = top - (float)top_db;
+        for (size_t i = 0; i < n; i++) x[i] = x[i] < floor_db ? floor_db : x[i];
+    }
+}
+
+void avemo_audio_dct_matrix(int n_out, int n_in, float *dct)
+{
+    /* scipy.fftpack.dct(type=2, norm='ortho'): row k is
+     * s_k * cos(pi * k * (2n + 1) / (2N)), s_0 = sqrt(1/N), s_k = sqrt(2/N). */
+    for (int k = 0; k < n_out; k++) {
+        double scale = k == 0 ? sqrt(1.0 / n_in) : sqrt(2.0 / n_in);
+        for (int i = 0; i < n_in; i++)
+            dct[(size_t)k * n_in + i] = (float)(scale * cos(M_PI * k * (2.0 * i + 1.0) / (2.0 * n_in)));
+    }
+}

@@ -1,0 +1,422 @@
+/*
+ * Decode passes over an opened media input, following FFmpeg's
+ * doc/examples/demux_decode.c: read packets, send them to the decoder of their
+ * stream, receive frames.  Audio goes through libswresample to mono float32 at
+ * the requested rate (the same defaults as the ffmpeg program's auto-inserted
+ * resampler, so the samples equal `ffmpeg -ac 1 -ar RATE -f f32le`); picked video
+ * frames go through libswscale to RGB24 or GRAY8 at their native size.
+ */
+#include "media/media_internal.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A decoded stream is judged truncated when it covers less than this part of
+ * the duration its container declares. */
+#define MEDIA_TRUNCATED_FRACTION 0.5
+/* Give up on a stream after this many packets the decoder rejects. */
+#define MEDIA_MAX_BAD_PACKETS 64
+
+struct audio_pass {
+    int stream;
+    int out_rate;
+    AVCodecContext *dec;
+    SwrContext *swr;
+    float *buf;
+    size_t count, cap;
+    int64_t max_samples;
+    int bad_packets;
+};
+
+struct video_pass {
+    int stream;
+    int want;                 /* frames requested (0: all) */
+    enum avemo_pixel_format format;
+    AVCodecContext *dec;
+    struct SwsContext *sws;
+    int64_t *targets;         /* sorted frame indices to keep */
+    int ntargets;
+    int next;                 /* next target to reach */
+    int64_t decoded;          /* frames decoded so far */
+    struct avemo_frames *out;
+    int bad_packets;
+    int done;
+};
+
+/* --- decoders -------------------------------------------------------------- */
+
+static enum avemo_status open_decoder(avemo_media *media, int stream, AVCodecContext **out, struct avemo_error *err)
+{
+    const AVCodecParameters *par = media->fmt->streams[stream]->codecpar;
+    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
+    if (!codec)
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: no decoder for codec '%s'", media->name,
+                          avcodec_get_name(par->codec_id));
+    AVCodecContext *dec = avcodec_alloc_context3(codec);
+    if (!dec) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a decoder", media->name);
+    int rc = avcodec_parameters_to_context(dec, par);
+    /* One thread per decoder: the service runs requests in parallel already,
+     * and a single thread gives the same frames as the ffmpeg program. */
+    dec->thread_count = 1;
+    dec->pkt_timebase = media->fmt->streams[stream]->time_base;
+    if (rc >= 0) rc = avcodec_open2(dec, codec, NULL);
+    if (rc < 0) {
+        avcodec_free_context(&dec);
+        return media_fail_av(media, err, rc, "cannot open the decoder");
+    }
+    *out = dec;
+    return AVEMO_OK;
+}
+
+/* --- audio ----------------------------------------------------------------- */
+
+static enum avemo_status audio_reserve(avemo_media *media, struct audio_pass *a, size_t extra, struct avemo_error *err)
+{
+    size_t need = a->count + extra;
+    if ((int64_t)need > a->max_samples)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: decoded audio exceeds the limit of %lld samples",
+                          media->name, (long long)a->max_samples);
+    if (need <= a->cap) return AVEMO_OK;
+    size_t cap = a->cap ? a->cap : 65536;
+    while (cap < need) cap *= 2;
+    float *bigger = realloc(a->buf, cap * sizeof(float));
+    if (!bigger) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu samples", media->name, cap);
+    a->buf = bigger;
+    a->cap = cap;
+    return AVEMO_OK;
+}
+
+static enum avemo_status audio_setup_resampler(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
+                                               struct avemo_error *err)
+{
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    AVChannelLayout in_layout;
+    /* Some decoders leave the layout unspecified: take the default for the channel count. */
+    if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
+        av_channel_layout_default(&in_layout, frame->ch_layout.nb_channels);
+    else if (av_channel_layout_copy(&in_layout, &frame->ch_layout) < 0)
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    if (a->out_rate == 0) a->out_rate = frame->sample_rate;
+    int rc = swr_alloc_set_opts2(&a->swr, &mono, AV_SAMPLE_FMT_FLT, a->out_rate, &in_layout, frame->format,
+                                 frame->sample_rate, 0, NULL);
+    av_channel_layout_uninit(&in_layout);
+    if (rc >= 0) rc = swr_init(a->swr);
+    if (rc < 0) return media_fail_av(media, err, rc, "cannot set up the audio resampler");
+    return AVEMO_OK;
+}
+
+/* Resample `frame` (NULL: drain the resampler) onto the end of a->buf. */
+static enum avemo_status audio_resample(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
+                                        struct avemo_error *err)
+{
+    if (!a->swr) return AVEMO_OK;
+    int in = frame ? frame->nb_samples : 0;
+    int64_t room = swr_get_out_samples(a->swr, in);
+    if (room < 0) return media_fail_av(media, err, (int)room, "audio resampler");
+    enum avemo_status st = audio_reserve(media, a, (size_t)room + 1, err);
+    if (st) return st;
+    uint8_t *outp = (uint8_t *)(a->buf + a->count);
+    int got = swr_convert(a->swr, &outp, (int)room + 1, frame ? (const uint8_t **)frame->extended_data : NULL, in);
+    if (got < 0) return media_fail_av(media, err, got, "audio resampling failed");
+    a->count += (size_t)got;
+    return AVEMO_OK;
+}
+
+static enum avemo_status audio_take_frame(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
+                                          struct avemo_error *err)
+{
+    if (!a->swr) {
+        enum avemo_status st = audio_setup_resampler(media, a, frame, err);
+        if (st) return st;
+    }
+    return audio_resample(media, a, frame, err);
+}
+
+/* --- video ----------------------------------------------------------------- */
+
+static enum avemo_status video_check_size(avemo_media *media, const AVFrame *f, struct avemo_error *err)
+{
+    const struct avemo_media_limits *lim = &media->limits;
+    if (f->width <= 0 || f->height <= 0)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: decoded a frame of size %dx%d", media->name, f->width,
+                          f->height);
+    if (f->width > lim->max_width || f->height > lim->max_height || (int64_t)f->width * f->height > lim->max_pixels)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: video frame %dx%d exceeds the limit of %dx%d", media->name,
+                          f->width, f->height, lim->max_width, lim->max_height);
+    return AVEMO_OK;
+}
+
+static enum avemo_status video_store_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,
+                                           struct avemo_error *err)
+{
+    enum avemo_status st = video_check_size(media, f, err);
+    if (st) return st;
+    int channels = v->format == AVEMO_PIX_RGB24 ? 3 : 1;
+    enum AVPixelFormat dst_fmt = v->format == AVEMO_PIX_RGB24 ? AV_PIX_FMT_RGB24 : AV_PIX_FMT_GRAY8;
+    /* Bicubic, as the ffmpeg program's default scaler, so frames match its -pix_fmt output. */
+    v->sws = sws_getCachedContext(v->sws, f->width, f->height, f->format, f->width, f->height, dst_fmt, SWS_BICUBIC,
+                                  NULL, NULL, NULL);
+    if (!v->sws)
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: cannot convert pixel format '%s'", media->name,
+                          av_get_pix_fmt_name(f->format) ? av_get_pix_fmt_name(f->format) : "?");
+    size_t bytes = (size_t)f->width * (size_t)f->height * (size_t)channels;
+    uint8_t *data = malloc(bytes);
+    if (!data) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a %dx%d frame", media->name, f->width,
+                                 f->height);
+    uint8_t *dst[4] = {data, NULL, NULL, NULL};
+    int dst_stride[4] = {f->width * channels, 0, 0, 0};
+    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
+
+    struct avemo_frames *out = v->out;
+    struct avemo_frame *fr = &out->frames[out->count++];
+    const AVStream *s = media->fmt->streams[v->stream];
+    int64_t start = s->start_time == AV_NOPTS_VALUE ? 0 : s->start_time;
+    int64_t pts = f->best_effort_timestamp;
+    fr->width = f->width;
+    fr->height = f->height;
+    fr->channels = channels;
+    fr->index = v->decoded;
+    fr->time_s = pts == AV_NOPTS_VALUE ? 0 : (double)(pts - start) * av_q2d(s->time_base);
+    fr->data = data;
+    return AVEMO_OK;
+}
+
+static enum avemo_status video_take_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,
+                                          struct avemo_error *err)
+{
+    enum avemo_status st = AVEMO_OK;
+    if (v->want == 0) {
+        if (v->out->count >= media->limits.max_frames)
+            return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d video frames", media->name,
+                              media->limits.max_frames);
+        st = video_store_frame(media, v, f, err);
+    } else {
+        /* Several targets may name one frame when the clip has fewer frames than asked. */
+        while (!st && v->next < v->ntargets && v->targets[v->next] == v->decoded) {
+            st = video_store_frame(media, v, f, err);
+            v->next++;
+        }
+        if (v->next >= v->ntargets) v->done = 1;
+    }
+    v->decoded++;
+    return st;
+}
+
+/* --- the pass -------------------------------------------------------------- */
+
+/* Send one packet (NULL: flush) to dec and hand every decoded frame to the sink. */
+static enum avemo_status decode_packet(avemo_media *media, AVCodecContext *dec, const AVPacket *pkt, AVFrame *frame,
+                                       int *bad_packets, struct audio_pass *a, struct video_pass *v,
+                                       struct avemo_error *err)
+{
+    int rc = avcodec_send_packet(dec, pkt);
+    if (rc == AVERROR_INVALIDDATA) {
+        /* Like the ffmpeg program, skip a damaged packet, but not forever. */
+        if (++*bad_packets > MEDIA_MAX_BAD_PACKETS)
+            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: too many undecodable packets", media->name);
+        return AVEMO_OK;
+    }
+    if (rc < 0 && rc != AVERROR_EOF) return media_fail_av(media, err, rc, "decoding failed");
+    for (;;) {
+        rc = avcodec_receive_frame(dec, frame);
+        if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return AVEMO_OK;
+        if (rc == AVERROR_INVALIDDATA) {
+            if (++*bad_packets > MEDIA_MAX_BAD_PACKETS)
+                return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: too many undecodable frames", media->name);
+            continue;
+        }
+        if (rc < 0) return media_fail_av(media, err, rc, "decoding failed");
+        enum avemo_status st = a ? audio_take_frame(media, a, frame, err) : video_take_frame(media, v, frame, err);
+        av_frame_unref(frame);
+        if (st) return st;
+    }
+}
+
+static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, struct video_pass *v,
+                                  struct avemo_error *err)
+{
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc();
+    if (!pkt || !frame) {
+        av_packet_free(&pkt);
+        av_frame_free(&frame);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    }
+    media->fmt_fresh = 0;
+    enum avemo_status st = AVEMO_OK;
+    int audio_open = a->stream >= 0, rc;
+    while (!st && !(!audio_open && (v->stream < 0 || v->done)) && (rc = av_read_frame(media->fmt, pkt)) >= 0) {
+        if (audio_open && pkt->stream_index == a->stream)
+            st = decode_packet(media, a->dec, pkt, frame, &a->bad_packets, a, NULL, err);
+        else if (v->stream >= 0 && !v->done && pkt->stream_index == v->stream)
+            st = decode_packet(media, v->dec, pkt, frame, &v->bad_packets, NULL, v, err);
+        av_packet_unref(pkt);
+    }
+    /* Drain what the decoders and the resampler still hold. */
+    if (!st && audio_open) st = decode_packet(media, a->dec, NULL, frame, &a->bad_packets, a, NULL, err);
+    if (!st && audio_open) st = audio_resample(media, a, NULL, err);
+    if (!st && v->stream >= 0 && !v->done) st = decode_packet(media, v->dec, NULL, frame, &v->bad_packets, NULL, v, err);
+    av_packet_free(&pkt);
+    av_frame_free(&frame);
+    return st;
+}
+
+/* --- checks after a pass --------------------------------------------------- */
+
+static enum avemo_status check_audio_result(avemo_media *media, const struct audio_pass *a, struct avemo_error *err)
+{
+    if (a->count == 0)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: no audio could be decoded from the %s stream", media->name,
+                          media->info.audio_codec);
+    double got = (double)a->count / a->out_rate;
+    double declared = media->info.audio_duration_s > 0 ? media->info.audio_duration_s : media->info.duration_s;
+    if (declared > 0.2 && got < MEDIA_TRUNCATED_FRACTION * declared)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated: decoded %.2f s of audio of the %.2f s declared",
+                          media->name, got, declared);
+    return AVEMO_OK;
+}
+
+static enum avemo_status check_video_result(avemo_media *media, const struct video_pass *v, struct avemo_error *err)
+{
+    if (v->decoded == 0)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: no video frame could be decoded from the %s stream",
+                          media->name, media->info.video_codec);
+    int64_t declared = media->info.frame_count;
+    if (declared > 4 && v->decoded < MEDIA_TRUNCATED_FRACTION * (double)declared && !v->done)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated: decoded %lld video frames of the %lld declared",
+                          media->name, (long long)v->decoded, (long long)declared);
+    return AVEMO_OK;
+}
+
+/* --- public API ------------------------------------------------------------ */
+
+void avemo_media_pick_frames(int64_t total, int count, int64_t *index)
+{
+    for (int i = 0; i < count; i++) {
+        int64_t k = (int64_t)(((double)i + 0.5) * (double)total / count);
+        index[i] = k < total ? k : total - 1;
+    }
+}
+
+void avemo_audio_free(struct avemo_audio *audio)
+{
+    if (!audio) return;
+    free(audio->samples);
+    audio->samples = NULL;
+    audio->count = 0;
+}
+
+void avemo_frames_free(struct avemo_frames *frames)
+{
+    if (!frames) return;
+    for (int i = 0; i < frames->count; i++) free(frames->frames[i].data);
+    free(frames->frames);
+    frames->frames = NULL;
+    frames->count = 0;
+}
+
+static void release_pass(struct audio_pass *a, struct video_pass *v)
+{
+    avcodec_free_context(&a->dec);
+    swr_free(&a->swr);
+    free(a->buf);
+    avcodec_free_context(&v->dec);
+    sws_freeContext(v->sws);
+    free(v->targets);
+    a->buf = NULL;
+    v->targets = NULL;
+    v->sws = NULL;
+}
+
+static enum avemo_status prepare_video(avemo_media *media, struct video_pass *v, int count, int64_t total,
+                                       struct avemo_error *err)
+{
+    int slots = count ? count : media->limits.max_frames;
+    avemo_frames_free(v->out);
+    v->out->frames = calloc((size_t)slots, sizeof(struct avemo_frame));
+    if (count) v->targets = malloc(sizeof(int64_t) * (size_t)count);
+    if (!v->out->frames || (count && !v->targets))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %d frames", media->name, slots);
+    if (count) avemo_media_pick_frames(total, count, v->targets);
+    v->ntargets = count;
+    v->want = count;
+    return AVEMO_OK;
+}
+
+/* One decode pass with the given requests; fills audio and/or frames. */
+static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct avemo_audio *audio, int count,
+                                     enum avemo_pixel_format format, struct avemo_frames *frames, int64_t total,
+                                     int *short_of_frames, struct avemo_error *err)
+{
+    struct audio_pass a = {.stream = audio ? media->audio_stream : -1, .out_rate = sample_rate};
+    struct video_pass v = {.stream = frames ? media->video_stream : -1, .format = format, .out = frames};
+    a.max_samples = media->limits.max_samples;
+    enum avemo_status st = media_rewind(media, err);
+    if (!st && a.stream >= 0) st = open_decoder(media, a.stream, &a.dec, err);
+    if (!st && v.stream >= 0) st = open_decoder(media, v.stream, &v.dec, err);
+    if (!st && v.stream >= 0) st = prepare_video(media, &v, count, total, err);
+    if (!st) st = run_pass(media, &a, &v, err);
+    if (!st && a.stream >= 0) st = check_audio_result(media, &a, err);
+    if (!st && v.stream >= 0) st = check_video_result(media, &v, err);
+    *short_of_frames = !st && v.stream >= 0 && count && !v.done ? (int)v.decoded : 0;
+    if (!st && audio) {
+        audio->samples = a.buf;
+        audio->count = a.count;
+        audio->sample_rate = a.out_rate;
+        a.buf = NULL;
+    }
+    release_pass(&a, &v);
+    return st;
+}
+
+enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, struct avemo_audio *audio, int count,
+                                        enum avemo_pixel_format format, struct avemo_frames *frames,
+                                        struct avemo_error *err)
+{
+    if (audio) memset(audio, 0, sizeof *audio);
+    if (frames) memset(frames, 0, sizeof *frames);
+    if (sample_rate < 0 || sample_rate > 384000)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
+    if (frames && (count < 0 || count > media->limits.max_frames))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: frame count %d out of range 0..%d", media->name, count,
+                          media->limits.max_frames);
+    if (frames && format != AVEMO_PIX_RGB24 && format != AVEMO_PIX_GRAY8)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: unknown pixel format %d", media->name, (int)format);
+    if (audio && media->audio_stream < 0)
+        return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: no audio stream (the file has %s video only)", media->name,
+                          media->info.video_codec);
+    if (frames && media->video_stream < 0)
+        return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream (the file has %s audio only)", media->name,
+                          media->info.audio_codec);
+    int short_of = 0;
+    enum avemo_status st =
+        decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, &short_of, err);
+    if (!st && short_of > 0) {
+        /* The container overstated its frame count: pick again over the frames that exist. */
+        avemo_audio_free(audio);
+        st = decode_once(media, sample_rate, audio, count, format, frames, short_of, &short_of, err);
+    }
+    if (st) {
+        avemo_audio_free(audio);
+        avemo_frames_free(frames);
+    }
+    return st;
+}
+
+enum avemo_status avemo_media_decode_audio(avemo_media *media, int sample_rate, struct avemo_audio *audio,
+                                           struct avemo_error *err)
+{
+    return avemo_media_decode_av(media, sample_rate, audio, 0, AVEMO_PIX_RGB24, NULL, err);
+}
+
+enum avemo_status avemo_media_decode_frames(avemo_media *media, int count, enum avemo_pixel_format format,
+                                            struct avemo_frames *frames, struct avemo_error *err)
+{
+    return avemo_media_decode_av(media, 0, NULL, count, format, frames, err);
+}

@@ -1,0 +1,133 @@
+/* Internal structures of the nn engine: the layer table, the model and the context.
+ * Every layer file holds its forward and its backward side by side (llm.c style). */
+#ifndef AVEMO_NN_INTERNAL_H
+#define AVEMO_NN_INTERNAL_H
+
+#include <avemo/nn.h>
+
+#include <stdint.h>
+
+enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT };
+
+struct nn_layer {
+    enum nn_op op;
+    char name[AVEMO_NN_NAME_MAX];   /* "audio.0" */
+    char spec[48];                  /* the description's item, e.g. "conv 32 3 same" */
+    int in_c, in_h, in_w;           /* per-sample input shape */
+    int out_c, out_h, out_w;        /* per-sample output shape */
+    int k, stride, pad_t, pad_l;    /* conv kernel / stride / padding; pool size in k */
+    float p;                        /* dropout probability */
+    size_t w_off, w_n, b_off, b_n;  /* weight and bias in the flat parameters */
+    size_t s_off;                   /* batch-norm running mean at s_off, var at s_off + C */
+    size_t a_off;                   /* offset of the per-layer saved state in the context (see net.c) */
+    int first_of_stage;             /* its input is a network input or the concat buffer */
+};
+
+static inline size_t nn_in_size(const struct nn_layer *l) { return (size_t)l->in_c * l->in_h * l->in_w; }
+static inline size_t nn_out_size(const struct nn_layer *l) { return (size_t)l->out_c * l->out_h * l->out_w; }
+
+/* A stage is a branch (one per input) or the head (last). */
+struct nn_stage {
+    char name[AVEMO_NN_NAME_MAX];
+    int c, h, w;          /* input shape of the stage */
+    int first, count;     /* layers [first, first + count) */
+};
+
+struct nn_array {
+    char name[AVEMO_NN_NAME_MAX * 2];
+    float *data;
+    size_t count;
+};
+
+#define NN_MAX_ARRAYS 32
+
+struct avemo_net {
+    char *pipeline;                 /* text it was built from */
+    char name[256];                 /* for messages */
+    int ninputs;
+    struct nn_stage stages[AVEMO_NN_MAX_INPUTS + 1]; /* branches then the head */
+    struct nn_layer *layers;
+    int nlayers;
+    int classes;
+    size_t concat_size;             /* head input floats per sample */
+    float *params;
+    size_t nparams;
+    float *stats;
+    size_t nstats;
+    char **labels;                  /* classes entries or NULL */
+    struct nn_array arrays[NN_MAX_ARRAYS];
+    int narrays;
+};
+
+struct avemo_nn_ctx {
+    const struct avemo_net *net;
+    int max_batch, training, dropout, batch, last_train;
+    float **act;            /* per layer output, max_batch * out_size (NULL for aliasing layers) */
+    const float **out;      /* per layer output pointer of the last forward */
+    const float *inputs[AVEMO_NN_MAX_INPUTS];
+    float *concat;          /* head input */
+    float *logits_copy;     /* unused slot kept simple: logits live in act of the last layer */
+    float *col, *dcol;      /* im2col scratch */
+    size_t col_size;
+    float *bn_mean, *bn_rstd;       /* per batch-norm layer, C each (offset by s_off / 2) */
+    int32_t **pool_idx;     /* per max-pool layer (training) */
+    uint8_t **drop_mask;    /* per dropout layer (training) */
+    float *grads;           /* nparams */
+    float *dbuf[2];         /* ping-pong activation gradients */
+    size_t dbuf_size;
+    float *dconcat;
+    float *probs;
+    struct avemo_rng rng;
+};
+
+/* Layers (src/nn/layer_*.c).  B = batch size; col/dcol are scratch of ctx->col_size floats. */
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *b, const float *in, float *out,
+                     int B, float *col);
+void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
+                      const float *dout, float *din, int B, float *col, float *dcol);
+size_t nn_conv_col_size(const struct nn_layer *l);
+
+void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
+                         const float *in, float *out, int B, float *mean, float *rstd);
+void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
+                        const float *in, float *out, int B);
+void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
+                    const float *dout, float *din, int B, const float *mean, const float *rstd, int train);
+#define NN_BN_EPS 1e-5f
+#define NN_BN_MOMENTUM 0.1f
+
+void nn_relu_forward(const float *in, float *out, size_t n);
+void nn_relu_backward(const float *out, const float *dout, float *din, size_t n);
+
+void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B);
+void nn_maxpool_backward(const struct nn_layer *l, const int32_t *idx, const float *dout, float *din, int B);
+
+void nn_gap_forward(const struct nn_layer *l, const float *in, float *out, int B);
+void nn_gap_backward(const struct nn_layer *l, const float *dout, float *din, int B);
+
+void nn_dense_forward(const struct nn_layer *l, const float *w, const float *b, const float *in, float *out,
+                      int B);
+void nn_dense_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
+                       const float *dout, float *din, int B);
+
+void nn_dropout_forward(const struct nn_layer *l, struct avemo_rng *rng, const float *in, float *out,
+                        uint8_t *mask, size_t n);
+void nn_dropout_backward(const struct nn_layer *l, const uint8_t *mask, const float *dout, float *din,
+                         size_t n);
+
+/* Concatenate per-sample rows of several inputs into out (and split back). */
+void nn_concat_forward(int n, const float *const *in, const size_t *sizes, float *out, int B);
+void nn_concat_backward(int n, float *const *din, const size_t *sizes, const float *dout, int B);
+
+/* Softmax cross-entropy (loss.c): returns the loss, writes dlogits when non-NULL. */
+float nn_softmax_xent(const float *logits, const int *labels, int B, int C, const float *class_weights,
+                      float label_smoothing, float *probs, float *dlogits);
+
+/* graph.c */
+enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, struct avemo_error *err);
+int nn_layer_has_params(const struct nn_layer *l);
+
+/* net.c */
+void nn_threads_default(void);
+
+#endif

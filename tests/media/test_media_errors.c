@@ -1,0 +1,221 @@
+/*
+ * Bad input: each case returns its own status and a message that names the
+ * file; nothing crashes or leaks (this test also runs under AddressSanitizer).
+ */
+#include "common/testutil.h"
+
+#include <avemo/media.h>
+
+static char tmpdir[64];
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (size) assert_int_equal(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/avemo_media_errors_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd);
+}
+
+/* Open `path`, expect `want` at open time; the message must name the file. */
+static void expect_open_error(const char *path, enum avemo_status want)
+{
+    struct avemo_error err = {0};
+    avemo_media *m = (avemo_media *)1;
+    enum avemo_status st = avemo_media_open_file(path, NULL, &m, &err);
+    printf("  %s -> %s: %s\n", path, avemo_status_name(st), err.message);
+    assert_int_equal(st, want);
+    assert_null(m);
+    assert_non_null(strstr(err.message, path));
+}
+
+static void test_empty_file(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/empty.flv", tmpdir);
+    write_file(path, "", 0);
+    expect_open_error(path, AVEMO_ERR_EMPTY);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    struct avemo_media_open_options opt = {.name = "upload.bin"};
+    assert_int_equal(avemo_media_open_memory("", 0, &opt, &m, &err), AVEMO_ERR_EMPTY);
+    assert_non_null(strstr(err.message, "upload.bin"));
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    expect_open_error("/nonexistent/avemo/clip.flv", AVEMO_ERR_NOT_FOUND);
+}
+
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/random.flv", tmpdir);
+    static uint8_t junk[64 * 1024];
+    uint32_t x = 2463534242u; /* xorshift32: the same bytes every run */
+    for (size_t i = 0; i < sizeof junk; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        junk[i] = (uint8_t)x;
+    }
+    write_file(path, junk, sizeof junk);
+    expect_open_error(path, AVEMO_ERR_UNSUPPORTED);
+}
+
+static void test_text_file(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/notes.mp4", tmpdir);
+    const char text[] = "These are not the frames you are looking for.\nJust a text file with a media name.\n";
+    write_file(path, text, sizeof text - 1);
+    expect_open_error(path, AVEMO_ERR_UNSUPPORTED);
+}
+
+static void test_truncated_flv(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    char path[128];
+    snprintf(path, sizeof path, "%s/truncated.flv", tmpdir);
+    write_file(path, clip, 10 * 1024);
+    free(clip);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    enum avemo_status st = avemo_media_open_file(path, NULL, &m, &err);
+    if (st == AVEMO_OK) {
+        struct avemo_audio a;
+        st = avemo_media_decode_audio(m, 22050, &a, &err);
+        assert_null(a.samples);
+        struct avemo_frames fr;
+        struct avemo_error err2 = {0};
+        assert_int_equal(avemo_media_decode_frames(m, 8, AVEMO_PIX_RGB24, &fr, &err2), AVEMO_ERR_CORRUPT);
+        assert_int_equal(fr.count, 0);
+        avemo_media_close(m);
+    }
+    printf("  truncated .flv -> %s: %s\n", avemo_status_name(st), err.message);
+    assert_int_equal(st, AVEMO_ERR_CORRUPT);
+    assert_non_null(strstr(err.message, path));
+}
+
+static void test_audio_only_asked_for_frames(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    const char *path = TEST_DATA("audio/1002_DFA_ANG_XX.mp3");
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_frames fr;
+    assert_int_equal(avemo_media_decode_frames(m, 8, AVEMO_PIX_RGB24, &fr, &err), AVEMO_ERR_NO_VIDEO);
+    assert_non_null(strstr(err.message, path));
+    assert_int_equal(fr.count, 0);
+    avemo_media_close(m);
+}
+
+static void test_video_without_audio_asked_for_audio(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    const char *path = TEST_DATA("media/noaudio_1001_DFA_ANG_XX.flv");
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_audio a;
+    assert_int_equal(avemo_media_decode_audio(m, 22050, &a, &err), AVEMO_ERR_NO_AUDIO);
+    assert_non_null(strstr(err.message, path));
+    struct avemo_frames fr;
+    assert_int_equal(avemo_media_decode_frames(m, 4, AVEMO_PIX_GRAY8, &fr, &err), AVEMO_OK);
+    assert_int_equal(fr.count, 4);
+    avemo_frames_free(&fr);
+    avemo_media_close(m);
+}
+
+/* Each limit, lowered below the demo clip, stops it with its own status. */
+static void expect_limit(struct avemo_media_limits lim, enum avemo_status at_open, enum avemo_status at_decode)
+{
+    struct avemo_media_open_options opt = {.limits = &lim};
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    const char *path = TEST_DATA("cremad/1001_DFA_ANG_XX.flv");
+    enum avemo_status st = avemo_media_open_file(path, &opt, &m, &err);
+    assert_int_equal(st, at_open);
+    if (st == AVEMO_OK) {
+        struct avemo_audio a;
+        st = avemo_media_decode_audio(m, 22050, &a, &err);
+        assert_int_equal(st, at_decode);
+        avemo_media_close(m);
+    }
+    printf("  limit -> %s: %s\n", avemo_status_name(st), err.message);
+    assert_non_null(strstr(err.message, path));
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct avemo_media_limits lim;
+    avemo_media_limits_default(&lim);
+    struct avemo_media_limits l = lim;
+    l.max_file_bytes = 1000;
+    expect_limit(l, AVEMO_ERR_TOO_LARGE, AVEMO_OK);
+    l = lim;
+    l.max_duration_s = 1.0;
+    expect_limit(l, AVEMO_ERR_TOO_LONG, AVEMO_OK);
+    l = lim;
+    l.max_width = 320;
+    expect_limit(l, AVEMO_ERR_TOO_LARGE, AVEMO_OK);
+    l = lim;
+    l.max_samples = 10000;
+    expect_limit(l, AVEMO_OK, AVEMO_ERR_TOO_LARGE);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    struct avemo_media_open_options opt = {.format = "no-such-format"};
+    const char *path = TEST_DATA("cremad/1001_DFA_ANG_XX.flv");
+    assert_int_equal(avemo_media_open_file(path, &opt, &m, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_frames fr;
+    assert_int_equal(avemo_media_decode_frames(m, -3, AVEMO_PIX_RGB24, &fr, &err), AVEMO_ERR_INVALID_ARG);
+    struct avemo_audio a;
+    assert_int_equal(avemo_media_decode_audio(m, -1, &a, &err), AVEMO_ERR_INVALID_ARG);
+    avemo_media_close(m);
+    /* A directory is not a media file. */
+    assert_int_equal(avemo_media_open_file(AVEMO_TEST_DATA, NULL, &m, &err), AVEMO_ERR_IO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_text_file),
+        cmocka_unit_test(test_truncated_flv),
+        cmocka_unit_test(test_audio_only_asked_for_frames),
+        cmocka_unit_test(test_video_without_audio_asked_for_audio),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
