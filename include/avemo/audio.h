@@ -20,6 +20,7 @@
 #define AVEMO_AUDIO_H
 
 #include <avemo/core.h>
+#include <avemo/media.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,7 +95,8 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
  *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
  *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
  *   norm=none|utterance|dataset
- * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line. */
+ * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line;
+ * on any failure params is left unchanged. */
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
                                               struct avemo_audio_params *params, struct avemo_error *err);
 
@@ -156,6 +158,12 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
 enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n,
                                             float *out, size_t out_frames, size_t *valid_frames,
                                             struct avemo_error *err);
+
+/* Decode the best audio stream of media at params.sample_rate (mono) and
+ * compute the model input as avemo_audio_compute_fixed does.  *features is
+ * malloc'ed (feature_count x *frames floats); valid_frames may be NULL. */
+enum avemo_status avemo_audio_features_from_media(avemo_audio_extractor *ex, avemo_media *media, float **features,
+                                                  size_t *frames, size_t *valid_frames, struct avemo_error *err);
 
 /* First frame of the window of `frames` frames that `crop` keeps out of `total`
  * (0 when total <= frames); energy[total] is needed for AVEMO_CROP_ENERGY. */

@@ -4,5 +4,6 @@
 
 #include <avemo/core.h>
 #include <avemo/media.h>
+#include <avemo/audio.h>
 
 #endif /* AVEMO_AVEMO_H */

@@ -179,8 +179,9 @@ static const struct key_spec keys[] = {
 };
 #undef FIELD
 
-enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const char *key, const char *value,
-                                         const char *name, struct avemo_error *err)
+/* Set one key; messages start with `where` ("file: " or "file: line 3: "). */
+static enum avemo_status set_key(struct avemo_audio_params *p, const char *key, const char *value, const char *where,
+                                 struct avemo_error *err)
 {
     const struct key_spec *spec = NULL;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -191,7 +192,7 @@ enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const cha
             size_t len = strlen(known);
             snprintf(known + len, sizeof known - len, "%s%s", i ? " " : "", keys[i].key);
         }
-        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] unknown key '%s' (known: %s)", name, key, known);
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s[audio] unknown key '%s' (known: %s)", where, key, known);
     }
     char *field = (char *)p + spec->offset;
     int ok = 0;
@@ -204,7 +205,7 @@ enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const cha
             ok = parse_int(value, (int *)(void *)field);
         }
         if (!ok)
-            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] %s = '%s' is not an integer%s", name, key, value,
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s[audio] %s = '%s' is not an integer%s", where, key, value,
                               strcmp(key, "frames") == 0 ? " or 'all'" : "");
     } else if (spec->kind == KEY_DOUBLE) {
         /* "top_db=none" disables the clipping, as top_db=None does in librosa. */
@@ -215,7 +216,7 @@ enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const cha
             ok = parse_double(value, (double *)(void *)field);
         }
         if (!ok)
-            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] %s = '%s' is not a number", name, key, value);
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s[audio] %s = '%s' is not a number", where, key, value);
     } else {
         int choice;
         /* The American spelling is accepted too. */
@@ -223,13 +224,21 @@ enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const cha
         if (!parse_choice(v, spec->choices, &choice)) {
             char allowed[128];
             join_names(spec->choices, allowed, sizeof allowed);
-            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] %s = '%s' is not one of %s", name, key, value,
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s[audio] %s = '%s' is not one of %s", where, key, value,
                               allowed);
         }
         /* Every enum field is an int-sized enum. */
         *(int *)(void *)field = choice;
     }
     return AVEMO_OK;
+}
+
+enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const char *key, const char *value,
+                                         const char *name, struct avemo_error *err)
+{
+    char where[256];
+    snprintf(where, sizeof where, "%s: ", name ? name : "audio parameters");
+    return set_key(p, key, value, where, err);
 }
 
 struct ini_state {
@@ -239,13 +248,13 @@ struct ini_state {
     enum avemo_status status; /* first failure */
 };
 
-static int ini_handler(void *user, const char *section, const char *key, const char *value)
+static int on_ini_key(void *user, const char *section, const char *key, const char *value)
 {
     struct ini_state *st = user;
     if (strcmp(section, "audio") != 0) return 1;
     if (st->status != AVEMO_OK) return 1; /* keep the first message */
     if (!key) return 1;                   /* a bare section header (inih with INI_CALL_HANDLER_ON_NEW_SECTION) */
-    st->status = avemo_audio_params_set(st->params, key, value ? value : "", st->name, st->err);
+    st->status = set_key(st->params, key, value ? value : "", "", st->err);
     return st->status == AVEMO_OK;
 }
 
@@ -254,15 +263,14 @@ enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *
 {
     if (!name) name = "pipeline";
     if (!ini_text || !params) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: no INI text or parameters", name);
-    avemo_audio_params_default(params);
-    struct avemo_audio_params parsed = *params;
+    struct avemo_audio_params parsed;
+    avemo_audio_params_default(&parsed);
     struct avemo_error key_err = {0};
     struct ini_state st = {&parsed, name, &key_err, AVEMO_OK};
-    int line = ini_parse_string(ini_text, ini_handler, &st);
+    int line = ini_parse_string(ini_text, on_ini_key, &st);
     if (line == -2) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory while parsing", name);
     if (st.status != AVEMO_OK)
-        /* key_err's message already starts with the name; add the line. */
-        return avemo_fail(err, st.status, "%s (line %d)", key_err.message, line);
+        return avemo_fail(err, st.status, "%s: line %d: %s", name, line, key_err.message);
     if (line != 0)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: not INI syntax (expected [section] or key=value)",
                           name, line);

@@ -28,5 +28,6 @@ int cli_wants_help(int argc, char **argv);
 extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_probe;
+extern const struct cli_command cli_cmd_features;
 
 #endif

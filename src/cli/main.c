@@ -8,6 +8,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_help,
     &cli_cmd_version,
     &cli_cmd_probe,
+    &cli_cmd_features,
 };
 
 const struct cli_command *cli_find_command(const char *name)

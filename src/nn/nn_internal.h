@@ -66,7 +66,6 @@ struct avemo_nn_ctx {
     const float **out;      /* per layer output pointer of the last forward */
     const float *inputs[AVEMO_NN_MAX_INPUTS];
     float *concat;          /* head input */
-    float *logits_copy;     /* unused slot kept simple: logits live in act of the last layer */
     float *col, *dcol;      /* im2col scratch */
     size_t col_size;
     float *bn_mean, *bn_rstd;       /* per batch-norm layer, C each (offset by s_off / 2) */
@@ -115,9 +114,8 @@ void nn_dropout_forward(const struct nn_layer *l, struct avemo_rng *rng, const f
 void nn_dropout_backward(const struct nn_layer *l, const uint8_t *mask, const float *dout, float *din,
                          size_t n);
 
-/* Concatenate per-sample rows of several inputs into out (and split back). */
+/* Concatenate per-sample rows of several inputs into out. */
 void nn_concat_forward(int n, const float *const *in, const size_t *sizes, float *out, int B);
-void nn_concat_backward(int n, float *const *din, const size_t *sizes, const float *dout, int B);
 
 /* Softmax cross-entropy (loss.c): returns the loss, writes dlogits when non-NULL. */
 float nn_softmax_xent(const float *logits, const int *labels, int B, int C, const float *class_weights,

@@ -1,0 +1,128 @@
+/*
+ * avemo eval: classify a clip, an audio file or a face image with a trained
+ * model, and measure models on labelled data (accuracy, unweighted accuracy,
+ * per-class precision/recall/F1, confusion matrix, McNemar, bootstrap).
+ *
+ * A struct avemo_classifier is loaded once and is read-only afterwards: any
+ * number of threads may share it, each with its own struct avemo_classify_ctx.
+ */
+#ifndef AVEMO_EVAL_H
+#define AVEMO_EVAL_H
+
+#include <avemo/core.h>
+#include <avemo/media.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AVEMO_MAX_CLASSES 16
+
+enum avemo_mode { AVEMO_MODE_AV = 0, AVEMO_MODE_AUDIO = 1, AVEMO_MODE_FACE = 2 };
+const char *avemo_mode_name(enum avemo_mode mode);                 /* "av", "audio", "face" */
+enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err);
+
+struct avemo_classifier_options {
+    const char *cascade_path;      /* NULL: the pipeline's or /usr/share/opencv4/... default */
+    int frames;                    /* video frames sampled for faces (0: the pipeline's, default 8) */
+    const struct avemo_media_limits *limits; /* NULL: defaults */
+};
+
+typedef struct avemo_classifier avemo_classifier;
+typedef struct avemo_classify_ctx avemo_classify_ctx;
+
+/* Load a model file (.avm).  Its pipeline says which modes it supports. */
+enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
+                                        avemo_classifier **out, struct avemo_error *err);
+void avemo_classifier_close(avemo_classifier *clf);
+/* The model's name (file name without directory and .avm), labels and modes. */
+const char *avemo_classifier_name(const avemo_classifier *clf);
+int avemo_classifier_num_classes(const avemo_classifier *clf);
+const char *avemo_classifier_label(const avemo_classifier *clf, int k);
+int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode);
+enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
+
+/* Per-thread workspace over a shared classifier. */
+enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_classify_ctx **out,
+                                         struct avemo_error *err);
+void avemo_classify_ctx_free(avemo_classify_ctx *ctx);
+
+struct avemo_prediction {
+    int label;                          /* index of the most probable class */
+    float confidence;                   /* its probability */
+    int num_classes;
+    float probs[AVEMO_MAX_CLASSES];
+    char labels[AVEMO_MAX_CLASSES][8];  /* class codes, e.g. "ANG" */
+    enum avemo_mode mode_requested;
+    enum avemo_mode mode_used;          /* differs when av fell back to one modality */
+    char fallback_reason[160];          /* why, when it fell back; "" otherwise */
+    int face_found;                     /* a face was found in at least one frame (face/av) */
+    int frames_used;                    /* frames whose face went into the network */
+    int frames_sampled;
+    double audio_s;                     /* duration of the audio used */
+    double t_decode_s, t_features_s, t_faces_s, t_network_s, t_total_s;
+    /* The face crop of the middle frame used (64x64 RGB), for the web page; valid when face_found. */
+    uint8_t face_rgb[64 * 64 * 3];
+};
+
+/* Classify a file, or memory (an upload: `name` is used in messages). */
+enum avemo_status avemo_classify_file(avemo_classify_ctx *ctx, const char *path, enum avemo_mode mode,
+                                      struct avemo_prediction *pred, struct avemo_error *err);
+enum avemo_status avemo_classify_memory(avemo_classify_ctx *ctx, const void *data, size_t size, const char *name,
+                                        enum avemo_mode mode, struct avemo_prediction *pred,
+                                        struct avemo_error *err);
+
+/* The prediction as the JSON object `avemo classify --json` prints (malloc'ed text);
+ * `file` may be NULL. */
+char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file);
+
+/* ---- metrics ---- */
+
+struct avemo_metrics {
+    int num_classes;
+    char labels[AVEMO_MAX_CLASSES][8];
+    size_t n;
+    size_t confusion[AVEMO_MAX_CLASSES][AVEMO_MAX_CLASSES]; /* [true][predicted] */
+    double accuracy;
+    double unweighted_accuracy;        /* mean of per-class recall (balanced accuracy) */
+    double precision[AVEMO_MAX_CLASSES], recall[AVEMO_MAX_CLASSES], f1[AVEMO_MAX_CLASSES];
+    size_t support[AVEMO_MAX_CLASSES];
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
+};
+
+/* Metrics of predictions against the truth (labels may be NULL: "0", "1", ...).
+ * Entries outside 0..num_classes-1 are an error. */
+enum avemo_status avemo_metrics_compute(const int *truth, const int *pred, size_t n, int num_classes,
+                                        const char *const *labels, struct avemo_metrics *m, struct avemo_error *err);
+/* `avemo eval --json`: accuracy, unweighted_accuracy, per_class, macro, weighted, confusion, n (malloc'ed). */
+char *avemo_metrics_json(const struct avemo_metrics *m);
+/* A classification report (precision, recall, F1, support per class; accuracy, macro
+ * and weighted averages) and the confusion matrix, as text (malloc'ed). */
+char *avemo_metrics_report(const struct avemo_metrics *m);
+
+/* McNemar's exact test of two classifiers on the same items: the two-sided binomial
+ * p-value of the discordant pairs.  *only_a / *only_b (may be NULL) receive how many
+ * items only a / only b got right. */
+double avemo_mcnemar(const int *truth, const int *pred_a, const int *pred_b, size_t n, size_t *only_a,
+                     size_t *only_b);
+/* Percentile bootstrap 95% interval of the accuracy (iterations resamples, seeded). */
+void avemo_bootstrap_accuracy(const int *truth, const int *pred, size_t n, int iterations, uint64_t seed,
+                              double *low, double *high);
+
+/* ---- plots (PNG via cairo) ---- */
+enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char *title, const char *png_path,
+                                       struct avemo_error *err);
+/* Curves of one or more series over epochs, e.g. train and validation loss. */
+struct avemo_series {
+    const char *name;
+    const double *values;
+    int count;
+};
+enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
+                                    int nseries, const char *png_path, struct avemo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_EVAL_H */

@@ -1,0 +1,67 @@
+/*
+ * avemo serve: the classifier as an HTTP service (libmicrohttpd).
+ *
+ *   POST /v1/predict        a clip (multipart field "file" or a raw body) -> the prediction as JSON
+ *   GET  /v1/models         the loaded models, their modes, labels and model-card figures
+ *   GET  /v1/history        the prediction history (SQLite), GET/DELETE /v1/history/{id}
+ *   GET  /healthz /readyz /metrics (Prometheus text), GET / the web page
+ *
+ * One process: the models are loaded once and shared read-only; `threads` inference
+ * workers each own one avemo_classify_ctx per model and take uploads from a bounded
+ * queue (503 + Retry-After when it is full).  docs/http-api.md documents the API.
+ */
+#ifndef AVEMO_SERVE_H
+#define AVEMO_SERVE_H
+
+#include <avemo/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AVEMO_SERVE_MAX_MODELS 8
+
+struct avemo_serve_options {
+    /* Model files (.avm); the first is the default.  With none, the server runs but
+     * /readyz answers 503 and /v1/predict 503 (not ready). */
+    const char *models[AVEMO_SERVE_MAX_MODELS];
+    int num_models;
+    const char *host;          /* address to bind (default "127.0.0.1") */
+    int port;                  /* 0: an ephemeral port, see avemo_server_port() */
+    const char *db_path;       /* SQLite history (default "history.sqlite") */
+    int threads;               /* inference workers (default 2, at most 64) */
+    int http_threads;          /* libmicrohttpd thread pool (default 2, at most 64) */
+    int queue_capacity;        /* uploads waiting for a worker (default 4 * threads, at most 4096) */
+    size_t max_upload_bytes;   /* largest accepted clip (default 50 MiB, at most 1 GiB) */
+    const char *api_key;       /* NULL or "": no key; else /v1/ needs "Authorization: Bearer KEY"
+                                * or "X-API-Key: KEY" */
+    int connection_timeout_s;  /* idle connections are closed after this (default 30 s) */
+    int max_connections;       /* simultaneous connections (default 64, at most 10000) */
+    int quiet;                 /* 1: no access log on stderr */
+};
+
+/* Fill opt with the defaults above. */
+void avemo_serve_options_default(struct avemo_serve_options *opt);
+
+/* The model used when `avemo serve` gets no --model: models/avemo-av.avm of the
+ * installed data directory, else of the source tree; NULL when neither exists. */
+const char *avemo_serve_default_model(void);
+
+typedef struct avemo_server avemo_server;
+
+/* Open the history, load the models, start the workers and listen.  Returns once
+ * the server accepts connections; it runs in its own threads until avemo_server_stop(). */
+enum avemo_status avemo_server_start(const struct avemo_serve_options *opt, avemo_server **out,
+                                     struct avemo_error *err);
+/* The port actually bound (useful with port 0). */
+int avemo_server_port(const avemo_server *srv);
+/* Finish the queued predictions, stop listening and free everything. */
+void avemo_server_stop(avemo_server *srv);
+
+/* SHA-256 of a buffer as 64 lowercase hex digits and a NUL (the history's upload hash). */
+void avemo_sha256_hex(const void *data, size_t size, char hex[65]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_SERVE_H */

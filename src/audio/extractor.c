@@ -1,0 +1,447 @@
+/* The feature extractor: STFT with FFTW (single precision), sparse mel filter
+ * bank, dB conversion, DCT, then crop/pad and normalisation for model inputs. */
+#include "audio/audio_internal.h"
+
+#include <fftw3.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* FFTW's planner (plan creation and destruction) is not thread-safe; executing
+ * a plan is.  This lock only serialises planning, never feature computation. */
+static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* One mel triangle: its non-zero weights cover bins [first, first + count). */
+struct mel_band {
+    int first;
+    int count;
+    size_t offset; /* into mel_weights */
+};
+
+struct avemo_audio_extractor {
+    struct avemo_audio_params p;
+    int n_bins;            /* n_fft / 2 + 1 */
+    int n_features;
+
+    /* Read-only after creation. */
+    float *window;         /* periodic Hann, n_fft (FFTW-aligned) */
+    struct mel_band *bands;
+    float *mel_weights;
+    float *dct;            /* n_mfcc x n_mels */
+    float *stats_mean;     /* AVEMO_NORM_DATASET statistics, n_features each */
+    float *stats_std;
+    fftwf_plan plan;
+
+    /* Per-call workspace (the reason one extractor serves one thread at a time). */
+    float *frame;          /* windowed frame, n_fft (FFTW-aligned) */
+    fftwf_complex *spectrum;
+    float *power;          /* n_bins */
+    float *mel;            /* n_mels x frames, grows with the longest signal seen */
+    size_t mel_cap;
+    float *full;           /* n_features x frames for compute_fixed */
+    size_t full_cap;
+    double *energy;        /* per-frame energy, for the energy crop */
+    size_t energy_cap;
+};
+
+/* Periodic Hann (scipy.signal.get_window('hann', N, fftbins=True)). */
+static void hann_periodic(float *w, int n)
+{
+    for (int i = 0; i < n; i++) w[i] = (float)(0.5 - 0.5 * cos(2.0 * M_PI * i / n));
+}
+
+/* Keep only the non-zero run of each triangle: every bin feeds at most two
+ * bands, so the mel projection costs ~2 * n_bins multiply-adds per frame
+ * instead of n_mels * n_bins. */
+static enum avemo_status build_sparse_mel(avemo_audio_extractor *ex, struct avemo_error *err)
+{
+    int n_mels = ex->p.n_mels, n_bins = ex->n_bins;
+    float *dense = malloc(sizeof(float) * (size_t)n_mels * n_bins);
+    ex->bands = calloc((size_t)n_mels, sizeof *ex->bands);
+    if (!dense || !ex->bands) {
+        free(dense);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory for the mel filter bank");
+    }
+    enum avemo_status s = avemo_audio_mel_filterbank(&ex->p, dense, err);
+    size_t total = 0;
+    for (int m = 0; s == AVEMO_OK && m < n_mels; m++) {
+        const float *row = dense + (size_t)m * n_bins;
+        int first = 0, last = n_bins - 1;
+        while (first < n_bins && row[first] == 0.0f) first++;
+        while (last >= first && row[last] == 0.0f) last--;
+        ex->bands[m].first = first < n_bins ? first : 0;
+        ex->bands[m].count = first < n_bins ? last - first + 1 : 0; /* an empty band gives 0 power */
+        ex->bands[m].offset = total;
+        total += (size_t)ex->bands[m].count;
+    }
+    if (s == AVEMO_OK) {
+        ex->mel_weights = malloc(sizeof(float) * (total ? total : 1));
+        if (!ex->mel_weights) s = avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory");
+    }
+    for (int m = 0; s == AVEMO_OK && m < n_mels; m++)
+        memcpy(ex->mel_weights + ex->bands[m].offset, dense + (size_t)m * n_bins + ex->bands[m].first,
+               sizeof(float) * (size_t)ex->bands[m].count);
+    free(dense);
+    return s;
+}
+
+static enum avemo_status make_fft_plan(avemo_audio_extractor *ex, struct avemo_error *err)
+{
+    ex->frame = fftwf_malloc(sizeof(float) * (size_t)ex->p.n_fft);
+    ex->window = fftwf_malloc(sizeof(float) * (size_t)ex->p.n_fft);
+    ex->spectrum = fftwf_malloc(sizeof(fftwf_complex) * (size_t)ex->n_bins);
+    if (!ex->frame || !ex->window || !ex->spectrum)
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory for FFT buffers");
+    pthread_mutex_lock(&fftw_planner_lock);
+    /* MEASURE picks the fastest algorithm once; later plans of the same size
+     * reuse FFTW's in-process wisdom and are cheap. */
+    ex->plan = fftwf_plan_dft_r2c_1d(ex->p.n_fft, ex->frame, ex->spectrum, FFTW_MEASURE);
+    pthread_mutex_unlock(&fftw_planner_lock);
+    if (!ex->plan)
+        return avemo_fail(err, AVEMO_ERR_INTERNAL, "audio extractor: FFTW could not plan a %d-point FFT",
+                          ex->p.n_fft);
+    hann_periodic(ex->window, ex->p.n_fft);
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_audio_extractor_create(const struct avemo_audio_params *params,
+                                               avemo_audio_extractor **out, struct avemo_error *err)
+{
+    if (!out) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "audio extractor: no output pointer");
+    *out = NULL;
+    enum avemo_status s = avemo_audio_params_validate(params, "audio extractor", err);
+    if (s != AVEMO_OK) return s;
+    avemo_audio_extractor *ex = calloc(1, sizeof *ex);
+    if (!ex) return avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory");
+    ex->p = *params;
+    ex->n_bins = params->n_fft / 2 + 1;
+    ex->n_features = avemo_audio_params_feature_count(params);
+    ex->power = malloc(sizeof(float) * (size_t)ex->n_bins);
+    if (!ex->power) s = avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory");
+    if (s == AVEMO_OK) s = make_fft_plan(ex, err);
+    if (s == AVEMO_OK && params->feature != AVEMO_AUDIO_SPECTROGRAM) s = build_sparse_mel(ex, err);
+    if (s == AVEMO_OK && params->feature == AVEMO_AUDIO_MFCC) {
+        ex->dct = malloc(sizeof(float) * (size_t)params->n_mfcc * (size_t)params->n_mels);
+        if (!ex->dct) s = avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory");
+        else avemo_audio_dct_matrix(params->n_mfcc, params->n_mels, ex->dct);
+    }
+    if (s != AVEMO_OK) {
+        avemo_audio_extractor_free(ex);
+        return s;
+    }
+    *out = ex;
+    return AVEMO_OK;
+}
+
+void avemo_audio_extractor_free(avemo_audio_extractor *ex)
+{
+    if (!ex) return;
+    if (ex->plan) {
+        pthread_mutex_lock(&fftw_planner_lock);
+        fftwf_destroy_plan(ex->plan);
+        pthread_mutex_unlock(&fftw_planner_lock);
+    }
+    fftwf_free(ex->frame);
+    fftwf_free(ex->window);
+    fftwf_free(ex->spectrum);
+    free(ex->power);
+    free(ex->bands);
+    free(ex->mel_weights);
+    free(ex->dct);
+    free(ex->stats_mean);
+    free(ex->stats_std);
+    free(ex->mel);
+    free(ex->full);
+    free(ex->energy);
+    free(ex);
+}
+
+const struct avemo_audio_params *avemo_audio_extractor_params(const avemo_audio_extractor *ex) { return &ex->p; }
+
+int avemo_audio_feature_count(const avemo_audio_extractor *ex) { return ex->n_features; }
+
+size_t avemo_audio_frame_count(const avemo_audio_extractor *ex, size_t n_samples)
+{
+    return 1 + n_samples / (size_t)ex->p.hop;
+}
+
+size_t avemo_audio_output_frames(const avemo_audio_extractor *ex, size_t n_samples)
+{
+    return ex->p.frames > 0 ? (size_t)ex->p.frames : avemo_audio_frame_count(ex, n_samples);
+}
+
+enum avemo_status avemo_audio_extractor_set_stats(avemo_audio_extractor *ex, const float *mean, const float *std,
+                                                  int count, struct avemo_error *err)
+{
+    if (!ex || !mean || !std) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "audio statistics: NULL argument");
+    if (count != ex->n_features)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "audio statistics: %d values for %d %s features", count,
+                          ex->n_features, avemo_audio_feature_name(ex->p.feature));
+    for (int i = 0; i < count; i++)
+        if (!isfinite(mean[i]) || !isfinite(std[i]) || !(std[i] > 0.0f))
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG,
+                              "audio statistics: feature %d has mean %g, std %g (std must be finite and > 0)", i,
+                              (double)mean[i], (double)std[i]);
+    size_t bytes = sizeof(float) * (size_t)count;
+    float *m = malloc(bytes), *s = malloc(bytes);
+    if (!m || !s) {
+        free(m);
+        free(s);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio statistics: out of memory");
+    }
+    memcpy(m, mean, bytes);
+    memcpy(s, std, bytes);
+    free(ex->stats_mean);
+    free(ex->stats_std);
+    ex->stats_mean = m;
+    ex->stats_std = s;
+    return AVEMO_OK;
+}
+
+/* Grow a workspace to hold at least `count` elements (contents not kept). */
+static int reserve_floats(float **buf, size_t *cap, size_t count)
+{
+    if (*cap >= count) return 1;
+    float *p = malloc(count * sizeof(float));
+    if (!p) return 0;
+    free(*buf);
+    *buf = p;
+    *cap = count;
+    return 1;
+}
+
+static int reserve_doubles(double **buf, size_t *cap, size_t count)
+{
+    if (*cap >= count) return 1;
+    double *p = malloc(count * sizeof(double));
+    if (!p) return 0;
+    free(*buf);
+    *buf = p;
+    *cap = count;
+    return 1;
+}
+
+/* Frame t of the centred STFT starts n_fft/2 samples before sample t * hop;
+ * samples outside the signal are the zero padding. */
+static void load_frame(const avemo_audio_extractor *ex, const float *x, size_t n, size_t t)
+{
+    int n_fft = ex->p.n_fft;
+    float *frame = ex->frame;
+    const float *w = ex->window;
+    long long start = (long long)(t * (size_t)ex->p.hop) - n_fft / 2;
+    if (start >= 0 && (size_t)start + (size_t)n_fft <= n) {
+        const float *src = x + start;
+        for (int i = 0; i < n_fft; i++) frame[i] = src[i] * w[i];
+        return;
+    }
+    for (int i = 0; i < n_fft; i++) {
+        long long idx = start + i;
+        frame[i] = idx >= 0 && (size_t)idx < n ? x[idx] * w[i] : 0.0f;
+    }
+}
+
+/* |X|^2 (or |X|) of the current frame into ex->power; returns the frame energy. */
+static double power_spectrum(avemo_audio_extractor *ex)
+{
+    const fftwf_complex *X = ex->spectrum;
+    float *pw = ex->power;
+    double energy = 0.0;
+    for (int k = 0; k < ex->n_bins; k++) {
+        float re = X[k][0], im = X[k][1];
+        float p = re * re + im * im;
+        energy += p;
+        pw[k] = ex->p.power == 2 ? p : sqrtf(p);
+    }
+    return energy;
+}
+
+/* Mel bands of the current frame into column t of mel (n_mels x frames). */
+static void mel_project(const avemo_audio_extractor *ex, float *mel, size_t frames, size_t t)
+{
+    const float *pw = ex->power;
+    for (int m = 0; m < ex->p.n_mels; m++) {
+        const struct mel_band *b = &ex->bands[m];
+        const float *w = ex->mel_weights + b->offset;
+        const float *src = pw + b->first;
+        float acc = 0.0f;
+        for (int i = 0; i < b->count; i++) acc += w[i] * src[i];
+        mel[(size_t)m * frames + t] = acc;
+    }
+}
+
+/* out (n_mfcc x frames) = DCT (n_mfcc x n_mels) * logmel (n_mels x frames).
+ * The inner loop runs along frames so that it vectorises. */
+static void apply_dct(const avemo_audio_extractor *ex, const float *logmel, float *out, size_t frames)
+{
+    int n_mels = ex->p.n_mels;
+    for (int k = 0; k < ex->p.n_mfcc; k++) {
+        float *dst = out + (size_t)k * frames;
+        const float *d = ex->dct + (size_t)k * n_mels;
+        memset(dst, 0, sizeof(float) * frames);
+        for (int m = 0; m < n_mels; m++) {
+            const float *src = logmel + (size_t)m * frames;
+            float c = d[m];
+            for (size_t t = 0; t < frames; t++) dst[t] += c * src[t];
+        }
+    }
+}
+
+/* 1 when every sample is finite (checked on the bits so that the loop vectorises). */
+static int all_finite(const float *x, size_t n, size_t *bad)
+{
+    uint32_t any = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        any |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!any) return 1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            *bad = i;
+            break;
+        }
+    return 0;
+}
+
+static enum avemo_status check_signal(const avemo_audio_extractor *ex, const float *samples, size_t n,
+                                      struct avemo_error *err)
+{
+    if (!ex) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "audio features: no extractor");
+    if (!samples || n == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "audio features: the signal has no samples");
+    if (n > AVEMO_AUDIO_MAX_SAMPLES)
+        return avemo_fail(err, AVEMO_ERR_TOO_LONG, "audio features: %zu samples exceed the limit of %zu", n,
+                          AVEMO_AUDIO_MAX_SAMPLES);
+    size_t bad = 0;
+    if (!all_finite(samples, n, &bad))
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "audio features: sample %zu is not a finite number", bad);
+    return AVEMO_OK;
+}
+
+/* The full feature matrix; energy (may be NULL) receives each frame's energy. */
+static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
+                                          size_t frames, double *energy, struct avemo_error *err)
+{
+    const struct avemo_audio_params *p = &ex->p;
+    float *mel = NULL;
+    if (p->feature == AVEMO_AUDIO_MFCC) {
+        if (!reserve_floats(&ex->mel, &ex->mel_cap, (size_t)p->n_mels * frames))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", frames);
+        mel = ex->mel;
+    } else if (p->feature != AVEMO_AUDIO_SPECTROGRAM) {
+        mel = out;
+    }
+    for (size_t t = 0; t < frames; t++) {
+        load_frame(ex, x, n, t);
+        fftwf_execute(ex->plan);
+        double e = power_spectrum(ex);
+        if (energy) energy[t] = e;
+        if (mel) {
+            mel_project(ex, mel, frames, t);
+        } else {
+            for (int k = 0; k < ex->n_bins; k++) out[(size_t)k * frames + t] = ex->power[k];
+        }
+    }
+    size_t rows = (size_t)ex->n_features;
+    switch (p->feature) {
+    case AVEMO_AUDIO_MEL: break;
+    case AVEMO_AUDIO_LOGMEL:
+    case AVEMO_AUDIO_SPECTROGRAM: avemo_audio_power_to_db(out, rows * frames, p->db_ref, p->amin, p->top_db); break;
+    case AVEMO_AUDIO_MFCC:
+        avemo_audio_power_to_db(mel, (size_t)p->n_mels * frames, p->db_ref, p->amin, p->top_db);
+        apply_dct(ex, mel, out, frames);
+        break;
+    }
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
+                                      size_t out_frames, struct avemo_error *err)
+{
+    enum avemo_status s = check_signal(ex, samples, n, err);
+    if (s != AVEMO_OK) return s;
+    size_t frames = avemo_audio_frame_count(ex, n);
+    if (!out || out_frames != frames)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "audio features: %zu samples give %zu frames, the buffer has %zu",
+                          n, frames, out ? out_frames : 0);
+    return compute_features(ex, samples, n, out, frames, NULL, err);
+}
+
+size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames, const double *energy)
+{
+    if (total <= frames) return 0;
+    size_t spare = total - frames;
+    if (crop == AVEMO_CROP_CENTRE) return spare / 2;
+    if (crop != AVEMO_CROP_ENERGY || !energy) return 0;
+    /* Sliding sum over windows of `frames` frames; the first maximum wins. */
+    double sum = 0.0;
+    for (size_t t = 0; t < frames; t++) sum += energy[t];
+    double best = sum;
+    size_t best_start = 0;
+    for (size_t start = 1; start <= spare; start++) {
+        sum += energy[start + frames - 1] - energy[start - 1];
+        if (sum > best) {
+            best = sum;
+            best_start = start;
+        }
+    }
+    return best_start;
+}
+
+/* Bands with (almost) no spread are only centred: dividing by a tiny std
+ * would blow rounding noise up to unit variance. */
+#define NORM_MIN_STD 1e-5
+
+void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames, enum avemo_feature_norm norm,
+                           const float *mean, const float *std)
+{
+    if (norm == AVEMO_NORM_NONE || frames == 0) return;
+    for (int f = 0; f < features; f++) {
+        float *row = x + (size_t)f * stride;
+        double mu, sd;
+        if (norm == AVEMO_NORM_DATASET) {
+            mu = mean[f];
+            sd = std[f];
+        } else {
+            double sum = 0.0, sum2 = 0.0;
+            for (size_t t = 0; t < frames; t++) sum += row[t];
+            mu = sum / (double)frames;
+            for (size_t t = 0; t < frames; t++) sum2 += (row[t] - mu) * (row[t] - mu);
+            sd = sqrt(sum2 / (double)frames);
+            if (sd < NORM_MIN_STD) sd = 1.0;
+        }
+        float fmu = (float)mu, inv = (float)(1.0 / sd);
+        for (size_t t = 0; t < frames; t++) row[t] = (row[t] - fmu) * inv;
+    }
+}
+
+enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
+                                            size_t out_frames, size_t *valid_frames, struct avemo_error *err)
+{
+    enum avemo_status s = check_signal(ex, samples, n, err);
+    if (s != AVEMO_OK) return s;
+    size_t total = avemo_audio_frame_count(ex, n), want = avemo_audio_output_frames(ex, n);
+    if (!out || out_frames != want)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "audio features: the model input has %zu frames, the buffer %zu",
+                          want, out ? out_frames : 0);
+    if (ex->p.norm == AVEMO_NORM_DATASET && !ex->stats_mean)
+        return avemo_fail(err, AVEMO_ERR_CONFIG,
+                          "audio features: norm=dataset but no statistics were given (avemo_audio_extractor_set_stats)");
+    size_t rows = (size_t)ex->n_features;
+    if (!reserve_floats(&ex->full, &ex->full_cap, rows * total) ||
+        !reserve_doubles(&ex->energy, &ex->energy_cap, total))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
+    s = compute_features(ex, samples, n, ex->full, total, ex->energy, err);
+    if (s != AVEMO_OK) return s;
+    size_t start = avemo_audio_crop_start(ex->p.crop, total, want, ex->energy);
+    size_t valid = total - start < want ? total - start : want;
+    for (size_t f = 0; f < rows; f++) {
+        float *dst = out + f * want;
+        memcpy(dst, ex->full + f * total + start, sizeof(float) * valid);
+        memset(dst + valid, 0, sizeof(float) * (want - valid));
+    }
+    avemo_audio_normalize(out, (int)rows, want, valid, ex->p.norm, ex->stats_mean, ex->stats_std);
+    if (valid_frames) *valid_frames = valid;
+    return AVEMO_OK;
+}

@@ -1,0 +1,150 @@
+/* avemo features FILE [--pipeline P.ini] [--feature ..] [--sr ..] [--n-mfcc ..] [--frames N|all] ... --out OUT.npy */
+#include "cli/cli.h"
+
+#include <avemo/audio.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char features_usage[] =
+    "usage: avemo features FILE [options] [--out OUT.npy]\n"
+    "  Compute the audio features of a model input (librosa-equal MFCC, log-mel or\n"
+    "  spectrogram) and write them as a float32 .npy of shape features x frames.\n"
+    "  Without --out, print the shape and a few statistics.\n"
+    "  --pipeline P.ini       read the [audio] section of a pipeline file\n"
+    "  --feature F            mfcc | logmel | mel | spectrogram\n"
+    "  --sr HZ                sample rate the audio is resampled to (default 22050)\n"
+    "  --n-mfcc N             MFCC rows (default 40)\n"
+    "  --n-mels N             mel bands (default 128)\n"
+    "  --frames N|all         pad or crop to N frames (default 128), or keep all\n"
+    "  --crop C               start | centre | energy: which frames a long clip keeps\n"
+    "  --db-ref R             one | max: the 0 dB reference\n"
+    "  --input-format FMT     force the input format, e.g. f32le for raw samples\n"
+    "  --input-rate HZ        sample rate of a raw input (with --input-format)\n"
+    "  --out OUT.npy          output file\n"
+    "  Options override the pipeline file.";
+
+/* Command-line options that map to [audio] keys, applied after the pipeline file. */
+struct override {
+    const char *key;
+    const char *value;
+};
+
+#define MAX_OVERRIDES 16
+#define PIPELINE_MAX_BYTES (1 << 20)
+
+static int load_params(const char *pipeline, const struct override *ov, int n_ov, struct avemo_audio_params *p,
+                       struct avemo_error *err)
+{
+    avemo_audio_params_default(p);
+    if (pipeline) {
+        uint8_t *text = NULL;
+        size_t size = 0;
+        if (avemo_read_file(pipeline, PIPELINE_MAX_BYTES, &text, &size, err)) return 0;
+        enum avemo_status s = avemo_audio_params_from_ini((const char *)text, pipeline, p, err);
+        free(text);
+        if (s) return 0;
+    }
+    for (int i = 0; i < n_ov; i++)
+        if (avemo_audio_params_set(p, ov[i].key, ov[i].value, "command line", err)) return 0;
+    return avemo_audio_params_validate(p, "command line", err) == AVEMO_OK;
+}
+
+static void print_summary(const char *file, const struct avemo_audio_params *p, const float *x, size_t rows,
+                          size_t cols, size_t valid)
+{
+    double sum = 0.0, sum2 = 0.0, lo = INFINITY, hi = -INFINITY;
+    size_t n = rows * cols;
+    for (size_t i = 0; i < n; i++) {
+        sum += x[i];
+        sum2 += (double)x[i] * x[i];
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    double mean = sum / (double)n;
+    double var = sum2 / (double)n - mean * mean;
+    printf("%s: %s %zu x %zu (%zu frames from the signal, %zu padding), %d Hz\n", file,
+           avemo_audio_feature_name(p->feature), rows, cols, valid, cols - valid, p->sample_rate);
+    printf("min %.4f  max %.4f  mean %.4f  std %.4f\n", lo, hi, mean, sqrt(var > 0.0 ? var : 0.0));
+}
+
+static int run_features(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"pipeline", required_argument, NULL, 'p'},  {"feature", required_argument, NULL, 'F'},
+        {"sr", required_argument, NULL, 'r'},        {"n-mfcc", required_argument, NULL, 'c'},
+        {"n-mels", required_argument, NULL, 'm'},    {"frames", required_argument, NULL, 'n'},
+        {"crop", required_argument, NULL, 'C'},      {"db-ref", required_argument, NULL, 'd'},
+        {"input-format", required_argument, NULL, 'f'}, {"input-rate", required_argument, NULL, 'R'},
+        {"out", required_argument, NULL, 'o'},       {NULL, 0, NULL, 0},
+    };
+    struct override ov[MAX_OVERRIDES];
+    int n_ov = 0, c;
+    const char *pipeline = NULL, *out_path = NULL, *input_format = NULL, *input_rate = NULL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'p': pipeline = optarg; break;
+        case 'F': key = "feature"; break;
+        case 'r': key = "sample_rate"; break;
+        case 'c': key = "n_mfcc"; break;
+        case 'm': key = "n_mels"; break;
+        case 'n': key = "frames"; break;
+        case 'C': key = "crop"; break;
+        case 'd': key = "db_ref"; break;
+        case 'f': input_format = optarg; break;
+        case 'R': input_rate = optarg; break;
+        case 'o': out_path = optarg; break;
+        default: fprintf(stderr, "%s\n", features_usage); return CLI_EXIT_USAGE;
+        }
+        if (key && n_ov == MAX_OVERRIDES) {
+            fprintf(stderr, "avemo features: too many options\n");
+            return CLI_EXIT_USAGE;
+        }
+        if (key) ov[n_ov++] = (struct override){key, optarg};
+    }
+    if (optind != argc - 1 || (input_rate && !input_format)) {
+        fprintf(stderr, "%s\n", features_usage);
+        return CLI_EXIT_USAGE;
+    }
+    const char *file = argv[optind];
+    struct avemo_error err = {0};
+    struct avemo_audio_params params;
+    if (!load_params(pipeline, ov, n_ov, &params, &err)) return cli_report(&err);
+
+    /* A raw input needs its rate and layout, like ffmpeg -f f32le -ar HZ -ac 1. */
+    char demux_options[96];
+    struct avemo_media_open_options opt = {0};
+    opt.format = input_format;
+    if (input_rate) {
+        snprintf(demux_options, sizeof demux_options, "sample_rate=%s:ch_layout=mono", input_rate);
+        opt.options = demux_options;
+    }
+    avemo_audio_extractor *ex = NULL;
+    avemo_media *media = NULL;
+    float *x = NULL;
+    size_t cols = 0, valid = 0;
+    int rc = CLI_EXIT_OK;
+    if (avemo_audio_extractor_create(&params, &ex, &err) || avemo_media_open_file(file, &opt, &media, &err) ||
+        avemo_audio_features_from_media(ex, media, &x, &cols, &valid, &err)) {
+        rc = cli_report(&err);
+    } else {
+        size_t rows = (size_t)avemo_audio_feature_count(ex);
+        if (out_path) {
+            size_t shape[2] = {rows, cols};
+            if (avemo_write_npy(out_path, x, 2, shape, &err)) rc = cli_report(&err);
+        } else {
+            print_summary(file, &params, x, rows, cols, valid);
+        }
+    }
+    free(x);
+    avemo_media_close(media);
+    avemo_audio_extractor_free(ex);
+    return rc;
+}
+
+const struct cli_command cli_cmd_features = {
+    "features", "compute MFCC / log-mel / spectrogram features (.npy)", features_usage, run_features,
+};

@@ -1,0 +1,144 @@
+/* Conv2D: im2col then one sgemm per sample, forward and backward side by side.
+ *
+ * Per sample, with K = in_c * k * k and N = out_h * out_w:
+ *   col[K][N]  = im2col(in)                    (zeros where the window leaves the image)
+ *   out[M][N]  = W[M][K] . col + bias          (M = out_c)
+ * Backward:
+ *   dW[M][K]  += dout[M][N] . col^T,  db[m] += sum_n dout[m][n]
+ *   dcol[K][N] = W^T . dout,  din = col2im(dcol)
+ */
+#include "nn/nn_internal.h"
+
+#include <cblas.h>
+#include <string.h>
+
+size_t nn_conv_col_size(const struct nn_layer *l)
+{
+    return (size_t)l->in_c * l->k * l->k * l->out_h * l->out_w;
+}
+
+/* Whether the column matrix is the input itself (1x1 kernel, stride 1, no padding). */
+static int conv_is_pointwise(const struct nn_layer *l)
+{
+    return l->k == 1 && l->stride == 1 && l->pad_t == 0 && l->pad_l == 0;
+}
+
+/* The output columns [ow_lo, ow_hi) whose input column ow*s - pad + kj lies inside [0, W). */
+static void valid_range(int pad, int kj, int s, int in_w, int out_w, int *lo, int *hi)
+{
+    int a = pad - kj; /* need ow*s >= a */
+    int first = a <= 0 ? 0 : (a + s - 1) / s;
+    int b = in_w + pad - kj; /* need ow*s < b */
+    int last = b <= 0 ? 0 : (b + s - 1) / s;
+    if (first > out_w) first = out_w;
+    if (last > out_w) last = out_w;
+    if (last < first) last = first;
+    *lo = first;
+    *hi = last;
+}
+
+static void im2col(const struct nn_layer *l, const float *in, float *col)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
+    for (int c = 0; c < l->in_c; c++) {
+        const float *plane = in + (size_t)c * H * W;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                int lo, hi;
+                valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
+                for (int oh = 0; oh < Ho; oh++) {
+                    float *dst = row + (size_t)oh * Wo;
+                    int ih = oh * s - l->pad_t + ki;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)Wo);
+                        continue;
+                    }
+                    const float *src = plane + (size_t)ih * W - l->pad_l + kj;
+                    for (int ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+                    if (s == 1) memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ow = lo; ow < hi; ow++) dst[ow] = src[ow * s];
+                    for (int ow = hi; ow < Wo; ow++) dst[ow] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: adds every column entry back to the input pixel it came from. */
+static void col2im(const struct nn_layer *l, const float *col, float *in)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
+    memset(in, 0, sizeof(float) * nn_in_size(l));
+    for (int c = 0; c < l->in_c; c++) {
+        float *plane = in + (size_t)c * H * W;
+        for (int ki = 0; ki < k; ki++) {
+            for (int kj = 0; kj < k; kj++) {
+                const float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                int lo, hi;
+                valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
+                for (int oh = 0; oh < Ho; oh++) {
+                    int ih = oh * s - l->pad_t + ki;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *src = row + (size_t)oh * Wo;
+                    float *dst = plane + (size_t)ih * W - l->pad_l + kj;
+                    for (int ow = lo; ow < hi; ow++) dst[ow * s] += src[ow];
+                }
+            }
+        }
+    }
+}
+
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *b, const float *in, float *out,
+                     int B, float *col)
+{
+    const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
+    const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
+    for (int n = 0; n < B; n++) {
+        const float *x = in + n * in_size;
+        float *y = out + n * out_size;
+        const float *cols = x;
+        if (!conv_is_pointwise(l)) {
+            im2col(l, x, col);
+            cols = col;
+        }
+        for (int m = 0; m < M; m++) {
+            float bias = b[m];
+            float *row = y + (size_t)m * N;
+            for (int j = 0; j < N; j++) row[j] = bias;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, w, K, cols, N, 1.0f, y, N);
+    }
+}
+
+void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
+                      const float *dout, float *din, int B, float *col, float *dcol)
+{
+    const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
+    const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
+    for (int n = 0; n < B; n++) {
+        const float *x = in + n * in_size;
+        const float *dy = dout + n * out_size;
+        const float *cols = x;
+        if (!conv_is_pointwise(l)) {
+            im2col(l, x, col);
+            cols = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
+        for (int m = 0; m < M; m++) {
+            const float *row = dy + (size_t)m * N;
+            float sum = 0.0f;
+            for (int j = 0; j < N; j++) sum += row[j];
+            db[m] += sum;
+        }
+        if (!din) continue;
+        float *dx = din + n * in_size;
+        if (conv_is_pointwise(l)) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dx, N);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dcol, N);
+            col2im(l, dcol, dx);
+        }
+    }
+}

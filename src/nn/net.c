@@ -1,0 +1,615 @@
+/* The model (struct avemo_net) and the per-thread context: creation, initialisation,
+ * the forward pass in both modes and the backward pass over the layer table. */
+#include "nn/nn_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- OpenBLAS threads ---- */
+
+static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+
+/* OpenBLAS starts with one thread per core; avemo's default is 1 (a server runs one context
+ * per request thread).  Applied once, the first time a context is created or threads set. */
+static void set_one_thread(void) { openblas_set_num_threads(1); }
+
+void nn_threads_default(void) { pthread_once(&threads_once, set_one_thread); }
+
+enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err)
+{
+    if (threads < 1 || threads > 256)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "nn threads: %d not in 1..256", threads);
+    nn_threads_default();
+    openblas_set_num_threads(threads);
+    return AVEMO_OK;
+}
+
+int avemo_nn_threads(void)
+{
+    nn_threads_default();
+    return openblas_get_num_threads();
+}
+
+/* ---- the model ---- */
+
+enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, avemo_net **out,
+                                   struct avemo_error *err)
+{
+    *out = NULL;
+    if (!name) name = "network";
+    if (!pipeline_text) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: no pipeline text", name);
+    size_t len = strlen(pipeline_text);
+    if (len > AVEMO_NN_MAX_PIPELINE_BYTES)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: pipeline text is %zu bytes, the limit is %d", name, len,
+                          AVEMO_NN_MAX_PIPELINE_BYTES);
+    struct avemo_net *net = calloc(1, sizeof *net);
+    if (!net) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", name);
+    snprintf(net->name, sizeof net->name, "%s", name);
+    net->pipeline = strdup(pipeline_text);
+    if (!net->pipeline) {
+        avemo_net_free(net);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", name);
+    }
+    enum avemo_status st = nn_parse_network(net, pipeline_text, err);
+    if (st) {
+        avemo_net_free(net);
+        return st;
+    }
+    net->params = calloc(net->nparams + 1, sizeof(float));
+    net->stats = calloc(net->nstats + 1, sizeof(float));
+    if (!net->params || !net->stats) {
+        avemo_net_free(net);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu parameters", name, net->nparams);
+    }
+    for (int i = 0; i < net->nlayers; i++) { /* running variance starts at 1, as in PyTorch */
+        const struct nn_layer *l = &net->layers[i];
+        if (l->op == NN_BN)
+            for (int c = 0; c < l->in_c; c++) net->stats[l->s_off + l->in_c + c] = 1.0f;
+    }
+    *out = net;
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_create_file(const char *pipeline_path, avemo_net **out, struct avemo_error *err)
+{
+    uint8_t *text;
+    size_t size;
+    *out = NULL;
+    enum avemo_status st = avemo_read_file(pipeline_path, AVEMO_NN_MAX_PIPELINE_BYTES, &text, &size, err);
+    if (st) return st;
+    if (memchr(text, 0, size)) {
+        free(text);
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: not a text file (contains NUL bytes)", pipeline_path);
+    }
+    st = avemo_net_create((const char *)text, pipeline_path, out, err);
+    free(text);
+    return st;
+}
+
+void avemo_net_free(avemo_net *net)
+{
+    if (!net) return;
+    free(net->pipeline);
+    free(net->layers);
+    free(net->params);
+    free(net->stats);
+    if (net->labels)
+        for (int i = 0; i < net->classes; i++) free(net->labels[i]);
+    free(net->labels);
+    for (int i = 0; i < net->narrays; i++) free(net->arrays[i].data);
+    free(net);
+}
+
+static void fans(const struct nn_layer *l, double *fan_in, double *fan_out)
+{
+    if (l->op == NN_CONV) {
+        *fan_in = (double)l->in_c * l->k * l->k;
+        *fan_out = (double)l->out_c * l->k * l->k;
+    } else {
+        *fan_in = (double)nn_in_size(l);
+        *fan_out = (double)l->out_c;
+    }
+}
+
+void avemo_net_init(avemo_net *net, enum avemo_nn_init scheme, uint64_t seed)
+{
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, seed, 0x6176656d6fULL);
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        float *w = net->params + l->w_off, *b = net->params + l->b_off;
+        if (l->op == NN_BN) {
+            for (int c = 0; c < l->in_c; c++) {
+                w[c] = 1.0f;
+                b[c] = 0.0f;
+                net->stats[l->s_off + c] = 0.0f;
+                net->stats[l->s_off + l->in_c + c] = 1.0f;
+            }
+            continue;
+        }
+        if (l->op != NN_CONV && l->op != NN_DENSE) continue;
+        double fan_in, fan_out;
+        fans(l, &fan_in, &fan_out);
+        int glorot = scheme == AVEMO_NN_INIT_GLOROT || (scheme == AVEMO_NN_INIT_DEFAULT && i == net->nlayers - 1);
+        if (glorot) {
+            float limit = (float)sqrt(6.0 / (fan_in + fan_out));
+            for (size_t j = 0; j < l->w_n; j++) w[j] = (2.0f * avemo_rng_uniform(&rng) - 1.0f) * limit;
+        } else {
+            float std = (float)sqrt(2.0 / fan_in);
+            for (size_t j = 0; j < l->w_n; j++) w[j] = avemo_rng_normal(&rng) * std;
+        }
+        memset(b, 0, sizeof(float) * l->b_n);
+    }
+}
+
+int avemo_net_input_count(const avemo_net *net) { return net->ninputs; }
+
+size_t avemo_net_input_shape(const avemo_net *net, int i, const char **name, int *c, int *h, int *w)
+{
+    if (i < 0 || i >= net->ninputs) return 0;
+    const struct nn_stage *st = &net->stages[i];
+    if (name) *name = st->name;
+    if (c) *c = st->c;
+    if (h) *h = st->h;
+    if (w) *w = st->w;
+    return (size_t)st->c * st->h * st->w;
+}
+
+int avemo_net_input_index(const avemo_net *net, const char *name)
+{
+    for (int i = 0; i < net->ninputs; i++)
+        if (strcmp(net->stages[i].name, name) == 0) return i;
+    return -1;
+}
+
+int avemo_net_classes(const avemo_net *net) { return net->classes; }
+const char *avemo_net_pipeline(const avemo_net *net) { return net->pipeline; }
+
+float *avemo_net_params(avemo_net *net, size_t *count)
+{
+    if (count) *count = net->nparams;
+    return net->params;
+}
+
+float *avemo_net_stats(avemo_net *net, size_t *count)
+{
+    if (count) *count = net->nstats;
+    return net->stats;
+}
+
+int avemo_net_layer_count(const avemo_net *net) { return net->nlayers; }
+
+const char *avemo_net_layer_name(const avemo_net *net, int layer)
+{
+    return layer >= 0 && layer < net->nlayers ? net->layers[layer].name : NULL;
+}
+
+void avemo_net_layer_describe(const avemo_net *net, int layer, char *buf, size_t size)
+{
+    if (layer < 0 || layer >= net->nlayers) {
+        snprintf(buf, size, "?");
+        return;
+    }
+    const struct nn_layer *l = &net->layers[layer];
+    snprintf(buf, size, "%s -> %dx%dx%d", l->spec, l->out_c, l->out_h, l->out_w);
+}
+
+size_t avemo_net_layer_params(const avemo_net *net, int layer, size_t *offset)
+{
+    if (layer < 0 || layer >= net->nlayers) return 0;
+    if (offset) *offset = net->layers[layer].w_off;
+    return net->layers[layer].w_n + net->layers[layer].b_n;
+}
+
+enum avemo_status avemo_net_set_labels(avemo_net *net, const char *const *labels, int count,
+                                       struct avemo_error *err)
+{
+    if (count != net->classes)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %d labels for %d classes", net->name, count, net->classes);
+    char **copy = calloc((size_t)count, sizeof *copy);
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    for (int i = 0; i < count; i++) {
+        size_t len = strlen(labels[i]);
+        copy[i] = len >= 1 && len <= 64 ? strdup(labels[i]) : NULL;
+        if (!copy[i]) {
+            for (int j = 0; j < i; j++) free(copy[j]);
+            free(copy);
+            return avemo_fail(err, len >= 1 && len <= 64 ? AVEMO_ERR_NOMEM : AVEMO_ERR_INVALID_ARG,
+                              "%s: label %d must have 1 to 64 characters", net->name, i);
+        }
+    }
+    if (net->labels)
+        for (int i = 0; i < net->classes; i++) free(net->labels[i]);
+    free(net->labels);
+    net->labels = copy;
+    return AVEMO_OK;
+}
+
+const char *avemo_net_label(const avemo_net *net, int class_index)
+{
+    if (!net->labels || class_index < 0 || class_index >= net->classes) return NULL;
+    return net->labels[class_index];
+}
+
+enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const float *data, size_t count,
+                                      struct avemo_error *err)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len >= sizeof net->arrays[0].name)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: array name '%s' must have 1 to %zu characters",
+                          net->name, name, sizeof net->arrays[0].name - 1);
+    if (count > AVEMO_NN_MAX_ACT)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: array '%s' has %zu floats (limit %zu)", net->name, name,
+                          count, AVEMO_NN_MAX_ACT);
+    int slot = -1;
+    for (int i = 0; i < net->narrays; i++)
+        if (strcmp(net->arrays[i].name, name) == 0) slot = i;
+    if (slot < 0) {
+        if (net->narrays == NN_MAX_ARRAYS)
+            return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d arrays", net->name, NN_MAX_ARRAYS);
+        slot = net->narrays;
+    }
+    float *copy = malloc(sizeof(float) * (count + 1));
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    if (count) memcpy(copy, data, sizeof(float) * count);
+    if (slot == net->narrays) net->narrays++;
+    else free(net->arrays[slot].data);
+    snprintf(net->arrays[slot].name, sizeof net->arrays[slot].name, "%s", name);
+    net->arrays[slot].data = copy;
+    net->arrays[slot].count = count;
+    return AVEMO_OK;
+}
+
+const float *avemo_net_array(const avemo_net *net, const char *name, size_t *count)
+{
+    for (int i = 0; i < net->narrays; i++) {
+        if (strcmp(net->arrays[i].name, name) == 0) {
+            if (count) *count = net->arrays[i].count;
+            return net->arrays[i].data;
+        }
+    }
+    if (count) *count = 0;
+    return NULL;
+}
+
+/* ---- contexts ---- */
+
+void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
+{
+    if (!ctx) return;
+    if (ctx->act)
+        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->act[i]);
+    if (ctx->pool_idx)
+        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->pool_idx[i]);
+    if (ctx->drop_mask)
+        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->drop_mask[i]);
+    free(ctx->act);
+    free(ctx->out);
+    free(ctx->pool_idx);
+    free(ctx->drop_mask);
+    free(ctx->concat);
+    free(ctx->col);
+    free(ctx->dcol);
+    free(ctx->bn_mean);
+    free(ctx->bn_rstd);
+    free(ctx->grads);
+    free(ctx->dbuf[0]);
+    free(ctx->dbuf[1]);
+    free(ctx->dconcat);
+    free(ctx->probs);
+    free(ctx);
+}
+
+/* Layers whose output is their input (no buffer of their own). */
+static int layer_aliases(const struct nn_layer *l, int training)
+{
+    return l->op == NN_FLATTEN || (l->op == NN_DROPOUT && (!training || l->p == 0.0f));
+}
+
+static void *alloc_floats(size_t n, int *ok)
+{
+    void *p = malloc(sizeof(float) * (n ? n : 1));
+    if (!p) *ok = 0;
+    return p;
+}
+
+enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int training, uint64_t seed,
+                                      avemo_nn_ctx **out, struct avemo_error *err)
+{
+    *out = NULL;
+    if (max_batch < 1 || max_batch > AVEMO_NN_MAX_BATCH)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch size %d not in 1..%d", net->name, max_batch,
+                          AVEMO_NN_MAX_BATCH);
+    nn_threads_default();
+    struct avemo_nn_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    ctx->net = net;
+    ctx->max_batch = max_batch;
+    ctx->training = training != 0;
+    ctx->dropout = 1;
+    avemo_rng_seed(&ctx->rng, seed, 0x64726f706f7574ULL);
+    const size_t B = (size_t)max_batch;
+    int ok = 1, L = net->nlayers;
+    ctx->act = calloc((size_t)L, sizeof *ctx->act);
+    ctx->out = calloc((size_t)L, sizeof *ctx->out);
+    ctx->pool_idx = calloc((size_t)L, sizeof *ctx->pool_idx);
+    ctx->drop_mask = calloc((size_t)L, sizeof *ctx->drop_mask);
+    if (!ctx->act || !ctx->out || !ctx->pool_idx || !ctx->drop_mask) ok = 0;
+    size_t col = 1, dmax = 1;
+    for (int i = 0; ok && i < L; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (!layer_aliases(l, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
+        if (l->op == NN_CONV && nn_conv_col_size(l) > col) col = nn_conv_col_size(l);
+        if (nn_in_size(l) > dmax) dmax = nn_in_size(l);
+        if (nn_out_size(l) > dmax) dmax = nn_out_size(l);
+        if (ctx->training && l->op == NN_MAXPOOL) {
+            ctx->pool_idx[i] = malloc(sizeof(int32_t) * B * nn_out_size(l));
+            if (!ctx->pool_idx[i]) ok = 0;
+        }
+        if (ctx->training && l->op == NN_DROPOUT) {
+            ctx->drop_mask[i] = malloc(B * nn_out_size(l));
+            if (!ctx->drop_mask[i]) ok = 0;
+        }
+    }
+    if (ok) {
+        ctx->col_size = col;
+        ctx->concat = alloc_floats(B * net->concat_size, &ok);
+        ctx->col = alloc_floats(col, &ok);
+        ctx->bn_mean = alloc_floats(net->nstats / 2, &ok);
+        ctx->bn_rstd = alloc_floats(net->nstats / 2, &ok);
+        ctx->probs = alloc_floats(B * (size_t)net->classes, &ok);
+    }
+    if (ok && ctx->training) {
+        ctx->dcol = alloc_floats(col, &ok);
+        ctx->grads = alloc_floats(net->nparams, &ok);
+        ctx->dbuf_size = B * dmax;
+        ctx->dbuf[0] = alloc_floats(ctx->dbuf_size, &ok);
+        ctx->dbuf[1] = alloc_floats(ctx->dbuf_size, &ok);
+        ctx->dconcat = alloc_floats(B * net->concat_size, &ok);
+        if (ok) memset(ctx->grads, 0, sizeof(float) * net->nparams);
+    }
+    if (!ok) {
+        avemo_nn_ctx_free(ctx);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a context for batch %d", net->name, max_batch);
+    }
+    *out = ctx;
+    return AVEMO_OK;
+}
+
+void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled) { ctx->dropout = enabled != 0; }
+
+float *avemo_nn_ctx_grads(avemo_nn_ctx *ctx, size_t *count)
+{
+    if (count) *count = ctx->grads ? ctx->net->nparams : 0;
+    return ctx->grads;
+}
+
+/* ---- forward ---- */
+
+/* The input of layer i of stage s: the stage input for its first layer, else the previous output. */
+static const float *layer_input(const avemo_nn_ctx *ctx, int s, int i)
+{
+    const struct nn_stage *st = &ctx->net->stages[s];
+    if (i > st->first) return ctx->out[i - 1];
+    return s < ctx->net->ninputs ? ctx->inputs[s] : ctx->concat;
+}
+
+static const float *stage_output(const avemo_nn_ctx *ctx, int s)
+{
+    const struct nn_stage *st = &ctx->net->stages[s];
+    return st->count ? ctx->out[st->first + st->count - 1] : layer_input(ctx, s, st->first);
+}
+
+static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx, int s, int i, int train,
+                          int B)
+{
+    const struct nn_layer *l = &net->layers[i];
+    const float *in = layer_input(ctx, s, i);
+    const float *w = net->params + l->w_off, *b = net->params + l->b_off;
+    float *y = ctx->act[i];
+    size_t n = (size_t)B * nn_out_size(l);
+    switch (l->op) {
+    case NN_CONV: nn_conv_forward(l, w, b, in, y, B, ctx->col); break;
+    case NN_BN:
+        if (train) {
+            nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, in, y, B, ctx->bn_mean + l->s_off / 2,
+                                ctx->bn_rstd + l->s_off / 2);
+        } else {
+            nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B);
+            for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
+                ctx->bn_mean[l->s_off / 2 + c] = net->stats[l->s_off + c];
+                ctx->bn_rstd[l->s_off / 2 + c] = 1.0f / sqrtf(net->stats[l->s_off + l->in_c + c] + NN_BN_EPS);
+            }
+        }
+        break;
+    case NN_RELU: nn_relu_forward(in, y, n); break;
+    case NN_MAXPOOL: nn_maxpool_forward(l, in, y, ctx->pool_idx[i], B); break;
+    case NN_GAP: nn_gap_forward(l, in, y, B); break;
+    case NN_DENSE: nn_dense_forward(l, w, b, in, y, B); break;
+    case NN_FLATTEN: y = (float *)in; break;
+    case NN_DROPOUT:
+        if (train && ctx->dropout && l->p > 0.0f) nn_dropout_forward(l, &ctx->rng, in, y, ctx->drop_mask[i], n);
+        else if (y) memcpy(y, in, sizeof(float) * n); /* training context with dropout off */
+        else y = (float *)in;
+        break;
+    }
+    ctx->out[i] = y;
+}
+
+static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
+                                     const float *const *inputs, int batch, int train, const float **logits,
+                                     struct avemo_error *err)
+{
+    if (ctx->net != net)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
+    if (batch < 1 || batch > ctx->max_batch)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch %d not in 1..%d (the context's size)", net->name,
+                          batch, ctx->max_batch);
+    for (int s = 0; s < net->ninputs; s++) {
+        if (!inputs || !inputs[s])
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input '%s' is missing", net->name,
+                              net->stages[s].name);
+        ctx->inputs[s] = inputs[s];
+    }
+    if (train) {
+        for (int i = 0; i < net->nlayers; i++) {
+            const struct nn_layer *l = &net->layers[i];
+            if (l->op == NN_BN && (size_t)batch * l->in_h * l->in_w < 2)
+                return avemo_fail(err, AVEMO_ERR_INVALID_ARG,
+                                  "%s: layer %s (batch norm) needs more than one value per channel in training; "
+                                  "use a batch of at least 2", net->name, l->name);
+        }
+    }
+    ctx->batch = batch;
+    ctx->last_train = train;
+    const float *branch_out[AVEMO_NN_MAX_INPUTS];
+    size_t sizes[AVEMO_NN_MAX_INPUTS];
+    for (int s = 0; s < net->ninputs; s++) {
+        const struct nn_stage *st = &net->stages[s];
+        for (int i = st->first; i < st->first + st->count; i++) layer_forward(net, stats, ctx, s, i, train, batch);
+        branch_out[s] = stage_output(ctx, s);
+        sizes[s] = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)st->c * st->h * st->w;
+    }
+    nn_concat_forward(net->ninputs, branch_out, sizes, ctx->concat, batch);
+    const int head = net->ninputs;
+    const struct nn_stage *st = &net->stages[head];
+    for (int i = st->first; i < st->first + st->count; i++) layer_forward(net, stats, ctx, head, i, train, batch);
+    *logits = stage_output(ctx, head);
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_forward(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs, int batch,
+                                    const float **logits, struct avemo_error *err)
+{
+    return run_forward(net, NULL, ctx, inputs, batch, 0, logits, err);
+}
+
+enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                          int batch, const float **logits, struct avemo_error *err)
+{
+    if (!ctx->training)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: training forward on an inference-only context",
+                          net->name);
+    return run_forward(net, net->stats, ctx, inputs, batch, 1, logits, err);
+}
+
+/* ---- loss and backward ---- */
+
+static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *ctx, const int *labels,
+                                      const struct avemo_nn_loss *opt, struct avemo_error *err)
+{
+    if (ctx->batch < 1)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: loss before any forward", net->name);
+    for (int n = 0; n < ctx->batch; n++)
+        if (labels[n] < 0 || labels[n] >= net->classes)
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: label %d of sample %d not in 0..%d", net->name,
+                              labels[n], n, net->classes - 1);
+    if (opt && !(opt->label_smoothing >= 0.0f && opt->label_smoothing <= 1.0f))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: label smoothing %g not in [0, 1]", net->name,
+                          (double)opt->label_smoothing);
+    if (opt && opt->class_weights) {
+        double sum = 0.0;
+        for (int n = 0; n < ctx->batch; n++) sum += opt->class_weights[labels[n]];
+        for (int c = 0; c < net->classes; c++)
+            if (!(opt->class_weights[c] >= 0.0f))
+                return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: class weight %d is negative", net->name, c);
+        if (!(sum > 0.0))
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: the batch's class weights sum to 0", net->name);
+    }
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
+                                 const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err)
+{
+    enum avemo_status st = check_labels(net, ctx, labels, opt, err);
+    if (st) return st;
+    const float *logits = stage_output(ctx, net->ninputs);
+    *loss = nn_softmax_xent(logits, labels, ctx->batch, net->classes, opt ? opt->class_weights : NULL,
+                            opt ? opt->label_smoothing : 0.0f, ctx->probs, NULL);
+    return AVEMO_OK;
+}
+
+/* Backward of layer i: dout is the gradient of its output; din (NULL when not needed)
+ * receives the gradient of its input. */
+static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, int i, const float *dout,
+                           float *din)
+{
+    const struct nn_layer *l = &net->layers[i];
+    const int B = ctx->batch;
+    const float *in = layer_input(ctx, s, i);
+    const float *w = net->params + l->w_off;
+    float *dw = ctx->grads + l->w_off, *db = ctx->grads + l->b_off;
+    size_t n = (size_t)B * nn_out_size(l);
+    switch (l->op) {
+    case NN_CONV: nn_conv_backward(l, w, dw, db, in, dout, din, B, ctx->col, ctx->dcol); break;
+    case NN_BN:
+        nn_bn_backward(l, w, dw, db, in, dout, din, B, ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2,
+                       ctx->last_train);
+        break;
+    case NN_RELU:
+        if (din) nn_relu_backward(ctx->out[i], dout, din, n);
+        break;
+    case NN_MAXPOOL:
+        if (din) nn_maxpool_backward(l, ctx->pool_idx[i], dout, din, B);
+        break;
+    case NN_GAP:
+        if (din) nn_gap_backward(l, dout, din, B);
+        break;
+    case NN_DENSE: nn_dense_backward(l, w, dw, db, in, dout, din, B); break;
+    case NN_FLATTEN:
+        if (din) memcpy(din, dout, sizeof(float) * n);
+        break;
+    case NN_DROPOUT:
+        if (!din) break;
+        if (ctx->last_train && ctx->dropout && l->p > 0.0f) nn_dropout_backward(l, ctx->drop_mask[i], dout, din, n);
+        else memcpy(din, dout, sizeof(float) * n);
+        break;
+    }
+}
+
+/* Runs the layers of stage s backwards from dout (in one of the ping-pong buffers);
+ * the gradient of the stage input goes to din_stage (NULL for a network input). */
+static void stage_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, const float *dout,
+                           float *din_stage)
+{
+    const struct nn_stage *st = &net->stages[s];
+    for (int i = st->first + st->count - 1; i >= st->first; i--) {
+        float *din = i == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
+        layer_backward(net, ctx, s, i, dout, din);
+        dout = din;
+    }
+}
+
+enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
+                                     const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err)
+{
+    if (!ctx->training)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward on an inference-only context", net->name);
+    enum avemo_status st = check_labels(net, ctx, labels, opt, err);
+    if (st) return st;
+    const int B = ctx->batch;
+    const float *logits = stage_output(ctx, net->ninputs);
+    memset(ctx->grads, 0, sizeof(float) * net->nparams);
+    float value = nn_softmax_xent(logits, labels, B, net->classes, opt ? opt->class_weights : NULL,
+                                  opt ? opt->label_smoothing : 0.0f, ctx->probs, ctx->dbuf[0]);
+    if (loss) *loss = value;
+    stage_backward(net, ctx, net->ninputs, ctx->dbuf[0], ctx->dconcat);
+    size_t sizes[AVEMO_NN_MAX_INPUTS];
+    for (int s = 0; s < net->ninputs; s++) {
+        const struct nn_stage *bs = &net->stages[s];
+        sizes[s] = bs->count ? nn_out_size(&net->layers[bs->first + bs->count - 1]) : (size_t)bs->c * bs->h * bs->w;
+    }
+    size_t offset = 0;
+    for (int s = 0; s < net->ninputs; s++) {
+        /* The slice of the head's input gradient that belongs to branch s. */
+        for (int n = 0; n < B; n++)
+            memcpy(ctx->dbuf[0] + n * sizes[s], ctx->dconcat + n * net->concat_size + offset, sizeof(float) * sizes[s]);
+        offset += sizes[s];
+        stage_backward(net, ctx, s, ctx->dbuf[0], NULL);
+    }
+    return AVEMO_OK;
+}

@@ -1,0 +1,146 @@
+/* Optimisers with PyTorch's exact update rules (torch.optim.Adam, AdamW, SGD in 1.13):
+ *   Adam:  g += wd * p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *          p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *   AdamW: p *= 1 - lr * wd, then Adam without the L2 term
+ *   SGD:   g += wd * p;  buf = g at the first step, else momentum * buf + g;  p -= lr * buf
+ * Gradient clipping as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when < 1.
+ * Frozen layers (transfer learning) are neither clipped, counted in the norm, nor updated. */
+#include "nn/nn_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct avemo_optim {
+    struct avemo_optim_config cfg;
+    const struct avemo_net *net;
+    float *m, *v;       /* Adam moments, or SGD momentum buffer in m */
+    long step;
+    uint8_t *frozen;    /* per layer */
+};
+
+enum avemo_status avemo_optim_create(const avemo_net *net, const struct avemo_optim_config *cfg, avemo_optim **out,
+                                     struct avemo_error *err)
+{
+    *out = NULL;
+    struct avemo_optim_config c = *cfg;
+    if (c.beta1 == 0.0f && c.beta2 == 0.0f) {
+        c.beta1 = 0.9f;
+        c.beta2 = 0.999f;
+    }
+    if (c.eps == 0.0f) c.eps = 1e-8f;
+    if ((int)c.kind < 0 || c.kind > AVEMO_OPTIM_SGD || !(c.lr > 0.0f) || !(c.beta1 >= 0.0f && c.beta1 < 1.0f) ||
+        !(c.beta2 >= 0.0f && c.beta2 < 1.0f) || !(c.weight_decay >= 0.0f) || !(c.momentum >= 0.0f) ||
+        !(c.clip_norm >= 0.0f))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG,
+                          "%s: optimiser settings out of range (lr > 0, betas in [0, 1), decay, momentum, clip >= 0)",
+                          net->name);
+    struct avemo_optim *opt = calloc(1, sizeof *opt);
+    if (!opt) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    opt->cfg = c;
+    opt->net = net;
+    opt->m = calloc(net->nparams + 1, sizeof(float));
+    opt->v = calloc(net->nparams + 1, sizeof(float));
+    opt->frozen = calloc((size_t)net->nlayers + 1, 1);
+    if (!opt->m || !opt->v || !opt->frozen) {
+        avemo_optim_free(opt);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate optimiser state", net->name);
+    }
+    *out = opt;
+    return AVEMO_OK;
+}
+
+void avemo_optim_free(avemo_optim *opt)
+{
+    if (!opt) return;
+    free(opt->m);
+    free(opt->v);
+    free(opt->frozen);
+    free(opt);
+}
+
+void avemo_optim_set_lr(avemo_optim *opt, float lr) { opt->cfg.lr = lr; }
+
+enum avemo_status avemo_optim_freeze(avemo_optim *opt, const avemo_net *net, const char *prefix, int frozen,
+                                     struct avemo_error *err)
+{
+    int matched = 0;
+    size_t len = strlen(prefix);
+    for (int i = 0; i < net->nlayers; i++) {
+        if (strncmp(net->layers[i].name, prefix, len) == 0 && nn_layer_has_params(&net->layers[i])) {
+            opt->frozen[i] = frozen != 0;
+            matched++;
+        }
+    }
+    if (!matched)
+        return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: no layer with parameters is named '%s...'", net->name, prefix);
+    return AVEMO_OK;
+}
+
+static void adam_update(const struct avemo_optim_config *c, long step, float *p, const float *g, float *m, float *v,
+                        size_t n)
+{
+    const int decoupled = c->kind == AVEMO_OPTIM_ADAMW;
+    const float b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
+    const float step_size = (float)(c->lr / (1.0 - pow(c->beta1, (double)step)));
+    const float bc2_sqrt = (float)sqrt(1.0 - pow(c->beta2, (double)step));
+    const float shrink = 1.0f - c->lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float grad = g[i];
+        if (decoupled) p[i] *= shrink;
+        else if (wd != 0.0f) grad += wd * p[i];
+        m[i] = m[i] * b1 + (1.0f - b1) * grad;
+        v[i] = v[i] * b2 + (1.0f - b2) * grad * grad;
+        float denom = sqrtf(v[i]) / bc2_sqrt + c->eps;
+        p[i] -= step_size * (m[i] / denom);
+    }
+}
+
+static void sgd_update(const struct avemo_optim_config *c, long step, float *p, const float *g, float *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float d = g[i] + c->weight_decay * p[i];
+        if (c->momentum != 0.0f) {
+            buf[i] = step == 1 ? d : c->momentum * buf[i] + d;
+            d = buf[i];
+        }
+        p[i] -= c->lr * d;
+    }
+}
+
+enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ctx *ctx, float *grad_norm,
+                                   struct avemo_error *err)
+{
+    if (opt->net != net || ctx->net != net || !ctx->grads)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: optimiser, context and network do not belong together",
+                          net->name);
+    double sq = 0.0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (opt->frozen[i]) continue;
+        const float *g = ctx->grads + l->w_off;
+        for (size_t j = 0; j < l->w_n + l->b_n; j++) sq += (double)g[j] * g[j];
+    }
+    float norm = (float)sqrt(sq);
+    if (grad_norm) *grad_norm = norm;
+    if (!isfinite(norm))
+        return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: the gradient is not finite (diverged training?)", net->name);
+    float scale = 1.0f;
+    if (opt->cfg.clip_norm > 0.0f) {
+        float coef = opt->cfg.clip_norm / (norm + 1e-6f);
+        if (coef < 1.0f) scale = coef;
+    }
+    opt->step++;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        size_t n = l->w_n + l->b_n;
+        if (opt->frozen[i] || n == 0) continue;
+        float *g = ctx->grads + l->w_off;
+        if (scale != 1.0f)
+            for (size_t j = 0; j < n; j++) g[j] *= scale;
+        float *p = net->params + l->w_off, *m = opt->m + l->w_off, *v = opt->v + l->w_off;
+        if (opt->cfg.kind == AVEMO_OPTIM_SGD) sgd_update(&opt->cfg, opt->step, p, g, m, n);
+        else adam_update(&opt->cfg, opt->step, p, g, m, v, n);
+    }
+    return AVEMO_OK;
+}

@@ -1,0 +1,358 @@
+/*
+ * Datasets: labelled media files found under a folder (CREMA-D and RAVDESS
+ * file names, emotion-named folders as FER2013's) or listed in a CSV manifest.
+ */
+#include <avemo/train.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+static const char *const audio_exts[] = {"wav", "mp3", "ogg", "flac", "m4a", "aac", "opus", NULL};
+static const char *const video_exts[] = {"flv", "mp4", "mkv", "webm", "avi", "mov", NULL};
+static const char *const image_exts[] = {"jpg", "jpeg", NULL};
+static const char *const split_names[] = {"train", "training", "validation", "val", "valid", "test", NULL};
+
+/* Copy src into dst of size n, cut when too long (names in messages only). */
+static void copy_text(char *dst, size_t n, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= n) len = n - 1;
+    memcpy(dst, src, len);
+    dst[len] = 0;
+}
+
+static int ext_in(const char *ext, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcasecmp(ext, list[i]) == 0) return 1;
+    return 0;
+}
+
+/* Kind bits a file can give, from its extension; 0 when it is not media. */
+static int kind_of_extension(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) return 0;
+    const char *ext = dot + 1;
+    if (ext_in(ext, audio_exts)) return AVEMO_ITEM_AUDIO;
+    if (ext_in(ext, video_exts)) return AVEMO_ITEM_AUDIO | AVEMO_ITEM_VIDEO;
+    if (ext_in(ext, image_exts)) return AVEMO_ITEM_IMAGE;
+    return 0;
+}
+
+/* The last path component without directory, and the one before it (may be empty). */
+static void path_parts(const char *path, char *base, size_t nbase, char *parent, size_t nparent, char *grand,
+                       size_t ngrand)
+{
+    const char *end = path + strlen(path);
+    const char *comp[3] = {NULL, NULL, NULL};
+    size_t len[3] = {0, 0, 0};
+    const char *p = end;
+    for (int k = 0; k < 3; k++) {
+        const char *stop = p;
+        while (p > path && p[-1] != '/') p--;
+        comp[k] = p;
+        len[k] = (size_t)(stop - p);
+        if (p == path) break;
+        p--; /* skip the slash */
+        while (p > path && p[-1] == '/') p--;
+    }
+    snprintf(base, nbase, "%.*s", (int)len[0], comp[0] ? comp[0] : "");
+    snprintf(parent, nparent, "%.*s", (int)len[1], comp[1] ? comp[1] : "");
+    snprintf(grand, ngrand, "%.*s", (int)len[2], comp[2] ? comp[2] : "");
+}
+
+static int all_digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static int all_upper(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!isupper((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+/* AAAA_SSS_EEE_LL.ext */
+static int parse_cremad(const char *base, struct avemo_item *item)
+{
+    if (strlen(base) < 16 || base[15] != '.' || base[4] != '_' || base[8] != '_' || base[12] != '_') return 0;
+    if (!all_digits(base, 4) || !all_upper(base + 5, 3) || !all_upper(base + 9, 3) || !all_upper(base + 13, 2))
+        return 0;
+    char emo[4] = {base[9], base[10], base[11], 0};
+    const char *code = avemo_label_canonical(AVEMO_CORPUS_CREMAD, emo);
+    if (!code) return 0;
+    snprintf(item->code, sizeof item->code, "%s", code);
+    snprintf(item->group, sizeof item->group, "cremad:%.4s", base);
+    item->corpus = AVEMO_CORPUS_CREMAD;
+    return 1;
+}
+
+/* MM-VV-EE-II-SS-RR-AA.ext */
+static int parse_ravdess(const char *base, struct avemo_item *item)
+{
+    if (strlen(base) < 21 || base[20] != '.') return 0;
+    for (int f = 0; f < 7; f++) {
+        if (!all_digits(base + 3 * f, 2)) return 0;
+        if (f < 6 && base[3 * f + 2] != '-') return 0;
+    }
+    char emo[3] = {base[6], base[7], 0};
+    const char *code = avemo_label_canonical(AVEMO_CORPUS_RAVDESS, emo);
+    if (!code) return 0;
+    snprintf(item->code, sizeof item->code, "%s", code);
+    snprintf(item->group, sizeof item->group, "ravdess:%.2s", base + 18);
+    item->corpus = AVEMO_CORPUS_RAVDESS;
+    /* Modality 02 is video without sound. */
+    if (base[1] == '2') item->kind &= ~AVEMO_ITEM_AUDIO;
+    return 1;
+}
+
+/* split/emotion/file */
+static int parse_folder(const char *path, const char *parent, const char *grand, struct avemo_item *item)
+{
+    const char *code = avemo_label_canonical(AVEMO_CORPUS_FOLDER, parent);
+    if (!code) return 0;
+    snprintf(item->code, sizeof item->code, "%s", code);
+    /* No speaker is known: each file is its own group. */
+    snprintf(item->group, sizeof item->group, "%.*s", AVEMO_GROUP_MAX - 1, path + (strlen(path) >= AVEMO_GROUP_MAX ? strlen(path) - (AVEMO_GROUP_MAX - 1) : 0));
+    for (int i = 0; split_names[i]; i++)
+        if (strcasecmp(grand, split_names[i]) == 0) {
+            const char *canon = i <= 1 ? "train" : i <= 4 ? "validation" : "test";
+            snprintf(item->split, sizeof item->split, "%s", canon);
+        }
+    item->corpus = AVEMO_CORPUS_FOLDER;
+    return 1;
+}
+
+enum avemo_status avemo_item_from_path(const char *path, struct avemo_item *item, struct avemo_error *err)
+{
+    memset(item, 0, sizeof *item);
+    item->label = -1;
+    item->kind = kind_of_extension(path);
+    if (!item->kind) return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not a media file extension", path);
+    char base[256], parent[128], grand[128];
+    path_parts(path, base, sizeof base, parent, sizeof parent, grand, sizeof grand);
+    if (parse_cremad(base, item) || parse_ravdess(base, item) || parse_folder(path, parent, grand, item))
+        return AVEMO_OK;
+    return avemo_fail(err, AVEMO_ERR_UNSUPPORTED,
+                      "%s: the name follows no known convention (CREMA-D AAAA_SSS_EMO_LV, RAVDESS "
+                      "MM-VV-EE-II-SS-RR-AA, or an emotion-named folder)",
+                      path);
+}
+
+/* --- adding items ----------------------------------------------------------- */
+
+static enum avemo_status dataset_push(struct avemo_dataset *ds, const struct avemo_item *item, const char *path,
+                                      struct avemo_error *err)
+{
+    if (ds->count >= AVEMO_DATASET_MAX_ITEMS)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d items", path, AVEMO_DATASET_MAX_ITEMS);
+    if (ds->count == ds->cap) {
+        size_t cap = ds->cap ? ds->cap * 2 : 1024;
+        struct avemo_item *bigger = realloc(ds->items, cap * sizeof *bigger);
+        if (!bigger) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        ds->items = bigger;
+        ds->cap = cap;
+    }
+    struct avemo_item *it = &ds->items[ds->count];
+    *it = *item;
+    if (!(it->path = strdup(path))) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    ds->count++;
+    return AVEMO_OK;
+}
+
+struct scan_state {
+    struct avemo_dataset *ds;
+    const struct avemo_label_map *map;
+    size_t media_seen;     /* media files met */
+    size_t unlabelled;     /* media files with no convention */
+    char first_unlabelled[256];
+};
+
+static enum avemo_status add_labelled(struct scan_state *ss, struct avemo_item *item, const char *path,
+                                      struct avemo_error *err)
+{
+    int label = avemo_label_map_apply(ss->map, item->code);
+    if (label == -2)
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: label '%s' is neither a class, mapped nor dropped by [labels]",
+                          path, item->code);
+    item->label = label;
+    if (label < 0) {
+        ss->ds->dropped++;
+        return AVEMO_OK;
+    }
+    return dataset_push(ss->ds, item, path, err);
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The entries of a folder, sorted so that datasets are the same on every machine. */
+static enum avemo_status list_folder(const char *dir, char ***names, size_t *count, struct avemo_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: %s", dir, strerror(errno));
+    size_t n = 0, cap = 64;
+    char **list = malloc(cap * sizeof *list);
+    struct dirent *e;
+    enum avemo_status st = list ? AVEMO_OK : AVEMO_ERR_NOMEM;
+    while (!st && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (n == cap) {
+            char **bigger = realloc(list, (cap *= 2) * sizeof *list);
+            if (!bigger) { st = AVEMO_ERR_NOMEM; break; }
+            list = bigger;
+        }
+        if (!(list[n] = strdup(e->d_name))) st = AVEMO_ERR_NOMEM;
+        else n++;
+    }
+    closedir(d);
+    if (st) {
+        for (size_t i = 0; i < n; i++) free(list[i]);
+        free(list);
+        return avemo_fail(err, st, "%s: out of memory listing the folder", dir);
+    }
+    qsort(list, n, sizeof *list, cmp_names);
+    *names = list;
+    *count = n;
+    return AVEMO_OK;
+}
+
+static enum avemo_status scan_folder(struct scan_state *ss, const char *dir, int depth, struct avemo_error *err)
+{
+    if (depth > AVEMO_DATASET_MAX_DEPTH) return AVEMO_OK;
+    char **names = NULL;
+    size_t n = 0;
+    enum avemo_status st = list_folder(dir, &names, &n, err);
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        if (!st && snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path)
+            st = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s/%s: path too long", dir, names[i]);
+        struct stat sb;
+        if (!st && stat(path, &sb) == 0) {
+            if (S_ISDIR(sb.st_mode)) {
+                st = scan_folder(ss, path, depth + 1, err);
+            } else if (S_ISREG(sb.st_mode) && kind_of_extension(path)) {
+                struct avemo_item item;
+                ss->media_seen++;
+                if (avemo_item_from_path(path, &item, NULL) == AVEMO_OK) {
+                    st = add_labelled(ss, &item, path, err);
+                } else if (ss->unlabelled++ == 0) {
+                    copy_text(ss->first_unlabelled, sizeof ss->first_unlabelled, path);
+                }
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return st;
+}
+
+/* --- CSV manifest: path,label,group[,split] ------------------------------------ */
+
+static enum avemo_status read_manifest(struct scan_state *ss, const char *csv, struct avemo_error *err)
+{
+    FILE *f = fopen(csv, "r");
+    if (!f) return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: %s", csv, strerror(errno));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", csv);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    char line[8192];
+    int lineno = 0;
+    enum avemo_status st = AVEMO_OK;
+    while (!st && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#' || (lineno == 1 && strncasecmp(line, "path,", 5) == 0)) continue;
+        char *fields[4] = {NULL, NULL, NULL, NULL};
+        int nf = 0;
+        for (char *tok = line; tok && nf < 4; nf++) {
+            fields[nf] = tok;
+            tok = strchr(tok, ',');
+            if (tok) *tok++ = 0;
+        }
+        if (nf < 2 || !fields[0][0]) {
+            st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: expected path,label[,group[,split]]", csv, lineno);
+            break;
+        }
+        const char *code = avemo_label_canonical(AVEMO_CORPUS_MANIFEST, fields[1]);
+        if (!code) {
+            st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: unknown label '%s'", csv, lineno, fields[1]);
+            break;
+        }
+        char path[8192];
+        if (fields[0][0] == '/') copy_text(path, sizeof path, fields[0]);
+        else snprintf(path, sizeof path, "%s/%s", dir, fields[0]);
+        struct avemo_item item = {0};
+        item.kind = kind_of_extension(path);
+        if (!item.kind) {
+            st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: %s is not a media file extension", csv, lineno, fields[0]);
+            break;
+        }
+        item.corpus = AVEMO_CORPUS_MANIFEST;
+        snprintf(item.code, sizeof item.code, "%s", code);
+        snprintf(item.group, sizeof item.group, "%s", nf > 2 && fields[2][0] ? fields[2] : fields[0]);
+        if (nf > 3) snprintf(item.split, sizeof item.split, "%s", fields[3]);
+        ss->media_seen++;
+        st = add_labelled(ss, &item, path, err);
+    }
+    fclose(f);
+    return st;
+}
+
+enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *path, const struct avemo_label_map *map,
+                                    struct avemo_error *err)
+{
+    if (ds->num_classes == 0) {
+        ds->num_classes = map->num_classes;
+        memcpy(ds->classes, map->classes, sizeof ds->classes);
+    }
+    struct scan_state ss = {ds, map, 0, 0, ""};
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t before = ds->count;
+    enum avemo_status st;
+    const char *dot = strrchr(path, '.');
+    if (S_ISDIR(sb.st_mode)) st = scan_folder(&ss, path, 0, err);
+    else if (dot && strcasecmp(dot, ".csv") == 0) st = read_manifest(&ss, path, err);
+    else return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: --data takes a folder or a .csv manifest", path);
+    if (st) return st;
+    if (ss.media_seen == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "%s: no media files found", path);
+    if (ds->count == before && ss.unlabelled)
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: %zu media files, none with a known label convention (e.g. %s)",
+                          path, ss.unlabelled, ss.first_unlabelled);
+    if (ds->count == before)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "%s: every one of the %zu files has a label that [labels] drops", path,
+                          ss.media_seen);
+    return AVEMO_OK;
+}
+
+void avemo_dataset_free(struct avemo_dataset *ds)
+{
+    if (!ds) return;
+    for (size_t i = 0; i < ds->count; i++) free(ds->items[i].path);
+    free(ds->items);
+    memset(ds, 0, sizeof *ds);
+}
+
+void avemo_dataset_class_counts(const struct avemo_dataset *ds, const size_t *idx, size_t n, size_t *counts)
+{
+    memset(counts, 0, sizeof(size_t) * (size_t)ds->num_classes);
+    if (!idx) n = ds->count;
+    for (size_t i = 0; i < n; i++) {
+        int l = ds->items[idx ? idx[i] : i].label;
+        if (l >= 0 && l < ds->num_classes) counts[l]++;
+    }
+}
