@@ -5,5 +5,6 @@
 #include <avemo/core.h>
 #include <avemo/media.h>
 #include <avemo/audio.h>
+#include <avemo/vision.h>
 
 #endif /* AVEMO_AVEMO_H */

@@ -124,6 +124,8 @@ typedef struct avemo_nn_ctx avemo_nn_ctx;
 enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int training, uint64_t seed,
                                       avemo_nn_ctx **out, struct avemo_error *err);
 void avemo_nn_ctx_free(avemo_nn_ctx *ctx);
+/* Restart the dropout generator (the same seed gives the same masks). */
+void avemo_nn_ctx_seed(avemo_nn_ctx *ctx, uint64_t seed);
 /* Turn dropout off (0) or on (1, default) in training forwards. */
 void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled);
 

@@ -13,7 +13,9 @@
 #ifndef AVEMO_TRAIN_H
 #define AVEMO_TRAIN_H
 
+#include <avemo/audio.h>
 #include <avemo/core.h>
+#include <avemo/vision.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -117,6 +119,146 @@ enum avemo_status avemo_split_load(const struct avemo_dataset *ds, const char *p
 void avemo_split_free(struct avemo_split *split);
 /* Indices of the items of one part (malloc'ed). */
 size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n);
+
+/* ---- pipelines: one INI file per recipe ----
+ *   [pipeline] name, mode = av|audio|face
+ *   [audio]    feature parameters (see avemo_audio_params_from_ini)
+ *   [face]     size, channels, frames, cascade, scale_factor, min_neighbors, min_size, margin, track
+ *   [labels]   classes, map, drop
+ *   [network], [branch.*], [head]   the network (docs/nn.md)
+ *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
+ *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
+ *   [augment]  noise_snr_db gain_db shift speed time_mask freq_mask masks
+ *              flip face_shift face_scale brightness contrast
+ */
+struct avemo_face_spec {
+    int size;                 /* crop side (64) */
+    int channels;             /* 1 gray, 3 RGB */
+    int frames;               /* frames sampled per clip (8) */
+    char cascade[512];        /* cascade XML path */
+    struct avemo_detect_params detect;
+    double margin;
+    int track;
+};
+
+struct avemo_train_config {
+    int epochs;               /* maximum (100) */
+    int batch;                /* 32 */
+    float lr;                 /* 1e-3 */
+    int optimizer;            /* enum avemo_optim_kind */
+    float weight_decay, clip_norm;
+    int patience;             /* early stopping on validation loss (10) */
+    int plateau_patience;     /* reduce lr after this many epochs without improvement (4) */
+    float plateau_factor;     /* 0.5 */
+    float min_lr;             /* 1e-5 */
+    int class_weights;        /* 1: balanced (n / (k * count)) */
+    float label_smoothing;
+    uint64_t seed;
+    enum avemo_split_kind split;
+    int folds, fold;
+    int dropout;              /* 1: dropout on while training */
+    int threads;              /* feature extraction threads (0: all cores) */
+};
+
+struct avemo_augment {
+    float noise_snr_db;       /* > 0: add white noise at a random SNR of [snr, snr + 20] dB */
+    float gain_db;            /* random gain in [-g, g] dB */
+    float shift;              /* random circular time shift up to this fraction of the signal */
+    float speed;              /* random speed (and pitch) change in [1 - s, 1 + s] */
+    int time_mask, freq_mask; /* SpecAugment: mask widths (frames, bands) */
+    int masks;                /* masks of each kind per sample */
+    int flip;                 /* faces: random horizontal flip */
+    float face_shift, face_scale; /* random crop jitter (fraction of the side) */
+    float brightness, contrast;   /* random brightness offset / contrast factor ranges */
+};
+
+enum avemo_pipeline_mode { AVEMO_PIPELINE_AV = 0, AVEMO_PIPELINE_AUDIO = 1, AVEMO_PIPELINE_FACE = 2 };
+
+struct avemo_pipeline {
+    char name[64];
+    int mode;                 /* enum avemo_pipeline_mode */
+    struct avemo_audio_params audio;
+    struct avemo_face_spec face;
+    struct avemo_label_map labels;
+    struct avemo_train_config train;
+    struct avemo_augment augment;
+};
+
+void avemo_pipeline_default(struct avemo_pipeline *p);
+/* Parse every section but the network's (nn parses those); name is used in messages. */
+enum avemo_status avemo_pipeline_parse(const char *ini_text, const char *name, struct avemo_pipeline *p,
+                                       struct avemo_error *err);
+/* Set one key as `section.key=value` (command-line overrides such as train.epochs=5). */
+enum avemo_status avemo_pipeline_set(struct avemo_pipeline *p, const char *section, const char *key,
+                                     const char *value, const char *name, struct avemo_error *err);
+
+/* ---- features of a dataset, extracted once (cached) ---- */
+
+struct avemo_feature_set {
+    size_t count;              /* = dataset items */
+    int audio_rows, audio_cols;/* feature matrix of one item (e.g. 40 x 128) */
+    float *audio;              /* count x rows x cols, clean features (NULL when not extracted) */
+    float **wave;              /* per item waveform at the pipeline's rate, for waveform augmentation */
+    size_t *wave_len;
+    int face_size, face_channels;
+    uint8_t *faces;            /* all crops, size x size x channels each (HWC) */
+    size_t *face_first;        /* index of the item's first crop */
+    int *face_count;           /* crops of the item (0: none) */
+    size_t total_faces;
+    signed char *has_audio;    /* 1: the item has audio features */
+    char **failure;            /* NULL, or why the item could not be used */
+    size_t failed;
+    size_t from_cache;         /* items read from the cache file */
+};
+
+struct avemo_extract_options {
+    int need_audio, need_faces, keep_wave;
+    int threads;               /* 0: all cores */
+    const char *cache_path;    /* NULL: no cache */
+    int progress;              /* 1: progress bar on stderr */
+};
+
+/* Extract what the pipeline needs from every item: audio features (and waveforms)
+ * of items with sound, face crops of videos (detected) and images (used as they
+ * are).  Items that fail are recorded with their reason, never silently. */
+enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const struct avemo_dataset *ds,
+                                         const struct avemo_extract_options *opt, struct avemo_feature_set *fs,
+                                         struct avemo_error *err);
+void avemo_features_free(struct avemo_feature_set *fs);
+
+/* ---- training ---- */
+struct avemo_train_options {
+    const char *pipeline_path;
+    const char *const *data;   /* folders or manifests */
+    int ndata;
+    const char *out_path;      /* the model file (.avm) */
+    const char *split_in;      /* read this split file instead of making one */
+    const char *split_out;     /* write the split used here */
+    const char *init_path;     /* start from this model's matching layers (transfer learning) */
+    const char *init_prefixes; /* which layers to take from init ("audio.,face."; NULL: all matching) */
+    const char *freeze;        /* layer prefixes not trained ("audio.,face.") */
+    int resume;                /* continue from out_path's checkpoint (out_path + ".ckpt") */
+    const char *log_csv;       /* per-epoch log (default out_path + ".csv") */
+    const char *plot_png;      /* loss/accuracy curves (default out_path + ".png") */
+    const char *cache_path;    /* feature cache file (NULL: none) */
+    const char *const *overrides; /* "section.key=value" */
+    int noverrides;
+    int progress;              /* progress output on stderr */
+    int quiet;                 /* no per-epoch lines */
+};
+
+struct avemo_train_result {
+    int epochs_run, best_epoch;
+    double best_val_loss, best_val_acc;
+    double train_acc;          /* of the best model on the training part (eval mode) */
+    int has_test;
+    double test_acc, test_uar;
+    size_t n_train, n_val, n_test, skipped;
+    double seconds;
+};
+
+enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct avemo_train_result *res,
+                                  struct avemo_error *err);
 
 #ifdef __cplusplus
 }

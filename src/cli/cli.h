@@ -29,5 +29,6 @@ extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_probe;
 extern const struct cli_command cli_cmd_features;
+extern const struct cli_command cli_cmd_faces;
 
 #endif

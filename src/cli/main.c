@@ -9,6 +9,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_version,
     &cli_cmd_probe,
     &cli_cmd_features,
+    &cli_cmd_faces,
 };
 
 const struct cli_command *cli_find_command(const char *name)

@@ -330,7 +330,7 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     ctx->max_batch = max_batch;
     ctx->training = training != 0;
     ctx->dropout = 1;
-    avemo_rng_seed(&ctx->rng, seed, 0x64726f706f7574ULL);
+    avemo_nn_ctx_seed(ctx, seed);
     const size_t B = (size_t)max_batch;
     int ok = 1, L = net->nlayers;
     ctx->act = calloc((size_t)L, sizeof *ctx->act);
@@ -378,6 +378,8 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     *out = ctx;
     return AVEMO_OK;
 }
+
+void avemo_nn_ctx_seed(avemo_nn_ctx *ctx, uint64_t seed) { avemo_rng_seed(&ctx->rng, seed, 0x64726f706f7574ULL); }
 
 void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled) { ctx->dropout = enabled != 0; }
 

@@ -30,10 +30,12 @@ static const char **distinct_groups(const struct avemo_dataset *ds, size_t *ngro
     const char **all = malloc(sizeof *all * (ds->count ? ds->count : 1));
     *ngroups = 0;
     if (!all) return NULL;
-    for (size_t i = 0; i < ds->count; i++) all[i] = ds->items[i].group;
-    qsort(all, ds->count, sizeof *all, cmp_str);
-    size_t n = 0;
+    size_t m = 0;
     for (size_t i = 0; i < ds->count; i++)
+        if (!ds->items[i].split[0]) all[m++] = ds->items[i].group;
+    qsort(all, m, sizeof *all, cmp_str);
+    size_t n = 0;
+    for (size_t i = 0; i < m; i++)
         if (n == 0 || strcmp(all[n - 1], all[i]) != 0) all[n++] = all[i];
     *ngroups = n;
     return all;
@@ -87,7 +89,7 @@ static enum avemo_status split_groups(const struct avemo_dataset *ds, struct ave
             }
         }
         for (size_t i = 0; i < ds->count; i++)
-            sp->part[i] = gpart[group_index(groups, ng, ds->items[i].group)];
+            if (!ds->items[i].split[0]) sp->part[i] = gpart[group_index(groups, ng, ds->items[i].group)];
     }
     free(groups);
     free(order);
@@ -118,7 +120,7 @@ static enum avemo_status split_random(const struct avemo_dataset *ds, struct ave
 /* The corpus' folders: its test/validation folders are our test part; 10% of its
  * training folder, drawn per class, is our validation part for model selection. */
 static enum avemo_status split_folders(const struct avemo_dataset *ds, struct avemo_split *sp, struct avemo_rng *rng,
-                                       struct avemo_error *err)
+                                       int others_allowed, struct avemo_error *err)
 {
     size_t *idx = malloc(sizeof *idx * (ds->count ? ds->count : 1));
     if (!idx) return avemo_fail(err, AVEMO_ERR_NOMEM, "split: out of memory");
@@ -130,7 +132,7 @@ static enum avemo_status split_folders(const struct avemo_dataset *ds, struct av
             ntest_folder++;
         } else if (strcmp(s, "train") == 0) {
             ntrain_folder++;
-        } else {
+        } else if (!others_allowed) {
             free(idx);
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: not under a train/validation/test folder (--split folders)",
                               ds->items[i].path);
@@ -167,9 +169,19 @@ enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_sp
     memset(split->part, -1, ds->count);
     struct avemo_rng rng;
     avemo_rng_seed(&rng, seed, 0x5b17);
-    enum avemo_status st = kind == AVEMO_SPLIT_GROUPS ? split_groups(ds, split, &rng, err)
-                           : kind == AVEMO_SPLIT_RANDOM ? split_random(ds, split, &rng, err)
-                                                        : split_folders(ds, split, &rng, err);
+    enum avemo_status st = AVEMO_OK;
+    if (kind == AVEMO_SPLIT_RANDOM) {
+        st = split_random(ds, split, &rng, err);
+    } else if (kind == AVEMO_SPLIT_FOLDERS) {
+        st = split_folders(ds, split, &rng, 0, err);
+    } else {
+        /* Items of a corpus with its own split folders (FER2013) keep them; the
+         * others (actors) are split by group. */
+        size_t with_folder = 0;
+        for (size_t i = 0; i < ds->count; i++) with_folder += ds->items[i].split[0] != 0;
+        if (with_folder) st = split_folders(ds, split, &rng, 1, err);
+        if (!st && with_folder < ds->count) st = split_groups(ds, split, &rng, err);
+    }
     if (st) avemo_split_free(split);
     return st;
 }

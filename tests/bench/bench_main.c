@@ -11,8 +11,12 @@ struct bench_section {
     bench_section_fn run;
 };
 
+void bench_audio(const struct bench_context *ctx, cJSON *out);
+void bench_vision(const struct bench_context *ctx, cJSON *out);
 /* Sections, one per module (each in bench_<module>.c). */
 static const struct bench_section sections[] = {
+    {"audio", bench_audio},
+    {"vision", bench_vision},
     {NULL, NULL},
 };
 

@@ -1,0 +1,191 @@
+/* avemo faces FILE [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw] ... */
+#include "cli/cli.h"
+
+#include <avemo/vision.h>
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char faces_usage[] =
+    "usage: avemo faces FILE [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
+    "                   [--size N] [--gray] [--margin M] [--track] [--fallback]\n"
+    "  Detect the largest face in K frames sampled evenly over a clip (or in a JPEG photo)\n"
+    "  and print, per frame, its index, time, face_found and box [x, y, w, h] in pixels.\n"
+    "  --frames K      frames to sample (default 8)\n"
+    "  --out DIR       write the crops (face_NNN.jpg) into DIR (which must exist)\n"
+    "  --draw          with --out: also write each frame with the box drawn (frame_NNN.jpg)\n"
+    "  --json          one JSON object\n"
+    "  --cascade PATH  OpenCV cascade XML (default " AVEMO_DEFAULT_CASCADE ")\n"
+    "  --size N        side of the square crop (default 64)\n"
+    "  --gray          gray crops (default RGB)\n"
+    "  --margin M      border around the box, fraction of its side (default 0.1)\n"
+    "  --track         search near the previous face first (faster)\n"
+    "  --fallback      crop the centre square when no face is found";
+
+struct faces_args {
+    const char *file, *out_dir, *cascade;
+    int frames, json, draw;
+    struct avemo_face_options opt;
+};
+
+static int parse_args(int argc, char **argv, struct faces_args *a)
+{
+    static const struct option longopts[] = {
+        {"frames", required_argument, NULL, 'k'}, {"out", required_argument, NULL, 'o'},
+        {"json", no_argument, NULL, 'j'},         {"cascade", required_argument, NULL, 'c'},
+        {"draw", no_argument, NULL, 'd'},         {"size", required_argument, NULL, 's'},
+        {"gray", no_argument, NULL, 'g'},         {"margin", required_argument, NULL, 'm'},
+        {"track", no_argument, NULL, 't'},        {"fallback", no_argument, NULL, 'f'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    a->frames = 8;
+    a->cascade = AVEMO_DEFAULT_CASCADE;
+    avemo_face_options_default(&a->opt);
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tf", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k': a->frames = (int)strtol(optarg, &end, 10); if (*end || a->frames < 1) return 0; break;
+        case 'o': a->out_dir = optarg; break;
+        case 'j': a->json = 1; break;
+        case 'c': a->cascade = optarg; break;
+        case 'd': a->draw = 1; break;
+        case 's': a->opt.size = (int)strtol(optarg, &end, 10); if (*end) return 0; break;
+        case 'g': a->opt.channels = 1; break;
+        case 'm': a->opt.margin = strtod(optarg, &end); if (*end) return 0; break;
+        case 't': a->opt.track = 1; break;
+        case 'f': a->opt.center_fallback = 1; break;
+        default: return 0;
+        }
+    }
+    if (optind != argc - 1) return 0;
+    a->file = argv[optind];
+    return 1;
+}
+
+static int is_jpeg_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
+}
+
+/* Write face_NNN.jpg (and frame_NNN.jpg with the box when drawing). */
+static enum avemo_status write_outputs(const struct faces_args *a, int i, const struct avemo_face *face,
+                                       struct avemo_image *frame, struct avemo_error *err)
+{
+    char path[4096];
+    if (face->has_crop) {
+        snprintf(path, sizeof path, "%s/face_%03d.jpg", a->out_dir, i);
+        enum avemo_status rc = avemo_jpeg_write_file(path, &face->image, 95, err);
+        if (rc) return rc;
+    }
+    if (a->draw && frame) {
+        static const uint8_t green[3] = {0, 255, 0};
+        if (face->face_found) avemo_image_draw_rect(frame, face->box, green, 2);
+        snprintf(path, sizeof path, "%s/frame_%03d.jpg", a->out_dir, i);
+        return avemo_jpeg_write_file(path, frame, 90, err);
+    }
+    return AVEMO_OK;
+}
+
+static cJSON *face_json(int i, const struct avemo_face *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "sample", i);
+    cJSON_AddNumberToObject(o, "index", (double)f->frame_index);
+    cJSON_AddNumberToObject(o, "time_s", f->time_s);
+    cJSON_AddBoolToObject(o, "face_found", f->face_found);
+    if (f->face_found) {
+        int box[4] = {f->box.x, f->box.y, f->box.w, f->box.h};
+        cJSON_AddItemToObject(o, "box", cJSON_CreateIntArray(box, 4));
+    } else {
+        cJSON_AddNullToObject(o, "box");
+    }
+    if (f->has_crop) {
+        int crop[4] = {f->crop.x, f->crop.y, f->crop.w, f->crop.h};
+        cJSON_AddItemToObject(o, "crop", cJSON_CreateIntArray(crop, 4));
+    }
+    return o;
+}
+
+static void print_results(const struct faces_args *a, const struct avemo_face *faces, int count)
+{
+    if (a->json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "file", a->file);
+        cJSON_AddStringToObject(root, "cascade", a->cascade);
+        cJSON *arr = cJSON_AddArrayToObject(root, "frames");
+        for (int i = 0; i < count; i++) cJSON_AddItemToArray(arr, face_json(i, &faces[i]));
+        char *text = cJSON_Print(root);
+        if (text) printf("%s\n", text);
+        free(text);
+        cJSON_Delete(root);
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        const struct avemo_face *f = &faces[i];
+        if (f->face_found)
+            printf("frame %lld  %.3f s  face [%d, %d, %d, %d]\n", (long long)f->frame_index, f->time_s, f->box.x,
+                   f->box.y, f->box.w, f->box.h);
+        else
+            printf("frame %lld  %.3f s  no face%s\n", (long long)f->frame_index, f->time_s,
+                   f->has_crop ? " (centre crop)" : "");
+    }
+}
+
+static int run_faces(int argc, char **argv)
+{
+    struct faces_args a;
+    if (!parse_args(argc, argv, &a) || (a.draw && !a.out_dir)) {
+        fprintf(stderr, "%s\n", faces_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct avemo_error err = {0};
+    avemo_cascade *cascade = NULL;
+    avemo_detector *det = NULL;
+    if (avemo_cascade_load(a.cascade, NULL, &cascade, &err) || avemo_detector_create(cascade, &det, &err)) {
+        avemo_cascade_free(cascade);
+        return cli_report(&err);
+    }
+    int rc = CLI_EXIT_OK;
+    if (is_jpeg_name(a.file)) {
+        /* A photo: one detection. */
+        struct avemo_image img = {0};
+        struct avemo_face face = {0};
+        if (avemo_jpeg_read_file(a.file, a.opt.channels, 0, &img, &err) ||
+            avemo_face_detect_image(det, &img, &a.opt, NULL, &face, &err) ||
+            (a.out_dir && write_outputs(&a, 0, &face, &img, &err)))
+            rc = cli_report(&err);
+        else
+            print_results(&a, &face, 1);
+        avemo_face_free(&face);
+        avemo_image_free(&img);
+    } else {
+        avemo_media *media = NULL;
+        struct avemo_clip_faces cf = {0};
+        if (avemo_media_open_file(a.file, NULL, &media, &err) ||
+            avemo_clip_faces(det, media, a.frames, &a.opt, a.draw, &cf, &err)) {
+            rc = cli_report(&err);
+        } else {
+            for (int i = 0; a.out_dir && i < cf.count && rc == CLI_EXIT_OK; i++) {
+                struct avemo_image frame = {0};
+                if (a.draw) frame = avemo_image_from_frame(&cf.frames.frames[i]);
+                if (write_outputs(&a, i, &cf.faces[i], a.draw ? &frame : NULL, &err)) rc = cli_report(&err);
+            }
+            if (rc == CLI_EXIT_OK) print_results(&a, cf.faces, cf.count);
+        }
+        avemo_clip_faces_free(&cf);
+        avemo_media_close(media);
+    }
+    avemo_detector_free(det);
+    avemo_cascade_free(cascade);
+    return rc;
+}
+
+const struct cli_command cli_cmd_faces = {
+    "faces", "detect and crop the face in sampled frames of a clip", faces_usage, run_faces,
+};

@@ -1,0 +1,113 @@
+/* avemo serve [--model M]... [--host H] [--port P] [--db FILE] [--threads N] ... */
+#include "cli/cli.h"
+
+#include <avemo/serve.h>
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char serve_usage[] =
+    "usage: avemo serve [--model M]... [--host 127.0.0.1] [--port 8080] [--db history.sqlite]\n"
+    "                   [--threads N] [--max-upload-mb 50] [--api-key KEY] [options]\n"
+    "  Run the classifier as an HTTP service until SIGINT or SIGTERM (docs/http-api.md).\n"
+    "  --model M            a model file (.avm), repeatable; the first is the default\n"
+    "                       (default: models/avemo-av.avm of the installed data or source tree)\n"
+    "  --host H             address to listen on (default 127.0.0.1)\n"
+    "  --port P             port (default 8080; 0 picks a free port, printed on stdout)\n"
+    "  --db FILE            SQLite prediction history (default history.sqlite)\n"
+    "  --threads N          inference workers (default 2)\n"
+    "  --http-threads N     connection threads (default 2)\n"
+    "  --queue N            uploads that may wait for a worker before 503 (default 4 * threads)\n"
+    "  --max-upload-mb N    largest accepted upload in MiB (default 50)\n"
+    "  --api-key KEY        require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' on /v1/\n"
+    "                       (or set AVEMO_API_KEY, which keeps the key out of `ps`)\n"
+    "  --timeout S          close connections idle for S seconds (default 30)\n"
+    "  --max-connections N  simultaneous connections (default 64)\n"
+    "  --quiet              no access log on stderr";
+
+static int parse_count(const char *text, long lo, long hi, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int usage_error(const char *what, const char *value)
+{
+    fprintf(stderr, "avemo serve: bad %s '%s'\n%s\n", what, value, serve_usage);
+    return CLI_EXIT_USAGE;
+}
+
+static int run_serve(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},        {"host", required_argument, NULL, 'H'},
+        {"port", required_argument, NULL, 'p'},         {"db", required_argument, NULL, 'd'},
+        {"threads", required_argument, NULL, 't'},      {"http-threads", required_argument, NULL, 'T'},
+        {"queue", required_argument, NULL, 'q'},        {"max-upload-mb", required_argument, NULL, 'u'},
+        {"api-key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 'o'},
+        {"max-connections", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'Q'},
+        {NULL, 0, NULL, 0},
+    };
+    struct avemo_serve_options opt;
+    avemo_serve_options_default(&opt);
+    opt.api_key = getenv("AVEMO_API_KEY");
+    int c, upload_mb = 50;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:H:p:d:t:T:q:u:k:o:c:Q", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
+            opt.models[opt.num_models++] = optarg;
+            break;
+        case 'H': opt.host = optarg; break;
+        case 'p': if (parse_count(optarg, 0, 65535, &opt.port)) return usage_error("--port", optarg); break;
+        case 'd': opt.db_path = optarg; break;
+        case 't': if (parse_count(optarg, 1, 64, &opt.threads)) return usage_error("--threads", optarg); break;
+        case 'T': if (parse_count(optarg, 1, 64, &opt.http_threads)) return usage_error("--http-threads", optarg); break;
+        case 'q': if (parse_count(optarg, 1, 4096, &opt.queue_capacity)) return usage_error("--queue", optarg); break;
+        case 'u': if (parse_count(optarg, 1, 1024, &upload_mb)) return usage_error("--max-upload-mb", optarg); break;
+        case 'k': opt.api_key = optarg; break;
+        case 'o': if (parse_count(optarg, 1, 3600, &opt.connection_timeout_s)) return usage_error("--timeout", optarg); break;
+        case 'c': if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg); break;
+        case 'Q': opt.quiet = 1; break;
+        default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) return usage_error("argument", argv[optind]);
+    opt.max_upload_bytes = (size_t)upload_mb << 20;
+    if (opt.num_models == 0) {
+        const char *model = avemo_serve_default_model();
+        if (model) opt.models[opt.num_models++] = model;
+        else fprintf(stderr, "avemo serve: no model found: /readyz and /v1/predict answer 503 (use --model)\n");
+    }
+
+    /* SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct avemo_error err = {0};
+    avemo_server *srv = NULL;
+    if (avemo_server_start(&opt, &srv, &err)) return cli_report(&err);
+    printf("avemo serve: listening on http://%s:%d/ (%d model%s, %d workers, history %s)\n", opt.host,
+           avemo_server_port(srv), opt.num_models, opt.num_models == 1 ? "" : "s", opt.threads, opt.db_path);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    fprintf(stderr, "avemo serve: %s, finishing the queued predictions\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    avemo_server_stop(srv);
+    return CLI_EXIT_OK;
+}
+
+const struct cli_command cli_cmd_serve = {
+    "serve", "run the classifier as an HTTP service with a web page", serve_usage, run_serve,
+};

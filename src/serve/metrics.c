@@ -1,0 +1,191 @@
+/* Counters of the service and their Prometheus text exposition (GET /metrics).
+ * Everything lives in the server's struct serve_metrics behind one mutex: an update is
+ * a few additions, far cheaper than the request it counts. */
+#include "serve/serve_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const endpoint_names[SERVE_EP_COUNT] = {
+    "predict", "models", "history", "history_item", "healthz", "readyz", "metrics", "web", "other",
+};
+
+/* HTTP statuses the server answers; anything else is counted in the last slot. */
+static const unsigned status_slots[SERVE_STATUS_SLOTS - 1] = {200, 204, 400, 401, 404, 405, 408,
+                                                               413, 415, 422, 500, 503};
+
+static const double latency_bounds[SERVE_LATENCY_BUCKETS] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                             0.25,  0.5,   1,    2.5,   5,    10};
+
+const char *serve_endpoint_name(enum serve_endpoint ep)
+{
+    return (unsigned)ep < SERVE_EP_COUNT ? endpoint_names[ep] : "other";
+}
+
+void serve_metrics_init(struct serve_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+void serve_metrics_destroy(struct serve_metrics *m) { pthread_mutex_destroy(&m->lock); }
+
+static int status_slot(unsigned status)
+{
+    for (int i = 0; i < SERVE_STATUS_SLOTS - 1; i++)
+        if (status_slots[i] == status) return i;
+    return SERVE_STATUS_SLOTS - 1;
+}
+
+void serve_metrics_request(struct serve_metrics *m, enum serve_endpoint ep, unsigned status, double seconds)
+{
+    if ((unsigned)ep >= SERVE_EP_COUNT) ep = SERVE_EP_OTHER;
+    int b = 0;
+    while (b < SERVE_LATENCY_BUCKETS && seconds > latency_bounds[b]) b++;
+    pthread_mutex_lock(&m->lock);
+    m->requests[ep][status_slot(status)]++;
+    if (b < SERVE_LATENCY_BUCKETS) m->latency_le[ep][b]++;
+    else m->latency_inf[ep]++;
+    m->latency_sum[ep] += seconds;
+    if (status == 503) m->rejected_busy++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void serve_metrics_prediction(struct serve_metrics *m, int model, enum avemo_mode mode, int label)
+{
+    if (model < 0 || model >= AVEMO_SERVE_MAX_MODELS || (unsigned)mode > 2 || label < 0 ||
+        label >= AVEMO_MAX_CLASSES)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->predictions[model][mode][label]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* A growing text buffer; on allocation failure it stays failed and the caller answers 500. */
+struct text {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_printf(struct text *t, const char *fmt, ...)
+{
+    if (t->failed) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->buf && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 8192;
+        while (cap <= t->len + (size_t)n) cap *= 2;
+        char *bigger = realloc(t->buf, cap);
+        if (!bigger) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = bigger;
+        t->cap = cap;
+    }
+}
+
+static void status_label(unsigned slot, char out[8])
+{
+    if (slot < SERVE_STATUS_SLOTS - 1) snprintf(out, 8, "%u", status_slots[slot]);
+    else snprintf(out, 8, "other");
+}
+
+static void render_requests(struct text *t, const struct serve_metrics *m)
+{
+    text_printf(t, "# HELP avemo_http_requests_total HTTP requests answered, by endpoint and status.\n"
+                   "# TYPE avemo_http_requests_total counter\n");
+    for (int ep = 0; ep < SERVE_EP_COUNT; ep++)
+        for (int s = 0; s < SERVE_STATUS_SLOTS; s++) {
+            if (!m->requests[ep][s]) continue;
+            char status[8];
+            status_label((unsigned)s, status);
+            text_printf(t, "avemo_http_requests_total{endpoint=\"%s\",status=\"%s\"} %llu\n", endpoint_names[ep],
+                        status, (unsigned long long)m->requests[ep][s]);
+        }
+    text_printf(t, "# HELP avemo_http_request_duration_seconds Time from the request's headers to its answer.\n"
+                   "# TYPE avemo_http_request_duration_seconds histogram\n");
+    for (int ep = 0; ep < SERVE_EP_COUNT; ep++) {
+        uint64_t cumulative = 0;
+        for (int b = 0; b < SERVE_LATENCY_BUCKETS; b++) cumulative += m->latency_le[ep][b];
+        if (cumulative + m->latency_inf[ep] == 0) continue;
+        cumulative = 0;
+        for (int b = 0; b < SERVE_LATENCY_BUCKETS; b++) {
+            cumulative += m->latency_le[ep][b];
+            text_printf(t, "avemo_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
+                        endpoint_names[ep], latency_bounds[b], (unsigned long long)cumulative);
+        }
+        cumulative += m->latency_inf[ep];
+        text_printf(t, "avemo_http_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
+                    endpoint_names[ep], (unsigned long long)cumulative);
+        text_printf(t, "avemo_http_request_duration_seconds_sum{endpoint=\"%s\"} %.6f\n", endpoint_names[ep],
+                    m->latency_sum[ep]);
+        text_printf(t, "avemo_http_request_duration_seconds_count{endpoint=\"%s\"} %llu\n", endpoint_names[ep],
+                    (unsigned long long)cumulative);
+    }
+}
+
+static void render_predictions(struct text *t, const struct avemo_server *srv, const struct serve_metrics *m)
+{
+    text_printf(t, "# HELP avemo_predictions_total Predictions answered, by model, mode used and label.\n"
+                   "# TYPE avemo_predictions_total counter\n");
+    for (int i = 0; i < srv->num_models; i++) {
+        const avemo_classifier *clf = srv->models[i].clf;
+        int classes = avemo_classifier_num_classes(clf);
+        if (classes > AVEMO_MAX_CLASSES) classes = AVEMO_MAX_CLASSES;
+        for (int mode = 0; mode < 3; mode++)
+            for (int k = 0; k < classes; k++)
+                if (m->predictions[i][mode][k])
+                    text_printf(t, "avemo_predictions_total{model=\"%s\",mode=\"%s\",label=\"%s\"} %llu\n",
+                                avemo_classifier_name(clf), avemo_mode_name((enum avemo_mode)mode),
+                                avemo_classifier_label(clf, k), (unsigned long long)m->predictions[i][mode][k]);
+    }
+}
+
+char *serve_metrics_text(struct avemo_server *srv)
+{
+    struct text t = {0};
+    struct serve_metrics *m = &srv->metrics;
+    pthread_mutex_lock(&m->lock);
+    render_requests(&t, m);
+    render_predictions(&t, srv, m);
+    uint64_t rejected = m->rejected_busy;
+    pthread_mutex_unlock(&m->lock);
+
+    pthread_mutex_lock(&srv->qlock);
+    int depth = srv->qcount, busy = srv->busy;
+    pthread_mutex_unlock(&srv->qlock);
+    text_printf(&t,
+                "# HELP avemo_queue_depth Uploads waiting for an inference worker.\n"
+                "# TYPE avemo_queue_depth gauge\navemo_queue_depth %d\n"
+                "# HELP avemo_queue_capacity Uploads that may wait before the server answers 503.\n"
+                "# TYPE avemo_queue_capacity gauge\navemo_queue_capacity %d\n"
+                "# HELP avemo_workers_busy Inference workers running a prediction.\n"
+                "# TYPE avemo_workers_busy gauge\navemo_workers_busy %d\n"
+                "# HELP avemo_workers Inference workers.\n"
+                "# TYPE avemo_workers gauge\navemo_workers %d\n"
+                "# HELP avemo_http_unavailable_total Requests answered 503 (queue full, not ready).\n"
+                "# TYPE avemo_http_unavailable_total counter\navemo_http_unavailable_total %llu\n"
+                "# HELP avemo_ready 1 when a model is loaded and the workers run.\n"
+                "# TYPE avemo_ready gauge\navemo_ready %d\n",
+                depth, srv->qcap, busy, srv->num_workers, (unsigned long long)rejected, atomic_load(&srv->ready));
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    return t.buf;
+}

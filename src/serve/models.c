@@ -1,0 +1,151 @@
+/* The models of the service: loaded once at start, read-only afterwards, and described
+ * by GET /v1/models together with the figures of their model card (models/<name>.md). */
+#define _GNU_SOURCE /* strcasestr */
+#include "serve/serve_internal.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define CARD_MAX_BYTES (1u << 20)
+#define CARD_MAX_LINES 16
+#define CARD_MAX_NUMBERS 8
+#define CARD_LINE_MAX 200
+
+const char *avemo_serve_default_model(void)
+{
+    static const char *const candidates[] = {
+        AVEMO_DATA_DIR "/models/avemo-av.avm",
+        AVEMO_SOURCE_DIR "/models/avemo-av.avm",
+    };
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (access(candidates[i], R_OK) == 0) return candidates[i];
+    return NULL;
+}
+
+/* The card next to the model: "dir/name.avm" -> "dir/name.md". */
+static int card_path(const char *model_path, char *out, size_t size)
+{
+    size_t n = strlen(model_path);
+    const char *dot = strrchr(model_path, '.');
+    const char *slash = strrchr(model_path, '/');
+    if (dot && (!slash || dot > slash)) n = (size_t)(dot - model_path);
+    return snprintf(out, size, "%.*s.md", (int)n, model_path) < (int)size ? 0 : -1;
+}
+
+/* Numbers on one line of text, e.g. "| test accuracy | 0.712 | 71.2 % |" -> [0.712, 71.2]. */
+static cJSON *line_numbers(const char *line)
+{
+    cJSON *values = cJSON_CreateArray();
+    int count = 0;
+    for (const char *p = line; values && *p && count < CARD_MAX_NUMBERS;) {
+        int starts_number = isdigit((unsigned char)*p) ||
+                            (*p == '.' && isdigit((unsigned char)p[1]));
+        /* skip digits that are part of a word such as "F1" or "cremad6" */
+        if (starts_number && p > line && (isalpha((unsigned char)p[-1]) || p[-1] == '_')) starts_number = 0;
+        if (!starts_number) {
+            p++;
+            continue;
+        }
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p) {
+            p++;
+            continue;
+        }
+        cJSON_AddItemToArray(values, cJSON_CreateNumber(v));
+        count++;
+        p = end;
+    }
+    return values;
+}
+
+/* The card's path and its lines that mention accuracy, with the numbers found on them. */
+static cJSON *read_card(const char *model_path)
+{
+    char path[1100];
+    if (card_path(model_path, path, sizeof path)) return NULL;
+    uint8_t *text = NULL;
+    size_t size = 0;
+    if (avemo_read_file(path, CARD_MAX_BYTES, &text, &size, NULL)) return NULL;
+    cJSON *card = cJSON_CreateObject();
+    cJSON *lines = cJSON_CreateArray();
+    cJSON_AddStringToObject(card, "path", path);
+    int found = 0;
+    char *save = NULL;
+    for (char *line = strtok_r((char *)text, "\n", &save); line && found < CARD_MAX_LINES;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (!strcasestr(line, "accuracy")) continue;
+        while (*line == ' ' || *line == '\t' || *line == '|' || *line == '-' || *line == '*') line++;
+        char shown[CARD_LINE_MAX + 1];
+        snprintf(shown, sizeof shown, "%s", line);
+        for (char *c = shown; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = ' ';
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "text", shown);
+        cJSON_AddItemToObject(item, "values", line_numbers(shown));
+        cJSON_AddItemToArray(lines, item);
+        found++;
+    }
+    cJSON_AddItemToObject(card, "accuracy", lines);
+    free(text);
+    return card;
+}
+
+enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error *err)
+{
+    for (int i = 0; i < srv->opt.num_models; i++) {
+        const char *path = srv->opt.models[i];
+        if (!path || strlen(path) >= sizeof srv->models[i].path)
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: model path %d is empty or too long", i + 1);
+        enum avemo_status s = avemo_classifier_open(path, NULL, &srv->models[i].clf, err);
+        if (s) return s;
+        srv->num_models = i + 1;
+        snprintf(srv->models[i].path, sizeof srv->models[i].path, "%s", path);
+        srv->models[i].card = read_card(path);
+        for (int j = 0; j < i; j++)
+            if (strcmp(avemo_classifier_name(srv->models[j].clf), avemo_classifier_name(srv->models[i].clf)) == 0)
+                return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: a model named '%s' is already loaded", path,
+                                  avemo_classifier_name(srv->models[i].clf));
+    }
+    return AVEMO_OK;
+}
+
+void serve_models_free(struct avemo_server *srv)
+{
+    for (int i = 0; i < srv->num_models; i++) {
+        avemo_classifier_close(srv->models[i].clf);
+        cJSON_Delete(srv->models[i].card);
+        srv->models[i].clf = NULL;
+        srv->models[i].card = NULL;
+    }
+    srv->num_models = 0;
+}
+
+cJSON *serve_models_json(const struct avemo_server *srv)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(root, "models");
+    for (int i = 0; i < srv->num_models; i++) {
+        const avemo_classifier *clf = srv->models[i].clf;
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", avemo_classifier_name(clf));
+        cJSON_AddStringToObject(m, "path", srv->models[i].path);
+        cJSON_AddBoolToObject(m, "default", i == 0);
+        cJSON_AddStringToObject(m, "default_mode", avemo_mode_name(avemo_classifier_default_mode(clf)));
+        cJSON *modes = cJSON_AddArrayToObject(m, "modes");
+        for (int mode = 0; mode < 3; mode++)
+            if (avemo_classifier_supports(clf, (enum avemo_mode)mode))
+                cJSON_AddItemToArray(modes, cJSON_CreateString(avemo_mode_name((enum avemo_mode)mode)));
+        cJSON *labels = cJSON_AddArrayToObject(m, "labels");
+        for (int k = 0; k < avemo_classifier_num_classes(clf); k++)
+            cJSON_AddItemToArray(labels, cJSON_CreateString(avemo_classifier_label(clf, k)));
+        if (srv->models[i].card) cJSON_AddItemToObject(m, "card", cJSON_Duplicate(srv->models[i].card, 1));
+        else cJSON_AddNullToObject(m, "card");
+        cJSON_AddItemToArray(list, m);
+    }
+    return root;
+}

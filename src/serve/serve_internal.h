@@ -1,0 +1,181 @@
+/* avemo serve internals: the server context, the prediction history, the metrics,
+ * the embedded web page and small helpers shared by the files of src/serve/. */
+#ifndef AVEMO_SERVE_INTERNAL_H
+#define AVEMO_SERVE_INTERNAL_H
+
+#include <avemo/eval.h>
+#include <avemo/serve.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- prediction history (history.c): one SQLite file, WAL, synchronous=FULL ---- */
+
+typedef struct serve_history serve_history;
+
+struct serve_history_entry {
+    const char *file_name;
+    int64_t size;
+    const char *sha256;      /* 64 hex digits */
+    const char *model;
+    const char *mode;        /* requested */
+    const char *mode_used;
+    const char *label;
+    double confidence;
+    const struct avemo_prediction *pred; /* probabilities */
+    double latency_ms;
+};
+
+enum avemo_status serve_history_open(const char *path, serve_history **out, struct avemo_error *err);
+void serve_history_close(serve_history *h);
+/* Insert a row and commit it; *id and *created_at (ISO 8601 UTC, 32 bytes) receive its id and time. */
+enum avemo_status serve_history_insert(serve_history *h, const struct serve_history_entry *e, int64_t *id,
+                                       char created_at[32], struct avemo_error *err);
+/* One row as a JSON object; AVEMO_ERR_NOT_FOUND when there is none. */
+enum avemo_status serve_history_get(serve_history *h, int64_t id, cJSON **out, struct avemo_error *err);
+/* Rows newest first: {"total":N,"limit":L,"offset":O,"items":[...]}. */
+enum avemo_status serve_history_list(serve_history *h, int64_t limit, int64_t offset, cJSON **out,
+                                     struct avemo_error *err);
+/* AVEMO_ERR_NOT_FOUND when there is no such row. */
+enum avemo_status serve_history_delete(serve_history *h, int64_t id, struct avemo_error *err);
+
+/* ---- metrics (metrics.c) ---- */
+
+enum serve_endpoint {
+    SERVE_EP_PREDICT, SERVE_EP_MODELS, SERVE_EP_HISTORY, SERVE_EP_HISTORY_ITEM, SERVE_EP_HEALTHZ,
+    SERVE_EP_READYZ, SERVE_EP_METRICS, SERVE_EP_WEB, SERVE_EP_OTHER, SERVE_EP_COUNT
+};
+const char *serve_endpoint_name(enum serve_endpoint ep);
+
+#define SERVE_STATUS_SLOTS 16     /* distinct HTTP statuses counted; the last slot is "other" */
+#define SERVE_LATENCY_BUCKETS 12
+
+struct serve_metrics {
+    pthread_mutex_t lock;
+    uint64_t requests[SERVE_EP_COUNT][SERVE_STATUS_SLOTS];
+    uint64_t latency_le[SERVE_EP_COUNT][SERVE_LATENCY_BUCKETS]; /* non-cumulative counts per bucket */
+    uint64_t latency_inf[SERVE_EP_COUNT];
+    double latency_sum[SERVE_EP_COUNT];
+    uint64_t predictions[AVEMO_SERVE_MAX_MODELS][3][AVEMO_MAX_CLASSES];
+    uint64_t rejected_busy;
+};
+
+void serve_metrics_init(struct serve_metrics *m);
+void serve_metrics_destroy(struct serve_metrics *m);
+void serve_metrics_request(struct serve_metrics *m, enum serve_endpoint ep, unsigned status, double seconds);
+void serve_metrics_prediction(struct serve_metrics *m, int model, enum avemo_mode mode, int label);
+/* The Prometheus text of GET /metrics (malloc'ed), NULL when out of memory. */
+char *serve_metrics_text(struct avemo_server *srv);
+
+/* ---- the server ---- */
+
+struct serve_model {
+    avemo_classifier *clf;
+    char path[1024];
+    cJSON *card;             /* model-card summary, or NULL */
+};
+
+struct serve_request;
+
+struct serve_worker {
+    struct avemo_server *srv;
+    pthread_t thread;
+    int started;
+    avemo_classify_ctx *ctx[AVEMO_SERVE_MAX_MODELS];
+    struct avemo_prediction pred;   /* ~13 KB: kept here rather than on the stack */
+};
+
+struct avemo_server {
+    struct avemo_serve_options opt; /* strings point to the copies below */
+    char *host, *db_path, *api_key;
+    struct serve_model models[AVEMO_SERVE_MAX_MODELS];
+    int num_models;
+    serve_history *history;
+    struct serve_metrics metrics;
+
+    /* the bounded queue of uploads waiting for a worker */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct serve_request **queue;
+    int qcap, qhead, qcount, busy, stopping;
+    int queue_ready;                 /* qlock/qcond initialised */
+
+    struct serve_worker *workers;
+    int num_workers;
+    struct MHD_Daemon *daemon;
+    int port;
+    atomic_int ready;
+};
+
+/* A request in flight (MHD's per-connection pointer). */
+enum serve_request_state { SERVE_REQ_RECEIVING, SERVE_REQ_QUEUED, SERVE_REQ_DONE };
+
+struct serve_request {
+    struct avemo_server *srv;
+    struct MHD_Connection *conn;
+    enum serve_endpoint endpoint;
+    double t_start;
+    unsigned status;                 /* HTTP status answered */
+    char method[8];
+    char url[160];
+
+    /* POST /v1/predict */
+    struct MHD_PostProcessor *pp;
+    uint8_t *data;
+    size_t size, cap;
+    uint64_t discarded;              /* bytes dropped after the size limit */
+    int too_large, malformed, file_parts;
+    char file_name[200];
+    int model;                       /* index into srv->models */
+    enum avemo_mode mode;
+    enum serve_request_state state;
+    unsigned resp_status;            /* the worker's answer */
+    char *resp_body;
+};
+
+/* predict.c: upload intake, the work queue and the workers. */
+enum MHD_Result serve_predict_begin(struct serve_request *req);
+enum MHD_Result serve_predict_body(struct serve_request *req, const char *data, size_t *size);
+enum MHD_Result serve_predict_end(struct serve_request *req);
+enum avemo_status serve_workers_start(struct avemo_server *srv, struct avemo_error *err);
+void serve_workers_stop(struct avemo_server *srv);
+
+/* models.c */
+enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error *err);
+void serve_models_free(struct avemo_server *srv);
+cJSON *serve_models_json(const struct avemo_server *srv);
+
+/* server.c: answers. body is malloc'ed and taken over. */
+enum MHD_Result serve_respond(struct serve_request *req, unsigned status, const char *content_type, char *body);
+enum MHD_Result serve_respond_json(struct serve_request *req, unsigned status, cJSON *json);
+enum MHD_Result serve_respond_error(struct serve_request *req, unsigned status, const char *code,
+                                    const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* The error object {"error":{"code","message"}} as malloc'ed text. */
+char *serve_error_body(const char *code, const char *message);
+/* HTTP status for a library status (400, 413, 415, 422, 500, 503). */
+unsigned serve_http_status(enum avemo_status status);
+
+/* util.c */
+char *serve_base64(const uint8_t *data, size_t size);
+/* The 64x64 RGB face crop as "data:image/jpeg;base64,..." (malloc'ed), or NULL. */
+char *serve_face_data_url(const uint8_t *rgb, int width, int height);
+/* Parse a decimal integer in [lo, hi]; 0 on success. */
+int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out);
+
+/* web_assets.c: the embedded web page. */
+struct serve_asset {
+    const char *path;          /* "/index.html" */
+    const char *content_type;
+    const unsigned char *data;
+    size_t size;
+};
+const struct serve_asset *serve_find_asset(const char *url);
+int serve_assets_embedded(void);
+
+#endif

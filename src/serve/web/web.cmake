@@ -1,0 +1,24 @@
+# Embed the web page (src/serve/web/*.html, *.js, *.css) into libavemo at build time:
+# embed.cmake turns the files into byte arrays in <build>/generated/serve/serve_web_assets.h,
+# which src/serve/web_assets.c includes.  Include this file from the top CMakeLists.txt
+# (anywhere: the work is deferred until avemo_objects exists).
+function(avemo_embed_web)
+  set(web_dir ${CMAKE_SOURCE_DIR}/src/serve/web)
+  set(out_dir ${CMAKE_BINARY_DIR}/generated/serve)
+  set(out ${out_dir}/serve_web_assets.h)
+  file(GLOB web_files CONFIGURE_DEPENDS ${web_dir}/*.html ${web_dir}/*.js ${web_dir}/*.css ${web_dir}/*.svg)
+  file(MAKE_DIRECTORY ${out_dir})
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${web_dir} -DOUT=${out} -P ${web_dir}/embed.cmake
+    DEPENDS ${web_files} ${web_dir}/embed.cmake
+    COMMENT "Embedding the web page of avemo serve"
+    VERBATIM)
+  target_sources(avemo_objects PRIVATE ${out})
+  target_include_directories(avemo_objects PRIVATE ${out_dir})
+endfunction()
+
+if(TARGET avemo_objects)
+  avemo_embed_web()
+else()
+  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL avemo_embed_web)
+endif()

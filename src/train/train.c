@@ -1,0 +1,623 @@
+/*
+ * avemo_train_run: dataset -> features -> split -> network -> epochs of Adam
+ * with early stopping on the validation loss, reduce-on-plateau, class weights,
+ * augmentation, checkpoints, a CSV log and curves; the best epoch's model is saved.
+ */
+#include "train/train_internal.h"
+
+#include <avemo/eval.h>
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
+
+/* --- pipeline and inputs -------------------------------------------------------- */
+
+enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
+                                      struct avemo_pipeline *p, struct avemo_error *err)
+{
+    uint8_t *raw;
+    size_t size;
+    *text = NULL;
+    enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
+    if (st) return st;
+    size_t cap = size + 1 + (size_t)n * 600;
+    char *t = malloc(cap);
+    if (!t) {
+        free(raw);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(t, raw, size + 1);
+    free(raw);
+    /* Each override becomes a section of its own at the end, so the saved model
+     * holds the pipeline that was really used. */
+    for (int i = 0; i < n; i++) {
+        const char *dot = strchr(overrides[i], '.'), *eq = strchr(overrides[i], '=');
+        if (!dot || !eq || dot > eq || dot == overrides[i] || strlen(overrides[i]) > 500) {
+            free(t);
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "override '%s': expected section.key=value", overrides[i]);
+        }
+        size_t len = strlen(t);
+        snprintf(t + len, cap - len, "\n[%.*s]\n%.*s = %s\n", (int)(dot - overrides[i]), overrides[i],
+                 (int)(eq - dot - 1), dot + 1, eq + 1);
+    }
+    st = avemo_pipeline_parse(t, path, p, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *text = t;
+    return AVEMO_OK;
+}
+
+enum avemo_status train_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,
+                                     int *face_input, struct avemo_error *err)
+{
+    *audio_input = avemo_net_input_index(net, "audio");
+    *face_input = avemo_net_input_index(net, "face");
+    int want_audio = p->mode != AVEMO_PIPELINE_FACE, want_face = p->mode != AVEMO_PIPELINE_AUDIO;
+    if (want_audio != (*audio_input >= 0) || want_face != (*face_input >= 0) || avemo_net_input_count(net) != want_audio + want_face)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network's inputs do not match mode '%s' (it needs %s)", p->name,
+                          p->mode == AVEMO_PIPELINE_AV ? "av" : p->mode == AVEMO_PIPELINE_AUDIO ? "audio" : "face",
+                          p->mode == AVEMO_PIPELINE_AV ? "inputs audio and face" : want_audio ? "one input named audio" : "one input named face");
+    int c, h, w;
+    const char *name;
+    if (*audio_input >= 0) {
+        avemo_net_input_shape(net, *audio_input, &name, &c, &h, &w);
+        int rows = avemo_audio_params_feature_count(&p->audio);
+        if (c != 1 || h != rows || w != p->audio.frames)
+            return avemo_fail(err, AVEMO_ERR_MISMATCH,
+                              "%s: network input audio is %dx%dx%d but the [audio] features are 1x%dx%d", p->name, c, h, w,
+                              rows, p->audio.frames);
+    }
+    if (*face_input >= 0) {
+        avemo_net_input_shape(net, *face_input, &name, &c, &h, &w);
+        if (c != p->face.channels || h != p->face.size || w != p->face.size)
+            return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: network input face is %dx%dx%d but [face] gives %dx%dx%d", p->name,
+                              c, h, w, p->face.channels, p->face.size, p->face.size);
+    }
+    return AVEMO_OK;
+}
+
+/* --- a training session's state ---------------------------------------------- */
+
+struct session {
+    const struct avemo_train_options *opt;
+    struct avemo_pipeline p;
+    char *pipeline_text;
+    struct avemo_dataset ds;
+    struct avemo_feature_set fs;
+    struct avemo_split split;
+    struct train_data td;
+    avemo_net *net;
+    avemo_nn_ctx *ctx, *eval_ctx;
+    avemo_optim *optim;
+    size_t *idx[3];
+    size_t n[3];
+    float *audio_in, *face_in;
+    int *labels;
+    float class_weights[16];
+    float *mean, *std;
+    float *best_params, *best_stats;
+    FILE *log;
+};
+
+static void session_free(struct session *s)
+{
+    free(s->pipeline_text);
+    avemo_dataset_free(&s->ds);
+    avemo_features_free(&s->fs);
+    avemo_split_free(&s->split);
+    train_data_free(&s->td);
+    avemo_nn_ctx_free(s->ctx);
+    avemo_nn_ctx_free(s->eval_ctx);
+    avemo_optim_free(s->optim);
+    avemo_net_free(s->net);
+    for (int k = 0; k < 3; k++) free(s->idx[k]);
+    free(s->audio_in);
+    free(s->face_in);
+    free(s->labels);
+    free(s->mean);
+    free(s->std);
+    free(s->best_params);
+    free(s->best_stats);
+    if (s->log) fclose(s->log);
+}
+
+static void say(const struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const struct session *s, const char *fmt, ...)
+{
+    if (s->opt->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+/* --- steps ----------------------------------------------------------------------- */
+
+static enum avemo_status load_data(struct session *s, struct avemo_error *err)
+{
+    if (s->opt->ndata < 1) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "train: no --data given");
+    for (int i = 0; i < s->opt->ndata; i++) {
+        enum avemo_status st = avemo_dataset_add(&s->ds, s->opt->data[i], &s->p.labels, err);
+        if (st) return st;
+    }
+    say(s, "data: %zu labelled files (%zu dropped by [labels])\n", s->ds.count, s->ds.dropped);
+    return AVEMO_OK;
+}
+
+static enum avemo_status extract(struct session *s, struct avemo_error *err)
+{
+    const struct avemo_augment *a = &s->p.augment;
+    struct avemo_extract_options eo = {0};
+    eo.need_audio = s->p.mode != AVEMO_PIPELINE_FACE;
+    eo.need_faces = s->p.mode != AVEMO_PIPELINE_AUDIO;
+    eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0);
+    eo.threads = s->p.train.threads;
+    eo.cache_path = s->opt->cache_path;
+    eo.progress = s->opt->progress;
+    /* Dataset statistics are applied per batch, so the cache holds unnormalised features. */
+    struct avemo_pipeline feat = s->p;
+    if (feat.audio.norm == AVEMO_NORM_DATASET) feat.audio.norm = AVEMO_NORM_NONE;
+    enum avemo_status st = avemo_features_extract(&feat, &s->ds, &eo, &s->fs, err);
+    if (st) return st;
+    s->td.need_audio = eo.need_audio;
+    s->td.need_face = eo.need_faces;
+    if (s->fs.failed) {
+        say(s, "skipped %zu files:\n", s->fs.failed);
+        for (size_t i = 0; i < s->ds.count; i++)
+            if (s->fs.failure[i]) say(s, "  %s\n", s->fs.failure[i]);
+    }
+    return AVEMO_OK;
+}
+
+static enum avemo_status make_split(struct session *s, struct avemo_error *err)
+{
+    const struct avemo_train_config *t = &s->p.train;
+    enum avemo_status st = s->opt->split_in ? avemo_split_load(&s->ds, s->opt->split_in, &s->split, err)
+                                            : avemo_split_make(&s->ds, t->split, t->folds, t->fold, t->seed, &s->split, err);
+    if (st) return st;
+    if (t->split == AVEMO_SPLIT_RANDOM && !s->opt->split_in)
+        fprintf(stderr, "warning: a random split puts the same actors in training and test; "
+                        "its accuracy overstates what unseen speakers get\n");
+    if (s->opt->split_out && (st = avemo_split_save(&s->ds, &s->split, s->opt->split_out, err))) return st;
+    st = train_data_init(&s->td, &s->p, &s->ds, &s->fs, s->split.part, t->seed, err);
+    if (st) return st;
+    size_t unusable = 0;
+    for (int k = 0; k < 3; k++) {
+        s->idx[k] = avemo_split_indices(&s->split, k, &s->n[k]);
+        if (!s->idx[k]) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+        size_t m = 0;
+        for (size_t j = 0; j < s->n[k]; j++) {
+            if (train_data_usable(&s->td, s->idx[k][j])) s->idx[k][m++] = s->idx[k][j];
+            else unusable++;
+        }
+        s->n[k] = m;
+    }
+    say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
+        s->n[1], s->n[2], unusable);
+    if (s->n[PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
+    if (s->n[PART_VAL] == 0) {
+        /* A tiny corpus (e.g. six clips): validate on the training data so training still stops. */
+        fprintf(stderr, "warning: no validation samples; early stopping watches the training loss\n");
+    }
+    return AVEMO_OK;
+}
+
+static void compute_class_weights(struct session *s)
+{
+    size_t counts[16] = {0};
+    avemo_dataset_class_counts(&s->ds, s->idx[PART_TRAIN], s->n[PART_TRAIN], counts);
+    int k = s->ds.num_classes;
+    for (int c = 0; c < k; c++)
+        s->class_weights[c] = s->p.train.class_weights && counts[c]
+                                  ? (float)((double)s->n[PART_TRAIN] / ((double)k * (double)counts[c]))
+                                  : 1.0f;
+}
+
+/* Per-band mean and standard deviation over the training features (norm = dataset). */
+static enum avemo_status compute_stats(struct session *s, struct avemo_error *err)
+{
+    if (s->p.audio.norm != AVEMO_NORM_DATASET || !s->td.need_audio) return AVEMO_OK;
+    int rows = s->fs.audio_rows, cols = s->fs.audio_cols;
+    s->mean = calloc((size_t)rows, sizeof(float));
+    s->std = calloc((size_t)rows, sizeof(float));
+    double *sum = calloc((size_t)rows, sizeof(double)), *sq = calloc((size_t)rows, sizeof(double));
+    enum avemo_status st = s->mean && s->std && sum && sq ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    size_t count = 0;
+    for (size_t j = 0; !st && j < s->n[PART_TRAIN]; j++) {
+        const float *x = s->fs.audio + s->idx[PART_TRAIN][j] * s->td.audio_floats;
+        for (int r = 0; r < rows; r++)
+            for (int t = 0; t < cols; t++) {
+                sum[r] += x[r * cols + t];
+                sq[r] += (double)x[r * cols + t] * x[r * cols + t];
+            }
+        count += (size_t)cols;
+    }
+    for (int r = 0; !st && r < rows; r++) {
+        double m = sum[r] / (double)count, v = sq[r] / (double)count - m * m;
+        s->mean[r] = (float)m;
+        s->std[r] = (float)sqrt(v > 1e-8 ? v : 1e-8);
+    }
+    free(sum);
+    free(sq);
+    if (st) return st;
+    s->td.mean = s->mean;
+    s->td.std = s->std;
+    if ((st = avemo_net_set_array(s->net, "audio.mean", s->mean, (size_t)rows, err))) return st;
+    return avemo_net_set_array(s->net, "audio.std", s->std, (size_t)rows, err);
+}
+
+static enum avemo_status build_net(struct session *s, struct avemo_error *err)
+{
+    enum avemo_status st = avemo_net_create(s->pipeline_text, s->opt->pipeline_path, &s->net, err);
+    if (!st) st = train_check_inputs(s->net, &s->p, &s->td.audio_input, &s->td.face_input, err);
+    if (st) return st;
+    if (avemo_net_classes(s->net) != s->ds.num_classes)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network has %d outputs but [labels] has %d classes",
+                          s->opt->pipeline_path, avemo_net_classes(s->net), s->ds.num_classes);
+    avemo_net_init(s->net, AVEMO_NN_INIT_DEFAULT, s->p.train.seed);
+    const char *labels[16];
+    for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
+    if ((st = avemo_net_set_labels(s->net, labels, s->ds.num_classes, err))) return st;
+    if (s->opt->init_path) {
+        int copied = 0;
+        const char *prefixes = s->opt->init_prefixes ? s->opt->init_prefixes : "";
+        char list[256];
+        snprintf(list, sizeof list, "%s", prefixes);
+        for (char *tok = strtok(list, ","); tok || !copied; tok = strtok(NULL, ",")) {
+            int n = 0;
+            st = avemo_net_load_params(s->net, s->opt->init_path, tok ? tok : "", &n, err);
+            if (st) return st;
+            copied += n;
+            if (!tok) break;
+        }
+        say(s, "init: %d layers from %s\n", copied, s->opt->init_path);
+        if (copied == 0)
+            return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: no layer matches the network of %s", s->opt->init_path,
+                              s->opt->pipeline_path);
+    }
+    if ((st = compute_stats(s, err))) return st;
+    int batch = s->p.train.batch;
+    if ((st = avemo_nn_ctx_create(s->net, batch, 1, s->p.train.seed + 1, &s->ctx, err))) return st;
+    if ((st = avemo_nn_ctx_create(s->net, batch, 0, 0, &s->eval_ctx, err))) return st;
+    avemo_nn_ctx_set_dropout(s->ctx, s->p.train.dropout);
+    struct avemo_optim_config oc = {0};
+    oc.kind = (enum avemo_optim_kind)s->p.train.optimizer;
+    oc.lr = s->p.train.lr;
+    oc.weight_decay = s->p.train.weight_decay;
+    oc.clip_norm = s->p.train.clip_norm;
+    if ((st = avemo_optim_create(s->net, &oc, &s->optim, err))) return st;
+    if (s->opt->freeze) {
+        char list[256];
+        snprintf(list, sizeof list, "%s", s->opt->freeze);
+        for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
+            if ((st = avemo_optim_freeze(s->optim, s->net, tok, 1, err))) return st;
+    }
+    s->audio_in = malloc(sizeof(float) * s->td.audio_floats * (size_t)batch + 1);
+    s->face_in = malloc(sizeof(float) * s->td.face_floats * (size_t)batch + 1);
+    s->labels = malloc(sizeof(int) * (size_t)batch);
+    if (!s->audio_in || !s->face_in || !s->labels) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    if (s->td.need_audio && (st = avemo_audio_extractor_create(&s->p.audio, &s->td.ex, err))) return st;
+    if (s->td.ex && s->p.audio.norm == AVEMO_NORM_DATASET) {
+        /* Augmented features must come out unnormalised, like the cached ones. */
+        struct avemo_audio_params raw = s->p.audio;
+        raw.norm = AVEMO_NORM_NONE;
+        avemo_audio_extractor_free(s->td.ex);
+        s->td.ex = NULL;
+        if ((st = avemo_audio_extractor_create(&raw, &s->td.ex, err))) return st;
+    }
+    return AVEMO_OK;
+}
+
+static const float *const *batch_inputs(struct session *s, const float *inputs[2])
+{
+    int k = 0;
+    for (int i = 0; i < avemo_net_input_count(s->net); i++)
+        inputs[k++] = i == s->td.audio_input ? s->audio_in : s->face_in;
+    return inputs;
+}
+
+/* Loss, accuracy and (optionally) predictions of a part in eval mode. */
+static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n, double *loss, double *acc, int *pred,
+                                  int *truth, struct avemo_error *err)
+{
+    struct avemo_nn_loss lo = {s->class_weights, 0};
+    double total = 0;
+    size_t correct = 0;
+    int batch = s->p.train.batch, k = s->ds.num_classes;
+    for (size_t at = 0; at < n; at += (size_t)batch) {
+        int b = n - at < (size_t)batch ? (int)(n - at) : batch;
+        train_data_batch(&s->td, idx + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        const float *inputs[2], *logits;
+        float l;
+        enum avemo_status st = avemo_net_forward(s->net, s->eval_ctx, batch_inputs(s, inputs), b, &logits, err);
+        if (!st) st = avemo_net_loss(s->net, s->eval_ctx, s->labels, &lo, &l, err);
+        if (st) return st;
+        total += (double)l * b;
+        for (int j = 0; j < b; j++) {
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (logits[j * k + c] > logits[j * k + best]) best = c;
+            correct += best == s->labels[j];
+            if (pred) pred[at + (size_t)j] = best;
+            if (truth) truth[at + (size_t)j] = s->labels[j];
+        }
+    }
+    *loss = n ? total / (double)n : NAN;
+    *acc = n ? (double)correct / (double)n : NAN;
+    return AVEMO_OK;
+}
+
+static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
+                                     struct avemo_error *err)
+{
+    size_t n = s->n[PART_TRAIN];
+    size_t *order = s->idx[PART_TRAIN];
+    for (size_t i = n; i > 1; i--) {
+        size_t j = avemo_rng_below(rng, (uint32_t)i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    struct avemo_nn_loss lo = {s->class_weights, s->p.train.label_smoothing};
+    int batch = s->p.train.batch, k = s->ds.num_classes;
+    double total = 0;
+    size_t correct = 0, seen = 0;
+    for (size_t at = 0; at < n; at += (size_t)batch) {
+        int b = n - at < (size_t)batch ? (int)(n - at) : batch;
+        /* A batch of one has no batch statistics worth normalising with. */
+        if (b < 2 && n > 1) break;
+        train_data_batch(&s->td, order + at, b, 1, rng, s->audio_in, s->face_in, s->labels);
+        const float *inputs[2], *logits;
+        float l;
+        enum avemo_status st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);
+        if (!st) st = avemo_net_backward(s->net, s->ctx, s->labels, &lo, &l, err);
+        if (!st) st = avemo_optim_step(s->optim, s->net, s->ctx, NULL, err);
+        if (st) return st;
+        if (!isfinite(l)) return avemo_fail(err, AVEMO_ERR_INTERNAL, "train: the loss became %f (lower train.lr?)", l);
+        total += (double)l * b;
+        seen += (size_t)b;
+        for (int j = 0; j < b; j++) {
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (logits[j * k + c] > logits[j * k + best]) best = c;
+            correct += best == s->labels[j];
+        }
+    }
+    *loss = seen ? total / (double)seen : NAN;
+    *acc = seen ? (double)correct / (double)seen : NAN;
+    return AVEMO_OK;
+}
+
+static enum avemo_status remember_best(struct session *s, struct avemo_error *err)
+{
+    size_t np, ns;
+    float *params = avemo_net_params(s->net, &np), *stats = avemo_net_stats(s->net, &ns);
+    if (!s->best_params) {
+        s->best_params = malloc(sizeof(float) * (np ? np : 1));
+        s->best_stats = malloc(sizeof(float) * (ns ? ns : 1));
+        if (!s->best_params || !s->best_stats) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    }
+    memcpy(s->best_params, params, sizeof(float) * np);
+    memcpy(s->best_stats, stats, sizeof(float) * ns);
+    return AVEMO_OK;
+}
+
+static void restore_best(struct session *s)
+{
+    size_t np, ns;
+    float *params = avemo_net_params(s->net, &np), *stats = avemo_net_stats(s->net, &ns);
+    if (!s->best_params) return;
+    memcpy(params, s->best_params, sizeof(float) * np);
+    memcpy(stats, s->best_stats, sizeof(float) * ns);
+}
+
+/* --- checkpoints: the model so far plus a small state file ------------------------------ */
+
+struct progress_state {
+    int epoch, best_epoch, bad_epochs, plateau_epochs;
+    double best_loss, best_acc;
+    float lr;
+};
+
+static enum avemo_status save_checkpoint(struct session *s, const struct progress_state *ps, struct avemo_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s.ckpt", s->opt->out_path);
+    enum avemo_status st = avemo_net_save(s->net, path, err);
+    if (st) return st;
+    snprintf(path, sizeof path, "%s.ckpt.state", s->opt->out_path);
+    FILE *f = fopen(path, "w");
+    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
+    fprintf(f, "%d %d %d %d %.17g %.17g %.9g\n", ps->epoch, ps->best_epoch, ps->bad_epochs, ps->plateau_epochs,
+            ps->best_loss, ps->best_acc, (double)ps->lr);
+    if (fclose(f) != 0) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
+    return AVEMO_OK;
+}
+
+static enum avemo_status load_checkpoint(struct session *s, struct progress_state *ps, struct avemo_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s.ckpt.state", s->opt->out_path);
+    FILE *f = fopen(path, "r");
+    if (!f) return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: no checkpoint to resume (%s)", path, strerror(errno));
+    double lr;
+    int n = fscanf(f, "%d %d %d %d %lf %lf %lf", &ps->epoch, &ps->best_epoch, &ps->bad_epochs, &ps->plateau_epochs,
+                   &ps->best_loss, &ps->best_acc, &lr);
+    fclose(f);
+    if (n != 7 || ps->epoch < 0 || ps->epoch > 100000 || !(lr > 0))
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: damaged checkpoint state", path);
+    ps->lr = (float)lr;
+    snprintf(path, sizeof path, "%s.ckpt", s->opt->out_path);
+    int copied = 0;
+    enum avemo_status st = avemo_net_load_params(s->net, path, "", &copied, err);
+    if (st) return st;
+    avemo_optim_set_lr(s->optim, ps->lr);
+    /* The best parameters so far are in the model file written at that epoch. */
+    st = remember_best(s, err);
+    if (!st && ps->best_epoch > 0) {
+        avemo_net *best = NULL;
+        if (avemo_net_load(s->opt->out_path, &best, NULL) == AVEMO_OK) {
+            size_t np, ns;
+            float *bp = avemo_net_params(best, &np), *bs = avemo_net_stats(best, &ns);
+            size_t mp, ms;
+            avemo_net_params(s->net, &mp);
+            avemo_net_stats(s->net, &ms);
+            if (np == mp && ns == ms) {
+                memcpy(s->best_params, bp, sizeof(float) * np);
+                memcpy(s->best_stats, bs, sizeof(float) * ns);
+            }
+            avemo_net_free(best);
+        }
+    }
+    say(s, "resumed after epoch %d (best epoch %d, lr %g)\n", ps->epoch, ps->best_epoch, (double)ps->lr);
+    return st;
+}
+
+/* --- log and curves -------------------------------------------------------------- */
+
+static void plot_curves(struct session *s, const char *csv_path)
+{
+    FILE *f = fopen(csv_path, "r");
+    if (!f) return;
+    double tl[2048], vl[2048], ta[2048], va[2048];
+    int n = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f) && n < 2048) {
+        int e;
+        double lr, sec;
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf", &e, &tl[n], &ta[n], &vl[n], &va[n], &lr, &sec) == 7) n++;
+    }
+    fclose(f);
+    if (n == 0) return;
+    char path[4200];
+    const char *base = s->opt->plot_png ? s->opt->plot_png : s->opt->out_path;
+    struct avemo_series loss[2] = {{"train loss", tl, n}, {"validation loss", vl, n}};
+    struct avemo_series acc[2] = {{"train accuracy", ta, n}, {"validation accuracy", va, n}};
+    snprintf(path, sizeof path, "%s-loss.png", base);
+    avemo_plot_curves("loss", "cross-entropy", loss, 2, path, NULL);
+    snprintf(path, sizeof path, "%s-accuracy.png", base);
+    avemo_plot_curves("accuracy", "accuracy", acc, 2, path, NULL);
+}
+
+/* --- the loop ------------------------------------------------------------------------ */
+
+static enum avemo_status run_epochs(struct session *s, struct avemo_train_result *res, struct avemo_error *err)
+{
+    const struct avemo_train_config *t = &s->p.train;
+    struct progress_state ps = {0, 0, 0, 0, DBL_MAX, 0, t->lr};
+    enum avemo_status st = AVEMO_OK;
+    if (s->opt->resume && (st = load_checkpoint(s, &ps, err))) return st;
+    char csv[4200];
+    if (s->opt->log_csv) snprintf(csv, sizeof csv, "%s", s->opt->log_csv);
+    else snprintf(csv, sizeof csv, "%s.csv", s->opt->out_path);
+    s->log = fopen(csv, s->opt->resume ? "a" : "w");
+    if (!s->log) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", csv, strerror(errno));
+    if (!s->opt->resume) fprintf(s->log, "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n");
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, t->seed + (uint64_t)ps.epoch * 7919, 0x7a1);
+    /* Without a validation part, early stopping watches the training data itself. */
+    const size_t *vidx = s->n[PART_VAL] ? s->idx[PART_VAL] : s->idx[PART_TRAIN];
+    size_t vn = s->n[PART_VAL] ? s->n[PART_VAL] : s->n[PART_TRAIN];
+    for (int epoch = ps.epoch + 1; epoch <= t->epochs; epoch++) {
+        double t0 = avemo_now(), tr_loss = NAN, tr_acc = NAN, va_loss = NAN, va_acc = NAN;
+        if ((st = train_epoch(s, &rng, &tr_loss, &tr_acc, err))) break;
+        if ((st = evaluate(s, vidx, vn, &va_loss, &va_acc, NULL, NULL, err))) break;
+        double sec = avemo_now() - t0;
+        fprintf(s->log, "%d,%.6f,%.6f,%.6f,%.6f,%.3g,%.2f\n", epoch, tr_loss, tr_acc, va_loss, va_acc, (double)ps.lr, sec);
+        fflush(s->log);
+        say(s, "epoch %3d  train loss %.4f acc %.3f  val loss %.4f acc %.3f  lr %.2g  %.1fs%s\n", epoch, tr_loss, tr_acc,
+            va_loss, va_acc, (double)ps.lr, sec, va_loss < ps.best_loss - 1e-4 ? "  *" : "");
+        ps.epoch = epoch;
+        if (va_loss < ps.best_loss - 1e-4) {
+            ps.best_loss = va_loss;
+            ps.best_acc = va_acc;
+            ps.best_epoch = epoch;
+            ps.bad_epochs = ps.plateau_epochs = 0;
+            if ((st = remember_best(s, err))) break;
+            /* The best model so far is always on disk. */
+            if ((st = avemo_net_save(s->net, s->opt->out_path, err))) break;
+        } else {
+            ps.bad_epochs++;
+            if (++ps.plateau_epochs >= t->plateau_patience && ps.lr > t->min_lr) {
+                ps.lr = ps.lr * t->plateau_factor < t->min_lr ? t->min_lr : ps.lr * t->plateau_factor;
+                avemo_optim_set_lr(s->optim, ps.lr);
+                ps.plateau_epochs = 0;
+            }
+        }
+        if ((st = save_checkpoint(s, &ps, err))) break;
+        if (ps.bad_epochs >= t->patience) {
+            say(s, "early stop: no validation improvement for %d epochs\n", t->patience);
+            break;
+        }
+    }
+    fclose(s->log);
+    s->log = NULL;
+    plot_curves(s, csv);
+    res->epochs_run = ps.epoch;
+    res->best_epoch = ps.best_epoch;
+    res->best_val_loss = ps.best_loss;
+    res->best_val_acc = ps.best_acc;
+    return st;
+}
+
+static enum avemo_status final_report(struct session *s, struct avemo_train_result *res, struct avemo_error *err)
+{
+    restore_best(s);
+    enum avemo_status st = avemo_net_save(s->net, s->opt->out_path, err);
+    double loss;
+    if (!st) st = evaluate(s, s->idx[PART_TRAIN], s->n[PART_TRAIN], &loss, &res->train_acc, NULL, NULL, err);
+    if (st || s->n[PART_TEST] == 0) return st;
+    int *pred = malloc(sizeof(int) * s->n[PART_TEST]), *truth = malloc(sizeof(int) * s->n[PART_TEST]);
+    if (!pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    if (!st) st = evaluate(s, s->idx[PART_TEST], s->n[PART_TEST], &loss, &res->test_acc, pred, truth, err);
+    struct avemo_metrics m;
+    const char *labels[16];
+    for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
+    if (!st) st = avemo_metrics_compute(truth, pred, s->n[PART_TEST], s->ds.num_classes, labels, &m, err);
+    if (!st) {
+        res->has_test = 1;
+        res->test_uar = m.unweighted_accuracy;
+    }
+    free(pred);
+    free(truth);
+    return st;
+}
+
+enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct avemo_train_result *res,
+                                  struct avemo_error *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!opt->pipeline_path || !opt->out_path)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "train: a pipeline and --out are required");
+    double t0 = avemo_now();
+    struct session s;
+    memset(&s, 0, sizeof s);
+    s.td.audio_input = s.td.face_input = -1;
+    s.opt = opt;
+    enum avemo_status st = train_load_pipeline(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
+    if (!st && s.p.train.threads > 0) st = avemo_nn_set_threads(s.p.train.threads, err);
+    if (!st) st = load_data(&s, err);
+    if (!st) st = extract(&s, err);
+    if (!st) st = make_split(&s, err);
+    if (!st) {
+        res->n_train = s.n[0];
+        res->n_val = s.n[1];
+        res->n_test = s.n[2];
+        res->skipped = s.fs.failed;
+        compute_class_weights(&s);
+        st = build_net(&s, err);
+    }
+    if (!st) st = run_epochs(&s, res, err);
+    if (!st) st = final_report(&s, res, err);
+    res->seconds = avemo_now() - t0;
+    session_free(&s);
+    return st;
+}

@@ -1,0 +1,613 @@
+/* Cascade detection with the results of OpenCV's CascadeClassifier::detectMultiScale.
+ *
+ * How OpenCV does it (and so how we do it, to get the same windows):
+ *   - scales: factor = 1, sf, sf^2, ... while the window (cvRound(win * factor))
+ *     fits the image and the maximum size; factors whose window is below the
+ *     minimum size are skipped.  The factor is kept as a float.
+ *   - for each scale the IMAGE is shrunk to cvRound(size / factor) with the
+ *     bit-exact bilinear resize, and integral images are computed on it.
+ *   - a window of the cascade's size slides with a step of 2 pixels (factor < 2)
+ *     or 1 pixel; a window rejected by the first stage skips the next position.
+ *   - Haar windows are normalised by the standard deviation of the inner
+ *     (w-2)x(h-2) rectangle; a window whose deviation is below 10 is rejected
+ *     outright (OpenCV: area * normFactor >= 0.1).
+ *   - feature values are float sums of int rectangle sums times float weights,
+ *     times the float normalisation factor; stage sums are double; each stage
+ *     threshold was lowered by 1e-5 when reading.
+ *   - hits map back as (cvRound(x * factor), cvRound(y * factor), cvRound(win * factor)).
+ *   - grouping: cv::groupRectangles(eps = 0.2), then clipping to the image.
+ *
+ * Integral images of one scale live in one buffer: the sum plane, the squared
+ * sum plane and (for tilted features) the tilted plane, all with the row stride
+ * of the largest scale, so that feature offsets are computed once per image size.
+ */
+#include "vision/vision_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A Haar feature (or stump) with its corner offsets relative to the window's
+ * top-left entry in the sum plane (tilted corners point into the tilted plane). */
+struct haar_compiled {
+    int32_t ofs[HAAR_MAX_RECTS][4];
+    float weight[HAAR_MAX_RECTS];
+};
+
+/* A stump: the compiled feature inlined with its threshold and two leaves. */
+struct haar_stump {
+    struct haar_compiled f;
+    float threshold, left, right;
+};
+
+struct lbp_compiled {
+    int32_t ofs[16]; /* the 4x4 grid of corners of the 3x3 blocks */
+};
+
+struct avemo_detector {
+    const struct avemo_cascade *c;
+    uint8_t *gray;          /* the input converted to gray, when it was RGB */
+    size_t gray_cap;
+    uint8_t *scaled;        /* the image at the current scale */
+    size_t scaled_cap;
+    int32_t *xwork;         /* resize coefficients */
+    uint16_t *hrows;
+    size_t work_cap;        /* in int32 of xwork (hrows has the same count of uint16) */
+    uint32_t *planes;       /* sum | sqsum | tilted */
+    size_t plane_size;      /* entries per plane */
+    size_t planes_cap;
+    uint32_t *diag;         /* scratch for the tilted integral */
+    size_t diag_cap;
+    int stride;             /* row stride of the planes, for which features are compiled */
+    struct haar_stump *stumps;        /* Haar stump cascades */
+    struct haar_compiled *haar;       /* Haar tree cascades: per feature */
+    struct lbp_compiled *lbp;         /* LBP cascades: per feature */
+    int32_t norm_ofs[4];
+    struct avemo_rect *cand;
+    int ncand, cand_cap;
+    int *parent;            /* grouping scratch */
+    size_t parent_cap;
+};
+
+void avemo_detect_params_default(struct avemo_detect_params *p)
+{
+    p->scale_factor = 1.1;
+    p->min_neighbors = 5;
+    p->min_width = p->min_height = 30;
+    p->max_width = p->max_height = 0;
+    p->max_candidates = 100000;
+}
+
+enum avemo_status avemo_detector_create(const avemo_cascade *cascade, avemo_detector **out, struct avemo_error *err)
+{
+    if (!out) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "avemo_detector_create: NULL output");
+    *out = NULL;
+    if (!cascade) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "avemo_detector_create: no cascade");
+    struct avemo_detector *d = calloc(1, sizeof *d);
+    if (!d) return avemo_fail(err, AVEMO_ERR_NOMEM, "detector: out of memory");
+    d->c = cascade;
+    *out = d;
+    return AVEMO_OK;
+}
+
+void avemo_detector_free(avemo_detector *d)
+{
+    if (!d) return;
+    free(d->gray);
+    free(d->scaled);
+    free(d->xwork);
+    free(d->hrows);
+    free(d->planes);
+    free(d->diag);
+    free(d->stumps);
+    free(d->haar);
+    free(d->lbp);
+    free(d->cand);
+    free(d->parent);
+    free(d);
+}
+
+static int reserve(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 1;
+    void *q = realloc(*p, need * elem);
+    if (!q) return 0;
+    *p = q;
+    *cap = need;
+    return 1;
+}
+
+/* ---- Feature offsets for the current stride ------------------------------ */
+
+static void compile_haar(const struct avemo_cascade *c, const struct cascade_feature *f, int stride, size_t tofs,
+                         struct haar_compiled *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < f->nrects; i++) {
+        const struct cascade_rect *r = &f->rect[i];
+        int32_t *o = out->ofs[i];
+        out->weight[i] = r->weight;
+        if (f->tilted) {
+            /* Corners of a 45-degree rectangle in the tilted integral:
+             * (x, y), (x - h, y + h), (x + w, y + w), (x + w - h, y + w + h). */
+            o[0] = (int32_t)tofs + r->x + stride * r->y;
+            o[1] = (int32_t)tofs + r->x - r->h + stride * (r->y + r->h);
+            o[2] = (int32_t)tofs + r->x + r->w + stride * (r->y + r->w);
+            o[3] = (int32_t)tofs + r->x + r->w - r->h + stride * (r->y + r->w + r->h);
+        } else {
+            o[0] = r->x + stride * r->y;
+            o[1] = r->x + r->w + stride * r->y;
+            o[2] = r->x + stride * (r->y + r->h);
+            o[3] = r->x + r->w + stride * (r->y + r->h);
+        }
+    }
+    (void)c;
+}
+
+static int compile_features(struct avemo_detector *d, int stride)
+{
+    const struct avemo_cascade *c = d->c;
+    if (d->stride == stride && (d->stumps || d->haar || d->lbp)) return 1;
+    free(d->stumps);
+    free(d->haar);
+    free(d->lbp);
+    d->stumps = NULL;
+    d->haar = NULL;
+    d->lbp = NULL;
+    d->stride = stride;
+    size_t tofs = 2 * d->plane_size;
+    if (c->is_lbp) {
+        d->lbp = malloc(sizeof *d->lbp * (size_t)c->nfeatures);
+        if (!d->lbp) return 0;
+        for (int i = 0; i < c->nfeatures; i++) {
+            const struct cascade_rect *r = &c->features[i].rect[0];
+            for (int j = 0; j < 4; j++)
+                for (int k = 0; k < 4; k++) d->lbp[i].ofs[j * 4 + k] = (r->x + k * r->w) + stride * (r->y + j * r->h);
+        }
+    } else if (c->stumps_only) {
+        d->stumps = malloc(sizeof *d->stumps * (size_t)c->ntrees);
+        if (!d->stumps) return 0;
+        for (int t = 0; t < c->ntrees; t++) {
+            const struct cascade_tree *tr = &c->trees[t];
+            const struct cascade_node *n = &c->nodes[tr->first_node];
+            struct haar_stump *s = &d->stumps[t];
+            compile_haar(c, &c->features[n->feature], stride, tofs, &s->f);
+            s->threshold = n->threshold;
+            /* child <= 0 is leaf -child */
+            s->left = c->leaves[tr->first_leaf - (n->left > 0 ? 0 : n->left)];
+            s->right = c->leaves[tr->first_leaf - (n->right > 0 ? 0 : n->right)];
+        }
+    } else {
+        d->haar = malloc(sizeof *d->haar * (size_t)c->nfeatures);
+        if (!d->haar) return 0;
+        for (int i = 0; i < c->nfeatures; i++) compile_haar(c, &c->features[i], stride, tofs, &d->haar[i]);
+    }
+    /* The variance window: the inner (w - 2) x (h - 2) rectangle. */
+    d->norm_ofs[0] = 1 + stride * 1;
+    d->norm_ofs[1] = (c->win_w - 1) + stride * 1;
+    d->norm_ofs[2] = 1 + stride * (c->win_h - 1);
+    d->norm_ofs[3] = (c->win_w - 1) + stride * (c->win_h - 1);
+    return 1;
+}
+
+/* ---- Integral images ----------------------------------------------------- */
+
+/* sum[y][x] = sum of img[<y][<x] and the same for squares, wrapping in 32 bits
+ * (only differences over a window are used, and those fit). */
+static void integral(const uint8_t *img, int w, int h, uint32_t *sum, uint32_t *sq, int stride)
+{
+    memset(sum, 0, sizeof(uint32_t) * (size_t)(w + 1));
+    memset(sq, 0, sizeof(uint32_t) * (size_t)(w + 1));
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = img + (size_t)y * (size_t)w;
+        uint32_t *s = sum + (size_t)(y + 1) * (size_t)stride, *q = sq + (size_t)(y + 1) * (size_t)stride;
+        const uint32_t *sp = s - stride, *qp = q - stride;
+        uint32_t rs = 0, rq = 0;
+        s[0] = q[0] = 0;
+        for (int x = 0; x < w; x++) {
+            uint32_t v = row[x];
+            rs += v;
+            rq += v * v;
+            s[x + 1] = sp[x + 1] + rs;
+            q[x + 1] = qp[x + 1] + rq;
+        }
+    }
+}
+
+/* OpenCV's tilted integral: t[Y][X] = sum of img[y][x] over y < Y and
+ * |x - X + 1| <= Y - 1 - y (a triangle with its apex at (X - 1, Y - 1)).
+ * With row prefix sums R(y, c) = sum of img[y][<c] (c clamped to 0..w):
+ *   t[Y][X] = sum_{y<Y} R(y, X + Y - 1 - y) - R(y, X - Y + y),
+ * i.e. two running sums along anti-diagonals (k = X + Y - 1) and diagonals (m = X - Y). */
+static int tilted_integral(struct avemo_detector *d, const uint8_t *img, int w, int h, uint32_t *t, int stride)
+{
+    size_t nk = (size_t)w + (size_t)h + 2, nm = (size_t)w + (size_t)h + 2;
+    if (!reserve((void **)&d->diag, &d->diag_cap, nk + nm + (size_t)w + 1, sizeof(uint32_t))) return 0;
+    uint32_t *anti = d->diag, *dia = anti + nk, *pre = dia + nm;
+    memset(anti, 0, sizeof(uint32_t) * (nk + nm));
+    memset(t, 0, sizeof(uint32_t) * (size_t)(w + 1));
+    for (int y = 0; y < h; y++) {
+        const uint8_t *row = img + (size_t)y * (size_t)w;
+        pre[0] = 0;
+        for (int x = 0; x < w; x++) pre[x + 1] = pre[x] + row[x];
+        /* anti[k] += R(y, k - y) for k in 0 .. w + h; dia[m + h] += R(y, m + y) for m in -h .. w */
+        for (size_t k = 0; k < nk; k++) {
+            long c = (long)k - y;
+            anti[k] += pre[c < 0 ? 0 : c > w ? w : c];
+        }
+        for (size_t mi = 0; mi < nm; mi++) {
+            long c = (long)mi - h + y;
+            dia[mi] += pre[c < 0 ? 0 : c > w ? w : c];
+        }
+        int Y = y + 1;
+        uint32_t *trow = t + (size_t)Y * (size_t)stride;
+        for (int X = 0; X <= w; X++) trow[X] = anti[X + Y - 1] - dia[X - Y + h];
+    }
+    return 1;
+}
+
+/* ---- Window evaluation ----------------------------------------------------- */
+
+#define RECT_SUM(p, o) ((int32_t)((p)[(o)[0]] - (p)[(o)[1]] - (p)[(o)[2]] + (p)[(o)[3]]))
+
+/* The feature value before normalisation, in OpenCV's float order. */
+static inline float haar_value(const struct haar_compiled *f, const uint32_t *p)
+{
+    float v = f->weight[0] * (float)RECT_SUM(p, f->ofs[0]) + f->weight[1] * (float)RECT_SUM(p, f->ofs[1]);
+    if (f->weight[2] != 0.0f) v += f->weight[2] * (float)RECT_SUM(p, f->ofs[2]);
+    return v;
+}
+
+/* The normalisation factor of the window at p, or 0 when the window is too flat. */
+static inline float window_norm(const struct avemo_detector *d, const uint32_t *p, double area)
+{
+    int32_t s = RECT_SUM(p, d->norm_ofs);
+    uint32_t q = (uint32_t)RECT_SUM(p + d->plane_size, d->norm_ofs);
+    double nf = area * q - (double)s * s;
+    if (!(nf > 0.)) return 0.f;
+    float inv = (float)(1. / sqrt(nf));
+    return area * inv < 1e-1 ? inv : 0.f;
+}
+
+/* 1 when every stage accepts, else -(index of the rejecting stage) (so 0 = first stage). */
+static int run_stumps(const struct avemo_detector *d, const uint32_t *p, float norm)
+{
+    const struct avemo_cascade *c = d->c;
+    const struct haar_stump *s = d->stumps;
+    for (int si = 0; si < c->nstages; si++) {
+        const struct cascade_stage *st = &c->stages[si];
+        double sum = 0;
+        for (int i = 0; i < st->tree_count; i++, s++) {
+            float v = haar_value(&s->f, p) * norm;
+            sum += v < s->threshold ? s->left : s->right;
+        }
+        if (sum < st->threshold) return -si;
+    }
+    return 1;
+}
+
+static inline int lbp_code(const struct lbp_compiled *f, const uint32_t *p)
+{
+    const int32_t *o = f->ofs;
+#define BLOCK(a, b, c2, d2) ((int32_t)(p[o[a]] - p[o[b]] - p[o[c2]] + p[o[d2]]))
+    int32_t cv = BLOCK(5, 6, 9, 10);
+    return (BLOCK(0, 1, 4, 5) >= cv ? 128 : 0) | (BLOCK(1, 2, 5, 6) >= cv ? 64 : 0) |
+           (BLOCK(2, 3, 6, 7) >= cv ? 32 : 0) | (BLOCK(6, 7, 10, 11) >= cv ? 16 : 0) |
+           (BLOCK(10, 11, 14, 15) >= cv ? 8 : 0) | (BLOCK(9, 10, 13, 14) >= cv ? 4 : 0) |
+           (BLOCK(8, 9, 12, 13) >= cv ? 2 : 0) | (BLOCK(4, 5, 8, 9) >= cv ? 1 : 0);
+#undef BLOCK
+}
+
+/* General trees (Haar with more than one node, or LBP categorical nodes). */
+static int run_trees(const struct avemo_detector *d, const uint32_t *p, float norm)
+{
+    const struct avemo_cascade *c = d->c;
+    for (int si = 0; si < c->nstages; si++) {
+        const struct cascade_stage *st = &c->stages[si];
+        double sum = 0;
+        for (int ti = st->first_tree; ti < st->first_tree + st->tree_count; ti++) {
+            const struct cascade_tree *t = &c->trees[ti];
+            int idx = 0;
+            do {
+                int ni = t->first_node + idx;
+                const struct cascade_node *n = &c->nodes[ni];
+                int left;
+                if (c->is_lbp) {
+                    int code = lbp_code(&d->lbp[n->feature], p);
+                    const int32_t *subset = c->subsets + (size_t)ni * LBP_SUBSET_WORDS;
+                    left = (subset[code >> 5] & (1 << (code & 31))) != 0;
+                } else {
+                    left = haar_value(&d->haar[n->feature], p) * norm < n->threshold;
+                }
+                idx = left ? n->left : n->right;
+            } while (idx > 0);
+            sum += c->leaves[t->first_leaf - idx];
+        }
+        if (sum < st->threshold) return -si;
+    }
+    return 1;
+}
+
+/* Evaluate the window with top-left integral entry p: 1 accepted, 0 rejected by
+ * the first stage, other values <= 0 rejected later or flat (-1 like OpenCV). */
+static inline int run_window(const struct avemo_detector *d, const uint32_t *p, double area)
+{
+    const struct avemo_cascade *c = d->c;
+    float norm = 1.f;
+    if (!c->is_lbp) {
+        norm = window_norm(d, p, area);
+        if (norm == 0.f) return -1;
+    }
+    return c->stumps_only && !c->is_lbp ? run_stumps(d, p, norm) : run_trees(d, p, norm);
+}
+
+/* ---- Grouping: cv::groupRectangles ---------------------------------------- */
+
+static int similar(const struct avemo_rect *a, const struct avemo_rect *b, double eps)
+{
+    double delta = eps * ((a->w < b->w ? a->w : b->w) + (a->h < b->h ? a->h : b->h)) * 0.5;
+    return abs(a->x - b->x) <= delta && abs(a->y - b->y) <= delta &&
+           abs(a->x + a->w - b->x - b->w) <= delta && abs(a->y + a->h - b->y - b->h) <= delta;
+}
+
+static int find_root(int *parent, int i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]];
+        i = parent[i];
+    }
+    return i;
+}
+
+/* Cluster the candidates (equivalence closure of `similar`), average each class,
+ * drop classes with <= min_neighbors members and classes inside a stronger one.
+ * Classes are numbered in order of their first candidate, as cv::partition does.
+ * Writes the groups to d->cand (reusing it) and returns their number, or -1. */
+static int group_rectangles(struct avemo_detector *d, int min_neighbors, double eps)
+{
+    int n = d->ncand;
+    if (min_neighbors <= 0 || n == 0) return n;
+    if (!reserve((void **)&d->parent, &d->parent_cap, (size_t)n * 7, sizeof(int))) return -1;
+    int *parent = d->parent, *label = parent + n, *cnt = label + n;
+    int *sx = cnt + n, *sy = sx + n, *sw = sy + n, *sh = sw + n;
+    for (int i = 0; i < n; i++) parent[i] = i;
+    /* Candidates come scale by scale, so sizes never decrease; similar rects differ
+     * in width by at most 2 * delta = eps * (w + h) of the smaller one. */
+    for (int i = 0; i < n; i++) {
+        const struct avemo_rect *a = &d->cand[i];
+        for (int j = i + 1; j < n; j++) {
+            const struct avemo_rect *b = &d->cand[j];
+            if (b->w >= a->w && b->h >= a->h && (double)(b->w - a->w) > eps * (a->w + a->h) + 1) break;
+            if (similar(a, b, eps)) {
+                int ra = find_root(parent, i), rb = find_root(parent, j);
+                if (ra != rb) parent[rb] = ra;
+            }
+        }
+    }
+    int nclasses = 0;
+    for (int i = 0; i < n; i++) label[i] = -1;
+    for (int i = 0; i < n; i++) {
+        int r = find_root(parent, i);
+        if (label[r] < 0) label[r] = nclasses++;
+        label[i] = label[r];
+    }
+    /* cnt, sx, sy, sw, sh are consecutive arrays of n entries */
+    memset(cnt, 0, sizeof(int) * (size_t)n * 5);
+    for (int i = 0; i < n; i++) {
+        int k = label[i];
+        cnt[k]++;
+        sx[k] += d->cand[i].x;
+        sy[k] += d->cand[i].y;
+        sw[k] += d->cand[i].w;
+        sh[k] += d->cand[i].h;
+    }
+    /* Averages with OpenCV's float arithmetic and rounding. */
+    struct avemo_rect *avg = malloc(sizeof *avg * (size_t)nclasses);
+    if (!avg) return -1;
+    for (int k = 0; k < nclasses; k++) {
+        float s = 1.f / (float)cnt[k];
+        avg[k].x = (int)lrintf((float)sx[k] * s);
+        avg[k].y = (int)lrintf((float)sy[k] * s);
+        avg[k].w = (int)lrintf((float)sw[k] * s);
+        avg[k].h = (int)lrintf((float)sh[k] * s);
+    }
+    int out = 0;
+    for (int i = 0; i < nclasses; i++) {
+        int n1 = cnt[i];
+        if (n1 <= min_neighbors) continue;
+        const struct avemo_rect r1 = avg[i];
+        int inside = 0;
+        for (int j = 0; j < nclasses && !inside; j++) {
+            int n2 = cnt[j];
+            if (j == i || n2 <= min_neighbors) continue;
+            const struct avemo_rect r2 = avg[j];
+            int dx = (int)lrint(r2.w * eps), dy = (int)lrint(r2.h * eps);
+            inside = r1.x >= r2.x - dx && r1.y >= r2.y - dy && r1.x + r1.w <= r2.x + r2.w + dx &&
+                     r1.y + r1.h <= r2.y + r2.h + dy && (n2 > (n1 > 3 ? n1 : 3) || n1 < 3);
+        }
+        if (!inside) d->cand[out++] = r1;
+    }
+    free(avg);
+    return out;
+}
+
+/* ---- The multi-scale scan --------------------------------------------------- */
+
+static enum avemo_status check_params(const struct avemo_cascade *c, const struct avemo_image *img,
+                                      const struct avemo_detect_params *p, struct avemo_error *err)
+{
+    if (!img || !img->data || img->width < 1 || img->height < 1)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "detect: empty image");
+    if (img->channels != 1 && img->channels != 3)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: %d channels (1 or 3 expected)", img->channels);
+    if (img->width > AVEMO_IMAGE_MAX_SIDE || img->height > AVEMO_IMAGE_MAX_SIDE ||
+        (int64_t)img->width * img->height > AVEMO_IMAGE_MAX_PIXELS)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "detect: image %dx%d exceeds the size limit", img->width,
+                          img->height);
+    /* Factors too close to 1 would loop for ages before the minimum size. */
+    if (!(p->scale_factor >= 1.001) || !(p->scale_factor <= 10.0))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: scale factor %g not in [1.001, 10]", p->scale_factor);
+    if (p->min_neighbors < 0 || p->min_neighbors > 1000)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: min_neighbors %d not in 0..1000", p->min_neighbors);
+    if (p->min_width < 0 || p->min_height < 0 || p->max_width < 0 || p->max_height < 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: negative size limit");
+    if (p->min_width > img->width || p->min_height > img->height)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: minimum size %dx%d larger than the %dx%d image",
+                          p->min_width, p->min_height, img->width, img->height);
+    if ((p->max_width && p->max_width < p->min_width) || (p->max_height && p->max_height < p->min_height))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: maximum size below the minimum size");
+    if (p->max_candidates < 1 || p->max_candidates > 10000000)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: max_candidates %d not in 1..10000000",
+                          p->max_candidates);
+    (void)c;
+    return AVEMO_OK;
+}
+
+/* The scale factors, as OpenCV lists them (float, from a double running product). */
+static int list_scales(const struct avemo_cascade *c, int w, int h, const struct avemo_detect_params *p,
+                       float *scales, int max)
+{
+    int maxw = p->max_width && p->max_height ? p->max_width : w;
+    int maxh = p->max_width && p->max_height ? p->max_height : h;
+    int n = 0;
+    for (double factor = 1;; factor *= p->scale_factor) {
+        int ww = (int)lrint(c->win_w * factor), wh = (int)lrint(c->win_h * factor);
+        if (ww > maxw || wh > maxh || ww > w || wh > h) break;
+        if (ww < p->min_width || wh < p->min_height) continue;
+        if (n == max) return -1;
+        scales[n++] = (float)factor;
+    }
+    return n;
+}
+
+static enum avemo_status nomem(struct avemo_error *err)
+{
+    return avemo_fail(err, AVEMO_ERR_NOMEM, "detect: out of memory");
+}
+
+static int add_candidate(struct avemo_detector *d, struct avemo_rect r)
+{
+    if (d->ncand == d->cand_cap) {
+        int cap = d->cand_cap ? d->cand_cap * 2 : 256;
+        struct avemo_rect *p = realloc(d->cand, sizeof *p * (size_t)cap);
+        if (!p) return 0;
+        d->cand = p;
+        d->cand_cap = cap;
+    }
+    d->cand[d->ncand++] = r;
+    return 1;
+}
+
+/* Scan one scale; returns 0 on success, 1 when out of memory, 2 when too many candidates. */
+static int scan_scale(struct avemo_detector *d, const uint8_t *gray, int w, int h, float sc, int max_cand)
+{
+    const struct avemo_cascade *c = d->c;
+    int sw = vision_round_div(w, sc), sh = vision_round_div(h, sc);
+    if (sw < c->win_w || sh < c->win_h) return 0;
+    vision_resize_linear_exact(gray, w, h, d->scaled, sw, sh, d->xwork, d->hrows);
+    uint32_t *sum = d->planes, *sq = sum + d->plane_size, *tilt = sq + d->plane_size;
+    integral(d->scaled, sw, sh, sum, sq, d->stride);
+    if (c->has_tilted && !tilted_integral(d, d->scaled, sw, sh, tilt, d->stride)) return 1;
+    int step = sc >= 2 ? 1 : 2;
+    int winw = (int)lrintf((float)c->win_w * sc), winh = (int)lrintf((float)c->win_h * sc);
+    double area = (double)(c->win_w - 2) * (c->win_h - 2);
+    for (int y = 0; y + c->win_h <= sh; y += step) {
+        const uint32_t *row = sum + (size_t)y * (size_t)d->stride;
+        for (int x = 0; x + c->win_w <= sw; x += step) {
+            int r = run_window(d, row + x, area);
+            if (r > 0) {
+                struct avemo_rect rect = {(int)lrintf((float)x * sc), (int)lrintf((float)y * sc), winw, winh};
+                if (d->ncand >= max_cand) return 2;
+                if (!add_candidate(d, rect)) return 1;
+            }
+            if (r == 0) x += step; /* OpenCV skips the next position after a first-stage rejection */
+        }
+    }
+    return 0;
+}
+
+static int cmp_area_desc(const void *a, const void *b)
+{
+    const struct avemo_rect *x = a, *y = b;
+    long ax = (long)x->w * x->h, ay = (long)y->w * y->h;
+    if (ax != ay) return ax < ay ? 1 : -1;
+    /* ties: top-left first, for a stable order */
+    if (x->y != y->y) return x->y < y->y ? -1 : 1;
+    return (x->x > y->x) - (x->x < y->x);
+}
+
+enum avemo_status avemo_detect(avemo_detector *d, const struct avemo_image *img,
+                               const struct avemo_detect_params *params, struct avemo_rect *out, int max_out,
+                               int *count, struct avemo_error *err)
+{
+    if (count) *count = 0;
+    if (!d || !count || (max_out > 0 && !out) || max_out < 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "avemo_detect: bad arguments");
+    struct avemo_detect_params defaults;
+    if (!params) {
+        avemo_detect_params_default(&defaults);
+        params = &defaults;
+    }
+    const struct avemo_cascade *c = d->c;
+    enum avemo_status rc = check_params(c, img, params, err);
+    if (rc) return rc;
+    const int w = img->width, h = img->height;
+    const uint8_t *gray = img->data;
+    size_t npix = (size_t)w * (size_t)h;
+    if (img->channels == 3) {
+        if (!reserve((void **)&d->gray, &d->gray_cap, npix, 1)) return nomem(err);
+        vision_rgb_to_gray(img->data, npix, d->gray);
+        gray = d->gray;
+    }
+    float scales[1024];
+    int nscales = list_scales(c, w, h, params, scales, 1024);
+    if (nscales < 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: scale factor %g gives more than 1024 scales",
+                          params->scale_factor);
+    d->ncand = 0;
+    if (nscales > 0) {
+        /* Buffers sized for the first (largest) scale; its width fixes the stride. */
+        int sw0 = vision_round_div(w, scales[0]), sh0 = vision_round_div(h, scales[0]);
+        int stride = sw0 + 1;
+        size_t plane = (size_t)stride * (size_t)(sh0 + 1);
+        int nplanes = c->has_tilted ? 3 : 2;
+        size_t work = 2 * ((size_t)sw0 + (size_t)sh0) + 8;
+        if (!reserve((void **)&d->scaled, &d->scaled_cap, (size_t)sw0 * (size_t)sh0, 1) ||
+            !reserve((void **)&d->planes, &d->planes_cap, plane * (size_t)nplanes, sizeof(uint32_t)))
+            return nomem(err);
+        if (work > d->work_cap) {
+            free(d->xwork);
+            free(d->hrows);
+            d->xwork = malloc(sizeof(int32_t) * work);
+            d->hrows = malloc(sizeof(uint16_t) * work);
+            d->work_cap = d->xwork && d->hrows ? work : 0;
+            if (!d->work_cap) return nomem(err);
+        }
+        if (plane != d->plane_size) d->stride = 0; /* tilted offsets depend on the plane size */
+        d->plane_size = plane;
+        if (!compile_features(d, stride)) return nomem(err);
+        for (int i = 0; i < nscales; i++) {
+            int st = scan_scale(d, gray, w, h, scales[i], params->max_candidates);
+            if (st == 1) return nomem(err);
+            if (st == 2)
+                return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "detect: more than %d candidate windows",
+                                  params->max_candidates);
+        }
+    }
+    int n = group_rectangles(d, params->min_neighbors, 0.2);
+    if (n < 0) return nomem(err);
+    /* Clip to the image, as cv::CascadeClassifier::detectMultiScale does. */
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        struct avemo_rect r = d->cand[i];
+        int x0 = r.x > 0 ? r.x : 0, y0 = r.y > 0 ? r.y : 0;
+        int x1 = r.x + r.w < w ? r.x + r.w : w, y1 = r.y + r.h < h ? r.y + r.h : h;
+        if (x1 <= x0 || y1 <= y0) continue;
+        struct avemo_rect cr = {x0, y0, x1 - x0, y1 - y0};
+        d->cand[kept++] = cr;
+    }
+    qsort(d->cand, (size_t)kept, sizeof *d->cand, cmp_area_desc);
+    for (int i = 0; i < kept && i < max_out; i++) out[i] = d->cand[i];
+    *count = kept;
+    return AVEMO_OK;
+}

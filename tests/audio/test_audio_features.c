@@ -1,0 +1,403 @@
+/* audio_features: the extractor beyond the golden comparisons: fixed-size model
+ * inputs (pad, crop policies, normalisation), the linear spectrogram, the HTK
+ * and fmin/fmax filter banks, error handling and use from several threads. */
+#include <avemo/audio.h>
+
+#include "common/testutil.h"
+
+#include <math.h>
+#include <pthread.h>
+
+#define REF_DIR TEST_DATA("audio_ref")
+
+static float *read_f32(const char *file, size_t *count)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", REF_DIR, file);
+    size_t bytes;
+    uint8_t *data = test_read_file(path, &bytes);
+    *count = bytes / 4;
+    return (float *)data;
+}
+
+static avemo_audio_extractor *make_extractor(const struct avemo_audio_params *p)
+{
+    avemo_audio_extractor *ex = NULL;
+    struct avemo_error err = {0};
+    if (avemo_audio_extractor_create(p, &ex, &err) != AVEMO_OK) fail_msg("%s", err.message);
+    return ex;
+}
+
+/* Full features (all frames) of x; *frames receives their count. */
+static float *full_features(avemo_audio_extractor *ex, const float *x, size_t n, size_t *frames)
+{
+    *frames = avemo_audio_frame_count(ex, n);
+    float *out = malloc(sizeof(float) * (size_t)avemo_audio_feature_count(ex) * *frames);
+    assert_non_null(out);
+    struct avemo_error err = {0};
+    if (avemo_audio_compute(ex, x, n, out, *frames, &err) != AVEMO_OK) fail_msg("%s", err.message);
+    return out;
+}
+
+static void test_pad_short_clip(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = read_f32("short_300ms.pcm22050.f32", &n);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.frames = 0;
+    avemo_audio_extractor *ex_all = make_extractor(&p);
+    size_t total;
+    float *full = full_features(ex_all, x, n, &total);
+    assert_int_equal(total, 13);
+
+    p.frames = 128;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_output_frames(ex, n), 128);
+    float *fixed = malloc(sizeof(float) * 40 * 128);
+    size_t valid = 0;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, fixed, 128, &valid, &err), AVEMO_OK);
+    assert_int_equal(valid, 13);
+    for (int f = 0; f < 40; f++) {
+        assert_memory_equal(fixed + f * 128, full + f * 13, sizeof(float) * 13);
+        for (int t = 13; t < 128; t++) assert_true(fixed[f * 128 + t] == 0.0f);
+    }
+    /* A buffer of the wrong width is refused. */
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, fixed, 98, NULL, &err), AVEMO_ERR_MISMATCH);
+    free(fixed);
+    free(full);
+    free(x);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_all);
+}
+
+/* Crop the 167-frame RAVDESS clip to 40 frames and compare with the full matrix's columns. */
+static void check_crop(enum avemo_crop crop, size_t expected_start)
+{
+    size_t n;
+    float *x = read_f32("ravdess_01_angry.pcm22050.f32", &n);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.feature = AVEMO_AUDIO_LOGMEL;
+    p.frames = 0;
+    avemo_audio_extractor *ex_all = make_extractor(&p);
+    size_t total;
+    float *full = full_features(ex_all, x, n, &total);
+    assert_int_equal(total, 167);
+    p.frames = 40;
+    p.crop = crop;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float *fixed = malloc(sizeof(float) * 128 * 40);
+    size_t valid = 0;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, fixed, 40, &valid, &err), AVEMO_OK);
+    assert_int_equal(valid, 40);
+    for (int f = 0; f < 128; f++)
+        assert_memory_equal(fixed + f * 40, full + f * total + expected_start, sizeof(float) * 40);
+    free(fixed);
+    free(full);
+    free(x);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_all);
+}
+
+static void test_crop_start_and_centre(void **state)
+{
+    (void)state;
+    check_crop(AVEMO_CROP_START, 0);
+    check_crop(AVEMO_CROP_CENTRE, (167 - 40) / 2);
+}
+
+static void test_crop_most_energetic_window(void **state)
+{
+    (void)state;
+    const double energy[] = {1, 1, 5, 5, 1, 9, 1, 1};
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 8, 2, energy), 2);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 8, 1, energy), 5);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 8, 3, energy), 3);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 8, 8, energy), 0);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTRE, 9, 4, NULL), 2);
+
+    /* 10 s of quiet noise with a loud 1 s tone starting at 6 s: a 40-frame
+     * window (0.93 s) must lie inside the tone. */
+    size_t n = 220500;
+    float *x = malloc(sizeof(float) * n);
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = 0.001f * ((float)(seed >> 8) / 16777216.0f - 0.5f);
+        if (i >= 132300 && i < 154350) x[i] += 0.5f * sinf(2.0f * (float)M_PI * 440.0f * (float)i / 22050.0f);
+    }
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.frames = 40;
+    p.crop = AVEMO_CROP_ENERGY;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float *fixed = malloc(sizeof(float) * 40 * 40);
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, fixed, 40, NULL, &err), AVEMO_OK);
+    p.frames = 0;
+    avemo_audio_extractor *ex_all = make_extractor(&p);
+    size_t total;
+    float *full = full_features(ex_all, x, n, &total);
+    /* Find which window the output is. */
+    long found = -1;
+    for (size_t s = 0; s + 40 <= total && found < 0; s++)
+        if (memcmp(fixed, full + s, sizeof(float) * 40) == 0 &&
+            memcmp(fixed + 39 * 40, full + 39 * total + s, sizeof(float) * 40) == 0)
+            found = (long)s;
+    printf("  energy crop chose frames %ld..%ld (tone: frames 258..301)\n", found, found + 39);
+    /* Frame t is centred on sample 512 t: the tone covers frames ~258..301. */
+    assert_true(found >= 258 && found + 39 <= 302);
+    free(full);
+    free(fixed);
+    free(x);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_all);
+}
+
+static void test_normalisation(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = read_f32("short_300ms.pcm22050.f32", &n);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.frames = 20;
+    avemo_audio_extractor *ex_raw = make_extractor(&p);
+    float raw[40 * 20], out[40 * 20];
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex_raw, x, n, raw, 20, NULL, &err), AVEMO_OK);
+
+    /* Per utterance: every band has mean 0, std 1 over the 13 real frames; padding stays 0. */
+    p.norm = AVEMO_NORM_UTTERANCE;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    size_t valid;
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 20, &valid, &err), AVEMO_OK);
+    assert_int_equal(valid, 13);
+    for (int f = 0; f < 40; f++) {
+        double sum = 0, sum2 = 0;
+        for (int t = 0; t < 13; t++) sum += out[f * 20 + t], sum2 += (double)out[f * 20 + t] * out[f * 20 + t];
+        assert_true(fabs(sum / 13) < 1e-4);
+        assert_true(fabs(sqrt(sum2 / 13) - 1.0) < 1e-3);
+        for (int t = 13; t < 20; t++) assert_true(out[f * 20 + t] == 0.0f);
+    }
+    avemo_audio_extractor_free(ex);
+
+    /* Dataset statistics from the caller. */
+    p.norm = AVEMO_NORM_DATASET;
+    ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 20, NULL, &err), AVEMO_ERR_CONFIG);
+    float mean[40], sd[40];
+    for (int f = 0; f < 40; f++) mean[f] = (float)(f - 20), sd[f] = 2.0f + (float)f;
+    assert_int_equal(avemo_audio_extractor_set_stats(ex, mean, sd, 39, &err), AVEMO_ERR_MISMATCH);
+    sd[3] = 0.0f;
+    assert_int_equal(avemo_audio_extractor_set_stats(ex, mean, sd, 40, &err), AVEMO_ERR_INVALID_ARG);
+    sd[3] = 5.0f;
+    assert_int_equal(avemo_audio_extractor_set_stats(ex, mean, sd, 40, &err), AVEMO_OK);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 20, NULL, &err), AVEMO_OK);
+    for (int f = 0; f < 40; f++)
+        for (int t = 0; t < 13; t++) {
+            float want = (raw[f * 20 + t] - mean[f]) / sd[f];
+            assert_true(fabsf(out[f * 20 + t] - want) <= 1e-5f * (1.0f + fabsf(want)));
+        }
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_raw);
+    free(x);
+}
+
+/* The linear spectrogram, back to power and projected with librosa's filter
+ * bank, gives librosa's mel power spectrogram. */
+static void test_spectrogram_matches_librosa_through_filterbank(void **state)
+{
+    (void)state;
+    size_t n, nfb, ngold;
+    float *x = read_f32("cremad_1001_ANG.pcm22050.f32", &n);
+    float *fb = read_f32("mel_filterbank_22050_2048_128.f32", &nfb);
+    float *gold = read_f32("cremad_1001_ANG.mel_power.f32", &ngold);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.feature = AVEMO_AUDIO_SPECTROGRAM;
+    p.frames = 0;
+    p.top_db = 0.0;
+    p.amin = 1e-30;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_feature_count(ex), 1025);
+    size_t T;
+    float *spec = full_features(ex, x, n, &T);
+    assert_int_equal(ngold, 128 * T);
+    double num = 0, den = 0;
+    for (size_t m = 0; m < 128; m++)
+        for (size_t t = 0; t < T; t++) {
+            double acc = 0;
+            for (size_t k = 0; k < 1025; k++) acc += fb[m * 1025 + k] * pow(10.0, spec[k * T + t] / 10.0);
+            double g = gold[m * T + t];
+            num += (acc - g) * (acc - g);
+            den += g * g;
+        }
+    double e = sqrt(num / den);
+    printf("  spectrogram -> librosa filter bank vs mel_power: rel L2 = %.3g\n", e);
+    assert_true(e <= 1e-4);
+
+    /* power = 1 gives the magnitude: its dB are half the power's. */
+    p.power = 1;
+    avemo_audio_extractor *ex_mag = make_extractor(&p);
+    float *mag = full_features(ex_mag, x, n, &T);
+    double worst = 0;
+    for (size_t i = 0; i < 1025 * T; i++)
+        if (spec[i] > -200.0f) worst = fmax(worst, fabs(2.0 * mag[i] - spec[i]));
+    printf("  power=1 vs power=2: max |2 dB(|X|) - dB(|X|^2)| = %.3g\n", worst);
+    assert_true(worst < 1e-3);
+    free(mag);
+    free(spec);
+    free(gold);
+    free(fb);
+    free(x);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_mag);
+}
+
+static double htk_hz_to_mel(double hz) { return 2595.0 * log10(1.0 + hz / 700.0); }
+static double htk_mel_to_hz(double mel) { return 700.0 * (pow(10.0, mel / 2595.0) - 1.0); }
+
+static void test_htk_and_band_limits(void **state)
+{
+    (void)state;
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.sample_rate = 16000;
+    p.n_fft = 1024;
+    p.n_mels = 40;
+    p.fmin = 300;
+    p.fmax = 3400;
+    p.mel_scale = AVEMO_MEL_HTK;
+    p.mel_norm = AVEMO_MEL_NORM_NONE;
+    float w[40 * 513];
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_mel_filterbank(&p, w, &err), AVEMO_OK);
+    double bin_hz = 16000.0 / 1024, lo = htk_hz_to_mel(300), hi = htk_hz_to_mel(3400);
+    for (int m = 0; m < 40; m++) {
+        double left = htk_mel_to_hz(lo + (hi - lo) * m / 41), centre = htk_mel_to_hz(lo + (hi - lo) * (m + 1) / 41),
+               right = htk_mel_to_hz(lo + (hi - lo) * (m + 2) / 41);
+        int peak = 0;
+        for (int k = 0; k < 513; k++) {
+            double f = k * bin_hz, v = w[m * 513 + k];
+            /* Zero outside the triangle, the triangle's value inside (unnormalised: height 1). */
+            double want = f <= left || f >= right ? 0.0 : f <= centre ? (f - left) / (centre - left)
+                                                                       : (right - f) / (right - centre);
+            if (fabs(v - want) > 1e-6) fail_msg("band %d bin %d: %g, want %g", m, k, v, want);
+            if (v > w[m * 513 + peak]) peak = k;
+        }
+        assert_true(fabs(peak * bin_hz - centre) <= bin_hz);
+    }
+
+    /* Slaney normalisation: each triangle has unit area (2 / width Hz height);
+     * checked on bands wide enough for the bins to sample the area well. */
+    p.mel_scale = AVEMO_MEL_SLANEY;
+    p.mel_norm = AVEMO_MEL_NORM_SLANEY;
+    p.fmin = 0;
+    p.fmax = 0;
+    p.n_mels = 20;
+    p.n_mfcc = 20;
+    assert_int_equal(avemo_audio_mel_filterbank(&p, w, &err), AVEMO_OK);
+    for (int m = 10; m < 20; m++) {
+        double area = 0;
+        for (int k = 0; k < 513; k++) area += w[m * 513 + k] * bin_hz;
+        assert_true(fabs(area - 1.0) < 0.01);
+    }
+}
+
+static void test_bad_signals(void **state)
+{
+    (void)state;
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float x[4096] = {0}, out[40 * 128];
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, 0, out, 128, NULL, &err), AVEMO_ERR_EMPTY);
+    x[1000] = NAN;
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, 4096, out, 128, NULL, &err), AVEMO_ERR_CORRUPT);
+    assert_non_null(strstr(err.message, "sample 1000"));
+    x[1000] = INFINITY;
+    assert_int_equal(avemo_audio_compute(ex, x, 4096, out, 9, &err), AVEMO_ERR_CORRUPT);
+    x[1000] = 0.0f;
+    assert_int_equal(avemo_audio_compute(ex, x, 4096, out, 8, &err), AVEMO_ERR_MISMATCH);
+    assert_int_equal(avemo_audio_compute(ex, x, 4096, out, 9, &err), AVEMO_OK);
+    avemo_audio_extractor_free(ex);
+    p.n_fft = 100000;
+    assert_int_equal(avemo_audio_extractor_create(&p, &ex, &err), AVEMO_ERR_CONFIG);
+    assert_null(ex);
+}
+
+/* Each thread creates its own extractor (planning concurrently) and computes
+ * the same clip repeatedly; every result must equal the single-thread one. */
+struct thread_job {
+    const float *x;
+    size_t n;
+    const float *expected;
+    int mismatches;
+};
+
+static void *thread_main(void *arg)
+{
+    struct thread_job *job = arg;
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    avemo_audio_extractor *ex = NULL;
+    if (avemo_audio_extractor_create(&p, &ex, NULL) != AVEMO_OK) {
+        job->mismatches = -1;
+        return NULL;
+    }
+    float out[40 * 128];
+    for (int i = 0; i < 30; i++) {
+        if (avemo_audio_compute_fixed(ex, job->x, job->n, out, 128, NULL, NULL) != AVEMO_OK ||
+            memcmp(out, job->expected, sizeof out) != 0)
+            job->mismatches++;
+    }
+    avemo_audio_extractor_free(ex);
+    return NULL;
+}
+
+static void test_threads_with_own_extractors(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = read_f32("cremad_1001_ANG.pcm22050.f32", &n);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float expected[40 * 128];
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, expected, 128, NULL, &err), AVEMO_OK);
+    avemo_audio_extractor_free(ex);
+    enum { THREADS = 4 };
+    pthread_t tid[THREADS];
+    struct thread_job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (struct thread_job){x, n, expected, 0};
+        assert_int_equal(pthread_create(&tid[i], NULL, thread_main, &jobs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(tid[i], NULL);
+        assert_int_equal(jobs[i].mismatches, 0);
+    }
+    free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pad_short_clip),
+        cmocka_unit_test(test_crop_start_and_centre),
+        cmocka_unit_test(test_crop_most_energetic_window),
+        cmocka_unit_test(test_normalisation),
+        cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),
+        cmocka_unit_test(test_htk_and_band_limits),
+        cmocka_unit_test(test_bad_signals),
+        cmocka_unit_test(test_threads_with_own_extractors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

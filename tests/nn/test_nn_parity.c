@@ -1,0 +1,244 @@
+/* nn_parity_torch: the C forward, backward and optimisers against PyTorch (llm.c's test_gpt2).
+ *
+ * For each of the three shipped networks, tests/reference/nn_torch.py builds the same network
+ * from the same pipeline file, draws parameters, inputs and labels, and writes its logits, loss
+ * and gradients in eval and train mode and the losses of 10 optimiser steps (Adam, AdamW with
+ * clipping, SGD with momentum).  This test loads the same parameters and inputs and compares:
+ * logits and loss to 1e-4, every gradient tensor to 1e-3 (relative to the tensor's largest
+ * value), the running statistics after a training forward, and the 10 losses of each optimiser. */
+#include "common/testutil.h"
+#include "nn/nn_internal.h"
+
+#include <math.h>
+
+struct ref {
+    char dir[512];
+};
+
+static float *load_npy(const struct ref *r, const char *name, size_t *count)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s.npy", r->dir, name);
+    float *data;
+    int ndim;
+    size_t shape[4];
+    struct avemo_error err;
+    if (avemo_read_npy(path, &data, &ndim, shape, &err) != AVEMO_OK) fail_msg("%s", err.message);
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    *count = n;
+    return data;
+}
+
+/* Largest |a - b| must be within tol times the largest |b| (plus a floor for tensors whose
+ * true value is zero, such as the bias of a convolution followed by batch norm). */
+static void assert_close(const char *what, const float *a, const float *b, size_t n, double tol, double floor)
+{
+    double maxdiff = 0.0, maxref = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= maxdiff)) { /* also catches NaN */
+            maxdiff = d;
+            worst = i;
+        }
+        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
+    }
+    if (!(maxdiff <= tol * maxref + floor))
+        fail_msg("%s: max diff %.3g at %zu (avemo %.7g, torch %.7g), max |torch| %.3g, tolerance %.3g", what, maxdiff,
+                 worst, (double)a[worst], (double)b[worst], maxref, tol * maxref + floor);
+}
+
+/* Each parameter tensor (weight, bias) of each layer on its own. */
+static void assert_grads_close(const avemo_net *net, const float *grads, const float *ref, const char *mode)
+{
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        char what[128];
+        if (l->w_n) {
+            snprintf(what, sizeof what, "%s grad %s (%s) weight", mode, l->name, l->spec);
+            assert_close(what, grads + l->w_off, ref + l->w_off, l->w_n, 1e-3, 1e-7);
+        }
+        if (l->b_n) {
+            snprintf(what, sizeof what, "%s grad %s (%s) bias", mode, l->name, l->spec);
+            assert_close(what, grads + l->b_off, ref + l->b_off, l->b_n, 1e-3, 1e-7);
+        }
+    }
+}
+
+struct fixture {
+    struct ref ref;
+    avemo_net *net;
+    float *params, *stats, *inputs[AVEMO_NN_MAX_INPUTS], *weights;
+    int labels[64];
+    int batch;
+    float smoothing;
+};
+
+static void fixture_load(struct fixture *f, const char *pipeline)
+{
+    struct avemo_error err;
+    char ini[512], cmd[2048];
+    snprintf(ini, sizeof ini, "%s/pipelines/%s.ini", AVEMO_SOURCE_DIR, pipeline);
+    snprintf(f->ref.dir, sizeof f->ref.dir, "nn_parity_%s", pipeline);
+    snprintf(cmd, sizeof cmd, "%s %s/tests/reference/nn_torch.py %s %s --batch 4 --seed 7", AVEMO_PYTHON,
+             AVEMO_SOURCE_DIR, ini, f->ref.dir);
+    if (system(cmd) != 0) fail_msg("reference script failed: %s", cmd);
+    if (avemo_net_create_file(ini, &f->net, &err) != AVEMO_OK) fail_msg("%s", err.message);
+    size_t n, np, ns;
+    f->params = load_npy(&f->ref, "params", &np);
+    f->stats = load_npy(&f->ref, "stats", &ns);
+    assert_int_equal(np, f->net->nparams);
+    assert_int_equal(ns, f->net->nstats);
+    float *meta = load_npy(&f->ref, "meta", &n);
+    f->smoothing = meta[0];
+    f->batch = (int)meta[1];
+    free(meta);
+    float *labels = load_npy(&f->ref, "labels", &n);
+    assert_int_equal(n, (size_t)f->batch);
+    for (int i = 0; i < f->batch; i++) f->labels[i] = (int)labels[i];
+    free(labels);
+    f->weights = load_npy(&f->ref, "class_weights", &n);
+    assert_int_equal(n, (size_t)f->net->classes);
+    for (int i = 0; i < f->net->ninputs; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "in_%s", f->net->stages[i].name);
+        f->inputs[i] = load_npy(&f->ref, name, &n);
+        assert_int_equal(n, (size_t)f->batch * avemo_net_input_shape(f->net, i, NULL, NULL, NULL, NULL));
+    }
+}
+
+static void fixture_reset(struct fixture *f)
+{
+    memcpy(f->net->params, f->params, sizeof(float) * f->net->nparams);
+    memcpy(f->net->stats, f->stats, sizeof(float) * f->net->nstats);
+}
+
+static void fixture_free(struct fixture *f)
+{
+    avemo_net_free(f->net);
+    free(f->params);
+    free(f->stats);
+    free(f->weights);
+    for (int i = 0; i < AVEMO_NN_MAX_INPUTS; i++) free(f->inputs[i]);
+}
+
+static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train)
+{
+    const char *mode = train ? "train" : "eval";
+    struct avemo_error err;
+    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    const float *logits;
+    float loss;
+    size_t n;
+    char name[64];
+    fixture_reset(f);
+    enum avemo_status st = train ? avemo_net_forward_train(f->net, ctx, (const float *const *)f->inputs, f->batch,
+                                                           &logits, &err)
+                                 : avemo_net_forward(f->net, ctx, (const float *const *)f->inputs, f->batch,
+                                                     &logits, &err);
+    if (st) fail_msg("%s", err.message);
+    if (train) for (int li = 0; li < f->net->nlayers; li++) { char dbg[700]; size_t shp[1] = {(size_t)f->batch * nn_out_size(&f->net->layers[li])}; snprintf(dbg, sizeof dbg, "%s/c_act%d.npy", f->ref.dir, li); avemo_write_npy(dbg, ctx->out[li], 1, shp, NULL); }
+    snprintf(name, sizeof name, "%s_logits", mode);
+    float *ref_logits = load_npy(&f->ref, name, &n);
+    assert_int_equal(n, (size_t)f->batch * f->net->classes);
+    assert_close(name, logits, ref_logits, n, 1e-4, 0.0);
+    if (avemo_net_backward(f->net, ctx, f->labels, &lopt, &loss, &err)) fail_msg("%s", err.message);
+    snprintf(name, sizeof name, "%s_loss", mode);
+    float *ref_loss = load_npy(&f->ref, name, &n);
+    assert_close(name, &loss, ref_loss, 1, 1e-4, 0.0);
+    snprintf(name, sizeof name, "%s_grads", mode);
+    float *ref_grads = load_npy(&f->ref, name, &n);
+    assert_int_equal(n, f->net->nparams);
+    { char dbg[700]; size_t shp[1] = {f->net->nparams}; snprintf(dbg, sizeof dbg, "%s/c_%s_grads.npy", f->ref.dir, mode); avemo_write_npy(dbg, ctx->grads, 1, shp, NULL); }
+    assert_grads_close(f->net, ctx->grads, ref_grads, mode);
+    if (train) {
+        float *ref_stats = load_npy(&f->ref, "train_stats", &n);
+        assert_close("running statistics after a training forward", f->net->stats, ref_stats, n, 1e-4, 0.0);
+        free(ref_stats);
+    } else {
+        assert_memory_equal(f->net->stats, f->stats, sizeof(float) * f->net->nstats); /* untouched */
+    }
+    free(ref_logits);
+    free(ref_loss);
+    free(ref_grads);
+}
+
+static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *name,
+                            const struct avemo_optim_config *cfg)
+{
+    struct avemo_error err;
+    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    avemo_optim *opt;
+    fixture_reset(f);
+    if (avemo_optim_create(f->net, cfg, &opt, &err)) fail_msg("%s", err.message);
+    char key[64];
+    size_t n;
+    snprintf(key, sizeof key, "%s_losses", name);
+    float *ref = load_npy(&f->ref, key, &n);
+    assert_int_equal(n, 10);
+    float losses[10];
+    for (int step = 0; step < 10; step++) {
+        const float *logits;
+        if (avemo_net_forward_train(f->net, ctx, (const float *const *)f->inputs, f->batch, &logits, &err) ||
+            avemo_net_backward(f->net, ctx, f->labels, &lopt, &losses[step], &err) ||
+            avemo_optim_step(opt, f->net, ctx, NULL, &err))
+            fail_msg("%s", err.message);
+        printf("%s step %d: avemo %.7f torch %.7f\n", name, step, (double)losses[step], (double)ref[step]);
+    }
+    for (int step = 0; step < 10; step++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s loss at step %d", name, step);
+        assert_close(what, &losses[step], &ref[step], 1, 1e-3, 0.0);
+    }
+    free(ref);
+    avemo_optim_free(opt);
+}
+
+static void parity(const char *pipeline)
+{
+    struct fixture f = {0};
+    fixture_load(&f, pipeline);
+    struct avemo_error err;
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(f.net, f.batch, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx, 0);
+    check_mode(&f, ctx, 0);
+    check_mode(&f, ctx, 1);
+    struct avemo_optim_config adam = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-3f};
+    struct avemo_optim_config adamw = {.kind = AVEMO_OPTIM_ADAMW, .lr = 1e-3f, .weight_decay = 0.01f, .clip_norm = 1.0f};
+    struct avemo_optim_config sgd = {.kind = AVEMO_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f, .weight_decay = 1e-4f};
+    check_optimiser(&f, ctx, "adam", &adam);
+    check_optimiser(&f, ctx, "adamw", &adamw);
+    check_optimiser(&f, ctx, "sgd", &sgd);
+    avemo_nn_ctx_free(ctx);
+    fixture_free(&f);
+}
+
+static void test_parity_dual_stream(void **state)
+{
+    (void)state;
+    parity("cremad-av");
+}
+
+static void test_parity_audio(void **state)
+{
+    (void)state;
+    parity("audio-mfcc");
+}
+
+static void test_parity_face(void **state)
+{
+    (void)state;
+    parity("face-fer");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parity_dual_stream),
+        cmocka_unit_test(test_parity_audio),
+        cmocka_unit_test(test_parity_face),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
