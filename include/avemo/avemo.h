@@ -6,5 +6,6 @@
 #include <avemo/media.h>
 #include <avemo/audio.h>
 #include <avemo/vision.h>
+#include <avemo/serve.h>
 
 #endif /* AVEMO_AVEMO_H */

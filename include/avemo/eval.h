@@ -26,6 +26,10 @@ struct avemo_classifier_options {
     const char *cascade_path;      /* NULL: the pipeline's or /usr/share/opencv4/... default */
     int frames;                    /* video frames sampled for faces (0: the pipeline's, default 8) */
     const struct avemo_media_limits *limits; /* NULL: defaults */
+    /* Unimodal models used when the main model cannot serve a mode: `--mode audio` with an
+     * audio-visual model, or the fallback of av on a clip without a face or without sound. */
+    const char *const *extra_models;
+    int n_extra_models;
 };
 
 typedef struct avemo_classifier avemo_classifier;
@@ -35,12 +39,17 @@ typedef struct avemo_classify_ctx avemo_classify_ctx;
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err);
 void avemo_classifier_close(avemo_classifier *clf);
-/* The model's name (file name without directory and .avm), labels and modes. */
+/* The main model's name (file name without directory and .avm), labels and modes
+ * (a mode is supported when the main model or an extra model serves it). */
 const char *avemo_classifier_name(const avemo_classifier *clf);
 int avemo_classifier_num_classes(const avemo_classifier *clf);
 const char *avemo_classifier_label(const avemo_classifier *clf, int k);
 int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode);
 enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
+
+/* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, the source tree's models/,
+ * then the install prefix's share/avemo/models.  AVEMO_ERR_NOT_FOUND when none exists. */
+enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t size, struct avemo_error *err);
 
 /* Per-thread workspace over a shared classifier. */
 enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_classify_ctx **out,
@@ -48,6 +57,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
 void avemo_classify_ctx_free(avemo_classify_ctx *ctx);
 
 struct avemo_prediction {
+    char model[64];                     /* name of the model that answered */
     int label;                          /* index of the most probable class */
     float confidence;                   /* its probability */
     int num_classes;
@@ -109,6 +119,45 @@ double avemo_mcnemar(const int *truth, const int *pred_a, const int *pred_b, siz
 /* Percentile bootstrap 95% interval of the accuracy (iterations resamples, seeded). */
 void avemo_bootstrap_accuracy(const int *truth, const int *pred, size_t n, int iterations, uint64_t seed,
                               double *low, double *high);
+
+/* ---- evaluating models on labelled data ---- */
+
+struct avemo_eval_options {
+    const char *const *data;   /* folders or manifests */
+    int ndata;
+    const char *split_path;    /* evaluate the test part of this split file; NULL: every item */
+    const char *cache_path;    /* feature cache (NULL: none) */
+    int threads;               /* feature extraction threads (0: all cores) */
+    int progress;
+    uint64_t seed;             /* choice of label-matched face partners */
+};
+
+/* What one model predicted for the evaluation units. */
+struct avemo_eval_result {
+    char model[64];
+    int mode;                  /* of the model: 0 av, 1 audio, 2 face */
+    struct avemo_metrics metrics;
+    int *pred;                 /* per unit */
+};
+
+/* The units are the test items with sound (each paired with its own face, or a face image
+ * of the same label: "label-matched pairs"), or the face items when the data has no sound;
+ * every model is evaluated on the same units, taking the input(s) its mode needs.
+ * truth (malloc'ed, n units), paths (malloc'ed array of pointers into an internal copy: free
+ * with avemo_eval_free). */
+struct avemo_eval_set {
+    size_t n;
+    int *truth;
+    char **paths;
+    size_t skipped;            /* items that failed or lack what a model needs */
+    int num_classes;
+    char labels[AVEMO_MAX_CLASSES][8];
+    struct avemo_eval_result *results;
+    int nresults;
+};
+enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
+                                 struct avemo_eval_set *set, struct avemo_error *err);
+void avemo_eval_free(struct avemo_eval_set *set);
 
 /* ---- plots (PNG via cairo) ---- */
 enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char *title, const char *png_path,

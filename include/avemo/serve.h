@@ -26,6 +26,11 @@ struct avemo_serve_options {
      * /readyz answers 503 and /v1/predict 503 (not ready). */
     const char *models[AVEMO_SERVE_MAX_MODELS];
     int num_models;
+    /* Unimodal models loaded with every model above, used when it cannot serve a mode
+     * (mode=audio with an audio-visual model, or av on a clip without face or sound);
+     * a file equal to the main model is skipped.  See avemo_classifier_options. */
+    const char *extra_models[AVEMO_SERVE_MAX_MODELS];
+    int num_extra_models;
     const char *host;          /* address to bind (default "127.0.0.1") */
     int port;                  /* 0: an ephemeral port, see avemo_server_port() */
     const char *db_path;       /* SQLite history (default "history.sqlite") */
@@ -42,10 +47,6 @@ struct avemo_serve_options {
 
 /* Fill opt with the defaults above. */
 void avemo_serve_options_default(struct avemo_serve_options *opt);
-
-/* The model used when `avemo serve` gets no --model: models/avemo-av.avm of the
- * installed data directory, else of the source tree; NULL when neither exists. */
-const char *avemo_serve_default_model(void);
 
 typedef struct avemo_server avemo_server;
 

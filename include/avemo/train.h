@@ -95,6 +95,7 @@ enum avemo_split_kind {
     AVEMO_SPLIT_GROUPS = 0,  /* actor-independent: groups assigned to train/val/test */
     AVEMO_SPLIT_RANDOM,      /* stratified random 70:15:15 (same actors in train and test: warns) */
     AVEMO_SPLIT_FOLDERS,     /* the corpus' own train/validation/test folders */
+    AVEMO_SPLIT_ALL,         /* every item trains (tiny corpora, final models after cross-validation) */
 };
 
 /* Part of each item: 0 train, 1 validation, 2 test, -1 unused (dropped label). */

@@ -17,6 +17,9 @@ static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
  * (one vector lane each, two vec4). */
 #define BLOCK 8
 
+/* Offset of the window in its buffer, in floats (see make_fft_plan). */
+#define WINDOW_SKEW 48
+
 /* One mel triangle: its non-zero weights cover bins [first, first + count). */
 struct mel_band {
     int first;
@@ -30,7 +33,8 @@ struct avemo_audio_extractor {
     int n_features;
 
     /* Read-only after creation. */
-    float *window;         /* periodic Hann, n_fft (FFTW-aligned) */
+    float *window;         /* periodic Hann, n_fft */
+    float *window_alloc;
     struct mel_band *bands;
     float *mel_weights;
     float *dct;            /* n_mfcc x n_mels */
@@ -94,7 +98,11 @@ static enum avemo_status build_sparse_mel(avemo_audio_extractor *ex, struct avem
 static enum avemo_status make_fft_plan(avemo_audio_extractor *ex, struct avemo_error *err)
 {
     ex->frame = fftwf_malloc(sizeof(float) * (size_t)ex->p.n_fft);
-    ex->window = fftwf_malloc(sizeof(float) * (size_t)ex->p.n_fft);
+    /* The window sits WINDOW_SKEW floats into its allocation: frame, window
+     * and the signal are all large power-of-two strides apart otherwise, and
+     * loads that alias a pending store modulo 4 KiB stall the windowing loop. */
+    ex->window_alloc = fftwf_malloc(sizeof(float) * ((size_t)ex->p.n_fft + WINDOW_SKEW));
+    ex->window = ex->window_alloc ? ex->window_alloc + WINDOW_SKEW : NULL;
     ex->spectrum = fftwf_malloc(sizeof(fftwf_complex) * (size_t)ex->n_bins);
     if (!ex->frame || !ex->window || !ex->spectrum)
         return avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory for FFT buffers");
@@ -149,7 +157,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
         pthread_mutex_unlock(&fftw_planner_lock);
     }
     fftwf_free(ex->frame);
-    fftwf_free(ex->window);
+    fftwf_free(ex->window_alloc);
     fftwf_free(ex->spectrum);
     free(ex->block);
     free(ex->bands);
@@ -278,7 +286,7 @@ static void block_energy(const avemo_audio_extractor *ex, double *energy, int co
     for (int j = 0; j < count; j++) energy[j] = j < 4 ? lo[j] : hi[j - 4];
 }
 
-/* Mel bands of the block's frames into columns t0.. of mel (n_mels x frames):
+/* Mel bands of the block's frames into columns t0..t0+count-1 of mel (n_mels x frames):
  * eight frames at once, so each weight is two vector multiply-adds. */
 static void mel_project_block(const avemo_audio_extractor *ex, float *mel, size_t frames, size_t t0, int count)
 {
@@ -309,31 +317,55 @@ static void block_magnitude(avemo_audio_extractor *ex)
     for (size_t i = 0; i < (size_t)ex->n_bins * BLOCK; i++) ex->block[i] = sqrtf(ex->block[i]);
 }
 
-/* out (n_mfcc x frames) = DCT (n_mfcc x n_mels) * logmel (n_mels x frames),
- * eight output frames at a time held in registers across the mel bands. */
-static void apply_dct(const avemo_audio_extractor *ex, const float *logmel, float *out, size_t frames)
+/* Rows k0..k0+3 of out = DCT rows k0..k0+3 times logmel, eight frames at a
+ * time: eight independent accumulators, so the loop is bound by arithmetic
+ * throughput rather than by the latency of one running sum.  logmel has
+ * `stride` columns (a multiple of 8, the extra ones being padding); out has
+ * `frames`. */
+static void dct_4_rows(const float *d, int n_mels, const float *logmel, size_t stride, float *out, size_t frames)
 {
-    int n_mels = ex->p.n_mels;
-    for (int k = 0; k < ex->p.n_mfcc; k++) {
-        float *dst = out + (size_t)k * frames;
-        const float *d = ex->dct + (size_t)k * n_mels;
-        size_t t = 0;
-        for (; t + 8 <= frames; t += 8) {
-            vec4 lo = {0}, hi = {0};
-            for (int m = 0; m < n_mels; m++) {
-                const float *src = logmel + (size_t)m * frames + t;
-                lo += d[m] * VEC4_LOAD(src);
-                hi += d[m] * VEC4_LOAD(src + 4);
-            }
-            VEC4_STORE(dst + t, lo);
-            VEC4_STORE(dst + t + 4, hi);
+    for (size_t t = 0; t < stride; t += 8) {
+        /* Written out so that the accumulators stay in registers at -O2. */
+        vec4 a0 = {0}, b0 = {0}, a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, a3 = {0}, b3 = {0};
+        const float *d0 = d, *d1 = d + n_mels, *d2 = d + 2 * n_mels, *d3 = d + 3 * n_mels;
+        for (int m = 0; m < n_mels; m++) {
+            vec4 lo = VEC4_LOAD(logmel + (size_t)m * stride + t), hi = VEC4_LOAD(logmel + (size_t)m * stride + t + 4);
+            a0 += d0[m] * lo, b0 += d0[m] * hi;
+            a1 += d1[m] * lo, b1 += d1[m] * hi;
+            a2 += d2[m] * lo, b2 += d2[m] * hi;
+            a3 += d3[m] * lo, b3 += d3[m] * hi;
         }
-        for (; t < frames; t++) {
-            float acc = 0.0f;
-            for (int m = 0; m < n_mels; m++) acc += d[m] * logmel[(size_t)m * frames + t];
-            dst[t] = acc;
+        size_t count = frames - t < 8 ? frames - t : 8;
+        const vec4 rows[4][2] = {{a0, b0}, {a1, b1}, {a2, b2}, {a3, b3}};
+        for (int r = 0; r < 4; r++) {
+            float *dst = out + (size_t)r * frames + t;
+            for (size_t j = 0; j < count; j++) dst[j] = j < 4 ? rows[r][0][j] : rows[r][1][j - 4];
         }
     }
+}
+
+/* One row: the same, for the n_mfcc % 4 last rows. */
+static void dct_1_row(const float *d, int n_mels, const float *logmel, size_t stride, float *out, size_t frames)
+{
+    for (size_t t = 0; t < stride; t += 8) {
+        vec4 lo = {0}, hi = {0};
+        for (int m = 0; m < n_mels; m++) {
+            lo += d[m] * VEC4_LOAD(logmel + (size_t)m * stride + t);
+            hi += d[m] * VEC4_LOAD(logmel + (size_t)m * stride + t + 4);
+        }
+        size_t count = frames - t < 8 ? frames - t : 8;
+        for (size_t j = 0; j < count; j++) out[t + j] = j < 4 ? lo[j] : hi[j - 4];
+    }
+}
+
+/* out (n_mfcc x frames) = DCT (n_mfcc x n_mels) * logmel (n_mels x stride). */
+static void apply_dct(const avemo_audio_extractor *ex, const float *logmel, size_t stride, float *out, size_t frames)
+{
+    int n_mels = ex->p.n_mels, k = 0;
+    for (; k + 4 <= ex->p.n_mfcc; k += 4)
+        dct_4_rows(ex->dct + (size_t)k * n_mels, n_mels, logmel, stride, out + (size_t)k * frames, frames);
+    for (; k < ex->p.n_mfcc; k++)
+        dct_1_row(ex->dct + (size_t)k * n_mels, n_mels, logmel, stride, out + (size_t)k * frames, frames);
 }
 
 static enum avemo_status check_signal(const avemo_audio_extractor *ex, const float *samples, size_t n,
@@ -353,13 +385,19 @@ static enum avemo_status check_signal(const avemo_audio_extractor *ex, const flo
 }
 
 /* The full feature matrix; energy (may be NULL) receives each frame's energy. */
+/* The full feature matrix; energy (may be NULL) receives each frame's energy. */
 static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
                                           size_t frames, double *energy, struct avemo_error *err)
 {
     const struct avemo_audio_params *p = &ex->p;
+    /* MFCC: the log-mel goes to the workspace, its width rounded up to whole
+     * blocks for the DCT; the padding columns hold zero power, which changes
+     * neither the max (ref=max, top_db) nor any real column. */
     float *mel = NULL;
+    size_t stride = frames;
     if (p->feature == AVEMO_AUDIO_MFCC) {
-        if (!reserve_floats(&ex->mel, &ex->mel_cap, (size_t)p->n_mels * frames))
+        stride = (frames + BLOCK - 1) / BLOCK * BLOCK;
+        if (!reserve_floats(&ex->mel, &ex->mel_cap, (size_t)p->n_mels * stride))
             return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", frames);
         mel = ex->mel;
     } else if (p->feature != AVEMO_AUDIO_SPECTROGRAM) {
@@ -375,7 +413,7 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
         }
         if (energy) block_energy(ex, energy + t0, count);
         if (p->power == 1) block_magnitude(ex);
-        if (mel) mel_project_block(ex, mel, frames, t0, count);
+        if (mel) mel_project_block(ex, mel, stride, t0, stride - t0 < BLOCK ? (int)(stride - t0) : BLOCK);
         else copy_block(ex, out, frames, t0, count);
     }
     size_t rows = (size_t)ex->n_features;
@@ -384,8 +422,8 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
     case AVEMO_AUDIO_LOGMEL:
     case AVEMO_AUDIO_SPECTROGRAM: avemo_audio_power_to_db(out, rows * frames, p->db_ref, p->amin, p->top_db); break;
     case AVEMO_AUDIO_MFCC:
-        avemo_audio_power_to_db(mel, (size_t)p->n_mels * frames, p->db_ref, p->amin, p->top_db);
-        apply_dct(ex, mel, out, frames);
+        avemo_audio_power_to_db(mel, (size_t)p->n_mels * stride, p->db_ref, p->amin, p->top_db);
+        apply_dct(ex, mel, stride, out, frames);
         break;
     }
     return AVEMO_OK;

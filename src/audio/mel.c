@@ -1,9 +1,12 @@
 /* Mel filter bank, power_to_db and the orthonormal DCT-II matrix, following
  * librosa 0.9.2's definitions (filters.mel, core.power_to_db, feature.mfcc). */
 #include "audio/audio_internal.h"
+#include "audio/vec4.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Slaney's Auditory Toolbox scale: linear below 1 kHz, logarithmic above. */
 #define SLANEY_F_SP (200.0 / 3.0)
@@ -68,8 +71,17 @@ enum avemo_status avemo_audio_mel_filterbank(const struct avemo_audio_params *p,
     return AVEMO_OK;
 }
 
-/* 10 / ln(10): 10*log10(x) as a multiple of the (faster) natural log. */
-#define DB_PER_NEPER 4.342944819032518
+/* 10 / ln(10): 10*log10(x) as a multiple of the natural log. */
+#define DB_PER_NEPER 4.342944819032518f
+
+/* 10*log10(max(x, amin)) - ref_db over four values; returns them. */
+static inline vec4 db4(vec4 v, float amin, float ref_db)
+{
+    /* The clamp to FLT_MAX keeps an infinite power (from samples near the
+     * float limit) inside the log's domain. */
+    v = vec4_min(vec4_max(v, (vec4){amin, amin, amin, amin}), (vec4){FLT_MAX, FLT_MAX, FLT_MAX, FLT_MAX});
+    return DB_PER_NEPER * vec4_log(v) - ref_db;
+}
 
 void avemo_audio_power_to_db(float *x, size_t n, enum avemo_db_ref db_ref, double amin, double top_db)
 {
@@ -79,18 +91,30 @@ void avemo_audio_power_to_db(float *x, size_t n, enum avemo_db_ref db_ref, doubl
     if (db_ref == AVEMO_DB_REF_MAX) {
         float ref = x[0];
         for (size_t i = 1; i < n; i++) ref = x[i] > ref ? x[i] : ref;
-        ref_db = (float)(10.0 * log10(fmax(amin, (double)ref)));
+        ref_db = (float)(10.0 * log10(fmin(fmax(amin, (double)ref), FLT_MAX)));
     }
-    float top = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i] > famin ? x[i] : famin;
-        float db = (float)DB_PER_NEPER * logf(v) - ref_db;
-        x[i] = db;
-        top = db > top ? db : top;
+    vec4 top4 = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        vec4 db = db4(VEC4_LOAD(x + i), famin, ref_db);
+        VEC4_STORE(x + i, db);
+        top4 = vec4_max(top4, db);
+    }
+    if (i < n) {
+        /* The last 1-3 values through the same vector code, padded with amin. */
+        float tail[4] = {famin, famin, famin, famin};
+        memcpy(tail, x + i, sizeof(float) * (n - i));
+        vec4 db = db4(VEC4_LOAD(tail), famin, ref_db);
+        top4 = vec4_max(top4, db);
+        VEC4_STORE(tail, db);
+        memcpy(x + i, tail, sizeof(float) * (n - i));
     }
     if (top_db > 0.0) {
+        float top = fmaxf(fmaxf(top4[0], top4[1]), fmaxf(top4[2], top4[3]));
         float floor_db = top - (float)top_db;
-        for (size_t i = 0; i < n; i++) x[i] = x[i] < floor_db ? floor_db : x[i];
+        vec4 floor4 = {floor_db, floor_db, floor_db, floor_db};
+        for (i = 0; i + 4 <= n; i += 4) VEC4_STORE(x + i, vec4_max(VEC4_LOAD(x + i), floor4));
+        for (; i < n; i++) x[i] = x[i] < floor_db ? floor_db : x[i];
     }
 }
 

@@ -30,6 +30,7 @@ typedef uint32_t vec4u_unaligned __attribute__((vector_size(16), aligned(4), may
 #define VEC4_ODD(a, b) __builtin_shuffle((a), (b), (vec4i){1, 3, 5, 7})
 #endif
 
+
 /* dst[i] += c * src[i] for i < n. */
 static inline void vec4_axpy(float *dst, float c, const float *src, size_t n)
 {
@@ -66,6 +67,36 @@ static inline int vec4_all_finite(const float *x, size_t n)
         any |= (b & exponent) == exponent;
     }
     return !any;
+}
+
+/* Lane-wise max / min (C has no vector ?:, so select with the compare mask). */
+static inline vec4 vec4_max(vec4 a, vec4 b)
+{
+    vec4i m = a > b;
+    return (vec4)(((vec4i)a & m) | ((vec4i)b & ~m));
+}
+
+static inline vec4 vec4_min(vec4 a, vec4 b)
+{
+    vec4i m = a < b;
+    return (vec4)(((vec4i)a & m) | ((vec4i)b & ~m));
+}
+
+/* Natural log of positive, normal, finite floats.  x = 2^e * m with m in
+ * [sqrt(1/2), sqrt(2)); ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172,
+ * by its series up to s^9 (the next term is below 1e-9): about 2 ulp,
+ * i.e. < 1e-5 dB, far inside the 0.01 dB of the librosa comparison. */
+static inline vec4 vec4_log(vec4 x)
+{
+    vec4u bits = (vec4u)x;
+    vec4i e = (vec4i)((bits >> 23) & 0xffu) - 127;
+    vec4 m = (vec4)((bits & 0x007fffffu) | 0x3f800000u); /* [1, 2) */
+    vec4i big = m > 1.41421356f;
+    m = (vec4)(((vec4i)(m * 0.5f) & big) | ((vec4i)m & ~big));
+    e -= big; /* big is -1 where m was halved */
+    vec4 s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+    vec4 series = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
+    return __builtin_convertvector(e, vec4) * 0.693147180559945f + 2.0f * s * series;
 }
 
 #endif

@@ -30,5 +30,10 @@ extern const struct cli_command cli_cmd_version;
 extern const struct cli_command cli_cmd_probe;
 extern const struct cli_command cli_cmd_features;
 extern const struct cli_command cli_cmd_faces;
+extern const struct cli_command cli_cmd_classify;
+extern const struct cli_command cli_cmd_train;
+extern const struct cli_command cli_cmd_eval;
+extern const struct cli_command cli_cmd_compare;
+extern const struct cli_command cli_cmd_serve;
 
 #endif

@@ -1,6 +1,7 @@
 /* avemo serve [--model M]... [--host H] [--port P] [--db FILE] [--threads N] ... */
 #include "cli/cli.h"
 
+#include <avemo/eval.h>
 #include <avemo/serve.h>
 
 #include <getopt.h>
@@ -14,7 +15,9 @@ static const char serve_usage[] =
     "                   [--threads N] [--max-upload-mb 50] [--api-key KEY] [options]\n"
     "  Run the classifier as an HTTP service until SIGINT or SIGTERM (docs/http-api.md).\n"
     "  --model M            a model file (.avm), repeatable; the first is the default\n"
-    "                       (default: models/avemo-av.avm of the installed data or source tree)\n"
+    "                       (default: the shipped avemo-av.avm, see AVEMO_MODEL_DIR)\n"
+    "  --extra-model M      a unimodal model used when a model cannot serve a mode, repeatable\n"
+    "                       (default: the shipped avemo-audio.avm and avemo-face.avm, if present)\n"
     "  --host H             address to listen on (default 127.0.0.1)\n"
     "  --port P             port (default 8080; 0 picks a free port, printed on stdout)\n"
     "  --db FILE            SQLite prediction history (default history.sqlite)\n"
@@ -46,7 +49,8 @@ static int usage_error(const char *what, const char *value)
 static int run_serve(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"model", required_argument, NULL, 'm'},        {"host", required_argument, NULL, 'H'},
+        {"model", required_argument, NULL, 'm'},        {"extra-model", required_argument, NULL, 'x'},
+        {"host", required_argument, NULL, 'H'},
         {"port", required_argument, NULL, 'p'},         {"db", required_argument, NULL, 'd'},
         {"threads", required_argument, NULL, 't'},      {"http-threads", required_argument, NULL, 'T'},
         {"queue", required_argument, NULL, 'q'},        {"max-upload-mb", required_argument, NULL, 'u'},
@@ -59,11 +63,15 @@ static int run_serve(int argc, char **argv)
     opt.api_key = getenv("AVEMO_API_KEY");
     int c, upload_mb = 50;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:H:p:d:t:T:q:u:k:o:c:Q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:Q", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
             opt.models[opt.num_models++] = optarg;
+            break;
+        case 'x':
+            if (opt.num_extra_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --extra-model", optarg);
+            opt.extra_models[opt.num_extra_models++] = optarg;
             break;
         case 'H': opt.host = optarg; break;
         case 'p': if (parse_count(optarg, 0, 65535, &opt.port)) return usage_error("--port", optarg); break;
@@ -81,10 +89,19 @@ static int run_serve(int argc, char **argv)
     }
     if (optind != argc) return usage_error("argument", argv[optind]);
     opt.max_upload_bytes = (size_t)upload_mb << 20;
+    /* The shipped models when none are named. */
+    char shipped[3][1024];
     if (opt.num_models == 0) {
-        const char *model = avemo_serve_default_model();
-        if (model) opt.models[opt.num_models++] = model;
-        else fprintf(stderr, "avemo serve: no model found: /readyz and /v1/predict answer 503 (use --model)\n");
+        if (avemo_default_model(AVEMO_MODE_AV, shipped[0], sizeof shipped[0], NULL) == AVEMO_OK)
+            opt.models[opt.num_models++] = shipped[0];
+        else
+            fprintf(stderr, "avemo serve: no model found: /readyz and /v1/predict answer 503 (use --model)\n");
+    }
+    if (opt.num_extra_models == 0) {
+        if (avemo_default_model(AVEMO_MODE_AUDIO, shipped[1], sizeof shipped[1], NULL) == AVEMO_OK)
+            opt.extra_models[opt.num_extra_models++] = shipped[1];
+        if (avemo_default_model(AVEMO_MODE_FACE, shipped[2], sizeof shipped[2], NULL) == AVEMO_OK)
+            opt.extra_models[opt.num_extra_models++] = shipped[2];
     }
 
     /* SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts. */

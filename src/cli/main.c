@@ -10,6 +10,11 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_probe,
     &cli_cmd_features,
     &cli_cmd_faces,
+    &cli_cmd_classify,
+    &cli_cmd_train,
+    &cli_cmd_eval,
+    &cli_cmd_compare,
+    &cli_cmd_serve,
 };
 
 const struct cli_command *cli_find_command(const char *name)

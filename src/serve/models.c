@@ -8,23 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
+#include <limits.h>
 
 #define CARD_MAX_BYTES (1u << 20)
 #define CARD_MAX_LINES 16
 #define CARD_MAX_NUMBERS 8
 #define CARD_LINE_MAX 200
-
-const char *avemo_serve_default_model(void)
-{
-    static const char *const candidates[] = {
-        AVEMO_DATA_DIR "/models/avemo-av.avm",
-        AVEMO_SOURCE_DIR "/models/avemo-av.avm",
-    };
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
-        if (access(candidates[i], R_OK) == 0) return candidates[i];
-    return NULL;
-}
 
 /* The card next to the model: "dir/name.avm" -> "dir/name.md". */
 static int card_path(const char *model_path, char *out, size_t size)
@@ -95,13 +84,31 @@ static cJSON *read_card(const char *model_path)
     return card;
 }
 
+/* The extra models for one main model: all of them but the main model's own file. */
+static int extras_for(const struct avemo_serve_options *opt, const char *main_path, const char **extras)
+{
+    char main_real[PATH_MAX], real[PATH_MAX];
+    int have_main = realpath(main_path, main_real) != NULL, n = 0;
+    for (int i = 0; i < opt->num_extra_models && i < AVEMO_SERVE_MAX_MODELS; i++) {
+        const char *path = opt->extra_models[i];
+        if (!path) continue;
+        if (have_main && realpath(path, real) && strcmp(real, main_real) == 0) continue;
+        extras[n++] = path;
+    }
+    return n;
+}
+
 enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error *err)
 {
     for (int i = 0; i < srv->opt.num_models; i++) {
         const char *path = srv->opt.models[i];
         if (!path || strlen(path) >= sizeof srv->models[i].path)
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: model path %d is empty or too long", i + 1);
-        enum avemo_status s = avemo_classifier_open(path, NULL, &srv->models[i].clf, err);
+        const char *extras[AVEMO_SERVE_MAX_MODELS];
+        struct avemo_classifier_options copt = {0};
+        copt.extra_models = extras;
+        copt.n_extra_models = extras_for(&srv->opt, path, extras);
+        enum avemo_status s = avemo_classifier_open(path, &copt, &srv->models[i].clf, err);
         if (s) return s;
         srv->num_models = i + 1;
         snprintf(srv->models[i].path, sizeof srv->models[i].path, "%s", path);

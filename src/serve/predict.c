@@ -43,9 +43,7 @@ static enum MHD_Result choose_model(struct serve_request *req)
     struct avemo_server *srv = req->srv;
     const char *model = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "model");
     const char *mode = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "mode");
-    int mode_given = mode && *mode;
-    if (mode_given && parse_mode(mode, &req->mode))
-        return serve_respond_error(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
+    int mode_given = mode && *mode; /* parsed into req->mode by serve_predict_begin */
     if (model && *model) {
         if ((req->model = find_model(srv, model)) < 0)
             return serve_respond_error(req, 400, "unknown_model", "no model named '%.64s' is loaded (see /v1/models)",
@@ -143,14 +141,15 @@ static int is_media_type(const char *type)
     return 0;
 }
 
+/* Cheap checks first (mode, Content-Type, declared size), so that a bad request is refused
+ * before a single body byte is read, then the model. */
 enum MHD_Result serve_predict_begin(struct serve_request *req)
 {
     struct avemo_server *srv = req->srv;
     snprintf(req->file_name, sizeof req->file_name, "upload");
-    if (srv->num_models == 0 || !atomic_load(&srv->ready))
-        return serve_respond_error(req, 503, "not_ready", "no model is loaded");
-    enum MHD_Result r = choose_model(req);
-    if (r != MHD_YES || req->status) return r;
+    const char *mode = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "mode");
+    if (mode && *mode && parse_mode(mode, &req->mode))
+        return serve_respond_error(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
 
     const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     int multipart = type && strncasecmp(type, "multipart/form-data", 19) == 0;
@@ -167,6 +166,11 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
     if (length && serve_parse_int(length, 0, INT64_MAX, &declared) == 0 && (uint64_t)declared > limit)
         return serve_respond_error(req, 413, "too_large", "the upload has %lld bytes, the limit is %zu",
                                    (long long)declared, srv->opt.max_upload_bytes);
+
+    if (srv->num_models == 0 || !atomic_load(&srv->ready))
+        return serve_respond_error(req, 503, "not_ready", "no model is loaded");
+    enum MHD_Result r = choose_model(req);
+    if (r != MHD_YES || req->status) return r;
 
     const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "name");
     set_file_name(req, name);
@@ -253,6 +257,30 @@ static void label_text(const struct avemo_prediction *pred, int k, char out[size
     out[sizeof pred->labels[0]] = '\0';
 }
 
+/* Set obj[key] = item, replacing a key of the same name rather than duplicating it. */
+static void set_key(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!item) return;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key)) cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item);
+    else cJSON_AddItemToObject(obj, key, item);
+}
+
+/* The classes in the network's order: [{"label":"ANG","probability":0.12}, ...]; the web page
+ * and clients read this rather than depend on the layout of avemo_prediction_json(). */
+static cJSON *classes_json(const struct avemo_prediction *pred)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (int k = 0; list && k < pred->num_classes; k++) {
+        char label[sizeof pred->labels[0] + 1];
+        label_text(pred, k, label);
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "label", label);
+        cJSON_AddNumberToObject(c, "probability", pred->probs[k]);
+        cJSON_AddItemToArray(list, c);
+    }
+    return list;
+}
+
 /* Classify one upload and leave the answer (status + JSON) in req. */
 static void run_prediction(struct serve_worker *w, struct serve_request *req)
 {
@@ -289,7 +317,9 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     }
     char label[sizeof pred->labels[0] + 1];
     label_text(pred, pred->label, label);
-    const char *model = avemo_classifier_name(srv->models[req->model].clf);
+    char answered[sizeof pred->model + 1]; /* the model that answered (an extra one after a fallback) */
+    snprintf(answered, sizeof answered, "%.*s", (int)sizeof pred->model, pred->model);
+    const char *model = answered[0] ? answered : avemo_classifier_name(srv->models[req->model].clf);
     struct serve_history_entry e = {
         req->file_name, size, sha, model, avemo_mode_name(req->mode), avemo_mode_name(pred->mode_used),
         label, pred->confidence, pred, latency_ms,
@@ -302,15 +332,17 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
         req->resp_body = serve_error_body(avemo_status_name(s), err.message);
         return;
     }
-    cJSON_AddNumberToObject(obj, "id", (double)id);
-    cJSON_AddStringToObject(obj, "created_at", created_at);
-    cJSON_AddStringToObject(obj, "model", model);
-    cJSON_AddStringToObject(obj, "sha256", sha);
-    cJSON_AddNumberToObject(obj, "size", (double)size);
-    cJSON_AddNumberToObject(obj, "latency_ms", latency_ms);
+    set_key(obj, "id", cJSON_CreateNumber((double)id));
+    set_key(obj, "created_at", cJSON_CreateString(created_at));
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "model")) cJSON_AddStringToObject(obj, "model", model);
+    set_key(obj, "sha256", cJSON_CreateString(sha));
+    set_key(obj, "size", cJSON_CreateNumber((double)size));
+    set_key(obj, "latency_ms", cJSON_CreateNumber(latency_ms));
+    set_key(obj, "classes", classes_json(pred));
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "label")) cJSON_AddStringToObject(obj, "label", label);
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "confidence")) cJSON_AddNumberToObject(obj, "confidence", pred->confidence);
     char *face = pred->face_found ? serve_face_data_url(pred->face_rgb, 64, 64) : NULL;
-    if (face) cJSON_AddStringToObject(obj, "face_crop", face);
-    else cJSON_AddNullToObject(obj, "face_crop");
+    set_key(obj, "face_crop", face ? cJSON_CreateString(face) : cJSON_CreateNull());
     free(face);
     serve_metrics_prediction(&srv->metrics, req->model, pred->mode_used, pred->label);
     req->resp_body = cJSON_PrintUnformatted(obj);

@@ -334,6 +334,9 @@ static enum avemo_status copy_options(struct avemo_server *srv, const struct ave
     if (o->num_models < 0 || o->num_models > AVEMO_SERVE_MAX_MODELS)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: %d models, at most %d", o->num_models,
                           AVEMO_SERVE_MAX_MODELS);
+    if (o->num_extra_models < 0 || o->num_extra_models > AVEMO_SERVE_MAX_MODELS)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: %d extra models, at most %d", o->num_extra_models,
+                          AVEMO_SERVE_MAX_MODELS);
     if (o->port < 0 || o->port > 65535)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: port %d is not in 0..65535", o->port);
     if (o->threads <= 0) o->threads = 2;

@@ -1,13 +1,14 @@
-/* Small helpers of the service: SHA-256 (libavutil), base64, the face crop as a JPEG data URL. */
+/* Small helpers of the service: SHA-256 (libavutil), base64, the face crop as a JPEG data URL
+ * (written by the vision module's JPEG writer). */
 #include "serve/serve_internal.h"
 
+#include <avemo/vision.h>
+
 #include <errno.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jpeglib.h>
 #include <libavutil/mem.h>
 #include <libavutil/sha.h>
 
@@ -55,48 +56,12 @@ char *serve_base64(const uint8_t *data, size_t size)
     return out;
 }
 
-/* libjpeg reports errors through a callback that must not return: turn them into a failed
- * compression by jumping back (the error manager is per call, so this is thread-safe). */
-struct jpeg_fail {
-    struct jpeg_error_mgr mgr;
-    jmp_buf jump;
-};
-
-static void jpeg_fail_exit(j_common_ptr cinfo)
-{
-    longjmp(((struct jpeg_fail *)cinfo->err)->jump, 1);
-}
-
 char *serve_face_data_url(const uint8_t *rgb, int width, int height)
 {
-    struct jpeg_compress_struct cinfo;
-    struct jpeg_fail jerr;
-    unsigned char *jpeg = NULL;
-    unsigned long jpeg_size = 0;
-    memset(&cinfo, 0, sizeof cinfo);
-    cinfo.err = jpeg_std_error(&jerr.mgr);
-    jerr.mgr.error_exit = jpeg_fail_exit;
-    if (setjmp(jerr.jump)) {
-        jpeg_destroy_compress(&cinfo);
-        free(jpeg);
-        return NULL;
-    }
-    jpeg_create_compress(&cinfo);
-    jpeg_mem_dest(&cinfo, &jpeg, &jpeg_size);
-    cinfo.image_width = (JDIMENSION)width;
-    cinfo.image_height = (JDIMENSION)height;
-    cinfo.input_components = 3;
-    cinfo.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&cinfo);
-    jpeg_set_quality(&cinfo, 92, TRUE);
-    jpeg_start_compress(&cinfo, TRUE);
-    while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * (size_t)width * 3);
-        jpeg_write_scanlines(&cinfo, &row, 1);
-    }
-    jpeg_finish_compress(&cinfo);
-    jpeg_destroy_compress(&cinfo);
-
+    struct avemo_image img = {width, height, 3, (uint8_t *)rgb};
+    uint8_t *jpeg = NULL;
+    size_t jpeg_size = 0;
+    if (avemo_jpeg_write_memory(&img, 92, &jpeg, &jpeg_size, NULL)) return NULL;
     char *b64 = serve_base64(jpeg, jpeg_size);
     free(jpeg);
     if (!b64) return NULL;

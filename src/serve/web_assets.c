@@ -1,4 +1,4 @@
-/* The web page of GET /: src/serve/web/* embedded into the library at build time by
+/* The web page of GET /: the files of src/serve/web/ embedded into the library at build time by
  * src/serve/web/web.cmake, which generates serve_web_assets.h (byte arrays) and puts it on
  * the include path.  A build without that step still works; it answers 404 for the page. */
 #include "serve/serve_internal.h"

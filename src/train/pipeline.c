@@ -99,7 +99,7 @@ static enum avemo_status parse_choice(const char *value, const char *const *choi
 
 static const char *const mode_names[] = {"av", "audio", "face", NULL};
 static const char *const optim_names[] = {"adam", "adamw", "sgd", NULL};
-static const char *const split_names[] = {"groups", "random", "folders", NULL};
+static const char *const split_names[] = {"groups", "random", "folders", "all", NULL};
 static const char *const bool_names[] = {"no", "yes", NULL};
 static const char *const weight_names[] = {"none", "balanced", NULL};
 

@@ -170,7 +170,9 @@ enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_sp
     struct avemo_rng rng;
     avemo_rng_seed(&rng, seed, 0x5b17);
     enum avemo_status st = AVEMO_OK;
-    if (kind == AVEMO_SPLIT_RANDOM) {
+    if (kind == AVEMO_SPLIT_ALL) {
+        memset(split->part, PART_TRAIN, ds->count);
+    } else if (kind == AVEMO_SPLIT_RANDOM) {
         st = split_random(ds, split, &rng, err);
     } else if (kind == AVEMO_SPLIT_FOLDERS) {
         st = split_folders(ds, split, &rng, 0, err);

@@ -160,7 +160,7 @@ static enum avemo_status read_tree(struct cascade_builder *b, xmlNode *weak, str
         if (!as_int(v[0], -nodes, nodes - 1, &nd->left) || !as_int(v[1], -nodes, nodes - 1, &nd->right) ||
             (nd->left > 0 && nd->left <= i) || (nd->right > 0 && nd->right <= i))
             return corrupt(b, err, "a tree node has a child index out of range");
-        if (!as_int(v[2], 0, b->lim->max_features - 1, &nd->feature))
+        if (!as_int(v[2], 0, INT32_MAX - 1, &nd->feature)) /* checked against the features at the end */
             return corrupt(b, err, "a tree node has a feature index out of range");
         if (c->is_lbp) {
             nd->threshold = 0.f;
@@ -263,7 +263,7 @@ static enum avemo_status read_features(struct cascade_builder *b, xmlNode *featu
         if (!feature_inside(c, f)) return corrupt(b, err, "a feature rect lies outside the window");
     }
     for (int k = 0; k < c->nnodes; k++)
-        if (c->nodes[k].feature >= c->nfeatures) return corrupt(b, err, "a node names a feature that does not exist");
+        if (c->nodes[k].feature >= c->nfeatures) return corrupt(b, err, "a node's feature index names no feature");
     return AVEMO_OK;
 }
 

@@ -366,7 +366,7 @@ static int find_root(int *parent, int i)
 static int group_rectangles(struct avemo_detector *d, int min_neighbors, double eps)
 {
     int n = d->ncand;
-    if (min_neighbors <= 0 || n == 0) return n;
+    if (min_neighbors <= 0 || n <= 0) return n;
     if (!reserve((void **)&d->parent, &d->parent_cap, (size_t)n * 7, sizeof(int))) return -1;
     int *parent = d->parent, *label = parent + n, *cnt = label + n;
     int *sx = cnt + n, *sy = sx + n, *sw = sy + n, *sh = sw + n;
@@ -606,7 +606,7 @@ enum avemo_status avemo_detect(avemo_detector *d, const struct avemo_image *img,
         struct avemo_rect cr = {x0, y0, x1 - x0, y1 - y0};
         d->cand[kept++] = cr;
     }
-    qsort(d->cand, (size_t)kept, sizeof *d->cand, cmp_area_desc);
+    if (kept > 1) qsort(d->cand, (size_t)kept, sizeof *d->cand, cmp_area_desc);
     for (int i = 0; i < kept && i < max_out; i++) out[i] = d->cand[i];
     *count = kept;
     return AVEMO_OK;

@@ -309,6 +309,40 @@ static void test_htk_and_band_limits(void **state)
     }
 }
 
+/* power_to_db against 10*log10 in double over 40 decades, ref 1 and ref max,
+ * with and without clipping (n not a multiple of 4 on purpose). */
+static void test_power_to_db(void **state)
+{
+    (void)state;
+    enum { N = 4003 };
+    static float x[N], ref[N];
+    for (int i = 0; i < N; i++) ref[i] = x[i] = (float)pow(10.0, -12.0 + 24.0 * i / (N - 1) + 1e-3 * (i % 7));
+    x[17] = 0.0f;
+    ref[17] = 0.0f;
+    avemo_audio_power_to_db(x, N, AVEMO_DB_REF_ONE, 1e-10, 0.0);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double want = 10.0 * log10(fmax(1e-10, (double)ref[i]));
+        worst = fmax(worst, fabs(x[i] - want));
+    }
+    printf("  power_to_db ref=1: max |error| = %.3g dB\n", worst);
+    assert_true(worst < 1e-4);
+    double top = -INFINITY;
+    for (int i = 0; i < N; i++) top = fmax(top, 10.0 * log10((double)ref[i]));
+    memcpy(x, ref, sizeof x);
+    avemo_audio_power_to_db(x, N, AVEMO_DB_REF_MAX, 1e-10, 80.0);
+    worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double want = fmax(10.0 * log10(fmax(1e-10, (double)ref[i])) - top, -80.0);
+        worst = fmax(worst, fabs(x[i] - want));
+    }
+    printf("  power_to_db ref=max top_db=80: max |error| = %.3g dB\n", worst);
+    assert_true(worst < 1e-4);
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < N; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+    assert_true(fabsf(hi) < 1e-4f && fabsf(lo - (hi - 80.0f)) < 1e-4f);
+}
+
 static void test_bad_signals(void **state)
 {
     (void)state;
@@ -396,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),
         cmocka_unit_test(test_htk_and_band_limits),
+        cmocka_unit_test(test_power_to_db),
         cmocka_unit_test(test_bad_signals),
         cmocka_unit_test(test_threads_with_own_extractors),
     };

@@ -8,7 +8,18 @@ and builds the same network with torch.nn, with parameters in avemo's flat order
 Run as a script it writes the debug state that tests/nn/test_nn_parity.c compares with
 (llm.c's test_gpt2 is the model):
 
-    nn_torch.py PIPELINE.ini OUTDIR [--batch 4] [--seed 1]
+    nn_torch.py PIPELINE.ini OUTDIR [--batch 4] [--seed 1] [--inputs audio:1x8x16,...] [--margin 2e-5]
+              [--full-forward]
+
+--inputs replaces the input sizes (the parameters do not depend on them: every branch ends in
+a global average pool), so that the test stays small.  The network actually used is written to
+OUTDIR/pipeline.ini.
+
+ReLU and max pooling are not differentiable at their kinks: when a ReLU input is within float
+rounding of 0, or the two largest values of a pooling window within rounding of each other, the
+C engine and PyTorch may legitimately take different branches and their gradients differ.  So
+the draw of parameters and inputs is repeated (seed, seed + 1, ...) until, computed in float64,
+no ReLU input and no pooling window's top-two gap is closer than --margin to a kink.
 
 OUTDIR receives .npy files: params, stats (batch-norm running mean/var), in_<name>, labels,
 class_weights, meta ([label_smoothing]), eval_/train_ logits, loss, grads, train_stats
@@ -18,6 +29,7 @@ Dropout is off in the training runs (avemo_nn_ctx_set_dropout(ctx, 0) on the C s
 """
 import argparse
 import configparser
+import copy
 import os
 import sys
 
@@ -105,11 +117,19 @@ def build_stage(items, c, h, w, is4d, last_stage):
     return nn.Sequential(*mods), c * h * w
 
 
+def read_ini(ini_path, inputs_override=None):
+    cp = configparser.ConfigParser(inline_comment_prefixes=(";",), strict=False)
+    cp.read(ini_path)
+    if inputs_override:
+        cp["network"]["inputs"] = inputs_override
+    return cp
+
+
 class Net(nn.Module):
-    def __init__(self, ini_path):
+    def __init__(self, cp):
         super().__init__()
-        cp = configparser.ConfigParser(inline_comment_prefixes=(";",), strict=False)
-        cp.read(ini_path)
+        if isinstance(cp, str):
+            cp = read_ini(cp)
         self.inputs = []
         branches = []
         total = 0
@@ -148,6 +168,60 @@ class Net(nn.Module):
                 m.train(enabled)
 
 
+def count_fragile(net, xs, margin):
+    """Decisions of ReLU and max pooling closer than margin to a kink, computed in float64."""
+    net64 = copy.deepcopy(net).double()
+    xs64 = [x.double() for x in xs]
+    count = [0]
+
+    def relu_hook(module, inp, out):
+        count[0] += int((inp[0].abs() < margin).sum())
+
+    def pool_hook(module, inp, out):
+        k = module.kernel_size
+        x = inp[0][:, :, : inp[0].shape[2] // k * k, : inp[0].shape[3] // k * k]
+        windows = F.unfold(x.reshape(-1, 1, x.shape[2], x.shape[3]), k, stride=k)
+        top2 = windows.topk(2, dim=1).values
+        count[0] += int(((top2[:, 0] - top2[:, 1] < margin) & (top2[:, 0] > margin)).sum())
+
+    for m in net64.modules():
+        if isinstance(m, nn.ReLU):
+            m.register_forward_hook(relu_hook)
+        elif isinstance(m, nn.MaxPool2d):
+            m.register_forward_hook(pool_hook)
+    with torch.no_grad():
+        for mode in (False, True):
+            net64.train(mode)
+            net64.set_dropout(False)
+            net64(xs64)
+    return count[0]
+
+
+def draw(cp, seed, batch):
+    """Network with non-trivial batch-norm state, inputs and labels for one seed."""
+    torch.manual_seed(seed)
+    net = Net(cp)
+    for bn in net.batchnorms():
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.normal_(0.0, 0.1)
+            bn.momentum = 1.0
+    # Running statistics: those of another batch, perturbed, so that eval-mode activations
+    # have a realistic spread (and are rarely near a kink).
+    with torch.no_grad():
+        net.train()
+        net.set_dropout(False)
+        net([torch.randn(8, *shape) for _, shape in net.inputs])
+    for bn in net.batchnorms():
+        with torch.no_grad():
+            bn.momentum = 0.1
+            bn.running_mean.add_(torch.randn_like(bn.running_mean) * 0.05)
+            bn.running_var.mul_(torch.empty_like(bn.running_var).uniform_(0.8, 1.25))
+    xs = [torch.randn(batch, *shape) for _, shape in net.inputs]
+    labels = torch.randint(0, net.head[-1].out_features, (batch,))
+    return net, xs, labels
+
+
 def save(outdir, name, array):
     np.save(os.path.join(outdir, name + ".npy"), np.ascontiguousarray(np.asarray(array, dtype=np.float32)))
 
@@ -175,22 +249,24 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--inputs", help="replace [network] inputs, e.g. audio:1x16x32,face:3x16x16")
+    ap.add_argument("--margin", type=float, default=2e-5)
+    ap.add_argument("--full-forward", action="store_true",
+                    help="also write logits for the original input sizes (full_*)")
     args = ap.parse_args()
-    torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     os.makedirs(args.outdir, exist_ok=True)
-    net = Net(args.pipeline)
-    # Non-trivial batch-norm parameters and running statistics, so that both modes are tested.
-    for bn in net.batchnorms():
-        with torch.no_grad():
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.normal_(0.0, 0.1)
-            bn.running_mean.normal_(0.0, 0.1)
-            bn.running_var.uniform_(0.5, 2.0)
-    classes = net.head[-1].out_features
+    cp = read_ini(args.pipeline, args.inputs)
+    with open(os.path.join(args.outdir, "pipeline.ini"), "w") as f:
+        cp.write(f)
     B = args.batch
-    xs = [torch.randn(B, *shape) for _, shape in net.inputs]
-    labels = torch.randint(0, classes, (B,))
+    for attempt in range(200):
+        net, xs, labels = draw(cp, args.seed + attempt, B)
+        if args.margin <= 0 or count_fragile(net, xs, args.margin) == 0:
+            break
+    else:
+        sys.exit("no draw without decisions near a kink; lower --margin or the sizes")
+    classes = net.head[-1].out_features
     weights = torch.tensor(CLASS_WEIGHTS[:classes])
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING)
     save(args.outdir, "params", net.flat_params())
@@ -216,6 +292,22 @@ def main():
         if mode == "train":
             save(args.outdir, "train_stats", net.flat_stats())
 
+    if args.full_forward:
+        # The same parameters on inputs of the pipeline's own sizes: logits and loss in both modes.
+        full = Net(read_ini(args.pipeline))
+        full.load_state_dict(state)
+        full_xs = [torch.randn(B, *shape) for _, shape in full.inputs]
+        for (name, _), x in zip(full.inputs, full_xs):
+            save(args.outdir, "full_in_" + name, x.numpy())
+        with torch.no_grad():
+            for mode in ("eval", "train"):
+                full.load_state_dict(state)
+                full.train(mode == "train")
+                full.set_dropout(False)
+                logits = full(full_xs)
+                save(args.outdir, "full_%s_logits" % mode, logits.numpy())
+                save(args.outdir, "full_%s_loss" % mode, [loss_fn(logits, labels).item()])
+
     runs = {
         "adam": (lambda p: torch.optim.Adam(p, lr=1e-3), 0.0),
         "adamw": (lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01), 1.0),
@@ -225,7 +317,7 @@ def main():
         losses, params = run_optimiser(net, state, xs, labels, loss_fn, make_opt, clip)
         save(args.outdir, name + "_losses", losses)
         save(args.outdir, name + "_params", params)
-    print("wrote", args.outdir, file=sys.stderr)
+    print("wrote %s (seed %d)" % (args.outdir, args.seed + attempt), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+/* avemo compare MODEL... --data DIR [--split FILE] [--json] [--report DIR] */
+#include "cli/cli.h"
+#include "cli/eval_common.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+
+static const char compare_usage[] =
+    "usage: avemo compare MODEL.avm... --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR]\n"
+    "  Put models side by side on the same test units: accuracy with a bootstrap 95% interval,\n"
+    "  unweighted accuracy, macro F1, and McNemar's exact test for each pair.";
+
+static const char *const mode_names[3] = {"av", "audio", "face"};
+
+static cJSON *compare_json(const struct avemo_eval_set *set)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", (double)set->n);
+    cJSON *models = cJSON_AddArrayToObject(o, "models");
+    for (int i = 0; i < set->nresults; i++) {
+        const struct avemo_eval_result *r = &set->results[i];
+        double lo, hi;
+        avemo_bootstrap_accuracy(set->truth, r->pred, set->n, 2000, 7, &lo, &hi);
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "model", r->model);
+        cJSON_AddStringToObject(m, "mode", mode_names[r->mode]);
+        cJSON_AddNumberToObject(m, "accuracy", r->metrics.accuracy);
+        cJSON_AddNumberToObject(m, "accuracy_ci95_low", lo);
+        cJSON_AddNumberToObject(m, "accuracy_ci95_high", hi);
+        cJSON_AddNumberToObject(m, "unweighted_accuracy", r->metrics.unweighted_accuracy);
+        cJSON_AddNumberToObject(m, "macro_f1", r->metrics.macro_f1);
+        cJSON_AddItemToArray(models, m);
+    }
+    cJSON *pairs = cJSON_AddArrayToObject(o, "mcnemar");
+    for (int i = 0; i < set->nresults; i++)
+        for (int j = i + 1; j < set->nresults; j++) {
+            size_t only_a, only_b;
+            double p = avemo_mcnemar(set->truth, set->results[i].pred, set->results[j].pred, set->n, &only_a, &only_b);
+            cJSON *pr = cJSON_CreateObject();
+            cJSON_AddStringToObject(pr, "a", set->results[i].model);
+            cJSON_AddStringToObject(pr, "b", set->results[j].model);
+            cJSON_AddNumberToObject(pr, "only_a_correct", (double)only_a);
+            cJSON_AddNumberToObject(pr, "only_b_correct", (double)only_b);
+            cJSON_AddNumberToObject(pr, "p_value", p);
+            cJSON_AddItemToArray(pairs, pr);
+        }
+    return o;
+}
+
+static void print_table(const cJSON *o)
+{
+    printf("%-28s %-6s %-22s %-10s %-8s\n", "model", "mode", "accuracy [95% CI]", "unweighted", "macro F1");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(o, "models"))
+    {
+        printf("%-28s %-6s %5.1f%% [%4.1f, %4.1f]     %5.1f%%     %5.3f\n", cJSON_GetObjectItem(m, "model")->valuestring,
+               cJSON_GetObjectItem(m, "mode")->valuestring, 100 * cJSON_GetObjectItem(m, "accuracy")->valuedouble,
+               100 * cJSON_GetObjectItem(m, "accuracy_ci95_low")->valuedouble,
+               100 * cJSON_GetObjectItem(m, "accuracy_ci95_high")->valuedouble,
+               100 * cJSON_GetObjectItem(m, "unweighted_accuracy")->valuedouble,
+               cJSON_GetObjectItem(m, "macro_f1")->valuedouble);
+    }
+    printf("\nMcNemar's exact test (n = %.0f units)\n", cJSON_GetObjectItem(o, "n")->valuedouble);
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(o, "mcnemar"))
+    {
+        printf("  %s vs %s: only the first right %.0f, only the second right %.0f, p = %.4g\n",
+               cJSON_GetObjectItem(m, "a")->valuestring, cJSON_GetObjectItem(m, "b")->valuestring,
+               cJSON_GetObjectItem(m, "only_a_correct")->valuedouble, cJSON_GetObjectItem(m, "only_b_correct")->valuedouble,
+               cJSON_GetObjectItem(m, "p_value")->valuedouble);
+    }
+}
+
+static int run_compare(int argc, char **argv)
+{
+    struct cli_eval_args a;
+    if (cli_parse_eval_args(argc, argv, 8, &a)) {
+        fprintf(stderr, "%s\n", compare_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct avemo_eval_set set;
+    struct avemo_error err = {0};
+    if (avemo_evaluate(a.models, a.nmodels, &a.opt, &set, &err)) return cli_report(&err);
+    cJSON *o = compare_json(&set);
+    if (a.json) {
+        char *text = cJSON_Print(o);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+    } else {
+        print_table(o);
+    }
+    cJSON_Delete(o);
+    int rc = CLI_EXIT_OK;
+    for (int i = 0; a.report_dir && i < set.nresults && !rc; i++) {
+        char prefix[80];
+        snprintf(prefix, sizeof prefix, "%s-", set.results[i].model);
+        rc = cli_write_report(a.report_dir, prefix, &set.results[i]);
+    }
+    avemo_eval_free(&set);
+    return rc;
+}
+
+const struct cli_command cli_cmd_compare = {
+    "compare", "compare models on the same test data (McNemar, bootstrap intervals)", compare_usage, run_compare,
+};

@@ -1,0 +1,40 @@
+/* avemo eval MODEL --data DIR [--split FILE] [--json] [--report DIR] */
+#include "cli/cli.h"
+#include "cli/eval_common.h"
+
+#include <stdlib.h>
+
+static const char eval_usage[] =
+    "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F]\n"
+    "  Measure a model on labelled data: accuracy, unweighted accuracy, per-class precision,\n"
+    "  recall and F1, confusion matrix.  With --split, only the split's test part is used.\n"
+    "  --report DIR writes report.txt, metrics.json and confusion.png.";
+
+static int run_eval(int argc, char **argv)
+{
+    struct cli_eval_args a;
+    if (cli_parse_eval_args(argc, argv, 1, &a)) {
+        fprintf(stderr, "%s\n", eval_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct avemo_eval_set set;
+    struct avemo_error err = {0};
+    if (avemo_evaluate(a.models, 1, &a.opt, &set, &err)) return cli_report(&err);
+    const struct avemo_eval_result *r = &set.results[0];
+    if (a.json) {
+        char *json = avemo_metrics_json(&r->metrics);
+        printf("%s\n", json ? json : "{}");
+        free(json);
+    } else {
+        char *text = avemo_metrics_report(&r->metrics);
+        printf("model: %s (%zu test units, %zu items skipped)\n\n%s", r->model, set.n, set.skipped, text ? text : "");
+        free(text);
+    }
+    int rc = a.report_dir ? cli_write_report(a.report_dir, "", r) : CLI_EXIT_OK;
+    avemo_eval_free(&set);
+    return rc;
+}
+
+const struct cli_command cli_cmd_eval = {
+    "eval", "measure a model on labelled data (accuracy, F1, confusion matrix)", eval_usage, run_eval,
+};

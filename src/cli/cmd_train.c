@@ -1,0 +1,82 @@
+/* avemo train PIPELINE.ini --data DIR... --out MODEL.avm [options] */
+#include "cli/cli.h"
+
+#include <avemo/train.h>
+#include <getopt.h>
+#include <stdlib.h>
+
+static const char train_usage[] =
+    "usage: avemo train PIPELINE.ini --data DIR|LIST.csv [--data ...] --out MODEL.avm [options]\n"
+    "  Train the pipeline's network; the best epoch (lowest validation loss) is saved.\n"
+    "  --split FILE        use this split file (as written by --split-out)\n"
+    "  --split-out FILE    write the split used, so other models can be compared on it\n"
+    "  --init MODEL        start from a model's matching layers (transfer learning)\n"
+    "  --init-layers P,... only the layers whose names start with these prefixes (e.g. audio.,face.)\n"
+    "  --freeze P,...      do not train the layers with these prefixes\n"
+    "  --resume            continue from MODEL.avm.ckpt after an interruption\n"
+    "  --cache FILE        feature cache (features are extracted once)\n"
+    "  --set SEC.KEY=VAL   override a pipeline value, e.g. --set train.epochs=20 (repeatable)\n"
+    "  --log FILE.csv      per-epoch log (default MODEL.avm.csv); curves go to MODEL.avm-loss.png\n"
+    "  --quiet             no per-epoch lines";
+
+static int run_train(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
+        {"split", required_argument, NULL, 's'}, {"split-out", required_argument, NULL, 'S'},
+        {"init", required_argument, NULL, 'i'},  {"init-layers", required_argument, NULL, 'I'},
+        {"freeze", required_argument, NULL, 'f'}, {"resume", no_argument, NULL, 'r'},
+        {"cache", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'x'},
+        {"log", required_argument, NULL, 'l'},   {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data[32], *overrides[64];
+    struct avemo_train_options opt = {0};
+    opt.data = data;
+    opt.overrides = overrides;
+    opt.progress = 1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:o:s:S:i:I:f:rc:x:l:q", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (opt.ndata == 32) { fprintf(stderr, "avemo: at most 32 --data\n"); return CLI_EXIT_USAGE; }
+            data[opt.ndata++] = optarg;
+            break;
+        case 'o': opt.out_path = optarg; break;
+        case 's': opt.split_in = optarg; break;
+        case 'S': opt.split_out = optarg; break;
+        case 'i': opt.init_path = optarg; break;
+        case 'I': opt.init_prefixes = optarg; break;
+        case 'f': opt.freeze = optarg; break;
+        case 'r': opt.resume = 1; break;
+        case 'c': opt.cache_path = optarg; break;
+        case 'x':
+            if (opt.noverrides == 64) { fprintf(stderr, "avemo: at most 64 --set\n"); return CLI_EXIT_USAGE; }
+            overrides[opt.noverrides++] = optarg;
+            break;
+        case 'l': opt.log_csv = optarg; break;
+        case 'q': opt.quiet = 1; break;
+        default: fprintf(stderr, "%s\n", train_usage); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !opt.out_path || opt.ndata == 0) {
+        fprintf(stderr, "%s\n", train_usage);
+        return CLI_EXIT_USAGE;
+    }
+    opt.pipeline_path = argv[optind];
+    struct avemo_train_result res;
+    struct avemo_error err = {0};
+    if (avemo_train_run(&opt, &res, &err)) return cli_report(&err);
+    printf("model: %s (best epoch %d of %d, %.0f s)\n", opt.out_path, res.best_epoch, res.epochs_run, res.seconds);
+    printf("samples: %zu train, %zu validation, %zu test; %zu files skipped\n", res.n_train, res.n_val, res.n_test,
+           res.skipped);
+    printf("accuracy: train %.4f, validation %.4f", res.train_acc, res.best_val_acc);
+    if (res.has_test) printf(", test %.4f (unweighted %.4f)", res.test_acc, res.test_uar);
+    printf("\n");
+    return CLI_EXIT_OK;
+}
+
+const struct cli_command cli_cmd_train = {
+    "train", "train a pipeline's network on labelled data", train_usage, run_train,
+};

@@ -1,0 +1,530 @@
+/*
+ * Classify a clip, an audio file or a face image.  A classifier holds up to
+ * three read-only models (the main one and unimodal extras) and the face
+ * cascade; each thread uses its own context (network workspace, feature
+ * extractor, face detector).  In av mode a clip without sound or without a
+ * face falls back to the unimodal model and says why.
+ */
+#include "train/train_internal.h"
+
+#include <avemo/eval.h>
+#include <avemo/nn.h>
+#include <avemo/vision.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLF_MAX_MODELS 3
+#define CLF_MAX_FRAMES 32
+
+struct clf_model {
+    char name[64];
+    avemo_net *net;
+    struct avemo_pipeline p;
+    int mode;                 /* enum avemo_pipeline_mode, equal to enum avemo_mode */
+    int audio_input, face_input;
+    const float *mean, *std;  /* dataset normalisation of audio features, or NULL */
+};
+
+struct avemo_classifier {
+    struct clf_model models[CLF_MAX_MODELS];
+    int nmodels;
+    int slot[3];              /* model serving each mode, -1 when none */
+    avemo_cascade *cascade;
+    struct avemo_media_limits limits;
+    int frames;
+};
+
+struct clf_model_ctx {
+    avemo_nn_ctx *nn;
+    avemo_audio_extractor *ex;
+};
+
+struct avemo_classify_ctx {
+    const avemo_classifier *clf;
+    struct clf_model_ctx m[CLF_MAX_MODELS];
+    avemo_detector *det;
+    float *audio_in, *face_in;
+    size_t audio_cap, face_cap;
+};
+
+const char *avemo_mode_name(enum avemo_mode mode)
+{
+    return mode == AVEMO_MODE_AUDIO ? "audio" : mode == AVEMO_MODE_FACE ? "face" : "av";
+}
+
+enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err)
+{
+    if (text && strcmp(text, "av") == 0) *mode = AVEMO_MODE_AV;
+    else if (text && strcmp(text, "audio") == 0) *mode = AVEMO_MODE_AUDIO;
+    else if (text && strcmp(text, "face") == 0) *mode = AVEMO_MODE_FACE;
+    else return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "unknown mode '%s' (av, audio or face)", text ? text : "");
+    return AVEMO_OK;
+}
+
+/* --- loading ----------------------------------------------------------------------- */
+
+static void model_name_from_path(const char *path, char *name, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    if (len > 4 && strcmp(base + len - 4, ".avm") == 0) len -= 4;
+    if (len >= size) len = size - 1;
+    memcpy(name, base, len);
+    name[len] = 0;
+}
+
+static enum avemo_status load_model(const char *path, struct clf_model *m, struct avemo_error *err)
+{
+    enum avemo_status st = avemo_net_load(path, &m->net, err);
+    if (st) return st;
+    model_name_from_path(path, m->name, sizeof m->name);
+    st = avemo_pipeline_parse(avemo_net_pipeline(m->net), path, &m->p, err);
+    if (!st) st = train_check_inputs(m->net, &m->p, &m->audio_input, &m->face_input, err);
+    if (st) return st;
+    m->mode = m->p.mode;
+    int classes = avemo_net_classes(m->net);
+    if (classes > AVEMO_MAX_CLASSES)
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: %d classes, at most %d are supported", path, classes, AVEMO_MAX_CLASSES);
+    for (int c = 0; c < classes; c++)
+        if (!avemo_net_label(m->net, c)) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: class %d has no label", path, c);
+    if (m->p.audio.norm == AVEMO_NORM_DATASET) {
+        size_t nm = 0, ns = 0;
+        m->mean = avemo_net_array(m->net, "audio.mean", &nm);
+        m->std = avemo_net_array(m->net, "audio.std", &ns);
+        int rows = avemo_audio_params_feature_count(&m->p.audio);
+        if (!m->mean || !m->std || nm != (size_t)rows || ns != (size_t)rows)
+            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: norm = dataset but the model has no audio.mean/audio.std of %d bands",
+                              path, rows);
+    }
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
+                                        avemo_classifier **out, struct avemo_error *err)
+{
+    *out = NULL;
+    avemo_classifier *clf = calloc(1, sizeof *clf);
+    if (!clf) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", model_path);
+    clf->slot[0] = clf->slot[1] = clf->slot[2] = -1;
+    if (opt && opt->limits) clf->limits = *opt->limits;
+    else avemo_media_limits_default(&clf->limits);
+    int nextra = opt && opt->extra_models ? opt->n_extra_models : 0;
+    if (nextra > CLF_MAX_MODELS - 1) nextra = CLF_MAX_MODELS - 1;
+    enum avemo_status st = AVEMO_OK;
+    for (int i = 0; !st && i <= nextra; i++) {
+        const char *path = i == 0 ? model_path : opt->extra_models[i - 1];
+        struct clf_model *m = &clf->models[clf->nmodels];
+        st = load_model(path, m, err);
+        clf->nmodels++;
+        /* The main model serves its mode; extras fill the modes still free. */
+        if (!st && clf->slot[m->mode] < 0) clf->slot[m->mode] = clf->nmodels - 1;
+    }
+    const struct clf_model *face_model = NULL;
+    for (int i = 0; !st && i < clf->nmodels; i++)
+        if (clf->models[i].face_input >= 0 && !face_model) face_model = &clf->models[i];
+    clf->frames = opt && opt->frames > 0 ? opt->frames : face_model ? face_model->p.face.frames : 8;
+    if (clf->frames > CLF_MAX_FRAMES) clf->frames = CLF_MAX_FRAMES;
+    if (!st && face_model) {
+        const char *cascade = opt && opt->cascade_path ? opt->cascade_path : face_model->p.face.cascade;
+        st = avemo_cascade_load(cascade, NULL, &clf->cascade, err);
+    }
+    if (st) {
+        avemo_classifier_close(clf);
+        return st;
+    }
+    *out = clf;
+    return AVEMO_OK;
+}
+
+void avemo_classifier_close(avemo_classifier *clf)
+{
+    if (!clf) return;
+    for (int i = 0; i < clf->nmodels; i++) avemo_net_free(clf->models[i].net);
+    avemo_cascade_free(clf->cascade);
+    free(clf);
+}
+
+const char *avemo_classifier_name(const avemo_classifier *clf) { return clf->models[0].name; }
+int avemo_classifier_num_classes(const avemo_classifier *clf) { return avemo_net_classes(clf->models[0].net); }
+const char *avemo_classifier_label(const avemo_classifier *clf, int k) { return avemo_net_label(clf->models[0].net, k); }
+int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode)
+{
+    return (int)mode >= 0 && mode <= AVEMO_MODE_FACE && clf->slot[mode] >= 0;
+}
+enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf) { return (enum avemo_mode)clf->models[0].mode; }
+
+/* --- contexts ---------------------------------------------------------------------- */
+
+enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_classify_ctx **out, struct avemo_error *err)
+{
+    *out = NULL;
+    avemo_classify_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return avemo_fail(err, AVEMO_ERR_NOMEM, "classify: out of memory");
+    ctx->clf = clf;
+    enum avemo_status st = AVEMO_OK;
+    for (int i = 0; !st && i < clf->nmodels; i++) {
+        const struct clf_model *m = &clf->models[i];
+        st = avemo_nn_ctx_create(m->net, clf->frames, 0, 0, &ctx->m[i].nn, err);
+        if (!st && m->audio_input >= 0) {
+            st = avemo_audio_extractor_create(&m->p.audio, &ctx->m[i].ex, err);
+            if (!st && m->mean) st = avemo_audio_extractor_set_stats(ctx->m[i].ex, m->mean, m->std, avemo_audio_feature_count(ctx->m[i].ex), err);
+        }
+        size_t af = m->audio_input >= 0 ? (size_t)avemo_audio_params_feature_count(&m->p.audio) * (size_t)m->p.audio.frames : 0;
+        size_t ff = m->face_input >= 0 ? (size_t)m->p.face.size * m->p.face.size * m->p.face.channels : 0;
+        if (af * (size_t)clf->frames > ctx->audio_cap) ctx->audio_cap = af * (size_t)clf->frames;
+        if (ff * (size_t)clf->frames > ctx->face_cap) ctx->face_cap = ff * (size_t)clf->frames;
+    }
+    if (!st && clf->cascade) st = avemo_detector_create(clf->cascade, &ctx->det, err);
+    if (!st) {
+        ctx->audio_in = malloc(sizeof(float) * (ctx->audio_cap + 1));
+        ctx->face_in = malloc(sizeof(float) * (ctx->face_cap + 1));
+        if (!ctx->audio_in || !ctx->face_in) st = avemo_fail(err, AVEMO_ERR_NOMEM, "classify: out of memory");
+    }
+    if (st) {
+        avemo_classify_ctx_free(ctx);
+        return st;
+    }
+    *out = ctx;
+    return AVEMO_OK;
+}
+
+void avemo_classify_ctx_free(avemo_classify_ctx *ctx)
+{
+    if (!ctx) return;
+    for (int i = 0; i < CLF_MAX_MODELS; i++) {
+        avemo_nn_ctx_free(ctx->m[i].nn);
+        avemo_audio_extractor_free(ctx->m[i].ex);
+    }
+    avemo_detector_free(ctx->det);
+    free(ctx->audio_in);
+    free(ctx->face_in);
+    free(ctx);
+}
+
+/* --- one request -------------------------------------------------------------------- */
+
+/* What a request decoded: sound, face crops (model-ready), and facts for the answer. */
+struct request {
+    const char *name;
+    avemo_media *media;          /* NULL for a JPEG */
+    const uint8_t *jpeg;
+    size_t jpeg_size;
+    struct avemo_audio audio;
+    struct avemo_face faces[CLF_MAX_FRAMES];
+    int nfaces, ncrops, frames_sampled;
+};
+
+static void request_free(struct request *r)
+{
+    avemo_audio_free(&r->audio);
+    for (int i = 0; i < r->nfaces; i++) avemo_face_free(&r->faces[i]);
+    r->nfaces = r->ncrops = 0;
+}
+
+static int is_jpeg(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
+
+static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r, const struct clf_model *m,
+                                      struct avemo_prediction *pred, struct avemo_error *err)
+{
+    (void)ctx;
+    if (r->audio.samples && r->audio.sample_rate == m->p.audio.sample_rate) return AVEMO_OK;
+    avemo_audio_free(&r->audio);
+    if (!r->media) return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: a still image has no audio", r->name);
+    double t0 = avemo_now();
+    enum avemo_status st = avemo_media_decode_audio(r->media, m->p.audio.sample_rate, &r->audio, err);
+    pred->t_decode_s += avemo_now() - t0;
+    return st;
+}
+
+static void face_options(const struct clf_model *m, struct avemo_face_options *fo)
+{
+    avemo_face_options_default(fo);
+    fo->detect = m->p.face.detect;
+    fo->size = m->p.face.size;
+    fo->channels = m->p.face.channels;
+    fo->margin = m->p.face.margin;
+    fo->track = m->p.face.track;
+}
+
+/* Faces of the clip's sampled frames, or of the still image. */
+static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, const struct clf_model *m,
+                                    struct avemo_prediction *pred, struct avemo_error *err)
+{
+    struct avemo_face_options fo;
+    face_options(m, &fo);
+    enum avemo_status st = AVEMO_OK;
+    if (!r->media) {
+        struct avemo_image img = {0};
+        double t0 = avemo_now();
+        st = avemo_jpeg_read_memory(r->jpeg, r->jpeg_size, r->name, 0, 0, &img, err);
+        pred->t_decode_s += avemo_now() - t0;
+        t0 = avemo_now();
+        if (!st) st = avemo_face_detect_image(ctx->det, &img, &fo, NULL, &r->faces[0], err);
+        if (!st && !r->faces[0].has_crop) {
+            /* A face image as FER2013's is already the crop: use it whole. */
+            st = avemo_face_from_crop(&img, fo.size, fo.channels, &r->faces[0].image, err);
+            r->faces[0].has_crop = st == AVEMO_OK;
+        }
+        avemo_image_free(&img);
+        r->nfaces = r->frames_sampled = 1;
+        r->ncrops = r->faces[0].has_crop;
+        pred->t_faces_s += avemo_now() - t0;
+        return st;
+    }
+    double t0 = avemo_now();
+    struct avemo_frames frames = {0};
+    /* An audio-visual model needs the sound too: one pass over the file gives both. */
+    struct avemo_media_info info;
+    avemo_media_get_info(r->media, &info);
+    int with_audio = m->audio_input >= 0 && info.has_audio && !r->audio.samples;
+    st = avemo_media_decode_av(r->media, with_audio ? m->p.audio.sample_rate : 0, with_audio ? &r->audio : NULL,
+                               ctx->clf->frames, fo.channels == 1 ? AVEMO_PIX_GRAY8 : AVEMO_PIX_RGB24, &frames, err);
+    pred->t_decode_s += avemo_now() - t0;
+    t0 = avemo_now();
+    const struct avemo_rect *hint = NULL;
+    for (int i = 0; !st && i < frames.count && i < CLF_MAX_FRAMES; i++) {
+        struct avemo_image img = avemo_image_from_frame(&frames.frames[i]);
+        struct avemo_face *f = &r->faces[r->nfaces];
+        st = avemo_face_detect_image(ctx->det, &img, &fo, hint, f, err);
+        if (st) break;
+        r->nfaces++;
+        if (f->face_found) {
+            r->ncrops++;
+            hint = &f->box;
+        }
+    }
+    r->frames_sampled = frames.count;
+    avemo_frames_free(&frames);
+    pred->t_faces_s += avemo_now() - t0;
+    return st;
+}
+
+/* Fill the network inputs for model mi and run it; probabilities are averaged over the face crops. */
+static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
+                                   struct avemo_error *err)
+{
+    const struct clf_model *m = &ctx->clf->models[mi];
+    double t0 = avemo_now();
+    size_t af = 0;
+    if (m->audio_input >= 0) {
+        af = (size_t)avemo_audio_feature_count(ctx->m[mi].ex) * (size_t)m->p.audio.frames;
+        enum avemo_status st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
+                                                         (size_t)m->p.audio.frames, NULL, err);
+        if (st) return st;
+        pred->audio_s = (double)r->audio.count / r->audio.sample_rate;
+    }
+    pred->t_features_s += avemo_now() - t0;
+    int batch = 1;
+    if (m->face_input >= 0) {
+        size_t ff = (size_t)m->p.face.size * m->p.face.size * m->p.face.channels;
+        batch = 0;
+        for (int i = 0; i < r->nfaces; i++) {
+            const struct avemo_face *f = &r->faces[i];
+            if (!f->has_crop || (r->media && !f->face_found)) continue;
+            train_face_input(f->image.data, m->p.face.size, m->p.face.channels, ctx->face_in + (size_t)batch * ff);
+            batch++;
+        }
+        if (batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
+        /* The same sound goes with every face. */
+        for (int b = 1; m->audio_input >= 0 && b < batch; b++) memcpy(ctx->audio_in + (size_t)b * af, ctx->audio_in, sizeof(float) * af);
+        pred->frames_used = batch;
+    }
+    const float *inputs[2];
+    for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->audio_input ? ctx->audio_in : ctx->face_in;
+    const float *logits;
+    t0 = avemo_now();
+    enum avemo_status st = avemo_net_forward(m->net, ctx->m[mi].nn, inputs, batch, &logits, err);
+    if (st) return st;
+    int k = avemo_net_classes(m->net);
+    float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
+    avemo_nn_softmax(logits, batch, k, probs);
+    memset(pred->probs, 0, sizeof pred->probs);
+    for (int b = 0; b < batch; b++)
+        for (int c = 0; c < k; c++) pred->probs[c] += probs[b * k + c] / (float)batch;
+    pred->t_network_s += avemo_now() - t0;
+    pred->num_classes = k;
+    pred->label = 0;
+    for (int c = 0; c < k; c++) {
+        snprintf(pred->labels[c], sizeof pred->labels[c], "%s", avemo_net_label(m->net, c));
+        if (pred->probs[c] > pred->probs[pred->label]) pred->label = c;
+    }
+    pred->confidence = pred->probs[pred->label];
+    snprintf(pred->model, sizeof pred->model, "%s", m->name);
+    return AVEMO_OK;
+}
+
+static void keep_face_for_page(const struct request *r, const struct clf_model *m, struct avemo_prediction *pred)
+{
+    int used[CLF_MAX_FRAMES], n = 0;
+    for (int i = 0; i < r->nfaces; i++)
+        if (r->faces[i].has_crop && (r->faces[i].face_found || !r->media)) used[n++] = i;
+    if (!n || m->p.face.size != 64) return;
+    const struct avemo_image *img = &r->faces[used[n / 2]].image;
+    for (int p = 0; p < 64 * 64; p++)
+        for (int c = 0; c < 3; c++) pred->face_rgb[p * 3 + c] = img->data[p * img->channels + (img->channels == 3 ? c : 0)];
+}
+
+static void fall_back(const avemo_classifier *clf, enum avemo_mode to, const char *why, int *mi, struct avemo_prediction *pred)
+{
+    snprintf(pred->fallback_reason, sizeof pred->fallback_reason, "%s: used the %s model", why, avemo_mode_name(to));
+    *mi = clf->slot[to];
+    pred->mode_used = to;
+}
+
+static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct request *r, enum avemo_mode mode,
+                                          struct avemo_prediction *pred, struct avemo_error *err)
+{
+    const avemo_classifier *clf = ctx->clf;
+    if ((int)mode < 0 || mode > AVEMO_MODE_FACE || clf->slot[mode] < 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: model %s cannot classify in %s mode (load a %s model)", r->name,
+                          clf->models[0].name, avemo_mode_name(mode), avemo_mode_name(mode));
+    pred->mode_requested = pred->mode_used = mode;
+    int mi = clf->slot[mode];
+    struct avemo_media_info info = {0};
+    if (r->media) avemo_media_get_info(r->media, &info);
+    else info.has_video = 1; /* a still image stands for a frame */
+    if (mode == AVEMO_MODE_AV && !(r->media ? info.has_audio : 0) && clf->slot[AVEMO_MODE_FACE] >= 0)
+        fall_back(clf, AVEMO_MODE_FACE, r->media ? "no audio stream" : "a still image has no audio", &mi, pred);
+    else if (mode == AVEMO_MODE_AV && !info.has_video && clf->slot[AVEMO_MODE_AUDIO] >= 0)
+        fall_back(clf, AVEMO_MODE_AUDIO, "no video stream", &mi, pred);
+    const struct clf_model *m = &clf->models[mi];
+    enum avemo_status st = AVEMO_OK;
+    if (m->face_input >= 0) {
+        if (!ctx->det) return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no face detector", r->name);
+        if (r->media && !info.has_video)
+            return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream for the face model", r->name);
+        st = find_faces(ctx, r, m, pred, err);
+        if (st) return st;
+        pred->face_found = 0;
+        for (int i = 0; i < r->nfaces; i++) pred->face_found |= r->faces[i].face_found;
+        pred->frames_sampled = r->frames_sampled;
+        if (r->ncrops == 0 && pred->mode_used == AVEMO_MODE_AV && clf->slot[AVEMO_MODE_AUDIO] >= 0) {
+            char why[64];
+            snprintf(why, sizeof why, "no face found in %d frames", r->frames_sampled);
+            fall_back(clf, AVEMO_MODE_AUDIO, why, &mi, pred);
+            m = &clf->models[mi];
+        } else if (r->ncrops == 0) {
+            return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
+        }
+    }
+    if (m->audio_input >= 0 && (st = decode_audio(ctx, r, m, pred, err))) return st;
+    if ((st = run_model(ctx, r, mi, pred, err))) return st;
+    if (m->face_input >= 0) keep_face_for_page(r, m, pred);
+    return AVEMO_OK;
+}
+
+static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request *r, const void *data, size_t size,
+                                         const char *path, enum avemo_mode mode, struct avemo_prediction *pred,
+                                         struct avemo_error *err)
+{
+    memset(pred, 0, sizeof *pred);
+    double t0 = avemo_now();
+    enum avemo_status st = AVEMO_OK;
+    struct avemo_media_open_options mo = {.name = r->name, .limits = &ctx->clf->limits};
+    uint8_t *file = NULL;
+    if (path) {
+        /* Peek for a JPEG: FFmpeg reads it as one video frame, libjpeg reads it better. */
+        uint8_t head[3] = {0};
+        FILE *f = fopen(path, "rb");
+        size_t got = f ? fread(head, 1, 3, f) : 0;
+        if (f) fclose(f);
+        if (is_jpeg(head, got)) {
+            st = avemo_read_file(path, AVEMO_JPEG_MAX_BYTES, &file, &size, err);
+            data = file;
+        }
+    }
+    if (!st && data && is_jpeg(data, size)) {
+        r->jpeg = data;
+        r->jpeg_size = size;
+    } else if (!st) {
+        double td = avemo_now();
+        st = path ? avemo_media_open_file(path, &mo, &r->media, err) : avemo_media_open_memory(data, size, &mo, &r->media, err);
+        pred->t_decode_s += avemo_now() - td;
+    }
+    if (!st) st = classify_request(ctx, r, mode, pred, err);
+    request_free(r);
+    avemo_media_close(r->media);
+    free(file);
+    pred->t_total_s = avemo_now() - t0;
+    return st;
+}
+
+enum avemo_status avemo_classify_file(avemo_classify_ctx *ctx, const char *path, enum avemo_mode mode,
+                                      struct avemo_prediction *pred, struct avemo_error *err)
+{
+    struct request r = {.name = path};
+    return classify_common(ctx, &r, NULL, 0, path, mode, pred, err);
+}
+
+enum avemo_status avemo_classify_memory(avemo_classify_ctx *ctx, const void *data, size_t size, const char *name,
+                                        enum avemo_mode mode, struct avemo_prediction *pred, struct avemo_error *err)
+{
+    struct request r = {.name = name ? name : "<upload>"};
+    if (!data || size == 0) {
+        memset(pred, 0, sizeof *pred);
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "%s: the upload is empty (0 bytes)", r.name);
+    }
+    return classify_common(ctx, &r, data, size, NULL, mode, pred, err);
+}
+
+/* --- JSON ---------------------------------------------------------------------------- */
+
+static const char *emotion_name(const char *code)
+{
+    for (int i = 0; i < AVEMO_NUM_EMOTIONS; i++)
+        if (strcmp(code, avemo_emotion_codes[i]) == 0) return avemo_emotion_names[i];
+    return code;
+}
+
+char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (file) cJSON_AddStringToObject(o, "file", file);
+    cJSON_AddStringToObject(o, "label", pred->labels[pred->label]);
+    cJSON_AddStringToObject(o, "emotion", emotion_name(pred->labels[pred->label]));
+    cJSON_AddNumberToObject(o, "confidence", pred->confidence);
+    cJSON *probs = cJSON_AddObjectToObject(o, "probabilities");
+    for (int c = 0; c < pred->num_classes; c++) cJSON_AddNumberToObject(probs, pred->labels[c], pred->probs[c]);
+    cJSON_AddStringToObject(o, "mode", avemo_mode_name(pred->mode_used));
+    cJSON_AddStringToObject(o, "mode_requested", avemo_mode_name(pred->mode_requested));
+    if (pred->fallback_reason[0]) cJSON_AddStringToObject(o, "fallback", pred->fallback_reason);
+    else cJSON_AddNullToObject(o, "fallback");
+    cJSON_AddStringToObject(o, "model", pred->model);
+    cJSON_AddBoolToObject(o, "face_found", pred->face_found);
+    cJSON_AddNumberToObject(o, "frames_used", pred->frames_used);
+    cJSON_AddNumberToObject(o, "frames_sampled", pred->frames_sampled);
+    cJSON_AddNumberToObject(o, "audio_s", pred->audio_s);
+    cJSON *t = cJSON_AddObjectToObject(o, "time_ms");
+    cJSON_AddNumberToObject(t, "decode", 1e3 * pred->t_decode_s);
+    cJSON_AddNumberToObject(t, "features", 1e3 * pred->t_features_s);
+    cJSON_AddNumberToObject(t, "faces", 1e3 * pred->t_faces_s);
+    cJSON_AddNumberToObject(t, "network", 1e3 * pred->t_network_s);
+    cJSON_AddNumberToObject(t, "total", 1e3 * pred->t_total_s);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* --- shipped models ------------------------------------------------------------------ */
+
+enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t size, struct avemo_error *err)
+{
+    static const char *const files[3] = {"avemo-av.avm", "avemo-audio.avm", "avemo-face.avm"};
+    if ((int)mode < 0 || mode > AVEMO_MODE_FACE) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "unknown mode %d", (int)mode);
+    const char *dirs[3] = {getenv("AVEMO_MODEL_DIR"), AVEMO_SOURCE_DIR "/models", AVEMO_DATA_DIR "/models"};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i] || !dirs[i][0]) continue;
+        snprintf(path, size, "%s/%s", dirs[i], files[mode]);
+        FILE *f = fopen(path, "rb");
+        if (f) {
+            fclose(f);
+            return AVEMO_OK;
+        }
+    }
+    return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "no shipped %s model (%s) in $AVEMO_MODEL_DIR, %s/models or %s/models",
+                      avemo_mode_name(mode), files[mode], AVEMO_SOURCE_DIR, AVEMO_DATA_DIR);
+}

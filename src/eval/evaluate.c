@@ -1,0 +1,192 @@
+/*
+ * Evaluating one or more models on the same labelled units, for `avemo eval`
+ * and `avemo compare`.  Inputs are built exactly as in training's evaluation
+ * (train_data_batch without augmentation): the middle frame's face of a clip,
+ * or a fixed label-matched face image for audio without video.
+ */
+#include "train/train_internal.h"
+
+#include <avemo/eval.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct eval_model {
+    avemo_net *net;
+    struct avemo_pipeline p;
+    char *text;
+    struct avemo_dataset ds;
+    struct avemo_feature_set fs;
+    struct train_data td;
+    signed char *part;
+};
+
+static void eval_model_free(struct eval_model *m)
+{
+    avemo_net_free(m->net);
+    avemo_dataset_free(&m->ds);
+    avemo_features_free(&m->fs);
+    train_data_free(&m->td);
+    free(m->part);
+}
+
+/* Load the model, read the data with its label map, extract features for both modalities. */
+static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, struct eval_model *m,
+                                 struct avemo_error *err)
+{
+    enum avemo_status st = avemo_net_load(path, &m->net, err);
+    if (!st) st = avemo_pipeline_parse(avemo_net_pipeline(m->net), path, &m->p, err);
+    if (!st) st = train_check_inputs(m->net, &m->p, &m->td.audio_input, &m->td.face_input, err);
+    for (int i = 0; !st && i < opt->ndata; i++) st = avemo_dataset_add(&m->ds, opt->data[i], &m->p.labels, err);
+    if (st) return st;
+    if (avemo_net_classes(m->net) != m->ds.num_classes)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %d outputs but its [labels] has %d classes", path,
+                          avemo_net_classes(m->net), m->ds.num_classes);
+    struct avemo_extract_options eo = {1, 1, 0, opt->threads, opt->cache_path, opt->progress};
+    struct avemo_pipeline feat = m->p;
+    if (feat.audio.norm == AVEMO_NORM_DATASET) feat.audio.norm = AVEMO_NORM_NONE;
+    if (feat.audio.frames <= 0) feat.audio.frames = 128;
+    st = avemo_features_extract(&feat, &m->ds, &eo, &m->fs, err);
+    if (st) return st;
+    m->part = malloc(m->ds.count ? m->ds.count : 1);
+    if (!m->part) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    if (opt->split_path) {
+        struct avemo_split sp;
+        if ((st = avemo_split_load(&m->ds, opt->split_path, &sp, err))) return st;
+        memcpy(m->part, sp.part, m->ds.count);
+        avemo_split_free(&sp);
+    } else {
+        memset(m->part, 2, m->ds.count);
+    }
+    /* Both modalities are prepared so that every model sees the same units. */
+    m->td.need_audio = 1;
+    m->td.need_face = 1;
+    st = train_data_init(&m->td, &m->p, &m->ds, &m->fs, m->part, opt->seed, err);
+    if (!st && m->p.audio.norm == AVEMO_NORM_DATASET) {
+        size_t nm, ns;
+        m->td.mean = avemo_net_array(m->net, "audio.mean", &nm);
+        m->td.std = avemo_net_array(m->net, "audio.std", &ns);
+        if (!m->td.mean || !m->td.std || nm != (size_t)m->fs.audio_rows || ns != nm)
+            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: missing audio.mean/audio.std", path);
+    }
+    return st;
+}
+
+/* A unit: a test item with sound (and a face, own or matched), or a face item when no
+ * item has sound. */
+static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
+{
+    if (m->part[i] != 2 || m->fs.failure[i]) return 0;
+    if (!data_has_audio) return m->fs.face_count[i] > 0;
+    struct train_data td = m->td;
+    return train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
+}
+
+static enum avemo_status predict(struct eval_model *m, const size_t *units, size_t n, int *pred, int *truth,
+                                 struct avemo_error *err)
+{
+    const int batch = 32;
+    avemo_nn_ctx *ctx = NULL;
+    enum avemo_status st = avemo_nn_ctx_create(m->net, batch, 0, 0, &ctx, err);
+    float *ain = malloc(sizeof(float) * (m->td.audio_floats * batch + 1));
+    float *fin = malloc(sizeof(float) * (m->td.face_floats * batch + 1));
+    int labels[32];
+    if (!st && (!ain || !fin)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    int k = avemo_net_classes(m->net);
+    for (size_t at = 0; !st && at < n; at += batch) {
+        int b = n - at < (size_t)batch ? (int)(n - at) : batch;
+        train_data_batch(&m->td, units + at, b, 0, NULL, ain, fin, labels);
+        const float *inputs[2], *logits;
+        for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
+        st = avemo_net_forward(m->net, ctx, inputs, b, &logits, err);
+        for (int j = 0; !st && j < b; j++) {
+            int best = 0;
+            for (int c = 1; c < k; c++)
+                if (logits[j * k + c] > logits[j * k + best]) best = c;
+            pred[at + (size_t)j] = best;
+            truth[at + (size_t)j] = labels[j];
+        }
+    }
+    avemo_nn_ctx_free(ctx);
+    free(ain);
+    free(fin);
+    return st;
+}
+
+enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
+                                 struct avemo_eval_set *set, struct avemo_error *err)
+{
+    memset(set, 0, sizeof *set);
+    if (nmodels < 1 || nmodels > 8) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "eval: 1 to 8 models, not %d", nmodels);
+    if (opt->ndata < 1) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "eval: no --data given");
+    struct eval_model *models = calloc((size_t)nmodels, sizeof *models);
+    set->results = calloc((size_t)nmodels, sizeof *set->results);
+    if (!models || !set->results) {
+        free(models);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    }
+    set->nresults = nmodels;
+    enum avemo_status st = AVEMO_OK;
+    for (int i = 0; !st && i < nmodels; i++) {
+        models[i].td.audio_input = models[i].td.face_input = -1;
+        st = prepare(model_paths[i], opt, &models[i], err);
+        if (!st && i > 0 && models[i].ds.count != models[0].ds.count)
+            st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its label map keeps %zu items, %s keeps %zu: compare needs the same classes",
+                            model_paths[i], models[i].ds.count, model_paths[0], models[0].ds.count);
+    }
+    size_t count = st ? 0 : models[0].ds.count;
+    size_t *units = malloc(sizeof(size_t) * (count ? count : 1));
+    if (!st && !units) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    int has_audio = 0;
+    for (size_t i = 0; !st && i < count; i++) has_audio |= models[0].fs.has_audio[i];
+    size_t n = 0;
+    for (size_t i = 0; !st && i < count; i++) {
+        int ok = 1, tested = models[0].part[i] == 2;
+        for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
+        if (ok) units[n++] = i;
+        else if (tested && (has_audio ? 1 : !models[0].fs.has_audio[i])) set->skipped++;
+    }
+    if (!st && n == 0) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+    if (!st) {
+        set->n = n;
+        set->truth = malloc(sizeof(int) * n);
+        set->paths = calloc(n, sizeof(char *));
+        if (!set->truth || !set->paths) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+        for (size_t u = 0; !st && u < n; u++)
+            if (!(set->paths[u] = strdup(models[0].ds.items[units[u]].path))) st = AVEMO_ERR_NOMEM;
+        set->num_classes = models[0].ds.num_classes;
+        for (int c = 0; c < set->num_classes; c++) snprintf(set->labels[c], sizeof set->labels[c], "%s", models[0].ds.classes[c]);
+    }
+    for (int mi = 0; !st && mi < nmodels; mi++) {
+        struct avemo_eval_result *r = &set->results[mi];
+        const char *base = strrchr(model_paths[mi], '/');
+        snprintf(r->model, sizeof r->model, "%s", base ? base + 1 : model_paths[mi]);
+        r->mode = models[mi].p.mode;
+        r->pred = malloc(sizeof(int) * n);
+        int *truth = malloc(sizeof(int) * n);
+        if (!r->pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+        if (!st) st = predict(&models[mi], units, n, r->pred, truth, err);
+        if (!st) memcpy(set->truth, truth, sizeof(int) * n);
+        const char *labels[AVEMO_MAX_CLASSES];
+        for (int c = 0; c < set->num_classes; c++) labels[c] = set->labels[c];
+        if (!st) st = avemo_metrics_compute(set->truth, r->pred, n, set->num_classes, labels, &r->metrics, err);
+        free(truth);
+    }
+    for (int i = 0; i < nmodels; i++) eval_model_free(&models[i]);
+    free(models);
+    free(units);
+    if (st) avemo_eval_free(set);
+    return st;
+}
+
+void avemo_eval_free(struct avemo_eval_set *set)
+{
+    if (!set) return;
+    for (size_t i = 0; set->paths && i < set->n; i++) free(set->paths[i]);
+    for (int i = 0; set->results && i < set->nresults; i++) free(set->results[i].pred);
+    free(set->paths);
+    free(set->truth);
+    free(set->results);
+    memset(set, 0, sizeof *set);
+}

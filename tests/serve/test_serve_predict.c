@@ -1,0 +1,445 @@
+/* The service with the shipped model: `avemo serve` as its own process on a free 127.0.0.1
+ * port, curl as the client.  Every CREMA-D fixture in every mode, as multipart and as a raw
+ * body, must give what the library gives for the same bytes; the history row is there after
+ * the prediction, gone after DELETE and still there after a restart; every error status of
+ * a prediction is provoked.  Exits 77 (skipped) while models/avemo-av.avm does not exist. */
+#include "serve_test.h"
+
+#include "serve/serve_internal.h"
+
+#include <avemo/eval.h>
+#include <avemo/serve.h>
+
+#define MODEL_DIR AVEMO_SOURCE_DIR "/models"
+#define MAIN_MODEL MODEL_DIR "/avemo-av.avm"
+#define LOG_FILE "serve_predict.log"
+#define NUM_CLIPS 6
+
+static const char *const clips[NUM_CLIPS] = {"1001_DFA_ANG_XX.flv", "1001_DFA_DIS_XX.flv", "1001_DFA_FEA_XX.flv",
+                                             "1001_DFA_HAP_XX.flv", "1001_DFA_NEU_XX.flv", "1001_DFA_SAD_XX.flv"};
+static const char *const mode_names[3] = {"av", "audio", "face"};
+
+struct state {
+    struct serve_process server;
+    char db[256];
+    const char *extras[2];
+    int num_extras;
+    avemo_classifier *clf;     /* the reference: the library on the same bytes */
+    avemo_classify_ctx *ctx;
+    int predictions_ok;        /* answered 200 by the current server process */
+    int64_t kept_id;           /* a row that must survive the restart */
+    char kept_sha[65];
+};
+
+static struct serve_process spawn(struct state *s, const char *const *more)
+{
+    const char *args[32];
+    int n = 0;
+    args[n++] = "--model";
+    args[n++] = MAIN_MODEL;
+    for (int i = 0; i < s->num_extras; i++) {
+        args[n++] = "--extra-model";
+        args[n++] = s->extras[i];
+    }
+    args[n++] = "--db";
+    args[n++] = s->db;
+    for (int i = 0; more && more[i] && n < 30; i++) args[n++] = more[i];
+    args[n] = NULL;
+    return serve_spawn(LOG_FILE, args);
+}
+
+static int group_setup(void **state)
+{
+    struct state *s = calloc(1, sizeof *s);
+    snprintf(s->db, sizeof s->db, "%s/serve_predict_%d.sqlite", AVEMO_BINARY_DIR, (int)getpid());
+    unlink(s->db);
+    if (file_exists(MODEL_DIR "/avemo-audio.avm")) s->extras[s->num_extras++] = MODEL_DIR "/avemo-audio.avm";
+    if (file_exists(MODEL_DIR "/avemo-face.avm")) s->extras[s->num_extras++] = MODEL_DIR "/avemo-face.avm";
+    struct avemo_classifier_options copt = {0};
+    copt.extra_models = s->extras;
+    copt.n_extra_models = s->num_extras;
+    struct avemo_error err = {0};
+    if (avemo_classifier_open(MAIN_MODEL, &copt, &s->clf, &err) || avemo_classify_ctx_new(s->clf, &s->ctx, &err)) {
+        fprintf(stderr, "reference classifier: %s\n", err.message);
+        return -1;
+    }
+    const char *const more[] = {"--max-upload-mb", "1", NULL};
+    s->server = spawn(s, more);
+    *state = s;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    struct state *s = *state;
+    if (s->server.pid) serve_stop(&s->server);
+    avemo_classify_ctx_free(s->ctx);
+    avemo_classifier_close(s->clf);
+    char path[300];
+    unlink(s->db);
+    snprintf(path, sizeof path, "%s-wal", s->db);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", s->db);
+    unlink(path);
+    free(s);
+    return 0;
+}
+
+static void test_ready_and_models(void **state)
+{
+    struct state *s = *state;
+    struct http_reply r = http_get(s->server.port, "/readyz");
+    expect_status(&r, 200, NULL);
+    assert_string_equal(json_string(r.json, "status"), "ready");
+    http_reply_free(&r);
+
+    r = http_get(s->server.port, "/v1/models");
+    expect_status(&r, 200, NULL);
+    cJSON *models = cJSON_GetObjectItemCaseSensitive(r.json, "models");
+    assert_int_equal(cJSON_GetArraySize(models), 1);
+    cJSON *m = cJSON_GetArrayItem(models, 0);
+    assert_string_equal(json_string(m, "name"), avemo_classifier_name(s->clf));
+    assert_string_equal(json_string(m, "path"), MAIN_MODEL);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "default")));
+    cJSON *labels = cJSON_GetObjectItemCaseSensitive(m, "labels");
+    assert_int_equal(cJSON_GetArraySize(labels), avemo_classifier_num_classes(s->clf));
+    for (int k = 0; k < cJSON_GetArraySize(labels); k++)
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(labels, k)), avemo_classifier_label(s->clf, k));
+    cJSON *modes = cJSON_GetObjectItemCaseSensitive(m, "modes");
+    int supported = 0;
+    for (int mode = 0; mode < 3; mode++) supported += avemo_classifier_supports(s->clf, (enum avemo_mode)mode);
+    assert_int_equal(cJSON_GetArraySize(modes), supported);
+    cJSON *card = cJSON_GetObjectItemCaseSensitive(m, "card");
+    if (file_exists(MODEL_DIR "/avemo-av.md")) {
+        assert_string_equal(json_string(card, "path"), MODEL_DIR "/avemo-av.md");
+        assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(card, "accuracy")));
+    } else {
+        assert_true(cJSON_IsNull(card));
+    }
+    http_reply_free(&r);
+}
+
+/* One prediction checked against the library's answer for the same bytes. */
+static void check_prediction(struct state *s, const char *clip, int mode, int multipart)
+{
+    char path[512], args[1024], url[256];
+    snprintf(path, sizeof path, "%s/cremad/%s", AVEMO_TEST_DATA, clip);
+    size_t size = 0;
+    uint8_t *bytes = test_read_file(path, &size);
+    char sha[65];
+    avemo_sha256_hex(bytes, size, sha);
+    struct avemo_prediction ref;
+    struct avemo_error err = {0};
+    enum avemo_status st = avemo_classify_memory(s->ctx, bytes, size, clip, (enum avemo_mode)mode, &ref, &err);
+    free(bytes);
+
+    if (multipart) {
+        snprintf(args, sizeof args, "-F 'file=@%s'", path);
+        snprintf(url, sizeof url, "/v1/predict?mode=%s", mode_names[mode]);
+    } else {
+        snprintf(args, sizeof args, "-H 'Content-Type: video/x-flv' --data-binary '@%s'", path);
+        snprintf(url, sizeof url, "/v1/predict?mode=%s&name=%s", mode_names[mode], clip);
+    }
+    struct http_reply r = http_run(s->server.port, args, url);
+    if (st != AVEMO_OK) { /* the library refuses it: the server must say why, with the mapped status */
+        expect_status(&r, (int)serve_http_status(st), avemo_status_name(st));
+        http_reply_free(&r);
+        return;
+    }
+    expect_status(&r, 200, NULL);
+    s->predictions_ok++;
+    cJSON *p = r.json;
+    assert_string_equal(json_string(p, "file"), clip);
+    assert_string_equal(json_string(p, "sha256"), sha);
+    assert_int_equal((size_t)json_number(p, "size"), size);
+    assert_string_equal(json_string(p, "label"), ref.labels[ref.label]);
+    assert_string_equal(json_string(p, "mode"), avemo_mode_name(ref.mode_used));
+    assert_float_equal(json_number(p, "confidence"), ref.confidence, 1e-6);
+    cJSON *classes = cJSON_GetObjectItemCaseSensitive(p, "classes");
+    assert_int_equal(cJSON_GetArraySize(classes), ref.num_classes);
+    double sum = 0;
+    for (int k = 0; k < ref.num_classes; k++) {
+        cJSON *c = cJSON_GetArrayItem(classes, k);
+        assert_string_equal(json_string(c, "label"), ref.labels[k]);
+        assert_float_equal(json_number(c, "probability"), ref.probs[k], 1e-6);
+        sum += json_number(c, "probability");
+    }
+    assert_float_equal(sum, 1.0, 1e-4);
+    const char *face = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "face_crop"));
+    if (ref.face_found) {
+        assert_non_null(face);
+        assert_memory_equal(face, "data:image/jpeg;base64,/9j/", 27); /* FF D8 FF: a JPEG */
+    } else {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(p, "face_crop")));
+    }
+
+    /* the history row, committed before the answer */
+    int64_t id = (int64_t)json_number(p, "id");
+    char item[64];
+    snprintf(item, sizeof item, "/v1/history/%lld", (long long)id);
+    struct http_reply h = http_get(s->server.port, item);
+    expect_status(&h, 200, NULL);
+    assert_int_equal((int64_t)json_number(h.json, "id"), id);
+    assert_string_equal(json_string(h.json, "file_name"), clip);
+    assert_string_equal(json_string(h.json, "sha256"), sha);
+    assert_string_equal(json_string(h.json, "label"), ref.labels[ref.label]);
+    assert_string_equal(json_string(h.json, "mode"), mode_names[mode]);
+    assert_string_equal(json_string(h.json, "mode_used"), avemo_mode_name(ref.mode_used));
+    assert_int_equal((size_t)json_number(h.json, "size"), size);
+    cJSON *probs = cJSON_GetObjectItemCaseSensitive(h.json, "probabilities");
+    for (int k = 0; k < ref.num_classes; k++) assert_float_equal(json_number(probs, ref.labels[k]), ref.probs[k], 1e-6);
+    assert_true(json_number(h.json, "latency_ms") > 0);
+    http_reply_free(&h);
+    http_reply_free(&r);
+}
+
+static void test_predict_every_clip_mode_and_transport(void **state)
+{
+    struct state *s = *state;
+    for (int c = 0; c < NUM_CLIPS; c++)
+        for (int mode = 0; mode < 3; mode++)
+            for (int multipart = 0; multipart < 2; multipart++) check_prediction(s, clips[c], mode, multipart);
+    assert_true(s->predictions_ok > 0);
+}
+
+/* A raw body without ?name= is recorded as "upload"; the default mode is the model's. */
+static void test_predict_defaults(void **state)
+{
+    struct state *s = *state;
+    struct http_reply r = http_run(s->server.port, "-H 'Content-Type: application/octet-stream' --data-binary @"
+                                   TEST_DATA("cremad/1001_DFA_HAP_XX.flv"), "/v1/predict");
+    expect_status(&r, 200, NULL);
+    s->predictions_ok++;
+    assert_string_equal(json_string(r.json, "file"), "upload");
+    assert_string_equal(json_string(r.json, "mode_requested"),
+                        avemo_mode_name(avemo_classifier_default_mode(s->clf)));
+    http_reply_free(&r);
+}
+
+/* Expect the library's own refusal of a file in a mode, and the server's mapping of it. */
+static void expect_media_error(struct state *s, const char *path, const char *mode, enum avemo_status expected,
+                               int http_status)
+{
+    size_t size = 0;
+    uint8_t *bytes = test_read_file(path, &size);
+    struct avemo_prediction ref;
+    struct avemo_error err = {0};
+    enum avemo_mode m;
+    assert_int_equal(avemo_mode_parse(mode, &m, &err), AVEMO_OK);
+    enum avemo_status st = avemo_classify_memory(s->ctx, bytes, size, path, m, &ref, &err);
+    free(bytes);
+    if (st != expected) fail_msg("%s in mode %s: the library says %s, expected %s", path, mode, avemo_status_name(st),
+                                 avemo_status_name(expected));
+    char args[600], url[128];
+    snprintf(args, sizeof args, "-F 'file=@%s'", path);
+    snprintf(url, sizeof url, "/v1/predict?mode=%s", mode);
+    struct http_reply r = http_run(s->server.port, args, url);
+    expect_status(&r, http_status, avemo_status_name(expected));
+    http_reply_free(&r);
+}
+
+static void test_predict_errors(void **state)
+{
+    struct state *s = *state;
+    int port = s->server.port;
+    /* 422: media without the stream the mode needs */
+    expect_media_error(s, TEST_DATA("media/noaudio_1001_DFA_ANG_XX.flv"), "audio", AVEMO_ERR_NO_AUDIO, 422);
+    expect_media_error(s, TEST_DATA("audio/1001_DFA_ANG_XX.wav"), "face", AVEMO_ERR_NO_VIDEO, 422);
+
+    /* 415: bytes that are no media at all, whatever the Content-Type says */
+    char junk[] = "/tmp/avemo-serve-junk-XXXXXX";
+    int fd = mkstemp(junk);
+    assert_true(fd >= 0);
+    for (int i = 0; i < 200; i++) assert_int_equal(write(fd, "this is not a video file. ", 26), 26);
+    close(fd);
+    char args[600];
+    snprintf(args, sizeof args, "-H 'Content-Type: video/mp4' --data-binary '@%s'", junk);
+    struct http_reply r = http_run(port, args, "/v1/predict?mode=av");
+    expect_status(&r, 415, NULL);
+    http_reply_free(&r);
+    unlink(junk);
+
+    /* 400: an empty body, a form without 'file', a form with two files, a bad model name */
+    r = http_run(port, "-H 'Content-Type: video/x-flv' --data-binary ''", "/v1/predict");
+    expect_status(&r, 400, "empty");
+    http_reply_free(&r);
+    r = http_run(port, "-F 'clip=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv") "'", "/v1/predict");
+    expect_status(&r, 400, "bad_request");
+    http_reply_free(&r);
+    r = http_run(port, "-F 'file=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv") "' -F 'file=@"
+                 TEST_DATA("cremad/1001_DFA_SAD_XX.flv") "'", "/v1/predict");
+    expect_status(&r, 400, "bad_request");
+    http_reply_free(&r);
+    r = http_run(port, "-F 'file=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv") "'", "/v1/predict?model=nosuchmodel");
+    expect_status(&r, 400, "unknown_model");
+    http_reply_free(&r);
+
+    /* 413: over the 1 MiB limit of this server, declared (Content-Length) and streamed (chunked) */
+    char big[] = "/tmp/avemo-serve-big-XXXXXX";
+    fd = mkstemp(big);
+    assert_true(fd >= 0);
+    size_t n = 0;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_DIS_XX.flv"), &n);
+    for (int i = 0; i < 5; i++) assert_int_equal(write(fd, clip, n), (ssize_t)n); /* 1.45 MB */
+    close(fd);
+    free(clip);
+    snprintf(args, sizeof args, "-H 'Content-Type: video/x-flv' --data-binary '@%s'", big);
+    r = http_run(port, args, "/v1/predict");
+    expect_status(&r, 413, "too_large");
+    http_reply_free(&r);
+    snprintf(args, sizeof args, "-H 'Content-Type: video/x-flv' -H 'Transfer-Encoding: chunked' --data-binary '@%s'",
+             big);
+    r = http_run(port, args, "/v1/predict");
+    expect_status(&r, 413, "too_large");
+    http_reply_free(&r);
+    snprintf(args, sizeof args, "-F 'file=@%s'", big);
+    r = http_run(port, args, "/v1/predict");
+    expect_status(&r, 413, "too_large");
+    http_reply_free(&r);
+    unlink(big);
+
+    /* the server is still up and well */
+    r = http_get(port, "/readyz");
+    expect_status(&r, 200, NULL);
+    http_reply_free(&r);
+}
+
+/* Prometheus counters follow the predictions made by this process. */
+static void test_metrics(void **state)
+{
+    struct state *s = *state;
+    struct http_reply r = http_get(s->server.port, "/metrics");
+    expect_status(&r, 200, NULL);
+    const char *line = strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"200\"} ");
+    assert_non_null(line);
+    assert_int_equal(atoi(strchr(line, '}') + 2), s->predictions_ok);
+    /* the predictions by label add up to the same number */
+    int total = 0;
+    for (const char *p = r.body; (p = strstr(p, "\navemo_predictions_total{")); p++) total += atoi(strchr(p, '}') + 2);
+    assert_int_equal(total, s->predictions_ok);
+    assert_non_null(strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"422\"}"));
+    assert_non_null(strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"413\"}"));
+    assert_non_null(strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"415\"}"));
+    assert_non_null(strstr(r.body, "avemo_http_request_duration_seconds_count{endpoint=\"predict\"}"));
+    assert_non_null(strstr(r.body, "\navemo_ready 1\n"));
+    http_reply_free(&r);
+}
+
+static int64_t predict_id(int port, const char *clip, char sha[65])
+{
+    struct http_reply r = http_run(port, clip, "/v1/predict?mode=audio");
+    expect_status(&r, 200, NULL);
+    int64_t id = (int64_t)json_number(r.json, "id");
+    snprintf(sha, 65, "%s", json_string(r.json, "sha256"));
+    http_reply_free(&r);
+    return id;
+}
+
+static void test_history_delete_and_restart(void **state)
+{
+    struct state *s = *state;
+    char sha[65], url[64];
+    int64_t gone = predict_id(s->server.port, "-F file=@" TEST_DATA("cremad/1001_DFA_FEA_XX.flv"), sha);
+    snprintf(url, sizeof url, "/v1/history/%lld", (long long)gone);
+    struct http_reply r = http_get(s->server.port, url);
+    expect_status(&r, 200, NULL);
+    http_reply_free(&r);
+    r = http_run(s->server.port, "-X DELETE", url);
+    expect_status(&r, 200, NULL);
+    assert_int_equal((int64_t)json_number(r.json, "deleted"), gone);
+    http_reply_free(&r);
+    r = http_get(s->server.port, url);
+    expect_status(&r, 404, "not_found");
+    http_reply_free(&r);
+
+    s->kept_id = predict_id(s->server.port, "-F file=@" TEST_DATA("cremad/1001_DFA_NEU_XX.flv"), s->kept_sha);
+    r = http_get(s->server.port, "/v1/history?limit=1");
+    expect_status(&r, 200, NULL);
+    int total = (int)json_number(r.json, "total");
+    cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "items"), 0);
+    assert_int_equal((int64_t)json_number(first, "id"), s->kept_id); /* newest first */
+    http_reply_free(&r);
+
+    /* restart on the same file: the rows are still there, the deleted one is not */
+    serve_stop(&s->server);
+    s->server = spawn(s, NULL);
+    s->predictions_ok = 0;
+    snprintf(url, sizeof url, "/v1/history/%lld", (long long)s->kept_id);
+    r = http_get(s->server.port, url);
+    expect_status(&r, 200, NULL);
+    assert_string_equal(json_string(r.json, "sha256"), s->kept_sha);
+    assert_string_equal(json_string(r.json, "file_name"), "1001_DFA_NEU_XX.flv");
+    http_reply_free(&r);
+    snprintf(url, sizeof url, "/v1/history/%lld", (long long)gone);
+    r = http_get(s->server.port, url);
+    expect_status(&r, 404, "not_found");
+    http_reply_free(&r);
+    r = http_get(s->server.port, "/v1/history");
+    expect_status(&r, 200, NULL);
+    assert_int_equal((int)json_number(r.json, "total"), total);
+    http_reply_free(&r);
+    /* a new id after the restart is larger than every earlier one */
+    assert_true(predict_id(s->server.port, "-F file=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), sha) > s->kept_id);
+}
+
+/* One worker and one queue slot: 8 simultaneous uploads get 200 or 503 + Retry-After. */
+static void test_queue_full_503(void **state)
+{
+    struct state *s = *state;
+    const char *const more[] = {"--threads", "1", "--queue", "1", NULL};
+    char saved_db[256];
+    snprintf(saved_db, sizeof saved_db, "%s", s->db);
+    snprintf(s->db, sizeof s->db, "%s/serve_busy_%d.sqlite", AVEMO_BINARY_DIR, (int)getpid());
+    struct serve_process busy = spawn(s, more);
+    char cmd[4096];
+    int o = snprintf(cmd, sizeof cmd, "curl -sS --parallel --parallel-immediate --parallel-max 8 "
+                                      "-w '%%{http_code} %%header{retry-after}\\n'");
+    for (int i = 0; i < 8; i++)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o,
+                      " -o /dev/null -F file=@%s/cremad/%s 'http://127.0.0.1:%d/v1/predict?mode=av'", AVEMO_TEST_DATA,
+                      clips[i % NUM_CLIPS], busy.port);
+    size_t n = 0;
+    char *out = (char *)test_run_capture(cmd, &n);
+    assert_non_null(out);
+    out = realloc(out, n + 1);
+    out[n] = '\0';
+    int ok = 0, rejected = 0, lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        if (strncmp(line, "200", 3) == 0) ok++;
+        else if (strcmp(line, "503 1") == 0) rejected++;
+        else fail_msg("unexpected answer '%s'", line);
+    }
+    free(out);
+    assert_int_equal(lines, 8);
+    assert_true(ok >= 1);
+    assert_true(rejected >= 1);
+    struct http_reply r = http_get(busy.port, "/metrics");
+    assert_non_null(strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"503\"}"));
+    http_reply_free(&r);
+    serve_stop(&busy);
+    char path[300];
+    unlink(s->db);
+    snprintf(path, sizeof path, "%s-wal", s->db);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", s->db);
+    unlink(path);
+    snprintf(s->db, sizeof s->db, "%s", saved_db);
+}
+
+int main(void)
+{
+    if (!file_exists(MAIN_MODEL)) {
+        printf("SKIPPED: %s does not exist yet (the predict tests need the trained model)\n", MAIN_MODEL);
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ready_and_models),
+        cmocka_unit_test(test_predict_every_clip_mode_and_transport),
+        cmocka_unit_test(test_predict_defaults),
+        cmocka_unit_test(test_predict_errors),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_queue_full_503),
+        cmocka_unit_test(test_history_delete_and_restart),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

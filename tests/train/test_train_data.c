@@ -1,0 +1,217 @@
+/* Datasets, label maps, splits and pipeline files: the parts of training that decide
+ * which file is which class and which actor is seen in training. */
+#include "common/testutil.h"
+
+#include <avemo/train.h>
+#include <sys/stat.h>
+
+static char tmp[64];
+
+static void touch(const char *rel)
+{
+    char path[512], dirs[512];
+    snprintf(path, sizeof path, "%s/%s", tmp, rel);
+    snprintf(dirs, sizeof dirs, "%s", path);
+    for (char *p = dirs + strlen(tmp) + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(dirs, 0755);
+            *p = '/';
+        }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp, sizeof tmp, "/tmp/avemo_train_data_XXXXXX");
+    return mkdtemp(tmp) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    return system(cmd);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    struct avemo_item it;
+    assert_int_equal(avemo_item_from_path("/x/1001_DFA_ANG_XX.flv", &it, NULL), AVEMO_OK);
+    assert_string_equal(it.code, "ANG");
+    assert_string_equal(it.group, "cremad:1001");
+    assert_int_equal(it.corpus, AVEMO_CORPUS_CREMAD);
+    assert_true(it.kind & AVEMO_ITEM_VIDEO);
+    assert_int_equal(avemo_item_from_path("Actor_07/03-01-05-02-01-01-07.wav", &it, NULL), AVEMO_OK);
+    assert_string_equal(it.code, "ANG");
+    assert_string_equal(it.group, "ravdess:07");
+    assert_int_equal(avemo_item_from_path("Actor_07/03-01-02-02-01-01-07.wav", &it, NULL), AVEMO_OK);
+    assert_string_equal(it.code, "CAL");
+    assert_int_equal(avemo_item_from_path("fer/validation/surprise/PublicTest_1.jpg", &it, NULL), AVEMO_OK);
+    assert_string_equal(it.code, "SUR");
+    assert_string_equal(it.split, "validation");
+    assert_int_equal(it.kind, AVEMO_ITEM_IMAGE);
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_item_from_path("/x/holiday.mp4", &it, &err), AVEMO_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "holiday.mp4"));
+}
+
+static void test_label_map(void **state)
+{
+    (void)state;
+    struct avemo_label_map m;
+    struct avemo_error err = {0};
+    const char *ini = "[labels]\nclasses = ANG HAP NEU SAD\nmap = CAL:NEU\ndrop = DIS FEA SUR\n";
+    assert_int_equal(avemo_label_map_from_ini(ini, "four.ini", &m, &err), AVEMO_OK);
+    assert_int_equal(m.num_classes, 4);
+    assert_int_equal(avemo_label_map_apply(&m, "CAL"), 2);
+    assert_int_equal(avemo_label_map_apply(&m, "SAD"), 3);
+    assert_int_equal(avemo_label_map_apply(&m, "FEA"), -1);
+    assert_int_equal(avemo_label_map_apply(&m, "XYZ"), -2);
+    assert_int_equal(avemo_label_map_from_ini("[labels]\nmap = CAL:BORED\n", "bad.ini", &m, &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "bad.ini"));
+    assert_int_equal(avemo_label_map_from_ini("[labels]\ncolour = red\n", "bad.ini", &m, &err), AVEMO_ERR_CONFIG);
+}
+
+/* Twenty RAVDESS-named actors: a 5-fold actor-independent split never shares an actor. */
+static void test_actor_independent_folds(void **state)
+{
+    (void)state;
+    for (int a = 1; a <= 20; a++)
+        for (int e = 1; e <= 8; e++) {
+            char rel[128];
+            snprintf(rel, sizeof rel, "rav/Actor_%02d/03-01-%02d-01-01-01-%02d.wav", a, e, a);
+            touch(rel);
+        }
+    char root[128];
+    snprintf(root, sizeof root, "%s/rav", tmp);
+    struct avemo_label_map m;
+    avemo_label_map_default(&m);
+    struct avemo_dataset ds = {0};
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_dataset_add(&ds, root, &m, &err), AVEMO_OK);
+    assert_int_equal(ds.count, 20 * 6); /* calm and surprised dropped */
+    assert_int_equal(ds.dropped, 40);
+    int test_folds_of_actor[21] = {0};
+    for (int fold = 0; fold < 5; fold++) {
+        struct avemo_split sp;
+        assert_int_equal(avemo_split_make(&ds, AVEMO_SPLIT_GROUPS, 5, fold, 42, &sp, &err), AVEMO_OK);
+        int part_of_actor[21];
+        for (int a = 0; a <= 20; a++) part_of_actor[a] = -9;
+        for (size_t i = 0; i < ds.count; i++) {
+            int actor = atoi(ds.items[i].group + strlen("ravdess:"));
+            if (part_of_actor[actor] == -9) part_of_actor[actor] = sp.part[i];
+            assert_int_equal(part_of_actor[actor], sp.part[i]); /* one actor, one part */
+        }
+        int counts[3] = {0};
+        for (int a = 1; a <= 20; a++) {
+            counts[part_of_actor[a]]++;
+            if (part_of_actor[a] == 2) test_folds_of_actor[a]++;
+        }
+        assert_int_equal(counts[2], 4);
+        assert_int_equal(counts[1], 4);
+        assert_int_equal(counts[0], 12);
+        /* Written and read back, the split is the same. */
+        char path[128];
+        snprintf(path, sizeof path, "%s/split%d.txt", tmp, fold);
+        assert_int_equal(avemo_split_save(&ds, &sp, path, &err), AVEMO_OK);
+        struct avemo_split back;
+        assert_int_equal(avemo_split_load(&ds, path, &back, &err), AVEMO_OK);
+        assert_memory_equal(back.part, sp.part, ds.count);
+        avemo_split_free(&back);
+        avemo_split_free(&sp);
+    }
+    for (int a = 1; a <= 20; a++) assert_int_equal(test_folds_of_actor[a], 1); /* each actor tested once */
+    avemo_dataset_free(&ds);
+}
+
+static void test_bad_data(void **state)
+{
+    (void)state;
+    struct avemo_label_map m;
+    avemo_label_map_default(&m);
+    struct avemo_dataset ds = {0};
+    struct avemo_error err = {0};
+    char path[128];
+    snprintf(path, sizeof path, "%s/empty", tmp);
+    mkdir(path, 0755);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_EMPTY);
+    assert_non_null(strstr(err.message, path));
+    touch("odd/holiday.mp4");
+    snprintf(path, sizeof path, "%s/odd", tmp);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "holiday.mp4"));
+    /* A label the map neither keeps nor drops. */
+    struct avemo_label_map four;
+    assert_int_equal(avemo_label_map_from_ini("[labels]\nclasses = ANG HAP\ndrop = SUR\n", "x.ini", &four, &err), AVEMO_OK);
+    touch("fer/train/sad/a.jpg");
+    snprintf(path, sizeof path, "%s/fer", tmp);
+    assert_int_equal(avemo_dataset_add(&ds, path, &four, &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "SAD"));
+    snprintf(path, sizeof path, "%s/nothing-here", tmp);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_NOT_FOUND);
+    avemo_dataset_free(&ds);
+}
+
+static void test_manifest(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/list.csv", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "path,label,group\nclips/a.wav,angry,spk1\nclips/b.wav,happy,spk2\n/abs/c.flv,NEU,spk3\n");
+    fclose(f);
+    struct avemo_label_map m;
+    avemo_label_map_default(&m);
+    struct avemo_dataset ds = {0};
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_OK);
+    assert_int_equal(ds.count, 3);
+    assert_int_equal(ds.items[0].label, 0);
+    assert_int_equal(ds.items[1].label, 3);
+    assert_string_equal(ds.items[2].group, "spk3");
+    assert_string_equal(ds.items[2].path, "/abs/c.flv");
+    avemo_dataset_free(&ds);
+    f = fopen(path, "w");
+    fprintf(f, "a.wav,bored,spk1\n");
+    fclose(f);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "list.csv:1"));
+    avemo_dataset_free(&ds);
+}
+
+static void test_pipeline_errors(void **state)
+{
+    (void)state;
+    struct avemo_pipeline p;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_pipeline_parse("[train]\nepochs = 5\nbatch = 16\nsplit = random\n", "ok.ini", &p, &err), AVEMO_OK);
+    assert_int_equal(p.train.epochs, 5);
+    assert_int_equal(p.train.split, AVEMO_SPLIT_RANDOM);
+    assert_int_equal(avemo_pipeline_parse("[train]\nepochs = lots\n", "p.ini", &p, &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "train.epochs"));
+    assert_int_equal(avemo_pipeline_parse("[train]\nbatch = 0\n", "p.ini", &p, &err), AVEMO_ERR_CONFIG);
+    assert_int_equal(avemo_pipeline_parse("[face]\nchannels = 2\n", "p.ini", &p, &err), AVEMO_ERR_CONFIG);
+    assert_int_equal(avemo_pipeline_parse("[pipeline]\nmode = smell\n", "p.ini", &p, &err), AVEMO_ERR_CONFIG);
+    assert_int_equal(avemo_pipeline_parse("[augment]\nwobble = 1\n", "p.ini", &p, &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "wobble"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_label_map),
+        cmocka_unit_test(test_actor_independent_folds),
+        cmocka_unit_test(test_bad_data),
+        cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_pipeline_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

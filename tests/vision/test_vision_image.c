@@ -1,0 +1,214 @@
+/*
+ * Images and JPEG: the resampler keeps flat images flat and averages blocks
+ * exactly; JPEG read/write round-trips; damaged or foreign data is refused;
+ * FER2013 faces become 64x64 model inputs; a detector per thread over one
+ * shared cascade gives the same boxes as a single thread.
+ */
+#include "common/testutil.h"
+
+#include <avemo/vision.h>
+#include <math.h>
+#include <pthread.h>
+
+#define FER_FACE TEST_DATA("faces/happy_PublicTest_10181609.jpg")
+
+static void test_resize_area_and_bilinear(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image src, dst;
+    assert_int_equal(avemo_image_alloc(&src, 8, 6, 1, &err), AVEMO_OK);
+    for (int y = 0; y < 6; y++)
+        for (int x = 0; x < 8; x++) src.data[y * 8 + x] = (uint8_t)(x < 4 ? 40 : 200);
+    /* 2x shrink: each output is the mean of a 2x2 block */
+    struct avemo_rect all = {0, 0, 8, 6};
+    assert_int_equal(avemo_image_resize(&src, all, 4, 3, &dst, &err), AVEMO_OK);
+    for (int i = 0; i < 12; i++) assert_int_equal(dst.data[i], i % 4 < 2 ? 40 : 200);
+    avemo_image_free(&dst);
+    /* 3x enlarge of a region inside one flat half stays flat */
+    struct avemo_rect left = {0, 0, 4, 6};
+    assert_int_equal(avemo_image_resize(&src, left, 12, 18, &dst, &err), AVEMO_OK);
+    for (int i = 0; i < 12 * 18; i++) assert_int_equal(dst.data[i], 40);
+    avemo_image_free(&dst);
+    /* 8 -> 3: area weights with fractions; the middle output mixes both halves */
+    assert_int_equal(avemo_image_resize(&src, all, 3, 1, &dst, &err), AVEMO_OK);
+    assert_int_equal(dst.data[0], 40);
+    assert_int_equal(dst.data[1], 120);
+    assert_int_equal(dst.data[2], 200);
+    avemo_image_free(&dst);
+    struct avemo_rect outside = {5, 0, 4, 6};
+    assert_int_equal(avemo_image_resize(&src, outside, 4, 4, &dst, &err), AVEMO_ERR_INVALID_ARG);
+    avemo_image_free(&src);
+}
+
+static void test_jpeg_read_fer(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image g, rgb;
+    assert_int_equal(avemo_jpeg_read_file(FER_FACE, 0, 0, &g, &err), AVEMO_OK);
+    assert_int_equal(g.width, 48);
+    assert_int_equal(g.height, 48);
+    assert_int_equal(g.channels, 1);
+    assert_int_equal(avemo_jpeg_read_file(FER_FACE, 3, 0, &rgb, &err), AVEMO_OK);
+    assert_int_equal(rgb.channels, 3);
+    for (int i = 0; i < 48 * 48; i++) {
+        assert_int_equal(rgb.data[3 * i], g.data[i]);
+        assert_int_equal(rgb.data[3 * i + 2], g.data[i]);
+    }
+    /* not flat: a real face */
+    int lo = 255, hi = 0;
+    for (int i = 0; i < 48 * 48; i++) {
+        if (g.data[i] < lo) lo = g.data[i];
+        if (g.data[i] > hi) hi = g.data[i];
+    }
+    assert_true(hi - lo > 100);
+
+    /* write (gray and RGB) to memory and read back: same size, close pixels */
+    for (int pass = 0; pass < 2; pass++) {
+        struct avemo_image *src = pass ? &rgb : &g;
+        uint8_t *jpg = NULL;
+        size_t n = 0;
+        assert_int_equal(avemo_jpeg_write_memory(src, 95, &jpg, &n, &err), AVEMO_OK);
+        assert_true(n > 100);
+        struct avemo_image back;
+        assert_int_equal(avemo_jpeg_read_memory(jpg, n, "mem.jpg", 0, 0, &back, &err), AVEMO_OK);
+        assert_int_equal(back.width, 48);
+        assert_int_equal(back.channels, src->channels);
+        double diff = 0;
+        for (int i = 0; i < 48 * 48 * src->channels; i++) diff += abs(back.data[i] - src->data[i]);
+        printf("  round trip %d channel(s): mean abs diff %.2f\n", src->channels, diff / (48 * 48 * src->channels));
+        assert_true(diff / (48 * 48 * src->channels) < 3.0);
+        avemo_image_free(&back);
+        free(jpg);
+    }
+    avemo_image_free(&g);
+    avemo_image_free(&rgb);
+}
+
+static void test_jpeg_bad_input(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image img;
+    size_t size;
+    uint8_t *jpg = test_read_file(FER_FACE, &size);
+    /* truncated inside the entropy-coded data, and inside the header */
+    assert_int_equal(avemo_jpeg_read_memory(jpg, size / 2, "half.jpg", 0, 0, &img, &err), AVEMO_ERR_CORRUPT);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "half.jpg"));
+    assert_int_equal(avemo_jpeg_read_memory(jpg, 40, "head.jpg", 0, 0, &img, &err), AVEMO_ERR_CORRUPT);
+    printf("  %s\n", err.message);
+    /* size cap before decoding */
+    assert_int_equal(avemo_jpeg_read_memory(jpg, size, "big.jpg", 0, 1000, &img, &err), AVEMO_ERR_TOO_LARGE);
+    /* not a JPEG, empty, bad channels */
+    const char text[] = "hello, this is not a jpeg";
+    assert_int_equal(avemo_jpeg_read_memory(text, sizeof text, "t.txt", 0, 0, &img, &err), AVEMO_ERR_UNSUPPORTED);
+    assert_int_equal(avemo_jpeg_read_memory(jpg, 0, "e.jpg", 0, 0, &img, &err), AVEMO_ERR_EMPTY);
+    assert_int_equal(avemo_jpeg_read_memory(jpg, size, "c.jpg", 2, 0, &img, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_jpeg_read_file("/nonexistent.jpg", 0, 0, &img, &err), AVEMO_ERR_NOT_FOUND);
+    /* corrupt bytes in the middle: an error or a decoded image, never a crash */
+    for (size_t i = size / 3; i < size / 3 + 40 && i < size; i++) jpg[i] ^= 0x5A;
+    if (avemo_jpeg_read_memory(jpg, size, "flip.jpg", 0, 0, &img, &err) == AVEMO_OK) avemo_image_free(&img);
+    free(jpg);
+    /* writing: empty image, bad quality */
+    struct avemo_image empty = {0};
+    uint8_t *out;
+    size_t n;
+    assert_int_equal(avemo_jpeg_write_memory(&empty, 90, &out, &n, &err), AVEMO_ERR_EMPTY);
+    struct avemo_image one;
+    assert_int_equal(avemo_image_alloc(&one, 4, 4, 1, &err), AVEMO_OK);
+    assert_int_equal(avemo_jpeg_write_memory(&one, 0, &out, &n, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_jpeg_write_file("/nonexistent/dir/x.jpg", &one, 90, &err), AVEMO_ERR_IO);
+    avemo_image_free(&one);
+}
+
+static void test_fer_face_to_model_input(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image face, g;
+    assert_int_equal(avemo_face_from_jpeg(FER_FACE, 64, 1, &face, &err), AVEMO_OK);
+    assert_int_equal(face.width, 64);
+    assert_int_equal(face.height, 64);
+    assert_int_equal(face.channels, 1);
+    /* bilinear 48 -> 64 keeps the mean brightness */
+    assert_int_equal(avemo_jpeg_read_file(FER_FACE, 1, 0, &g, &err), AVEMO_OK);
+    double m0 = 0, m1 = 0;
+    for (int i = 0; i < 48 * 48; i++) m0 += g.data[i];
+    for (int i = 0; i < 64 * 64; i++) m1 += face.data[i];
+    m0 /= 48 * 48;
+    m1 /= 64 * 64;
+    printf("  mean 48x48 %.2f, 64x64 %.2f\n", m0, m1);
+    assert_true(fabs(m0 - m1) < 1.5);
+    avemo_image_free(&face);
+    assert_int_equal(avemo_face_from_jpeg(FER_FACE, 64, 3, &face, &err), AVEMO_OK);
+    assert_int_equal(face.channels, 3);
+    avemo_image_free(&face);
+    assert_int_equal(avemo_face_from_crop(&g, 4, 1, &face, &err), AVEMO_ERR_INVALID_ARG);
+    avemo_image_free(&g);
+}
+
+/* Threads: one cascade, one detector per thread, same boxes. */
+struct thread_job {
+    const avemo_cascade *cascade;
+    const struct avemo_image *img;
+    struct avemo_rect box;
+    int count;
+    enum avemo_status st;
+};
+
+static void *detect_thread(void *arg)
+{
+    struct thread_job *job = arg;
+    avemo_detector *d = NULL;
+    job->st = avemo_detector_create(job->cascade, &d, NULL);
+    for (int i = 0; i < 3 && job->st == AVEMO_OK; i++) {
+        struct avemo_detect_params p;
+        avemo_detect_params_default(&p);
+        job->st = avemo_detect(d, job->img, &p, &job->box, 1, &job->count, NULL);
+    }
+    avemo_detector_free(d);
+    return NULL;
+}
+
+static void test_threads_share_cascade(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    struct avemo_image g, big;
+    assert_int_equal(avemo_jpeg_read_file(FER_FACE, 1, 0, &g, &err), AVEMO_OK);
+    struct avemo_rect all = {0, 0, 48, 48};
+    assert_int_equal(avemo_image_resize(&g, all, 192, 192, &big, &err), AVEMO_OK);
+    struct thread_job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (struct thread_job){c, &big, {0, 0, 0, 0}, 0, AVEMO_OK};
+        assert_int_equal(pthread_create(&th[i], NULL, detect_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(jobs[i].st, AVEMO_OK);
+        assert_int_equal(jobs[i].count, 1);
+        assert_memory_equal(&jobs[i].box, &jobs[0].box, sizeof jobs[0].box);
+    }
+    printf("  face [%d, %d, %d, %d] in every thread\n", jobs[0].box.x, jobs[0].box.y, jobs[0].box.w, jobs[0].box.h);
+    assert_true(jobs[0].box.w > 96);
+    avemo_image_free(&g);
+    avemo_image_free(&big);
+    avemo_cascade_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resize_area_and_bilinear),
+        cmocka_unit_test(test_jpeg_read_fer),
+        cmocka_unit_test(test_jpeg_bad_input),
+        cmocka_unit_test(test_fer_face_to_model_input),
+        cmocka_unit_test(test_threads_share_cascade),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
