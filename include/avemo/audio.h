@@ -14,7 +14,10 @@
  *
  * An avemo_audio_extractor owns the FFTW plan, the window, the filter bank, the
  * DCT matrix and its workspaces.  It is used by one thread at a time: give each
- * worker thread its own (creating one is cheap once FFTW has planned the size).
+ * worker thread its own (creating one takes about 1 ms).  After the first
+ * signal, computing features for signals no longer than the longest seen so
+ * far allocates nothing.  Results are bit-for-bit reproducible on a machine
+ * (FFTW plans are made with FFTW_ESTIMATE, whose choice does not vary).
  */
 #ifndef AVEMO_AUDIO_H
 #define AVEMO_AUDIO_H

@@ -21,15 +21,15 @@ typedef uint32_t vec4u_unaligned __attribute__((vector_size(16), aligned(4), may
 #define VEC4_LOAD(p) (*(const vec4_unaligned *)(const void *)(p))
 #define VEC4_STORE(p, v) (*(vec4_unaligned *)(void *)(p) = (v))
 
-/* Lanes 0, 2 (even) or 1, 3 (odd) of a then of b. */
+/* Lanes i0..i3 of the eight lanes of a then b (a[0..3], b[0..3] = 4..7). */
 #if defined(__clang__)
-#define VEC4_EVEN(a, b) __builtin_shufflevector((a), (b), 0, 2, 4, 6)
-#define VEC4_ODD(a, b) __builtin_shufflevector((a), (b), 1, 3, 5, 7)
+#define VEC4_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shufflevector((a), (b), i0, i1, i2, i3)
 #else
-#define VEC4_EVEN(a, b) __builtin_shuffle((a), (b), (vec4i){0, 2, 4, 6})
-#define VEC4_ODD(a, b) __builtin_shuffle((a), (b), (vec4i){1, 3, 5, 7})
+#define VEC4_SHUFFLE(a, b, i0, i1, i2, i3) __builtin_shuffle((a), (b), (vec4i){i0, i1, i2, i3})
 #endif
-
+/* Lanes 0, 2 (even) or 1, 3 (odd) of a then of b. */
+#define VEC4_EVEN(a, b) VEC4_SHUFFLE(a, b, 0, 2, 4, 6)
+#define VEC4_ODD(a, b) VEC4_SHUFFLE(a, b, 1, 3, 5, 7)
 
 /* dst[i] += c * src[i] for i < n. */
 static inline void vec4_axpy(float *dst, float c, const float *src, size_t n)

@@ -181,7 +181,10 @@ enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_sp
          * others (actors) are split by group. */
         size_t with_folder = 0;
         for (size_t i = 0; i < ds->count; i++) with_folder += ds->items[i].split[0] != 0;
-        if (with_folder) st = split_folders(ds, split, &rng, 1, err);
+        /* Separate streams: the actors' folds do not depend on which other corpora are present. */
+        struct avemo_rng folder_rng;
+        avemo_rng_seed(&folder_rng, seed, 0xf01d);
+        if (with_folder) st = split_folders(ds, split, &folder_rng, 1, err);
         if (!st && with_folder < ds->count) st = split_groups(ds, split, &rng, err);
     }
     if (st) avemo_split_free(split);
@@ -203,9 +206,24 @@ enum avemo_status avemo_split_save(const struct avemo_dataset *ds, const struct 
     return AVEMO_OK;
 }
 
+/* Split files name items by path; they are matched on the last two components
+ * ("Actor_01/03-01-05-01-01-01-01.wav", "angry/PublicTest_1.jpg") so that a split
+ * written on one machine applies to the same corpus under another folder. */
+static const char *path_key(const char *path)
+{
+    const char *end = path + strlen(path), *p = end;
+    int slashes = 0;
+    while (p > path) {
+        if (p[-1] == '/' && ++slashes == 2) break;
+        p--;
+    }
+    return p;
+}
+
 static int cmp_item_path(const void *a, const void *b)
 {
-    return strcmp((*(const struct avemo_item *const *)a)->path, (*(const struct avemo_item *const *)b)->path);
+    return strcmp(path_key((*(const struct avemo_item *const *)a)->path),
+                  path_key((*(const struct avemo_item *const *)b)->path));
 }
 
 enum avemo_status avemo_split_load(const struct avemo_dataset *ds, const char *path, struct avemo_split *split,

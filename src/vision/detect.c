@@ -27,6 +27,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define VISION_SSE2 1
+#endif
+
+/* Entries after the last plane, so that 4-window vector loads past the last
+ * valid window stay inside the buffer (their lanes are ignored). */
+#define PLANE_PAD 64
+
 /* A Haar feature (or stump) with its corner offsets relative to the window's
  * top-left entry in the sum plane (tilted corners point into the tilted plane). */
 struct haar_compiled {
@@ -67,6 +76,8 @@ struct avemo_detector {
     int ncand, cand_cap;
     int *parent;            /* grouping scratch */
     size_t parent_cap;
+    int *row_result;        /* result of each window of a row (SIMD path) */
+    size_t row_result_cap;
 };
 
 void avemo_detect_params_default(struct avemo_detect_params *p)
@@ -104,6 +115,7 @@ void avemo_detector_free(avemo_detector *d)
     free(d->lbp);
     free(d->cand);
     free(d->parent);
+    free(d->row_result);
     free(d);
 }
 
@@ -498,6 +510,98 @@ static int add_candidate(struct avemo_detector *d, struct avemo_rect r)
     return 1;
 }
 
+#ifdef VISION_SSE2
+/* Four windows at once: the entries p[0], p[step], p[2 step], p[3 step]. */
+static inline __m128i load4(const uint32_t *p, int step)
+{
+    if (step == 1) return _mm_loadu_si128((const __m128i *)p);
+    __m128 a = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)p));
+    __m128 b = _mm_castsi128_ps(_mm_loadu_si128((const __m128i *)(p + 4)));
+    return _mm_castps_si128(_mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+}
+
+static inline __m128 rect_sum4(const uint32_t *p, const int32_t *o, int step)
+{
+    __m128i s = _mm_add_epi32(_mm_sub_epi32(_mm_sub_epi32(load4(p + o[0], step), load4(p + o[1], step)),
+                                            load4(p + o[2], step)),
+                              load4(p + o[3], step));
+    return _mm_cvtepi32_ps(s);
+}
+
+/* The sums of one stage for the 4 windows at p, p + step, ...: the same float
+ * and double operations as run_stumps, lane by lane, so the results are
+ * identical.  Returns the mask of lanes whose sum is below the stage threshold. */
+static inline int stage4(const struct cascade_stage *st, const struct haar_stump *s, const uint32_t *p, int step,
+                         __m128 vnorm)
+{
+    __m128d sum_lo = _mm_setzero_pd(), sum_hi = _mm_setzero_pd();
+    for (int i = 0; i < st->tree_count; i++, s++) {
+        __m128 v = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(s->f.weight[0]), rect_sum4(p, s->f.ofs[0], step)),
+                              _mm_mul_ps(_mm_set1_ps(s->f.weight[1]), rect_sum4(p, s->f.ofs[1], step)));
+        if (s->f.weight[2] != 0.0f)
+            v = _mm_add_ps(v, _mm_mul_ps(_mm_set1_ps(s->f.weight[2]), rect_sum4(p, s->f.ofs[2], step)));
+        v = _mm_mul_ps(v, vnorm);
+        __m128 lt = _mm_cmplt_ps(v, _mm_set1_ps(s->threshold));
+        __m128 leaf = _mm_or_ps(_mm_and_ps(lt, _mm_set1_ps(s->left)), _mm_andnot_ps(lt, _mm_set1_ps(s->right)));
+        sum_lo = _mm_add_pd(sum_lo, _mm_cvtps_pd(leaf));
+        sum_hi = _mm_add_pd(sum_hi, _mm_cvtps_pd(_mm_movehl_ps(leaf, leaf)));
+    }
+    __m128d thr = _mm_set1_pd((double)st->threshold);
+    return _mm_movemask_pd(_mm_cmplt_pd(sum_lo, thr)) | (_mm_movemask_pd(_mm_cmplt_pd(sum_hi, thr)) << 2);
+}
+
+/* Results of the 4 windows at p, p + step, ... (lanes with norm 0 are flat or past
+ * the row's end: -1).  OpenCV does not evaluate a window right after one that the
+ * first stage rejected; *skip_next carries that from lane to lane and block to
+ * block, and such windows get WINDOW_SKIPPED and are dropped after the first stage. */
+#define WINDOW_SKIPPED (-1000000)
+static inline void run_stumps4(const struct avemo_detector *d, const uint32_t *p, int step, const float norm[4],
+                               int res[4], int *skip_next)
+{
+    const struct avemo_cascade *c = d->c;
+    int alive = 0;
+    for (int k = 0; k < 4; k++) {
+        res[k] = -1;
+        if (norm[k] != 0.f) alive |= 1 << k;
+    }
+    const __m128 vnorm = _mm_loadu_ps(norm);
+    int fail0 = alive ? stage4(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
+    for (int k = 0; k < 4; k++) {
+        if (*skip_next) {
+            res[k] = WINDOW_SKIPPED;
+            alive &= ~(1 << k);
+            *skip_next = 0;
+        } else if (fail0 & (1 << k)) {
+            res[k] = 0;
+            *skip_next = 1;
+        }
+    }
+    alive &= ~fail0;
+    const struct haar_stump *s = d->stumps + c->stages[0].tree_count;
+    for (int si = 1; si < c->nstages && alive; si++) {
+        const struct cascade_stage *st = &c->stages[si];
+        int died = alive & stage4(st, s, p, step, vnorm);
+        for (int k = 0; k < 4; k++)
+            if (died & (1 << k)) res[k] = -si;
+        alive &= ~died;
+        s += st->tree_count;
+    }
+    for (int k = 0; k < 4; k++)
+        if (alive & (1 << k)) res[k] = 1;
+}
+
+/* Results of every window of a row (nx windows, step apart), 4 at a time. */
+static void run_row4(const struct avemo_detector *d, const uint32_t *row, int nx, int step, double area, int *res)
+{
+    int skip_next = 0;
+    for (int k0 = 0; k0 < nx; k0 += 4) {
+        float norm[4];
+        for (int k = 0; k < 4; k++) norm[k] = k0 + k < nx ? window_norm(d, row + (k0 + k) * step, area) : 0.f;
+        run_stumps4(d, row + k0 * step, step, norm, res + k0, &skip_next);
+    }
+}
+#endif
+
 /* Scan one scale; returns 0 on success, 1 when out of memory, 2 when too many candidates. */
 static int scan_scale(struct avemo_detector *d, const uint8_t *gray, int w, int h, float sc, int max_cand)
 {
@@ -511,6 +615,25 @@ static int scan_scale(struct avemo_detector *d, const uint8_t *gray, int w, int 
     int step = sc >= 2 ? 1 : 2;
     int winw = (int)lrintf((float)c->win_w * sc), winh = (int)lrintf((float)c->win_h * sc);
     double area = (double)(c->win_w - 2) * (c->win_h - 2);
+#ifdef VISION_SSE2
+    if (c->stumps_only && !c->is_lbp) {
+        /* Every window of the row, 4 at a time (skipped ones come back as WINDOW_SKIPPED). */
+        int nx = (sw - c->win_w) / step + 1;
+        for (int y = 0; y + c->win_h <= sh; y += step) {
+            run_row4(d, sum + (size_t)y * (size_t)d->stride, nx, step, area, d->row_result);
+            for (int k = 0; k < nx; k++) {
+                int r = d->row_result[k];
+                if (r > 0) {
+                    struct avemo_rect rect = {(int)lrintf((float)(k * step) * sc), (int)lrintf((float)y * sc), winw,
+                                              winh};
+                    if (d->ncand >= max_cand) return 2;
+                    if (!add_candidate(d, rect)) return 1;
+                }
+            }
+        }
+        return 0;
+    }
+#endif
     for (int y = 0; y + c->win_h <= sh; y += step) {
         const uint32_t *row = sum + (size_t)y * (size_t)d->stride;
         for (int x = 0; x + c->win_w <= sw; x += step) {
@@ -573,8 +696,10 @@ enum avemo_status avemo_detect(avemo_detector *d, const struct avemo_image *img,
         int nplanes = c->has_tilted ? 3 : 2;
         size_t work = 2 * ((size_t)sw0 + (size_t)sh0) + 8;
         if (!reserve((void **)&d->scaled, &d->scaled_cap, (size_t)sw0 * (size_t)sh0, 1) ||
-            !reserve((void **)&d->planes, &d->planes_cap, plane * (size_t)nplanes, sizeof(uint32_t)))
+            !reserve((void **)&d->planes, &d->planes_cap, plane * (size_t)nplanes + PLANE_PAD, sizeof(uint32_t)) ||
+            !reserve((void **)&d->row_result, &d->row_result_cap, (size_t)sw0 + 8, sizeof(int)))
             return nomem(err);
+        memset(d->planes + plane * (size_t)nplanes, 0, PLANE_PAD * sizeof(uint32_t));
         if (work > d->work_cap) {
             free(d->xwork);
             free(d->hrows);

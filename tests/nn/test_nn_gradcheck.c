@@ -82,7 +82,7 @@ static void gradcheck(const struct gc_case *c)
         size_t stride = n > 200 ? n / 200 : 1; /* at most ~200 entries per layer */
         for (size_t j = l->w_off; j < l->w_off + n; j += stride) {
             float keep = net->params[j];
-            const float eps = 1e-2f * fmaxf(1.0f, fabsf(keep));
+            const float eps = 1e-3f * fmaxf(1.0f, fabsf(keep));
             net->params[j] = keep + eps;
             float up = loss_at(net, ctx, in, B, labels, &lopt, c->train, stats0);
             net->params[j] = keep - eps;

@@ -260,7 +260,7 @@ def main():
     with open(os.path.join(args.outdir, "pipeline.ini"), "w") as f:
         cp.write(f)
     B = args.batch
-    for attempt in range(200):
+    for attempt in range(100):
         net, xs, labels = draw(cp, args.seed + attempt, B)
         if args.margin <= 0 or count_fragile(net, xs, args.margin) == 0:
             break

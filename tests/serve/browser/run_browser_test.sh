@@ -10,7 +10,7 @@ fi
 if [ ! -d "$dir/node_modules/playwright-core" ]; then
   echo "SKIPPED: $dir/node_modules is missing (cd tests/serve/browser && npm ci)"; exit 77
 fi
-if [ ! -f "$AVEMO_SOURCE_DIR/models/avemo-av.avm" ]; then
-  echo "SKIPPED: models/avemo-av.avm does not exist yet (the page test classifies a clip)"; exit 77
+if [ ! -f "${AVEMO_MODEL_DIR:-$AVEMO_SOURCE_DIR/models}/avemo-av.avm" ]; then
+  echo "SKIPPED: ${AVEMO_MODEL_DIR:-models}/avemo-av.avm does not exist yet (the page test classifies a clip)"; exit 77
 fi
 exec "$AVEMO_NODE" "$dir/browser_test.js"
