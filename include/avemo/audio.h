@@ -10,7 +10,8 @@
  *   MFCC      DCT-II with orthonormal scaling of the log-mel bands, first n_mfcc rows
  *
  * Matrices are row-major, features first: out[f * frames + t], like librosa's
- * (n_features, n_frames).  A signal of n samples gives 1 + n / hop frames.
+ * (n_features, n_frames).  A signal of n samples gives 1 + n / hop frames
+ * (1 + (n - 1) / hop for an odd n_fft, as librosa).
  *
  * An avemo_audio_extractor owns the FFTW plan, the window, the filter bank, the
  * DCT matrix and its workspaces.  It is used by one thread at a time: give each
@@ -39,6 +40,8 @@ extern "C" {
 #define AVEMO_AUDIO_MAX_FRAMES 10000
 /* Longest signal one call accepts: 30 minutes at 48 kHz. */
 #define AVEMO_AUDIO_MAX_SAMPLES ((size_t)48000 * 1800)
+/* Largest full feature matrix (features x frames) one call computes: 1 GiB of floats. */
+#define AVEMO_AUDIO_MAX_VALUES ((size_t)1 << 28)
 
 enum avemo_audio_feature {
     AVEMO_AUDIO_MFCC = 0,        /* n_mfcc rows: DCT of the log-mel spectrogram */
@@ -135,7 +138,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex);
 const struct avemo_audio_params *avemo_audio_extractor_params(const avemo_audio_extractor *ex);
 /* Rows of the output (see avemo_audio_params_feature_count). */
 int avemo_audio_feature_count(const avemo_audio_extractor *ex);
-/* Frames of the full feature matrix of n samples: 1 + n / hop. */
+/* Frames of the full feature matrix of n samples: 1 + n / hop (even n_fft). */
 size_t avemo_audio_frame_count(const avemo_audio_extractor *ex, size_t n_samples);
 /* Frames of the fixed-size output: params.frames, or all frames when it is 0. */
 size_t avemo_audio_output_frames(const avemo_audio_extractor *ex, size_t n_samples);

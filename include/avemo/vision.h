@@ -170,6 +170,10 @@ enum avemo_status avemo_face_detect_image(avemo_detector *det, const struct avem
                                           const struct avemo_face_options *opt, const struct avemo_rect *hint,
                                           struct avemo_face *face, struct avemo_error *err);
 
+/* The same on a JPEG photo (decoded with opt->channels, or RGB when opt is NULL). */
+enum avemo_status avemo_face_detect_jpeg(avemo_detector *det, const char *path, const struct avemo_face_options *opt,
+                                         struct avemo_face *face, struct avemo_error *err);
+
 /* An already-cropped face (e.g. a 48x48 FER2013 image) to the model input:
  * the centre square resampled to size x size with the given channels, no detection. */
 enum avemo_status avemo_face_from_crop(const struct avemo_image *img, int size, int channels,

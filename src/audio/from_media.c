@@ -17,8 +17,13 @@ enum avemo_status avemo_audio_features_from_media(avemo_audio_extractor *ex, ave
         avemo_audio_free(&audio);
         return avemo_fail(err, AVEMO_ERR_EMPTY, "%s: the audio stream decodes to no samples", avemo_media_name(media));
     }
-    size_t cols = avemo_audio_output_frames(ex, audio.count);
-    float *out = malloc(sizeof(float) * (size_t)avemo_audio_feature_count(ex) * cols);
+    size_t cols = avemo_audio_output_frames(ex, audio.count), rows = (size_t)avemo_audio_feature_count(ex);
+    if (cols > AVEMO_AUDIO_MAX_VALUES / rows) {
+        avemo_audio_free(&audio);
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: %zu x %zu feature values exceed the limit of %zu",
+                          avemo_media_name(media), rows, cols, AVEMO_AUDIO_MAX_VALUES);
+    }
+    float *out = malloc(sizeof(float) * rows * cols);
     if (!out) {
         avemo_audio_free(&audio);
         return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory for %zu feature frames", avemo_media_name(media),

@@ -90,7 +90,11 @@ void avemo_audio_power_to_db(float *x, size_t n, enum avemo_db_ref db_ref, doubl
     float ref_db = 0.0f;
     if (db_ref == AVEMO_DB_REF_MAX) {
         float ref = x[0];
-        for (size_t i = 1; i < n; i++) ref = x[i] > ref ? x[i] : ref;
+        size_t i = 0;
+        vec4 ref4 = {ref, ref, ref, ref};
+        for (; i + 4 <= n; i += 4) ref4 = vec4_max(ref4, VEC4_LOAD(x + i));
+        for (; i < n; i++) ref = x[i] > ref ? x[i] : ref;
+        ref = fmaxf(fmaxf(ref, fmaxf(ref4[0], ref4[1])), fmaxf(ref4[2], ref4[3]));
         ref_db = (float)(10.0 * log10(fmin(fmax(amin, (double)ref), FLT_MAX)));
     }
     vec4 top4 = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};

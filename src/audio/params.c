@@ -243,7 +243,6 @@ enum avemo_status avemo_audio_params_set(struct avemo_audio_params *p, const cha
 
 struct ini_state {
     struct avemo_audio_params *params;
-    const char *name;
     struct avemo_error *err;
     enum avemo_status status; /* first failure */
 };
@@ -266,10 +265,10 @@ enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *
     struct avemo_audio_params parsed;
     avemo_audio_params_default(&parsed);
     struct avemo_error key_err = {0};
-    struct ini_state st = {&parsed, name, &key_err, AVEMO_OK};
+    struct ini_state st = {&parsed, &key_err, AVEMO_OK};
     int line = ini_parse_string(ini_text, on_ini_key, &st);
     if (line == -2) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory while parsing", name);
-    if (st.status != AVEMO_OK)
+    if (st.status != AVEMO_OK) /* inih reports the line of the first failing key */
         return avemo_fail(err, st.status, "%s: line %d: %s", name, line, key_err.message);
     if (line != 0)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: not INI syntax (expected [section] or key=value)",

@@ -128,12 +128,10 @@ static void print_results(const struct faces_args *a, const struct avemo_face *f
     }
     for (int i = 0; i < count; i++) {
         const struct avemo_face *f = &faces[i];
-        if (f->face_found)
-            printf("frame %lld  %.3f s  face [%d, %d, %d, %d]\n", (long long)f->frame_index, f->time_s, f->box.x,
-                   f->box.y, f->box.w, f->box.h);
-        else
-            printf("frame %lld  %.3f s  no face%s\n", (long long)f->frame_index, f->time_s,
-                   f->has_crop ? " (centre crop)" : "");
+        if (f->frame_index >= 0) printf("frame %lld  %.3f s  ", (long long)f->frame_index, f->time_s);
+        else printf("image  ");
+        if (f->face_found) printf("face [%d, %d, %d, %d]\n", f->box.x, f->box.y, f->box.w, f->box.h);
+        else printf("no face%s\n", f->has_crop ? " (centre crop)" : "");
     }
 }
 
@@ -156,9 +154,9 @@ static int run_faces(int argc, char **argv)
         /* A photo: one detection. */
         struct avemo_image img = {0};
         struct avemo_face face = {0};
-        if (avemo_jpeg_read_file(a.file, a.opt.channels, 0, &img, &err) ||
-            avemo_face_detect_image(det, &img, &a.opt, NULL, &face, &err) ||
-            (a.out_dir && write_outputs(&a, 0, &face, &img, &err)))
+        if (a.draw && avemo_jpeg_read_file(a.file, a.opt.channels, 0, &img, &err)) rc = cli_report(&err);
+        else if (avemo_face_detect_jpeg(det, a.file, &a.opt, &face, &err) ||
+                 (a.out_dir && write_outputs(&a, 0, &face, a.draw ? &img : NULL, &err)))
             rc = cli_report(&err);
         else
             print_results(&a, &face, 1);

@@ -55,7 +55,8 @@ static int run_serve(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},      {"http-threads", required_argument, NULL, 'T'},
         {"queue", required_argument, NULL, 'q'},        {"max-upload-mb", required_argument, NULL, 'u'},
         {"api-key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 'o'},
-        {"max-connections", required_argument, NULL, 'c'}, {"quiet", no_argument, NULL, 'Q'},
+        {"max-connections", required_argument, NULL, 'c'},
+        {"quiet", no_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
     struct avemo_serve_options opt;
@@ -77,12 +78,18 @@ static int run_serve(int argc, char **argv)
         case 'p': if (parse_count(optarg, 0, 65535, &opt.port)) return usage_error("--port", optarg); break;
         case 'd': opt.db_path = optarg; break;
         case 't': if (parse_count(optarg, 1, 64, &opt.threads)) return usage_error("--threads", optarg); break;
-        case 'T': if (parse_count(optarg, 1, 64, &opt.http_threads)) return usage_error("--http-threads", optarg); break;
+        case 'T':
+            if (parse_count(optarg, 1, 64, &opt.http_threads)) return usage_error("--http-threads", optarg);
+            break;
         case 'q': if (parse_count(optarg, 1, 4096, &opt.queue_capacity)) return usage_error("--queue", optarg); break;
         case 'u': if (parse_count(optarg, 1, 1024, &upload_mb)) return usage_error("--max-upload-mb", optarg); break;
         case 'k': opt.api_key = optarg; break;
-        case 'o': if (parse_count(optarg, 1, 3600, &opt.connection_timeout_s)) return usage_error("--timeout", optarg); break;
-        case 'c': if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg); break;
+        case 'o':
+            if (parse_count(optarg, 1, 3600, &opt.connection_timeout_s)) return usage_error("--timeout", optarg);
+            break;
+        case 'c':
+            if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg);
+            break;
         case 'Q': opt.quiet = 1; break;
         default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
         }
@@ -115,8 +122,10 @@ static int run_serve(int argc, char **argv)
     struct avemo_error err = {0};
     avemo_server *srv = NULL;
     if (avemo_server_start(&opt, &srv, &err)) return cli_report(&err);
-    printf("avemo serve: listening on http://%s:%d/ (%d model%s, %d workers, history %s)\n", opt.host,
-           avemo_server_port(srv), opt.num_models, opt.num_models == 1 ? "" : "s", opt.threads, opt.db_path);
+    int v6 = strchr(opt.host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    printf("avemo serve: listening on http://%s%s%s:%d/ (%d model%s, %d workers, history %s)\n", v6 ? "[" : "",
+           opt.host, v6 ? "]" : "", avemo_server_port(srv), opt.num_models, opt.num_models == 1 ? "" : "s",
+           opt.threads, opt.db_path);
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);

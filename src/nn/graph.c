@@ -39,12 +39,21 @@ struct parse_state {
 static int append_list(struct parse_state *ps, char *dst, const char *section, const char *value)
 {
     size_t have = strlen(dst), add = strlen(value);
+    /* libinih keeps "; comment" on continuation lines: cut at a ';' that starts the value or
+     * follows a space, as it does on the first line (and as Python's configparser does). */
+    for (size_t i = 0; i < add; i++) {
+        if (value[i] == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) {
+            add = i;
+            break;
+        }
+    }
     if (have + add + 2 >= LIST_MAX) {
         snprintf(ps->message, sizeof ps->message, "[%s]: list longer than %d characters", section, LIST_MAX);
         return 0;
     }
     if (have) dst[have++] = ',';
-    memcpy(dst + have, value, add + 1);
+    memcpy(dst + have, value, add);
+    dst[have + add] = 0;
     return 1;
 }
 

@@ -2,25 +2,56 @@
 #include "nn/nn_internal.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-void nn_relu_forward(const float *in, float *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-}
+void nn_relu_forward(const float *in, float *out, size_t n) { nn_vec_relu(in, out, n); }
 
 /* Uses the output: out > 0 exactly where in > 0. */
 void nn_relu_backward(const float *out, const float *dout, float *din, size_t n)
 {
-    for (size_t i = 0; i < n; i++) din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    nn_vec_relu_grad(out, dout, din, n);
 }
 
-/* k x k windows with stride k (PyTorch's MaxPool2d(k), floor mode).  idx (may be NULL in
- * inference) keeps, per output, the index of the winning input inside the sample; the first
- * maximum wins, as in PyTorch. */
+/* Inference 2 x 2 pooling of one plane: no index to keep, so SSE's max needs no branch. */
+static void maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo)
+{
+    for (int oh = 0; oh < Ho; oh++) {
+        const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+        float *dst = y + (size_t)oh * Wo;
+        int ow = 0;
+#if defined(__SSE2__)
+        for (; ow + 4 <= Wo; ow += 4) { /* 8 columns of two rows -> 4 outputs */
+            __m128 a = _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow), _mm_loadu_ps(r1 + 2 * ow));
+            __m128 b = _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow + 4), _mm_loadu_ps(r1 + 2 * ow + 4));
+            __m128 even = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+            __m128 odd = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+            _mm_storeu_ps(dst + ow, _mm_max_ps(even, odd));
+        }
+#endif
+        for (; ow < Wo; ow++) {
+            float m0 = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+            float m1 = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+            dst[ow] = m0 > m1 ? m0 : m1;
+        }
+    }
+}
+
+/* k x k windows with stride k (PyTorch's MaxPool2d(k), floor mode).  For k = 2 nothing is
+ * kept: the backward finds the winner again by comparing with the output.  Other sizes keep,
+ * per output, the index of the winning input inside the sample in idx (training contexts). */
 void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
+    if (k == 2) {
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < l->in_c; c++)
+                maxpool2_plane(in + n * in_size + (size_t)c * H * W, W, out + n * out_size + (size_t)c * Ho * Wo, Ho,
+                               Wo);
+        return;
+    }
     for (int n = 0; n < B; n++) {
         for (int c = 0; c < l->in_c; c++) {
             const float *x = in + n * in_size;
@@ -34,7 +65,7 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
                     for (int i = 0; i < k; i++) {
                         for (int j = 0; j < k; j++) {
                             size_t at = plane + (size_t)(oh * k + i) * W + (size_t)ow * k + j;
-                            if (x[at] > v) {
+                            if (x[at] > v) { /* the first maximum wins, as in PyTorch */
                                 v = x[at];
                                 best = at;
                             }
@@ -48,9 +79,43 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
     }
 }
 
-void nn_maxpool_backward(const struct nn_layer *l, const int32_t *idx, const float *dout, float *din, int B)
+/* 2 x 2 backward of one plane: the gradient goes to the first of the four inputs that equals
+ * the output (the forward's winner), computed with 0/1 factors since the winner's position is
+ * random and a branch would mispredict. */
+static void maxpool2_backward_plane(const float *x, const float *y, const float *dy, float *dx, int H, int W, int Ho,
+                                    int Wo)
+{
+    if (H != 2 * Ho || W != 2 * Wo) memset(dx, 0, sizeof(float) * (size_t)H * W); /* floor mode leaves a rim */
+    for (int oh = 0; oh < Ho; oh++) {
+        const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
+        float *d0 = dx + (size_t)(2 * oh) * W, *d1 = d0 + W;
+        for (int ow = 0; ow < Wo; ow++) {
+            const float m = y[oh * Wo + ow], g = dy[oh * Wo + ow];
+            const int a = r0[2 * ow] == m;
+            const int b = !a & (r0[2 * ow + 1] == m);
+            const int c = !(a | b) & (r1[2 * ow] == m);
+            const int d = !(a | b | c);
+            d0[2 * ow] = g * (float)a;
+            d0[2 * ow + 1] = g * (float)b;
+            d1[2 * ow] = g * (float)c;
+            d1[2 * ow + 1] = g * (float)d;
+        }
+    }
+}
+
+void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
+                         const float *dout, float *din, int B)
 {
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
+    if (l->k == 2) {
+        const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < l->in_c; c++) {
+                size_t i = n * in_size + c * hw, o = n * out_size + c * ohw;
+                maxpool2_backward_plane(in + i, out + o, dout + o, din + i, l->in_h, l->in_w, l->out_h, l->out_w);
+            }
+        return;
+    }
     memset(din, 0, sizeof(float) * in_size * (size_t)B);
     for (int n = 0; n < B; n++) {
         float *dx = din + n * in_size;

@@ -303,10 +303,17 @@ void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
     free(ctx);
 }
 
-/* Layers whose output is their input (no buffer of their own). */
-static int layer_aliases(const struct nn_layer *l, int training)
+/* Whether layer i needs an output buffer: not when its output is its input (flatten, dropout
+ * in inference), nor when a fused pass writes into the buffer of a later layer (a batch norm
+ * followed by a ReLU; in inference contexts a convolution followed by batch norm or ReLU). */
+static int layer_needs_buffer(const struct avemo_net *net, int i, int training)
 {
-    return l->op == NN_FLATTEN || (l->op == NN_DROPOUT && (!training || l->p == 0.0f));
+    const struct nn_layer *l = &net->layers[i];
+    const struct nn_layer *next = i + 1 < net->nlayers && !net->layers[i + 1].first_of_stage ? l + 1 : NULL;
+    if (l->op == NN_FLATTEN || (l->op == NN_DROPOUT && (!training || l->p == 0.0f))) return 0;
+    if (l->op == NN_BN && next && next->op == NN_RELU) return 0;
+    if (!training && l->op == NN_CONV && next && (next->op == NN_BN || next->op == NN_RELU)) return 0;
+    return 1;
 }
 
 static void *alloc_floats(size_t n, int *ok)
@@ -341,11 +348,11 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     size_t col = 1, dmax = 1;
     for (int i = 0; ok && i < L; i++) {
         const struct nn_layer *l = &net->layers[i];
-        if (!layer_aliases(l, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
+        if (layer_needs_buffer(net, i, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
         if (l->op == NN_CONV && nn_conv_col_size(l) > col) col = nn_conv_col_size(l);
         if (nn_in_size(l) > dmax) dmax = nn_in_size(l);
         if (nn_out_size(l) > dmax) dmax = nn_out_size(l);
-        if (ctx->training && l->op == NN_MAXPOOL) {
+        if (ctx->training && l->op == NN_MAXPOOL && l->k != 2) {
             ctx->pool_idx[i] = malloc(sizeof(int32_t) * B * nn_out_size(l));
             if (!ctx->pool_idx[i]) ok = 0;
         }
@@ -405,22 +412,23 @@ static const float *stage_output(const avemo_nn_ctx *ctx, int s)
     return st->count ? ctx->out[st->first + st->count - 1] : layer_input(ctx, s, st->first);
 }
 
+/* Forward of layer i; relu != 0 (batch norm only) applies the following ReLU in the same pass. */
 static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx, int s, int i, int train,
-                          int B)
+                          int B, int relu)
 {
     const struct nn_layer *l = &net->layers[i];
     const float *in = layer_input(ctx, s, i);
     const float *w = net->params + l->w_off, *b = net->params + l->b_off;
-    float *y = ctx->act[i];
+    float *y = ctx->act[relu ? i + 1 : i];
     size_t n = (size_t)B * nn_out_size(l);
     switch (l->op) {
-    case NN_CONV: nn_conv_forward(l, w, b, in, y, B, ctx->col); break;
+    case NN_CONV: nn_conv_forward(l, w, in, y, B, ctx->col, NULL, b, 0); break;
     case NN_BN:
         if (train) {
             nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, in, y, B, ctx->bn_mean + l->s_off / 2,
-                                ctx->bn_rstd + l->s_off / 2);
+                                ctx->bn_rstd + l->s_off / 2, relu);
         } else {
-            nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B);
+            nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B, relu);
             for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
                 ctx->bn_mean[l->s_off / 2 + c] = net->stats[l->s_off + c];
                 ctx->bn_rstd[l->s_off / 2 + c] = 1.0f / sqrtf(net->stats[l->s_off + l->in_c + c] + NN_BN_EPS);
@@ -439,6 +447,60 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
         break;
     }
     ctx->out[i] = y;
+    if (relu) ctx->out[i + 1] = y;
+}
+
+/* Batch norm then ReLU: the ReLU runs inside the batch norm's pass, in every context. */
+static int bn_relu_pair(const struct avemo_net *net, int i, int end)
+{
+    return net->layers[i].op == NN_BN && i + 1 < end && net->layers[i + 1].op == NN_RELU;
+}
+
+/* Inference-only contexts run "conv, bn, relu" as one convolution: the batch norm's running
+ * statistics fold into a per-channel scale and shift, and the ReLU joins the same pass over the
+ * output.  The intermediate outputs are not kept, which is why training contexts (whose
+ * backward needs them) never fuse.  Returns the number of layers done. */
+static int forward_fused_conv(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, int i, int end, int B)
+{
+    const struct nn_layer *l = &net->layers[i];
+    const float *scale = NULL, *shift = net->params + l->b_off;
+    int j = i + 1;
+    if (j < end && net->layers[j].op == NN_BN) {
+        const struct nn_layer *bn = &net->layers[j];
+        float *sc = ctx->bn_mean + bn->s_off / 2, *sh = ctx->bn_rstd + bn->s_off / 2; /* free in inference */
+        const float *gamma = net->params + bn->w_off, *beta = net->params + bn->b_off;
+        const float *mean = net->stats + bn->s_off, *var = mean + bn->in_c;
+        for (int c = 0; c < bn->in_c; c++) {
+            sc[c] = gamma[c] / sqrtf(var[c] + NN_BN_EPS);
+            sh[c] = (shift[c] - mean[c]) * sc[c] + beta[c];
+        }
+        scale = sc;
+        shift = sh;
+        j++;
+    }
+    int relu = j < end && net->layers[j].op == NN_RELU;
+    if (relu) j++;
+    float *y = ctx->act[j - 1];
+    nn_conv_forward(l, net->params + l->w_off, layer_input(ctx, s, i), y, B, ctx->col, scale, shift, relu);
+    for (int k = i; k < j; k++) ctx->out[k] = y;
+    return j - i;
+}
+
+static void stage_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx, int s, int train, int B)
+{
+    const struct nn_stage *st = &net->stages[s];
+    const int end = st->first + st->count;
+    for (int i = st->first; i < end;) {
+        if (!ctx->training && net->layers[i].op == NN_CONV) {
+            i += forward_fused_conv(net, ctx, s, i, end, B);
+        } else if (bn_relu_pair(net, i, end)) {
+            layer_forward(net, stats, ctx, s, i, train, B, 1);
+            i += 2;
+        } else {
+            layer_forward(net, stats, ctx, s, i, train, B, 0);
+            i++;
+        }
+    }
 }
 
 static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
@@ -471,14 +533,13 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
     size_t sizes[AVEMO_NN_MAX_INPUTS];
     for (int s = 0; s < net->ninputs; s++) {
         const struct nn_stage *st = &net->stages[s];
-        for (int i = st->first; i < st->first + st->count; i++) layer_forward(net, stats, ctx, s, i, train, batch);
+        stage_forward(net, stats, ctx, s, train, batch);
         branch_out[s] = stage_output(ctx, s);
         sizes[s] = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)st->c * st->h * st->w;
     }
     nn_concat_forward(net->ninputs, branch_out, sizes, ctx->concat, batch);
     const int head = net->ninputs;
-    const struct nn_stage *st = &net->stages[head];
-    for (int i = st->first; i < st->first + st->count; i++) layer_forward(net, stats, ctx, head, i, train, batch);
+    stage_forward(net, stats, ctx, head, train, batch);
     *logits = stage_output(ctx, head);
     return AVEMO_OK;
 }
@@ -556,7 +617,7 @@ static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
         if (din) nn_relu_backward(ctx->out[i], dout, din, n);
         break;
     case NN_MAXPOOL:
-        if (din) nn_maxpool_backward(l, ctx->pool_idx[i], dout, din, B);
+        if (din) nn_maxpool_backward(l, in, ctx->out[i], ctx->pool_idx[i], dout, din, B);
         break;
     case NN_GAP:
         if (din) nn_gap_backward(l, dout, din, B);

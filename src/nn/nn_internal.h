@@ -6,6 +6,7 @@
 #include <avemo/nn.h>
 
 #include <stdint.h>
+#include <string.h>
 
 enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT };
 
@@ -80,26 +81,50 @@ struct avemo_nn_ctx {
 };
 
 /* Layers (src/nn/layer_*.c).  B = batch size; col/dcol are scratch of ctx->col_size floats. */
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *b, const float *in, float *out,
-                     int B, float *col);
+/* out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
+ * scale NULL and shift = bias; inference folds a following batch norm into scale and shift. */
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *col,
+                     const float *scale, const float *shift, int relu);
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, float *col, float *dcol);
 size_t nn_conv_col_size(const struct nn_layer *l);
 
+/* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output). */
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
-                         const float *in, float *out, int B, float *mean, float *rstd);
+                         const float *in, float *out, int B, float *mean, float *rstd, int relu);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
-                        const float *in, float *out, int B);
+                        const float *in, float *out, int B, int relu);
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
                     const float *dout, float *din, int B, const float *mean, const float *rstd, int train);
 #define NN_BN_EPS 1e-5f
 #define NN_BN_MOMENTUM 0.1f
 
+/* max(v, 0) without a branch: ReLU inputs have random signs, which a branch mispredicts half
+ * the time (5x slower here).  Clearing values whose sign bit is set also maps -0 to +0. */
+static inline float nn_relu_value(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    bits &= 0u - ((bits >> 31) ^ 1u);
+    memcpy(&v, &bits, 4);
+    return v;
+}
 void nn_relu_forward(const float *in, float *out, size_t n);
+
+/* Vector loops (vec.c). */
+double nn_vec_sum(const float *x, size_t n);
+double nn_vec_sum_sq_dev(const float *x, size_t n, float mean);            /* sum (x - mean)^2 */
+double nn_vec_dot_dev(const float *a, const float *x, size_t n, float mean); /* sum a (x - mean) */
+void nn_vec_scale_shift(const float *x, float *y, size_t n, float s, float t, int relu); /* y = x s + t */
+void nn_vec_bn_dx(const float *dy, const float *x, float *dx, size_t n, float g, float a, float mean, float k);
+void nn_vec_relu(const float *x, float *y, size_t n);
+void nn_vec_relu_grad(const float *out, const float *dout, float *din, size_t n);
+void nn_vec_add(float *y, const float *x, size_t n);
 void nn_relu_backward(const float *out, const float *dout, float *din, size_t n);
 
 void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B);
-void nn_maxpool_backward(const struct nn_layer *l, const int32_t *idx, const float *dout, float *din, int B);
+void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
+                         const float *dout, float *din, int B);
 
 void nn_gap_forward(const struct nn_layer *l, const float *in, float *out, int B);
 void nn_gap_backward(const struct nn_layer *l, const float *dout, float *din, int B);

@@ -38,8 +38,9 @@ static const char history_schema[] =
     " probabilities TEXT NOT NULL," /* JSON object: label -> probability */
     " latency_ms REAL NOT NULL);";
 
-#define HISTORY_COLUMNS \
-    "id, created_at, file_name, size_bytes, sha256, model, mode, mode_used, label, confidence, probabilities, latency_ms"
+#define HISTORY_COLUMNS                                                                                    \
+    "id, created_at, file_name, size_bytes, sha256, model, mode, mode_used, label, confidence, probabilities," \
+    " latency_ms"
 
 static enum avemo_status history_fail(serve_history *h, struct avemo_error *err, const char *what)
 {

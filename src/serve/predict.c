@@ -99,7 +99,18 @@ static void append_upload(struct serve_request *req, const char *data, size_t n)
     req->size += n;
 }
 
-/* Keep only a safe base name: no directories, no control characters, bounded length. */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static int utf8_length(const unsigned char *p)
+{
+    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 2 && p[0] < 0xc2) return 0; /* overlong */
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+/* Keep only a safe base name for the history and the JSON: no directories, no control
+ * characters, valid UTF-8 (anything else becomes '_'), bounded length. */
 static void set_file_name(struct serve_request *req, const char *name)
 {
     if (!name || !*name) return;
@@ -108,8 +119,17 @@ static void set_file_name(struct serve_request *req, const char *name)
     const char *back = strrchr(base, '\\');
     if (back) base = back + 1;
     size_t o = 0;
-    for (const char *p = base; *p && o + 1 < sizeof req->file_name; p++)
-        req->file_name[o++] = (unsigned char)*p < 0x20 || *p == 0x7f ? '_' : *p;
+    for (const unsigned char *p = (const unsigned char *)base; *p && o + 5 < sizeof req->file_name;) {
+        int n = utf8_length(p);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+            req->file_name[o++] = '_';
+            p++;
+            continue;
+        }
+        memcpy(req->file_name + o, p, (size_t)n);
+        o += (size_t)n;
+        p += n;
+    }
     if (o) req->file_name[o] = '\0';
 }
 
@@ -216,6 +236,8 @@ static int enqueue(struct serve_request *req)
         return 0;
     }
     req->state = SERVE_REQ_QUEUED;
+    req->counted = 1;
+    atomic_fetch_add(&srv->in_flight, 1);
     MHD_suspend_connection(req->conn);
     srv->queue[(srv->qhead + srv->qcount) % srv->qcap] = req;
     srv->qcount++;
@@ -340,7 +362,8 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     set_key(obj, "latency_ms", cJSON_CreateNumber(latency_ms));
     set_key(obj, "classes", classes_json(pred));
     if (!cJSON_GetObjectItemCaseSensitive(obj, "label")) cJSON_AddStringToObject(obj, "label", label);
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "confidence")) cJSON_AddNumberToObject(obj, "confidence", pred->confidence);
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "confidence"))
+        cJSON_AddNumberToObject(obj, "confidence", pred->confidence);
     char *face = pred->face_found ? serve_face_data_url(pred->face_rgb, 64, 64) : NULL;
     set_key(obj, "face_crop", face ? cJSON_CreateString(face) : cJSON_CreateNull());
     free(face);

@@ -107,6 +107,7 @@ struct avemo_server {
     struct MHD_Daemon *daemon;
     int port;
     atomic_int ready;
+    atomic_int in_flight;            /* queued uploads whose answer is not sent yet */
 };
 
 /* A request in flight (MHD's per-connection pointer). */
@@ -127,6 +128,7 @@ struct serve_request {
     size_t size, cap;
     uint64_t discarded;              /* bytes dropped after the size limit */
     int too_large, malformed, file_parts;
+    int counted;                     /* counted in srv->in_flight */
     char file_name[200];
     int model;                       /* index into srv->models */
     enum avemo_mode mode;

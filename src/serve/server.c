@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_THREADS 64
 #define MAX_QUEUE 4096
@@ -291,6 +293,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         req->endpoint = route_endpoint(url);
         snprintf(req->method, sizeof req->method, "%s", method);
         snprintf(req->url, sizeof req->url, "%s", url);
+        for (char *c = req->url; *c; c++) /* the access log stays one line per request */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         *con_cls = req;
         return dispatch(req, url, method);
     }
@@ -317,6 +321,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     serve_metrics_request(&srv->metrics, req->endpoint, req->status, seconds);
     if (!srv->opt.quiet)
         fprintf(stderr, "avemo serve: %s %s %u %.1f ms\n", req->method, req->url, req->status, seconds * 1000.0);
+    if (req->counted) atomic_fetch_sub(&srv->in_flight, 1);
     if (req->pp) MHD_destroy_post_processor(req->pp);
     free(req->data);
     free(req->resp_body);
@@ -424,10 +429,16 @@ void avemo_server_stop(avemo_server *srv)
 {
     if (!srv) return;
     atomic_store(&srv->ready, 0);
+    /* No new connections; requests on open ones are answered 503 from here on. */
+    MHD_socket listener = srv->daemon ? MHD_quiesce_daemon(srv->daemon) : MHD_INVALID_SOCKET;
     /* Workers answer every queued upload and resume its connection before they exit, so
      * no connection is left suspended when MHD stops. */
     serve_workers_stop(srv);
+    /* A resumed connection still has to send its answer: give them time to (bounded). */
+    for (int waited_ms = 0; srv->daemon && atomic_load(&srv->in_flight) > 0 && waited_ms < 10000; waited_ms += 5)
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    if (listener != MHD_INVALID_SOCKET) close(listener);
     if (srv->queue_ready) {
         pthread_mutex_destroy(&srv->qlock);
         pthread_cond_destroy(&srv->qcond);

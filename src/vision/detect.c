@@ -31,6 +31,10 @@
 #include <emmintrin.h>
 #define VISION_SSE2 1
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define VISION_AVX2 1 /* compiled with a target attribute, used when the CPU has it */
+#endif
 
 /* Entries after the last plane, so that 4-window vector loads past the last
  * valid window stay inside the buffer (their lanes are ignored). */
@@ -78,7 +82,14 @@ struct avemo_detector {
     size_t parent_cap;
     int *row_result;        /* result of each window of a row (SIMD path) */
     size_t row_result_cap;
+    int simd;               /* 2: AVX2, 8 windows at a time; 1: SSE2, 4; 0: one by one */
 };
+
+int vision_detector_set_simd(avemo_detector *d, int level)
+{
+    if (level < d->simd) d->simd = level < 0 ? 0 : level;
+    return d->simd;
+}
 
 void avemo_detect_params_default(struct avemo_detect_params *p)
 {
@@ -97,6 +108,13 @@ enum avemo_status avemo_detector_create(const avemo_cascade *cascade, avemo_dete
     struct avemo_detector *d = calloc(1, sizeof *d);
     if (!d) return avemo_fail(err, AVEMO_ERR_NOMEM, "detector: out of memory");
     d->c = cascade;
+#ifdef VISION_SSE2
+    d->simd = 1;
+#endif
+#ifdef VISION_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) d->simd = 2;
+#endif
     *out = d;
     return AVEMO_OK;
 }
@@ -327,7 +345,7 @@ static int run_trees(const struct avemo_detector *d, const uint32_t *p, float no
                 if (c->is_lbp) {
                     int code = lbp_code(&d->lbp[n->feature], p);
                     const int32_t *subset = c->subsets + (size_t)ni * LBP_SUBSET_WORDS;
-                    left = (subset[code >> 5] & (1 << (code & 31))) != 0;
+                    left = ((uint32_t)subset[code >> 5] & (1u << (code & 31))) != 0;
                 } else {
                     left = haar_value(&d->haar[n->feature], p) * norm < n->threshold;
                 }
@@ -590,6 +608,124 @@ static inline void run_stumps4(const struct avemo_detector *d, const uint32_t *p
         if (alive & (1 << k)) res[k] = 1;
 }
 
+#ifdef VISION_AVX2
+/* The same with 8 windows per vector.  Only AVX2 is enabled for these functions
+ * (not FMA), so products and sums are rounded exactly as in the scalar code. */
+#define AVX2_FN __attribute__((target("avx2")))
+
+AVX2_FN static inline __m256i load8(const uint32_t *p, int step)
+{
+    if (step == 1) return _mm256_loadu_si256((const __m256i *)p);
+    __m256 a = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)p));
+    __m256 b = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(p + 8)));
+    __m256 even = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+    return _mm256_castpd_si256(_mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+AVX2_FN static inline __m256 rect_sum8(const uint32_t *p, const int32_t *o, int step)
+{
+    __m256i s = _mm256_add_epi32(_mm256_sub_epi32(_mm256_sub_epi32(load8(p + o[0], step), load8(p + o[1], step)),
+                                                  load8(p + o[2], step)),
+                                 load8(p + o[3], step));
+    return _mm256_cvtepi32_ps(s);
+}
+
+AVX2_FN static inline int stage8(const struct cascade_stage *st, const struct haar_stump *s, const uint32_t *p,
+                                 int step, __m256 vnorm)
+{
+    __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+    for (int i = 0; i < st->tree_count; i++, s++) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(s->f.weight[0]), rect_sum8(p, s->f.ofs[0], step)),
+                                 _mm256_mul_ps(_mm256_set1_ps(s->f.weight[1]), rect_sum8(p, s->f.ofs[1], step)));
+        if (s->f.weight[2] != 0.0f)
+            v = _mm256_add_ps(v, _mm256_mul_ps(_mm256_set1_ps(s->f.weight[2]), rect_sum8(p, s->f.ofs[2], step)));
+        v = _mm256_mul_ps(v, vnorm);
+        __m256 lt = _mm256_cmp_ps(v, _mm256_set1_ps(s->threshold), _CMP_LT_OQ);
+        __m256 leaf = _mm256_blendv_ps(_mm256_set1_ps(s->right), _mm256_set1_ps(s->left), lt);
+        sum_lo = _mm256_add_pd(sum_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(leaf)));
+        sum_hi = _mm256_add_pd(sum_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(leaf, 1)));
+    }
+    __m256d thr = _mm256_set1_pd((double)st->threshold);
+    return _mm256_movemask_pd(_mm256_cmp_pd(sum_lo, thr, _CMP_LT_OQ)) |
+           (_mm256_movemask_pd(_mm256_cmp_pd(sum_hi, thr, _CMP_LT_OQ)) << 4);
+}
+
+AVX2_FN static void run_stumps8(const struct avemo_detector *d, const uint32_t *p, int step, const float norm[8],
+                                int res[8], int *skip_next)
+{
+    const struct avemo_cascade *c = d->c;
+    int alive = 0;
+    for (int k = 0; k < 8; k++) {
+        res[k] = -1;
+        if (norm[k] != 0.f) alive |= 1 << k;
+    }
+    const __m256 vnorm = _mm256_loadu_ps(norm);
+    int fail0 = alive ? stage8(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
+    for (int k = 0; k < 8; k++) {
+        if (*skip_next) {
+            res[k] = WINDOW_SKIPPED;
+            alive &= ~(1 << k);
+            *skip_next = 0;
+        } else if (fail0 & (1 << k)) {
+            res[k] = 0;
+            *skip_next = 1;
+        }
+    }
+    alive &= ~fail0;
+    const struct haar_stump *s = d->stumps + c->stages[0].tree_count;
+    for (int si = 1; si < c->nstages && alive; si++) {
+        const struct cascade_stage *st = &c->stages[si];
+        int died = alive & stage8(st, s, p, step, vnorm);
+        for (int k = 0; k < 8; k++)
+            if (died & (1 << k)) res[k] = -si;
+        alive &= ~died;
+        s += st->tree_count;
+    }
+    for (int k = 0; k < 8; k++)
+        if (alive & (1 << k)) res[k] = 1;
+}
+
+/* window_norm of 4 windows from their sums and squared sums, in the same double
+ * operations; 0 for flat windows. */
+AVX2_FN static inline void norm4(__m128i sum, __m128i sq, __m256d area, float out[4])
+{
+    __m256d s = _mm256_cvtepi32_pd(sum);
+    __m256d q = _mm256_cvtepi32_pd(sq); /* a window's squared sum is below 2^31 */
+    __m256d nf = _mm256_sub_pd(_mm256_mul_pd(area, q), _mm256_mul_pd(s, s));
+    __m256d positive = _mm256_cmp_pd(nf, _mm256_setzero_pd(), _CMP_GT_OQ);
+    __m128 inv = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.), _mm256_sqrt_pd(nf)));
+    __m256d keep = _mm256_and_pd(positive, _mm256_cmp_pd(_mm256_mul_pd(area, _mm256_cvtps_pd(inv)),
+                                                         _mm256_set1_pd(1e-1), _CMP_LT_OQ));
+    int m = _mm256_movemask_pd(keep);
+    _mm_storeu_ps(out, inv);
+    for (int k = 0; k < 4; k++)
+        if (!(m & (1 << k))) out[k] = 0.f;
+}
+
+AVX2_FN static void run_row8(const struct avemo_detector *d, const uint32_t *row, int nx, int step, double area,
+                             int *res)
+{
+    int skip_next = 0;
+    const __m256d varea = _mm256_set1_pd(area);
+    for (int k0 = 0; k0 < nx; k0 += 8) {
+        const uint32_t *p = row + k0 * step;
+        const int32_t *o = d->norm_ofs;
+        __m256i sum = _mm256_add_epi32(_mm256_sub_epi32(_mm256_sub_epi32(load8(p + o[0], step), load8(p + o[1], step)),
+                                                        load8(p + o[2], step)),
+                                       load8(p + o[3], step));
+        const uint32_t *q = p + d->plane_size;
+        __m256i sq = _mm256_add_epi32(_mm256_sub_epi32(_mm256_sub_epi32(load8(q + o[0], step), load8(q + o[1], step)),
+                                                       load8(q + o[2], step)),
+                                      load8(q + o[3], step));
+        float norm[8];
+        norm4(_mm256_castsi256_si128(sum), _mm256_castsi256_si128(sq), varea, norm);
+        norm4(_mm256_extracti128_si256(sum, 1), _mm256_extracti128_si256(sq, 1), varea, norm + 4);
+        for (int k = nx - k0; k < 8; k++) norm[k] = 0.f; /* past the row's end */
+        run_stumps8(d, p, step, norm, res + k0, &skip_next);
+    }
+}
+#endif
+
 /* Results of every window of a row (nx windows, step apart), 4 at a time. */
 static void run_row4(const struct avemo_detector *d, const uint32_t *row, int nx, int step, double area, int *res)
 {
@@ -616,11 +752,15 @@ static int scan_scale(struct avemo_detector *d, const uint8_t *gray, int w, int 
     int winw = (int)lrintf((float)c->win_w * sc), winh = (int)lrintf((float)c->win_h * sc);
     double area = (double)(c->win_w - 2) * (c->win_h - 2);
 #ifdef VISION_SSE2
-    if (c->stumps_only && !c->is_lbp) {
+    if (c->stumps_only && !c->is_lbp && d->simd > 0) {
         /* Every window of the row, 4 at a time (skipped ones come back as WINDOW_SKIPPED). */
         int nx = (sw - c->win_w) / step + 1;
         for (int y = 0; y + c->win_h <= sh; y += step) {
-            run_row4(d, sum + (size_t)y * (size_t)d->stride, nx, step, area, d->row_result);
+#ifdef VISION_AVX2
+            if (d->simd == 2) run_row8(d, sum + (size_t)y * (size_t)d->stride, nx, step, area, d->row_result);
+            else
+#endif
+                run_row4(d, sum + (size_t)y * (size_t)d->stride, nx, step, area, d->row_result);
             for (int k = 0; k < nx; k++) {
                 int r = d->row_result[k];
                 if (r > 0) {

@@ -170,6 +170,20 @@ enum avemo_status avemo_face_detect_image(avemo_detector *det, const struct avem
     return AVEMO_OK;
 }
 
+enum avemo_status avemo_face_detect_jpeg(avemo_detector *det, const char *path, const struct avemo_face_options *opt,
+                                         struct avemo_face *face, struct avemo_error *err)
+{
+    if (!face) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: NULL output");
+    memset(face, 0, sizeof *face);
+    face->frame_index = -1;
+    struct avemo_image img;
+    enum avemo_status rc = avemo_jpeg_read_file(path, opt ? opt->channels : 3, 0, &img, err);
+    if (rc) return rc;
+    rc = avemo_face_detect_image(det, &img, opt, NULL, face, err);
+    avemo_image_free(&img);
+    return rc;
+}
+
 enum avemo_status avemo_face_from_crop(const struct avemo_image *img, int size, int channels, struct avemo_image *out,
                                        struct avemo_error *err)
 {

@@ -49,11 +49,12 @@ double avemo_rect_iou(struct avemo_rect a, struct avemo_rect b)
     return inter / ((double)a.w * a.h + (double)b.w * b.h - inter);
 }
 
-/* BT.601 luma in 14-bit fixed point, the weights and rounding of cv::cvtColor. */
+/* BT.601 luma in 15-bit fixed point, the weights and rounding of cv::cvtColor
+ * (OpenCV 4, COLOR_RGB2GRAY; checked equal on random pixels). */
 void vision_rgb_to_gray(const uint8_t *rgb, size_t pixels, uint8_t *gray)
 {
     for (size_t i = 0; i < pixels; i++, rgb += 3)
-        gray[i] = (uint8_t)((rgb[0] * 4899 + rgb[1] * 9617 + rgb[2] * 1868 + (1 << 13)) >> 14);
+        gray[i] = (uint8_t)((rgb[0] * 9798 + rgb[1] * 19235 + rgb[2] * 3735 + (1 << 14)) >> 15);
 }
 
 static int image_valid(const struct avemo_image *img)

@@ -64,4 +64,8 @@ void vision_resize_linear_exact(const uint8_t *src, int sw, int sh, uint8_t *dst
 /* Gray conversion of packed RGB with OpenCV's fixed-point weights. */
 void vision_rgb_to_gray(const uint8_t *rgb, size_t pixels, uint8_t *gray);
 
+/* Lower the detector's vector width (2 AVX2, 1 SSE2, 0 none) for tests; never raises
+ * it above what the CPU runs.  Returns the level in use. */
+int vision_detector_set_simd(avemo_detector *det, int level);
+
 #endif

@@ -361,6 +361,18 @@ static void test_bad_signals(void **state)
     assert_int_equal(avemo_audio_compute(ex, x, 4096, out, 8, &err), AVEMO_ERR_MISMATCH);
     assert_int_equal(avemo_audio_compute(ex, x, 4096, out, 9, &err), AVEMO_OK);
     avemo_audio_extractor_free(ex);
+    /* A hop of 1 sample on a long signal would make a huge matrix: refused before allocating. */
+    p.hop = 1;
+    p.feature = AVEMO_AUDIO_SPECTROGRAM;
+    ex = make_extractor(&p);
+    size_t n_long = 300000; /* 300001 frames x 1025 bins > 2^28 values */
+    float *silence = calloc(n_long, sizeof(float)), *spec = malloc(sizeof(float) * 1025 * 128);
+    assert_int_equal(avemo_audio_compute_fixed(ex, silence, n_long, spec, 128, NULL, &err), AVEMO_ERR_TOO_LARGE);
+    printf("  %s\n", err.message);
+    free(spec);
+    free(silence);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_params_default(&p);
     p.n_fft = 100000;
     assert_int_equal(avemo_audio_extractor_create(&p, &ex, &err), AVEMO_ERR_CONFIG);
     assert_null(ex);

@@ -309,9 +309,9 @@ def main():
                 save(args.outdir, "full_%s_loss" % mode, [loss_fn(logits, labels).item()])
 
     runs = {
-        "adam": (lambda p: torch.optim.Adam(p, lr=1e-3), 0.0),
-        "adamw": (lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01), 1.0),
-        "sgd": (lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=1e-4), 0.0),
+        "adam": (lambda p: torch.optim.Adam(p, lr=1e-4), 0.0),
+        "adamw": (lambda p: torch.optim.AdamW(p, lr=1e-4, weight_decay=0.1), 1.0),
+        "sgd": (lambda p: torch.optim.SGD(p, lr=1e-3, momentum=0.9, weight_decay=1e-3), 0.0),
     }
     for name, (make_opt, clip) in runs.items():
         losses, params = run_optimiser(net, state, xs, labels, loss_fn, make_opt, clip)

@@ -219,6 +219,13 @@ static void test_predict_defaults(void **state)
     assert_string_equal(json_string(r.json, "mode_requested"),
                         avemo_mode_name(avemo_classifier_default_mode(s->clf)));
     http_reply_free(&r);
+    /* a client's file name is reduced to a base name before it is stored */
+    r = http_run(s->server.port, "-F 'file=@" TEST_DATA("cremad/1001_DFA_HAP_XX.flv") ";filename=../../etc/evil.flv'",
+                 "/v1/predict?mode=audio");
+    expect_status(&r, 200, NULL);
+    s->predictions_ok++;
+    assert_string_equal(json_string(r.json, "file"), "evil.flv");
+    http_reply_free(&r);
 }
 
 /* Expect the library's own refusal of a file in a mode, and the server's mapping of it. */
@@ -400,7 +407,7 @@ static void test_queue_full_503(void **state)
     struct serve_process busy = spawn(s, db, more);
     char cmd[4096];
     /* one curl, 8 transfers started at once; --next gives each transfer its own form */
-    int o = snprintf(cmd, sizeof cmd, "curl -sS --parallel --parallel-immediate --parallel-max 8");
+    int o = snprintf(cmd, sizeof cmd, "curl -sS --no-progress-meter --parallel --parallel-immediate --parallel-max 8");
     for (int i = 0; i < 8; i++)
         o += snprintf(cmd + o, sizeof cmd - (size_t)o,
                       "%s -w '%%{http_code} %%header{retry-after}\\n' -o /dev/null -F file=@%s/cremad/%s "
@@ -433,6 +440,49 @@ static void test_queue_full_503(void **state)
     unlink(path);
 }
 
+/* SIGTERM with uploads in the queue: each of them is still answered, then the server exits 0. */
+static void test_graceful_stop(void **state)
+{
+    struct state *s = *state;
+    const char *const more[] = {"--threads", "1", "--queue", "8", NULL};
+    char db[300], cmd[4096];
+    snprintf(db, sizeof db, "%s/serve_stop_%d.sqlite", AVEMO_BINARY_DIR, (int)getpid());
+    struct serve_process p = spawn(s, db, more);
+    int o = snprintf(cmd, sizeof cmd, "curl -sS --no-progress-meter --parallel --parallel-immediate");
+    for (int i = 0; i < 4; i++)
+        o += snprintf(cmd + o, sizeof cmd - (size_t)o,
+                      "%s -w '%%{http_code}\\n' -o /dev/null -F file=@%s/cremad/%s "
+                      "'http://127.0.0.1:%d/v1/predict?mode=av'",
+                      i ? " --next" : "", AVEMO_TEST_DATA, clips[i], p.port);
+    FILE *clients = popen(cmd, "r");
+    assert_non_null(clients);
+    /* wait until uploads are waiting in the queue, then stop the server */
+    int queued = 0;
+    for (int tries = 0; tries < 3000 && !queued; tries++) {
+        struct http_reply r = http_get(p.port, "/metrics");
+        const char *depth = strstr(r.body, "\navemo_queue_depth ");
+        queued = depth && atoi(depth + 19) >= 1;
+        http_reply_free(&r);
+        if (!queued) usleep(10000);
+    }
+    assert_true(queued);
+    serve_stop(&p); /* asserts exit status 0 */
+    char line[64];
+    int answered = 0;
+    while (fgets(line, sizeof line, clients)) {
+        if (strncmp(line, "200", 3) != 0) fail_msg("a queued upload got '%s' at shutdown", line);
+        answered++;
+    }
+    assert_int_equal(pclose(clients), 0);
+    assert_int_equal(answered, 4);
+    char path[320];
+    unlink(db);
+    snprintf(path, sizeof path, "%s-wal", db);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", db);
+    unlink(path);
+}
+
 int main(void)
 {
     const char *dir = getenv("AVEMO_MODEL_DIR");
@@ -452,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_predict_errors),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_queue_full_503),
+        cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_history_delete_and_restart),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

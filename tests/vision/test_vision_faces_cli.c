@@ -88,6 +88,54 @@ static void test_faces_errors(void **state)
     assert_int_equal(WEXITSTATUS(system(cmd)), 1);
 }
 
+/* The library call behind the command: tracking finds the same faces (near the
+ * previous box first), gray crops have one channel, kept frames are the decoded ones. */
+static void test_clip_faces_track_and_gray(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    struct avemo_clip_faces full = {0}, tracked = {0};
+    struct avemo_face_options opt;
+    avemo_face_options_default(&opt);
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_HAP_XX.flv"), NULL, &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_clip_faces(d, m, 8, &opt, 0, &full, &err), AVEMO_OK);
+    avemo_media_close(m);
+    opt.track = 1;
+    opt.channels = 1;
+    assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_HAP_XX.flv"), NULL, &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_clip_faces(d, m, 8, &opt, 1, &tracked, &err), AVEMO_OK);
+    avemo_media_close(m);
+    assert_int_equal(full.count, 8);
+    assert_int_equal(tracked.count, 8);
+    assert_int_equal(full.frames.count, 0);
+    assert_int_equal(tracked.frames.count, 8);
+    for (int i = 0; i < 8; i++) {
+        const struct avemo_face *a = &full.faces[i], *b = &tracked.faces[i];
+        double iou = avemo_rect_iou(a->box, b->box);
+        printf("  frame %lld: full [%d %d %d %d], tracked [%d %d %d %d], IoU %.2f\n", (long long)a->frame_index,
+               a->box.x, a->box.y, a->box.w, a->box.h, b->box.x, b->box.y, b->box.w, b->box.h, iou);
+        assert_true(a->face_found && b->face_found);
+        assert_true(iou >= 0.8);
+        assert_int_equal(a->image.channels, 3);
+        assert_int_equal(b->image.channels, 1);
+        assert_int_equal(b->image.width, 64);
+        assert_int_equal(tracked.frames.frames[i].channels, 1);
+        assert_int_equal(b->frame_index, a->frame_index);
+        /* the crop contains the box */
+        assert_true(a->crop.x <= a->box.x && a->crop.y <= a->box.y && a->crop.x + a->crop.w >= a->box.x + a->box.w &&
+                    a->crop.y + a->crop.h >= a->box.y + a->box.h);
+    }
+    avemo_clip_faces_free(&full);
+    avemo_clip_faces_free(&tracked);
+    avemo_detector_free(d);
+    avemo_cascade_free(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -108,6 +156,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_faces_json_and_crops),
         cmocka_unit_test(test_faces_errors),
+        cmocka_unit_test(test_clip_faces_track_and_gray),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

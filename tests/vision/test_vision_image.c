@@ -9,6 +9,7 @@
 #include <avemo/vision.h>
 #include <math.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #define FER_FACE TEST_DATA("faces/happy_PublicTest_10181609.jpg")
 
@@ -146,7 +147,74 @@ static void test_fer_face_to_model_input(void **state)
     assert_int_equal(face.channels, 3);
     avemo_image_free(&face);
     assert_int_equal(avemo_face_from_crop(&g, 4, 1, &face, &err), AVEMO_ERR_INVALID_ARG);
+    /* detection on a photo: a CREMA-D frame saved as JPEG */
+    avemo_cascade *c = NULL;
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    avemo_media *m = NULL;
+    struct avemo_frames fr = {0};
+    assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_NEU_XX.flv"), NULL, &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_media_decode_frames(m, 1, AVEMO_PIX_RGB24, &fr, &err), AVEMO_OK);
+    char jpg[] = "/tmp/avemo_vision_photo_XXXXXX";
+    int fd = mkstemp(jpg);
+    assert_true(fd >= 0);
+    close(fd);
+    struct avemo_image frame = avemo_image_from_frame(&fr.frames[0]);
+    assert_int_equal(avemo_jpeg_write_file(jpg, &frame, 95, &err), AVEMO_OK);
+    struct avemo_face f;
+    assert_int_equal(avemo_face_detect_jpeg(d, jpg, NULL, &f, &err), AVEMO_OK);
+    unlink(jpg);
+    printf("  photo: face [%d, %d, %d, %d]\n", f.box.x, f.box.y, f.box.w, f.box.h);
+    assert_true(f.face_found);
+    assert_in_range(f.box.w, 110, 150);
+    assert_int_equal(f.image.width, 64);
+    assert_int_equal(f.image.channels, 3);
+    assert_int_equal(f.frame_index, -1);
+    avemo_face_free(&f);
+    assert_int_equal(avemo_face_detect_jpeg(d, "/nonexistent.jpg", NULL, &f, &err), AVEMO_ERR_NOT_FOUND);
+    avemo_frames_free(&fr);
+    avemo_media_close(m);
+    avemo_detector_free(d);
+    avemo_cascade_free(c);
     avemo_image_free(&g);
+}
+
+/* RGB to gray equals cv2.cvtColor(COLOR_RGB2GRAY) (so RGB frames detect like OpenCV's gray). */
+static void test_gray_matches_opencv(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image rgb, gray;
+    assert_int_equal(avemo_image_alloc(&rgb, 64, 48, 3, &err), AVEMO_OK);
+    uint32_t seed = 12345;
+    for (int i = 0; i < 64 * 48 * 3; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        rgb.data[i] = (uint8_t)(seed >> 24);
+    }
+    assert_int_equal(avemo_image_convert(&rgb, 1, &gray, &err), AVEMO_OK);
+    char ppm[] = "/tmp/avemo_vision_gray_XXXXXX";
+    int fd = mkstemp(ppm);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "wb");
+    fprintf(f, "P6\n64 48\n255\n");
+    assert_int_equal(fwrite(rgb.data, 1, 64 * 48 * 3, f), 64 * 48 * 3);
+    fclose(f);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "%s -c \"import cv2,sys; b=cv2.imread(sys.argv[1]); "
+             "sys.stdout.buffer.write(cv2.cvtColor(b, cv2.COLOR_BGR2GRAY).tobytes())\" %s",
+             AVEMO_PYTHON, ppm);
+    size_t n = 0;
+    uint8_t *ref = test_run_capture(cmd, &n);
+    unlink(ppm);
+    assert_non_null(ref);
+    assert_int_equal(n, 64 * 48);
+    /* cv2.imread gives BGR; BGR2GRAY of it is RGB2GRAY of our pixels */
+    assert_memory_equal(ref, gray.data, 64 * 48);
+    free(ref);
+    avemo_image_free(&rgb);
+    avemo_image_free(&gray);
 }
 
 /* Threads: one cascade, one detector per thread, same boxes. */
@@ -208,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_read_fer),
         cmocka_unit_test(test_jpeg_bad_input),
         cmocka_unit_test(test_fer_face_to_model_input),
+        cmocka_unit_test(test_gray_matches_opencv),
         cmocka_unit_test(test_threads_share_cascade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,12 +4,16 @@
  * and the ten FER2013 faces upscaled 4x.  detectMultiScale(gray, 1.1, 5,
  * minSize=(30, 30)) on both sides; the largest boxes must overlap with
  * IoU >= 0.9 on at least 95% of the images, and avemo must find a face on every
- * image where OpenCV finds one.
+ * image where OpenCV finds one.  The vector paths (AVX2, SSE2) and the scalar
+ * path give identical boxes, and other cascades (LBP; Haar trees with tilted
+ * features) give OpenCV's raw windows (min_neighbors 0) on some frames.
  */
 #include "common/testutil.h"
 
 #include <avemo/vision.h>
 #include <cjson/cJSON.h>
+
+#include "vision/vision_internal.h"
 
 #define FRAMES_PER_CLIP 10
 #define MAX_IMAGES 128
@@ -79,14 +83,14 @@ static void collect_images(void)
 }
 
 /* OpenCV's boxes for every sample, as one JSON object keyed by path. */
-static cJSON *run_opencv(void)
+static cJSON *run_opencv(const char *cascade, int min_neighbors, int count)
 {
     size_t len = 4096 + (size_t)nsamples * 300;
     char *cmd = malloc(len);
     assert_non_null(cmd);
-    int n = snprintf(cmd, len, "%s %s/tests/vision/opencv_detect.py %s 1.1 5 30", AVEMO_PYTHON, AVEMO_SOURCE_DIR,
-                     AVEMO_DEFAULT_CASCADE);
-    for (int i = 0; i < nsamples; i++) n += snprintf(cmd + n, len - (size_t)n, " %s", samples[i].path);
+    int n = snprintf(cmd, len, "%s %s/tests/vision/opencv_detect.py %s 1.1 %d 30", AVEMO_PYTHON, AVEMO_SOURCE_DIR,
+                     cascade, min_neighbors);
+    for (int i = 0; i < count; i++) n += snprintf(cmd + n, len - (size_t)n, " %s", samples[i].path);
     size_t size = 0;
     uint8_t *out = test_run_capture(cmd, &size);
     free(cmd);
@@ -122,7 +126,7 @@ static void test_same_faces_as_opencv(void **state)
 {
     (void)state;
     collect_images();
-    cJSON *ref = run_opencv();
+    cJSON *ref = run_opencv(AVEMO_DEFAULT_CASCADE, 5, nsamples);
     struct avemo_error err = {0};
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
@@ -177,10 +181,108 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+/* Every box of every image, with the detector at a given vector width. */
+static int detect_all(const avemo_cascade *c, int simd, int min_neighbors, int count, struct avemo_rect *boxes,
+                      int *counts, int max_per_image)
+{
+    avemo_detector *d = NULL;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    int level = vision_detector_set_simd(d, simd);
+    struct avemo_detect_params p;
+    avemo_detect_params_default(&p);
+    p.min_neighbors = min_neighbors;
+    for (int i = 0; i < count; i++) {
+        assert_int_equal(avemo_detect(d, &samples[i].img, &p, boxes + i * max_per_image, max_per_image, &counts[i], &err),
+                         AVEMO_OK);
+        assert_true(counts[i] <= max_per_image);
+    }
+    avemo_detector_free(d);
+    return level;
+}
+
+static void test_vector_paths_agree(void **state)
+{
+    (void)state;
+    assert_true(nsamples > 0); /* filled by the first test */
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    enum { PER = 1024 };
+    static struct avemo_rect boxes[3][MAX_IMAGES * PER];
+    static int counts[3][MAX_IMAGES];
+    int levels[3];
+    for (int l = 0; l < 3; l++) levels[l] = detect_all(c, 2 - l, 0, nsamples, boxes[l], counts[l], PER);
+    printf("  vector levels used: %d %d %d\n", levels[0], levels[1], levels[2]);
+    assert_int_equal(levels[2], 0);
+    for (int l = 1; l < 3; l++)
+        for (int i = 0; i < nsamples; i++) {
+            assert_int_equal(counts[l][i], counts[0][i]);
+            assert_memory_equal(boxes[l] + i * PER, boxes[0] + i * PER, sizeof(struct avemo_rect) * (size_t)counts[0][i]);
+        }
+    avemo_cascade_free(c);
+}
+
+/* Raw windows (no grouping) of other cascade kinds equal OpenCV's, as sets. */
+static int cmp_rect(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(struct avemo_rect));
+}
+
+static void check_raw_windows(const char *cascade_path, int count)
+{
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    assert_int_equal(avemo_cascade_load(cascade_path, NULL, &c, &err), AVEMO_OK);
+    cJSON *ref = run_opencv(cascade_path, 0, count);
+    enum { PER = 4096 };
+    static struct avemo_rect theirs[PER], got[PER];
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    struct avemo_detect_params p;
+    avemo_detect_params_default(&p);
+    p.min_neighbors = 0;
+    long total = 0;
+    for (int i = 0; i < count; i++) {
+        int n = 0;
+        assert_int_equal(avemo_detect(d, &samples[i].img, &p, got, PER, &n, &err), AVEMO_OK);
+        assert_true(n <= PER);
+        const cJSON *list = cJSON_GetObjectItem(ref, samples[i].path);
+        assert_int_equal(cJSON_GetArraySize(list), n);
+        int k = 0;
+        const cJSON *b;
+        cJSON_ArrayForEach(b, list)
+        {
+            struct avemo_rect r = {cJSON_GetArrayItem(b, 0)->valueint, cJSON_GetArrayItem(b, 1)->valueint,
+                                   cJSON_GetArrayItem(b, 2)->valueint, cJSON_GetArrayItem(b, 3)->valueint};
+            theirs[k++] = r;
+        }
+        qsort(theirs, (size_t)n, sizeof theirs[0], cmp_rect);
+        qsort(got, (size_t)n, sizeof got[0], cmp_rect);
+        assert_memory_equal(theirs, got, sizeof got[0] * (size_t)n);
+        total += n;
+    }
+    printf("  %s: %ld raw windows on %d images, all equal to OpenCV's\n", strrchr(cascade_path, '/') + 1, total, count);
+    assert_true(total > 0);
+    avemo_detector_free(d);
+    cJSON_Delete(ref);
+    avemo_cascade_free(c);
+}
+
+static void test_other_cascades_raw_windows(void **state)
+{
+    (void)state;
+    assert_true(nsamples >= 12);
+    check_raw_windows("/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml", 12);
+    check_raw_windows("/usr/share/opencv4/haarcascades/haarcascade_eye_tree_eyeglasses.xml", 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_faces_as_opencv),
+        cmocka_unit_test(test_vector_paths_agree),
+        cmocka_unit_test(test_other_cascades_raw_windows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -108,6 +108,7 @@ async function drawWaveform(blob) {
   const g = canvas.getContext('2d');
   canvas.width = canvas.clientWidth * (window.devicePixelRatio || 1) || 800;
   g.clearRect(0, 0, canvas.width, canvas.height);
+  canvas.hidden = false;
   note.textContent = '';
   const Ctx = window.AudioContext || window.webkitAudioContext;
   if (!Ctx) { note.textContent = 'This browser cannot draw the waveform.'; return; }
@@ -128,7 +129,8 @@ async function drawWaveform(blob) {
     }
     note.textContent = audio.duration.toFixed(2) + ' s of audio';
   } catch (e) {
-    note.textContent = 'The browser cannot decode this file\'s audio, so no waveform (the server still classifies it).';
+    canvas.hidden = true;
+    note.textContent = 'No waveform: the browser cannot decode this file\'s audio (the server still classifies it).';
   } finally {
     if (ctx.close) ctx.close();
   }
@@ -216,7 +218,8 @@ async function loadHistory(append) {
       };
       const action = document.createElement('td');
       action.appendChild(del);
-      tr.append(cell(isNaN(when) ? r.created_at : when.toLocaleString()), cell(r.file_name, 'file'),
+      const shown = isNaN(when) ? r.created_at : when.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+      tr.append(cell(shown), cell(r.file_name, 'file'),
                 cell(r.mode_used), cell(emotionName(r.label)), cell((100 * r.confidence).toFixed(0) + '%'),
                 cell(r.latency_ms.toFixed(0)), action);
       rows.appendChild(tr);

@@ -13,6 +13,7 @@ const source = process.env.AVEMO_SOURCE_DIR;
 const artifacts = process.env.AVEMO_ARTIFACT_DIR || '.';
 const models = process.env.AVEMO_MODEL_DIR || path.join(source, 'models');
 const clip = path.join(source, 'tests/data/cremad/1001_DFA_ANG_XX.flv');
+const wav = path.join(source, 'tests/data/audio/1001_DFA_ANG_XX.wav');
 const db = path.join(artifacts, `serve_browser_${process.pid}.sqlite`);
 const NAMES = { ANG: 'anger', DIS: 'disgust', FEA: 'fear', HAP: 'happy', NEU: 'neutral', SAD: 'sad' };
 
@@ -38,6 +39,43 @@ function startServer() {
   });
 }
 
+// Upload a file through the page and check the label and the bars against the server's answer.
+async function classify(page, file, mode) {
+  await page.setInputFiles('#file', file);
+  await page.selectOption('#mode', mode);
+  const answer = page.waitForResponse((r) => r.url().includes('/v1/predict'), { timeout: 120000 });
+  await page.click('#submit');
+  const response = await answer;
+  check(response.status() === 200, 'predict answered ' + response.status());
+  const prediction = await response.json();
+  await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
+  await page.waitForSelector('#loading', { state: 'hidden', timeout: 30000 });
+  await page.waitForFunction((id) => document.getElementById('details').textContent.includes('#' + id),
+                             prediction.id);
+
+  // the label shown is the server's label, the bars are its probabilities
+  const label = (await page.textContent('#label')).trim();
+  check(label === (NAMES[prediction.label] || prediction.label), `label '${label}' vs '${prediction.label}'`);
+  const bars = await page.$$eval('#bars li', (items) => items.map((li) => ({
+    label: li.dataset.label,
+    width: parseFloat(li.querySelector('.bar span').style.width),
+    top: li.classList.contains('top'),
+  })));
+  check(bars.length === prediction.classes.length && bars.length === 6, 'six probability bars');
+  let sum = 0;
+  for (let k = 0; k < bars.length; k++) {
+    check(bars[k].label === prediction.classes[k].label, 'bar order');
+    check(Math.abs(bars[k].width - 100 * prediction.classes[k].probability) < 0.06, 'bar width of ' + bars[k].label);
+    sum += bars[k].width;
+  }
+  check(Math.abs(sum - 100) < 0.5, 'bars add up to 100 %');
+  check(bars.filter((b) => b.top).length === 1 && bars.find((b) => b.top).label === prediction.label,
+        'the top bar is the predicted label');
+  // the history lists the new row
+  await page.waitForSelector(`#history-rows tr[data-id="${prediction.id}"]`, { timeout: 10000 });
+  return { prediction, label, bars };
+}
+
 async function main() {
   const server = await startServer();
   const browser = await chromium.launch({
@@ -56,42 +94,26 @@ async function main() {
     await page.waitForSelector('#model option', { state: 'attached', timeout: 20000 });
     check(await page.isDisabled('#submit'), 'Classify is disabled before a file is chosen');
 
-    await page.setInputFiles('#file', clip);
-    await page.selectOption('#mode', 'av');
-    const answer = page.waitForResponse((r) => r.url().includes('/v1/predict'), { timeout: 120000 });
-    await page.click('#submit');
-    const response = await answer;
-    check(response.status() === 200, 'predict answered ' + response.status());
-    const prediction = await response.json();
-    await page.waitForSelector('#result:not([hidden])', { timeout: 30000 });
-    await page.waitForSelector('#loading', { state: 'hidden', timeout: 30000 });
+    // a WAV in audio mode: the browser decodes it, so the waveform is drawn
+    await classify(page, wav, 'audio');
+    await page.waitForFunction(() => /s of audio/.test(document.getElementById('wave-note').textContent));
+    const inked = await page.$eval('#wave', (c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+      return n;
+    });
+    check(inked > 500, 'the waveform is drawn (' + inked + ' pixels)');
+    await page.screenshot({ path: path.join(artifacts, 'serve_browser_audio.png'), fullPage: true });
 
-    // the label shown is the server's label, the bars are its probabilities
-    const label = (await page.textContent('#label')).trim();
-    check(label === (NAMES[prediction.label] || prediction.label), `label '${label}' vs '${prediction.label}'`);
-    const bars = await page.$$eval('#bars li', (items) => items.map((li) => ({
-      label: li.dataset.label,
-      width: parseFloat(li.querySelector('.bar span').style.width),
-      top: li.classList.contains('top'),
-    })));
-    check(bars.length === prediction.classes.length && bars.length === 6, 'six probability bars');
-    let sum = 0;
-    for (let k = 0; k < bars.length; k++) {
-      check(bars[k].label === prediction.classes[k].label, 'bar order');
-      check(Math.abs(bars[k].width - 100 * prediction.classes[k].probability) < 0.06, 'bar width of ' + bars[k].label);
-      sum += bars[k].width;
-    }
-    check(Math.abs(sum - 100) < 0.5, 'bars add up to 100 %');
-    check(bars.filter((b) => b.top).length === 1 && bars.find((b) => b.top).label === prediction.label,
-          'the top bar is the predicted label');
+    // the CREMA-D clip in av mode: label, bars and the face crop
+    const { prediction, label, bars } = await classify(page, clip, 'av');
     if (prediction.face_crop) {
       await page.waitForFunction(() => document.getElementById('face').naturalWidth === 64);
       check(await page.isVisible('#face'), 'the face crop is shown');
+    } else {
+      check(await page.isHidden('#face'), 'no face crop without a face');
     }
-    // the history lists the new row
-    await page.waitForSelector(`#history-rows tr[data-id="${prediction.id}"]`, { timeout: 10000 });
-    await page.waitForFunction(() => document.getElementById('wave-note').textContent.length > 0);
-
     const shot = path.join(artifacts, 'serve_browser.png');
     await page.screenshot({ path: shot, fullPage: true });
     check(fs.statSync(shot).size > 10000, 'screenshot written');

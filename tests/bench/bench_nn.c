@@ -1,0 +1,124 @@
+/* avemo-bench section "nn": the dual-stream network (pipelines/cremad-av.ini) forward at batch
+ * 1 and 32 and one Adam training step at batch 32, with 1 and 2 OpenBLAS threads, and PyTorch's
+ * times for the same network measured in the same run by tests/bench/bench_nn_torch.py. */
+#include "bench.h"
+
+#include <avemo/nn.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nn_bench {
+    avemo_net *net;
+    avemo_nn_ctx *ctx;
+    avemo_optim *opt;
+    float *inputs[2];
+    int labels[32];
+    int batch;
+};
+
+static void run_forward(void *arg)
+{
+    struct nn_bench *b = arg;
+    const float *logits;
+    avemo_net_forward(b->net, b->ctx, (const float *const *)b->inputs, b->batch, &logits, NULL);
+}
+
+static void run_train_step(void *arg)
+{
+    struct nn_bench *b = arg;
+    const float *logits;
+    float loss;
+    avemo_net_forward_train(b->net, b->ctx, (const float *const *)b->inputs, b->batch, &logits, NULL);
+    avemo_net_backward(b->net, b->ctx, b->labels, NULL, &loss, NULL);
+    avemo_optim_step(b->opt, b->net, b->ctx, NULL, NULL);
+}
+
+static int setup(struct nn_bench *b, avemo_net *net, int batch, int training)
+{
+    struct avemo_error err;
+    memset(b, 0, sizeof *b);
+    b->net = net;
+    b->batch = batch;
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, 42, 1);
+    for (int i = 0; i < 2; i++) {
+        size_t n = (size_t)batch * avemo_net_input_shape(net, i, NULL, NULL, NULL, NULL);
+        b->inputs[i] = malloc(sizeof(float) * n);
+        if (!b->inputs[i]) return -1;
+        for (size_t j = 0; j < n; j++) b->inputs[i][j] = avemo_rng_normal(&rng);
+    }
+    for (int i = 0; i < batch; i++) b->labels[i] = i % avemo_net_classes(net);
+    struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-4f};
+    if (avemo_nn_ctx_create(net, batch, training, 1, &b->ctx, &err) ||
+        (training && avemo_optim_create(net, &cfg, &b->opt, &err))) {
+        fprintf(stderr, "bench nn: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static void teardown(struct nn_bench *b)
+{
+    avemo_optim_free(b->opt);
+    avemo_nn_ctx_free(b->ctx);
+    free(b->inputs[0]);
+    free(b->inputs[1]);
+}
+
+static void add_timing(cJSON *out, const char *key, avemo_net *net, int batch, int training, int repeats)
+{
+    struct nn_bench b;
+    if (setup(&b, net, batch, training) == 0)
+        cJSON_AddNumberToObject(out, key, bench_median(repeats, training ? run_train_step : run_forward, &b));
+    teardown(&b);
+}
+
+/* PyTorch's times, from the script's one-line JSON; nothing is added when it fails. */
+static void add_torch_timings(const char *pipeline, int repeats, cJSON *out)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/bench/bench_nn_torch.py %s --repeats %d 2>/dev/null",
+             AVEMO_SOURCE_DIR, pipeline, repeats);
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char line[1024] = "";
+    if (!fgets(line, sizeof line, p)) line[0] = 0;
+    if (pclose(p) != 0) return;
+    cJSON *json = cJSON_Parse(line);
+    if (!json) return;
+    const char *keys[] = {"torch_fwd_b1_s", "torch_fwd_b32_s", "torch_train_b32_s"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, keys[i]);
+        if (cJSON_IsNumber(v)) cJSON_AddNumberToObject(out, keys[i], v->valuedouble);
+    }
+    cJSON_Delete(json);
+}
+
+void bench_nn(const struct bench_context *ctx, cJSON *out)
+{
+    const char *pipeline = AVEMO_SOURCE_DIR "/pipelines/cremad-av.ini";
+    struct avemo_error err;
+    avemo_net *net;
+    if (avemo_net_create_file(pipeline, &net, &err)) {
+        fprintf(stderr, "bench nn: %s\n", err.message);
+        return;
+    }
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+    int big = ctx->repeats > 11 ? 11 : ctx->repeats; /* batch-32 runs take a while */
+    for (int threads = 1; threads <= 2; threads++) {
+        const char *suffix = threads == 1 ? "" : "_2t";
+        char key[64];
+        avemo_nn_set_threads(threads, NULL);
+        snprintf(key, sizeof key, "net_fwd_b1_s%s", suffix);
+        add_timing(out, key, net, 1, 0, ctx->repeats * 5);
+        snprintf(key, sizeof key, "net_fwd_b32_s%s", suffix);
+        add_timing(out, key, net, 32, 0, big);
+        snprintf(key, sizeof key, "net_train_b32_s%s", suffix);
+        add_timing(out, key, net, 32, 1, big);
+    }
+    avemo_nn_set_threads(1, NULL);
+    avemo_net_free(net);
+    add_torch_timings(pipeline, big, out);
+}

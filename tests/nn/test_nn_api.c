@@ -1,0 +1,211 @@
+/* nn_api: contexts shared over threads, reproducibility, freezing, and the API's refusals. */
+#include "common/testutil.h"
+#include "nn/nn_internal.h"
+
+#include <pthread.h>
+
+#define PIPE(name) AVEMO_SOURCE_DIR "/pipelines/" name ".ini"
+
+static avemo_net *make_net(const char *path, uint64_t seed)
+{
+    struct avemo_error err;
+    avemo_net *net;
+    if (avemo_net_create_file(path, &net, &err)) fail_msg("%s", err.message);
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, seed);
+    return net;
+}
+
+static float *random_batch(const avemo_net *net, int input, int B, uint64_t seed)
+{
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, seed, 7);
+    size_t n = (size_t)B * avemo_net_input_shape(net, input, NULL, NULL, NULL, NULL);
+    float *x = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = avemo_rng_normal(&rng);
+    return x;
+}
+
+struct job {
+    const avemo_net *net;
+    float *inputs[2];
+    int B;
+    float logits[4 * 6];
+    int status;
+};
+
+static void *run_job(void *arg)
+{
+    struct job *j = arg;
+    struct avemo_error err;
+    avemo_nn_ctx *ctx;
+    const float *out;
+    j->status = avemo_nn_ctx_create(j->net, j->B, 0, 1, &ctx, &err);
+    for (int rep = 0; !j->status && rep < 3; rep++)
+        j->status = avemo_net_forward(j->net, ctx, (const float *const *)j->inputs, j->B, &out, &err);
+    if (!j->status) memcpy(j->logits, out, sizeof(float) * (size_t)j->B * 6);
+    avemo_nn_ctx_free(ctx);
+    return NULL;
+}
+
+/* Two threads, one shared read-only model, a context each: the same outputs as one thread. */
+static void test_threads_share_a_model(void **state)
+{
+    (void)state;
+    avemo_net *net = make_net(PIPE("cremad-av"), 3);
+    struct job jobs[2];
+    for (int t = 0; t < 2; t++) {
+        jobs[t].net = net;
+        jobs[t].B = 2 + t;
+        jobs[t].inputs[0] = random_batch(net, 0, jobs[t].B, 10 + t);
+        jobs[t].inputs[1] = random_batch(net, 1, jobs[t].B, 20 + t);
+    }
+    struct job alone[2];
+    memcpy(alone, jobs, sizeof jobs);
+    for (int t = 0; t < 2; t++) run_job(&alone[t]);
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, run_job, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(jobs[t].status, AVEMO_OK);
+        assert_memory_equal(jobs[t].logits, alone[t].logits, sizeof(float) * (size_t)jobs[t].B * 6);
+        free(jobs[t].inputs[0]);
+        free(jobs[t].inputs[1]);
+    }
+    /* A sample's logits do not depend on the rest of its batch in inference. */
+    float *one[2] = {random_batch(net, 0, 1, 10), random_batch(net, 1, 1, 20)};
+    struct job single = {net, {one[0], one[1]}, 1, {0}, 0};
+    run_job(&single);
+    for (int k = 0; k < 6; k++) assert_float_equal(single.logits[k], alone[0].logits[k], 1e-5);
+    free(one[0]);
+    free(one[1]);
+    avemo_net_free(net);
+}
+
+/* One training step; returns the loss. */
+static float train_step(avemo_net *net, avemo_nn_ctx *ctx, avemo_optim *opt, float *const *in, const int *labels,
+                        int B)
+{
+    struct avemo_error err;
+    const float *logits;
+    float loss;
+    if (avemo_net_forward_train(net, ctx, (const float *const *)in, B, &logits, &err) ||
+        avemo_net_backward(net, ctx, labels, NULL, &loss, &err) || avemo_optim_step(opt, net, ctx, NULL, &err))
+        fail_msg("%s", err.message);
+    return loss;
+}
+
+/* Same seeds, same thread count: the same parameters after training with dropout. */
+static void test_training_is_reproducible(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *nets[2];
+    int labels[4] = {0, 3, 5, 1};
+    float losses[2][5];
+    for (int r = 0; r < 2; r++) {
+        nets[r] = make_net(PIPE("face-fer"), 9);
+        avemo_nn_ctx *ctx;
+        avemo_optim *opt;
+        struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAMW, .lr = 1e-3f, .weight_decay = 1e-2f,
+                                         .clip_norm = 5.0f};
+        if (avemo_nn_ctx_create(nets[r], 4, 1, 77, &ctx, &err) || avemo_optim_create(nets[r], &cfg, &opt, &err))
+            fail_msg("%s", err.message);
+        float *in[1] = {random_batch(nets[r], 0, 4, 5)};
+        for (int s = 0; s < 5; s++) losses[r][s] = train_step(nets[r], ctx, opt, in, labels, 4);
+        free(in[0]);
+        avemo_optim_free(opt);
+        avemo_nn_ctx_free(ctx);
+    }
+    assert_memory_equal(losses[0], losses[1], sizeof losses[0]);
+    assert_memory_equal(nets[0]->params, nets[1]->params, sizeof(float) * nets[0]->nparams);
+    avemo_net *init = make_net(PIPE("face-fer"), 9);
+    assert_memory_not_equal(init->params, nets[0]->params, sizeof(float) * nets[0]->nparams);
+    avemo_net_free(init);
+    assert_memory_equal(nets[0]->stats, nets[1]->stats, sizeof(float) * nets[0]->nstats);
+    avemo_net *other = make_net(PIPE("face-fer"), 10);
+    assert_memory_not_equal(other->params, nets[0]->params, sizeof(float) * 1000);
+    avemo_net_free(other);
+    avemo_net_free(nets[0]);
+    avemo_net_free(nets[1]);
+}
+
+/* Freezing a branch: its parameters do not move, the others do. */
+static void test_freeze_branch(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("cremad-av"), 4);
+    avemo_nn_ctx *ctx;
+    avemo_optim *opt;
+    struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-2f};
+    if (avemo_nn_ctx_create(net, 3, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(avemo_optim_freeze(opt, net, "audio.", 1, &err), AVEMO_OK);
+    assert_int_equal(avemo_optim_freeze(opt, net, "video.", 1, &err), AVEMO_ERR_NOT_FOUND);
+    float *before = malloc(sizeof(float) * net->nparams);
+    memcpy(before, net->params, sizeof(float) * net->nparams);
+    float *in[2] = {random_batch(net, 0, 3, 1), random_batch(net, 1, 3, 2)};
+    int labels[3] = {1, 2, 4};
+    train_step(net, ctx, opt, in, labels, 3);
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        size_t n = l->w_n + l->b_n;
+        if (!n) continue;
+        int same = memcmp(net->params + l->w_off, before + l->w_off, sizeof(float) * n) == 0;
+        if (strncmp(l->name, "audio.", 6) == 0) assert_true(same);
+        else assert_false(same);
+    }
+    free(before);
+    free(in[0]);
+    free(in[1]);
+    avemo_optim_free(opt);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("audio-mfcc"), 1);
+    avemo_nn_ctx *ctx, *train;
+    const float *logits;
+    float loss;
+    assert_int_equal(avemo_nn_ctx_create(net, 0, 0, 1, &ctx, &err), AVEMO_ERR_INVALID_ARG);
+    if (avemo_nn_ctx_create(net, 2, 0, 1, &ctx, &err)) fail_msg("%s", err.message);
+    float *in[1] = {random_batch(net, 0, 3, 1)};
+    assert_int_equal(avemo_net_forward(net, ctx, (const float *const *)in, 3, &logits, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "batch 3"));
+    assert_int_equal(avemo_net_forward_train(net, ctx, (const float *const *)in, 2, &logits, &err),
+                     AVEMO_ERR_INVALID_ARG);
+    int labels[3] = {0, 9, 1};
+    assert_int_equal(avemo_net_forward(net, ctx, (const float *const *)in, 2, &logits, &err), AVEMO_OK);
+    assert_int_equal(avemo_net_loss(net, ctx, labels, NULL, &loss, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "label 9"));
+    assert_int_equal(avemo_net_backward(net, ctx, labels, NULL, &loss, &err), AVEMO_ERR_INVALID_ARG);
+    /* Batch norm after a dense layer cannot train on one sample (PyTorch refuses it too). */
+    if (avemo_nn_ctx_create(net, 2, 1, 1, &train, &err)) fail_msg("%s", err.message);
+    assert_int_equal(avemo_net_forward_train(net, train, (const float *const *)in, 1, &logits, &err),
+                     AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "batch norm"));
+    avemo_net *other = make_net(PIPE("face-fer"), 1);
+    assert_int_equal(avemo_net_forward(other, ctx, (const float *const *)in, 1, &logits, &err), AVEMO_ERR_MISMATCH);
+    assert_int_equal(avemo_nn_set_threads(0, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_nn_threads(), 1); /* the default */
+    avemo_net_free(other);
+    free(in[0]);
+    avemo_nn_ctx_free(train);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_share_a_model),
+        cmocka_unit_test(test_training_is_reproducible),
+        cmocka_unit_test(test_freeze_branch),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
