@@ -4,6 +4,7 @@
 
 #include <avemo/core.h>
 #include <avemo/media.h>
+#include <avemo/nn.h>
 #include <avemo/audio.h>
 #include <avemo/vision.h>
 #include <avemo/serve.h>

@@ -306,7 +306,7 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
         l->in_h = h;
         l->in_w = w;
         l->first_of_stage = st->count == 0;
-        snprintf(l->name, sizeof l->name, "%s.%d", sname, i);
+        snprintf(l->name, sizeof l->name, "%.15s.%d", sname, i); /* branch names have <= 15 characters */
         char msg[256];
         if (!build_layer(l, items[i], msg, sizeof msg))
             return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: %s%s%s layer %d '%s': %s", net->name, section,

@@ -50,7 +50,8 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
  *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
  *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, float *din, int B, const float *mean, const float *rstd, int train)
+                    const float *dout, const float *relu_out, float *din, int B, const float *mean,
+                    const float *rstd, int train)
 {
     const int C = l->in_c;
     const size_t hw = (size_t)l->in_h * l->in_w, chw = (size_t)C * hw;
@@ -59,8 +60,8 @@ void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma,
         const float m = mean[c], r = rstd[c];
         double sum_dy = 0.0, sum_dy_dev = 0.0;
         for (int n = 0; n < B; n++) {
-            sum_dy += nn_vec_sum(dout + n * chw + c * hw, hw);
-            sum_dy_dev += nn_vec_dot_dev(dout + n * chw + c * hw, in + n * chw + c * hw, hw, m);
+            const size_t at = n * chw + c * hw;
+            nn_vec_bn_sums(dout + at, relu_out ? relu_out + at : NULL, in + at, hw, m, &sum_dy, &sum_dy_dev);
         }
         const double sum_dy_xhat = sum_dy_dev * r;
         dgamma[c] += (float)sum_dy_xhat;
@@ -69,7 +70,9 @@ void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma,
         const float g = gamma[c] * r;
         const float a = train ? (float)sum_dy / count : 0.0f;
         const float k = train ? r * (float)(sum_dy_xhat / count) : 0.0f;
-        for (int n = 0; n < B; n++)
-            nn_vec_bn_dx(dout + n * chw + c * hw, in + n * chw + c * hw, din + n * chw + c * hw, hw, g, a, m, k);
+        for (int n = 0; n < B; n++) {
+            const size_t at = n * chw + c * hw;
+            nn_vec_bn_dx(dout + at, relu_out ? relu_out + at : NULL, in + at, din + at, hw, g, a, m, k);
+        }
     }
 }

@@ -89,7 +89,25 @@ static void maxpool2_backward_plane(const float *x, const float *y, const float 
     for (int oh = 0; oh < Ho; oh++) {
         const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
         float *d0 = dx + (size_t)(2 * oh) * W, *d1 = d0 + W;
-        for (int ow = 0; ow < Wo; ow++) {
+        int ow = 0;
+#if defined(__SSE2__)
+        for (; ow + 4 <= Wo; ow += 4) { /* 4 windows: the same masks, four at a time */
+            const __m128 m = _mm_loadu_ps(y + oh * Wo + ow), g = _mm_loadu_ps(dy + oh * Wo + ow);
+            const __m128 a0 = _mm_loadu_ps(r0 + 2 * ow), a1 = _mm_loadu_ps(r0 + 2 * ow + 4);
+            const __m128 b0 = _mm_loadu_ps(r1 + 2 * ow), b1 = _mm_loadu_ps(r1 + 2 * ow + 4);
+            const __m128 ta = _mm_cmpeq_ps(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), m);
+            const __m128 tb = _mm_andnot_ps(ta, _mm_cmpeq_ps(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)), m));
+            const __m128 ab = _mm_or_ps(ta, tb);
+            const __m128 tc = _mm_andnot_ps(ab, _mm_cmpeq_ps(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), m));
+            const __m128 td = _mm_andnot_ps(_mm_or_ps(ab, tc), _mm_castsi128_ps(_mm_set1_epi32(-1)));
+            const __m128 ga = _mm_and_ps(ta, g), gb = _mm_and_ps(tb, g), gc = _mm_and_ps(tc, g), gd = _mm_and_ps(td, g);
+            _mm_storeu_ps(d0 + 2 * ow, _mm_unpacklo_ps(ga, gb));
+            _mm_storeu_ps(d0 + 2 * ow + 4, _mm_unpackhi_ps(ga, gb));
+            _mm_storeu_ps(d1 + 2 * ow, _mm_unpacklo_ps(gc, gd));
+            _mm_storeu_ps(d1 + 2 * ow + 4, _mm_unpackhi_ps(gc, gd));
+        }
+#endif
+        for (; ow < Wo; ow++) {
             const float m = y[oh * Wo + ow], g = dy[oh * Wo + ow];
             const int a = r0[2 * ow] == m;
             const int b = !a & (r0[2 * ow + 1] == m);

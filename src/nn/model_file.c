@@ -236,9 +236,10 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
     }
     uint64_t nparams = take_u64(&r);
     if (!r.bad && nparams != net->nparams) {
+        st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %llu parameters stored but its network has %zu", path,
+                        (unsigned long long)nparams, net->nparams);
         avemo_net_free(net);
-        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %llu parameters stored but its network has %zu", path,
-                          (unsigned long long)nparams, net->nparams);
+        return st;
     }
     const void *params = take(&r, net->nparams * sizeof(float));
     uint64_t nstats = take_u64(&r);

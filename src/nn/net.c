@@ -597,9 +597,10 @@ enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const 
 }
 
 /* Backward of layer i: dout is the gradient of its output; din (NULL when not needed)
- * receives the gradient of its input. */
+ * receives the gradient of its input.  relu_out (batch norm only): dout is the gradient of the
+ * following ReLU, whose backward is folded in. */
 static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, int i, const float *dout,
-                           float *din)
+                           const float *relu_out, float *din)
 {
     const struct nn_layer *l = &net->layers[i];
     const int B = ctx->batch;
@@ -610,8 +611,8 @@ static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
     switch (l->op) {
     case NN_CONV: nn_conv_backward(l, w, dw, db, in, dout, din, B, ctx->col, ctx->dcol); break;
     case NN_BN:
-        nn_bn_backward(l, w, dw, db, in, dout, din, B, ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2,
-                       ctx->last_train);
+        nn_bn_backward(l, w, dw, db, in, dout, relu_out, din, B, ctx->bn_mean + l->s_off / 2,
+                       ctx->bn_rstd + l->s_off / 2, ctx->last_train);
         break;
     case NN_RELU:
         if (din) nn_relu_backward(ctx->out[i], dout, din, n);
@@ -640,10 +641,15 @@ static void stage_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
                            float *din_stage)
 {
     const struct nn_stage *st = &net->stages[s];
-    for (int i = st->first + st->count - 1; i >= st->first; i--) {
-        float *din = i == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
-        layer_backward(net, ctx, s, i, dout, din);
+    const int end = st->first + st->count;
+    for (int i = end - 1; i >= st->first;) {
+        /* A batch norm + ReLU pair (fused in the forward too) in one backward pass. */
+        const int pair = i > st->first && bn_relu_pair(net, i - 1, end);
+        const int first = pair ? i - 1 : i;
+        float *din = first == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
+        layer_backward(net, ctx, s, first, dout, pair ? ctx->out[i] : NULL, din);
         dout = din;
+        i = first - 1;
     }
 }
 

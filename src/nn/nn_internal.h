@@ -94,8 +94,11 @@ void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const flo
                          const float *in, float *out, int B, float *mean, float *rstd, int relu);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
+/* relu_out != NULL: dout is the gradient of the following ReLU's output (relu_out), whose
+ * backward is done on the fly. */
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, float *din, int B, const float *mean, const float *rstd, int train);
+                    const float *dout, const float *relu_out, float *din, int B, const float *mean,
+                    const float *rstd, int train);
 #define NN_BN_EPS 1e-5f
 #define NN_BN_MOMENTUM 0.1f
 
@@ -114,9 +117,11 @@ void nn_relu_forward(const float *in, float *out, size_t n);
 /* Vector loops (vec.c). */
 double nn_vec_sum(const float *x, size_t n);
 double nn_vec_sum_sq_dev(const float *x, size_t n, float mean);            /* sum (x - mean)^2 */
-double nn_vec_dot_dev(const float *a, const float *x, size_t n, float mean); /* sum a (x - mean) */
 void nn_vec_scale_shift(const float *x, float *y, size_t n, float s, float t, int relu); /* y = x s + t */
-void nn_vec_bn_dx(const float *dy, const float *x, float *dx, size_t n, float g, float a, float mean, float k);
+void nn_vec_bn_sums(const float *dy, const float *relu_out, const float *x, size_t n, float mean, double *sum_dy,
+                    double *sum_dy_dev);
+void nn_vec_bn_dx(const float *dy, const float *relu_out, const float *x, float *dx, size_t n, float g, float a,
+                  float mean, float k);
 void nn_vec_relu(const float *x, float *y, size_t n);
 void nn_vec_relu_grad(const float *out, const float *dout, float *din, size_t n);
 void nn_vec_add(float *y, const float *x, size_t n);

@@ -45,20 +45,6 @@ double nn_vec_sum_sq_dev(const float *x, size_t n, float mean)
     return total;
 }
 
-double nn_vec_dot_dev(const float *a, const float *x, size_t n, float mean)
-{
-    size_t i = 0;
-    double total = 0.0;
-#if defined(__SSE2__)
-    __m128 acc = _mm_setzero_ps(), m = _mm_set1_ps(mean);
-    for (; i + 4 <= n; i += 4)
-        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(a + i), _mm_sub_ps(_mm_loadu_ps(x + i), m)));
-    total = hsum(acc);
-#endif
-    for (; i < n; i++) total += (double)a[i] * (x[i] - mean);
-    return total;
-}
-
 void nn_vec_scale_shift(const float *x, float *y, size_t n, float s, float t, int relu)
 {
     size_t i = 0;
@@ -72,18 +58,59 @@ void nn_vec_scale_shift(const float *x, float *y, size_t n, float s, float t, in
     for (; i < n; i++) y[i] = relu ? nn_relu_value(x[i] * s + t) : x[i] * s + t;
 }
 
+/* The gradient reaching a batch norm, through its ReLU when relu_out is not NULL: dy where the
+ * ReLU's output is positive, else 0. */
+#if defined(__SSE2__)
+static inline __m128 masked_dy(const float *dy, const float *relu_out, size_t i)
+{
+    __m128 g = _mm_loadu_ps(dy + i);
+    return relu_out ? _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(relu_out + i), _mm_setzero_ps())) : g;
+}
+#endif
+
+static inline float masked_dy1(const float *dy, const float *relu_out, size_t i)
+{
+    return relu_out && !(relu_out[i] > 0.0f) ? 0.0f : dy[i];
+}
+
+/* Batch norm backward sums in one pass: sum dy and sum dy (x - mean). */
+void nn_vec_bn_sums(const float *dy, const float *relu_out, const float *x, size_t n, float mean, double *sum_dy,
+                    double *sum_dy_dev)
+{
+    size_t i = 0;
+    double s1 = 0.0, s2 = 0.0;
+#if defined(__SSE2__)
+    __m128 a1 = _mm_setzero_ps(), a2 = _mm_setzero_ps(), m = _mm_set1_ps(mean);
+    for (; i + 4 <= n; i += 4) {
+        __m128 g = masked_dy(dy, relu_out, i);
+        a1 = _mm_add_ps(a1, g);
+        a2 = _mm_add_ps(a2, _mm_mul_ps(g, _mm_sub_ps(_mm_loadu_ps(x + i), m)));
+    }
+    s1 = hsum(a1);
+    s2 = hsum(a2);
+#endif
+    for (; i < n; i++) {
+        float g = masked_dy1(dy, relu_out, i);
+        s1 += g;
+        s2 += (double)g * (x[i] - mean);
+    }
+    *sum_dy += s1;
+    *sum_dy_dev += s2;
+}
+
 /* dx = g * (dy - a - (x - mean) * k): batch norm's input gradient (layer_bn.c). */
-void nn_vec_bn_dx(const float *dy, const float *x, float *dx, size_t n, float g, float a, float mean, float k)
+void nn_vec_bn_dx(const float *dy, const float *relu_out, const float *x, float *dx, size_t n, float g, float a,
+                  float mean, float k)
 {
     size_t i = 0;
 #if defined(__SSE2__)
     __m128 vg = _mm_set1_ps(g), va = _mm_set1_ps(a), vm = _mm_set1_ps(mean), vk = _mm_set1_ps(k);
     for (; i + 4 <= n; i += 4) {
         __m128 dev = _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(x + i), vm), vk);
-        _mm_storeu_ps(dx + i, _mm_mul_ps(vg, _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(dy + i), va), dev)));
+        _mm_storeu_ps(dx + i, _mm_mul_ps(vg, _mm_sub_ps(_mm_sub_ps(masked_dy(dy, relu_out, i), va), dev)));
     }
 #endif
-    for (; i < n; i++) dx[i] = g * (dy[i] - a - (x[i] - mean) * k);
+    for (; i < n; i++) dx[i] = g * (masked_dy1(dy, relu_out, i) - a - (x[i] - mean) * k);
 }
 
 void nn_vec_relu(const float *x, float *y, size_t n)

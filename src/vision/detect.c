@@ -149,8 +149,7 @@ static int reserve(void **p, size_t *cap, size_t need, size_t elem)
 
 /* ---- Feature offsets for the current stride ------------------------------ */
 
-static void compile_haar(const struct avemo_cascade *c, const struct cascade_feature *f, int stride, size_t tofs,
-                         struct haar_compiled *out)
+static void compile_haar(const struct cascade_feature *f, int stride, size_t tofs, struct haar_compiled *out)
 {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < f->nrects; i++) {
@@ -171,7 +170,6 @@ static void compile_haar(const struct avemo_cascade *c, const struct cascade_fea
             o[3] = r->x + r->w + stride * (r->y + r->h);
         }
     }
-    (void)c;
 }
 
 static int compile_features(struct avemo_detector *d, int stride)
@@ -201,7 +199,7 @@ static int compile_features(struct avemo_detector *d, int stride)
             const struct cascade_tree *tr = &c->trees[t];
             const struct cascade_node *n = &c->nodes[tr->first_node];
             struct haar_stump *s = &d->stumps[t];
-            compile_haar(c, &c->features[n->feature], stride, tofs, &s->f);
+            compile_haar(&c->features[n->feature], stride, tofs, &s->f);
             s->threshold = n->threshold;
             /* child <= 0 is leaf -child */
             s->left = c->leaves[tr->first_leaf - (n->left > 0 ? 0 : n->left)];
@@ -210,7 +208,7 @@ static int compile_features(struct avemo_detector *d, int stride)
     } else {
         d->haar = malloc(sizeof *d->haar * (size_t)c->nfeatures);
         if (!d->haar) return 0;
-        for (int i = 0; i < c->nfeatures; i++) compile_haar(c, &c->features[i], stride, tofs, &d->haar[i]);
+        for (int i = 0; i < c->nfeatures; i++) compile_haar(&c->features[i], stride, tofs, &d->haar[i]);
     }
     /* The variance window: the inner (w - 2) x (h - 2) rectangle. */
     d->norm_ofs[0] = 1 + stride * 1;
@@ -463,8 +461,8 @@ static int group_rectangles(struct avemo_detector *d, int min_neighbors, double 
 
 /* ---- The multi-scale scan --------------------------------------------------- */
 
-static enum avemo_status check_params(const struct avemo_cascade *c, const struct avemo_image *img,
-                                      const struct avemo_detect_params *p, struct avemo_error *err)
+static enum avemo_status check_params(const struct avemo_image *img, const struct avemo_detect_params *p,
+                                      struct avemo_error *err)
 {
     if (!img || !img->data || img->width < 1 || img->height < 1)
         return avemo_fail(err, AVEMO_ERR_EMPTY, "detect: empty image");
@@ -489,7 +487,6 @@ static enum avemo_status check_params(const struct avemo_cascade *c, const struc
     if (p->max_candidates < 1 || p->max_candidates > 10000000)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "detect: max_candidates %d not in 1..10000000",
                           p->max_candidates);
-    (void)c;
     return AVEMO_OK;
 }
 
@@ -812,7 +809,7 @@ enum avemo_status avemo_detect(avemo_detector *d, const struct avemo_image *img,
         params = &defaults;
     }
     const struct avemo_cascade *c = d->c;
-    enum avemo_status rc = check_params(c, img, params, err);
+    enum avemo_status rc = check_params(img, params, err);
     if (rc) return rc;
     const int w = img->width, h = img->height;
     const uint8_t *gray = img->data;

@@ -1,6 +1,7 @@
 /* avemo-bench section "nn": the dual-stream network (pipelines/cremad-av.ini) forward at batch
  * 1 and 32 and one Adam training step at batch 32, with 1 and 2 OpenBLAS threads, and PyTorch's
- * times for the same network measured in the same run by tests/bench/bench_nn_torch.py. */
+ * times for the same network measured in the same run by tests/bench/bench_nn_torch.py.
+ * Single-threaded keys also get a *_cpu_s twin (thread CPU time), steadier on a shared machine. */
 #include "bench.h"
 
 #include <avemo/nn.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct nn_bench {
     avemo_net *net;
@@ -67,11 +69,49 @@ static void teardown(struct nn_bench *b)
     free(b->inputs[1]);
 }
 
-static void add_timing(cJSON *out, const char *key, avemo_net *net, int batch, int training, int repeats)
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median CPU time of this thread: with one OpenBLAS thread all the work runs here, and unlike
+ * wall-clock time it does not grow when other jobs share the cores. */
+static double median_cpu(int repeats, void (*fn)(void *), void *arg)
+{
+    double t[64];
+    if (repeats > 64) repeats = 64;
+    fn(arg);
+    for (int i = 0; i < repeats; i++) {
+        double t0 = thread_cpu_now();
+        fn(arg);
+        t[i] = thread_cpu_now() - t0;
+    }
+    qsort(t, (size_t)repeats, sizeof(double), cmp_double);
+    return repeats % 2 ? t[repeats / 2] : 0.5 * (t[repeats / 2 - 1] + t[repeats / 2]);
+}
+
+/* Wall-clock median under `key`; with one thread also the CPU-time median under key_cpu. */
+static void add_timing(cJSON *out, const char *key, avemo_net *net, int batch, int training, int repeats,
+                       int threads)
 {
     struct nn_bench b;
-    if (setup(&b, net, batch, training) == 0)
-        cJSON_AddNumberToObject(out, key, bench_median(repeats, training ? run_train_step : run_forward, &b));
+    void (*fn)(void *) = training ? run_train_step : run_forward;
+    if (setup(&b, net, batch, training) == 0) {
+        cJSON_AddNumberToObject(out, key, bench_median(repeats, fn, &b));
+        if (threads == 1) {
+            char cpu_key[80];
+            snprintf(cpu_key, sizeof cpu_key, "%.*s_cpu_s", (int)strlen(key) - 2, key);
+            cJSON_AddNumberToObject(out, cpu_key, median_cpu(repeats, fn, &b));
+        }
+    }
     teardown(&b);
 }
 
@@ -88,8 +128,9 @@ static void add_torch_timings(const char *pipeline, int repeats, cJSON *out)
     if (pclose(p) != 0) return;
     cJSON *json = cJSON_Parse(line);
     if (!json) return;
-    const char *keys[] = {"torch_fwd_b1_s", "torch_fwd_b32_s", "torch_train_b32_s"};
-    for (int i = 0; i < 3; i++) {
+    const char *keys[] = {"torch_fwd_b1_s",     "torch_fwd_b32_s",     "torch_train_b32_s",
+                          "torch_fwd_b1_cpu_s", "torch_fwd_b32_cpu_s", "torch_train_b32_cpu_s"};
+    for (int i = 0; i < 6; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, keys[i]);
         if (cJSON_IsNumber(v)) cJSON_AddNumberToObject(out, keys[i], v->valuedouble);
     }
@@ -112,11 +153,11 @@ void bench_nn(const struct bench_context *ctx, cJSON *out)
         char key[64];
         avemo_nn_set_threads(threads, NULL);
         snprintf(key, sizeof key, "net_fwd_b1_s%s", suffix);
-        add_timing(out, key, net, 1, 0, ctx->repeats * 5);
+        add_timing(out, key, net, 1, 0, ctx->repeats * 5, threads);
         snprintf(key, sizeof key, "net_fwd_b32_s%s", suffix);
-        add_timing(out, key, net, 32, 0, big);
+        add_timing(out, key, net, 32, 0, big, threads);
         snprintf(key, sizeof key, "net_train_b32_s%s", suffix);
-        add_timing(out, key, net, 32, 1, big);
+        add_timing(out, key, net, 32, 1, big, threads);
     }
     avemo_nn_set_threads(1, NULL);
     avemo_net_free(net);

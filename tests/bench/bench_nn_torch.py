@@ -4,7 +4,8 @@
     bench_nn_torch.py PIPELINE.ini [--repeats N]
 
 Prints one JSON line: torch_fwd_b1_s, torch_fwd_b32_s (eval mode, no_grad) and torch_train_b32_s
-(one Adam step in train mode at batch 32), medians in seconds, single-threaded."""
+(one Adam step in train mode at batch 32), medians in seconds, single-threaded, and the same
+with _cpu_s: thread CPU time, steadier than wall-clock time on a shared machine."""
 import argparse
 import json
 import os
@@ -18,14 +19,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import nn_torch  # noqa: E402
 
 
-def median_time(fn, repeats):
+def median_time(fn, repeats, clock=time.perf_counter):
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
+
+
+def timings(out, key, fn, repeats):
+    """Wall-clock median under key_s and thread CPU time median under key_cpu_s."""
+    out[key + "_s"] = median_time(fn, repeats)
+    out[key + "_cpu_s"] = median_time(fn, repeats, time.thread_time)
 
 
 def main():
@@ -45,7 +52,7 @@ def main():
             with torch.no_grad():
                 net(xs)
 
-        out["torch_fwd_b%d_s" % batch] = median_time(forward, args.repeats * (5 if batch == 1 else 1))
+        timings(out, "torch_fwd_b%d" % batch, forward, args.repeats * (5 if batch == 1 else 1))
     xs = [torch.randn(32, *shape) for _, shape in net.inputs]
     labels = torch.randint(0, net.head[-1].out_features, (32,))
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -57,7 +64,7 @@ def main():
         loss_fn(net(xs), labels).backward()
         opt.step()
 
-    out["torch_train_b32_s"] = median_time(train_step, args.repeats)
+    timings(out, "torch_train_b32", train_step, args.repeats)
     print(json.dumps(out))
 
 

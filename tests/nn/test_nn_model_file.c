@@ -179,6 +179,36 @@ static void test_parameter_count_mismatch(void **state)
     free(data);
 }
 
+/* Damage with a recomputed CRC (as a crafted file would have): every load fails cleanly or
+ * succeeds, never reads out of bounds (run under AVEMO_SANITIZE to see). */
+static void test_crafted_damage(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *orig = saved_bytes("crafted.avm", &size);
+    uint8_t *data = malloc(size);
+    int refused = 0;
+    for (size_t pos = 8; pos < 1400 && pos < size - 4; pos += 3) {
+        memcpy(data, orig, size);
+        data[pos] ^= (uint8_t)(0x5a + pos);
+        uint32_t crc = avemo_crc32(0, data, size - 4);
+        memcpy(data + size - 4, &crc, 4);
+        write_bytes("crafted.avm", data, size);
+        struct avemo_error err;
+        avemo_net *net = NULL;
+        enum avemo_status st = avemo_net_load("crafted.avm", &net, &err);
+        if (st) {
+            assert_null(net);
+            assert_non_null(strstr(err.message, "crafted.avm"));
+            refused++;
+        }
+        avemo_net_free(net);
+    }
+    assert_true(refused > 100);
+    free(data);
+    free(orig);
+}
+
 /* Transfer learning: the audio branch of a dual-stream model into an audio-only network. */
 static void test_load_params_into_branch(void **state)
 {
@@ -225,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_wrong_magic_and_version),
         cmocka_unit_test(test_parameter_count_mismatch),
+        cmocka_unit_test(test_crafted_damage),
         cmocka_unit_test(test_load_params_into_branch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

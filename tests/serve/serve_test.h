@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <strings.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -143,6 +144,7 @@ static inline struct serve_process serve_spawn(const char *log_path, const char 
     p.pid = fork();
     assert_true(p.pid >= 0);
     if (p.pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed test does not leave servers behind */
         dup2(out[1], 1);
         int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (log >= 0) dup2(log, 2);
