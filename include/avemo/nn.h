@@ -181,6 +181,12 @@ enum avemo_status avemo_optim_freeze(avemo_optim *opt, const avemo_net *net, con
 enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ctx *ctx, float *grad_norm,
                                    struct avemo_error *err);
 
+/* The optimiser's state (step count, Adam moments or SGD momentum) for resuming a training run:
+ * a small file with a magic, a version, the optimiser kind, the parameter count and a CRC-32.
+ * Learning rate and frozen layers are the caller's settings and are not saved. */
+enum avemo_status avemo_optim_save(const avemo_optim *opt, const char *path, struct avemo_error *err);
+enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,25 +63,27 @@ struct avemo_net {
 struct avemo_nn_ctx {
     const struct avemo_net *net;
     int max_batch, training, dropout, batch, last_train;
-    float **act;            /* per layer output, max_batch * out_size (NULL for aliasing layers) */
+    float **act;            /* per layer output, max_batch * out_size (NULL when not needed: see
+                               layer_needs_buffer in net.c) */
     const float **out;      /* per layer output pointer of the last forward */
     const float *inputs[AVEMO_NN_MAX_INPUTS];
     float *concat;          /* head input */
     float *col, *dcol;      /* im2col scratch */
     size_t col_size;
-    float *bn_mean, *bn_rstd;       /* per batch-norm layer, C each (offset by s_off / 2) */
-    int32_t **pool_idx;     /* per max-pool layer (training) */
+    float *bn_mean, *bn_rstd;       /* per batch-norm layer, C each (offset by s_off / 2); the
+                                       folded scale and shift in inference contexts */
+    int32_t **pool_idx;     /* per max-pool layer other than 2x2 (training) */
     uint8_t **drop_mask;    /* per dropout layer (training) */
     float *grads;           /* nparams */
-    float *dbuf[2];         /* ping-pong activation gradients */
+    float *dbuf[2];         /* ping-pong activation gradients, dbuf_size floats each */
     size_t dbuf_size;
     float *dconcat;
     float *probs;
     struct avemo_rng rng;
 };
 
-/* Layers (src/nn/layer_*.c).  B = batch size; col/dcol are scratch of ctx->col_size floats. */
-/* out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
+/* Layers (src/nn/layer_*.c).  B = batch size; col/dcol are scratch of ctx->col_size floats.
+ * out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
  * scale NULL and shift = bias; inference folds a following batch norm into scale and shift. */
 void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *col,
                      const float *scale, const float *shift, int relu);

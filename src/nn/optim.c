@@ -7,7 +7,9 @@
  * Frozen layers (transfer learning) are neither clipped, counted in the norm, nor updated. */
 #include "nn/nn_internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,4 +145,90 @@ enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ct
         else adam_update(&opt->cfg, opt->step, p, g, m, v, n);
     }
     return AVEMO_OK;
+}
+
+/* ---- optimiser state files ----
+ *   "AVEMOOPT", u32 version 1, u32 kind, u64 step, u64 n, n x f32 m, n x f32 v, u32 crc32 */
+
+#define OPT_MAGIC "AVEMOOPT"
+#define OPT_VERSION 1u
+#define OPT_HEADER 32
+
+enum avemo_status avemo_optim_save(const avemo_optim *opt, const char *path, struct avemo_error *err)
+{
+    const size_t n = opt->net->nparams, size = OPT_HEADER + 8 * n + 4;
+    uint8_t *buf = malloc(size);
+    if (!buf) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    uint32_t version = OPT_VERSION, kind = (uint32_t)opt->cfg.kind;
+    uint64_t step = (uint64_t)opt->step, count = n;
+    memcpy(buf, OPT_MAGIC, 8);
+    memcpy(buf + 8, &version, 4);
+    memcpy(buf + 12, &kind, 4);
+    memcpy(buf + 16, &step, 8);
+    memcpy(buf + 24, &count, 8);
+    memcpy(buf + OPT_HEADER, opt->m, 4 * n);
+    memcpy(buf + OPT_HEADER + 4 * n, opt->v, 4 * n);
+    uint32_t crc = avemo_crc32(0, buf, size - 4);
+    memcpy(buf + size - 4, &crc, 4);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: path too long", path);
+    }
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    int ok = fwrite(buf, 1, size, f) == size;
+    if (fclose(f) != 0) ok = 0;
+    free(buf);
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct avemo_error *err)
+{
+    const size_t n = opt->net->nparams, want = OPT_HEADER + 8 * n + 4;
+    uint8_t *buf;
+    size_t size;
+    enum avemo_status st = avemo_read_file(path, want + 1, &buf, &size, err);
+    if (st == AVEMO_ERR_TOO_LARGE)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: larger than the state of a %zu-parameter network", path, n);
+    if (st) return st;
+    uint32_t version = 0, kind = 0, crc = 0;
+    uint64_t step = 0, count = 0;
+    if (size >= OPT_HEADER) {
+        memcpy(&version, buf + 8, 4);
+        memcpy(&kind, buf + 12, 4);
+        memcpy(&step, buf + 16, 8);
+        memcpy(&count, buf + 24, 8);
+    }
+    if (size < 8 || memcmp(buf, OPT_MAGIC, 8) != 0)
+        st = avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not an avemo optimiser state (wrong magic)", path);
+    else if (size < OPT_HEADER)
+        st = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated optimiser state (%zu bytes)", path, size);
+    else if (version != OPT_VERSION)
+        st = avemo_fail(err, AVEMO_ERR_VERSION, "%s: optimiser state version %u, this build reads %u", path, version,
+                        OPT_VERSION);
+    else if (count != n || kind != (uint32_t)opt->cfg.kind)
+        st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: state of optimiser kind %u with %llu parameters, expected kind %d "
+                        "with %zu", path, kind, (unsigned long long)count, (int)opt->cfg.kind, n);
+    else if (size != want)
+        st = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated optimiser state (%zu of %zu bytes)", path, size, want);
+    else if (memcpy(&crc, buf + size - 4, 4), crc != avemo_crc32(0, buf, size - 4))
+        st = avemo_fail(err, AVEMO_ERR_CHECKSUM, "%s: optimiser state is corrupt (CRC32 mismatch)", path);
+    else if (step > (uint64_t)1 << 40)
+        st = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: step count %llu out of range", path, (unsigned long long)step);
+    if (!st) {
+        opt->step = (long)step;
+        memcpy(opt->m, buf + OPT_HEADER, 4 * n);
+        memcpy(opt->v, buf + OPT_HEADER + 4 * n, 4 * n);
+    }
+    free(buf);
+    return st;
 }

@@ -149,3 +149,4 @@ void nn_vec_add(float *y, const float *x, size_t n)
 #endif
     for (; i < n; i++) y[i] += x[i];
 }
+

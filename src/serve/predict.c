@@ -74,7 +74,6 @@ static void append_upload(struct serve_request *req, const char *data, size_t n)
     if (req->too_large || n > max - req->size) {
         /* over the limit: drop the bytes, answer 413 at the end of the body */
         req->too_large = 1;
-        req->discarded += n;
         free(req->data);
         req->data = NULL;
         req->size = req->cap = 0;
@@ -211,14 +210,13 @@ enum MHD_Result serve_predict_body(struct serve_request *req, const char *data, 
     size_t n = *size;
     *size = 0;
     if (req->status) return MHD_YES; /* already answered */
-    if (req->pp) {
-        if (req->malformed) req->discarded += n; /* the answer is 400 already: drop the rest */
-        else if (MHD_post_process(req->pp, data, n) != MHD_YES) req->malformed = 1;
-    } else {
-        append_upload(req, data, n);
-    }
-    /* A client streaming far past the limit is cut off rather than read forever. */
-    if (req->discarded > 2 * (uint64_t)req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES) return MHD_NO;
+    if (!req->pp) append_upload(req, data, n);
+    else if (!req->malformed && MHD_post_process(req->pp, data, n) != MHD_YES) req->malformed = 1;
+    /* (once malformed, the answer is 400: the rest of the body is dropped) */
+    /* A client streaming far past the limit (a chunked body has no declared length) is cut
+     * off rather than read forever. */
+    req->received += n;
+    if (req->received > 2 * (uint64_t)req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES) return MHD_NO;
     return MHD_YES;
 }
 

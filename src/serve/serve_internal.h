@@ -126,7 +126,7 @@ struct serve_request {
     struct MHD_PostProcessor *pp;
     uint8_t *data;
     size_t size, cap;
-    uint64_t discarded;              /* bytes dropped after the size limit */
+    uint64_t received;               /* body bytes read so far */
     int too_large, malformed, file_parts;
     int counted;                     /* counted in srv->in_flight */
     char file_name[200];

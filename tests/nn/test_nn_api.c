@@ -163,6 +163,60 @@ static void test_freeze_branch(void **state)
     avemo_net_free(net);
 }
 
+/* Resuming: 3 steps, save model and optimiser state, 2 more steps; a fresh run from the saved
+ * files makes the same 2 steps bit for bit. */
+static void test_optimiser_state_resume(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-3f};
+    avemo_net *net = make_net(PIPE("audio-mfcc"), 5);
+    avemo_nn_ctx *ctx;
+    avemo_optim *opt;
+    if (avemo_nn_ctx_create(net, 3, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
+        fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx, 0);
+    float *in[1] = {random_batch(net, 0, 3, 1)};
+    int labels[3] = {2, 0, 5};
+    for (int s = 0; s < 3; s++) train_step(net, ctx, opt, in, labels, 3);
+    if (avemo_net_save(net, "resume.avm", &err) || avemo_optim_save(opt, "resume.opt", &err))
+        fail_msg("%s", err.message);
+    for (int s = 0; s < 2; s++) train_step(net, ctx, opt, in, labels, 3);
+
+    avemo_net *net2;
+    avemo_nn_ctx *ctx2;
+    avemo_optim *opt2;
+    if (avemo_net_load("resume.avm", &net2, &err) || avemo_nn_ctx_create(net2, 3, 1, 1, &ctx2, &err) ||
+        avemo_optim_create(net2, &cfg, &opt2, &err) || avemo_optim_load(opt2, "resume.opt", &err))
+        fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx2, 0);
+    for (int s = 0; s < 2; s++) train_step(net2, ctx2, opt2, in, labels, 3);
+    assert_memory_equal(net->params, net2->params, sizeof(float) * net->nparams);
+
+    /* Another optimiser kind or network is refused, and so is a damaged file. */
+    struct avemo_optim_config sgd = {.kind = AVEMO_OPTIM_SGD, .lr = 1e-3f};
+    avemo_optim *other;
+    if (avemo_optim_create(net2, &sgd, &other, &err)) fail_msg("%s", err.message);
+    assert_int_equal(avemo_optim_load(other, "resume.opt", &err), AVEMO_ERR_MISMATCH);
+    size_t size;
+    uint8_t *bytes = test_read_file("resume.opt", &size);
+    bytes[size / 2] ^= 1;
+    FILE *f = fopen("resume.opt", "wb");
+    fwrite(bytes, 1, size, f);
+    fclose(f);
+    assert_int_equal(avemo_optim_load(opt2, "resume.opt", &err), AVEMO_ERR_CHECKSUM);
+    assert_non_null(strstr(err.message, "resume.opt"));
+    free(bytes);
+    free(in[0]);
+    avemo_optim_free(other);
+    avemo_optim_free(opt2);
+    avemo_optim_free(opt);
+    avemo_nn_ctx_free(ctx2);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net2);
+    avemo_net_free(net);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -205,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_freeze_branch),
+        cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

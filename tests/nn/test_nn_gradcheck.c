@@ -121,6 +121,7 @@ static const struct gc_case cases[] = {
     {"conv same stride 2 even kernel", NET("x:2x7x8", "conv 2 4 same stride 2", "dense 4"), 0, 3},
     {"conv 1x1", NET("x:3x4x5", "conv 2 1 valid", "dense 3"), 0, 2},
     {"conv 5x5 then conv", NET("x:1x8x8", "conv 2 5 same, conv 3 3 valid", "dense 3"), 0, 2},
+    {"conv with many channels (im2col)", NET("x:8x5x6", "conv 4 3 same, conv 5 3 same", "dense 3"), 0, 2},
     {"batch norm 2d train", NET("x:2x4x5", "conv 3 3 same, bn", "dense 4"), 1, 3},
     {"batch norm 2d eval", NET("x:2x4x5", "conv 3 3 same, bn", "dense 4"), 0, 3},
     {"relu and max pool 2", NET("x:2x6x7", "conv 3 3 same, relu, maxpool 2", "dense 4"), 0, 3},

@@ -188,7 +188,7 @@ static void test_crafted_damage(void **state)
     uint8_t *orig = saved_bytes("crafted.avm", &size);
     uint8_t *data = malloc(size);
     int refused = 0;
-    for (size_t pos = 8; pos < 1400 && pos < size - 4; pos += 3) {
+    for (size_t pos = 8; pos < 1400 && pos < size - 4; pos += 7) {
         memcpy(data, orig, size);
         data[pos] ^= (uint8_t)(0x5a + pos);
         uint32_t crc = avemo_crc32(0, data, size - 4);
@@ -204,7 +204,7 @@ static void test_crafted_damage(void **state)
         }
         avemo_net_free(net);
     }
-    assert_true(refused > 100);
+    assert_true(refused > 50);
     free(data);
     free(orig);
 }

@@ -7,7 +7,10 @@
 #include "serve/serve_internal.h"
 
 #include <avemo/serve.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 
 #define CLIP TEST_DATA("cremad/1001_DFA_ANG_XX.flv")
 
@@ -257,6 +260,44 @@ static void test_metrics(void **state)
     http_reply_free(&r);
 }
 
+/* A client that sends half a request and stalls is disconnected after the timeout. */
+static void test_slow_client_timeout(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->db, sizeof f->db, "%s/serve_api_timeout_%d.sqlite", AVEMO_BINARY_DIR, (int)getpid());
+    struct avemo_serve_options opt;
+    avemo_serve_options_default(&opt);
+    opt.port = 0;
+    opt.db_path = f->db;
+    opt.quiet = 1;
+    opt.connection_timeout_s = 1;
+    struct avemo_error err = {0};
+    if (avemo_server_start(&opt, &f->srv, &err)) fail_msg("server: %s", err.message);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {0};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)avemo_server_port(f->srv));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    static const char partial[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow"; /* headers never end */
+    assert_int_equal(write(fd, partial, sizeof partial - 1), (ssize_t)(sizeof partial - 1));
+    double t0 = avemo_now();
+    struct pollfd pfd = {fd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 10000), 1); /* woken by the close, long before 10 s */
+    char buf[256];
+    ssize_t n = read(fd, buf, sizeof buf);
+    double waited = avemo_now() - t0;
+    assert_true(n <= 0 || strncmp(buf, "HTTP/1.1 ", 9) == 0); /* closed, possibly after an error answer */
+    assert_true(waited > 0.5 && waited < 5.0);
+    close(fd);
+    /* the server is fine afterwards */
+    struct http_reply r = http_get(avemo_server_port(f->srv), "/healthz");
+    expect_status(&r, 200, NULL);
+    http_reply_free(&r);
+    stop(f);
+}
+
 static void test_sha256(void **state)
 {
     (void)state;
@@ -356,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test(test_upload_limit),
         cmocka_unit_test(test_api_key),
+        cmocka_unit_test(test_slow_client_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,6 +261,30 @@ static void test_predict_errors(void **state)
     else
         printf("note: no face model loaded, the no_video case is not checked\n");
 
+    /* 422: a clip with neither a face nor sound (ffmpeg's test pattern): av has nothing to use */
+    char faceless[] = "/tmp/avemo-serve-faceless-XXXXXX.mp4";
+    int tmp = mkstemps(faceless, 4);
+    assert_true(tmp >= 0);
+    close(tmp);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "%s -v error -y -f lavfi -i testsrc=size=320x240:rate=10 -t 1 -c:v mpeg4 %s",
+             AVEMO_FFMPEG, faceless);
+    assert_int_equal(system(cmd), 0);
+    {
+        size_t size = 0;
+        uint8_t *bytes = test_read_file(faceless, &size);
+        struct avemo_prediction ref;
+        struct avemo_error err = {0};
+        enum avemo_status st = avemo_classify_memory(s->ctx, bytes, size, faceless, AVEMO_MODE_AV, &ref, &err);
+        free(bytes);
+        if (st != AVEMO_ERR_NO_FACE && st != AVEMO_ERR_NO_AUDIO)
+            fail_msg("faceless silent clip in av mode: the library says %s", avemo_status_name(st));
+        expect_media_error(s, faceless, "av", st, 422);
+        if (avemo_classifier_supports(s->clf, AVEMO_MODE_FACE))
+            expect_media_error(s, faceless, "face", AVEMO_ERR_NO_FACE, 422);
+    }
+    unlink(faceless);
+
     /* 415: bytes that are no media at all, whatever the Content-Type says */
     char junk[] = "/tmp/avemo-serve-junk-XXXXXX";
     int fd = mkstemp(junk);
@@ -483,6 +507,58 @@ static void test_graceful_stop(void **state)
     unlink(path);
 }
 
+/* /v1/models reads the model card next to the model: its accuracy lines and their numbers. */
+static void test_model_card(void **state)
+{
+    (void)state;
+    char dir[300], model[400], card[400], db[400];
+    snprintf(dir, sizeof dir, "%s/serve_card_%d", AVEMO_BINARY_DIR, (int)getpid());
+    snprintf(model, sizeof model, "%s/cardtest.avm", dir);
+    snprintf(card, sizeof card, "%s/cardtest.md", dir);
+    snprintf(db, sizeof db, "%s/history.sqlite", dir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    size_t n = 0;
+    uint8_t *bytes = test_read_file(main_model, &n);
+    FILE *f = fopen(model, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    free(bytes);
+    f = fopen(card, "w");
+    assert_non_null(f);
+    fputs("# cardtest\n\n| metric | value |\n|---|---|\n| test accuracy | 0.712 |\n"
+          "Unweighted accuracy (UA): 68.5 % on 1,116 clips\nF1 macro 0.70\n", f);
+    fclose(f);
+
+    struct avemo_serve_options opt;
+    avemo_serve_options_default(&opt);
+    opt.models[opt.num_models++] = model;
+    opt.port = 0;
+    opt.db_path = db;
+    opt.quiet = 1;
+    avemo_server *srv = NULL;
+    struct avemo_error err = {0};
+    if (avemo_server_start(&opt, &srv, &err)) fail_msg("server: %s", err.message);
+    struct http_reply r = http_get(avemo_server_port(srv), "/v1/models");
+    expect_status(&r, 200, NULL);
+    cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "models"), 0);
+    assert_string_equal(json_string(m, "name"), "cardtest");
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "card");
+    assert_string_equal(json_string(c, "path"), card);
+    cJSON *acc = cJSON_GetObjectItemCaseSensitive(c, "accuracy");
+    assert_int_equal(cJSON_GetArraySize(acc), 2); /* the F1 line does not mention accuracy */
+    cJSON *values = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(acc, 0), "values");
+    assert_int_equal(cJSON_GetArraySize(values), 1);
+    assert_float_equal(cJSON_GetArrayItem(values, 0)->valuedouble, 0.712, 1e-9);
+    values = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(acc, 1), "values");
+    assert_float_equal(cJSON_GetArrayItem(values, 0)->valuedouble, 68.5, 1e-9);
+    http_reply_free(&r);
+    avemo_server_stop(srv);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const char *dir = getenv("AVEMO_MODEL_DIR");
@@ -497,6 +573,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ready_and_models),
+        cmocka_unit_test(test_model_card),
         cmocka_unit_test(test_predict_every_clip_mode_and_transport),
         cmocka_unit_test(test_predict_defaults),
         cmocka_unit_test(test_predict_errors),

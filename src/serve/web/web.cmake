@@ -1,10 +1,10 @@
 # Embed the web page (src/serve/web/*.html, *.js, *.css) into libavemo at build time:
 # embed.cmake turns the files into byte arrays in <build>/generated/serve/serve_web_assets.h,
-# which src/serve/web_assets.c includes.  Include this file from the top CMakeLists.txt
-# (anywhere: the work is deferred until avemo_objects exists).
-function(avemo_embed_web)
-  set(web_dir ${CMAKE_SOURCE_DIR}/src/serve/web)
-  set(out_dir ${CMAKE_BINARY_DIR}/generated/serve)
+# which src/serve/web_assets.c includes (without it the server answers 404 for the page).
+# Include this file from the top CMakeLists.txt, before or after add_library(avemo_objects):
+#   include(src/serve/web/web.cmake)
+function(avemo_embed_web web_dir)
+  set(out_dir ${PROJECT_BINARY_DIR}/generated/serve)
   set(out ${out_dir}/serve_web_assets.h)
   file(GLOB web_files CONFIGURE_DEPENDS ${web_dir}/*.html ${web_dir}/*.js ${web_dir}/*.css ${web_dir}/*.svg)
   file(MAKE_DIRECTORY ${out_dir})
@@ -18,7 +18,9 @@ function(avemo_embed_web)
 endfunction()
 
 if(TARGET avemo_objects)
-  avemo_embed_web()
+  avemo_embed_web(${CMAKE_CURRENT_LIST_DIR})
 else()
-  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL avemo_embed_web)
+  # included before the library is defined: run at the end of this directory (EVAL expands
+  # the folder now; a deferred call would read CMAKE_CURRENT_LIST_DIR only when it runs)
+  cmake_language(EVAL CODE "cmake_language(DEFER CALL avemo_embed_web [[${CMAKE_CURRENT_LIST_DIR}]])")
 endif()

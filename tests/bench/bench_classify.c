@@ -1,0 +1,49 @@
+/* Bench section "classify": the whole avemo_classify_file path on the demo clip with the
+ * shipped audio-visual model (decode, MFCC, faces on 8 frames, network), one thread. */
+#include "bench.h"
+
+#include <avemo/eval.h>
+#include <avemo/nn.h>
+#include <stdio.h>
+
+struct classify_arg {
+    avemo_classify_ctx *ctx;
+    const char *clip;
+    enum avemo_mode mode;
+    int failed;
+};
+
+static void classify_once(void *p)
+{
+    struct classify_arg *a = p;
+    struct avemo_prediction pred;
+    if (avemo_classify_file(a->ctx, a->clip, a->mode, &pred, NULL)) a->failed = 1;
+}
+
+static void time_mode(const struct bench_context *ctx, cJSON *out, enum avemo_mode mode, const char *key)
+{
+    char model[1024], clip[1024];
+    if (avemo_default_model(mode, model, sizeof model, NULL)) return;
+    snprintf(clip, sizeof clip, "%s/cremad/1001_DFA_ANG_XX.flv", ctx->data_dir);
+    avemo_classifier *clf = NULL;
+    struct avemo_error err = {0};
+    struct classify_arg a = {NULL, clip, mode, 0};
+    if (avemo_classifier_open(model, NULL, &clf, &err) || avemo_classify_ctx_new(clf, &a.ctx, &err)) {
+        fprintf(stderr, "bench classify: %s\n", err.message);
+        avemo_classifier_close(clf);
+        return;
+    }
+    double t = bench_median(ctx->repeats, classify_once, &a);
+    if (!a.failed) cJSON_AddNumberToObject(out, key, t);
+    avemo_classify_ctx_free(a.ctx);
+    avemo_classifier_close(clf);
+}
+
+void bench_classify(const struct bench_context *ctx, cJSON *out);
+void bench_classify(const struct bench_context *ctx, cJSON *out)
+{
+    avemo_nn_set_threads(1, NULL);
+    time_mode(ctx, out, AVEMO_MODE_AV, "classify_clip_s");
+    time_mode(ctx, out, AVEMO_MODE_AUDIO, "classify_audio_clip_s");
+    time_mode(ctx, out, AVEMO_MODE_FACE, "classify_face_clip_s");
+}
