@@ -235,8 +235,9 @@ struct avemo_train_options {
     const char *out_path;      /* the model file (.avm) */
     const char *split_in;      /* read this split file instead of making one */
     const char *split_out;     /* write the split used here */
-    const char *init_path;     /* start from this model's matching layers (transfer learning) */
-    const char *init_prefixes; /* which layers to take from init ("audio.,face."; NULL: all matching) */
+    const char *const *init;   /* "MODEL.avm[:prefix,...]": start from these models' layers (transfer
+                                * learning), all of them or those whose names start with a prefix */
+    int ninit;
     const char *freeze;        /* layer prefixes not trained ("audio.,face.") */
     int resume;                /* continue from out_path's checkpoint (out_path + ".ckpt") */
     const char *log_csv;       /* per-epoch log (default out_path + ".csv") */

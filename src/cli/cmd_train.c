@@ -10,8 +10,8 @@ static const char train_usage[] =
     "  Train the pipeline's network; the best epoch (lowest validation loss) is saved.\n"
     "  --split FILE        use this split file (as written by --split-out)\n"
     "  --split-out FILE    write the split used, so other models can be compared on it\n"
-    "  --init MODEL        start from a model's matching layers (transfer learning)\n"
-    "  --init-layers P,... only the layers whose names start with these prefixes (e.g. audio.,face.)\n"
+    "  --init M[:P,...]    start from model M's layers (all, or those whose names start with the\n"
+    "                      prefixes P, e.g. --init audio.avm:audio. --init face.avm:face.); repeatable\n"
     "  --freeze P,...      do not train the layers with these prefixes\n"
     "  --resume            continue from MODEL.avm.ckpt after an interruption\n"
     "  --cache FILE        feature cache (features are extracted once)\n"
@@ -24,20 +24,21 @@ static int run_train(int argc, char **argv)
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},  {"out", required_argument, NULL, 'o'},
         {"split", required_argument, NULL, 's'}, {"split-out", required_argument, NULL, 'S'},
-        {"init", required_argument, NULL, 'i'},  {"init-layers", required_argument, NULL, 'I'},
+        {"init", required_argument, NULL, 'i'},
         {"freeze", required_argument, NULL, 'f'}, {"resume", no_argument, NULL, 'r'},
         {"cache", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'x'},
         {"log", required_argument, NULL, 'l'},   {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
-    const char *data[32], *overrides[64];
+    const char *data[32], *overrides[64], *inits[8];
     struct avemo_train_options opt = {0};
     opt.data = data;
     opt.overrides = overrides;
+    opt.init = inits;
     opt.progress = 1;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:o:s:S:i:I:f:rc:x:l:q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:o:s:S:i:f:rc:x:l:q", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (opt.ndata == 32) { fprintf(stderr, "avemo: at most 32 --data\n"); return CLI_EXIT_USAGE; }
@@ -46,8 +47,10 @@ static int run_train(int argc, char **argv)
         case 'o': opt.out_path = optarg; break;
         case 's': opt.split_in = optarg; break;
         case 'S': opt.split_out = optarg; break;
-        case 'i': opt.init_path = optarg; break;
-        case 'I': opt.init_prefixes = optarg; break;
+        case 'i':
+            if (opt.ninit == 8) { fprintf(stderr, "avemo: at most 8 --init\n"); return CLI_EXIT_USAGE; }
+            inits[opt.ninit++] = optarg;
+            break;
         case 'f': opt.freeze = optarg; break;
         case 'r': opt.resume = 1; break;
         case 'c': opt.cache_path = optarg; break;

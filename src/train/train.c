@@ -255,6 +255,33 @@ static enum avemo_status compute_stats(struct session *s, struct avemo_error *er
     return avemo_net_set_array(s->net, "audio.std", s->std, (size_t)rows, err);
 }
 
+/* --init MODEL[:prefix,prefix]: copy the named layers of another model. */
+static enum avemo_status init_from(struct session *s, const char *spec, struct avemo_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", spec);
+    char *colon = strrchr(path, ':');
+    const char *prefixes = "";
+    if (colon && !strchr(colon, '/')) {
+        *colon = 0;
+        prefixes = colon + 1;
+    }
+    char list[512];
+    snprintf(list, sizeof list, "%s", prefixes);
+    int copied = 0;
+    char *save = NULL, *tok = strtok_r(list, ",", &save);
+    do {
+        int n = 0;
+        enum avemo_status st = avemo_net_load_params(s->net, path, tok ? tok : "", &n, err);
+        if (st) return st;
+        copied += n;
+    } while (tok && (tok = strtok_r(NULL, ",", &save)));
+    say(s, "init: %d layers from %s%s%s\n", copied, path, prefixes[0] ? " matching " : "", prefixes);
+    if (copied == 0)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: no layer matches the network of %s", path, s->opt->pipeline_path);
+    return AVEMO_OK;
+}
+
 static enum avemo_status build_net(struct session *s, struct avemo_error *err)
 {
     enum avemo_status st = avemo_net_create(s->pipeline_text, s->opt->pipeline_path, &s->net, err);
@@ -267,23 +294,8 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     const char *labels[16];
     for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
     if ((st = avemo_net_set_labels(s->net, labels, s->ds.num_classes, err))) return st;
-    if (s->opt->init_path) {
-        int copied = 0;
-        const char *prefixes = s->opt->init_prefixes ? s->opt->init_prefixes : "";
-        char list[256];
-        snprintf(list, sizeof list, "%s", prefixes);
-        for (char *tok = strtok(list, ","); tok || !copied; tok = strtok(NULL, ",")) {
-            int n = 0;
-            st = avemo_net_load_params(s->net, s->opt->init_path, tok ? tok : "", &n, err);
-            if (st) return st;
-            copied += n;
-            if (!tok) break;
-        }
-        say(s, "init: %d layers from %s\n", copied, s->opt->init_path);
-        if (copied == 0)
-            return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: no layer matches the network of %s", s->opt->init_path,
-                              s->opt->pipeline_path);
-    }
+    for (int i = 0; i < s->opt->ninit; i++)
+        if ((st = init_from(s, s->opt->init[i], err))) return st;
     if ((st = compute_stats(s, err))) return st;
     int batch = s->p.train.batch;
     if ((st = avemo_nn_ctx_create(s->net, batch, 1, s->p.train.seed + 1, &s->ctx, err))) return st;
@@ -433,6 +445,8 @@ static enum avemo_status save_checkpoint(struct session *s, const struct progres
     snprintf(path, sizeof path, "%s.ckpt", s->opt->out_path);
     enum avemo_status st = avemo_net_save(s->net, path, err);
     if (st) return st;
+    snprintf(path, sizeof path, "%s.ckpt.optim", s->opt->out_path);
+    if ((st = avemo_optim_save(s->optim, path, err))) return st;
     snprintf(path, sizeof path, "%s.ckpt.state", s->opt->out_path);
     FILE *f = fopen(path, "w");
     if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
@@ -459,6 +473,8 @@ static enum avemo_status load_checkpoint(struct session *s, struct progress_stat
     int copied = 0;
     enum avemo_status st = avemo_net_load_params(s->net, path, "", &copied, err);
     if (st) return st;
+    snprintf(path, sizeof path, "%s.ckpt.optim", s->opt->out_path);
+    if ((st = avemo_optim_load(s->optim, path, err))) return st;
     avemo_optim_set_lr(s->optim, ps->lr);
     /* The best parameters so far are in the model file written at that epoch. */
     st = remember_best(s, err);
