@@ -82,6 +82,14 @@ enum avemo_status avemo_classify_memory(avemo_classify_ctx *ctx, const void *dat
                                         enum avemo_mode mode, struct avemo_prediction *pred,
                                         struct avemo_error *err);
 
+/* Follow a long recording over time (audio mode): one prediction per window of window_s
+ * seconds, every hop_s seconds (the last window may be shorter, but at least half a window).
+ * on_window is called for each window in order with its start and end time; a non-zero
+ * return stops early.  The model must serve the audio mode. */
+typedef int (*avemo_window_fn)(void *user, double start_s, double end_s, const struct avemo_prediction *pred);
+enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *path, double window_s, double hop_s,
+                                         avemo_window_fn on_window, void *user, struct avemo_error *err);
+
 /* The prediction as the JSON object `avemo classify --json` prints (malloc'ed text);
  * `file` may be NULL. */
 char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file);

@@ -14,7 +14,9 @@ static const char classify_usage[] =
     "  --mode MODE   av (default for clips), audio, or face\n"
     "  --json        one JSON object per file (JSON lines)\n"
     "  --frames K    video frames searched for faces (default: the model's, 8)\n"
-    "  --cascade X   OpenCV cascade XML for face detection";
+    "  --cascade X   OpenCV cascade XML for face detection\n"
+    "  --window W --hop H   follow a long recording: one prediction per window of W seconds every\n"
+    "                H seconds (audio mode; e.g. --window 3s --hop 1s), printed as JSON lines";
 
 static void print_text(const char *file, const struct avemo_prediction *p)
 {
@@ -24,6 +26,16 @@ static void print_text(const char *file, const struct avemo_prediction *p)
     if (p->mode_used != AVEMO_MODE_AUDIO) printf(", faces in %d/%d frames", p->frames_used, p->frames_sampled);
     printf(", %.0f ms\n", 1e3 * p->t_total_s);
     if (p->fallback_reason[0]) printf("  (%s)\n", p->fallback_reason);
+}
+
+/* One JSON line per window: the time span and the prediction. */
+static int print_window(void *user, double start_s, double end_s, const struct avemo_prediction *pred)
+{
+    char *text = avemo_prediction_json(pred, user);
+    if (text && text[0] == '{') printf("{\"start_s\":%.3f,\"end_s\":%.3f,%s\n", start_s, end_s, text + 1);
+    free(text);
+    fflush(stdout);
+    return 0;
 }
 
 /* The shipped models: the mode's own first, the unimodal ones as fallbacks. */
@@ -45,9 +57,11 @@ static int run_classify(int argc, char **argv)
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'}, {"mode", required_argument, NULL, 'M'},
         {"json", no_argument, NULL, 'j'},        {"frames", required_argument, NULL, 'k'},
-        {"cascade", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0},
+        {"cascade", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
+        {"hop", required_argument, NULL, 'H'},     {NULL, 0, NULL, 0},
     };
     const char *model = NULL, *mode_text = "av";
+    double window_s = 0, hop_s = 1;
     int json = 0, c;
     struct avemo_classifier_options copt = {0};
     optind = 1;
@@ -58,11 +72,14 @@ static int run_classify(int argc, char **argv)
         case 'j': json = 1; break;
         case 'k': copt.frames = atoi(optarg); break;
         case 'c': copt.cascade_path = optarg; break;
+        case 'w': window_s = atof(optarg); break;
+        case 'H': hop_s = atof(optarg); break;
         default: fprintf(stderr, "%s\n", classify_usage); return CLI_EXIT_USAGE;
         }
     }
     struct avemo_error err = {0};
     enum avemo_mode mode;
+    if (window_s > 0 && strcmp(mode_text, "av") == 0) mode_text = "audio";
     if (avemo_mode_parse(mode_text, &mode, &err)) return cli_report(&err);
     if (optind >= argc || copt.frames < 0 || copt.frames > 32) {
         fprintf(stderr, "%s\n", classify_usage);
@@ -82,7 +99,9 @@ static int run_classify(int argc, char **argv)
         return cli_report(&err);
     }
     int rc = CLI_EXIT_OK;
-    for (int i = optind; i < argc; i++) {
+    for (int i = optind; window_s > 0 && i < argc; i++)
+        if (avemo_classify_windows(ctx, argv[i], window_s, hop_s, print_window, argv[i], &err)) rc = cli_report(&err);
+    for (int i = optind; window_s <= 0 && i < argc; i++) {
         struct avemo_prediction pred;
         if (avemo_classify_file(ctx, argv[i], mode, &pred, &err)) {
             rc = cli_report(&err);

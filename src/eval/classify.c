@@ -528,3 +528,45 @@ enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t s
     return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "no shipped %s model (%s) in $AVEMO_MODEL_DIR, %s/models or %s/models",
                       avemo_mode_name(mode), files[mode], AVEMO_SOURCE_DIR, AVEMO_DATA_DIR);
 }
+
+/* --- windows over a long recording ----------------------------------------------------- */
+
+enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *path, double window_s, double hop_s,
+                                         avemo_window_fn on_window, void *user, struct avemo_error *err)
+{
+    const avemo_classifier *clf = ctx->clf;
+    int mi = clf->slot[AVEMO_MODE_AUDIO];
+    if (mi < 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: --window needs an audio model (%s is %s)", path,
+                          clf->models[0].name, avemo_mode_name((enum avemo_mode)clf->models[0].mode));
+    if (!(window_s >= 0.1 && window_s <= 600) || !(hop_s >= 0.05 && hop_s <= 600))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: window %.3g s and hop %.3g s must be within 0.1..600 s", path,
+                          window_s, hop_s);
+    const struct clf_model *m = &clf->models[mi];
+    struct request r = {.name = path};
+    double t0 = avemo_now();
+    enum avemo_status st = avemo_media_open_file(path, &(struct avemo_media_open_options){.limits = &clf->limits}, &r.media, err);
+    struct avemo_prediction pred;
+    memset(&pred, 0, sizeof pred);
+    if (!st) st = decode_audio(ctx, &r, m, &pred, err);
+    double decode_s = avemo_now() - t0;
+    size_t rate = (size_t)m->p.audio.sample_rate, win = (size_t)(window_s * rate), hop = (size_t)(hop_s * rate);
+    struct avemo_audio whole = r.audio;
+    for (size_t at = 0; !st && (at == 0 || at + win / 2 <= whole.count); at += hop) {
+        size_t n = whole.count - at < win ? whole.count - at : win;
+        memset(&pred, 0, sizeof pred);
+        pred.mode_requested = pred.mode_used = AVEMO_MODE_AUDIO;
+        pred.t_decode_s = at == 0 ? decode_s : 0;
+        double tw = avemo_now();
+        /* A window is a view into the decoded recording, not a copy. */
+        r.audio.samples = whole.samples + at;
+        r.audio.count = n;
+        st = run_model(ctx, &r, mi, &pred, err);
+        pred.t_total_s = avemo_now() - tw + pred.t_decode_s;
+        if (!st && on_window(user, (double)at / rate, (double)(at + n) / rate, &pred)) break;
+    }
+    r.audio = whole;
+    request_free(&r);
+    avemo_media_close(r.media);
+    return st;
+}

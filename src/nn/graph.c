@@ -152,7 +152,43 @@ static int parse_shape(const char *s, int *c, int *h, int *w)
 
 int nn_layer_has_params(const struct nn_layer *l)
 {
-    return l->op == NN_CONV || l->op == NN_BN || l->op == NN_DENSE;
+    return l->op == NN_CONV || l->op == NN_BN || l->op == NN_DENSE || l->op == NN_LSTM;
+}
+
+/* lstm HIDDEN [seq] [bidirectional]: tok[0] is "lstm". */
+static int build_lstm(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    l->op = NN_LSTM;
+    l->dirs = 1;
+    if (!parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &l->hidden)) {
+        snprintf(msg, msgsize, "expected 'lstm HIDDEN [seq] [bidirectional]' with HIDDEN in 1..%d", AVEMO_NN_MAX_DIM);
+        return 0;
+    }
+    for (int i = 2; i < nt; i++) {
+        if (strcmp(tok[i], "seq") == 0) l->seq_out = 1;
+        else if (strcmp(tok[i], "bidirectional") == 0) l->dirs = 2;
+        else {
+            snprintf(msg, msgsize, "unexpected '%s' (seq or bidirectional)", tok[i]);
+            return 0;
+        }
+    }
+    if (!l->in_seq) {
+        snprintf(msg, msgsize, "the input %dx%dx%d is not a sequence: put 'seq' (or 'lstm N seq') before it", l->in_c,
+                 l->in_h, l->in_w);
+        return 0;
+    }
+    if (l->in_h > AVEMO_NN_MAX_DIM * 16) {
+        snprintf(msg, msgsize, "%d input features per step (limit %d)", l->in_h, AVEMO_NN_MAX_DIM * 16);
+        return 0;
+    }
+    const int out = l->dirs * l->hidden;
+    l->out_c = l->seq_out ? l->in_c : out;
+    l->out_h = l->seq_out ? out : 1;
+    l->out_w = 1;
+    l->out_seq = l->seq_out;
+    l->w_n = (size_t)l->dirs * nn_lstm_dir_params(l->in_h, l->hidden); /* all four tensors per direction */
+    l->b_n = 0;
+    return 1;
 }
 
 /* Fill one layer from its item ("conv 32 3 same") and its input shape; 0 with a message on error. */
@@ -178,7 +214,14 @@ static int build_layer(struct nn_layer *l, const char *item, char *msg, size_t m
     l->out_c = l->in_c;
     l->out_h = l->in_h;
     l->out_w = l->in_w;
+    l->out_seq = l->in_seq;
     const char *op = tok[0];
+    if (l->in_seq && (strcmp(op, "conv") == 0 || strcmp(op, "maxpool") == 0 || strcmp(op, "gap") == 0 ||
+                      strcmp(op, "seq") == 0)) {
+        snprintf(msg, msgsize, "the input is a sequence (%d steps x %d features), not a feature map", l->in_c,
+                 l->in_h);
+        return 0;
+    }
     if (strcmp(op, "conv") == 0) {
         l->op = NN_CONV;
         int same = 1, f, k;
@@ -244,6 +287,7 @@ static int build_layer(struct nn_layer *l, const char *item, char *msg, size_t m
         l->op = NN_FLATTEN;
         l->out_c = (int)nn_in_size(l);
         l->out_h = l->out_w = 1;
+        l->out_seq = 0;
     } else if (strcmp(op, "dense") == 0 && nt == 2) {
         l->op = NN_DENSE;
         if (!parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &l->out_c)) {
@@ -251,6 +295,7 @@ static int build_layer(struct nn_layer *l, const char *item, char *msg, size_t m
             return 0;
         }
         l->out_h = l->out_w = 1;
+        l->out_seq = 0;
         l->w_n = (size_t)l->out_c * nn_in_size(l);
         l->b_n = (size_t)l->out_c;
     } else if (strcmp(op, "dropout") == 0 && nt == 2) {
@@ -263,10 +308,20 @@ static int build_layer(struct nn_layer *l, const char *item, char *msg, size_t m
             return 0;
         }
         l->p = (float)p;
+    } else if (strcmp(op, "seq") == 0 && nt == 1) {
+        /* C x F x T -> T steps of C * F features (x.permute(0, 3, 1, 2).reshape(B, T, C * F)) */
+        l->op = NN_SEQ;
+        l->out_c = l->in_w;
+        l->out_h = l->in_c * l->in_h;
+        l->out_w = 1;
+        l->out_seq = 1;
+    } else if (strcmp(op, "lstm") == 0 && nt >= 2) {
+        if (!build_lstm(l, tok, nt, msg, msgsize)) return 0;
     } else if (strcmp(op, "conv") && strcmp(op, "bn") && strcmp(op, "relu") && strcmp(op, "maxpool") &&
-               strcmp(op, "gap") && strcmp(op, "flatten") && strcmp(op, "dense") && strcmp(op, "dropout")) {
-        snprintf(msg, msgsize, "unknown layer '%s' (conv, bn, relu, maxpool, gap, flatten, dense, dropout, softmax)",
-                 op);
+               strcmp(op, "gap") && strcmp(op, "flatten") && strcmp(op, "dense") && strcmp(op, "dropout") &&
+               strcmp(op, "seq") && strcmp(op, "lstm")) {
+        snprintf(msg, msgsize, "unknown layer '%s' (conv, bn, relu, maxpool, gap, flatten, dense, dropout, seq, lstm, "
+                 "softmax)", op);
         return 0;
     } else {
         snprintf(msg, msgsize, "wrong number of arguments");
@@ -298,6 +353,7 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
     st->w = w;
     st->first = net->nlayers;
     st->count = 0;
+    int seq = 0; /* the current shape is a sequence (after seq or lstm N seq) */
     for (int i = 0; i < n; i++) {
         if (strcmp(items[i], "softmax") == 0 && slot == HEAD_SLOT && i == n - 1) break; /* implied by the loss */
         struct nn_layer *l = &net->layers[net->nlayers];
@@ -305,6 +361,7 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
         l->in_c = c;
         l->in_h = h;
         l->in_w = w;
+        l->in_seq = seq;
         l->first_of_stage = st->count == 0;
         snprintf(l->name, sizeof l->name, "%.15s.%d", sname, i); /* branch names have <= 15 characters */
         char msg[256];
@@ -324,6 +381,7 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
         c = l->out_c;
         h = l->out_h;
         w = l->out_w;
+        seq = l->out_seq;
         net->nlayers++;
         st->count++;
     }

@@ -130,6 +130,11 @@ void avemo_net_init(avemo_net *net, enum avemo_nn_init scheme, uint64_t seed)
             }
             continue;
         }
+        if (l->op == NN_LSTM) { /* PyTorch's nn.LSTM default: every tensor U(-1/sqrt(H), 1/sqrt(H)) */
+            const float k = 1.0f / sqrtf((float)l->hidden);
+            for (size_t j = 0; j < l->w_n; j++) w[j] = (2.0f * avemo_rng_uniform(&rng) - 1.0f) * k;
+            continue;
+        }
         if (l->op != NN_CONV && l->op != NN_DENSE) continue;
         double fan_in, fan_out;
         fans(l, &fan_in, &fan_out);
@@ -286,6 +291,9 @@ void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
         for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->pool_idx[i]);
     if (ctx->drop_mask)
         for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->drop_mask[i]);
+    if (ctx->lstm_state)
+        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->lstm_state[i]);
+    free(ctx->lstm_state);
     free(ctx->act);
     free(ctx->out);
     free(ctx->pool_idx);
@@ -344,7 +352,8 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     ctx->out = calloc((size_t)L, sizeof *ctx->out);
     ctx->pool_idx = calloc((size_t)L, sizeof *ctx->pool_idx);
     ctx->drop_mask = calloc((size_t)L, sizeof *ctx->drop_mask);
-    if (!ctx->act || !ctx->out || !ctx->pool_idx || !ctx->drop_mask) ok = 0;
+    ctx->lstm_state = calloc((size_t)L, sizeof *ctx->lstm_state);
+    if (!ctx->act || !ctx->out || !ctx->pool_idx || !ctx->drop_mask || !ctx->lstm_state) ok = 0;
     size_t col = 1, dmax = 1;
     for (int i = 0; ok && i < L; i++) {
         const struct nn_layer *l = &net->layers[i];
@@ -356,6 +365,7 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
             ctx->pool_idx[i] = malloc(sizeof(int32_t) * B * nn_out_size(l));
             if (!ctx->pool_idx[i]) ok = 0;
         }
+        if (l->op == NN_LSTM) ctx->lstm_state[i] = alloc_floats(nn_lstm_state_size(l, max_batch, ctx->training), &ok);
         if (ctx->training && l->op == NN_DROPOUT) {
             ctx->drop_mask[i] = malloc(B * nn_out_size(l));
             if (!ctx->drop_mask[i]) ok = 0;
@@ -440,6 +450,8 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     case NN_GAP: nn_gap_forward(l, in, y, B); break;
     case NN_DENSE: nn_dense_forward(l, w, b, in, y, B); break;
     case NN_FLATTEN: y = (float *)in; break;
+    case NN_SEQ: nn_seq_forward(l, in, y, B); break;
+    case NN_LSTM: nn_lstm_forward(l, w, in, y, B, ctx->lstm_state[i]); break;
     case NN_DROPOUT:
         if (train && ctx->dropout && l->p > 0.0f) nn_dropout_forward(l, &ctx->rng, in, y, ctx->drop_mask[i], n);
         else if (y) memcpy(y, in, sizeof(float) * n); /* training context with dropout off */
@@ -627,6 +639,10 @@ static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
     case NN_FLATTEN:
         if (din) memcpy(din, dout, sizeof(float) * n);
         break;
+    case NN_SEQ:
+        if (din) nn_seq_backward(l, dout, din, B);
+        break;
+    case NN_LSTM: nn_lstm_backward(l, w, dw, in, dout, din, B, ctx->lstm_state[i]); break;
     case NN_DROPOUT:
         if (!din) break;
         if (ctx->last_train && ctx->dropout && l->p > 0.0f) nn_dropout_backward(l, ctx->drop_mask[i], dout, din, n);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT };
+enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT, NN_SEQ, NN_LSTM };
 
 struct nn_layer {
     enum nn_op op;
@@ -18,6 +18,8 @@ struct nn_layer {
     int out_c, out_h, out_w;        /* per-sample output shape */
     int k, stride, pad_t, pad_l;    /* conv kernel / stride / padding; pool size in k */
     float p;                        /* dropout probability */
+    int hidden, dirs, seq_out;      /* LSTM: hidden size, 1 or 2 directions, whole sequence out */
+    int in_seq, out_seq;            /* input / output is a sequence: T steps x F features x 1 */
     size_t w_off, w_n, b_off, b_n;  /* weight and bias in the flat parameters */
     size_t s_off;                   /* batch-norm running mean at s_off, var at s_off + C */
     size_t a_off;                   /* offset of the per-layer saved state in the context (see net.c) */
@@ -74,6 +76,7 @@ struct avemo_nn_ctx {
                                        folded scale and shift in inference contexts */
     int32_t **pool_idx;     /* per max-pool layer other than 2x2 (training) */
     uint8_t **drop_mask;    /* per dropout layer (training) */
+    float **lstm_state;     /* per LSTM layer: saved gates, cells, hidden states (layer_lstm.c) */
     float *grads;           /* nparams */
     float *dbuf[2];         /* ping-pong activation gradients, dbuf_size floats each */
     size_t dbuf_size;
@@ -145,6 +148,17 @@ void nn_dropout_forward(const struct nn_layer *l, struct avemo_rng *rng, const f
                         uint8_t *mask, size_t n);
 void nn_dropout_backward(const struct nn_layer *l, const uint8_t *mask, const float *dout, float *din,
                          size_t n);
+
+/* LSTM (layer_lstm.c): w is the layer's parameters (per direction weight_ih, weight_hh, bias_ih,
+ * bias_hh); state holds nn_lstm_state_size floats. */
+size_t nn_lstm_dir_params(int inputs, int hidden);
+size_t nn_lstm_state_size(const struct nn_layer *l, int B, int training);
+void nn_lstm_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *state);
+void nn_lstm_backward(const struct nn_layer *l, const float *w, float *dw, const float *in, const float *dout,
+                      float *din, int B, float *state);
+/* seq: C x F x T feature map -> T steps of C * F features. */
+void nn_seq_forward(const struct nn_layer *l, const float *in, float *out, int B);
+void nn_seq_backward(const struct nn_layer *l, const float *dout, float *din, int B);
 
 /* Concatenate per-sample rows of several inputs into out. */
 void nn_concat_forward(int n, const float *const *in, const size_t *sizes, float *out, int B);

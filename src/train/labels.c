@@ -129,8 +129,9 @@ static int labels_handler(void *user, const char *section, const char *key, cons
                 break;
             }
             *colon = 0;
-            snprintf(m->map_from[m->num_map], AVEMO_LABEL_MAX, "%s", pair);
-            snprintf(m->map_to[m->num_map], AVEMO_LABEL_MAX, "%s", colon + 1);
+            /* Both sides were checked to fit; the precision tells the compiler so. */
+            snprintf(m->map_from[m->num_map], AVEMO_LABEL_MAX, "%.*s", AVEMO_LABEL_MAX - 1, pair);
+            snprintf(m->map_to[m->num_map], AVEMO_LABEL_MAX, "%.*s", AVEMO_LABEL_MAX - 1, colon + 1);
             m->num_map++;
             p += len;
         }

@@ -58,9 +58,35 @@ class Pad(nn.Module):
         return F.pad(x, self.pads)
 
 
+class ToSeq(nn.Module):
+    """avemo's `seq`: a C x F x T feature map as T steps of C*F features (batch_first)."""
+
+    def forward(self, x):
+        b, c, f, t = x.shape
+        return x.permute(0, 3, 1, 2).reshape(b, t, c * f)
+
+
+class Lstm(nn.Module):
+    """avemo's `lstm H [seq] [bidirectional]`: nn.LSTM(batch_first=True); the whole output
+    sequence, or h_n (both directions' final states, forward then reverse)."""
+
+    def __init__(self, inputs, hidden, seq, bidirectional):
+        super().__init__()
+        self.lstm = nn.LSTM(inputs, hidden, batch_first=True, bidirectional=bidirectional)
+        self.seq = seq
+
+    def forward(self, x):
+        out, (h_n, _) = self.lstm(x)
+        if self.seq:
+            return out
+        return torch.cat(list(h_n), 1)
+
+
 def build_stage(items, c, h, w, is4d, last_stage):
-    """Modules of one stage from its layer items, tracking the shape like src/nn/graph.c."""
+    """Modules of one stage from its layer items, tracking the shape like src/nn/graph.c.
+    A sequence (after seq or lstm N seq) is a (B, T, F) tensor with c = T, h = F, w = 1."""
     mods = []
+    is3d = False
     for i, item in enumerate(items):
         t = item.split()
         op = t[0]
@@ -103,13 +129,21 @@ def build_stage(items, c, h, w, is4d, last_stage):
             is4d = False
         elif op == "flatten":
             mods.append(nn.Flatten())
-            c, h, w, is4d = c * h * w, 1, 1, False
+            c, h, w, is4d, is3d = c * h * w, 1, 1, False, False
         elif op == "dense":
-            if is4d:
+            if is4d or is3d:
                 mods.append(nn.Flatten())
             n = int(t[1])
             mods.append(nn.Linear(c * h * w, n))
-            c, h, w, is4d = n, 1, 1, False
+            c, h, w, is4d, is3d = n, 1, 1, False, False
+        elif op == "seq":
+            mods.append(ToSeq())
+            c, h, w, is4d, is3d = w, c * h, 1, False, True
+        elif op == "lstm":
+            hidden, seq, bi = int(t[1]), "seq" in t[2:], "bidirectional" in t[2:]
+            mods.append(Lstm(h, hidden, seq, bi))
+            out = hidden * (2 if bi else 1)
+            c, h, w, is3d = (c, out, 1, True) if seq else (out, 1, 1, False)
         elif op == "dropout":
             mods.append(nn.Dropout(float(t[1])))
         else:

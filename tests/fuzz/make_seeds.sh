@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Regenerate the seed corpora of tests/fuzz/corpus/<harness>/ (small files, a few KB):
+#   tests/fuzz/make_seeds.sh BUILD_DIR
+# BUILD_DIR is any built tree (its libavemo.a writes the model seeds).  Needs the ffmpeg
+# CLI, Debian's /usr/bin/python3 and the cascades of opencv-data.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=$(cd "${1:?usage: make_seeds.sh BUILD_DIR}" && pwd)
+corpus=$here/corpus
+mkdir -p "$corpus"/{media,model,cascade,pipeline}
+ff() { ffmpeg -v error -y "$@"; }
+
+# media: tiny clips of the kinds the server takes, plus a real clip's head.
+m=$corpus/media
+ff -f lavfi -i testsrc=s=32x24:r=5:d=0.4 -f lavfi -i sine=f=440:r=8000:d=0.4 -c:v flv1 -c:a adpcm_swf -ar 11025 "$m/tiny.flv"
+ff -f lavfi -i testsrc=s=32x24:r=5:d=0.4 -f lavfi -i sine=f=300:r=8000:d=0.4 -c:v mpeg4 -c:a aac -b:a 16k -ac 1 "$m/tiny.mp4"
+ff -f lavfi -i sine=f=440:r=8000:d=0.25 -c:a pcm_s16le "$m/tone.wav"
+ff -f lavfi -i sine=f=440:r=8000:d=0.3 -c:a libmp3lame -b:a 8k "$m/tone.mp3" 2>/dev/null ||
+  ff -f lavfi -i sine=f=440:r=8000:d=0.3 -c:a mp2 -b:a 32k "$m/tone.mp2"
+ff -f lavfi -i testsrc=s=32x24:r=5:d=0.4 -c:v mjpeg -an "$m/tiny.avi"
+cp "$src/tests/data/faces/happy_PublicTest_10130075.jpg" "$m/face.jpg"
+head -c 4096 "$src/tests/data/cremad/1001_DFA_ANG_XX.flv" > "$m/cremad_head.flv"
+
+# pipeline: the shipped recipes.
+cp "$src"/pipelines/audio-mfcc.ini "$src"/pipelines/avemo-av.ini "$src"/pipelines/avemo-face.ini "$corpus/pipeline/"
+
+# cascade: the first stage(s) of OpenCV's Haar and LBP cascades, features trimmed to those used.
+/usr/bin/python3 - "$corpus/cascade" <<'PY'
+import sys, xml.etree.ElementTree as ET
+out = sys.argv[1]
+def trim(src, dst, stages, trees):
+    root = ET.parse(src).getroot()
+    c = root.find('cascade')
+    st = c.find('stages')
+    for s in list(st)[stages:]:
+        st.remove(s)
+    used = 0
+    for s in st:
+        wc = s.find('weakClassifiers')
+        for t in list(wc)[trees:]:
+            wc.remove(t)
+        s.find('maxWeakCount').text = str(len(wc))
+        for t in wc:
+            nodes = t.find('internalNodes').text.split()
+            for i in range(0, len(nodes), 4):
+                used = max(used, int(nodes[i + 2]) + 1)
+    c.find('stageNum').text = str(len(st))
+    fs = c.find('features')
+    for f in list(fs)[used:]:
+        fs.remove(f)
+    ET.ElementTree(root).write(f'{out}/{dst}', xml_declaration=True, encoding='utf-8')
+trim('/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml', 'haar_2stages.xml', 2, 6)
+trim('/usr/share/opencv4/lbpcascades/lbpcascade_frontalface.xml', 'lbp_2stages.xml', 2, 4)
+trim('/usr/share/opencv4/haarcascades/haarcascade_eye_tree_eyeglasses.xml', 'haar_tree.xml', 1, 3)
+PY
+
+# model: small networks saved by avemo_net_save; the harness reads byte 0 as its mode
+# (0: load as is), so each seed is a 0 byte followed by the file.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/seed.c" <<'C'
+#include <avemo/nn.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+    struct avemo_error err = {0};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        avemo_net *net = NULL;
+        if (avemo_net_create(argv[i], "seed", &net, &err)) { fprintf(stderr, "%s\n", err.message); return 1; }
+        avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+        if (avemo_net_save(net, argv[i + 1], &err)) { fprintf(stderr, "%s\n", err.message); return 1; }
+        avemo_net_free(net);
+    }
+    return 0;
+}
+C
+libs=$(pkg-config --libs libavformat libavcodec libavutil libswresample libswscale fftw3f openblas libjpeg \
+       libcjson inih libxml-2.0 cairo sqlite3 libmicrohttpd)
+cflags=""
+if grep -q 'AVEMO_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then cflags="-fsanitize=address,undefined"; fi
+cc $cflags -I"$src/include" "$tmp/seed.c" "$build/libavemo.a" $libs -lpthread -lm -o "$tmp/seed"
+dense=$'[network]\ninputs = x:1x1x8\nlabels = A, B\n[branch.x]\nlayers = dense 4, relu\n[head]\nlayers = dense 2, softmax\n'
+conv=$'[network]\ninputs = a:1x6x6, b:1x4x4\n[branch.a]\nlayers = conv 2 3 same, bn, relu, maxpool 2, gap\n[branch.b]\nlayers = conv 2 3 valid, relu, gap, dropout 0.5\n[head]\nlayers = dense 3, bn, relu, dense 2, softmax\n'
+ASAN_OPTIONS=detect_leaks=0 "$tmp/seed" "$dense" "$tmp/dense.avm" "$conv" "$tmp/conv.avm"
+for name in dense conv; do
+  { printf '\0'; cat "$tmp/$name.avm"; } > "$corpus/model/$name.avm"
+done
+ls -l "$corpus"/*
