@@ -34,6 +34,7 @@ extern const struct cli_command cli_cmd_classify;
 extern const struct cli_command cli_cmd_train;
 extern const struct cli_command cli_cmd_eval;
 extern const struct cli_command cli_cmd_compare;
+extern const struct cli_command cli_cmd_split;
 extern const struct cli_command cli_cmd_serve;
 
 #endif

@@ -73,7 +73,7 @@ static enum avemo_status split_groups(const struct avemo_dataset *ds, struct ave
     if (ng < (size_t)min_groups) {
         st = avemo_fail(err, AVEMO_ERR_INVALID_ARG,
                         "split: %zu speaker groups cannot make an actor-independent split of %d parts "
-                        "(use --split random)",
+                        "(train.split = random or all)",
                         ng, min_groups);
     } else {
         for (size_t i = 0; i < ng; i++) order[i] = i;

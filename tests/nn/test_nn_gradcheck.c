@@ -115,6 +115,21 @@ static void gradcheck(const struct gc_case *c)
 
 #define NET(inputs, branch, head) "[network]\ninputs = " inputs "\n[branch.x]\nlayers = " branch "\n[head]\nlayers = " head "\n"
 
+#ifdef GC_LSTM
+/* nn_lstm_gradcheck: the same checks on the sequence layers.  The seq layer has no parameters:
+ * its backward is checked through the convolution before it. */
+static const struct gc_case cases[] = {
+    {"seq after a convolution", NET("x:2x3x5", "conv 3 3 same, seq", "dense 4"), 0, 3},
+    {"lstm last step", NET("x:1x4x6", "seq, lstm 5", "dense 3"), 0, 3},
+    {"lstm one step", NET("x:2x3x1", "seq, lstm 4", "dense 3"), 0, 2},
+    {"lstm sequence into dense", NET("x:2x3x5", "seq, lstm 4 seq", "dense 3"), 0, 2},
+    {"lstm bidirectional last", NET("x:1x3x6", "seq, lstm 4 bidirectional", "dense 3"), 0, 2},
+    {"stacked lstm, bidirectional sequence", NET("x:1x3x5", "seq, lstm 4 seq bidirectional, dropout 0.3, lstm 3",
+                                                  "dense 3"), 1, 3},
+    {"conv, bn, relu, pool, seq, lstm", NET("x:1x6x8", "conv 3 3 same, bn, relu, maxpool 2, seq, lstm 4",
+                                             "dense 5, relu, dense 3"), 1, 3},
+};
+#else
 static const struct gc_case cases[] = {
     {"conv same", NET("x:2x7x9", "conv 3 3 same", "dense 4"), 0, 3},
     {"conv valid stride 2", NET("x:2x9x8", "conv 3 3 valid stride 2", "dense 4"), 0, 3},
@@ -138,6 +153,7 @@ static const struct gc_case cases[] = {
     {"a branch without layers", "[network]\ninputs = a:3x1x1, b:1x4x4\n[branch.a]\nlayers =\n[branch.b]\n"
      "layers = conv 2 3 same, gap\n[head]\nlayers = dense 5, relu, dense 3\n", 0, 3},
 };
+#endif
 
 static void test_gradcheck(void **state)
 {

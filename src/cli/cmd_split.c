@@ -1,0 +1,75 @@
+/* avemo split PIPELINE.ini --data DIR... --out SPLIT.txt [--set train.fold=K] */
+#include "cli/cli.h"
+
+#include <avemo/train.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char split_usage[] =
+    "usage: avemo split PIPELINE.ini --data DIR|LIST.csv [--data ...] --out SPLIT.txt [--set train.KEY=VALUE]...\n"
+    "  Write the train/validation/test split that `avemo train` makes for this pipeline and data\n"
+    "  (its [labels] and [train] split, folds, fold, seed), for `--split` in train, eval and compare.";
+
+static int run_split(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
+        {"set", required_argument, NULL, 'x'},  {NULL, 0, NULL, 0},
+    };
+    const char *data[32], *sets[16], *out = NULL;
+    int ndata = 0, nsets = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:o:x:", longopts, NULL)) != -1) {
+        if (c == 'd' && ndata < 32) data[ndata++] = optarg;
+        else if (c == 'o') out = optarg;
+        else if (c == 'x' && nsets < 16) sets[nsets++] = optarg;
+        else {
+            fprintf(stderr, "%s\n", split_usage);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !out || ndata == 0) {
+        fprintf(stderr, "%s\n", split_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct avemo_error err = {0};
+    uint8_t *text = NULL;
+    size_t size;
+    struct avemo_pipeline p;
+    if (avemo_read_file(argv[optind], 1 << 16, &text, &size, &err) ||
+        avemo_pipeline_parse((const char *)text, argv[optind], &p, &err)) {
+        free(text);
+        return cli_report(&err);
+    }
+    free(text);
+    for (int i = 0; i < nsets; i++) {
+        char sec[32], key[64];
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || sscanf(sets[i], "%31[^.].%63[^=]", sec, key) != 2) {
+            fprintf(stderr, "avemo: --set '%s': expected section.key=value\n", sets[i]);
+            return CLI_EXIT_USAGE;
+        }
+        if (avemo_pipeline_set(&p, sec, key, eq + 1, argv[optind], &err)) return cli_report(&err);
+    }
+    struct avemo_dataset ds = {0};
+    struct avemo_split sp = {0};
+    int rc = CLI_EXIT_OK;
+    for (int i = 0; i < ndata && !rc; i++)
+        if (avemo_dataset_add(&ds, data[i], &p.labels, &err)) rc = cli_report(&err);
+    if (!rc && (avemo_split_make(&ds, p.train.split, p.train.folds, p.train.fold, p.train.seed, &sp, &err) ||
+                avemo_split_save(&ds, &sp, out, &err)))
+        rc = cli_report(&err);
+    if (!rc) {
+        size_t n[3];
+        for (int k = 0; k < 3; k++) free(avemo_split_indices(&sp, k, &n[k]));
+        printf("%s: %zu train, %zu validation, %zu test\n", out, n[0], n[1], n[2]);
+    }
+    avemo_split_free(&sp);
+    avemo_dataset_free(&ds);
+    return rc;
+}
+
+const struct cli_command cli_cmd_split = {
+    "split", "write the train/validation/test split of a pipeline's data", split_usage, run_split,
+};
