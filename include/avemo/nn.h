@@ -5,7 +5,9 @@
  * pipeline INI file (syntax in docs/nn.md): one branch per input (e.g. audio MFCC
  * 1x40x128, face 3x64x64), their flattened outputs concatenated, then the head,
  * whose last layer is a dense layer with one output per class (softmax is applied
- * by the loss and by avemo_nn_softmax).
+ * by the loss and by avemo_nn_softmax).  A branch may turn its C x F x T feature map into
+ * a T-step sequence (`seq`) for LSTM layers (`lstm H [seq] [bidirectional]`, PyTorch's
+ * nn.LSTM with batch_first).
  *
  *   struct avemo_net      the model: description, one flat parameter buffer, batch-norm
  *                         running statistics, labels and feature statistics.

@@ -188,6 +188,11 @@ static int build_lstm(struct nn_layer *l, char **tok, int nt, char *msg, size_t 
     l->out_seq = l->seq_out;
     l->w_n = (size_t)l->dirs * nn_lstm_dir_params(l->in_h, l->hidden); /* all four tensors per direction */
     l->b_n = 0;
+    if (nn_lstm_state_size(l, 1, 1) > 4 * AVEMO_NN_MAX_ACT) { /* every step's gates, cells and states */
+        snprintf(msg, msgsize, "%d steps of %d x %d hidden units keep more than %zu floats per sample", l->in_c,
+                 l->dirs, l->hidden, 4 * AVEMO_NN_MAX_ACT);
+        return 0;
+    }
     return 1;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #define TEST_DATA(rel) AVEMO_TEST_DATA "/" rel
@@ -50,6 +51,22 @@ static inline uint8_t *test_read_file(const char *path, size_t *size)
     fclose(f);
     *size = (size_t)n;
     return buf;
+}
+
+/* A fresh folder /tmp/avemo_<name>_XXXXXX in dir (at least 64 bytes); 0 on success. */
+static inline int test_make_tmpdir(char *dir, size_t size, const char *name)
+{
+    snprintf(dir, size, "/tmp/avemo_%s_XXXXXX", name);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+/* Remove a folder made by test_make_tmpdir and all it holds; 0 on success. */
+static inline int test_remove_tmpdir(const char *dir)
+{
+    char cmd[256];
+    if (strncmp(dir, "/tmp/avemo_", 11) != 0 || strchr(dir, '\'')) return -1;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
 }
 
 #endif

@@ -19,16 +19,13 @@ static void write_file(const char *path, const void *data, size_t size)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/avemo_media_errors_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_make_tmpdir(tmpdir, sizeof tmpdir, "media_errors");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
+    return test_remove_tmpdir(tmpdir);
 }
 
 /* Open `path`, expect `want` at open time; the message must name the file. */

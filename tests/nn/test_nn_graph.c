@@ -69,6 +69,44 @@ static void test_syntax_variants(void **state)
     avemo_net_free(net);
 }
 
+#define NET(inputs, branch, head) "[network]\ninputs = " inputs "\n[branch.x]\nlayers = " branch "\n[head]\nlayers = " head "\n"
+
+/* seq and lstm: shapes, parameter counts, the sequence flag, the shipped CNN-LSTM. */
+static void test_sequences(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net;
+    char desc[96];
+    const char *text = "[network]\ninputs = x:2x3x7\n[branch.x]\nlayers = seq, lstm 6 seq bidirectional, dropout 0.2, "
+                       "relu, lstm 5\n[head]\nlayers = dense 3\n";
+    if (avemo_net_create(text, "seq", &net, &err)) fail_msg("%s", err.message);
+    avemo_net_layer_describe(net, 0, desc, sizeof desc);
+    assert_string_equal(desc, "seq -> 7x6x1"); /* 7 steps of 2 * 3 features */
+    avemo_net_layer_describe(net, 1, desc, sizeof desc);
+    assert_string_equal(desc, "lstm 6 seq bidirectional -> 7x12x1");
+    avemo_net_layer_describe(net, 4, desc, sizeof desc);
+    assert_string_equal(desc, "lstm 5 -> 5x1x1");
+    assert_true(net->layers[3].in_seq && net->layers[4].in_seq && !net->layers[4].out_seq);
+    /* PyTorch's nn.LSTM: 4H(I + H + 2) per direction */
+    assert_int_equal(avemo_net_layer_params(net, 1, NULL), 2 * 4 * 6 * (6 + 6 + 2));
+    assert_int_equal(avemo_net_layer_params(net, 4, NULL), 4 * 5 * (12 + 5 + 2));
+    assert_int_equal(net->concat_size, 5);
+    avemo_net_free(net);
+    /* A sequence output is flattened at the end of a branch. */
+    if (avemo_net_create(NET("x:1x4x9", "seq, lstm 3 seq", "dense 2"), "seqout", &net, &err)) fail_msg("%s", err.message);
+    assert_int_equal(net->concat_size, 9 * 3);
+    avemo_net_free(net);
+    if (avemo_net_create_file(PIPE("ser-mfcc-cnnlstm"), &net, &err)) fail_msg("%s", err.message);
+    avemo_net_layer_describe(net, 12, desc, sizeof desc);
+    assert_string_equal(desc, "seq -> 31x640x1");
+    avemo_net_layer_describe(net, 13, desc, sizeof desc);
+    assert_string_equal(desc, "lstm 128 -> 128x1x1");
+    assert_int_equal(avemo_net_layer_params(net, 13, NULL), 4 * 128 * (640 + 128 + 2));
+    assert_int_equal(avemo_net_classes(net), 8);
+    avemo_net_free(net);
+}
+
 static void expect_config_error(const char *text, enum avemo_status want, const char *words)
 {
     struct avemo_error err;
@@ -81,7 +119,6 @@ static void expect_config_error(const char *text, enum avemo_status want, const 
     assert_non_null(strstr(err.message, words));
 }
 
-#define NET(inputs, branch, head) "[network]\ninputs = " inputs "\n[branch.x]\nlayers = " branch "\n[head]\nlayers = " head "\n"
 
 static void test_errors(void **state)
 {
@@ -116,6 +153,17 @@ static void test_errors(void **state)
     expect_config_error("[network]\ninputs = x:1x8x8\nfusion = sum\n[branch.x]\nlayers = gap\n[head]\nlayers = dense 2\n",
                         CFG, "only 'concat'");
     expect_config_error("[network\ninputs = x:1x8x8\n", CFG, "line 1");
+    /* Sequences. */
+    expect_config_error(NET("x:1x8x8", "conv 2 3 same, lstm 4", "dense 2"), CFG, "not a sequence: put 'seq'");
+    expect_config_error(NET("x:1x8x8", "seq, lstm 0", "dense 2"), CFG, "HIDDEN in 1..4096");
+    expect_config_error(NET("x:1x8x8", "seq, lstm", "dense 2"), CFG, "wrong number of arguments");
+    expect_config_error(NET("x:1x8x8", "seq, lstm 4 backwards", "dense 2"), CFG, "unexpected 'backwards'");
+    expect_config_error(NET("x:1x8x8", "seq, lstm 4 seq, conv 2 3", "dense 2"), CFG, "is a sequence");
+    expect_config_error(NET("x:1x8x8", "seq, maxpool 2", "dense 2"), CFG, "is a sequence");
+    expect_config_error(NET("x:1x8x8", "seq, seq", "dense 2"), CFG, "[branch.x] layer 2 'seq'");
+    expect_config_error(NET("x:1x8x8", "seq 2", "dense 2"), CFG, "wrong number of arguments");
+    expect_config_error(NET("x:1x8x8", "seq, dense 4, lstm 3", "dense 2"), CFG, "not a sequence");
+    expect_config_error(NET("x:1x4x4000", "seq, lstm 4000 bidirectional", "dense 2"), CFG, "floats per sample");
     /* Caps: layers per branch, activations, parameters. */
     char text[8192] = "[network]\ninputs = x:1x8x8\n[head]\nlayers = dense 2\n[branch.x]\nlayers = gap";
     for (int i = 0; i < 70; i++) strcat(text, ",\n relu");
@@ -131,6 +179,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_pipelines),
         cmocka_unit_test(test_syntax_variants),
+        cmocka_unit_test(test_sequences),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -292,6 +292,54 @@ static void test_pipeline_forward(void **state)
     fixture_free(&f);
 }
 
+/* PyTorch's initialisation, and a model file round trip: the same logits bit for bit. */
+static void test_init_and_model_file(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    char ini[512];
+    snprintf(ini, sizeof ini, "%s/pipelines/ser-mfcc-cnnlstm.ini", AVEMO_SOURCE_DIR);
+    avemo_net *net, *loaded;
+    if (avemo_net_create_file(ini, &net, &err)) fail_msg("%s", err.message);
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 3);
+    int lstm = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (l->op != NN_LSTM) continue;
+        const float k = 1.0f / sqrtf((float)l->hidden);
+        double sum = 0.0, sq = 0.0;
+        for (size_t j = 0; j < l->w_n; j++) {
+            const float v = net->params[l->w_off + j];
+            assert_true(v >= -k && v <= k);
+            sum += v;
+            sq += (double)v * v;
+        }
+        const double mean = sum / l->w_n, var = sq / l->w_n - mean * mean; /* U(-k, k): variance k^2 / 3 */
+        assert_true(fabs(mean) < 0.01 * k && fabs(var / (k * k / 3.0) - 1.0) < 0.01);
+        lstm++;
+    }
+    assert_int_equal(lstm, 1);
+    if (avemo_net_save(net, "nn_lstm_model.avm", &err) || avemo_net_load("nn_lstm_model.avm", &loaded, &err))
+        fail_msg("%s", err.message);
+    enum { B = 2 };
+    const size_t n = B * avemo_net_input_shape(net, 0, NULL, NULL, NULL, NULL);
+    float *x = malloc(sizeof(float) * n);
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, 5, 5);
+    for (size_t j = 0; j < n; j++) x[j] = avemo_rng_normal(&rng);
+    const float *in[1] = {x}, *a, *b;
+    avemo_nn_ctx *ca, *cb;
+    if (avemo_nn_ctx_create(net, B, 0, 0, &ca, &err) || avemo_nn_ctx_create(loaded, B, 0, 0, &cb, &err) ||
+        avemo_net_forward(net, ca, in, B, &a, &err) || avemo_net_forward(loaded, cb, in, B, &b, &err))
+        fail_msg("%s", err.message);
+    assert_memory_equal(a, b, sizeof(float) * B * avemo_net_classes(net));
+    avemo_nn_ctx_free(ca);
+    avemo_nn_ctx_free(cb);
+    avemo_net_free(loaded);
+    avemo_net_free(net);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_sequence_output),
         cmocka_unit_test(test_cnn_lstm),
         cmocka_unit_test(test_pipeline_forward),
+        cmocka_unit_test(test_init_and_model_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@ Run as a script it writes the debug state that tests/nn/test_nn_parity.c compare
               [--full-forward]
 
 --inputs replaces the input sizes (the parameters do not depend on them: every branch ends in
-a global average pool), so that the test stays small.  The network actually used is written to
+a global average pool; with seq and lstm, only the number of frames may change), so that the
+test stays small.  seq is x.permute(0, 3, 1, 2).reshape(B, T, C * F) and lstm is
+nn.LSTM(batch_first=True) (output sequence, or h_n over directions): see ToSeq and Lstm.  The network actually used is written to
 OUTDIR/pipeline.ini.
 
 ReLU and max pooling are not differentiable at their kinks: when a ReLU input is within float

@@ -27,16 +27,13 @@ static void touch(const char *rel)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmp, sizeof tmp, "/tmp/avemo_train_data_XXXXXX");
-    return mkdtemp(tmp) ? 0 : -1;
+    return test_make_tmpdir(tmp, sizeof tmp, "train_data");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd);
+    return test_remove_tmpdir(tmp);
 }
 
 static void test_names(void **state)

@@ -13,8 +13,7 @@ static char dir[64];
 static void test_smoke_av_fits_six_clips(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/avemo_smoke_XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "smoke"), 0);
     char model[128], cache[128];
     snprintf(model, sizeof model, "%s/smoke.avm", dir);
     snprintf(cache, sizeof cache, "%s/features.cache", dir);
@@ -58,9 +57,7 @@ static void test_smoke_av_fits_six_clips(void **state)
     avemo_classifier_close(clf);
 
     /* Clean up the model, its log, curves and cache. */
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_remove_tmpdir(dir), 0);
 }
 
 int main(void)

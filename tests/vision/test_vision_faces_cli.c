@@ -139,16 +139,13 @@ static void test_clip_faces_track_and_gray(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/avemo_vision_cli_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_make_tmpdir(tmpdir, sizeof tmpdir, "vision_cli");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
+    return test_remove_tmpdir(tmpdir);
 }
 
 int main(void)
