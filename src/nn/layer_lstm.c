@@ -15,7 +15,7 @@
  *
  * Saved state (per layer, in the context): per direction the gate activations [B][T][4H], the
  * cells [B][T][H] and the hidden states [B][T][H]; training contexts add the gate gradients
- * [B][T][4H] and three [B][H] carries. */
+ * [B][T][4H] and two [B][H] carries (dh and dc from the step processed next). */
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
@@ -31,7 +31,7 @@ size_t nn_lstm_state_size(const struct nn_layer *l, int B, int training)
 {
     const size_t T = (size_t)l->in_c, H = (size_t)l->hidden, BT = (size_t)B * T;
     size_t n = (size_t)l->dirs * BT * 6 * H;
-    if (training) n += BT * 4 * H + 3 * (size_t)B * H;
+    if (training) n += BT * 4 * H + 2 * (size_t)B * H;
     return n;
 }
 

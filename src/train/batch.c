@@ -77,6 +77,7 @@ void train_data_free(struct train_data *td)
     free(td->partner);
     free(td->wave_buf);
     free(td->feat_buf);
+    avemo_audio_extractor_free(td->ex);
     memset(td, 0, sizeof *td);
 }
 
