@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: make_seeds.sh BUILD_DIR}" && pwd)
 corpus=$here/corpus
-mkdir -p "$corpus"/{media,model,cascade,pipeline}
+mkdir -p "$corpus"/{media,model,cascade,pipeline,jpeg}
 ff() { ffmpeg -v error -y "$@"; }
 
 # media: tiny clips of the kinds the server takes, plus a real clip's head.
@@ -21,6 +21,11 @@ ff -f lavfi -i sine=f=440:r=8000:d=0.3 -c:a libmp3lame -b:a 8k "$m/tone.mp3" 2>/
 ff -f lavfi -i testsrc=s=32x24:r=5:d=0.4 -c:v mjpeg -an "$m/tiny.avi"
 cp "$src/tests/data/faces/happy_PublicTest_10130075.jpg" "$m/face.jpg"
 head -c 4096 "$src/tests/data/cremad/1001_DFA_ANG_XX.flv" > "$m/cremad_head.flv"
+
+# jpeg: two FER faces (gray) and an RGB frame.
+mkdir -p "$corpus/jpeg"
+cp "$src"/tests/data/faces/angry_PublicTest_10116449.jpg "$src"/tests/data/faces/sad_PublicTest_11285899.jpg "$corpus/jpeg/"
+ff -f lavfi -i testsrc=s=40x30 -frames:v 1 "$corpus/jpeg/rgb_testsrc.jpg"
 
 # pipeline: the shipped recipes.
 cp "$src"/pipelines/audio-mfcc.ini "$src"/pipelines/avemo-av.ini "$src"/pipelines/avemo-face.ini "$corpus/pipeline/"

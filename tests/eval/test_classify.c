@@ -1,0 +1,210 @@
+/*
+ * Classify with the shipped models (models/avemo-{av,audio,face}.avm): every mode, the
+ * fallbacks of av mode, memory and file input giving the same answer, windows over a long
+ * recording, and bad input.  Accuracy is measured by `avemo eval`, not asserted here.
+ */
+#include "common/testutil.h"
+
+#include <avemo/eval.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+
+static avemo_classifier *clf;
+static avemo_classify_ctx *ctx;
+static char paths[3][1024];
+
+static int setup(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    for (int m = 0; m < 3; m++)
+        if (avemo_default_model((enum avemo_mode)m, paths[m], sizeof paths[m], &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return -1;
+        }
+    const char *extra[2] = {paths[AVEMO_MODE_AUDIO], paths[AVEMO_MODE_FACE]};
+    struct avemo_classifier_options opt = {.extra_models = extra, .n_extra_models = 2};
+    if (avemo_classifier_open(paths[AVEMO_MODE_AV], &opt, &clf, &err) || avemo_classify_ctx_new(clf, &ctx, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    avemo_classify_ctx_free(ctx);
+    avemo_classifier_close(clf);
+    return 0;
+}
+
+static void check_prediction(const struct avemo_prediction *p)
+{
+    assert_int_equal(p->num_classes, 6);
+    float sum = 0;
+    for (int c = 0; c < 6; c++) {
+        assert_true(p->probs[c] >= 0 && p->probs[c] <= 1);
+        sum += p->probs[c];
+        assert_true(p->probs[c] <= p->confidence);
+    }
+    assert_true(fabsf(sum - 1) < 1e-4f);
+    assert_true(p->confidence == p->probs[p->label]);
+    assert_true(p->t_total_s > 0 && p->t_total_s >= p->t_network_s);
+}
+
+static void test_av_on_every_clip(void **state)
+{
+    (void)state;
+    assert_true(avemo_classifier_supports(clf, AVEMO_MODE_AV));
+    assert_true(avemo_classifier_supports(clf, AVEMO_MODE_AUDIO));
+    assert_true(avemo_classifier_supports(clf, AVEMO_MODE_FACE));
+    static const char *const emo[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    for (int i = 0; i < 6; i++) {
+        char clip[512];
+        snprintf(clip, sizeof clip, "%s/cremad/1001_DFA_%s_XX.flv", AVEMO_TEST_DATA, emo[i]);
+        struct avemo_prediction p;
+        struct avemo_error err = {0};
+        if (avemo_classify_file(ctx, clip, AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+        check_prediction(&p);
+        printf("  %s: %s %.2f, faces %d/%d, %.0f ms\n", emo[i], p.labels[p.label], (double)p.confidence, p.frames_used,
+               p.frames_sampled, 1e3 * p.t_total_s);
+        assert_int_equal(p.mode_used, AVEMO_MODE_AV);
+        assert_true(p.face_found);
+        assert_int_equal(p.frames_sampled, 8);
+        assert_true(p.frames_used >= 6); /* OpenCV finds the face in every frame of these clips */
+        assert_string_equal(p.fallback_reason, "");
+        assert_true(p.audio_s > 1.8 && p.audio_s < 2.5);
+    }
+}
+
+static void test_unimodal_modes(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    struct avemo_error err = {0};
+    if (avemo_classify_file(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), AVEMO_MODE_AUDIO, &p, &err)) fail_msg("%s", err.message);
+    check_prediction(&p);
+    assert_int_equal(p.mode_used, AVEMO_MODE_AUDIO);
+    assert_int_equal(p.frames_used, 0);
+    if (avemo_classify_file(ctx, TEST_DATA("cremad/1001_DFA_HAP_XX.flv"), AVEMO_MODE_FACE, &p, &err)) fail_msg("%s", err.message);
+    check_prediction(&p);
+    assert_int_equal(p.mode_used, AVEMO_MODE_FACE);
+    assert_true(p.face_found);
+    /* A FER2013 face image (48x48, already a crop) in face mode. */
+    if (avemo_classify_file(ctx, TEST_DATA("faces/happy_PublicTest_10130075.jpg"), AVEMO_MODE_FACE, &p, &err)) fail_msg("%s", err.message);
+    check_prediction(&p);
+    assert_int_equal(p.frames_sampled, 1);
+}
+
+static void test_av_fallbacks(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    struct avemo_error err = {0};
+    /* No video: the audio model answers and says why. */
+    if (avemo_classify_file(ctx, TEST_DATA("audio/1002_DFA_HAP_XX.mp3"), AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.mode_requested, AVEMO_MODE_AV);
+    assert_int_equal(p.mode_used, AVEMO_MODE_AUDIO);
+    assert_non_null(strstr(p.fallback_reason, "no video stream"));
+    /* No sound: the face model answers. */
+    if (avemo_classify_file(ctx, TEST_DATA("media/noaudio_1001_DFA_ANG_XX.flv"), AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.mode_used, AVEMO_MODE_FACE);
+    assert_non_null(strstr(p.fallback_reason, "no audio stream"));
+    /* A still image has no sound either. */
+    if (avemo_classify_file(ctx, TEST_DATA("faces/happy_PublicTest_10130075.jpg"), AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.mode_used, AVEMO_MODE_FACE);
+    /* The JSON says it too. */
+    char *json = avemo_prediction_json(&p, "x.jpg");
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "mode")->valuestring, "face");
+    assert_string_equal(cJSON_GetObjectItem(o, "mode_requested")->valuestring, "av");
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "fallback")));
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "probabilities"), "SAD"));
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "time_ms"), "network"));
+    cJSON_Delete(o);
+    free(json);
+}
+
+static void test_memory_equals_file(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *data = test_read_file(TEST_DATA("cremad/1001_DFA_FEA_XX.flv"), &size);
+    struct avemo_prediction a, b;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_classify_file(ctx, TEST_DATA("cremad/1001_DFA_FEA_XX.flv"), AVEMO_MODE_AV, &a, &err), AVEMO_OK);
+    assert_int_equal(avemo_classify_memory(ctx, data, size, "upload.flv", AVEMO_MODE_AV, &b, &err), AVEMO_OK);
+    assert_memory_equal(a.probs, b.probs, sizeof a.probs);
+    assert_int_equal(a.frames_used, b.frames_used);
+    free(data);
+}
+
+static int count_window(void *user, double start_s, double end_s, const struct avemo_prediction *p)
+{
+    int *n = user;
+    assert_true(fabs(start_s - 0.5 * *n) < 1e-6);
+    assert_true(end_s > start_s && end_s - start_s <= 1.0 + 1e-6);
+    check_prediction(p);
+    (*n)++;
+    return 0;
+}
+
+static void test_windows(void **state)
+{
+    (void)state;
+    int n = 0;
+    struct avemo_error err = {0};
+    /* 2.61 s of audio, 1 s windows every 0.5 s: windows start at 0, 0.5, ..., 2.0. */
+    if (avemo_classify_windows(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), 1.0, 0.5, count_window, &n, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(n, 5);
+    assert_int_equal(avemo_classify_windows(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), 0, 0.5, count_window, &n, &err),
+                     AVEMO_ERR_INVALID_ARG);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_classify_memory(ctx, "", 0, "empty.flv", AVEMO_MODE_AV, &p, &err), AVEMO_ERR_EMPTY);
+    assert_non_null(strstr(err.message, "empty.flv"));
+    const char text[] = "hello, I am not a video\n";
+    assert_int_equal(avemo_classify_memory(ctx, text, sizeof text, "notes.flv", AVEMO_MODE_AV, &p, &err), AVEMO_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "notes.flv"));
+    assert_int_equal(avemo_classify_file(ctx, "/nonexistent/clip.flv", AVEMO_MODE_AV, &p, &err), AVEMO_ERR_NOT_FOUND);
+    /* A face-only request on audio. */
+    assert_int_equal(avemo_classify_file(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), AVEMO_MODE_FACE, &p, &err),
+                     AVEMO_ERR_NO_VIDEO);
+    /* A truncated clip. */
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    enum avemo_status st = avemo_classify_memory(ctx, clip, 10 * 1024, "cut.flv", AVEMO_MODE_AV, &p, &err);
+    assert_int_equal(st, AVEMO_ERR_CORRUPT);
+    free(clip);
+    /* An audio model cannot answer in face mode. */
+    avemo_classifier *audio_only = NULL;
+    assert_int_equal(avemo_classifier_open(paths[AVEMO_MODE_AUDIO], NULL, &audio_only, &err), AVEMO_OK);
+    assert_false(avemo_classifier_supports(audio_only, AVEMO_MODE_FACE));
+    avemo_classify_ctx *c2 = NULL;
+    assert_int_equal(avemo_classify_ctx_new(audio_only, &c2, &err), AVEMO_OK);
+    assert_int_equal(avemo_classify_file(c2, TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), AVEMO_MODE_FACE, &p, &err),
+                     AVEMO_ERR_INVALID_ARG);
+    avemo_classify_ctx_free(c2);
+    avemo_classifier_close(audio_only);
+    /* A model file that is not one. */
+    assert_int_not_equal(avemo_classifier_open(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), NULL, &audio_only, &err), AVEMO_OK);
+    assert_non_null(strstr(err.message, "1001_DFA_ANG_XX.flv"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_av_on_every_clip), cmocka_unit_test(test_unimodal_modes),
+        cmocka_unit_test(test_av_fallbacks),     cmocka_unit_test(test_memory_equals_file),
+        cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
