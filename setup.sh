@@ -23,7 +23,7 @@ PACKAGES_BUILD="build-essential cmake pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
   libfftw3-dev libopenblas-dev libjpeg-dev libmicrohttpd-dev libsqlite3-dev libcjson-dev
   libinih-dev libxml2-dev libcairo2-dev opencv-data"
-PACKAGES_TEST="libcmocka-dev ffmpeg curl python3 python3-numpy python3-opencv python3-torch"
+PACKAGES_TEST="libcmocka-dev ffmpeg curl python3 python3-numpy python3-opencv python3-torch chromium"
 
 if [ "$install" = 1 ]; then
   SUDO=""
@@ -32,6 +32,15 @@ if [ "$install" = 1 ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   $SUDO apt-get install -y -qq --no-install-recommends $PACKAGES_BUILD $PACKAGES_TEST >/dev/null
+  # The browser test drives Debian's chromium with playwright-core from npm (Node >= 18; the
+  # lock file pins the version).  Without node it is skipped, and says so.
+  if ! command -v npm >/dev/null 2>&1; then
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null || true
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    (cd tests/serve/browser && npm ci --no-audit --no-fund --loglevel=error) ||
+      echo "setup.sh: npm ci failed; the browser test will be skipped" >&2
+  fi
 fi
 
 BUILD_DIR=${BUILD_DIR:-build}

@@ -35,7 +35,7 @@ for harness in $harnesses; do
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$work" "$here/corpus/$name" >"$log" 2>&1
   rc=$?
   set -e
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   if [ "$rc" != 0 ]; then
     tail -60 "$log"
     echo "$harness: CRASH (exit $rc); input saved in $artifacts/, log $log" >&2
