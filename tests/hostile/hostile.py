@@ -485,6 +485,7 @@ def main():
     ap.add_argument("case", choices=["model", "inputs", "protocol", "slow", "burst", "crash", "nested"])
     args = ap.parse_args()
     args.work = os.path.abspath(args.work)
+    args.program = os.path.abspath(args.program)
     os.makedirs(args.work, exist_ok=True)
     args.model = os.path.join(args.work, "hostile.avm")
     if shutil.which("ffmpeg") is None:
