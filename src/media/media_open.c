@@ -142,12 +142,21 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
         }
         media->fmt->pb = media->avio;
         media->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+        /* An upload must not make a demuxer open other files or URLs (an ffconcat script or
+         * an HLS playlist naming local files or internal hosts): no protocol is allowed. */
+        media->fmt->protocol_whitelist = av_strdup("none");
+        if (!media->fmt->protocol_whitelist) {
+            av_dict_free(&opts);
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+        }
     }
     int rc = avformat_open_input(&media->fmt, media->path ? media->path : "", ifmt, &opts);
     int unused_options = av_dict_count(opts);
     av_dict_free(&opts);
     if (rc < 0) {
-        if (rc == AVERROR_INVALIDDATA)
+        /* From memory nothing but the bytes can be at fault: a probe that picked a demuxer
+         * which then gave up (noise taken for mp3, a playlist) is not a media file either. */
+        if (rc == AVERROR_INVALIDDATA || !media->path)
             return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not a media format that FFmpeg recognises%s",
                               media->name, media_looks_like_text(media) ? " (it is a text file)" : "");
         return media_fail_av(media, err, rc, "cannot open");

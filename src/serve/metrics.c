@@ -167,7 +167,7 @@ char *serve_metrics_text(struct avemo_server *srv)
     pthread_mutex_unlock(&m->lock);
 
     pthread_mutex_lock(&srv->qlock);
-    int depth = srv->qcount, busy = srv->busy;
+    int depth = srv->qcount, busy = srv->busy, workers = srv->num_workers;
     pthread_mutex_unlock(&srv->qlock);
     text_printf(&t,
                 "# HELP avemo_queue_depth Uploads waiting for an inference worker.\n"
@@ -182,7 +182,7 @@ char *serve_metrics_text(struct avemo_server *srv)
                 "# TYPE avemo_http_unavailable_total counter\navemo_http_unavailable_total %llu\n"
                 "# HELP avemo_ready 1 when a model is loaded and the workers run.\n"
                 "# TYPE avemo_ready gauge\navemo_ready %d\n",
-                depth, srv->qcap, busy, srv->num_workers, (unsigned long long)rejected, atomic_load(&srv->ready));
+                depth, srv->qcap, busy, workers, (unsigned long long)rejected, atomic_load(&srv->ready));
     if (t.failed) {
         free(t.buf);
         return NULL;

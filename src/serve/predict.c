@@ -441,5 +441,8 @@ void serve_workers_stop(struct avemo_server *srv)
     free(srv->queue);
     srv->workers = NULL;
     srv->queue = NULL;
+    /* /metrics reads the count under the queue lock while the daemon may still answer. */
+    pthread_mutex_lock(&srv->qlock);
     srv->num_workers = 0;
+    pthread_mutex_unlock(&srv->qlock);
 }

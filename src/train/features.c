@@ -119,6 +119,7 @@ struct worker {
     struct extract_job *job;
     enum avemo_status status;
     struct avemo_error err;
+    atomic_int failed;          /* set when status is an error; polled by the main thread */
 };
 
 static void *worker_main(void *arg)
@@ -137,6 +138,7 @@ static void *worker_main(void *arg)
         extract_item(job, ex, det, i);
         atomic_fetch_add(&job->done, 1);
     }
+    if (w->status) atomic_store(&w->failed, 1);
     avemo_audio_extractor_free(ex);
     avemo_detector_free(det);
     return NULL;
@@ -404,7 +406,7 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
         int show = opt->progress && isatty(2);
         while (started && atomic_load(&job.done) < job.total_todo) {
             int alive = 0;
-            for (int t = 0; t < started; t++) alive |= workers[t].status == AVEMO_OK;
+            for (int t = 0; t < started; t++) alive |= !atomic_load(&workers[t].failed);
             if (!alive) break;
             if (show) show_progress(atomic_load(&job.done), job.total_todo, t0, 0);
             struct timespec ts = {0, 200 * 1000 * 1000};
