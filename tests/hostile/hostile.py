@@ -311,9 +311,11 @@ def case_protocol(args):
     # Content-Length smaller than the body: the rest is a garbage second request.
     head = ("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: video/x-flv\r\n"
             "Content-Length: 100\r\nConnection: close\r\n\r\n").encode()
+    # The server answers after the first 100 bytes and closes; the bytes it never read make the
+    # kernel reset the connection, which may swallow the answer: closed or 4xx are both right.
     answer = raw_exchange(port, head + clip[:5000])
-    check(srv.alive() and 400 <= status_of(answer) < 500,
-          "Content-Length smaller than the body -> 4xx (got %r)" % answer[:60])
+    check(srv.alive() and (answer == b"" or 400 <= status_of(answer) < 500),
+          "Content-Length smaller than the body -> closed or 4xx (got %r)" % answer[:60])
     # A declared length over the cap is refused before the body is read.
     head = ("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: video/x-flv\r\n"
             "Content-Length: 99999999999\r\nConnection: close\r\n\r\n").encode()
