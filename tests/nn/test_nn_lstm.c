@@ -11,41 +11,12 @@
  * (logits and loss in both modes, training and inference contexts) on 40 x 64 MFCC: the
  * parameters do not depend on the number of frames. */
 #include "common/testutil.h"
+#include "nn/nn_ref.h"
 #include "nn/nn_internal.h"
 
 #include <math.h>
 
-static float *load_npy(const char *dir, const char *name, size_t *count)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
-    float *data;
-    int ndim;
-    size_t shape[4];
-    struct avemo_error err;
-    if (avemo_read_npy(path, &data, &ndim, shape, &err) != AVEMO_OK) fail_msg("%s", err.message);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    *count = n;
-    return data;
-}
 
-static void assert_close(const char *what, const float *a, const float *b, size_t n, double tol, double floor)
-{
-    double maxdiff = 0.0, maxref = 0.0;
-    size_t worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= maxdiff)) { /* also catches NaN */
-            maxdiff = d;
-            worst = i;
-        }
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    if (!(maxdiff <= tol * maxref + floor))
-        fail_msg("%s: max diff %.3g at %zu (avemo %.7g, torch %.7g), max |torch| %.3g, tolerance %.3g", what, maxdiff,
-                 worst, (double)a[worst], (double)b[worst], maxref, tol * maxref + floor);
-}
 
 static void assert_grads_close(const avemo_net *net, const float *grads, const float *ref, const char *mode)
 {
@@ -65,7 +36,7 @@ static void assert_grads_close(const avemo_net *net, const float *grads, const f
                 for (int k = 0; k < 4; k++) {
                     snprintf(what, sizeof what, "%s grad %s (%s) %s%s", mode, l->name, l->spec, names[k],
                              d ? "_reverse" : "");
-                    assert_close(what, grads + off, ref + off, sizes[k], 1e-3, floor);
+                    nn_ref_assert_close(what, grads + off, ref + off, sizes[k], 1e-3, floor);
                     off += sizes[k];
                     lstm_tensors++;
                 }
@@ -74,11 +45,11 @@ static void assert_grads_close(const avemo_net *net, const float *grads, const f
         }
         if (l->w_n) {
             snprintf(what, sizeof what, "%s grad %s (%s) weight", mode, l->name, l->spec);
-            assert_close(what, grads + l->w_off, ref + l->w_off, l->w_n, 1e-3, floor);
+            nn_ref_assert_close(what, grads + l->w_off, ref + l->w_off, l->w_n, 1e-3, floor);
         }
         if (l->b_n) {
             snprintf(what, sizeof what, "%s grad %s (%s) bias", mode, l->name, l->spec);
-            assert_close(what, grads + l->b_off, ref + l->b_off, l->b_n, 1e-3, floor);
+            nn_ref_assert_close(what, grads + l->b_off, ref + l->b_off, l->b_n, 1e-3, floor);
         }
     }
     assert_true(lstm_tensors >= 4);
@@ -114,22 +85,22 @@ static void fixture_load(struct fixture *f, const char *name, const char *ini_pa
     snprintf(path, sizeof path, "%s/pipeline.ini", f->dir);
     if (avemo_net_create_file(path, &f->net, &err) != AVEMO_OK) fail_msg("%s", err.message);
     size_t n, np, ns;
-    f->params = load_npy(f->dir, "params", &np);
-    f->stats = load_npy(f->dir, "stats", &ns);
+    f->params = nn_ref_load(f->dir, "params", &np);
+    f->stats = nn_ref_load(f->dir, "stats", &ns);
     assert_int_equal(np, f->net->nparams);
     assert_int_equal(ns, f->net->nstats);
-    float *meta = load_npy(f->dir, "meta", &n);
+    float *meta = nn_ref_load(f->dir, "meta", &n);
     f->smoothing = meta[0];
     f->batch = (int)meta[1];
     free(meta);
-    float *labels = load_npy(f->dir, "labels", &n);
+    float *labels = nn_ref_load(f->dir, "labels", &n);
     for (int i = 0; i < f->batch; i++) f->labels[i] = (int)labels[i];
     free(labels);
-    f->weights = load_npy(f->dir, "class_weights", &n);
+    f->weights = nn_ref_load(f->dir, "class_weights", &n);
     for (int i = 0; i < f->net->ninputs; i++) {
         char in[64];
         snprintf(in, sizeof in, "in_%s", f->net->stages[i].name);
-        f->inputs[i] = load_npy(f->dir, in, &n);
+        f->inputs[i] = nn_ref_load(f->dir, in, &n);
         assert_int_equal(n, (size_t)f->batch * avemo_net_input_shape(f->net, i, NULL, NULL, NULL, NULL));
     }
 }
@@ -165,16 +136,16 @@ static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train, int grad
                                  : avemo_net_forward(f->net, ctx, in, f->batch, &logits, &err);
     if (st) fail_msg("%s", err.message);
     snprintf(name, sizeof name, "%s_logits", mode);
-    float *ref_logits = load_npy(f->dir, name, &n);
+    float *ref_logits = nn_ref_load(f->dir, name, &n);
     assert_int_equal(n, (size_t)f->batch * f->net->classes);
-    assert_close(name, logits, ref_logits, n, 1e-4, 0.0);
+    nn_ref_assert_close(name, logits, ref_logits, n, 1e-4, 0.0);
     if (!train) { /* an inference-only context: the same logits */
         avemo_nn_ctx *infer;
         const float *y;
         if (avemo_nn_ctx_create(f->net, f->batch, 0, 1, &infer, &err) ||
             avemo_net_forward(f->net, infer, in, f->batch, &y, &err))
             fail_msg("%s", err.message);
-        assert_close("eval logits (inference context)", y, ref_logits, n, 1e-4, 0.0);
+        nn_ref_assert_close("eval logits (inference context)", y, ref_logits, n, 1e-4, 0.0);
         avemo_nn_ctx_free(infer);
     }
     if (grads) {
@@ -183,11 +154,11 @@ static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train, int grad
         fail_msg("%s", err.message);
     }
     snprintf(name, sizeof name, "%s_loss", mode);
-    float *ref_loss = load_npy(f->dir, name, &n);
-    assert_close(name, &loss, ref_loss, 1, 1e-4, 0.0);
+    float *ref_loss = nn_ref_load(f->dir, name, &n);
+    nn_ref_assert_close(name, &loss, ref_loss, 1, 1e-4, 0.0);
     if (grads) {
         snprintf(name, sizeof name, "%s_grads", mode);
-        float *ref_grads = load_npy(f->dir, name, &n);
+        float *ref_grads = nn_ref_load(f->dir, name, &n);
         assert_int_equal(n, f->net->nparams);
         assert_grads_close(f->net, ctx->grads, ref_grads, mode);
         free(ref_grads);
@@ -207,7 +178,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
     char key[64];
     size_t n;
     snprintf(key, sizeof key, "%s_losses", name);
-    float *ref = load_npy(f->dir, key, &n);
+    float *ref = nn_ref_load(f->dir, key, &n);
     assert_int_equal(n, 10);
     for (int step = 0; step < 10; step++) {
         const float *logits;
@@ -217,7 +188,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
             avemo_optim_step(opt, f->net, ctx, NULL, &err))
             fail_msg("%s", err.message);
         snprintf(key, sizeof key, "%s loss at step %d", name, step);
-        assert_close(key, &loss, &ref[step], 1, step == 0 ? 1e-4 : 2e-2, 0.0);
+        nn_ref_assert_close(key, &loss, &ref[step], 1, step == 0 ? 1e-4 : 2e-2, 0.0);
     }
     free(ref);
     avemo_optim_free(opt);
@@ -234,9 +205,9 @@ static void parity(const char *name, const char *ini_text)
     check_mode(&f, ctx, 0, 1);
     check_mode(&f, ctx, 1, 1);
     size_t n;
-    float *ref_stats = load_npy(f.dir, "train_stats", &n);
+    float *ref_stats = nn_ref_load(f.dir, "train_stats", &n);
     assert_int_equal(n, f.net->nstats);
-    assert_close("running statistics after a training forward", f.net->stats, ref_stats, n, 1e-4, 0.0);
+    nn_ref_assert_close("running statistics after a training forward", f.net->stats, ref_stats, n, 1e-4, 0.0);
     free(ref_stats);
     struct avemo_optim_config adam = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-4f};
     struct avemo_optim_config sgd = {.kind = AVEMO_OPTIM_SGD, .lr = 1e-3f, .momentum = 0.9f, .weight_decay = 1e-3f};

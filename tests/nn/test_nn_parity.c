@@ -12,6 +12,7 @@
  * Gradients are compared on smaller inputs (8x16 MFCC, 8x8 faces) drawn away from ReLU and
  * max-pool kinks; logits and loss are also compared at the pipelines' full input sizes. */
 #include "common/testutil.h"
+#include "nn/nn_ref.h"
 #include "nn/nn_internal.h"
 
 #include <math.h>
@@ -20,39 +21,7 @@ struct ref {
     char dir[256];
 };
 
-static float *load_npy(const struct ref *r, const char *name, size_t *count)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s.npy", r->dir, name);
-    float *data;
-    int ndim;
-    size_t shape[4];
-    struct avemo_error err;
-    if (avemo_read_npy(path, &data, &ndim, shape, &err) != AVEMO_OK) fail_msg("%s", err.message);
-    size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    *count = n;
-    return data;
-}
 
-/* Largest |a - b| must be within tol times the largest |b| (plus a floor for tensors whose
- * true value is zero, such as the bias of a convolution followed by batch norm). */
-static void assert_close(const char *what, const float *a, const float *b, size_t n, double tol, double floor)
-{
-    double maxdiff = 0.0, maxref = 0.0;
-    size_t worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= maxdiff)) { /* also catches NaN */
-            maxdiff = d;
-            worst = i;
-        }
-        if (fabs(b[i]) > maxref) maxref = fabs(b[i]);
-    }
-    if (!(maxdiff <= tol * maxref + floor))
-        fail_msg("%s: max diff %.3g at %zu (avemo %.7g, torch %.7g), max |torch| %.3g, tolerance %.3g", what, maxdiff,
-                 worst, (double)a[worst], (double)b[worst], maxref, tol * maxref + floor);
-}
 
 /* Each parameter tensor (weight, bias) of each layer on its own. */
 static void assert_grads_close(const avemo_net *net, const float *grads, const float *ref, const char *mode)
@@ -65,11 +34,11 @@ static void assert_grads_close(const avemo_net *net, const float *grads, const f
         char what[128];
         if (l->w_n) {
             snprintf(what, sizeof what, "%s grad %s (%s) weight", mode, l->name, l->spec);
-            assert_close(what, grads + l->w_off, ref + l->w_off, l->w_n, 1e-3, floor);
+            nn_ref_assert_close(what, grads + l->w_off, ref + l->w_off, l->w_n, 1e-3, floor);
         }
         if (l->b_n) {
             snprintf(what, sizeof what, "%s grad %s (%s) bias", mode, l->name, l->spec);
-            assert_close(what, grads + l->b_off, ref + l->b_off, l->b_n, 1e-3, floor);
+            nn_ref_assert_close(what, grads + l->b_off, ref + l->b_off, l->b_n, 1e-3, floor);
         }
     }
 }
@@ -98,24 +67,24 @@ static void fixture_load(struct fixture *f, const char *pipeline, const char *sm
     snprintf(ini, sizeof ini, "%s/pipeline.ini", f->ref.dir);
     if (avemo_net_create_file(ini, &f->net, &err) != AVEMO_OK) fail_msg("%s", err.message);
     size_t n, np, ns;
-    f->params = load_npy(&f->ref, "params", &np);
-    f->stats = load_npy(&f->ref, "stats", &ns);
+    f->params = nn_ref_load(f->ref.dir, "params", &np);
+    f->stats = nn_ref_load(f->ref.dir, "stats", &ns);
     assert_int_equal(np, f->net->nparams);
     assert_int_equal(ns, f->net->nstats);
-    float *meta = load_npy(&f->ref, "meta", &n);
+    float *meta = nn_ref_load(f->ref.dir, "meta", &n);
     f->smoothing = meta[0];
     f->batch = (int)meta[1];
     free(meta);
-    float *labels = load_npy(&f->ref, "labels", &n);
+    float *labels = nn_ref_load(f->ref.dir, "labels", &n);
     assert_int_equal(n, (size_t)f->batch);
     for (int i = 0; i < f->batch; i++) f->labels[i] = (int)labels[i];
     free(labels);
-    f->weights = load_npy(&f->ref, "class_weights", &n);
+    f->weights = nn_ref_load(f->ref.dir, "class_weights", &n);
     assert_int_equal(n, (size_t)f->net->classes);
     for (int i = 0; i < f->net->ninputs; i++) {
         char name[64];
         snprintf(name, sizeof name, "in_%s", f->net->stages[i].name);
-        f->inputs[i] = load_npy(&f->ref, name, &n);
+        f->inputs[i] = nn_ref_load(f->ref.dir, name, &n);
         assert_int_equal(n, (size_t)f->batch * avemo_net_input_shape(f->net, i, NULL, NULL, NULL, NULL));
     }
 }
@@ -151,20 +120,20 @@ static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train)
                                                      &logits, &err);
     if (st) fail_msg("%s", err.message);
     snprintf(name, sizeof name, "%s_logits", mode);
-    float *ref_logits = load_npy(&f->ref, name, &n);
+    float *ref_logits = nn_ref_load(f->ref.dir, name, &n);
     assert_int_equal(n, (size_t)f->batch * f->net->classes);
-    assert_close(name, logits, ref_logits, n, 1e-4, 0.0);
+    nn_ref_assert_close(name, logits, ref_logits, n, 1e-4, 0.0);
     if (avemo_net_backward(f->net, ctx, f->labels, &lopt, &loss, &err)) fail_msg("%s", err.message);
     snprintf(name, sizeof name, "%s_loss", mode);
-    float *ref_loss = load_npy(&f->ref, name, &n);
-    assert_close(name, &loss, ref_loss, 1, 1e-4, 0.0);
+    float *ref_loss = nn_ref_load(f->ref.dir, name, &n);
+    nn_ref_assert_close(name, &loss, ref_loss, 1, 1e-4, 0.0);
     snprintf(name, sizeof name, "%s_grads", mode);
-    float *ref_grads = load_npy(&f->ref, name, &n);
+    float *ref_grads = nn_ref_load(f->ref.dir, name, &n);
     assert_int_equal(n, f->net->nparams);
     assert_grads_close(f->net, ctx->grads, ref_grads, mode);
     if (train) {
-        float *ref_stats = load_npy(&f->ref, "train_stats", &n);
-        assert_close("running statistics after a training forward", f->net->stats, ref_stats, n, 1e-4, 0.0);
+        float *ref_stats = nn_ref_load(f->ref.dir, "train_stats", &n);
+        nn_ref_assert_close("running statistics after a training forward", f->net->stats, ref_stats, n, 1e-4, 0.0);
         free(ref_stats);
     } else {
         assert_memory_equal(f->net->stats, f->stats, sizeof(float) * f->net->nstats); /* untouched */
@@ -185,7 +154,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
     char key[64];
     size_t n;
     snprintf(key, sizeof key, "%s_losses", name);
-    float *ref = load_npy(&f->ref, key, &n);
+    float *ref = nn_ref_load(f->ref.dir, key, &n);
     assert_int_equal(n, 10);
     float losses[10];
     for (int step = 0; step < 10; step++) {
@@ -204,7 +173,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
          * and the two engines then take different branches: a jump in the loss of up to 0.8%
          * over five seeds (Adam amplifies it, dividing each gradient by its own size).
          * llm.c's test_gpt2 allows 1e-2 on its losses. */
-        assert_close(what, &losses[step], &ref[step], 1, step == 0 ? 1e-4 : 2e-2, 0.0);
+        nn_ref_assert_close(what, &losses[step], &ref[step], 1, step == 0 ? 1e-4 : 2e-2, 0.0);
     }
     free(ref);
     avemo_optim_free(opt);
@@ -225,7 +194,7 @@ static void check_full_size(struct fixture *f, const char *pipeline)
     size_t n;
     for (int i = 0; i < net->ninputs; i++) {
         snprintf(name, sizeof name, "full_in_%s", net->stages[i].name);
-        inputs[i] = load_npy(&f->ref, name, &n);
+        inputs[i] = nn_ref_load(f->ref.dir, name, &n);
         assert_int_equal(n, (size_t)f->batch * avemo_net_input_shape(net, i, NULL, NULL, NULL, NULL));
     }
     if (avemo_nn_ctx_create(net, f->batch, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
@@ -242,21 +211,21 @@ static void check_full_size(struct fixture *f, const char *pipeline)
                                                          &err);
         if (st || avemo_net_loss(net, ctx, f->labels, &lopt, &loss, &err)) fail_msg("%s", err.message);
         snprintf(name, sizeof name, "full_%s_logits", mode);
-        float *ref = load_npy(&f->ref, name, &n);
-        assert_close(name, logits, ref, n, 1e-4, 0.0);
+        float *ref = nn_ref_load(f->ref.dir, name, &n);
+        nn_ref_assert_close(name, logits, ref, n, 1e-4, 0.0);
         if (!train) { /* an inference-only context fuses conv, batch norm and ReLU: the same logits */
             avemo_nn_ctx *infer;
             const float *fused;
             if (avemo_nn_ctx_create(net, f->batch, 0, 1, &infer, &err) ||
                 avemo_net_forward(net, infer, (const float *const *)inputs, f->batch, &fused, &err))
                 fail_msg("%s", err.message);
-            assert_close("full_eval_logits (inference context)", fused, ref, n, 1e-4, 0.0);
+            nn_ref_assert_close("full_eval_logits (inference context)", fused, ref, n, 1e-4, 0.0);
             avemo_nn_ctx_free(infer);
         }
         free(ref);
         snprintf(name, sizeof name, "full_%s_loss", mode);
-        ref = load_npy(&f->ref, name, &n);
-        assert_close(name, &loss, ref, 1, 1e-4, 0.0);
+        ref = nn_ref_load(f->ref.dir, name, &n);
+        nn_ref_assert_close(name, &loss, ref, 1, 1e-4, 0.0);
         free(ref);
     }
     avemo_nn_ctx_free(ctx);
