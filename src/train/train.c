@@ -474,7 +474,14 @@ static enum avemo_status load_checkpoint(struct session *s, struct progress_stat
     enum avemo_status st = avemo_net_load_params(s->net, path, "", &copied, err);
     if (st) return st;
     snprintf(path, sizeof path, "%s.ckpt.optim", s->opt->out_path);
-    if ((st = avemo_optim_load(s->optim, path, err))) return st;
+    FILE *optim_file = fopen(path, "rb");
+    if (optim_file) {
+        fclose(optim_file);
+        if ((st = avemo_optim_load(s->optim, path, err))) return st;
+    } else {
+        /* A checkpoint written before optimiser states were saved: Adam starts afresh. */
+        fprintf(stderr, "warning: %s is missing; the optimiser's moment estimates start from zero\n", path);
+    }
     avemo_optim_set_lr(s->optim, ps->lr);
     /* The best parameters so far are in the model file written at that epoch. */
     st = remember_best(s, err);
