@@ -263,7 +263,9 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
         st = avemo_jpeg_read_memory(r->jpeg, r->jpeg_size, r->name, 0, 0, &img, err);
         pred->t_decode_s += avemo_now() - t0;
         t0 = avemo_now();
-        if (!st) st = avemo_face_detect_image(ctx->det, &img, &fo, NULL, &r->faces[0], err);
+        /* An image smaller than the smallest face searched is taken to be the face itself. */
+        int searchable = img.width >= fo.detect.min_width && img.height >= fo.detect.min_height;
+        if (!st && searchable) st = avemo_face_detect_image(ctx->det, &img, &fo, NULL, &r->faces[0], err);
         if (!st && !r->faces[0].has_crop) {
             /* A face image as FER2013's is already the crop: use it whole. */
             st = avemo_face_from_crop(&img, fo.size, fo.channels, &r->faces[0].image, err);
@@ -289,6 +291,12 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
     for (int i = 0; !st && i < frames.count && i < CLF_MAX_FRAMES; i++) {
         struct avemo_image img = avemo_image_from_frame(&frames.frames[i]);
         struct avemo_face *f = &r->faces[r->nfaces];
+        /* A frame smaller than the smallest face searched has no face to find. */
+        if (img.width < fo.detect.min_width || img.height < fo.detect.min_height) {
+            memset(f, 0, sizeof *f);
+            r->nfaces++;
+            continue;
+        }
         st = avemo_face_detect_image(ctx->det, &img, &fo, hint, f, err);
         if (st) break;
         r->nfaces++;
