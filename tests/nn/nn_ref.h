@@ -5,6 +5,7 @@
 #include "common/testutil.h"
 
 #include <avemo/core.h>
+#include <avemo/nn.h>
 #include <math.h>
 
 /* dir/name.npy as a flat float array (malloc'ed), failing the test when it cannot be read. */
@@ -41,6 +42,17 @@ static inline void nn_ref_assert_close(const char *what, const float *a, const f
     if (!(maxdiff <= tol * maxref + floor))
         fail_msg("%s: max diff %.3g at %zu (avemo %.7g, torch %.7g), max |torch| %.3g, tolerance %.3g", what, maxdiff,
                  worst, (double)a[worst], (double)b[worst], maxref, tol * maxref + floor);
+}
+
+/* B samples of input `input` of net drawn from N(0, 1) with a seeded generator (malloc'ed). */
+static inline float *nn_random_batch(const avemo_net *net, int input, int B, uint64_t seed)
+{
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, seed, 7);
+    size_t n = (size_t)B * avemo_net_input_shape(net, input, NULL, NULL, NULL, NULL);
+    float *x = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = avemo_rng_normal(&rng);
+    return x;
 }
 
 #endif

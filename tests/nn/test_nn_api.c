@@ -1,5 +1,6 @@
 /* nn_api: contexts shared over threads, reproducibility, freezing, and the API's refusals. */
 #include "common/testutil.h"
+#include "nn/nn_ref.h"
 #include "nn/nn_internal.h"
 
 #include <pthread.h>
@@ -15,15 +16,6 @@ static avemo_net *make_net(const char *path, uint64_t seed)
     return net;
 }
 
-static float *random_batch(const avemo_net *net, int input, int B, uint64_t seed)
-{
-    struct avemo_rng rng;
-    avemo_rng_seed(&rng, seed, 7);
-    size_t n = (size_t)B * avemo_net_input_shape(net, input, NULL, NULL, NULL, NULL);
-    float *x = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) x[i] = avemo_rng_normal(&rng);
-    return x;
-}
 
 struct job {
     const avemo_net *net;
@@ -56,8 +48,8 @@ static void test_threads_share_a_model(void **state)
     for (int t = 0; t < 2; t++) {
         jobs[t].net = net;
         jobs[t].B = 2 + t;
-        jobs[t].inputs[0] = random_batch(net, 0, jobs[t].B, 10 + t);
-        jobs[t].inputs[1] = random_batch(net, 1, jobs[t].B, 20 + t);
+        jobs[t].inputs[0] = nn_random_batch(net, 0, jobs[t].B, 10 + t);
+        jobs[t].inputs[1] = nn_random_batch(net, 1, jobs[t].B, 20 + t);
     }
     struct job alone[2];
     memcpy(alone, jobs, sizeof jobs);
@@ -72,7 +64,7 @@ static void test_threads_share_a_model(void **state)
         free(jobs[t].inputs[1]);
     }
     /* A sample's logits do not depend on the rest of its batch in inference. */
-    float *one[2] = {random_batch(net, 0, 1, 10), random_batch(net, 1, 1, 20)};
+    float *one[2] = {nn_random_batch(net, 0, 1, 10), nn_random_batch(net, 1, 1, 20)};
     struct job single = {net, {one[0], one[1]}, 1, {0}, 0};
     run_job(&single);
     for (int k = 0; k < 6; k++) assert_float_equal(single.logits[k], alone[0].logits[k], 1e-5);
@@ -110,7 +102,7 @@ static void test_training_is_reproducible(void **state)
                                          .clip_norm = 5.0f};
         if (avemo_nn_ctx_create(nets[r], 4, 1, 77, &ctx, &err) || avemo_optim_create(nets[r], &cfg, &opt, &err))
             fail_msg("%s", err.message);
-        float *in[1] = {random_batch(nets[r], 0, 4, 5)};
+        float *in[1] = {nn_random_batch(nets[r], 0, 4, 5)};
         for (int s = 0; s < 5; s++) losses[r][s] = train_step(nets[r], ctx, opt, in, labels, 4);
         free(in[0]);
         avemo_optim_free(opt);
@@ -144,7 +136,7 @@ static void test_freeze_branch(void **state)
     assert_int_equal(avemo_optim_freeze(opt, net, "video.", 1, &err), AVEMO_ERR_NOT_FOUND);
     float *before = malloc(sizeof(float) * net->nparams);
     memcpy(before, net->params, sizeof(float) * net->nparams);
-    float *in[2] = {random_batch(net, 0, 3, 1), random_batch(net, 1, 3, 2)};
+    float *in[2] = {nn_random_batch(net, 0, 3, 1), nn_random_batch(net, 1, 3, 2)};
     int labels[3] = {1, 2, 4};
     train_step(net, ctx, opt, in, labels, 3);
     for (int i = 0; i < net->nlayers; i++) {
@@ -176,7 +168,7 @@ static void test_optimiser_state_resume(void **state)
     if (avemo_nn_ctx_create(net, 3, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
         fail_msg("%s", err.message);
     avemo_nn_ctx_set_dropout(ctx, 0);
-    float *in[1] = {random_batch(net, 0, 3, 1)};
+    float *in[1] = {nn_random_batch(net, 0, 3, 1)};
     int labels[3] = {2, 0, 5};
     for (int s = 0; s < 3; s++) train_step(net, ctx, opt, in, labels, 3);
     if (avemo_net_save(net, "resume.avm", &err) || avemo_optim_save(opt, "resume.opt", &err))
@@ -227,7 +219,7 @@ static void test_refusals(void **state)
     float loss;
     assert_int_equal(avemo_nn_ctx_create(net, 0, 0, 1, &ctx, &err), AVEMO_ERR_INVALID_ARG);
     if (avemo_nn_ctx_create(net, 2, 0, 1, &ctx, &err)) fail_msg("%s", err.message);
-    float *in[1] = {random_batch(net, 0, 3, 1)};
+    float *in[1] = {nn_random_batch(net, 0, 3, 1)};
     assert_int_equal(avemo_net_forward(net, ctx, (const float *const *)in, 3, &logits, &err), AVEMO_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "batch 3"));
     assert_int_equal(avemo_net_forward_train(net, ctx, (const float *const *)in, 2, &logits, &err),

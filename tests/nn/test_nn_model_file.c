@@ -1,5 +1,6 @@
 /* nn_model_file: .avm save / load round trip, corruption detection and partial loads. */
 #include "common/testutil.h"
+#include "nn/nn_ref.h"
 #include "nn/nn_internal.h"
 
 #define PIPE(name) AVEMO_SOURCE_DIR "/pipelines/" name ".ini"
@@ -14,15 +15,6 @@ static avemo_net *make_net(const char *path, uint64_t seed)
     return net;
 }
 
-static float *random_batch(const avemo_net *net, int input, int B, uint64_t seed)
-{
-    struct avemo_rng rng;
-    avemo_rng_seed(&rng, seed, 7);
-    size_t n = (size_t)B * avemo_net_input_shape(net, input, NULL, NULL, NULL, NULL);
-    float *x = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) x[i] = avemo_rng_normal(&rng);
-    return x;
-}
 
 static void forward(const avemo_net *net, float *const *inputs, int B, float *logits)
 {
@@ -68,7 +60,7 @@ static void test_round_trip_bit_identical(void **state)
     assert_memory_equal(m, mean, sizeof mean);
     assert_non_null(avemo_net_array(back, "audio.std", &n));
     assert_null(avemo_net_array(back, "face.mean", &n));
-    float *inputs[2] = {random_batch(net, 0, 3, 1), random_batch(net, 1, 3, 2)};
+    float *inputs[2] = {nn_random_batch(net, 0, 3, 1), nn_random_batch(net, 1, 3, 2)};
     float a[18], b[18];
     forward(net, inputs, 3, a);
     forward(back, inputs, 3, b);
