@@ -11,8 +11,13 @@ struct bench_context {
     int repeats;            /* runs per timing (median is reported) */
 };
 
-/* Median of `repeats` timings of fn(arg). */
+/* Median of `repeats` wall-clock timings of fn(arg), after one warm-up run. */
 double bench_median(int repeats, void (*fn)(void *arg), void *arg);
+/* The same in CPU time of the calling thread: single-threaded work measured this way does not
+ * grow when other jobs share the cores. */
+double bench_median_cpu(int repeats, void (*fn)(void *arg), void *arg);
+/* CPU time of the calling thread, in seconds. */
+double bench_thread_cpu_now(void);
 
 /* One section per module; each adds its keys to out. */
 typedef void (*bench_section_fn)(const struct bench_context *ctx, cJSON *out);

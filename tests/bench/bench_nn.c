@@ -69,34 +69,8 @@ static void teardown(struct nn_bench *b)
     free(b->inputs[1]);
 }
 
-static double thread_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
-/* Median CPU time of this thread: with one OpenBLAS thread all the work runs here, and unlike
- * wall-clock time it does not grow when other jobs share the cores. */
-static double median_cpu(int repeats, void (*fn)(void *), void *arg)
-{
-    double t[64];
-    if (repeats > 64) repeats = 64;
-    fn(arg);
-    for (int i = 0; i < repeats; i++) {
-        double t0 = thread_cpu_now();
-        fn(arg);
-        t[i] = thread_cpu_now() - t0;
-    }
-    qsort(t, (size_t)repeats, sizeof(double), cmp_double);
-    return repeats % 2 ? t[repeats / 2] : 0.5 * (t[repeats / 2 - 1] + t[repeats / 2]);
-}
 
 /* Wall-clock median under `key`; with one thread also the CPU-time median under key_cpu. */
 static void add_timing(cJSON *out, const char *key, avemo_net *net, int batch, int training, int repeats,
@@ -109,7 +83,7 @@ static void add_timing(cJSON *out, const char *key, avemo_net *net, int batch, i
         if (threads == 1) {
             char cpu_key[80];
             snprintf(cpu_key, sizeof cpu_key, "%.*s_cpu_s", (int)strlen(key) - 2, key);
-            cJSON_AddNumberToObject(out, cpu_key, median_cpu(repeats, fn, &b));
+            cJSON_AddNumberToObject(out, cpu_key, bench_median_cpu(repeats, fn, &b));
         }
     }
     teardown(&b);

@@ -55,35 +55,13 @@ static void add_timing(cJSON *out, const char *key, const struct bench_context *
     }
 }
 
-static double thread_cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Median thread CPU time of fn (after one warm-up run); -1 when it failed. */
 static double cpu_median(int repeats, void (*fn)(void *), struct vision_job *job)
 {
-    if (repeats < 1) repeats = 1;
-    double *t = malloc(sizeof(double) * (size_t)repeats);
-    if (!t) return -1;
     job->failed = 0;
-    fn(job);
-    for (int i = 0; i < repeats; i++) {
-        double t0 = thread_cpu_now();
-        fn(job);
-        t[i] = thread_cpu_now() - t0;
-    }
-    qsort(t, (size_t)repeats, sizeof(double), cmp_double);
-    double m = repeats % 2 ? t[repeats / 2] : 0.5 * (t[repeats / 2 - 1] + t[repeats / 2]);
-    free(t);
+    double m = bench_median_cpu(repeats, fn, job);
     return job->failed ? -1 : m;
 }
 
