@@ -136,6 +136,12 @@ void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled);
  * until the next call. */
 enum avemo_status avemo_net_forward(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
                                     int batch, const float **logits, struct avemo_error *err);
+/* Inference where the inputs whose bit is set in shared_inputs (bit i = input i) hold ONE
+ * sample that goes with every sample of the others: their branch runs once, not batch times
+ * (a clip's audio with each of its face frames).  Same logits as repeating the sample. */
+enum avemo_status avemo_net_forward_shared(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                           int batch, unsigned shared_inputs, const float **logits,
+                                           struct avemo_error *err);
 /* Training forward: batch statistics (and running averages updated in net), dropout on.
  * The inputs must stay valid until avemo_net_backward. */
 enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,

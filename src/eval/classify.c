@@ -175,7 +175,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
         }
         size_t af = m->audio_input >= 0 ? (size_t)avemo_audio_params_feature_count(&m->p.audio) * (size_t)m->p.audio.frames : 0;
         size_t ff = m->face_input >= 0 ? (size_t)m->p.face.size * m->p.face.size * m->p.face.channels : 0;
-        if (af * (size_t)clf->frames > ctx->audio_cap) ctx->audio_cap = af * (size_t)clf->frames;
+        if (af > ctx->audio_cap) ctx->audio_cap = af; /* one sample: the audio branch runs once per clip */
         if (ff * (size_t)clf->frames > ctx->face_cap) ctx->face_cap = ff * (size_t)clf->frames;
     }
     if (!st && clf->cascade) st = avemo_detector_create(clf->cascade, &ctx->det, err);
@@ -317,9 +317,7 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
 {
     const struct clf_model *m = &ctx->clf->models[mi];
     double t0 = avemo_now();
-    size_t af = 0;
     if (m->audio_input >= 0) {
-        af = (size_t)avemo_audio_feature_count(ctx->m[mi].ex) * (size_t)m->p.audio.frames;
         enum avemo_status st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
                                                          (size_t)m->p.audio.frames, NULL, err);
         if (st) return st;
@@ -337,15 +335,15 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
             batch++;
         }
         if (batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
-        /* The same sound goes with every face. */
-        for (int b = 1; m->audio_input >= 0 && b < batch; b++) memcpy(ctx->audio_in + (size_t)b * af, ctx->audio_in, sizeof(float) * af);
         pred->frames_used = batch;
     }
     const float *inputs[2];
     for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->audio_input ? ctx->audio_in : ctx->face_in;
     const float *logits;
     t0 = avemo_now();
-    enum avemo_status st = avemo_net_forward(m->net, ctx->m[mi].nn, inputs, batch, &logits, err);
+    /* The same sound goes with every face: the audio branch runs once for the clip. */
+    unsigned shared = m->audio_input >= 0 ? 1u << m->audio_input : 0u;
+    enum avemo_status st = avemo_net_forward_shared(m->net, ctx->m[mi].nn, inputs, batch, shared, &logits, err);
     if (st) return st;
     int k = avemo_net_classes(m->net);
     float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];

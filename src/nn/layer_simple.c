@@ -185,14 +185,15 @@ void nn_dropout_backward(const struct nn_layer *l, const uint8_t *mask, const fl
     for (size_t i = 0; i < n; i++) din[i] = mask[i] ? dout[i] * scale : 0.0f;
 }
 
-void nn_concat_forward(int count, const float *const *in, const size_t *sizes, float *out, int B)
+void nn_concat_forward(int count, const float *const *in, const size_t *sizes, unsigned repeat, float *out, int B)
 {
     size_t total = 0;
     for (int i = 0; i < count; i++) total += sizes[i];
     for (int n = 0; n < B; n++) {
         float *row = out + n * total;
         for (int i = 0; i < count; i++) {
-            memcpy(row, in[i] + n * sizes[i], sizeof(float) * sizes[i]);
+            size_t sample = repeat >> i & 1u ? 0 : (size_t)n; /* a repeated input has one sample */
+            memcpy(row, in[i] + sample * sizes[i], sizeof(float) * sizes[i]);
             row += sizes[i];
         }
     }

@@ -516,8 +516,8 @@ static void stage_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
 }
 
 static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
-                                     const float *const *inputs, int batch, int train, const float **logits,
-                                     struct avemo_error *err)
+                                     const float *const *inputs, int batch, unsigned shared, int train,
+                                     const float **logits, struct avemo_error *err)
 {
     if (ctx->net != net)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
@@ -545,11 +545,11 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
     size_t sizes[AVEMO_NN_MAX_INPUTS];
     for (int s = 0; s < net->ninputs; s++) {
         const struct nn_stage *st = &net->stages[s];
-        stage_forward(net, stats, ctx, s, train, batch);
+        stage_forward(net, stats, ctx, s, train, shared >> s & 1u ? 1 : batch);
         branch_out[s] = stage_output(ctx, s);
         sizes[s] = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)st->c * st->h * st->w;
     }
-    nn_concat_forward(net->ninputs, branch_out, sizes, ctx->concat, batch);
+    nn_concat_forward(net->ninputs, branch_out, sizes, shared, ctx->concat, batch);
     const int head = net->ninputs;
     stage_forward(net, stats, ctx, head, train, batch);
     *logits = stage_output(ctx, head);
@@ -559,7 +559,17 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
 enum avemo_status avemo_net_forward(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs, int batch,
                                     const float **logits, struct avemo_error *err)
 {
-    return run_forward(net, NULL, ctx, inputs, batch, 0, logits, err);
+    return run_forward(net, NULL, ctx, inputs, batch, 0, 0, logits, err);
+}
+
+enum avemo_status avemo_net_forward_shared(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                           int batch, unsigned shared_inputs, const float **logits,
+                                           struct avemo_error *err)
+{
+    if (shared_inputs >> net->ninputs)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: shared input mask 0x%x names inputs the network lacks",
+                          net->name, shared_inputs);
+    return run_forward(net, NULL, ctx, inputs, batch, shared_inputs, 0, logits, err);
 }
 
 enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
@@ -568,7 +578,7 @@ enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, con
     if (!ctx->training)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: training forward on an inference-only context",
                           net->name);
-    return run_forward(net, net->stats, ctx, inputs, batch, 1, logits, err);
+    return run_forward(net, net->stats, ctx, inputs, batch, 0, 1, logits, err);
 }
 
 /* ---- loss and backward ---- */

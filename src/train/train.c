@@ -16,8 +16,78 @@
 #include <string.h>
 
 enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
+enum { OVERRIDE_MAX = 600 }; /* bytes in one --set SEC.KEY=VALUE */
 
 /* --- pipeline and inputs -------------------------------------------------------- */
+
+/* Length of the line at l, with its newline. */
+static size_t line_len(const char *l)
+{
+    const char *nl = strchr(l, '\n');
+    return nl ? (size_t)(nl - l) + 1 : strlen(l);
+}
+
+/* Does the line at l (without leading blanks) open section sec (length n)? */
+static int opens_section(const char *l, const char *sec, size_t n)
+{
+    return *l == '[' && strncmp(l + 1, sec, n) == 0 && l[1 + n] == ']';
+}
+
+/* Does the line at l set key (length n)? */
+static int sets_key(const char *l, const char *key, size_t n)
+{
+    if (strncmp(l, key, n) != 0) return 0;
+    l += n + strspn(l + n, " \t");
+    return *l == '=' || *l == ':';
+}
+
+/* The end of the key line at l and of its indented continuation lines (multi-line values). */
+static char *value_end(char *l)
+{
+    char *end = l + line_len(l);
+    while (*end == ' ' || *end == '\t') {
+        const char *c = end + strspn(end, " \t");
+        if (*c == '\n' || *c == 0 || *c == ';' || *c == '#') break;
+        end += line_len(end);
+    }
+    return end;
+}
+
+/* Set [sec] key = value in the INI text t, which has room for OVERRIDE_MAX + 8 more bytes:
+ * the key's line and its continuation lines are replaced; a key that is not there is added
+ * after the section's last setting, and a section that is not there at the end of the text. */
+static void ini_override(char *t, const char *sec, size_t seclen, const char *key, size_t keylen, const char *value)
+{
+    char line[OVERRIDE_MAX + 4];
+    int add = snprintf(line, sizeof line, "%.*s = %s\n", (int)keylen, key, value);
+    char *at = NULL, *cut_end = NULL;
+    int in_section = 0;
+    for (char *l = t; *l; l += line_len(l)) {
+        const char *s = l + strspn(l, " \t");
+        if (*s == '[') {
+            if (in_section) break;
+            in_section = opens_section(s, sec, seclen);
+            if (in_section) at = l + line_len(l);
+        } else if (in_section && s == l && sets_key(l, key, keylen)) {
+            at = l;
+            cut_end = value_end(l);
+            break;
+        } else if (in_section && *s != '\n' && *s != ';' && *s != '#' && *s) {
+            at = l + line_len(l);
+        }
+    }
+    size_t len = strlen(t);
+    int need_newline = len > 0 && t[len - 1] != '\n';
+    if (!at) {
+        sprintf(t + len, "%s[%.*s]\n%s", need_newline ? "\n" : "", (int)seclen, sec, line);
+        return;
+    }
+    if (!cut_end) cut_end = at;
+    int prefix = at == t + len && need_newline; /* the section ends the text without a newline */
+    memmove(at + prefix + add, cut_end, strlen(cut_end) + 1);
+    if (prefix) *at = '\n';
+    memcpy(at + prefix, line, (size_t)add);
+}
 
 enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
                                       struct avemo_pipeline *p, struct avemo_error *err)
@@ -27,7 +97,7 @@ enum avemo_status train_load_pipeline(const char *path, const char *const *overr
     *text = NULL;
     enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
     if (st) return st;
-    size_t cap = size + 1 + (size_t)n * 600;
+    size_t cap = size + 1 + (size_t)n * (OVERRIDE_MAX + 8);
     char *t = malloc(cap);
     if (!t) {
         free(raw);
@@ -35,17 +105,18 @@ enum avemo_status train_load_pipeline(const char *path, const char *const *overr
     }
     memcpy(t, raw, size + 1);
     free(raw);
-    /* Each override becomes a section of its own at the end, so the saved model
-     * holds the pipeline that was really used. */
+    /* Each override replaces the key's line (and its continuation lines) in its section, or is
+     * added to the section, so the saved model holds the pipeline that was really used. */
     for (int i = 0; i < n; i++) {
-        const char *dot = strchr(overrides[i], '.'), *eq = strchr(overrides[i], '=');
-        if (!dot || !eq || dot > eq || dot == overrides[i] || strlen(overrides[i]) > 500) {
+        const char *eq = strchr(overrides[i], '=');
+        const char *dot = NULL; /* the last dot before '=': section names such as branch.face have dots */
+        for (const char *c = overrides[i]; eq && c < eq; c++)
+            if (*c == '.') dot = c;
+        if (!dot || dot == overrides[i] || eq == dot + 1 || strlen(overrides[i]) > OVERRIDE_MAX) {
             free(t);
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "override '%s': expected section.key=value", overrides[i]);
         }
-        size_t len = strlen(t);
-        snprintf(t + len, cap - len, "\n[%.*s]\n%.*s = %s\n", (int)(dot - overrides[i]), overrides[i],
-                 (int)(eq - dot - 1), dot + 1, eq + 1);
+        ini_override(t, overrides[i], (size_t)(dot - overrides[i]), dot + 1, (size_t)(eq - dot - 1), eq + 1);
     }
     st = avemo_pipeline_parse(t, path, p, err);
     if (st) {

@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: make_seeds.sh BUILD_DIR}" && pwd)
 corpus=$here/corpus
-mkdir -p "$corpus"/{media,model,cascade,pipeline,jpeg}
+mkdir -p "$corpus"/{media,model,cascade,pipeline,jpeg,multipart}
 ff() { ffmpeg -v error -y "$@"; }
 
 # media: tiny clips of the kinds the server takes, plus a real clip's head.
@@ -91,4 +91,14 @@ ASAN_OPTIONS=detect_leaks=0 "$tmp/seed" "$dense" "$tmp/dense.avm" "$conv" "$tmp/
 for name in dense conv; do
   { printf '\0'; cat "$tmp/$name.avm"; } > "$corpus/model/$name.avm"
 done
+# multipart: requests to POST /v1/predict (first byte: 0 body, 1 content type + body,
+# 2 whole request; see fuzz_multipart.c) carrying the tone WAV.
+mp=$corpus/multipart
+wav=$corpus/media/tone.wav
+part() { printf -- '--avemoFuzz\r\nContent-Disposition: form-data; name="file"; filename="tone.wav"\r\nContent-Type: audio/wav\r\n\r\n'; cat "$wav"; printf -- '\r\n--avemoFuzz--\r\n'; }
+{ printf '\0'; part; } > "$mp/body.bin"
+{ printf '\1multipart/form-data; boundary=avemoFuzz\n'; part; } > "$mp/type.bin"
+{ printf '\1audio/wav\n'; cat "$wav"; } > "$mp/raw_wav.bin"
+{ printf '\2POST /v1/predict?mode=audio HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: audio/wav\r\nContent-Length: %d\r\n\r\n' "$(stat -c %s "$wav")"; cat "$wav"; } > "$mp/request.bin"
+{ printf '\2GET /v1/history?limit=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; } > "$mp/history.bin"
 ls -l "$corpus"/*

@@ -121,6 +121,35 @@ static void test_training_is_reproducible(void **state)
     avemo_net_free(nets[1]);
 }
 
+/* A shared input (one clip's audio with several faces) gives the logits of repeating it, and a
+ * mask naming an input the network lacks is refused. */
+static void test_forward_shared_input(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("cremad-av"), 5);
+    enum { B = 4 };
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, B, 0, 1, &ctx, &err)) fail_msg("%s", err.message);
+    float *audio = nn_random_batch(net, 0, 1, 7), *faces = nn_random_batch(net, 1, B, 8);
+    size_t af = avemo_net_input_shape(net, 0, NULL, NULL, NULL, NULL);
+    float *repeated = malloc(sizeof(float) * af * B);
+    for (int b = 0; b < B; b++) memcpy(repeated + (size_t)b * af, audio, sizeof(float) * af);
+    const float *out, *in_full[2] = {repeated, faces}, *in_shared[2] = {audio, faces};
+    float expect[B * 6];
+    if (avemo_net_forward(net, ctx, in_full, B, &out, &err)) fail_msg("%s", err.message);
+    memcpy(expect, out, sizeof expect);
+    if (avemo_net_forward_shared(net, ctx, in_shared, B, 1u, &out, &err)) fail_msg("%s", err.message);
+    for (int i = 0; i < B * 6; i++) assert_float_equal(out[i], expect[i], 1e-5);
+    assert_false(memcmp(expect, expect + 6, sizeof(float) * 6) == 0); /* the faces differ, so do the rows */
+    assert_int_equal(avemo_net_forward_shared(net, ctx, in_shared, B, 4u, &out, &err), AVEMO_ERR_INVALID_ARG);
+    free(audio);
+    free(faces);
+    free(repeated);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
 /* Freezing a branch: its parameters do not move, the others do. */
 static void test_freeze_branch(void **state)
 {
@@ -250,6 +279,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_training_is_reproducible),
+        cmocka_unit_test(test_forward_shared_input),
         cmocka_unit_test(test_freeze_branch),
         cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),

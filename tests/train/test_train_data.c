@@ -3,6 +3,8 @@
 #include "common/testutil.h"
 
 #include <avemo/train.h>
+
+#include "train/train_internal.h"
 #include <sys/stat.h>
 
 static char tmp[64];
@@ -200,6 +202,38 @@ static void test_pipeline_errors(void **state)
     assert_non_null(strstr(err.message, "wobble"));
 }
 
+/* --set SEC.KEY=VALUE replaces the key's whole (multi-line) value in its section, also in
+ * sections whose names have dots, adds missing keys and sections, and refuses malformed ones. */
+static void test_pipeline_overrides(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/over.ini", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[network]\ninputs = audio:1x8x8\n\n[branch.audio]\nlayers = conv 4 3 same, relu,\n"
+          "         gap, dense 8\n\n[head]\nlayers = dense 16, relu,\n         dense 6, softmax\n"
+          "[train]\nepochs = 5", f);
+    fclose(f);
+    const char *sets[] = {"branch.audio.layers=gap, dense 4", "head.layers=dense 6", "train.epochs=7", "train.batch=8",
+                          "augment.flip=yes"};
+    char *text;
+    struct avemo_pipeline p;
+    struct avemo_error err = {0};
+    if (train_load_pipeline(path, sets, 5, &text, &p, &err)) fail_msg("%s", err.message);
+    assert_non_null(strstr(text, "[branch.audio]\nlayers = gap, dense 4\n\n[head]\nlayers = dense 6\n[train]"));
+    assert_null(strstr(text, "conv 4")); /* the continuation lines went with the old value */
+    assert_null(strstr(text, "dense 16"));
+    assert_non_null(strstr(text, "[train]\nepochs = 7\nbatch = 8\n"));
+    assert_non_null(strstr(text, "[augment]\nflip = yes\n"));
+    assert_int_equal(p.train.epochs, 7);
+    assert_int_equal(p.train.batch, 8);
+    free(text);
+    const char *bad[] = {"epochs=3"};
+    assert_int_equal(train_load_pipeline(path, bad, 1, &text, &p, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "epochs=3"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_manifest),
         cmocka_unit_test(test_pipeline_errors),
+        cmocka_unit_test(test_pipeline_overrides),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
