@@ -138,6 +138,10 @@ struct avemo_eval_options {
     int threads;               /* feature extraction threads (0: all cores) */
     int progress;
     uint64_t seed;             /* choice of label-matched face partners */
+    /* SEC.KEY=VALUE changes to each model's stored pipeline for this evaluation, e.g.
+     * "face.mirror_test=yes" or "face.frames=16" (the network itself cannot change). */
+    const char *const *overrides;
+    int noverrides;
 };
 
 /* What one model predicted for the evaluation units. */

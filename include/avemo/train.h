@@ -124,7 +124,8 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
 /* ---- pipelines: one INI file per recipe ----
  *   [pipeline] name, mode = av|audio|face
  *   [audio]    feature parameters (see avemo_audio_params_from_ini)
- *   [face]     size, channels, frames, cascade, scale_factor, min_neighbors, min_size, margin, track
+ *   [face]     size, channels, frames, cascade, scale_factor, min_neighbors, min_size, margin, track,
+ *              mirror_test
  *   [labels]   classes, map, drop
  *   [network], [branch.*], [head]   the network (docs/nn.md)
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
@@ -140,6 +141,7 @@ struct avemo_face_spec {
     struct avemo_detect_params detect;
     double margin;
     int track;
+    int mirror_test;          /* 1: predictions average each face and its mirror image (eval, classify) */
 };
 
 struct avemo_train_config {

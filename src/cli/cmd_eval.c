@@ -5,10 +5,12 @@
 #include <stdlib.h>
 
 static const char eval_usage[] =
-    "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F]\n"
+    "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F] [--set S.K=V]\n"
     "  Measure a model on labelled data: accuracy, unweighted accuracy, per-class precision,\n"
     "  recall and F1, confusion matrix.  With --split, only the split's test part is used.\n"
-    "  --report DIR writes report.txt, metrics.json and confusion.png.";
+    "  --report DIR writes report.txt, metrics.json and confusion.png.\n"
+    "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
+    "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.";
 
 static int run_eval(int argc, char **argv)
 {

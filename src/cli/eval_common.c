@@ -13,15 +13,17 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},         {"report", required_argument, NULL, 'r'},
-        {"cache", required_argument, NULL, 'c'},  {NULL, 0, NULL, 0},
+        {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
+        {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     a->opt.data = a->data;
     a->opt.seed = 1;
     a->opt.progress = 1;
+    a->opt.overrides = (const char *const *)a->overrides;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:s:jr:c:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:s:jr:c:S:", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (a->opt.ndata == 32) return -1;
@@ -31,6 +33,10 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
         case 'j': a->json = 1; break;
         case 'r': a->report_dir = optarg; break;
         case 'c': a->opt.cache_path = optarg; break;
+        case 'S':
+            if (a->opt.noverrides == 16) return -1;
+            a->overrides[a->opt.noverrides++] = optarg;
+            break;
         default: return -1;
         }
     }

@@ -10,10 +10,11 @@ struct cli_eval_args {
     const char *data[32];
     int json;
     const char *report_dir;
+    const char *overrides[16];
     struct avemo_eval_options opt;
 };
 
-/* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F]; 0 on success. */
+/* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F] [--set S.K=V]...; 0 on success. */
 int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_args *a);
 /* Write report.txt, metrics.json and confusion.png of result r into dir (prefix names the model). */
 int cli_write_report(const char *dir, const char *prefix, const struct avemo_eval_result *r);

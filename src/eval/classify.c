@@ -339,15 +339,15 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     }
     const float *inputs[2];
     for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->audio_input ? ctx->audio_in : ctx->face_in;
-    const float *logits;
     t0 = avemo_now();
     /* The same sound goes with every face: the audio branch runs once for the clip. */
     unsigned shared = m->audio_input >= 0 ? 1u << m->audio_input : 0u;
-    enum avemo_status st = avemo_net_forward_shared(m->net, ctx->m[mi].nn, inputs, batch, shared, &logits, err);
-    if (st) return st;
     int k = avemo_net_classes(m->net);
     float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
-    avemo_nn_softmax(logits, batch, k, probs);
+    enum avemo_status st = train_predict_probs(m->net, ctx->m[mi].nn, inputs, batch, shared,
+                                               m->face_input >= 0 ? ctx->face_in : NULL, m->p.face.size,
+                                               m->p.face.channels, m->p.face.mirror_test, probs, err);
+    if (st) return st;
     memset(pred->probs, 0, sizeof pred->probs);
     for (int b = 0; b < batch; b++)
         for (int c = 0; c < k; c++) pred->probs[c] += probs[b * k + c] / (float)batch;

@@ -36,7 +36,10 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
                                  struct avemo_error *err)
 {
     enum avemo_status st = avemo_net_load(path, &m->net, err);
-    if (!st) st = avemo_pipeline_parse(avemo_net_pipeline(m->net), path, &m->p, err);
+    char *text = NULL;
+    if (!st) st = train_pipeline_override(avemo_net_pipeline(m->net), opt->overrides, opt->noverrides, &text, err);
+    if (!st) st = avemo_pipeline_parse(text, path, &m->p, err);
+    free(text);
     if (!st) st = train_check_inputs(m->net, &m->p, &m->td.audio_input, &m->td.face_input, err);
     for (int i = 0; !st && i < opt->ndata; i++) st = avemo_dataset_add(&m->ds, opt->data[i], &m->p.labels, err);
     if (st) return st;
@@ -92,18 +95,21 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     float *ain = malloc(sizeof(float) * (m->td.audio_floats * batch + 1));
     float *fin = malloc(sizeof(float) * (m->td.face_floats * batch + 1));
     int labels[32];
-    if (!st && (!ain || !fin)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     int k = avemo_net_classes(m->net);
+    float *probs = malloc(sizeof(float) * (size_t)batch * (size_t)k);
+    if (!st && (!ain || !fin || !probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    int mirror = m->td.face_input >= 0 && m->p.face.mirror_test;
     for (size_t at = 0; !st && at < n; at += batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
         train_data_batch(&m->td, units + at, b, 0, NULL, ain, fin, labels);
-        const float *inputs[2], *logits;
+        const float *inputs[2];
         for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
-        st = avemo_net_forward(m->net, ctx, inputs, b, &logits, err);
+        st = train_predict_probs(m->net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels, mirror, probs,
+                                 err);
         for (int j = 0; !st && j < b; j++) {
             int best = 0;
             for (int c = 1; c < k; c++)
-                if (logits[j * k + c] > logits[j * k + best]) best = c;
+                if (probs[j * k + c] > probs[j * k + best]) best = c;
             pred[at + (size_t)j] = best;
             truth[at + (size_t)j] = labels[j];
         }
@@ -111,6 +117,7 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     avemo_nn_ctx_free(ctx);
     free(ain);
     free(fin);
+    free(probs);
     return st;
 }
 

@@ -144,9 +144,11 @@ static enum avemo_status set_face(struct avemo_face_spec *f, const char *key, co
     }
     if (strcmp(key, "margin") == 0) return parse_double(value, 0, 1, &f->margin, name, "face.margin", err);
     if (strcmp(key, "track") == 0) return parse_choice(value, bool_names, &f->track, name, "face.track", err);
+    if (strcmp(key, "mirror_test") == 0)
+        return parse_choice(value, bool_names, &f->mirror_test, name, "face.mirror_test", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG,
                       "%s: unknown key '%s' in [face] (size, channels, frames, cascade, scale_factor, min_neighbors, "
-                      "min_size, margin, track)",
+                      "min_size, margin, track, mirror_test)",
                       name, key);
 }
 

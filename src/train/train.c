@@ -89,24 +89,16 @@ static void ini_override(char *t, const char *sec, size_t seclen, const char *ke
     memcpy(at + prefix, line, (size_t)add);
 }
 
-enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
-                                      struct avemo_pipeline *p, struct avemo_error *err)
+enum avemo_status train_pipeline_override(const char *text, const char *const *overrides, int n, char **out,
+                                          struct avemo_error *err)
 {
-    uint8_t *raw;
-    size_t size;
-    *text = NULL;
-    enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
-    if (st) return st;
-    size_t cap = size + 1 + (size_t)n * (OVERRIDE_MAX + 8);
+    *out = NULL;
+    size_t size = strlen(text), cap = size + 1 + (size_t)n * (OVERRIDE_MAX + 8);
     char *t = malloc(cap);
-    if (!t) {
-        free(raw);
-        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(t, raw, size + 1);
-    free(raw);
+    if (!t) return avemo_fail(err, AVEMO_ERR_NOMEM, "pipeline overrides: out of memory");
+    memcpy(t, text, size + 1);
     /* Each override replaces the key's line (and its continuation lines) in its section, or is
-     * added to the section, so the saved model holds the pipeline that was really used. */
+     * added to the section, so a saved model holds the pipeline that was really used. */
     for (int i = 0; i < n; i++) {
         const char *eq = strchr(overrides[i], '=');
         const char *dot = NULL; /* the last dot before '=': section names such as branch.face have dots */
@@ -118,7 +110,22 @@ enum avemo_status train_load_pipeline(const char *path, const char *const *overr
         }
         ini_override(t, overrides[i], (size_t)(dot - overrides[i]), dot + 1, (size_t)(eq - dot - 1), eq + 1);
     }
-    st = avemo_pipeline_parse(t, path, p, err);
+    *out = t;
+    return AVEMO_OK;
+}
+
+enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
+                                      struct avemo_pipeline *p, struct avemo_error *err)
+{
+    uint8_t *raw;
+    size_t size;
+    *text = NULL;
+    enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
+    if (st) return st;
+    char *t;
+    st = train_pipeline_override((const char *)raw, overrides, n, &t, err);
+    free(raw);
+    if (!st) st = avemo_pipeline_parse(t, path, p, err);
     if (st) {
         free(t);
         return st;

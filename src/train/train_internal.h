@@ -12,12 +12,23 @@ size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, con
 void train_spec_augment(float *x, int rows, int cols, const struct avemo_augment *a, struct avemo_rng *rng);
 /* A size x size x channels crop (HWC bytes) to a CHW float input in [0, 1]. */
 void train_face_input(const uint8_t *crop, int size, int channels, float *out);
+/* Mirror n network face inputs (NCHW floats) left to right, in place. */
+void train_face_mirror(float *faces, int n, int size, int channels);
+/* Class probabilities (batch x classes) of a forward pass; with mirror, the average of the
+ * faces' and their mirror images' probabilities (face_in is mirrored and restored).
+ * shared_inputs as avemo_net_forward_shared. */
+enum avemo_status train_predict_probs(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs, int batch,
+                                      unsigned shared_inputs, float *face_in, int face_size, int face_channels,
+                                      int mirror, float *probs, struct avemo_error *err);
 /* The same with random flip, shift/scale jitter and brightness/contrast. */
 void train_face_augment(const uint8_t *crop, int size, int channels, float *out, const struct avemo_augment *a,
                         struct avemo_rng *rng);
 
 /* Read a pipeline file, append `section.key=value` overrides as INI lines, and parse it.
  * *text (malloc'ed) is the final pipeline text, stored in the model. */
+/* A copy of the pipeline text with SEC.KEY=VALUE overrides applied (malloc'ed in *out). */
+enum avemo_status train_pipeline_override(const char *text, const char *const *overrides, int n, char **out,
+                                          struct avemo_error *err);
 enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
                                       struct avemo_pipeline *p, struct avemo_error *err);
 /* Check that the network's inputs match the pipeline's features; fills the input indices. */
