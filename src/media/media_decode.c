@@ -92,6 +92,9 @@ static enum avemo_status audio_reserve(avemo_media *media, struct audio_pass *a,
     return AVEMO_OK;
 }
 
+/* swresample's own limit (SWR_CH_MAX) */
+#define AUDIO_MAX_CHANNELS 64
+
 static enum avemo_status audio_setup_resampler(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
                                                struct avemo_error *err)
 {
@@ -105,8 +108,22 @@ static enum avemo_status audio_setup_resampler(avemo_media *media, struct audio_
     if (a->out_rate == 0) a->out_rate = frame->sample_rate;
     int rc = swr_alloc_set_opts2(&a->swr, &mono, AV_SAMPLE_FMT_FLT, a->out_rate, &in_layout, frame->format,
                                  frame->sample_rate, 0, NULL);
+    int channels = in_layout.nb_channels, unordered = in_layout.order == AV_CHANNEL_ORDER_UNSPEC;
     av_channel_layout_uninit(&in_layout);
+    if (rc >= 0 && unordered && channels > 1) {
+        /* No known layout for this many channels (a WAV may declare 33): FFmpeg cannot
+         * derive a downmix, so every channel counts equally. */
+        if (channels > AUDIO_MAX_CHANNELS)
+            return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: audio with %d channels (at most %d)", media->name,
+                              channels, AUDIO_MAX_CHANNELS);
+        double weights[AUDIO_MAX_CHANNELS];
+        for (int c = 0; c < channels; c++) weights[c] = 1.0 / channels;
+        rc = swr_set_matrix(a->swr, weights, channels);
+    }
     if (rc >= 0) rc = swr_init(a->swr);
+    if (rc == AVERROR(EINVAL))
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: cannot mix %d audio channels at %d Hz down to mono",
+                          media->name, channels, frame->sample_rate);
     if (rc < 0) return media_fail_av(media, err, rc, "cannot set up the audio resampler");
     return AVEMO_OK;
 }

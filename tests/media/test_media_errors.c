@@ -4,6 +4,8 @@
  */
 #include "common/testutil.h"
 
+#include <math.h>
+
 #include <avemo/media.h>
 
 static char tmpdir[64];
@@ -128,6 +130,24 @@ static void test_audio_only_asked_for_frames(void **state)
     avemo_media_close(m);
 }
 
+/* A WAV with 33 channels and no layout (found by fuzz_multipart: it was an internal error)
+ * is mixed down with equal weights: the sine of channel 0 at 1/33 of its amplitude. */
+static void test_many_channels_without_layout(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA("media/33ch_sine_ch0.wav"), NULL, &m, &err), AVEMO_OK);
+    struct avemo_audio a;
+    if (avemo_media_decode_audio(m, 8000, &a, &err)) fail_msg("%s", err.message);
+    assert_int_equal(a.count, 800);
+    float peak = 0;
+    for (size_t i = 0; i < a.count; i++) peak = fabsf(a.samples[i]) > peak ? fabsf(a.samples[i]) : peak;
+    assert_float_equal(peak, 16000.0f / 32768.0f / 33.0f, 2e-4);
+    avemo_audio_free(&a);
+    avemo_media_close(m);
+}
+
 static void test_video_without_audio_asked_for_audio(void **state)
 {
     (void)state;
@@ -210,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_text_file),
         cmocka_unit_test(test_truncated_flv),
         cmocka_unit_test(test_audio_only_asked_for_frames),
+        cmocka_unit_test(test_many_channels_without_layout),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad_arguments),
