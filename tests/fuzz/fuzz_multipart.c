@@ -31,7 +31,6 @@ struct fuzz_server {
     char dir[64];
 };
 
-static void stop_server(void);
 static struct fuzz_server fuzz_srv; /* one server for the whole run: starting one per input is too slow */
 
 static void stop_server(void)
