@@ -130,6 +130,10 @@ void avemo_nn_ctx_free(avemo_nn_ctx *ctx);
 void avemo_nn_ctx_seed(avemo_nn_ctx *ctx, uint64_t seed);
 /* Turn dropout off (0) or on (1, default) in training forwards. */
 void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled);
+/* Weight of each training forward's batch statistics in the running averages (0 or out of
+ * (0, 1] restores PyTorch's 0.1).  Setting 1/k before the k-th of K batches leaves the plain
+ * mean of the K batches' statistics: how running statistics are recomputed after training. */
+void avemo_nn_ctx_set_bn_momentum(avemo_nn_ctx *ctx, float momentum);
 
 /* Inference: batch-norm uses running statistics, dropout is off.  inputs[i] holds batch
  * samples of input i (NCHW).  *logits points to batch x classes floats inside ctx, valid

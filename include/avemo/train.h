@@ -130,6 +130,7 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
  *   [network], [branch.*], [head]   the network (docs/nn.md)
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
+ *              bn_recalibrate swa_start
  *   [augment]  noise_snr_db gain_db shift speed time_mask freq_mask masks
  *              flip face_shift face_scale brightness contrast
  */
@@ -160,6 +161,8 @@ struct avemo_train_config {
     enum avemo_split_kind split;
     int folds, fold;
     int dropout;              /* 1: dropout on while training */
+    int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
+    int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
     int threads;              /* feature extraction threads (0: all cores) */
 };
 
@@ -253,6 +256,7 @@ struct avemo_train_options {
 
 struct avemo_train_result {
     int epochs_run, best_epoch;
+    int swa_epochs;           /* > 0: the model is the average of the last swa_epochs epochs */
     double best_val_loss, best_val_acc;
     double train_acc;          /* of the best model on the training part (eval mode) */
     int has_test;

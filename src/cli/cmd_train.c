@@ -71,7 +71,11 @@ static int run_train(int argc, char **argv)
     struct avemo_train_result res;
     struct avemo_error err = {0};
     if (avemo_train_run(&opt, &res, &err)) return cli_report(&err);
-    printf("model: %s (best epoch %d of %d, %.0f s)\n", opt.out_path, res.best_epoch, res.epochs_run, res.seconds);
+    if (res.swa_epochs > 0)
+        printf("model: %s (weights averaged over the last %d of %d epochs, %.0f s)\n", opt.out_path, res.swa_epochs,
+               res.epochs_run, res.seconds);
+    else
+        printf("model: %s (best epoch %d of %d, %.0f s)\n", opt.out_path, res.best_epoch, res.epochs_run, res.seconds);
     printf("samples: %zu train, %zu validation, %zu test; %zu files skipped\n", res.n_train, res.n_val, res.n_test,
            res.skipped);
     printf("accuracy: train %.4f", res.train_acc);

@@ -1,6 +1,7 @@
 /* Batch normalisation over the channels of NCHW data (BatchNorm2d), or over the features of
  * [N][F] data (BatchNorm1d: H = W = 1).  Training uses the batch statistics and updates the
- * running averages as PyTorch does (momentum 0.1, unbiased running variance); inference uses
+ * running averages as PyTorch does (momentum 0.1 unless the context sets another, unbiased
+ * running variance); inference uses
  * the running statistics.  running = mean[C] then var[C].  A ReLU that follows is applied in the
  * normalising pass (one pass over memory less; its backward only needs its own output). */
 #include "nn/nn_internal.h"
@@ -8,7 +9,7 @@
 #include <math.h>
 
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
-                         const float *in, float *out, int B, float *mean, float *rstd, int relu)
+                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu)
 {
     const int C = l->in_c;
     const size_t hw = (size_t)l->in_h * l->in_w, chw = (size_t)C * hw;
@@ -26,8 +27,8 @@ void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const flo
         for (int n = 0; n < B; n++) nn_vec_scale_shift(in + n * chw + c * hw, out + n * chw + c * hw, hw, scale, shift, relu);
         if (running) {
             const double unbiased = count > 1 ? var * count / (count - 1) : var;
-            running[c] = (1.0f - NN_BN_MOMENTUM) * running[c] + NN_BN_MOMENTUM * m;
-            running[C + c] = (1.0f - NN_BN_MOMENTUM) * running[C + c] + NN_BN_MOMENTUM * (float)unbiased;
+            running[c] = (1.0f - momentum) * running[c] + momentum * m;
+            running[C + c] = (1.0f - momentum) * running[C + c] + momentum * (float)unbiased;
         }
     }
 }

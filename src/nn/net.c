@@ -345,6 +345,7 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     ctx->max_batch = max_batch;
     ctx->training = training != 0;
     ctx->dropout = 1;
+    ctx->bn_momentum = NN_BN_MOMENTUM;
     avemo_nn_ctx_seed(ctx, seed);
     const size_t B = (size_t)max_batch;
     int ok = 1, L = net->nlayers;
@@ -400,6 +401,11 @@ void avemo_nn_ctx_seed(avemo_nn_ctx *ctx, uint64_t seed) { avemo_rng_seed(&ctx->
 
 void avemo_nn_ctx_set_dropout(avemo_nn_ctx *ctx, int enabled) { ctx->dropout = enabled != 0; }
 
+void avemo_nn_ctx_set_bn_momentum(avemo_nn_ctx *ctx, float momentum)
+{
+    ctx->bn_momentum = momentum > 0.0f && momentum <= 1.0f ? momentum : NN_BN_MOMENTUM;
+}
+
 float *avemo_nn_ctx_grads(avemo_nn_ctx *ctx, size_t *count)
 {
     if (count) *count = ctx->grads ? ctx->net->nparams : 0;
@@ -435,8 +441,8 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     case NN_CONV: nn_conv_forward(l, w, in, y, B, ctx->col, NULL, b, 0); break;
     case NN_BN:
         if (train) {
-            nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, in, y, B, ctx->bn_mean + l->s_off / 2,
-                                ctx->bn_rstd + l->s_off / 2, relu);
+            nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, ctx->bn_momentum, in, y, B,
+                                ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, relu);
         } else {
             nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B, relu);
             for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */

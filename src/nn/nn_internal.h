@@ -65,6 +65,7 @@ struct avemo_net {
 struct avemo_nn_ctx {
     const struct avemo_net *net;
     int max_batch, training, dropout, batch, last_train;
+    float bn_momentum;      /* weight of a batch in the running statistics (NN_BN_MOMENTUM) */
     float **act;            /* per layer output, max_batch * out_size (NULL when not needed: see
                                layer_needs_buffer in net.c) */
     const float **out;      /* per layer output pointer of the last forward */
@@ -96,7 +97,7 @@ size_t nn_conv_col_size(const struct nn_layer *l);
 
 /* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output). */
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
-                         const float *in, float *out, int B, float *mean, float *rstd, int relu);
+                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
 /* relu_out != NULL: dout is the gradient of the following ReLU's output (relu_out), whose

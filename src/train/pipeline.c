@@ -187,6 +187,9 @@ static enum avemo_status set_train(struct avemo_train_config *t, const char *key
     if (strcmp(key, "folds") == 0) return parse_int(value, 0, 100, &t->folds, name, "train.folds", err);
     if (strcmp(key, "fold") == 0) return parse_int(value, 0, 99, &t->fold, name, "train.fold", err);
     if (strcmp(key, "dropout") == 0) return parse_choice(value, bool_names, &t->dropout, name, "train.dropout", err);
+    if (strcmp(key, "swa_start") == 0) return parse_int(value, 0, 10000, &t->swa_start, name, "train.swa_start", err);
+    if (strcmp(key, "bn_recalibrate") == 0)
+        return parse_choice(value, bool_names, &t->bn_recalibrate, name, "train.bn_recalibrate", err);
     if (strcmp(key, "threads") == 0) return parse_int(value, 0, 256, &t->threads, name, "train.threads", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [train]", name, key);
 }

@@ -183,6 +183,8 @@ struct session {
     float class_weights[16];
     float *mean, *std;
     float *best_params, *best_stats;
+    double *swa_sum;          /* stochastic weight averaging: sum of the averaged epochs' weights */
+    int swa_count;
     FILE *log;
 };
 
@@ -205,6 +207,7 @@ static void session_free(struct session *s)
     free(s->std);
     free(s->best_params);
     free(s->best_stats);
+    free(s->swa_sum);
     if (s->log) fclose(s->log);
 }
 
@@ -486,6 +489,30 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
     return AVEMO_OK;
 }
 
+/* Dropout in front of a batch norm makes the running statistics gathered while training
+ * describe dropped-out activations, which inference never sees (the "variance shift").
+ * This pass recomputes them as the plain mean over the training batches with dropout off
+ * and without augmentation, as torch.optim.swa_utils.update_bn does; the weights stay. */
+static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *err)
+{
+    const size_t n = s->n[PART_TRAIN], *order = s->idx[PART_TRAIN];
+    const int batch = s->p.train.batch;
+    enum avemo_status st = AVEMO_OK;
+    avemo_nn_ctx_set_dropout(s->ctx, 0);
+    int k = 0;
+    for (size_t at = 0; at < n && !st; at += (size_t)batch) {
+        int b = n - at < (size_t)batch ? (int)(n - at) : batch;
+        if (b < 2 && n > 1) break;
+        train_data_batch(&s->td, order + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        const float *inputs[2], *logits;
+        avemo_nn_ctx_set_bn_momentum(s->ctx, 1.0f / (float)++k);
+        st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);
+    }
+    avemo_nn_ctx_set_bn_momentum(s->ctx, 0);
+    avemo_nn_ctx_set_dropout(s->ctx, s->p.train.dropout);
+    return st;
+}
+
 static enum avemo_status remember_best(struct session *s, struct avemo_error *err)
 {
     size_t np, ns;
@@ -507,6 +534,73 @@ static void restore_best(struct session *s)
     if (!s->best_params) return;
     memcpy(params, s->best_params, sizeof(float) * np);
     memcpy(stats, s->best_stats, sizeof(float) * ns);
+}
+
+/* --- stochastic weight averaging ------------------------------------------------------
+ * The run goes to train.epochs (no early stopping); from epoch train.swa_start on, the
+ * learning rate stays where it is and each epoch's weights join a running sum.  Averaging weights that wander around
+ * a wide minimum lands nearer its centre, which generalises better than any single epoch
+ * (Izmailov et al., 2018) and costs one forward pass at the end: batch-norm statistics must
+ * be recomputed for the averaged weights. */
+
+static int swa_active(const struct session *s, int epoch)
+{
+    return s->p.train.swa_start > 0 && epoch >= s->p.train.swa_start;
+}
+
+static enum avemo_status swa_add(struct session *s, struct avemo_error *err)
+{
+    size_t np;
+    const float *params = avemo_net_params(s->net, &np);
+    if (!s->swa_sum && !(s->swa_sum = calloc(np ? np : 1, sizeof(double))))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    for (size_t i = 0; i < np; i++) s->swa_sum[i] += params[i];
+    s->swa_count++;
+    return AVEMO_OK;
+}
+
+/* Puts the averaged weights into the network, with fresh batch-norm statistics. */
+static enum avemo_status swa_finish(struct session *s, struct avemo_error *err)
+{
+    size_t np;
+    float *params = avemo_net_params(s->net, &np);
+    for (size_t i = 0; i < np; i++) params[i] = (float)(s->swa_sum[i] / s->swa_count);
+    return recalibrate_bn(s, err);
+}
+
+enum { SWA_MAGIC = 0x31415753u }; /* "SWA1" */
+
+static enum avemo_status swa_save(const struct session *s, const char *path, struct avemo_error *err)
+{
+    size_t np;
+    avemo_net_params(s->net, &np);
+    FILE *f = fopen(path, "wb");
+    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
+    uint32_t head[2] = {SWA_MAGIC, (uint32_t)s->swa_count};
+    uint64_t n = np;
+    int ok = fwrite(head, sizeof head, 1, f) == 1 && fwrite(&n, sizeof n, 1, f) == 1 &&
+             fwrite(s->swa_sum, sizeof(double), np, f) == np;
+    if (fclose(f) != 0 || !ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
+    return AVEMO_OK;
+}
+
+static enum avemo_status swa_load(struct session *s, const char *path, struct avemo_error *err)
+{
+    size_t np;
+    avemo_net_params(s->net, &np);
+    FILE *f = fopen(path, "rb");
+    if (!f) return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: the weight average to resume is missing (%s)", path, strerror(errno));
+    uint32_t head[2];
+    uint64_t n = 0;
+    free(s->swa_sum);
+    s->swa_sum = calloc(np ? np : 1, sizeof(double));
+    int ok = s->swa_sum && fread(head, sizeof head, 1, f) == 1 && fread(&n, sizeof n, 1, f) == 1 &&
+             head[0] == SWA_MAGIC && head[1] > 0 && head[1] <= 100000 && n == np &&
+             fread(s->swa_sum, sizeof(double), np, f) == np;
+    fclose(f);
+    if (!ok) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: damaged weight average (or another network's)", path);
+    s->swa_count = (int)head[1];
+    return AVEMO_OK;
 }
 
 /* --- checkpoints: the model so far plus a small state file ------------------------------ */
@@ -531,7 +625,8 @@ static enum avemo_status save_checkpoint(struct session *s, const struct progres
     fprintf(f, "%d %d %d %d %.17g %.17g %.9g\n", ps->epoch, ps->best_epoch, ps->bad_epochs, ps->plateau_epochs,
             ps->best_loss, ps->best_acc, (double)ps->lr);
     if (fclose(f) != 0) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
-    return AVEMO_OK;
+    snprintf(path, sizeof path, "%s.ckpt.swa", s->opt->out_path);
+    return s->swa_count ? swa_save(s, path, err) : AVEMO_OK;
 }
 
 static enum avemo_status load_checkpoint(struct session *s, struct progress_state *ps, struct avemo_error *err)
@@ -561,6 +656,8 @@ static enum avemo_status load_checkpoint(struct session *s, struct progress_stat
         fprintf(stderr, "warning: %s is missing; the optimiser's moment estimates start from zero\n", path);
     }
     avemo_optim_set_lr(s->optim, ps->lr);
+    snprintf(path, sizeof path, "%s.ckpt.swa", s->opt->out_path);
+    if (swa_active(s, ps->epoch) && (st = swa_load(s, path, err))) return st;
     /* The best parameters so far are in the model file written at that epoch. */
     st = remember_best(s, err);
     if (!st && ps->best_epoch > 0) {
@@ -630,6 +727,7 @@ static enum avemo_status run_epochs(struct session *s, struct avemo_train_result
     for (int epoch = ps.epoch + 1; epoch <= t->epochs; epoch++) {
         double t0 = avemo_now(), tr_loss = NAN, tr_acc = NAN, va_loss = NAN, va_acc = NAN;
         if ((st = train_epoch(s, &rng, &tr_loss, &tr_acc, err))) break;
+        if (t->bn_recalibrate && (st = recalibrate_bn(s, err))) break;
         if ((st = evaluate(s, vidx, vn, &va_loss, &va_acc, NULL, NULL, err))) break;
         double sec = avemo_now() - t0;
         fprintf(s->log, "%d,%.6f,%.6f,%.6f,%.6f,%.3g,%.2f\n", epoch, tr_loss, tr_acc, va_loss, va_acc, (double)ps.lr, sec);
@@ -647,14 +745,15 @@ static enum avemo_status run_epochs(struct session *s, struct avemo_train_result
             if ((st = avemo_net_save(s->net, s->opt->out_path, err))) break;
         } else {
             ps.bad_epochs++;
-            if (++ps.plateau_epochs >= t->plateau_patience && ps.lr > t->min_lr) {
+            if (++ps.plateau_epochs >= t->plateau_patience && ps.lr > t->min_lr && !swa_active(s, epoch + 1)) {
                 ps.lr = ps.lr * t->plateau_factor < t->min_lr ? t->min_lr : ps.lr * t->plateau_factor;
                 avemo_optim_set_lr(s->optim, ps.lr);
                 ps.plateau_epochs = 0;
             }
         }
+        if (swa_active(s, epoch) && (st = swa_add(s, err))) break;
         if ((st = save_checkpoint(s, &ps, err))) break;
-        if (ps.bad_epochs >= t->patience) {
+        if (ps.bad_epochs >= t->patience && t->swa_start == 0) {
             say(s, "early stop: no validation improvement for %d epochs\n", t->patience);
             break;
         }
@@ -666,6 +765,14 @@ static enum avemo_status run_epochs(struct session *s, struct avemo_train_result
     res->best_epoch = ps.best_epoch;
     res->best_val_loss = ps.best_loss;
     res->best_val_acc = ps.best_acc;
+    if (!st && s->swa_count > 0) {
+        /* The average replaces the early-stopping choice: it is the model. */
+        res->swa_epochs = s->swa_count;
+        if (!(st = swa_finish(s, err))) st = evaluate(s, vidx, vn, &res->best_val_loss, &res->best_val_acc, NULL, NULL, err);
+        if (!st) st = remember_best(s, err);
+        if (!st) say(s, "weights averaged over %d epochs: val loss %.4f acc %.3f\n", s->swa_count, res->best_val_loss,
+                     res->best_val_acc);
+    }
     return st;
 }
 

@@ -150,6 +150,45 @@ static void test_forward_shared_input(void **state)
     avemo_net_free(net);
 }
 
+/* Momentum 1/k for the k-th batch leaves the plain mean of the batches' statistics (how the
+ * trainer recomputes them after weight averaging), and 0 restores the default momentum. */
+static void test_bn_momentum_average(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("face-fer"), 6);
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, 4, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx, 0);
+    const size_t ns = net->nstats;
+    float *single = calloc(ns, sizeof(float)), *batches[3];
+    const float *logits;
+    for (int k = 0; k < 3; k++) {
+        batches[k] = nn_random_batch(net, 0, 4, 40 + k);
+        const float *in[1] = {batches[k]};
+        avemo_nn_ctx_set_bn_momentum(ctx, 1.0f); /* the statistics of this batch alone */
+        if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err)) fail_msg("%s", err.message);
+        for (size_t i = 0; i < ns; i++) single[i] += net->stats[i] / 3.0f;
+    }
+    for (int k = 0; k < 3; k++) {
+        const float *in[1] = {batches[k]};
+        avemo_nn_ctx_set_bn_momentum(ctx, 1.0f / (float)(k + 1));
+        if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err)) fail_msg("%s", err.message);
+    }
+    for (size_t i = 0; i < ns; i++) assert_float_equal(net->stats[i], single[i], 1e-4 * (1 + fabsf(single[i])));
+    /* Back to 0.1: one more batch moves the statistics a tenth of the way towards its own. */
+    float before = net->stats[0];
+    avemo_nn_ctx_set_bn_momentum(ctx, 0);
+    const float *in[1] = {batches[0]};
+    if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err)) fail_msg("%s", err.message);
+    float own = ctx->bn_mean[0];
+    assert_float_equal(net->stats[0], 0.9f * before + 0.1f * own, 1e-5);
+    for (int k = 0; k < 3; k++) free(batches[k]);
+    free(single);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
 /* Freezing a branch: its parameters do not move, the others do. */
 static void test_freeze_branch(void **state)
 {
@@ -280,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_forward_shared_input),
+        cmocka_unit_test(test_bn_momentum_average),
         cmocka_unit_test(test_freeze_branch),
         cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),

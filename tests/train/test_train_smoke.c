@@ -6,6 +6,9 @@
 #include "common/testutil.h"
 
 #include <avemo/eval.h>
+#include <avemo/nn.h>
+
+#include <math.h>
 #include <avemo/train.h>
 
 static char dir[64];
@@ -60,10 +63,95 @@ static void test_smoke_av_fits_six_clips(void **state)
     assert_int_equal(test_remove_tmpdir(dir), 0);
 }
 
+/* A run on the six clips with other epochs and weight averaging; returns its result. */
+static struct avemo_train_result run(const char *out, int resume, const char *epochs, const char *swa_start)
+{
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/features.cache", dir);
+    const char *data[1] = {TEST_DATA("cremad")};
+    const char *overrides[2] = {epochs, swa_start};
+    struct avemo_train_options opt = {0};
+    opt.pipeline_path = AVEMO_SOURCE_DIR "/tests/train/smoke-av.ini";
+    opt.data = data;
+    opt.ndata = 1;
+    opt.out_path = out;
+    opt.cache_path = cache;
+    opt.overrides = overrides;
+    opt.noverrides = 2;
+    opt.resume = resume;
+    opt.quiet = 1;
+    struct avemo_train_result res;
+    struct avemo_error err = {0};
+    if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+    return res;
+}
+
+/* The parameters of a model or checkpoint file (caller frees). */
+static float *params_of(const char *path, size_t *n)
+{
+    avemo_net *net;
+    struct avemo_error err;
+    if (avemo_net_load(path, &net, &err)) fail_msg("%s", err.message);
+    const float *p = avemo_net_params(net, n);
+    float *copy = malloc(sizeof(float) * *n);
+    memcpy(copy, p, sizeof(float) * *n);
+    avemo_net_free(net);
+    return copy;
+}
+
+static void assert_average(const float *got, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) assert_float_equal(got[i], 0.5f * (a[i] + b[i]), 1e-5 * (1 + fabsf(a[i])));
+}
+
+/* Weight averaging: with train.swa_start = 3 a 4-epoch run's model is the mean of the weights
+ * after epochs 3 and 4 (runs are deterministic, so separate 3- and 4-epoch runs give those),
+ * also when the run stops after epoch 3 and resumes (the sum is in the checkpoint). */
+static void test_swa_averages_epochs(void **state)
+{
+    (void)state;
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "swa"), 0);
+    char e3[128], e4[128], swa[128], resumed[128], ckpt[160];
+    snprintf(e3, sizeof e3, "%s/e3.avm", dir);
+    snprintf(e4, sizeof e4, "%s/e4.avm", dir);
+    snprintf(swa, sizeof swa, "%s/swa.avm", dir);
+    snprintf(resumed, sizeof resumed, "%s/resumed.avm", dir);
+    run(e3, 0, "train.epochs=3", "train.swa_start=0");
+    run(e4, 0, "train.epochs=4", "train.swa_start=0");
+    struct avemo_train_result res = run(swa, 0, "train.epochs=4", "train.swa_start=3");
+    assert_int_equal(res.swa_epochs, 2);
+    assert_int_equal(res.epochs_run, 4);
+    size_t n3, n4, ns;
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", e3);
+    float *p3 = params_of(ckpt, &n3);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", e4);
+    float *p4 = params_of(ckpt, &n4);
+    float *ps = params_of(swa, &ns);
+    assert_true(n3 == n4 && n4 == ns);
+    assert_memory_not_equal(p3, p4, sizeof(float) * n3);
+    assert_average(ps, p3, p4, ns);
+    free(ps);
+    free(p4);
+
+    /* Stopped after epoch 3, resumed to 4: the mean of epoch 3 and the resumed epoch 4. */
+    run(resumed, 0, "train.epochs=3", "train.swa_start=3");
+    res = run(resumed, 1, "train.epochs=4", "train.swa_start=3");
+    assert_int_equal(res.swa_epochs, 2);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", resumed);
+    p4 = params_of(ckpt, &n4);
+    ps = params_of(resumed, &ns);
+    assert_average(ps, p3, p4, ns);
+    free(ps);
+    free(p4);
+    free(p3);
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smoke_av_fits_six_clips),
+        cmocka_unit_test(test_swa_averages_epochs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
