@@ -155,6 +155,10 @@ enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, con
 struct avemo_nn_loss {
     const float *class_weights; /* classes floats, NULL = all 1 */
     float label_smoothing;      /* 0..1 */
+    /* mixup: when mix_labels is set, the loss is mix_lambda * loss(labels)
+     * + (1 - mix_lambda) * loss(mix_labels) (inputs mixed the same way by the caller) */
+    const int *mix_labels;
+    float mix_lambda;           /* 0..1 */
 };
 /* Loss of the last forward's logits (either mode). */
 enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,

@@ -176,6 +176,7 @@ struct avemo_augment {
     int flip;                 /* faces: random horizontal flip */
     float face_shift, face_scale; /* random crop jitter (fraction of the side) */
     float brightness, contrast;   /* random brightness offset / contrast factor ranges */
+    float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
 };
 
 enum avemo_pipeline_mode { AVEMO_PIPELINE_AV = 0, AVEMO_PIPELINE_AUDIO = 1, AVEMO_PIPELINE_FACE = 2 };

@@ -589,18 +589,14 @@ enum avemo_status avemo_net_forward_train(avemo_net *net, avemo_nn_ctx *ctx, con
 
 /* ---- loss and backward ---- */
 
-static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *ctx, const int *labels,
-                                      const struct avemo_nn_loss *opt, struct avemo_error *err)
+/* Labels in range and class weights that do not sum to 0 over the batch. */
+static enum avemo_status check_label_array(const avemo_net *net, const avemo_nn_ctx *ctx, const int *labels,
+                                           const struct avemo_nn_loss *opt, struct avemo_error *err)
 {
-    if (ctx->batch < 1)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: loss before any forward", net->name);
     for (int n = 0; n < ctx->batch; n++)
         if (labels[n] < 0 || labels[n] >= net->classes)
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: label %d of sample %d not in 0..%d", net->name,
                               labels[n], n, net->classes - 1);
-    if (opt && !(opt->label_smoothing >= 0.0f && opt->label_smoothing <= 1.0f))
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: label smoothing %g not in [0, 1]", net->name,
-                          (double)opt->label_smoothing);
     if (opt && opt->class_weights) {
         double sum = 0.0;
         for (int n = 0; n < ctx->batch; n++) sum += opt->class_weights[labels[n]];
@@ -613,14 +609,45 @@ static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *
     return AVEMO_OK;
 }
 
+static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *ctx, const int *labels,
+                                      const struct avemo_nn_loss *opt, struct avemo_error *err)
+{
+    if (ctx->batch < 1)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: loss before any forward", net->name);
+    if (opt && !(opt->label_smoothing >= 0.0f && opt->label_smoothing <= 1.0f))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: label smoothing %g not in [0, 1]", net->name,
+                          (double)opt->label_smoothing);
+    if (opt && opt->mix_labels && !(opt->mix_lambda >= 0.0f && opt->mix_lambda <= 1.0f))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: mixup weight %g not in [0, 1]", net->name,
+                          (double)opt->mix_lambda);
+    enum avemo_status st = check_label_array(net, ctx, labels, opt, err);
+    if (!st && opt && opt->mix_labels) st = check_label_array(net, ctx, opt->mix_labels, opt, err);
+    return st;
+}
+
+/* The loss of the last forward, with its gradient in dlogits (NULL: none; scratch then too). */
+static float loss_of(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels, const struct avemo_nn_loss *opt,
+                     float *dlogits, float *scratch)
+{
+    const float *logits = stage_output(ctx, net->ninputs);
+    const float *w = opt ? opt->class_weights : NULL;
+    const float e = opt ? opt->label_smoothing : 0.0f;
+    const int B = ctx->batch, C = net->classes;
+    float value = nn_softmax_xent(logits, labels, B, C, w, e, ctx->probs, dlogits);
+    if (!opt || !opt->mix_labels) return value;
+    const float lam = opt->mix_lambda;
+    float other = nn_softmax_xent(logits, opt->mix_labels, B, C, w, e, ctx->probs, scratch);
+    if (dlogits)
+        for (size_t i = 0; i < (size_t)B * C; i++) dlogits[i] = lam * dlogits[i] + (1.0f - lam) * scratch[i];
+    return lam * value + (1.0f - lam) * other;
+}
+
 enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
                                  const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err)
 {
     enum avemo_status st = check_labels(net, ctx, labels, opt, err);
     if (st) return st;
-    const float *logits = stage_output(ctx, net->ninputs);
-    *loss = nn_softmax_xent(logits, labels, ctx->batch, net->classes, opt ? opt->class_weights : NULL,
-                            opt ? opt->label_smoothing : 0.0f, ctx->probs, NULL);
+    *loss = loss_of(net, ctx, labels, opt, NULL, NULL);
     return AVEMO_OK;
 }
 
@@ -693,10 +720,9 @@ enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, co
     enum avemo_status st = check_labels(net, ctx, labels, opt, err);
     if (st) return st;
     const int B = ctx->batch;
-    const float *logits = stage_output(ctx, net->ninputs);
     memset(ctx->grads, 0, sizeof(float) * net->nparams);
-    float value = nn_softmax_xent(logits, labels, B, net->classes, opt ? opt->class_weights : NULL,
-                                  opt ? opt->label_smoothing : 0.0f, ctx->probs, ctx->dbuf[0]);
+    /* dbuf[1] is free until the head's backward starts. */
+    float value = loss_of(net, ctx, labels, opt, ctx->dbuf[0], ctx->dbuf[1]);
     if (loss) *loss = value;
     stage_backward(net, ctx, net->ninputs, ctx->dbuf[0], ctx->dconcat);
     size_t sizes[AVEMO_NN_MAX_INPUTS];

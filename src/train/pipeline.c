@@ -209,6 +209,7 @@ static enum avemo_status set_augment(struct avemo_augment *a, const char *key, c
     if (strcmp(key, "face_scale") == 0) return parse_float(value, 0, 0.5, &a->face_scale, name, "augment.face_scale", err);
     if (strcmp(key, "brightness") == 0) return parse_float(value, 0, 1, &a->brightness, name, "augment.brightness", err);
     if (strcmp(key, "contrast") == 0) return parse_float(value, 0, 1, &a->contrast, name, "augment.contrast", err);
+    if (strcmp(key, "mixup") == 0) return parse_float(value, 0, 1, &a->mixup, name, "augment.mixup", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [augment]", name, key);
 }
 

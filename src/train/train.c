@@ -180,6 +180,8 @@ struct session {
     size_t n[3];
     float *audio_in, *face_in;
     int *labels;
+    float *mix_in;            /* mixup: a copy of one input's batch */
+    int *mix_labels;
     float class_weights[16];
     float *mean, *std;
     float *best_params, *best_stats;
@@ -203,6 +205,8 @@ static void session_free(struct session *s)
     free(s->audio_in);
     free(s->face_in);
     free(s->labels);
+    free(s->mix_in);
+    free(s->mix_labels);
     free(s->mean);
     free(s->std);
     free(s->best_params);
@@ -397,7 +401,11 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     s->audio_in = malloc(sizeof(float) * s->td.audio_floats * (size_t)batch + 1);
     s->face_in = malloc(sizeof(float) * s->td.face_floats * (size_t)batch + 1);
     s->labels = malloc(sizeof(int) * (size_t)batch);
-    if (!s->audio_in || !s->face_in || !s->labels) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    size_t widest = s->td.audio_floats > s->td.face_floats ? s->td.audio_floats : s->td.face_floats;
+    s->mix_in = malloc(sizeof(float) * widest * (size_t)batch + 1);
+    s->mix_labels = malloc(sizeof(int) * (size_t)batch);
+    if (!s->audio_in || !s->face_in || !s->labels || !s->mix_in || !s->mix_labels)
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
     if (s->td.need_audio && (st = avemo_audio_extractor_create(&s->p.audio, &s->td.ex, err))) return st;
     if (s->td.ex && s->p.audio.norm == AVEMO_NORM_DATASET) {
         /* Augmented features must come out unnormalised, like the cached ones. */
@@ -422,7 +430,7 @@ static const float *const *batch_inputs(struct session *s, const float *inputs[2
 static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n, double *loss, double *acc, int *pred,
                                   int *truth, struct avemo_error *err)
 {
-    struct avemo_nn_loss lo = {s->class_weights, 0};
+    struct avemo_nn_loss lo = {s->class_weights, 0, NULL, 0};
     double total = 0;
     size_t correct = 0;
     int batch = s->p.train.batch, k = s->ds.num_classes;
@@ -449,6 +457,49 @@ static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n
     return AVEMO_OK;
 }
 
+/* --- mixup (Zhang et al., 2018) ------------------------------------------------------
+ * Each training batch is blended with a shuffled copy of itself, x = l x_i + (1 - l) x_j, and
+ * the loss is l loss(y_i) + (1 - l) loss(y_j), with l ~ Beta(a, a).  It teaches the network
+ * to be linear between examples, a strong regulariser when a corpus has a few hundred clips. */
+
+/* Beta(a, a) for 0 < a <= 1 by Johnk's rejection method (accepts often for such a). */
+static float beta_sample(struct avemo_rng *rng, float a)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        double x = pow(avemo_rng_uniform(rng), 1.0 / a), y = pow(avemo_rng_uniform(rng), 1.0 / a);
+        if (x + y <= 1.0 && x + y > 0.0) return (float)(x / (x + y));
+    }
+    return 0.5f;
+}
+
+static void mix_input(float *in, float *copy, size_t floats, const int *perm, int b, float lam)
+{
+    memcpy(copy, in, sizeof(float) * floats * (size_t)b);
+    for (int i = 0; i < b; i++) {
+        float *x = in + (size_t)i * floats;
+        const float *y = copy + (size_t)perm[i] * floats;
+        for (size_t k = 0; k < floats; k++) x[k] = lam * x[k] + (1.0f - lam) * y[k];
+    }
+}
+
+/* Mixes the batch in place and says how its loss is weighed. */
+static void mixup_batch(struct session *s, struct avemo_rng *rng, int b, struct avemo_nn_loss *lo)
+{
+    int perm[1024];
+    for (int i = 0; i < b; i++) perm[i] = i;
+    for (int i = b; i > 1; i--) {
+        int j = (int)avemo_rng_below(rng, (uint32_t)i), t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+    float lam = beta_sample(rng, s->p.augment.mixup);
+    if (s->td.need_audio) mix_input(s->audio_in, s->mix_in, s->td.audio_floats, perm, b, lam);
+    if (s->td.need_face) mix_input(s->face_in, s->mix_in, s->td.face_floats, perm, b, lam);
+    for (int i = 0; i < b; i++) s->mix_labels[i] = s->labels[perm[i]];
+    lo->mix_labels = s->mix_labels;
+    lo->mix_lambda = lam;
+}
+
 static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
                                      struct avemo_error *err)
 {
@@ -459,7 +510,7 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
         order[i - 1] = order[j];
         order[j] = t;
     }
-    struct avemo_nn_loss lo = {s->class_weights, s->p.train.label_smoothing};
+    struct avemo_nn_loss lo = {s->class_weights, s->p.train.label_smoothing, NULL, 0};
     int batch = s->p.train.batch, k = s->ds.num_classes;
     double total = 0;
     size_t correct = 0, seen = 0;
@@ -468,6 +519,8 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
         /* A batch of one has no batch statistics worth normalising with. */
         if (b < 2 && n > 1) break;
         train_data_batch(&s->td, order + at, b, 1, rng, s->audio_in, s->face_in, s->labels);
+        lo.mix_labels = NULL;
+        if (s->p.augment.mixup > 0.0f) mixup_batch(s, rng, b, &lo);
         const float *inputs[2], *logits;
         float l;
         enum avemo_status st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);

@@ -189,6 +189,49 @@ static void test_bn_momentum_average(void **state)
     avemo_net_free(net);
 }
 
+/* Mixup's loss is l loss(a) + (1 - l) loss(b), and so are its gradients; a weight outside
+ * [0, 1] or a mixed label out of range is refused. */
+static void test_mixup_loss(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("face-fer"), 8);
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, 4, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx, 0);
+    float *batch = nn_random_batch(net, 0, 4, 3);
+    const float *in[1] = {batch}, *logits;
+    int a[4] = {0, 1, 2, 3}, b[4] = {5, 4, 2, 0};
+    const float w[6] = {1, 2, 1, 0.5f, 1, 1}, lam = 0.3f;
+    size_t n;
+    float loss[3], *g[3];
+    for (int r = 0; r < 3; r++) {
+        struct avemo_nn_loss lo = {w, 0.1f, r == 2 ? b : NULL, lam};
+        if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) ||
+            avemo_net_backward(net, ctx, r == 1 ? b : a, &lo, &loss[r], &err))
+            fail_msg("%s", err.message);
+        const float *grads = avemo_nn_ctx_grads(ctx, &n);
+        g[r] = malloc(sizeof(float) * n);
+        memcpy(g[r], grads, sizeof(float) * n);
+    }
+    assert_float_equal(loss[2], lam * loss[0] + (1 - lam) * loss[1], 1e-5);
+    float top = 0; /* rounding differs by summation order: compare against the largest gradient */
+    for (size_t i = 0; i < n; i++) top = fabsf(g[2][i]) > top ? fabsf(g[2][i]) : top;
+    assert_true(top > 0);
+    for (size_t i = 0; i < n; i++) assert_float_equal(g[2][i], lam * g[0][i] + (1 - lam) * g[1][i], 1e-5 * top);
+    struct avemo_nn_loss bad = {NULL, 0, b, 1.5f};
+    float l;
+    assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
+    int out_of_range[4] = {0, 1, 6, 0};
+    bad.mix_labels = out_of_range;
+    bad.mix_lambda = 0.5f;
+    assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
+    for (int r = 0; r < 3; r++) free(g[r]);
+    free(batch);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
 /* Freezing a branch: its parameters do not move, the others do. */
 static void test_freeze_branch(void **state)
 {
@@ -320,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_forward_shared_input),
         cmocka_unit_test(test_bn_momentum_average),
+        cmocka_unit_test(test_mixup_loss),
         cmocka_unit_test(test_freeze_branch),
         cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),

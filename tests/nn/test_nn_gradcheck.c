@@ -65,7 +65,7 @@ static void gradcheck(const struct gc_case *c)
     for (int n = 0; n < B; n++) labels[n] = (int)avemo_rng_below(&rng, (uint32_t)net->classes);
     float weights[16];
     for (int k = 0; k < net->classes; k++) weights[k] = 0.5f + avemo_rng_uniform(&rng);
-    struct avemo_nn_loss lopt = {weights, 0.1f};
+    struct avemo_nn_loss lopt = {.class_weights = weights, .label_smoothing = 0.1f};
     avemo_nn_ctx *ctx;
     if (avemo_nn_ctx_create(net, B, 1, 3, &ctx, &err)) fail_msg("%s", err.message);
     const float *const *in = (const float *const *)inputs;

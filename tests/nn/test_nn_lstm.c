@@ -125,7 +125,7 @@ static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train, int grad
 {
     const char *mode = train ? "train" : "eval";
     struct avemo_error err;
-    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    struct avemo_nn_loss lopt = {.class_weights = f->weights, .label_smoothing = f->smoothing};
     const float *logits;
     float loss;
     size_t n;
@@ -171,7 +171,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
                             const struct avemo_optim_config *cfg)
 {
     struct avemo_error err;
-    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    struct avemo_nn_loss lopt = {.class_weights = f->weights, .label_smoothing = f->smoothing};
     avemo_optim *opt;
     fixture_reset(f);
     if (avemo_optim_create(f->net, cfg, &opt, &err)) fail_msg("%s", err.message);

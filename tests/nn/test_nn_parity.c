@@ -108,7 +108,7 @@ static void check_mode(struct fixture *f, avemo_nn_ctx *ctx, int train)
 {
     const char *mode = train ? "train" : "eval";
     struct avemo_error err;
-    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    struct avemo_nn_loss lopt = {.class_weights = f->weights, .label_smoothing = f->smoothing};
     const float *logits;
     float loss;
     size_t n;
@@ -147,7 +147,7 @@ static void check_optimiser(struct fixture *f, avemo_nn_ctx *ctx, const char *na
                             const struct avemo_optim_config *cfg)
 {
     struct avemo_error err;
-    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    struct avemo_nn_loss lopt = {.class_weights = f->weights, .label_smoothing = f->smoothing};
     avemo_optim *opt;
     fixture_reset(f);
     if (avemo_optim_create(f->net, cfg, &opt, &err)) fail_msg("%s", err.message);
@@ -199,7 +199,7 @@ static void check_full_size(struct fixture *f, const char *pipeline)
     }
     if (avemo_nn_ctx_create(net, f->batch, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
     avemo_nn_ctx_set_dropout(ctx, 0);
-    struct avemo_nn_loss lopt = {f->weights, f->smoothing};
+    struct avemo_nn_loss lopt = {.class_weights = f->weights, .label_smoothing = f->smoothing};
     for (int train = 0; train < 2; train++) {
         const char *mode = train ? "train" : "eval";
         const float *logits;
