@@ -20,6 +20,8 @@ static const char features_usage[] =
     "  --frames N|all         pad or crop to N frames (default 128), or keep all\n"
     "  --crop C               start | centre | energy: which frames a long clip keeps\n"
     "  --db-ref R             one | max: the 0 dB reference\n"
+    "  --norm N               none | utterance: per-band normalisation (a pipeline's\n"
+    "                         norm = dataset needs a model's statistics, so it writes none)\n"
     "  --input-format FMT     force the input format, e.g. f32le for raw samples\n"
     "  --input-rate HZ        sample rate of a raw input (with --input-format)\n"
     "  --out OUT.npy          output file\n"
@@ -48,6 +50,14 @@ static int load_params(const char *pipeline, const struct override *ov, int n_ov
     }
     for (int i = 0; i < n_ov; i++)
         if (avemo_audio_params_set(p, ov[i].key, ov[i].value, "command line", err)) return 0;
+    /* The training set's statistics live in a trained model, not in the pipeline: a pipeline
+     * with norm = dataset still gives its features, unnormalised, as the network's stats
+     * would be applied to them. */
+    if (p->norm == AVEMO_NORM_DATASET) {
+        fprintf(stderr, "avemo features: %s: norm = dataset uses a trained model's statistics; "
+                        "writing unnormalised features\n", pipeline ? pipeline : "command line");
+        p->norm = AVEMO_NORM_NONE;
+    }
     return avemo_audio_params_validate(p, "command line", err) == AVEMO_OK;
 }
 
@@ -76,7 +86,8 @@ static int run_features(int argc, char **argv)
         {"sr", required_argument, NULL, 'r'},        {"n-mfcc", required_argument, NULL, 'c'},
         {"n-mels", required_argument, NULL, 'm'},    {"frames", required_argument, NULL, 'n'},
         {"crop", required_argument, NULL, 'C'},      {"db-ref", required_argument, NULL, 'd'},
-        {"input-format", required_argument, NULL, 'f'}, {"input-rate", required_argument, NULL, 'R'},
+        {"norm", required_argument, NULL, 'N'},     {"input-format", required_argument, NULL, 'f'},
+        {"input-rate", required_argument, NULL, 'R'},
         {"out", required_argument, NULL, 'o'},       {NULL, 0, NULL, 0},
     };
     struct override ov[MAX_OVERRIDES];
@@ -94,6 +105,7 @@ static int run_features(int argc, char **argv)
         case 'n': key = "frames"; break;
         case 'C': key = "crop"; break;
         case 'd': key = "db_ref"; break;
+        case 'N': key = "norm"; break;
         case 'f': input_format = optarg; break;
         case 'R': input_rate = optarg; break;
         case 'o': out_path = optarg; break;

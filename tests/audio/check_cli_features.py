@@ -88,6 +88,25 @@ if x.shape == (20, 50):
     e = rel_l2(x, g)
     check("pipeline n_mfcc=20 frames=50: = librosa rows/frames", e <= MFCC_MAX_REL_L2, "rel L2 %.3g" % e)
 
+# 4b. A pipeline that normalises with a model's training-set statistics (norm = dataset, as the
+#     shipped avemo-audio.ini) gives its unnormalised features and says so; --norm utterance
+#     gives each band zero mean and unit deviation.
+with open(ini, "w") as f:
+    f.write("[audio]\nn_mfcc = 40\nframes = all\nnorm = dataset\n")
+out = os.path.join(work, "pipeline_dataset.npy")
+p = run([os.path.join(ref, "ravdess_01_angry.pcm22050.f32"), "--input-format", "f32le", "--input-rate", "22050",
+         "--pipeline", ini, "--out", out])
+x = np.load(out)
+g = golden("ravdess_01_angry.mfcc40.f32", 40)
+e = rel_l2(x, g) if x.shape == g.shape else float("inf")
+check("pipeline norm=dataset: unnormalised = librosa", e <= MFCC_MAX_REL_L2 and "unnormalised" in p.stderr,
+      "rel L2 %.3g, stderr %r" % (e, p.stderr.strip()))
+run([os.path.join(ref, "ravdess_01_angry.pcm22050.f32"), "--input-format", "f32le", "--input-rate", "22050",
+     "--pipeline", ini, "--norm", "utterance", "--out", out])
+x = np.load(out).astype(np.float64)
+dev = max(float(np.abs(x.mean(axis=1)).max()), float(np.abs(x.std(axis=1) - 1).max()))
+check("--norm utterance: bands of mean 0, deviation 1", dev < 1e-3, "max deviation %.3g" % dev)
+
 # 5. Errors: an unknown key names the file, the key and the line; a bad value fails too.
 with open(ini, "w") as f:
     f.write("[audio]\nn_fft = 2048\nn_mel = 64\n")
