@@ -111,6 +111,10 @@ struct avemo_split {
  * folds; folds < 3 means 70:15:15 by groups. */
 enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_split_kind kind, int folds, int fold,
                                    uint64_t seed, struct avemo_split *split, struct avemo_error *err);
+struct avemo_train_config;
+/* The split a pipeline's [train] section asks for (split, folds, fold, seed, validation). */
+enum avemo_status avemo_split_for_pipeline(const struct avemo_dataset *ds, const struct avemo_train_config *t,
+                                           struct avemo_split *split, struct avemo_error *err);
 /* Write / read a split file (one line per item: part path), so every model of a comparison
  * uses the same split.  Reading matches items by path. */
 enum avemo_status avemo_split_save(const struct avemo_dataset *ds, const struct avemo_split *split, const char *path,
@@ -130,7 +134,7 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
  *   [network], [branch.*], [head]   the network (docs/nn.md)
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
- *              bn_recalibrate swa_start
+ *              bn_recalibrate swa_start validation
  *   [augment]  noise_snr_db gain_db shift speed time_mask freq_mask masks
  *              flip face_shift face_scale brightness contrast
  */
@@ -160,6 +164,7 @@ struct avemo_train_config {
     uint64_t seed;
     enum avemo_split_kind split;
     int folds, fold;
+    int validation;           /* 1: a validation part; 0: it trains too (fixed epochs, e.g. with SWA) */
     int dropout;              /* 1: dropout on while training */
     int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
     int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */

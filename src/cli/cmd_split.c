@@ -57,7 +57,7 @@ static int run_split(int argc, char **argv)
     int rc = CLI_EXIT_OK;
     for (int i = 0; i < ndata && !rc; i++)
         if (avemo_dataset_add(&ds, data[i], &p.labels, &err)) rc = cli_report(&err);
-    if (!rc && (avemo_split_make(&ds, p.train.split, p.train.folds, p.train.fold, p.train.seed, &sp, &err) ||
+    if (!rc && (avemo_split_for_pipeline(&ds, &p.train, &sp, &err) ||
                 avemo_split_save(&ds, &sp, out, &err)))
         rc = cli_report(&err);
     if (!rc) {

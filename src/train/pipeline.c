@@ -41,6 +41,7 @@ void avemo_pipeline_default(struct avemo_pipeline *p)
     t->split = AVEMO_SPLIT_GROUPS;
     t->folds = 5;
     t->fold = 0;
+    t->validation = 1;
     t->dropout = 1;
 }
 
@@ -186,6 +187,8 @@ static enum avemo_status set_train(struct avemo_train_config *t, const char *key
     }
     if (strcmp(key, "folds") == 0) return parse_int(value, 0, 100, &t->folds, name, "train.folds", err);
     if (strcmp(key, "fold") == 0) return parse_int(value, 0, 99, &t->fold, name, "train.fold", err);
+    if (strcmp(key, "validation") == 0)
+        return parse_choice(value, bool_names, &t->validation, name, "train.validation", err);
     if (strcmp(key, "dropout") == 0) return parse_choice(value, bool_names, &t->dropout, name, "train.dropout", err);
     if (strcmp(key, "swa_start") == 0) return parse_int(value, 0, 10000, &t->swa_start, name, "train.swa_start", err);
     if (strcmp(key, "bn_recalibrate") == 0)

@@ -191,6 +191,18 @@ enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_sp
     return st;
 }
 
+enum avemo_status avemo_split_for_pipeline(const struct avemo_dataset *ds, const struct avemo_train_config *t,
+                                           struct avemo_split *split, struct avemo_error *err)
+{
+    enum avemo_status st = avemo_split_make(ds, t->split, t->folds, t->fold, t->seed, split, err);
+    if (st || t->validation) return st;
+    /* No validation part: its actors (or images) train as well, and the test part stays as it
+     * was, so the test set matches the same fold's split with validation. */
+    for (size_t i = 0; i < split->count; i++)
+        if (split->part[i] == PART_VAL) split->part[i] = PART_TRAIN;
+    return AVEMO_OK;
+}
+
 static const char *const part_names[3] = {"train", "validation", "test"};
 
 enum avemo_status avemo_split_save(const struct avemo_dataset *ds, const struct avemo_split *split, const char *path,

@@ -267,7 +267,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
 {
     const struct avemo_train_config *t = &s->p.train;
     enum avemo_status st = s->opt->split_in ? avemo_split_load(&s->ds, s->opt->split_in, &s->split, err)
-                                            : avemo_split_make(&s->ds, t->split, t->folds, t->fold, t->seed, &s->split, err);
+                                            : avemo_split_for_pipeline(&s->ds, t, &s->split, err);
     if (st) return st;
     if (t->split == AVEMO_SPLIT_RANDOM && !s->opt->split_in)
         fprintf(stderr, "warning: a random split puts the same actors in training and test; "
@@ -289,8 +289,9 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
     say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
         s->n[1], s->n[2], unusable);
     if (s->n[PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
-    if (s->n[PART_VAL] == 0) {
-        /* A tiny corpus (e.g. six clips): validate on the training data so training still stops. */
+    if (s->n[PART_VAL] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
+        /* A tiny corpus (e.g. six clips): validate on the training data so training still stops.
+         * (Weight averaging without validation runs its fixed epochs, as asked.) */
         fprintf(stderr, "warning: no validation samples; early stopping watches the training loss\n");
     }
     return AVEMO_OK;

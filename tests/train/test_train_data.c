@@ -124,6 +124,17 @@ static void test_actor_independent_folds(void **state)
         assert_int_equal(avemo_split_load(&ds, path, &back, &err), AVEMO_OK);
         assert_memory_equal(back.part, sp.part, ds.count);
         avemo_split_free(&back);
+        /* validation = no: the validation actors train, the test actors stay as they were. */
+        struct avemo_pipeline p;
+        avemo_pipeline_default(&p);
+        assert_int_equal(avemo_pipeline_set(&p, "train", "validation", "no", "test", &err), AVEMO_OK);
+        assert_int_equal(avemo_pipeline_set(&p, "train", "seed", "42", "test", &err), AVEMO_OK);
+        p.train.fold = fold;
+        struct avemo_split merged;
+        assert_int_equal(avemo_split_for_pipeline(&ds, &p.train, &merged, &err), AVEMO_OK);
+        for (size_t i = 0; i < ds.count; i++)
+            assert_int_equal(merged.part[i], sp.part[i] == 1 ? 0 : sp.part[i]);
+        avemo_split_free(&merged);
         avemo_split_free(&sp);
     }
     for (int a = 1; a <= 20; a++) assert_int_equal(test_folds_of_actor[a], 1); /* each actor tested once */
