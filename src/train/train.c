@@ -751,8 +751,12 @@ static void plot_curves(struct session *s, const char *csv_path)
     if (n == 0) return;
     char path[4200];
     const char *base = s->opt->plot_png ? s->opt->plot_png : s->opt->out_path;
-    struct avemo_series loss[2] = {{"train loss", tl, n}, {"validation loss", vl, n}};
-    struct avemo_series acc[2] = {{"train accuracy", ta, n}, {"validation accuracy", va, n}};
+    /* Without a validation part the second curve is the training data in inference mode. */
+    int on_train = s->n[PART_VAL] == 0;
+    struct avemo_series loss[2] = {{"train loss", tl, n},
+                                   {on_train ? "train loss, inference mode" : "validation loss", vl, n}};
+    struct avemo_series acc[2] = {{"train accuracy", ta, n},
+                                  {on_train ? "train accuracy, inference mode" : "validation accuracy", va, n}};
     snprintf(path, sizeof path, "%s-loss.png", base);
     avemo_plot_curves("loss", "cross-entropy", loss, 2, path, NULL);
     snprintf(path, sizeof path, "%s-accuracy.png", base);
