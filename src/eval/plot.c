@@ -73,6 +73,32 @@ enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char
 
 static const double series_colours[][3] = {{0.12, 0.47, 0.71}, {1.0, 0.5, 0.05}, {0.17, 0.63, 0.17}, {0.84, 0.15, 0.16}};
 
+/* The legend in the plot's top right corner, on a white box wide enough for the longest name,
+ * drawn after the curves so that it stays readable. */
+static void draw_legend(cairo_t *cr, const struct avemo_series *series, int nseries, double right_x, double top_y)
+{
+    double text_w = 0;
+    for (int s = 0; s < nseries; s++) {
+        cairo_text_extents_t e;
+        cairo_text_extents(cr, series[s].name, &e);
+        text_w = e.x_advance > text_w ? e.x_advance : text_w;
+    }
+    double x0 = right_x - text_w - 40, y0 = top_y + 4;
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.85);
+    cairo_rectangle(cr, x0, y0, text_w + 36, 8 + 16 * nseries);
+    cairo_fill(cr);
+    for (int s = 0; s < nseries; s++) {
+        const double *c = series_colours[s % 4];
+        cairo_set_source_rgb(cr, c[0], c[1], c[2]);
+        cairo_move_to(cr, x0 + 6, y0 + 12 + 16 * s);
+        cairo_line_to(cr, x0 + 26, y0 + 12 + 16 * s);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+        cairo_move_to(cr, x0 + 32, y0 + 16 + 16 * s);
+        cairo_show_text(cr, series[s].name);
+    }
+}
+
 enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
                                     int nseries, const char *png_path, struct avemo_error *err)
 {
@@ -137,13 +163,8 @@ enum avemo_status avemo_plot_curves(const char *title, const char *y_label, cons
             started = 1;
         }
         cairo_stroke(cr);
-        cairo_move_to(cr, left + pw - 150, top + 16 + 16 * s);
-        cairo_line_to(cr, left + pw - 130, top + 16 + 16 * s);
-        cairo_stroke(cr);
-        cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-        cairo_move_to(cr, left + pw - 124, top + 20 + 16 * s);
-        cairo_show_text(cr, series[s].name);
     }
+    draw_legend(cr, series, nseries, left + pw, top);
     cairo_destroy(cr);
     return write_png(surf, png_path, err);
 }
