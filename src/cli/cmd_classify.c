@@ -11,7 +11,7 @@ static const char classify_usage[] =
     "  Tell the emotion of each clip, audio file or face image (JPEG).\n"
     "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
     "                audio and face models as fallbacks for clips without a face or sound)\n"
-    "  --mode MODE   av (default for clips), audio, or face\n"
+    "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"
     "  --json        one JSON object per file (JSON lines)\n"
     "  --frames K    video frames searched for faces (default: the model's, 8)\n"
     "  --cascade X   OpenCV cascade XML for face detection\n"
@@ -60,7 +60,7 @@ static int run_classify(int argc, char **argv)
         {"cascade", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
         {"hop", required_argument, NULL, 'H'},     {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *mode_text = "av";
+    const char *model = NULL, *mode_text = NULL;
     double window_s = 0, hop_s = 1;
     int json = 0, c;
     struct avemo_classifier_options copt = {0};
@@ -79,6 +79,9 @@ static int run_classify(int argc, char **argv)
     }
     struct avemo_error err = {0};
     enum avemo_mode mode;
+    /* No --mode: windows are audio, a named model runs in its own mode, the default is av. */
+    int mode_given = mode_text != NULL;
+    if (!mode_given) mode_text = window_s > 0 ? "audio" : "av";
     if (window_s > 0 && strcmp(mode_text, "av") == 0) mode_text = "audio";
     if (avemo_mode_parse(mode_text, &mode, &err)) return cli_report(&err);
     if (optind >= argc || copt.frames < 0 || copt.frames > 32) {
@@ -98,6 +101,7 @@ static int run_classify(int argc, char **argv)
         avemo_classifier_close(clf);
         return cli_report(&err);
     }
+    if (!mode_given && window_s <= 0 && !avemo_classifier_supports(clf, mode)) mode = avemo_classifier_default_mode(clf);
     int rc = CLI_EXIT_OK;
     for (int i = optind; window_s > 0 && i < argc; i++)
         if (avemo_classify_windows(ctx, argv[i], window_s, hop_s, print_window, argv[i], &err)) rc = cli_report(&err);
