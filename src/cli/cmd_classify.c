@@ -81,7 +81,7 @@ static int run_classify(int argc, char **argv)
     enum avemo_mode mode;
     /* No --mode: windows are audio, a named model runs in its own mode, the default is av. */
     int mode_given = mode_text != NULL;
-    if (!mode_given) mode_text = window_s > 0 ? "audio" : "av";
+    if (!mode_given) mode_text = "av";
     if (window_s > 0 && strcmp(mode_text, "av") == 0) mode_text = "audio";
     if (avemo_mode_parse(mode_text, &mode, &err)) return cli_report(&err);
     if (optind >= argc || copt.frames < 0 || copt.frames > 32) {
