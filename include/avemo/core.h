@@ -9,6 +9,7 @@
 #define AVEMO_CORE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -73,6 +74,12 @@ void avemo_error_clear(struct avemo_error *err);
 
 /* Version of the library actually linked. */
 const char *avemo_version(void);
+
+/* Open a regular file for reading: a FIFO, a directory or a device is refused at once (the
+ * open never blocks), with a message naming its type. */
+enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_error *err);
+/* "a FIFO", "a directory", ... for a struct stat st_mode. */
+const char *avemo_file_type_name(unsigned mode);
 
 /* Read a whole file into memory, refusing files larger than max_bytes.
  * The buffer gets one extra NUL byte past *size (handy for text). */

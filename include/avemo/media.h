@@ -25,6 +25,8 @@ struct avemo_media_limits {
     int64_t max_pixels;       /* width * height (default 1920 * 1088) */
     int64_t max_samples;      /* decoded audio samples after resampling (default 300 s at 48 kHz) */
     int max_frames;           /* frames returned by one decode (default 10000) */
+    int64_t max_decoded_bytes; /* audio samples and frames one decode call holds (default 256 MiB;
+                                * 0: the default) */
 };
 
 void avemo_media_limits_default(struct avemo_media_limits *limits);

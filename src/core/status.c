@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct status_text {
@@ -45,15 +46,55 @@ const char *avemo_status_name(enum avemo_status status)
     return status_texts[status].name;
 }
 
+static int utf8_continuation(char c) { return ((unsigned char)c & 0xc0) == 0x80; }
+
+/* A message longer than the buffer keeps its head (the file it names) and its tail (the cause:
+ * "No such file or directory", "File name too long") and loses the middle, so that a long path
+ * is shortened rather than the cause cut off.  Cuts fall between UTF-8 characters. */
+static void fit_message(char *out, size_t cap, const char *text, size_t len)
+{
+    static const char gap[] = "...";
+    if (len < cap) {
+        memcpy(out, text, len + 1);
+        return;
+    }
+    size_t room = cap - sizeof gap; /* bytes of the text that are kept */
+    size_t head = room / 4;
+    while (head > 0 && utf8_continuation(text[head])) head--;
+    size_t tail = len - (room - head);
+    while (tail < len && utf8_continuation(text[tail])) tail++;
+    memcpy(out, text, head);
+    memcpy(out + head, gap, sizeof gap - 1);
+    memcpy(out + head + sizeof gap - 1, text + tail, len - tail);
+    out[head + sizeof gap - 1 + len - tail] = '\0';
+}
+
 enum avemo_status avemo_fail(struct avemo_error *err, enum avemo_status status, const char *fmt, ...)
 {
-    if (err) {
-        va_list ap;
-        err->status = status;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
+    if (!err) return status;
+    err->status = status;
+    char buf[4 * AVEMO_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n >= sizeof buf) { /* longer still: keep the tail of the formatted text */
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            va_start(ap, fmt);
+            vsnprintf(big, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+            fit_message(err->message, sizeof err->message, big, (size_t)n);
+            free(big);
+            return status;
+        }
+        n = (int)sizeof buf - 1; /* out of memory: drop the last, maybe partial, character */
+        while (n > 0 && utf8_continuation(buf[n - 1])) n--;
+        if (n > 0) n--;
+        buf[n] = '\0';
     }
+    fit_message(err->message, sizeof err->message, buf, (size_t)n);
     return status;
 }
 

@@ -2,25 +2,64 @@
 #include <avemo/core.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+const char *avemo_file_type_name(unsigned mode)
+{
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a regular file";
+}
+
+/* O_NONBLOCK: opening a FIFO nobody writes to (or a tty, a device) must not hang; the type is
+ * then checked on the descriptor itself, so nothing can be swapped in between. */
+enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_error *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: cannot open: %s", path,
+                          strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const char *type = fstat(fd, &st) == 0 ? avemo_file_type_name(st.st_mode) : strerror(errno);
+        close(fd);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file (%s)", path, type);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot open: %s", path, strerror(e));
+    }
+    *out = f;
+    return AVEMO_OK;
+}
 
 enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size,
                                   struct avemo_error *err)
 {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: cannot open: %s",
-                          path, strerror(errno));
+    FILE *f;
+    enum avemo_status rc = avemo_open_regular(path, &f, err);
+    if (rc) return rc;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(f), &st) != 0) {
         fclose(f);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file", path);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > max_bytes) {
         fclose(f);

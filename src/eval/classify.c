@@ -435,10 +435,11 @@ static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request
     if (path) {
         /* Peek for a JPEG: FFmpeg reads it as one video frame, libjpeg reads it better. */
         uint8_t head[3] = {0};
-        FILE *f = fopen(path, "rb");
+        FILE *f = NULL;
+        st = avemo_open_regular(path, &f, err); /* a FIFO is refused here, not waited on */
         size_t got = f ? fread(head, 1, 3, f) : 0;
         if (f) fclose(f);
-        if (is_jpeg(head, got)) {
+        if (!st && is_jpeg(head, got)) {
             st = avemo_read_file(path, AVEMO_JPEG_MAX_BYTES, &file, &size, err);
             data = file;
         }

@@ -65,6 +65,7 @@ static enum avemo_status open_decoder(avemo_media *media, int stream, AVCodecCon
      * and a single thread gives the same frames as the ffmpeg program. */
     dec->thread_count = 1;
     dec->pkt_timebase = media->fmt->streams[stream]->time_base;
+    media_guard_decoder(media, dec); /* every frame's size is checked before its buffer exists */
     if (rc >= 0) rc = avcodec_open2(dec, codec, NULL);
     if (rc < 0) {
         avcodec_free_context(&dec);
@@ -85,6 +86,9 @@ static enum avemo_status audio_reserve(avemo_media *media, struct audio_pass *a,
     if (need <= a->cap) return AVEMO_OK;
     size_t cap = a->cap ? a->cap : 65536;
     while (cap < need) cap *= 2;
+    enum avemo_status st =
+        media_guard_hold(media, (int64_t)(a->cap * sizeof(float)), (int64_t)(cap * sizeof(float)), err);
+    if (st) return st;
     float *bigger = realloc(a->buf, cap * sizeof(float));
     if (!bigger) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu samples", media->name, cap);
     a->buf = bigger;
@@ -183,6 +187,7 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
         return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: cannot convert pixel format '%s'", media->name,
                           av_get_pix_fmt_name(f->format) ? av_get_pix_fmt_name(f->format) : "?");
     size_t bytes = (size_t)f->width * (size_t)f->height * (size_t)channels;
+    if ((st = media_guard_hold(media, 0, (int64_t)bytes, err))) return st;
     uint8_t *data = malloc(bytes);
     if (!data) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a %dx%d frame", media->name, f->width,
                                  f->height);
@@ -233,6 +238,8 @@ static enum avemo_status decode_packet(avemo_media *media, AVCodecContext *dec, 
                                        struct avemo_error *err)
 {
     int rc = avcodec_send_packet(dec, pkt);
+    /* The guard refused a frame: whatever the decoder made of that, the answer is its size. */
+    if (media->guard.refused) return media_guard_refusal(media, err);
     if (rc == AVERROR_INVALIDDATA) {
         /* Like the ffmpeg program, skip a damaged packet, but not forever. */
         if (++*bad_packets > MEDIA_MAX_BAD_PACKETS)
@@ -242,6 +249,7 @@ static enum avemo_status decode_packet(avemo_media *media, AVCodecContext *dec, 
     if (rc < 0 && rc != AVERROR_EOF) return media_fail_av(media, err, rc, "decoding failed");
     for (;;) {
         rc = avcodec_receive_frame(dec, frame);
+        if (media->guard.refused) return media_guard_refusal(media, err);
         if (rc == AVERROR(EAGAIN) || rc == AVERROR_EOF) return AVEMO_OK;
         if (rc == AVERROR_INVALIDDATA) {
             if (++*bad_packets > MEDIA_MAX_BAD_PACKETS)
@@ -374,6 +382,8 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
     struct audio_pass a = {.stream = audio ? media->audio_stream : -1, .out_rate = sample_rate};
     struct video_pass v = {.stream = frames ? media->video_stream : -1, .format = format, .out = frames};
     a.max_samples = media->limits.max_samples;
+    media->guard.held = 0;
+    media->guard.refused = 0;
     enum avemo_status st = media_rewind(media, err);
     if (!st && a.stream >= 0) st = open_decoder(media, a.stream, &a.dec, err);
     if (!st && v.stream >= 0) st = open_decoder(media, v.stream, &v.dec, err);

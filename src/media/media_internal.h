@@ -4,6 +4,7 @@
 
 #include <avemo/media.h>
 
+#include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
 /* A read position over caller memory, for the custom AVIOContext. */
@@ -11,6 +12,14 @@ struct media_memory_reader {
     const uint8_t *data;
     size_t size;
     size_t pos;
+};
+
+/* The memory budget of one input (media_guard.c). */
+struct media_guard {
+    int peek;                         /* 1: refuse every video buffer, only learn the size */
+    int refused;                      /* a decoder asked for a frame the limits refuse */
+    int width, height;                /* ... of this size */
+    int64_t held;                     /* bytes of samples and frames the current decode holds */
 };
 
 struct avemo_media {
@@ -26,6 +35,7 @@ struct avemo_media {
     int audio_stream;                 /* index of the best audio stream, -1 if none */
     int video_stream;                 /* index of the best video stream, -1 if none */
     struct avemo_media_info info;
+    struct media_guard guard;
 };
 
 /* Open (or reopen, for a second pass) the demuxer of media. */
@@ -36,5 +46,19 @@ void media_close_demuxer(avemo_media *media);
 enum avemo_status media_rewind(avemo_media *media, struct avemo_error *err);
 /* Map an FFmpeg error code to a status with a message naming the media. */
 enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *err, int averr, const char *what);
+
+/* media_guard.c: bounds of the stream-info probe and options for its decoders (one
+ * dictionary per stream, freed with media_guard_free_options). */
+void media_guard_probe_bounds(AVFormatContext *fmt);
+enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, struct avemo_error *err);
+void media_guard_free_options(const avemo_media *media, AVDictionary ***opts);
+/* Install the frame-size guard on a decoder of media (before avcodec_open2). */
+void media_guard_decoder(avemo_media *media, AVCodecContext *dec);
+/* The TOO_LARGE error of a frame the guard refused. */
+enum avemo_status media_guard_refusal(const avemo_media *media, struct avemo_error *err);
+/* Account for a decode holding `take` more bytes and `release` fewer; TOO_LARGE over the cap. */
+enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t take, struct avemo_error *err);
+/* The video size the probe could not give, read without allocating a frame (into info). */
+void media_guard_peek_size(avemo_media *media);
 
 #endif

@@ -24,6 +24,7 @@ void avemo_media_limits_default(struct avemo_media_limits *limits)
     limits->max_pixels = (int64_t)1920 * 1088;
     limits->max_samples = (int64_t)300 * 48000;
     limits->max_frames = 10000;
+    limits->max_decoded_bytes = (int64_t)256 << 20;
 }
 
 enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *err, int averr, const char *what)
@@ -134,6 +135,7 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
         av_dict_free(&opts);
         return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a demuxer", media->name);
     }
+    media_guard_probe_bounds(media->fmt);
     if (!media->path) {
         uint8_t *buffer = av_malloc(MEDIA_IO_BUFFER_SIZE);
         media->mem.pos = 0;
@@ -169,7 +171,12 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     if (unused_options)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input options '%s' not understood by the %s demuxer",
                           media->name, media->options, media->fmt->iformat->name);
-    rc = avformat_find_stream_info(media->fmt, NULL);
+    /* The probe decodes a few frames: with the limits' pixel cap, never one too large. */
+    AVDictionary **probe_opts = NULL;
+    enum avemo_status st = media_guard_probe_options(media, &probe_opts, err);
+    if (st) return st;
+    rc = avformat_find_stream_info(media->fmt, probe_opts);
+    media_guard_free_options(media, &probe_opts);
     if (rc < 0) return media_fail_av(media, err, rc, "cannot read stream information");
     return AVEMO_OK;
 }
@@ -272,6 +279,7 @@ static enum avemo_status media_new(const char *name, const struct avemo_media_op
     m->name = strdup(name);
     if (opt && opt->limits) m->limits = *opt->limits;
     else avemo_media_limits_default(&m->limits);
+    if (m->limits.max_decoded_bytes <= 0) m->limits.max_decoded_bytes = (int64_t)256 << 20;
     if (opt && opt->format) m->format = strdup(opt->format);
     if (opt && opt->options) m->options = strdup(opt->options);
     if (!m->name || (opt && opt->format && !m->format) || (opt && opt->options && !m->options)) {
@@ -288,6 +296,9 @@ static enum avemo_status media_finish_open(avemo_media *m, int64_t size, avemo_m
     if (!st) {
         fill_info(m);
         m->info.size_bytes = size;
+        /* The probe refused to decode a frame too large to size the video: learn its size
+         * without a buffer, so that the limits below name it. */
+        if (m->info.has_video && (m->info.width <= 0 || m->info.height <= 0)) media_guard_peek_size(m);
         st = check_limits(m, err);
     }
     if (st) {
@@ -316,7 +327,8 @@ enum avemo_status avemo_media_open_file(const char *path, const struct avemo_med
     struct stat st;
     if (stat(path, &st) != 0)
         return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file", path);
+    if (!S_ISREG(st.st_mode))
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file (%s)", path, avemo_file_type_name(st.st_mode));
     avemo_media *m;
     enum avemo_status rc = media_new(path, opt, &m, err);
     if (rc) return rc;

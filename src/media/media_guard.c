@@ -1,0 +1,140 @@
+/*
+ * The memory budget of one media input, enforced before FFmpeg allocates:
+ *   - the stream-info probe is bounded (probesize) and its decoders get max_pixels and
+ *     max_samples, so a probe never decodes a frame larger than the limits;
+ *   - every decoder of a pass gets a get_buffer2 guard that checks each frame's size
+ *     before its buffer exists, so a size change in mid-stream is checked again;
+ *   - when the probe could not size the video (it refused to decode a frame too large),
+ *     the size is read by a decoder whose guard refuses every buffer: nothing is allocated;
+ *   - what one decode call holds (samples and frames) is capped by max_decoded_bytes.
+ * A refused frame is remembered in media->guard so that the pass ends with TOO_LARGE and
+ * the frame's size, whatever error code the decoder turned the refusal into.
+ */
+#include "media/media_internal.h"
+
+#include <libavcodec/avcodec.h>
+#include <libavutil/opt.h>
+
+/* At most this many bytes are read (and buffered) while probing stream information. */
+#define MEDIA_PROBE_BYTES 5000000
+/* Samples of all channels in one decoded audio frame (a real frame holds a few thousand). */
+#define MEDIA_MAX_FRAME_SAMPLES (1 << 22)
+/* Packets of the video stream read to learn a frame size the probe could not give. */
+#define MEDIA_PEEK_PACKETS 64
+
+void media_guard_probe_bounds(AVFormatContext *fmt) { fmt->probesize = MEDIA_PROBE_BYTES; }
+
+enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***out, struct avemo_error *err)
+{
+    unsigned n = media->fmt->nb_streams;
+    *out = NULL;
+    if (n == 0) return AVEMO_OK;
+    AVDictionary **opts = av_calloc(n, sizeof *opts);
+    if (!opts) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    int rc = 0;
+    for (unsigned i = 0; i < n && rc >= 0; i++) {
+        rc = av_dict_set_int(&opts[i], "max_pixels", media->limits.max_pixels, 0);
+        if (rc >= 0) rc = av_dict_set_int(&opts[i], "max_samples", MEDIA_MAX_FRAME_SAMPLES, 0);
+        if (rc >= 0) rc = av_dict_set(&opts[i], "threads", "1", 0);
+    }
+    *out = opts;
+    if (rc < 0) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    return AVEMO_OK;
+}
+
+void media_guard_free_options(const avemo_media *media, AVDictionary ***opts)
+{
+    if (!*opts) return;
+    for (unsigned i = 0; i < media->fmt->nb_streams; i++) av_dict_free(&(*opts)[i]);
+    av_freep(opts);
+}
+
+static int frame_fits(const struct avemo_media_limits *lim, int width, int height)
+{
+    return width <= lim->max_width && height <= lim->max_height && (int64_t)width * height <= lim->max_pixels;
+}
+
+/* get_buffer2: the size is known, the buffer does not exist yet. */
+static int guard_get_buffer(AVCodecContext *dec, AVFrame *frame, int flags)
+{
+    avemo_media *media = dec->opaque;
+    struct media_guard *g = &media->guard;
+    if (dec->codec_type == AVMEDIA_TYPE_VIDEO) {
+        if (g->peek || !frame_fits(&media->limits, frame->width, frame->height)) {
+            g->width = frame->width;
+            g->height = frame->height;
+            g->refused = 1;
+            return AVERROR(ERANGE);
+        }
+    }
+    return avcodec_default_get_buffer2(dec, frame, flags);
+}
+
+void media_guard_decoder(avemo_media *media, AVCodecContext *dec)
+{
+    dec->opaque = media;
+    dec->get_buffer2 = guard_get_buffer;
+    dec->max_samples = MEDIA_MAX_FRAME_SAMPLES;
+}
+
+enum avemo_status media_guard_refusal(const avemo_media *media, struct avemo_error *err)
+{
+    const struct media_guard *g = &media->guard;
+    const struct avemo_media_limits *lim = &media->limits;
+    return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: video frame %dx%d exceeds the limit of %dx%d (%lld pixels)",
+                      media->name, g->width, g->height, lim->max_width, lim->max_height, (long long)lim->max_pixels);
+}
+
+enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t take, struct avemo_error *err)
+{
+    struct media_guard *g = &media->guard;
+    int64_t max = media->limits.max_decoded_bytes;
+    if (g->held - release + take > max)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: the decoded audio and frames exceed the limit of %lld bytes",
+                          media->name, (long long)max);
+    g->held += take - release;
+    return AVEMO_OK;
+}
+
+/* Feed packets of the video stream to a decoder that refuses every buffer: the first
+ * refusal names the frame size. */
+static void peek_packets(avemo_media *media, AVCodecContext *dec, AVPacket *pkt, AVFrame *frame)
+{
+    int packets = 0;
+    while (!media->guard.refused && packets < MEDIA_PEEK_PACKETS && av_read_frame(media->fmt, pkt) >= 0) {
+        if (pkt->stream_index == media->video_stream) {
+            packets++;
+            if (avcodec_send_packet(dec, pkt) >= 0)
+                while (avcodec_receive_frame(dec, frame) >= 0) av_frame_unref(frame);
+        }
+        av_packet_unref(pkt);
+    }
+    if (!media->guard.refused && avcodec_send_packet(dec, NULL) >= 0)
+        while (avcodec_receive_frame(dec, frame) >= 0) av_frame_unref(frame);
+}
+
+void media_guard_peek_size(avemo_media *media)
+{
+    const AVCodecParameters *par = media->fmt->streams[media->video_stream]->codecpar;
+    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
+    AVCodecContext *dec = codec ? avcodec_alloc_context3(codec) : NULL;
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *frame = av_frame_alloc();
+    if (dec && pkt && frame && avcodec_parameters_to_context(dec, par) >= 0) {
+        dec->thread_count = 1;
+        media_guard_decoder(media, dec);
+        media->guard.peek = 1;
+        media->guard.refused = 0;
+        if (avcodec_open2(dec, codec, NULL) >= 0) peek_packets(media, dec, pkt, frame);
+        media->guard.peek = 0;
+        if (media->guard.refused) {
+            media->info.width = media->guard.width;
+            media->info.height = media->guard.height;
+        }
+        media->guard.refused = 0;
+        media->fmt_fresh = 0; /* packets were read: the next pass reopens the demuxer */
+    }
+    av_frame_free(&frame);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+}
