@@ -38,10 +38,14 @@ struct avemo_serve_options {
     int http_threads;          /* libmicrohttpd thread pool (default 2, at most 64) */
     int queue_capacity;        /* uploads waiting for a worker (default 4 * threads, at most 4096) */
     size_t max_upload_bytes;   /* largest accepted clip (default 50 MiB, at most 1 GiB) */
-    const char *api_key;       /* NULL or "": no key; else /v1/ needs "Authorization: Bearer KEY"
-                                * or "X-API-Key: KEY" */
+    const char *api_key;       /* NULL: no key; else /v1/ needs "Authorization: Bearer KEY" or
+                                * "X-API-Key: KEY"; "" is refused (an unset variable, most likely) */
     int connection_timeout_s;  /* idle connections are closed after this (default 30 s) */
+    int request_timeout_s;     /* a request's headers and body must arrive within this, however
+                                * slowly they trickle (default 60 s; then 408 or the connection
+                                * is closed) */
     int max_connections;       /* simultaneous connections (default 64, at most 10000) */
+    int max_connections_per_client; /* from one IP address (default: half of max_connections) */
     int quiet;                 /* 1: no access log on stderr */
 };
 

@@ -28,7 +28,10 @@ static const char serve_usage[] =
     "  --api-key KEY        require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' on /v1/\n"
     "                       (or set AVEMO_API_KEY, which keeps the key out of `ps`)\n"
     "  --timeout S          close connections idle for S seconds (default 30)\n"
+    "  --request-timeout S  a request's headers and body must arrive within S seconds (default 60)\n"
     "  --max-connections N  simultaneous connections (default 64)\n"
+    "  --max-connections-per-client N  from one IP address (default: half of --max-connections;\n"
+    "                       behind a reverse proxy, set it to --max-connections)\n"
     "  --quiet              no access log on stderr";
 
 static int parse_count(const char *text, long lo, long hi, int *out)
@@ -56,6 +59,7 @@ static int run_serve(int argc, char **argv)
         {"queue", required_argument, NULL, 'q'},        {"max-upload-mb", required_argument, NULL, 'u'},
         {"api-key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 'o'},
         {"max-connections", required_argument, NULL, 'c'},
+        {"request-timeout", required_argument, NULL, 'R'}, {"max-connections-per-client", required_argument, NULL, 'C'},
         {"quiet", no_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
@@ -64,7 +68,7 @@ static int run_serve(int argc, char **argv)
     opt.api_key = getenv("AVEMO_API_KEY");
     int c, upload_mb = 50;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:Q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:Q", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
@@ -90,11 +94,22 @@ static int run_serve(int argc, char **argv)
         case 'c':
             if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg);
             break;
+        case 'R':
+            if (parse_count(optarg, 1, 3600, &opt.request_timeout_s)) return usage_error("--request-timeout", optarg);
+            break;
+        case 'C':
+            if (parse_count(optarg, 1, 10000, &opt.max_connections_per_client))
+                return usage_error("--max-connections-per-client", optarg);
+            break;
         case 'Q': opt.quiet = 1; break;
         default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
         }
     }
     if (optind != argc) return usage_error("argument", argv[optind]);
+    if (opt.api_key && !*opt.api_key) { /* --api-key "" is caught by main(); this is the variable */
+        fprintf(stderr, "avemo serve: AVEMO_API_KEY is set but empty: set a key or unset it\n%s\n", serve_usage);
+        return CLI_EXIT_USAGE;
+    }
     opt.max_upload_bytes = (size_t)upload_mb << 20;
     /* The shipped models when none are named. */
     char shipped[3][1024];

@@ -53,6 +53,23 @@ void cli_print_command_list(FILE *stream)
     fprintf(stream, "\n`avemo help COMMAND` or `avemo COMMAND --help` shows a command's options.\n");
 }
 
+/* An empty argument is never a valid value (a path, a key, a number): it is what
+ * `--api-key "$KEY"` gives when KEY is unset, and must not mean "none".  Names the option. */
+static int empty_argument(const char *command, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        int inline_empty = n > 3 && argv[i][0] == '-' && argv[i][1] == '-' && argv[i][n - 1] == '=';
+        if (n > 0 && !inline_empty) continue;
+        if (inline_empty) fprintf(stderr, "avemo %s: empty value for %.*s\n", command, (int)(n - 1), argv[i]);
+        else if (i > 1 && argv[i - 1][0] == '-')
+            fprintf(stderr, "avemo %s: empty value for %s (an unset variable?)\n", command, argv[i - 1]);
+        else fprintf(stderr, "avemo %s: argument %d is empty\n", command, i - 1);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -71,6 +88,10 @@ int main(int argc, char **argv)
     if (cmd != &cli_cmd_help && cli_wants_help(argc - 1, argv + 1)) {
         cli_print_usage(stdout, cmd);
         return CLI_EXIT_OK;
+    }
+    if (empty_argument(cmd->name, argc, argv)) {
+        fprintf(stderr, "`avemo help %s` shows its options.\n", cmd->name);
+        return CLI_EXIT_USAGE;
     }
     return cmd->run(argc - 1, argv + 1);
 }

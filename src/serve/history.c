@@ -195,7 +195,11 @@ static cJSON *row_json(sqlite3_stmt *st)
     if (!row) return NULL;
     cJSON_AddNumberToObject(row, "id", (double)sqlite3_column_int64(st, 0));
     cJSON_AddStringToObject(row, "created_at", (const char *)sqlite3_column_text(st, 1));
-    cJSON_AddStringToObject(row, "file_name", (const char *)sqlite3_column_text(st, 2));
+    /* Rows stored before names were cleaned may hold bidi controls or invalid bytes. */
+    const char *raw = (const char *)sqlite3_column_text(st, 2);
+    char *name = serve_utf8_dup(raw ? raw : "", 1);
+    cJSON_AddStringToObject(row, "file_name", name ? name : "upload");
+    free(name);
     cJSON_AddNumberToObject(row, "size", (double)sqlite3_column_int64(st, 3));
     cJSON_AddStringToObject(row, "sha256", (const char *)sqlite3_column_text(st, 4));
     cJSON_AddStringToObject(row, "model", (const char *)sqlite3_column_text(st, 5));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <strings.h>
 
 #define POST_BUFFER_BYTES (64 * 1024)
@@ -98,18 +99,9 @@ static void append_upload(struct serve_request *req, const char *data, size_t n)
     req->size += n;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
-static int utf8_length(const unsigned char *p)
-{
-    int n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
-    if (n == 2 && p[0] < 0xc2) return 0; /* overlong */
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
 /* Keep only a safe base name for the history and the JSON: no directories, no control
- * characters, valid UTF-8 (anything else becomes '_'), bounded length. */
+ * characters, valid UTF-8 (anything else becomes '_'), no bidirectional controls (dropped),
+ * bounded length. */
 static void set_file_name(struct serve_request *req, const char *name)
 {
     if (!name || !*name) return;
@@ -117,12 +109,19 @@ static void set_file_name(struct serve_request *req, const char *name)
     base = base ? base + 1 : name;
     const char *back = strrchr(base, '\\');
     if (back) base = back + 1;
-    size_t o = 0;
+    size_t o = 0, left = strlen(base);
     for (const unsigned char *p = (const unsigned char *)base; *p && o + 5 < sizeof req->file_name;) {
-        int n = utf8_length(p);
+        uint32_t cp = 0;
+        int n = serve_utf8_char(p, left, &cp);
         if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
             req->file_name[o++] = '_';
             p++;
+            left--;
+            continue;
+        }
+        left -= (size_t)n;
+        if (serve_is_bidi_control(cp)) {
+            p += n;
             continue;
         }
         memcpy(req->file_name + o, p, (size_t)n);
@@ -152,6 +151,113 @@ static enum MHD_Result post_iterator(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+/* ---- Content-Type by RFC 9110 (8.3.1) ----
+ *   media-type = type "/" subtype *( OWS ";" OWS parameter )
+ *   parameter  = token "=" ( token / quoted-string )
+ * Type, subtype and parameter names are case-insensitive; other parameters (charset=UTF-8, as
+ * Apache HttpClient sends) are allowed and ignored. */
+
+#define BOUNDARY_MAX 200 /* RFC 2046 says 70; longer ones are seen and harmless */
+
+static int is_tchar(int c) { return c > 0x20 && c < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", c); }
+
+static const char *skip_ows(const char *p)
+{
+    while (*p == ' ' || *p == '\t') p++;
+    return p;
+}
+
+/* A token or a quoted-string at *p into out (unquoted, NUL-terminated, at most cap - 1 bytes);
+ * -1 when there is neither or it does not fit. */
+static int parse_value(const char **p, char *out, size_t cap)
+{
+    const char *s = *p;
+    size_t n = 0;
+    if (*s == '"') {
+        for (s++; *s && *s != '"'; s++) {
+            if (*s == '\\' && s[1]) s++; /* quoted-pair */
+            if (n + 1 >= cap) return -1;
+            out[n++] = *s;
+        }
+        if (*s++ != '"') return -1;
+    } else {
+        for (; is_tchar((unsigned char)*s); s++) {
+            if (n + 1 >= cap) return -1;
+            out[n++] = *s;
+        }
+        if (n == 0) return -1;
+    }
+    out[n] = '\0';
+    *p = s;
+    return 0;
+}
+
+/* Lowercased "type/subtype" into type and the boundary parameter (or "") into boundary;
+ * -1 when the header is not a media type. */
+static int parse_content_type(const char *text, char type[64], char boundary[BOUNDARY_MAX + 1])
+{
+    const char *p = skip_ows(text);
+    size_t n = 0;
+    int slash = 0;
+    for (; is_tchar((unsigned char)*p) || (*p == '/' && !slash++); p++) {
+        if (n + 1 >= 64) return -1;
+        type[n++] = (char)tolower((unsigned char)*p);
+    }
+    type[n] = '\0';
+    boundary[0] = '\0';
+    if (!slash || type[0] == '/' || type[n - 1] == '/') return -1;
+    for (p = skip_ows(p); *p == ';'; p = skip_ows(p)) {
+        p = skip_ows(p + 1);
+        char name[32], value[BOUNDARY_MAX + 1];
+        size_t k = 0;
+        for (; is_tchar((unsigned char)*p); p++)
+            if (k + 1 < sizeof name) name[k++] = (char)tolower((unsigned char)*p);
+        name[k] = '\0';
+        if (k == 0 && (*p == '\0' || *p == ';')) continue; /* an empty parameter: "a/b;" */
+        if (k == 0 || *p++ != '=' || parse_value(&p, value, sizeof value)) return -1;
+        if (strcmp(name, "boundary") == 0) snprintf(boundary, BOUNDARY_MAX + 1, "%s", value);
+    }
+    return *p ? -1 : 0;
+}
+
+/* RFC 2046 5.1.1: 1..70 (here BOUNDARY_MAX) of DIGIT ALPHA '()+_,-./:=? and space, not ending in a space. */
+static int valid_boundary(const char *b)
+{
+    size_t n = strlen(b);
+    if (n == 0 || n > BOUNDARY_MAX || b[n - 1] == ' ') return 0;
+    for (; *b; b++)
+        if (!isalnum((unsigned char)*b) && !strchr("'()+_,-./:=? ", *b)) return 0;
+    return 1;
+}
+
+static enum MHD_Result hide_content_type(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)cls;
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_TYPE) == 0) ((char *)key)[0] = 'X'; /* "Xontent-Type" */
+    return MHD_YES;
+}
+
+/* libmicrohttpd 0.9.75's post processor finds the boundary in the Content-Type header itself
+ * and reads one spelling only: a literal, lowercase "boundary=" and everything after it to the
+ * end of the value, quotes stripped, at least 2 bytes with the quotes.  It offers no way to
+ * pass the boundary, and MHD_set_connection_value appends a header that lookups do not reach
+ * while the client's comes first.  So the client's header is renamed in place (its name lives
+ * in the connection's own buffer) and the canonical form is added:
+ * multipart/form-data;boundary="B".  req keeps the text until the request ends. */
+static int canonical_content_type(struct serve_request *req, const char *boundary)
+{
+    size_t n = strlen(boundary) + sizeof "multipart/form-data;boundary=\"\"";
+    if (!(req->content_type = malloc(n))) return -1;
+    snprintf(req->content_type, n, "multipart/form-data;boundary=\"%s\"", boundary);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, hide_content_type, NULL);
+    return MHD_set_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type) ==
+                   MHD_YES
+               ? 0
+               : -1;
+}
+
 static int is_media_type(const char *type)
 {
     static const char *const prefixes[] = {"video/", "audio/", "image/", "application/octet-stream"};
@@ -171,12 +277,21 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
         return serve_respond_error(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
 
     const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    int multipart = type && strncasecmp(type, "multipart/form-data", 19) == 0;
-    if (type && !multipart && !is_media_type(type))
+    char media_type[64] = "", boundary[BOUNDARY_MAX + 1] = "";
+    if (type && parse_content_type(type, media_type, boundary))
+        return serve_respond_error(req, 400, "bad_request", "Content-Type '%.60s' is not a media type (RFC 9110)", type);
+    int multipart = type && strcmp(media_type, "multipart/form-data") == 0;
+    if (type && !multipart && !is_media_type(media_type))
         return serve_respond_error(req, 415, "unsupported_media_type",
                                    "Content-Type '%.60s': send the clip as multipart/form-data field 'file' or as the "
                                    "body with Content-Type video/*, audio/*, image/* or application/octet-stream",
                                    type);
+    if (multipart && !boundary[0])
+        return serve_respond_error(req, 400, "bad_request", "the multipart/form-data body has no boundary");
+    if (multipart && !valid_boundary(boundary))
+        return serve_respond_error(req, 400, "bad_request",
+                                   "the multipart boundary '%.80s' is not valid (RFC 2046: 1 to %d letters, digits "
+                                   "and '()+_,-./:=? )", boundary, BOUNDARY_MAX);
 
     /* Refuse a declared oversize body before reading it. */
     const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -194,9 +309,12 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
     const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "name");
     set_file_name(req, name);
     if (multipart) {
-        req->pp = MHD_create_post_processor(req->conn, POST_BUFFER_BYTES, post_iterator, req);
+        req->pp = canonical_content_type(req, boundary)
+                      ? NULL
+                      : MHD_create_post_processor(req->conn, POST_BUFFER_BYTES, post_iterator, req);
         if (!req->pp)
-            return serve_respond_error(req, 400, "bad_request", "the multipart/form-data body has no boundary");
+            return serve_respond_error(req, 400, "bad_request",
+                                       "the multipart/form-data boundary '%.80s' cannot be used", boundary);
     } else if (declared > 0) {
         req->data = malloc((size_t)declared);
         if (req->data) req->cap = (size_t)declared;

@@ -87,6 +87,34 @@ struct serve_worker {
     struct avemo_prediction pred;   /* ~13 KB: kept here rather than on the stack */
 };
 
+/* deadline.c: the whole-request deadline (headers and body), see there. */
+struct serve_conn;
+struct serve_deadlines {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t thread;
+    int ready, started, stop;
+    double limit_s;
+    struct serve_conn *head;         /* open connections */
+    uint64_t cut;                    /* connections shut down at their deadline */
+};
+
+enum avemo_status serve_deadlines_start(struct serve_deadlines *d, double limit_s, struct avemo_error *err);
+/* After MHD_stop_daemon (which reports every connection closed). */
+void serve_deadlines_stop(struct serve_deadlines *d);
+/* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the server. */
+void serve_deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code);
+enum serve_deadline_phase {
+    SERVE_DEADLINE_HEADERS, /* a request may start: armed at now + the limit */
+    SERVE_DEADLINE_BODY,    /* its headers are complete: same deadline, a late body gets 408 */
+    SERVE_DEADLINE_OFF      /* all of it arrived */
+};
+void serve_deadline_set(struct avemo_server *srv, struct MHD_Connection *conn, enum serve_deadline_phase phase);
+/* 1 when the connection's request is past its deadline. */
+int serve_deadline_expired(struct avemo_server *srv, struct MHD_Connection *conn);
+uint64_t serve_deadlines_cut(struct avemo_server *srv);
+
 struct avemo_server {
     struct avemo_serve_options opt; /* strings point to the copies below */
     char *host, *db_path, *api_key;
@@ -105,6 +133,7 @@ struct avemo_server {
     struct serve_worker *workers;
     int num_workers;
     struct MHD_Daemon *daemon;
+    struct serve_deadlines deadlines;
     int port;
     atomic_int ready;
     atomic_int in_flight;            /* queued uploads whose answer is not sent yet */
@@ -129,6 +158,8 @@ struct serve_request {
     uint64_t received;               /* body bytes read so far */
     int too_large, malformed, file_parts;
     int counted;                     /* counted in srv->in_flight */
+    int dispatched;                  /* routed and checked (dispatch() ran) */
+    char *content_type;              /* the canonical multipart Content-Type given to MHD */
     char file_name[200];
     int model;                       /* index into srv->models */
     enum avemo_mode mode;
@@ -169,6 +200,19 @@ char *serve_base64(const uint8_t *data, size_t size);
 char *serve_face_data_url(const uint8_t *rgb, int width, int height);
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out);
+
+/* Length (1..4) of the valid UTF-8 character at p (n bytes left) and its code point in *cp;
+ * 0 when the bytes are not one (RFC 3629: no overlong forms, surrogates or values past U+10FFFF). */
+int serve_utf8_char(const unsigned char *p, size_t n, uint32_t *cp);
+/* 1 for the bidirectional formatting characters (U+061C, U+200E/F, U+202A-E, U+2066-9), which
+ * make a file name display as another (an "exe.mp4" that is "4pm.exe"). */
+int serve_is_bidi_control(uint32_t cp);
+/* Copy `in` into out (cap bytes with the NUL) as valid UTF-8: each byte that is not part of
+ * a valid character becomes U+FFFD, a character the end cut is dropped, bidirectional
+ * controls too when drop_bidi; stops before a character that does not fit.  Returns the length. */
+size_t serve_utf8_clean(const char *in, char *out, size_t cap, int drop_bidi);
+/* serve_utf8_clean into a malloc'ed copy (NULL when out of memory). */
+char *serve_utf8_dup(const char *in, int drop_bidi);
 
 /* web_assets.c: the embedded web page. */
 struct serve_asset {

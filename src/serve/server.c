@@ -31,7 +31,9 @@ void avemo_serve_options_default(struct avemo_serve_options *opt)
     opt->queue_capacity = 0; /* 4 * threads */
     opt->max_upload_bytes = (size_t)50 << 20;
     opt->connection_timeout_s = 30;
+    opt->request_timeout_s = 60;
     opt->max_connections = 64;
+    opt->max_connections_per_client = 0; /* half of max_connections */
 }
 
 /* ---- answers ---- */
@@ -55,14 +57,19 @@ unsigned serve_http_status(enum avemo_status status)
     }
 }
 
+/* cJSON copies bytes as they are: a message holding request bytes (a URL with %ff, a model
+ * name) is made valid UTF-8 first, so that every error body parses as JSON. */
 char *serve_error_body(const char *code, const char *message)
 {
+    char *clean = serve_utf8_dup(message, 0);
+    if (!clean) return NULL;
     cJSON *root = cJSON_CreateObject();
     cJSON *error = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(error, "code", code);
-    cJSON_AddStringToObject(error, "message", message);
+    cJSON_AddStringToObject(error, "message", clean);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
+    free(clean);
     return text;
 }
 
@@ -296,7 +303,21 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         for (char *c = req->url; *c; c++) /* the access log stays one line per request */
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         *con_cls = req;
-        return dispatch(req, url, method);
+        serve_deadline_set(req->srv, conn, SERVE_DEADLINE_BODY);
+        /* An upload is checked before its body is read (size, type, key); anything else is
+         * answered on the last call: an answer queued on the first call makes libmicrohttpd
+         * close the connection (it cannot know there is no body), so keep-alive would not work. */
+        if (req->endpoint == SERVE_EP_PREDICT) {
+            req->dispatched = 1;
+            return dispatch(req, url, method);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size && !req->status && serve_deadline_expired(req->srv, conn)) {
+        *upload_data_size = 0;
+        return serve_respond_error(req, 408, "request_timeout",
+                                   "the request did not arrive within %d s (the server's request deadline)",
+                                   req->srv->opt.request_timeout_s);
     }
     if (req->endpoint == SERVE_EP_PREDICT && !req->status && *upload_data_size)
         return serve_predict_body(req, upload_data, upload_data_size);
@@ -305,6 +326,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (req->status) return MHD_YES;
+    if (req->state != SERVE_REQ_DONE) serve_deadline_set(req->srv, conn, SERVE_DEADLINE_OFF); /* all arrived */
+    if (!req->dispatched) {
+        req->dispatched = 1;
+        return dispatch(req, url, method);
+    }
     if (req->endpoint == SERVE_EP_PREDICT) return serve_predict_end(req);
     return serve_respond_error(req, 500, "internal", "request without an answer");
 }
@@ -312,9 +338,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct avemo_server *srv = cls;
+    serve_deadline_set(srv, conn, SERVE_DEADLINE_HEADERS); /* the next request on a kept-alive connection */
     struct serve_request *req = *con_cls;
     if (!req) return;
     double seconds = avemo_now() - req->t_start;
@@ -323,6 +349,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
         fprintf(stderr, "avemo serve: %s %s %u %.1f ms\n", req->method, req->url, req->status, seconds * 1000.0);
     if (req->counted) atomic_fetch_sub(&srv->in_flight, 1);
     if (req->pp) MHD_destroy_post_processor(req->pp);
+    free(req->content_type);
     free(req->data);
     free(req->resp_body);
     free(req);
@@ -356,9 +383,18 @@ static enum avemo_status copy_options(struct avemo_server *srv, const struct ave
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: upload limit of %zu bytes, at most %zu",
                           o->max_upload_bytes, MAX_UPLOAD_BYTES);
     if (o->connection_timeout_s <= 0) o->connection_timeout_s = 30;
+    if (o->request_timeout_s <= 0) o->request_timeout_s = 60;
     if (o->max_connections <= 0) o->max_connections = 64;
     if (o->max_connections > MAX_CONNECTIONS)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: at most %d connections", MAX_CONNECTIONS);
+    /* One client (one address) may hold half of the connections: the other half stays for
+     * everybody else.  Behind a reverse proxy every client has the proxy's address: raise it. */
+    if (o->max_connections_per_client <= 0) o->max_connections_per_client = (o->max_connections + 1) / 2;
+    if (o->max_connections_per_client > o->max_connections) o->max_connections_per_client = o->max_connections;
+    /* "" is what `--api-key "$KEY"` gives when KEY is unset: serving without a key then would
+     * be a silent surprise.  NULL means no key. */
+    if (o->api_key && !*o->api_key)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "serve: the API key is empty (pass none to serve without one)");
     srv->host = strdup(o->host && *o->host ? o->host : "127.0.0.1");
     srv->db_path = strdup(o->db_path && *o->db_path ? o->db_path : "history.sqlite");
     srv->api_key = o->api_key && *o->api_key ? strdup(o->api_key) : NULL;
@@ -389,8 +425,9 @@ static enum avemo_status start_daemon(struct avemo_server *srv, struct avemo_err
         flags, (uint16_t)srv->opt.port, NULL, NULL, access_handler, srv, MHD_OPTION_SOCK_ADDR, addr->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->opt.http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)srv->opt.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->opt.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)srv->opt.max_connections_per_client,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, serve_deadline_notify, srv, MHD_OPTION_END);
     int saved = errno;
     freeaddrinfo(addr);
     if (!srv->daemon)
@@ -415,6 +452,7 @@ enum avemo_status avemo_server_start(const struct avemo_serve_options *opt, avem
     if ((s = serve_models_load(srv, err))) goto fail;
     if ((s = serve_workers_start(srv, err))) goto fail;
     atomic_store(&srv->ready, srv->num_models > 0);
+    if ((s = serve_deadlines_start(&srv->deadlines, srv->opt.request_timeout_s, err))) goto fail;
     if ((s = start_daemon(srv, err))) goto fail;
     *out = srv;
     return AVEMO_OK;
@@ -439,6 +477,7 @@ void avemo_server_stop(avemo_server *srv)
         nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
     if (srv->daemon) MHD_stop_daemon(srv->daemon);
     if (listener != MHD_INVALID_SOCKET) close(listener);
+    serve_deadlines_stop(&srv->deadlines);
     if (srv->queue_ready) {
         pthread_mutex_destroy(&srv->qlock);
         pthread_cond_destroy(&srv->qcond);

@@ -88,3 +88,72 @@ int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out)
     *out = v;
     return 0;
 }
+
+/* ---- UTF-8: whatever bytes a request held, what we send is valid UTF-8 ---- */
+
+int serve_utf8_char(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    if (n == 0) return 0;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    int len = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (len == 0 || (size_t)len > n) return 0;
+    uint32_t c = p[0] & (0x7f >> len);
+    for (int i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < least[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0; /* overlong, surrogate */
+    *cp = c;
+    return len;
+}
+
+int serve_is_bidi_control(uint32_t cp)
+{
+    return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* 1 when the bytes left could still begin a valid character that the end of the text cut. */
+static int cut_character(const unsigned char *p, size_t n)
+{
+    int len = (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (len == 0 || (size_t)len <= n) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    return 1;
+}
+
+size_t serve_utf8_clean(const char *in, char *out, size_t cap, int drop_bidi)
+{
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)in;
+    size_t n = strlen(in), o = 0;
+    while (n > 0) {
+        uint32_t cp = 0;
+        int len = serve_utf8_char(p, n, &cp);
+        if (len == 0 && cut_character(p, n)) break; /* a character cut by a truncation: drop it */
+        const char *piece = len ? (const char *)p : replacement;
+        size_t size = len ? (size_t)len : sizeof replacement - 1;
+        if (o + size >= cap) break;
+        if (!(len && drop_bidi && serve_is_bidi_control(cp))) {
+            memcpy(out + o, piece, size);
+            o += size;
+        }
+        p += len ? (size_t)len : 1;
+        n -= len ? (size_t)len : 1;
+    }
+    if (cap) out[o] = '\0';
+    return o;
+}
+
+char *serve_utf8_dup(const char *in, int drop_bidi)
+{
+    size_t cap = 3 * strlen(in) + 1; /* every byte may become U+FFFD */
+    char *out = malloc(cap);
+    if (out) serve_utf8_clean(in, out, cap, drop_bidi);
+    return out;
+}
