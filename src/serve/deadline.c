@@ -4,9 +4,9 @@
  * opens and again after each answer (for the next request on a kept-alive connection), and
  * disarmed once its request is complete (waiting for a worker is the server's time, not the
  * client's).  A thread shuts down the socket of a connection past its deadline, which
- * libmicrohttpd then sees as closed and frees.  Headers that are not complete at the deadline
- * are cut then; a body that arrives after it gets 408 (serve_deadline_expired), and a silent
- * one is cut a grace second later.
+ * libmicrohttpd then sees as closed and frees.  There is no answer: libmicrohttpd 0.9.75 can
+ * queue one only before the body is read or after all of it (MHD_queue_response refuses in
+ * between), and a client past its deadline has not sent all of it.
  *
  * Connections are tracked from MHD's NOTIFY_STARTED to NOTIFY_CLOSED, which MHD calls before it
  * closes the socket, so the reaper never shuts down a descriptor that was reused. */
@@ -18,8 +18,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* Seconds between the 408 a late body gets and the shutdown of a silent connection. */
-#define DEADLINE_GRACE_S 1.0
 /* The reaper looks at least this often, and at the earliest deadline. */
 #define DEADLINE_TICK_S 0.5
 
@@ -27,7 +25,6 @@ struct serve_conn {
     struct serve_conn *prev, *next;
     MHD_socket fd;
     double deadline;   /* avemo_now() seconds; 0 when not armed */
-    int in_body;       /* the headers are complete: a late body can still be answered 408 */
 };
 
 static void wait_until(struct serve_deadlines *d, double when)
@@ -53,13 +50,12 @@ static void *reaper_main(void *arg)
         double now = avemo_now(), next = now + DEADLINE_TICK_S;
         for (struct serve_conn *c = d->head; c; c = c->next) {
             if (c->deadline <= 0) continue;
-            double cut_at = c->deadline + (c->in_body ? DEADLINE_GRACE_S : 0);
-            if (cut_at <= now) {
+            if (c->deadline <= now) {
                 shutdown(c->fd, SHUT_RDWR); /* MHD reads the end of the stream and closes it */
                 c->deadline = 0;
                 d->cut++;
-            } else if (cut_at < next) {
-                next = cut_at;
+            } else if (c->deadline < next) {
+                next = c->deadline;
             }
         }
         wait_until(d, next);
@@ -133,25 +129,13 @@ static struct serve_conn *conn_of(struct MHD_Connection *conn)
     return info ? info->socket_context : NULL;
 }
 
-void serve_deadline_set(struct avemo_server *srv, struct MHD_Connection *conn, enum serve_deadline_phase phase)
+void serve_deadline_arm(struct avemo_server *srv, struct MHD_Connection *conn, int armed)
 {
     struct serve_conn *c = conn_of(conn);
     if (!c) return;
     pthread_mutex_lock(&srv->deadlines.lock);
-    if (phase == SERVE_DEADLINE_HEADERS) c->deadline = avemo_now() + srv->deadlines.limit_s;
-    if (phase == SERVE_DEADLINE_OFF) c->deadline = 0;
-    c->in_body = phase == SERVE_DEADLINE_BODY;
+    c->deadline = armed ? avemo_now() + srv->deadlines.limit_s : 0;
     pthread_mutex_unlock(&srv->deadlines.lock);
-}
-
-int serve_deadline_expired(struct avemo_server *srv, struct MHD_Connection *conn)
-{
-    struct serve_conn *c = conn_of(conn);
-    if (!c) return 0;
-    pthread_mutex_lock(&srv->deadlines.lock);
-    int expired = c->deadline > 0 && c->deadline <= avemo_now();
-    pthread_mutex_unlock(&srv->deadlines.lock);
-    return expired;
 }
 
 uint64_t serve_deadlines_cut(struct avemo_server *srv)

@@ -105,14 +105,8 @@ void serve_deadlines_stop(struct serve_deadlines *d);
 /* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the server. */
 void serve_deadline_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                            enum MHD_ConnectionNotificationCode code);
-enum serve_deadline_phase {
-    SERVE_DEADLINE_HEADERS, /* a request may start: armed at now + the limit */
-    SERVE_DEADLINE_BODY,    /* its headers are complete: same deadline, a late body gets 408 */
-    SERVE_DEADLINE_OFF      /* all of it arrived */
-};
-void serve_deadline_set(struct avemo_server *srv, struct MHD_Connection *conn, enum serve_deadline_phase phase);
-/* 1 when the connection's request is past its deadline. */
-int serve_deadline_expired(struct avemo_server *srv, struct MHD_Connection *conn);
+/* Arm (a request may start: now + the limit) or disarm (all of the request arrived). */
+void serve_deadline_arm(struct avemo_server *srv, struct MHD_Connection *conn, int armed);
 uint64_t serve_deadlines_cut(struct avemo_server *srv);
 
 struct avemo_server {

@@ -303,7 +303,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         for (char *c = req->url; *c; c++) /* the access log stays one line per request */
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         *con_cls = req;
-        serve_deadline_set(req->srv, conn, SERVE_DEADLINE_BODY);
         /* An upload is checked before its body is read (size, type, key); anything else is
          * answered on the last call: an answer queued on the first call makes libmicrohttpd
          * close the connection (it cannot know there is no body), so keep-alive would not work. */
@@ -313,12 +312,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         }
         return MHD_YES;
     }
-    if (*upload_data_size && !req->status && serve_deadline_expired(req->srv, conn)) {
-        *upload_data_size = 0;
-        return serve_respond_error(req, 408, "request_timeout",
-                                   "the request did not arrive within %d s (the server's request deadline)",
-                                   req->srv->opt.request_timeout_s);
-    }
     if (req->endpoint == SERVE_EP_PREDICT && !req->status && *upload_data_size)
         return serve_predict_body(req, upload_data, upload_data_size);
     if (*upload_data_size) { /* a body nobody asked for */
@@ -326,7 +319,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
     if (req->status) return MHD_YES;
-    if (req->state != SERVE_REQ_DONE) serve_deadline_set(req->srv, conn, SERVE_DEADLINE_OFF); /* all arrived */
+    if (req->state != SERVE_REQ_DONE) serve_deadline_arm(req->srv, conn, 0); /* all of it arrived */
     if (!req->dispatched) {
         req->dispatched = 1;
         return dispatch(req, url, method);
@@ -340,7 +333,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 {
     (void)toe;
     struct avemo_server *srv = cls;
-    serve_deadline_set(srv, conn, SERVE_DEADLINE_HEADERS); /* the next request on a kept-alive connection */
+    serve_deadline_arm(srv, conn, 1); /* the next request on a kept-alive connection */
     struct serve_request *req = *con_cls;
     if (!req) return;
     double seconds = avemo_now() - req->t_start;
