@@ -40,8 +40,7 @@ failures = []
 # compiled into the library (no option replaces them): status -> the page's <title>.
 MHD_PAGES = {400: (b"Request malformed", b"&quot;Host:&quot; header required"),
              413: (b"Request content too large",), 414: (b"Request too big",), 431: (b"Request too big",),
-             500: (b"Internal server error",), 501: (b"Request malformed",),
-             505: (b"Requested HTTP version is not supported",)}
+             500: (b"Internal server error",), 505: (b"Requested HTTP version is not supported",)}
 mhd_pages_seen = []
 server_dirs = []  # removed at the end when every check passed
 
@@ -142,7 +141,8 @@ def request(port, method, path, body=None, headers=None, timeout=TIMEOUT):
 
 
 def mhd_page(status, raw):
-    return raw.startswith(b"<html><head><title>") and any(b"<title>" + t in raw for t in MHD_PAGES.get(status, ()))
+    # (for a bad Content-Length, libmicrohttpd 0.9.75 sends its status line and headers twice)
+    return b"<html><head><title>" in raw and any(b"<title>" + t + b"</title>" in raw for t in MHD_PAGES.get(status, ()))
 
 
 def check_error_body(status, raw, what):
@@ -652,7 +652,13 @@ def case_utf8(args):
     for what, payload in [("a 100 KB URL", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
                           ("100 KB of headers", b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n"),
                           ("HTTP/1.1 without Host", b"GET /healthz HTTP/1.1\r\n\r\n"),
-                          ("HTTP/2.0 in the request line", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")]:
+                          ("HTTP/2.0 in the request line", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n"),
+                          ("a header line without a colon", b"GET /healthz HTTP/1.1\r\nHost: x\r\nbad\r\n\r\n"),
+                          ("Content-Length: abc", b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+                          ("Content-Length: 10^23", b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Length: 99999999999999999999999\r\n\r\n"),
+                          ("a malformed chunk", b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: video/x-flv\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\nxx\r\n")]:
         answer = raw_exchange(port, payload)
         header, _, raw = answer.partition(b"\r\n\r\n")
         status = status_of(header)
