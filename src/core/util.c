@@ -31,8 +31,9 @@ enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_
         return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: cannot open: %s", path,
                           strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        const char *type = fstat(fd, &st) == 0 ? avemo_file_type_name(st.st_mode) : strerror(errno);
+    int stat_rc = fstat(fd, &st);
+    if (stat_rc != 0 || !S_ISREG(st.st_mode)) {
+        const char *type = stat_rc == 0 ? avemo_file_type_name(st.st_mode) : strerror(errno);
         close(fd);
         return avemo_fail(err, AVEMO_ERR_IO, "%s: not a regular file (%s)", path, type);
     }

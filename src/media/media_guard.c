@@ -74,10 +74,31 @@ static int guard_get_buffer(AVCodecContext *dec, AVFrame *frame, int flags)
     return avcodec_default_get_buffer2(dec, frame, flags);
 }
 
+/* get_format: the decoders with per-size tables (H.264, HEVC, MPEG-2, VP9, AV1, ...) ask for
+ * the pixel format once they know a new size and before they size those tables. */
+static enum AVPixelFormat guard_get_format(AVCodecContext *dec, const enum AVPixelFormat *formats)
+{
+    avemo_media *media = dec->opaque;
+    struct media_guard *g = &media->guard;
+    int width = dec->coded_width > dec->width ? dec->coded_width : dec->width;
+    int height = dec->coded_height > dec->height ? dec->coded_height : dec->height;
+    if (width > 0 && height > 0 && (g->peek || !frame_fits(&media->limits, width, height))) {
+        g->width = width;
+        g->height = height;
+        g->refused = 1;
+        return AV_PIX_FMT_NONE;
+    }
+    return avcodec_default_get_format(dec, formats);
+}
+
 void media_guard_decoder(avemo_media *media, AVCodecContext *dec)
 {
     dec->opaque = media;
     dec->get_buffer2 = guard_get_buffer;
+    dec->get_format = guard_get_format;
+    /* One thread (set by the callers): say so, so that FFmpeg does not warn that frame
+     * threading would call these callbacks from several threads. */
+    dec->thread_type &= ~FF_THREAD_FRAME;
     dec->max_samples = MEDIA_MAX_FRAME_SAMPLES;
     int64_t coarse = media->limits.max_pixels * MEDIA_DECODER_PIXEL_FACTOR;
     /* Not while peeking: the peek must see the size to name it (an image decoder allocates

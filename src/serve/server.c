@@ -285,6 +285,13 @@ static enum MHD_Result dispatch(struct serve_request *req, const char *url, cons
     }
 }
 
+static int declares_body(struct MHD_Connection *conn)
+{
+    const char *length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+           (length && strcmp(length, "0") != 0);
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                       const char *version, const char *upload_data, size_t *upload_data_size,
                                       void **con_cls)
@@ -303,10 +310,11 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         for (char *c = req->url; *c; c++) /* the access log stays one line per request */
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         *con_cls = req;
-        /* An upload is checked before its body is read (size, type, key); anything else is
-         * answered on the last call: an answer queued on the first call makes libmicrohttpd
-         * close the connection (it cannot know there is no body), so keep-alive would not work. */
-        if (req->endpoint == SERVE_EP_PREDICT) {
+        /* An upload is checked before its body is read (size, type, key), and so is any
+         * request with a body (refused, not read); anything else is answered on the last
+         * call: an answer queued on the first call makes libmicrohttpd close the connection
+         * (it cannot know there is no body), so keep-alive would not work. */
+        if (req->endpoint == SERVE_EP_PREDICT || declares_body(conn)) {
             req->dispatched = 1;
             return dispatch(req, url, method);
         }
