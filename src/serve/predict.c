@@ -194,7 +194,7 @@ static int parse_value(const char **p, char *out, size_t cap)
 
 /* Lowercased "type/subtype" into type and the boundary parameter (or "") into boundary;
  * -1 when the header is not a media type. */
-static int parse_content_type(const char *text, char type[64], char boundary[BOUNDARY_MAX + 1])
+static int parse_content_type(const char *text, char type[64], char boundary[BOUNDARY_MAX + 2])
 {
     const char *p = skip_ows(text);
     size_t n = 0;
@@ -208,14 +208,15 @@ static int parse_content_type(const char *text, char type[64], char boundary[BOU
     if (!slash || type[0] == '/' || type[n - 1] == '/') return -1;
     for (p = skip_ows(p); *p == ';'; p = skip_ows(p)) {
         p = skip_ows(p + 1);
-        char name[32], value[BOUNDARY_MAX + 1];
+        char name[32], value[1024];
         size_t k = 0;
         for (; is_tchar((unsigned char)*p); p++)
             if (k + 1 < sizeof name) name[k++] = (char)tolower((unsigned char)*p);
         name[k] = '\0';
         if (k == 0 && (*p == '\0' || *p == ';')) continue; /* an empty parameter: "a/b;" */
         if (k == 0 || *p++ != '=' || parse_value(&p, value, sizeof value)) return -1;
-        if (strcmp(name, "boundary") == 0) snprintf(boundary, BOUNDARY_MAX + 1, "%s", value);
+        if (strcmp(name, "boundary") == 0) /* one byte more than allowed: too long stays too long */
+            snprintf(boundary, BOUNDARY_MAX + 2, "%s", value);
     }
     return *p ? -1 : 0;
 }
@@ -277,7 +278,7 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
         return serve_respond_error(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
 
     const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    char media_type[64] = "", boundary[BOUNDARY_MAX + 1] = "";
+    char media_type[64] = "", boundary[BOUNDARY_MAX + 2] = "";
     if (type && parse_content_type(type, media_type, boundary))
         return serve_respond_error(req, 400, "bad_request", "Content-Type '%.60s' is not a media type (RFC 9110)", type);
     int multipart = type && strcmp(media_type, "multipart/form-data") == 0;
