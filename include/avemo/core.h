@@ -167,6 +167,10 @@ struct avemo_shard_stats {
 enum avemo_status avemo_shard_run(const struct avemo_shard_job *job, struct avemo_shard_stats *stats,
                                   struct avemo_error *err);
 
+/* The line of a failed item in a shard's JSON lines: {"file":...,"error":{"code":...,"message":...}}
+ * (malloc'ed, NULL when out of memory). */
+char *avemo_item_error_json(const char *file, const struct avemo_error *err);
+
 /* Join shard outputs into out_path: JSON lines and text are put one after the other, a CSV
  * keeps the first file's header (the others must have the same), .npy files are stacked
  * along their first axis.  Inputs named "...-IIIII-of-NNNNN..." are put in shard order and

@@ -203,8 +203,6 @@ struct avemo_classify_batch {
 };
 enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct avemo_classify_batch *batch,
                                        struct avemo_shard_stats *stats, size_t *failed, struct avemo_error *err);
-/* The line of a failed item: {"file":...,"error":{"code":...,"message":...}} (malloc'ed). */
-char *avemo_item_error_json(const char *file, const struct avemo_error *err);
 
 #ifdef __cplusplus
 }

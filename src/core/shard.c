@@ -11,6 +11,8 @@
  * same list (same inputs) as in the first run. */
 #include <avemo/core.h>
 
+#include <cjson/cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -217,4 +219,17 @@ void avemo_items_free(struct avemo_items *items)
     for (size_t i = 0; i < items->n; i++) free(items->paths[i]);
     free(items->paths);
     memset(items, 0, sizeof *items);
+}
+
+char *avemo_item_error_json(const char *file, const struct avemo_error *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", file);
+    cJSON_AddStringToObject(e, "code", avemo_status_name(err->status));
+    cJSON_AddStringToObject(e, "message", err->message[0] ? err->message : avemo_strerror(err->status));
+    cJSON_AddItemToObject(o, "error", e);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
 }

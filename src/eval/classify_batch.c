@@ -2,7 +2,6 @@
  * shard runner of core (restart, one output per shard, merge). */
 #include <avemo/eval.h>
 
-#include <cjson/cJSON.h>
 #include <stdlib.h>
 
 struct batch_run {
@@ -11,19 +10,6 @@ struct batch_run {
     size_t failed;
     struct avemo_prediction pred; /* ~13 KB: here rather than on the stack */
 };
-
-char *avemo_item_error_json(const char *file, const struct avemo_error *err)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", file);
-    cJSON_AddStringToObject(e, "code", avemo_status_name(err->status));
-    cJSON_AddStringToObject(e, "message", err->message[0] ? err->message : avemo_strerror(err->status));
-    cJSON_AddItemToObject(o, "error", e);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return text;
-}
 
 static enum avemo_status batch_item(void *user, const char *item, char **line, float **block, struct avemo_error *err)
 {
