@@ -54,6 +54,26 @@ static enum avemo_status write_all(FILE *f, const void *data, size_t size, const
     return AVEMO_OK;
 }
 
+/* mkdir -p of the folder of path; many tasks may make it at once (EEXIST is fine). */
+static enum avemo_status make_parents(const char *path, struct avemo_error *err)
+{
+    char dir[4200];
+    if (strlen(path) >= sizeof dir) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: the path is too long", path);
+    snprintf(dir, sizeof dir, "%s", path);
+    char *last = strrchr(dir, '/');
+    if (!last || last == dir) return AVEMO_OK;
+    *last = '\0';
+    for (char *p = dir + 1; p <= last; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
+        *p = saved;
+    }
+    return AVEMO_OK;
+}
+
 struct shard_out {
     FILE *lines, *part;
     char part_path[4200];
@@ -71,14 +91,9 @@ static enum avemo_status shard_out_open(const struct avemo_shard_job *job, struc
         o->lines = stdout;
         return AVEMO_OK;
     }
-    char dir[4200];
-    const char *slash = strrchr(job->out_path, '/');
-    if (slash && (size_t)(slash - job->out_path) < sizeof dir && slash != job->out_path) {
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - job->out_path), job->out_path);
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) /* many tasks may make it at once */
-            return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-    }
-    enum avemo_status s = lines_done(job->out_path, job->header, items, done, err);
+    enum avemo_status s = make_parents(job->out_path, err);
+    if (s) return s;
+    s = lines_done(job->out_path, job->header, items, done, err);
     if (!s && job->npy_path) {
         struct stat st;
         snprintf(o->part_path, sizeof o->part_path, "%s.part", job->npy_path);
