@@ -204,6 +204,19 @@ struct avemo_classify_batch {
 enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct avemo_classify_batch *batch,
                                        struct avemo_shard_stats *stats, size_t *failed, struct avemo_error *err);
 
+/* ---- evaluation in shards (src/eval/eval_shard.c): `avemo eval --shard I/N --out DIR` ----
+ * The data's items (in the order --data lists them) are split into N blocks; shard I
+ * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
+ * {"model":...,"labels":[...]} and one line per unit {"file":...,"truth":"ANG","pred":"HAP"}
+ * (written whole, then renamed: a restarted shard whose file is there is done).
+ * avemo_eval_merge() computes the metrics of all the shards' units.  They equal the one-process
+ * `avemo eval` when every unit is one item (clips with their own face and sound, or a unimodal
+ * model); label-matched face partners of audio-only items are drawn within a shard. */
+enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_eval_options *opt,
+                                   const struct avemo_shard *shard, const char *out_dir, int *already_done,
+                                   struct avemo_error *err);
+enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_metrics *m, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -73,6 +73,18 @@ def test(stack, program):
             fail("features: the merged shards are not the one-process .npy")
     log("features --shard I/3: the merged .npy is the one-process .npy byte for byte")
 
+    ev = os.path.join(stack.tmp, "eval")
+    single_eval = run([program, "eval", MODEL, *sum((["--data", d] for d in inputs), []), "--json"], timeout=120,
+                      what="avemo eval (one process)")
+    for i in range(3):
+        run([program, "eval", MODEL, *sum((["--data", d] for d in inputs), []), "--shard", f"{i}/3", "--out", ev],
+            timeout=120, what=f"avemo eval --shard {i}/3")
+    merged_eval = run([program, "merge", "--metrics", "-", *(os.path.join(ev, f) for f in sorted(os.listdir(ev)))],
+                      what="avemo merge --metrics")
+    if merged_eval != single_eval[single_eval.index("{"):]:
+        fail(f"eval: the merged metrics of 3 shards differ from one process:\n{merged_eval[:300]}\n{single_eval[:300]}")
+    log("eval --shard I/3: avemo merge --metrics = avemo eval --json of one process")
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
