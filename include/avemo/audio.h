@@ -180,6 +180,22 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
 void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames, enum avemo_feature_norm norm,
                            const float *mean, const float *std);
 
+/* `avemo features` over many files, one shard of them (see avemo_shard_run in core.h):
+ * out_dir/features-IIIII-of-NNNNN.npy (items x feature_count x frames, float32; NaN rows
+ * for a file that failed) and .jsonl (one line per item, in the same order:
+ * {"file":...,"valid_frames":V} or {"file":...,"error":{...}}).  Needs a fixed width
+ * (params.frames > 0).  A restarted shard skips the items already written. */
+struct avemo_audio_batch {
+    const char *const *items;
+    size_t n;
+    struct avemo_shard shard;
+    const struct avemo_media_open_options *media_options; /* may be NULL */
+    const char *out_dir;
+};
+enum avemo_status avemo_audio_features_batch(avemo_audio_extractor *ex, const struct avemo_audio_batch *batch,
+                                             struct avemo_shard_stats *stats, size_t *failed,
+                                             struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

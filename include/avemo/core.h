@@ -106,6 +106,84 @@ uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
 extern const char *const avemo_emotion_codes[AVEMO_NUM_EMOTIONS]; /* "ANG", ... */
 extern const char *const avemo_emotion_names[AVEMO_NUM_EMOTIONS]; /* "anger", ... */
 
+/* ---- batch work in shards (src/core/shard.c): Slurm job arrays, Kubernetes Indexed Jobs ----
+ *
+ * The items (files) of a run are split into N contiguous blocks; shard I does block I and
+ * writes its own output, so the outputs of shards 0..N-1 put together in order are exactly
+ * the output of one process.  A restarted shard keeps the complete lines it already wrote
+ * and goes on with the next item.
+ *
+ *   struct avemo_shard s;  avemo_shard_from_env(&s, &err);     // or avemo_shard_parse("2/4", ...)
+ *   struct avemo_items items;  avemo_items_expand(inputs, n, &items, &err);
+ *   struct avemo_shard_job job = {items.paths, items.n, s, "out/classify-00002-of-00004.jsonl", ...};
+ *   avemo_shard_run(&job, &stats, &err);   ...   avemo_merge(shard_files, 4, "all.jsonl", &err);
+ */
+struct avemo_shard {
+    int index;               /* 0 .. count-1 */
+    int count;               /* 1: the whole run */
+};
+#define AVEMO_SHARD_MAX 100000
+
+/* "I/N" with 0 <= I < N <= AVEMO_SHARD_MAX. */
+enum avemo_status avemo_shard_parse(const char *text, struct avemo_shard *out, struct avemo_error *err);
+/* This task's shard from the environment: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of
+ * SLURM_ARRAY_TASK_COUNT (a Slurm job array), or JOB_COMPLETION_INDEX of AVEMO_SHARD_COUNT
+ * (a Kubernetes Indexed Job: the count is not in its environment, set it in the manifest);
+ * {0, 1} when neither is set. */
+enum avemo_status avemo_shard_from_env(struct avemo_shard *out, struct avemo_error *err);
+/* The items of shard s among n: [*begin, *end). */
+void avemo_shard_range(const struct avemo_shard *s, size_t n, size_t *begin, size_t *end);
+/* "<dir>/<stem>-IIIII-of-NNNNN<ext>" (five digits: the names sort in shard order). */
+enum avemo_status avemo_shard_path(const char *dir, const char *stem, const struct avemo_shard *s, const char *ext,
+                                   char *out, size_t size, struct avemo_error *err);
+
+/* The inputs of a batch run, in order: a folder gives its media files (recursively, sorted
+ * by path), a manifest (*.txt, *.list: one path per line, '#' comments, relative paths
+ * from the manifest's folder) its paths, anything else is itself. */
+struct avemo_items {
+    char **paths;
+    size_t n;
+};
+enum avemo_status avemo_items_expand(const char *const *inputs, int n, struct avemo_items *out,
+                                     struct avemo_error *err);
+void avemo_items_free(struct avemo_items *items);
+
+/* One item of a shard: *line (malloc'ed, no newline; NULL: nothing to write, allowed only
+ * without an output file) and, for jobs with an .npy, *block (malloc'ed, block_floats
+ * floats; NULL writes NaNs for a failed item).  A status other than AVEMO_OK stops the run. */
+typedef enum avemo_status (*avemo_shard_item_fn)(void *user, const char *item, char **line, float **block,
+                                                 struct avemo_error *err);
+
+struct avemo_shard_job {
+    const char *const *items;    /* every item of the run, in order */
+    size_t n;
+    struct avemo_shard shard;
+    const char *out_path;        /* the shard's lines (JSON lines or CSV); NULL: stdout, no restart */
+    const char *header;          /* first line of a CSV output, or NULL */
+    const char *npy_path;        /* NULL, or the shard's .npy: one block per item, shape (items, block_shape) */
+    int block_ndim;              /* 1..3 */
+    size_t block_shape[3];
+    avemo_shard_item_fn fn;
+    void *user;
+};
+struct avemo_shard_stats {
+    size_t items;                /* in this shard */
+    size_t skipped;              /* done by an earlier run of the shard */
+    size_t done;                 /* by this run */
+};
+enum avemo_status avemo_shard_run(const struct avemo_shard_job *job, struct avemo_shard_stats *stats,
+                                  struct avemo_error *err);
+
+/* The line of a failed item in a shard's JSON lines: {"file":...,"error":{"code":...,"message":...}}
+ * (malloc'ed, NULL when out of memory). */
+char *avemo_item_error_json(const char *file, const struct avemo_error *err);
+
+/* Join shard outputs into out_path: JSON lines and text are put one after the other, a CSV
+ * keeps the first file's header (the others must have the same), .npy files are stacked
+ * along their first axis.  Inputs named "...-IIIII-of-NNNNN..." are put in shard order and
+ * must be complete (every shard once). */
+enum avemo_status avemo_merge(const char *const *inputs, int n, const char *out_path, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

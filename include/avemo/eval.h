@@ -183,6 +183,40 @@ struct avemo_series {
 enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
                                     int nseries, const char *png_path, struct avemo_error *err);
 
+/* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
+ * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the
+ * JSON of avemo_prediction_json() when format is NULL.  A file that cannot be classified
+ * is reported to on_error (may be NULL) and counted in *failed; with an output file it
+ * also gets a line {"file":...,"error":{"code":...,"message":...}}, so that a restarted
+ * shard knows it was done.  Items already in out_path (a restart) are skipped. */
+typedef char *(*avemo_prediction_format_fn)(void *user, const struct avemo_prediction *pred, const char *file);
+typedef void (*avemo_item_error_fn)(void *user, const char *file, const struct avemo_error *err);
+struct avemo_classify_batch {
+    const char *const *items;
+    size_t n;
+    struct avemo_shard shard;
+    enum avemo_mode mode;
+    const char *out_path;                /* NULL: stdout */
+    avemo_prediction_format_fn format;   /* NULL: JSON */
+    avemo_item_error_fn on_error;
+    void *user;
+};
+enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct avemo_classify_batch *batch,
+                                       struct avemo_shard_stats *stats, size_t *failed, struct avemo_error *err);
+
+/* ---- evaluation in shards (src/eval/eval_shard.c): `avemo eval --shard I/N --out DIR` ----
+ * The data's items (in the order --data lists them) are split into N blocks; shard I
+ * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
+ * {"model":...,"labels":[...]} and one line per unit {"file":...,"truth":"ANG","pred":"HAP"}
+ * (written whole, then renamed: a restarted shard whose file is there is done).
+ * avemo_eval_merge() computes the metrics of all the shards' units.  They equal the one-process
+ * `avemo eval` when every unit is one item (clips with their own face and sound, or a unimodal
+ * model); label-matched face partners of audio-only items are drawn within a shard. */
+enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_eval_options *opt,
+                                   const struct avemo_shard *shard, const char *out_dir, int *already_done,
+                                   struct avemo_error *err);
+enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_metrics *m, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,4 @@
-/* avemo eval MODEL --data DIR [--split FILE] [--json] [--report DIR] */
+/* avemo eval MODEL --data DIR [--split FILE] [--json] [--report DIR] [--shard I/N --out DIR] */
 #include "cli/cli.h"
 #include "cli/eval_common.h"
 
@@ -10,7 +10,26 @@ static const char eval_usage[] =
     "  recall and F1, confusion matrix.  With --split, only the split's test part is used.\n"
     "  --report DIR writes report.txt, metrics.json and confusion.png.\n"
     "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
-    "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.";
+    "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.\n"
+    "  --shard I/N --out DIR   evaluate the I-th of N blocks of the data's items (default: from\n"
+    "  SLURM_ARRAY_TASK_ID/..._COUNT or JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT) into\n"
+    "  DIR/eval-IIIII-of-NNNNN.jsonl; `avemo merge --metrics OUT.json DIR/eval-*` gives the metrics\n"
+    "  (equal to one process when each unit is one item: clips with face and sound, or a\n"
+    "  unimodal model).";
+
+/* This task's shard of the evaluation into a.out_dir. */
+static int eval_shard(const struct cli_eval_args *a)
+{
+    struct avemo_error err = {0};
+    struct avemo_shard shard;
+    int done = 0;
+    if ((a->shard_text ? avemo_shard_parse(a->shard_text, &shard, &err) : avemo_shard_from_env(&shard, &err)) ||
+        avemo_eval_shard(a->models[0], &a->opt, &shard, a->out_dir, &done, &err))
+        return cli_report(&err);
+    fprintf(stderr, "avemo eval: shard %d/%d %s in %s\n", shard.index, shard.count,
+            done ? "was done before" : "done", a->out_dir);
+    return CLI_EXIT_OK;
+}
 
 static int run_eval(int argc, char **argv)
 {
@@ -19,6 +38,11 @@ static int run_eval(int argc, char **argv)
         fprintf(stderr, "%s\n", eval_usage);
         return CLI_EXIT_USAGE;
     }
+    if (a.shard_text && !a.out_dir) {
+        fprintf(stderr, "avemo eval: --shard needs --out DIR\n%s\n", eval_usage);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.out_dir) return eval_shard(&a);
     struct avemo_eval_set set;
     struct avemo_error err = {0};
     if (avemo_evaluate(a.models, 1, &a.opt, &set, &err)) return cli_report(&err);

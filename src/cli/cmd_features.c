@@ -6,9 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char features_usage[] =
     "usage: avemo features FILE [options] [--out OUT.npy]\n"
+    "       avemo features FILE|DIR|LIST.txt... [options] [--shard I/N] --out DIR\n"
     "  Compute the audio features of a model input (librosa-equal MFCC, log-mel or\n"
     "  spectrogram) and write them as a float32 .npy of shape features x frames.\n"
     "  Without --out, print the shape and a few statistics.\n"
@@ -25,6 +27,11 @@ static const char features_usage[] =
     "  --input-format FMT     force the input format, e.g. f32le for raw samples\n"
     "  --input-rate HZ        sample rate of a raw input (with --input-format)\n"
     "  --out OUT.npy          output file\n"
+    "  --shard I/N            many files (a folder, a .txt/.list manifest, several FILEs): do the\n"
+    "                         I-th of N blocks (default: from SLURM_ARRAY_TASK_ID/..._COUNT or\n"
+    "                         JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT) into DIR/features-IIIII-of-NNNNN.npy\n"
+    "                         (files x features x frames) and .jsonl (the files, in order); a\n"
+    "                         restarted shard skips the files done; `avemo merge` joins the shards\n"
     "  Options override the pipeline file.";
 
 /* Command-line options that map to [audio] keys, applied after the pipeline file. */
@@ -79,6 +86,36 @@ static void print_summary(const char *file, const struct avemo_audio_params *p, 
     printf("min %.4f  max %.4f  mean %.4f  std %.4f\n", lo, hi, mean, sqrt(var > 0.0 ? var : 0.0));
 }
 
+/* Many files, or this task's shard of them, into out_dir. */
+static int features_batch(const struct avemo_audio_params *params, const struct avemo_media_open_options *media_opt,
+                          const char *shard_text, const char *out_dir, char **inputs, int ninputs)
+{
+    struct avemo_error err = {0};
+    struct avemo_audio_batch b = {0};
+    struct avemo_items items = {0};
+    avemo_audio_extractor *ex = NULL;
+    struct avemo_shard_stats stats;
+    size_t failed = 0;
+    int rc = CLI_EXIT_OK;
+    if ((shard_text ? avemo_shard_parse(shard_text, &b.shard, &err) : avemo_shard_from_env(&b.shard, &err)) ||
+        avemo_items_expand((const char *const *)inputs, ninputs, &items, &err) ||
+        avemo_audio_extractor_create(params, &ex, &err)) {
+        rc = cli_report(&err);
+    } else {
+        b.items = (const char *const *)items.paths;
+        b.n = items.n;
+        b.media_options = media_opt;
+        b.out_dir = out_dir;
+        if (avemo_audio_features_batch(ex, &b, &stats, &failed, &err)) rc = cli_report(&err);
+        else
+            fprintf(stderr, "avemo features: shard %d/%d: %zu files, %zu done before, %zu now (%zu failed) in %s\n",
+                    b.shard.index, b.shard.count, stats.items, stats.skipped, stats.done, failed, out_dir);
+    }
+    avemo_audio_extractor_free(ex);
+    avemo_items_free(&items);
+    return rc != CLI_EXIT_OK || failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
+
 static int run_features(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -88,11 +125,12 @@ static int run_features(int argc, char **argv)
         {"crop", required_argument, NULL, 'C'},      {"db-ref", required_argument, NULL, 'd'},
         {"norm", required_argument, NULL, 'N'},     {"input-format", required_argument, NULL, 'f'},
         {"input-rate", required_argument, NULL, 'R'},
-        {"out", required_argument, NULL, 'o'},       {NULL, 0, NULL, 0},
+        {"out", required_argument, NULL, 'o'},       {"shard", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
     };
     struct override ov[MAX_OVERRIDES];
     int n_ov = 0, c;
-    const char *pipeline = NULL, *out_path = NULL, *input_format = NULL, *input_rate = NULL;
+    const char *pipeline = NULL, *out_path = NULL, *input_format = NULL, *input_rate = NULL, *shard_text = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
         const char *key = NULL;
@@ -109,6 +147,7 @@ static int run_features(int argc, char **argv)
         case 'f': input_format = optarg; break;
         case 'R': input_rate = optarg; break;
         case 'o': out_path = optarg; break;
+        case 's': shard_text = optarg; break;
         default: fprintf(stderr, "%s\n", features_usage); return CLI_EXIT_USAGE;
         }
         if (key && n_ov == MAX_OVERRIDES) {
@@ -117,7 +156,9 @@ static int run_features(int argc, char **argv)
         }
         if (key) ov[n_ov++] = (struct override){key, optarg};
     }
-    if (optind != argc - 1 || (input_rate && !input_format)) {
+    struct stat st;
+    int batch = shard_text || argc - optind > 1 || (optind < argc && stat(argv[optind], &st) == 0 && S_ISDIR(st.st_mode));
+    if ((batch ? optind >= argc || !out_path : optind != argc - 1) || (input_rate && !input_format)) {
         fprintf(stderr, "%s\n", features_usage);
         return CLI_EXIT_USAGE;
     }
@@ -134,6 +175,7 @@ static int run_features(int argc, char **argv)
         snprintf(demux_options, sizeof demux_options, "sample_rate=%s:ch_layout=mono", input_rate);
         opt.options = demux_options;
     }
+    if (batch) return features_batch(&params, &opt, shard_text, out_path, argv + optind, argc - optind);
     avemo_audio_extractor *ex = NULL;
     avemo_media *media = NULL;
     float *x = NULL;

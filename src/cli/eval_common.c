@@ -14,6 +14,7 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
         {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},         {"report", required_argument, NULL, 'r'},
         {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
+        {"shard", required_argument, NULL, 'x'},  {"out", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
@@ -36,6 +37,11 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
         case 'S':
             if (a->opt.noverrides == 16) return -1;
             a->overrides[a->opt.noverrides++] = optarg;
+            break;
+        case 'x':
+        case 'o':
+            if (max_models != 1) return -1; /* eval only */
+            *(c == 'x' ? &a->shard_text : &a->out_dir) = optarg;
             break;
         default: return -1;
         }

@@ -12,6 +12,7 @@ struct cli_eval_args {
     const char *report_dir;
     const char *overrides[16];
     struct avemo_eval_options opt;
+    const char *shard_text, *out_dir;   /* eval --shard I/N --out DIR */
 };
 
 /* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F] [--set S.K=V]...; 0 on success. */

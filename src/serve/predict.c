@@ -302,6 +302,9 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
         return serve_respond_error(req, 413, "too_large", "the upload has %lld bytes, the limit is %zu",
                                    (long long)declared, srv->opt.max_upload_bytes);
 
+    if (serve_idempotency_key_init(req))
+        return serve_respond_error(req, 400, "bad_request",
+                                   "Idempotency-Key must be 1 to %d visible ASCII characters", SERVE_IDEMPOTENCY_KEY_MAX);
     if (srv->num_models == 0 || !atomic_load(&srv->ready))
         return serve_respond_error(req, 503, "not_ready", "no model is loaded");
     enum MHD_Result r = choose_model(req);
@@ -420,6 +423,44 @@ static cJSON *classes_json(const struct avemo_prediction *pred)
     return list;
 }
 
+static void answer_error(struct serve_request *req, enum avemo_status s, const struct avemo_error *err)
+{
+    req->resp_status = serve_http_status(s);
+    req->resp_body = serve_error_body(avemo_status_name(s), err->message[0] ? err->message : avemo_strerror(s));
+}
+
+/* A request with an Idempotency-Key already stored gets the stored answer (same upload) or
+ * 422 (another upload).  Returns 1 when req is answered, 0 when the key is new. */
+static int answer_stored(struct avemo_server *srv, struct serve_request *req, const char *sha)
+{
+    struct serve_history_replay r;
+    struct avemo_error err = {0};
+    enum avemo_status s = serve_history_find_key(srv->history, req->idempotency_key, &r, &err);
+    if (s == AVEMO_ERR_NOT_FOUND) return 0;
+    if (s) {
+        answer_error(req, s, &err);
+        return 1;
+    }
+    cJSON *obj = strcmp(r.sha256, sha) == 0 ? cJSON_Parse(r.response) : NULL;
+    if (strcmp(r.sha256, sha) != 0) {
+        req->resp_status = 422;
+        req->resp_body = serve_error_body("idempotency_key_reused",
+                                          "this Idempotency-Key was used for another upload; use a new key");
+    } else if (!obj) {
+        req->resp_status = 500;
+        req->resp_body = serve_error_body("internal", "the stored answer of this Idempotency-Key is unreadable");
+    } else {
+        set_key(obj, "id", cJSON_CreateNumber((double)r.id));
+        set_key(obj, "created_at", cJSON_CreateString(r.created_at));
+        req->resp_body = cJSON_PrintUnformatted(obj);
+        req->resp_status = req->resp_body ? 200 : 500;
+        req->replayed = 1;
+    }
+    cJSON_Delete(obj);
+    free(r.response);
+    return 1;
+}
+
 /* Classify one upload and leave the answer (status + JSON) in req. */
 static void run_prediction(struct serve_worker *w, struct serve_request *req)
 {
@@ -429,6 +470,12 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     double t0 = avemo_now();
     char sha[65];
     avemo_sha256_hex(req->data, req->size, sha);
+    const char *key = req->idempotency_key[0] ? req->idempotency_key : NULL;
+    if (key && answer_stored(srv, req, sha)) { /* a retry: no second inference, no second row */
+        free(req->data);
+        req->data = NULL;
+        return;
+    }
     memset(pred, 0, sizeof *pred);
     enum avemo_status s =
         avemo_classify_memory(w->ctx[req->model], req->data, req->size, req->file_name, req->mode, pred, &err);
@@ -437,8 +484,7 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     int64_t size = (int64_t)req->size;
     double latency_ms = (avemo_now() - t0) * 1000.0;
     if (s) {
-        req->resp_status = serve_http_status(s);
-        req->resp_body = serve_error_body(avemo_status_name(s), err.message[0] ? err.message : avemo_strerror(s));
+        answer_error(req, s, &err);
         return;
     }
     if (pred->label < 0 || pred->label >= pred->num_classes || pred->num_classes > AVEMO_MAX_CLASSES) {
@@ -459,20 +505,6 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     char answered[sizeof pred->model + 1]; /* the model that answered (an extra one after a fallback) */
     snprintf(answered, sizeof answered, "%.*s", (int)sizeof pred->model, pred->model);
     const char *model = answered[0] ? answered : avemo_classifier_name(srv->models[req->model].clf);
-    struct serve_history_entry e = {
-        req->file_name, size, sha, model, avemo_mode_name(req->mode), avemo_mode_name(pred->mode_used),
-        label, pred->confidence, pred, latency_ms,
-    };
-    int64_t id = 0;
-    char created_at[32];
-    if ((s = serve_history_insert(srv->history, &e, &id, created_at, &err))) {
-        cJSON_Delete(obj);
-        req->resp_status = 500;
-        req->resp_body = serve_error_body(avemo_status_name(s), err.message);
-        return;
-    }
-    set_key(obj, "id", cJSON_CreateNumber((double)id));
-    set_key(obj, "created_at", cJSON_CreateString(created_at));
     if (!cJSON_GetObjectItemCaseSensitive(obj, "model")) cJSON_AddStringToObject(obj, "model", model);
     set_key(obj, "sha256", cJSON_CreateString(sha));
     set_key(obj, "size", cJSON_CreateNumber((double)size));
@@ -484,6 +516,28 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     char *face = pred->face_found ? serve_face_data_url(pred->face_rgb, 64, 64) : NULL;
     set_key(obj, "face_crop", face ? cJSON_CreateString(face) : cJSON_CreateNull());
     free(face);
+    set_key(obj, "request_id", cJSON_CreateString(req->request_id));
+    /* With a key, the answer (all but the row's id and time) is stored for the retries. */
+    char *response = key ? cJSON_PrintUnformatted(obj) : NULL;
+    struct serve_history_entry e = {
+        req->file_name, size, sha, model, avemo_mode_name(req->mode), avemo_mode_name(pred->mode_used),
+        label, pred->confidence, pred, latency_ms,
+    };
+    struct serve_history_request rq = {req->request_id, key, response};
+    int64_t id = 0;
+    int duplicate = 0;
+    char created_at[32];
+    s = key && !response ? avemo_fail(&err, AVEMO_ERR_NOMEM, "out of memory")
+                         : serve_history_insert_request(srv->history, &e, &rq, &id, created_at, &duplicate, &err);
+    free(response);
+    if (s || duplicate) { /* duplicate: the same key committed meanwhile (another replica): its answer */
+        cJSON_Delete(obj);
+        if (s) answer_error(req, s, &err);
+        else if (!answer_stored(srv, req, sha)) answer_error(req, AVEMO_ERR_INTERNAL, &err);
+        return;
+    }
+    set_key(obj, "id", cJSON_CreateNumber((double)id));
+    set_key(obj, "created_at", cJSON_CreateString(created_at));
     serve_metrics_prediction(&srv->metrics, req->model, pred->mode_used, pred->label);
     req->resp_body = cJSON_PrintUnformatted(obj);
     req->resp_status = req->resp_body ? 200 : 500;

@@ -11,7 +11,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* ---- prediction history (history.c): one SQLite file, WAL, synchronous=FULL ---- */
+/* ---- prediction history: one interface (history_db.c), two back ends: an SQLite file
+ * (history.c, WAL, synchronous=FULL; the default when --db is a path) and PostgreSQL
+ * (history_pg.c, libpq; --db postgresql://user@host:port/dbname) ---- */
 
 typedef struct serve_history serve_history;
 
@@ -28,11 +30,64 @@ struct serve_history_entry {
     double latency_ms;
 };
 
-enum avemo_status serve_history_open(const char *path, serve_history **out, struct avemo_error *err);
+/* What a replica adds to a row. */
+struct serve_history_request {
+    const char *request_id;      /* X-Request-Id (given or generated) */
+    const char *idempotency_key; /* NULL: none */
+    const char *response;        /* with a key: the answer (without id, created_at), replayed on a retry */
+};
+
+/* A row as the back ends store it. */
+struct serve_history_row {
+    const struct serve_history_entry *e;
+    const struct serve_history_request *rq;
+    const char *created_at;      /* ISO 8601 UTC */
+    const char *probabilities;   /* JSON object text */
+};
+
+/* The stored answer of an Idempotency-Key. */
+struct serve_history_replay {
+    int64_t id;
+    char created_at[32];
+    char sha256[65];
+    char *response;          /* malloc'ed */
+};
+
+/* A back end: every function returns AVEMO_ERR_BUSY when the database cannot be reached
+ * (answered 503 + Retry-After; the back end reconnects on a later call). */
+struct serve_history_backend {
+    const char *name;        /* "sqlite", "postgresql" */
+    enum avemo_status (*open)(const char *target, void **impl, struct avemo_error *err);
+    void (*close)(void *impl);
+    /* *duplicate = 1 (and no row) when the entry's idempotency key is already stored. */
+    enum avemo_status (*insert)(void *impl, const struct serve_history_row *row, int64_t *id, int *duplicate,
+                                struct avemo_error *err);
+    enum avemo_status (*find_key)(void *impl, const char *key, struct serve_history_replay *out,
+                                  struct avemo_error *err);
+    enum avemo_status (*get)(void *impl, int64_t id, cJSON **out, struct avemo_error *err);
+    enum avemo_status (*list)(void *impl, int64_t limit, int64_t offset, int64_t *total, cJSON *items,
+                              struct avemo_error *err);
+    enum avemo_status (*del)(void *impl, int64_t id, struct avemo_error *err);
+    enum avemo_status (*ping)(void *impl, struct avemo_error *err);
+};
+extern const struct serve_history_backend serve_history_sqlite;
+extern const struct serve_history_backend serve_history_postgresql;
+
+/* Open the history named by target: a postgresql:// or postgres:// URI, else an SQLite file. */
+enum avemo_status serve_history_open(const char *target, serve_history **out, struct avemo_error *err);
 void serve_history_close(serve_history *h);
+const char *serve_history_backend_name(const serve_history *h);
 /* Insert a row and commit it; *id and *created_at (ISO 8601 UTC, 32 bytes) receive its id and time. */
 enum avemo_status serve_history_insert(serve_history *h, const struct serve_history_entry *e, int64_t *id,
                                        char created_at[32], struct avemo_error *err);
+/* The same with the request's id and idempotency key: when the key is already stored, no row
+ * is added and *duplicate is set to 1. */
+enum avemo_status serve_history_insert_request(serve_history *h, const struct serve_history_entry *e,
+                                               const struct serve_history_request *rq, int64_t *id,
+                                               char created_at[32], int *duplicate, struct avemo_error *err);
+/* The answer stored with an idempotency key; AVEMO_ERR_NOT_FOUND when there is none. */
+enum avemo_status serve_history_find_key(serve_history *h, const char *key, struct serve_history_replay *out,
+                                         struct avemo_error *err);
 /* One row as a JSON object; AVEMO_ERR_NOT_FOUND when there is none. */
 enum avemo_status serve_history_get(serve_history *h, int64_t id, cJSON **out, struct avemo_error *err);
 /* Rows newest first: {"total":N,"limit":L,"offset":O,"items":[...]}. */
@@ -40,6 +95,8 @@ enum avemo_status serve_history_list(serve_history *h, int64_t limit, int64_t of
                                      struct avemo_error *err);
 /* AVEMO_ERR_NOT_FOUND when there is no such row. */
 enum avemo_status serve_history_delete(serve_history *h, int64_t id, struct avemo_error *err);
+/* AVEMO_OK when the database answers (GET /readyz). */
+enum avemo_status serve_history_ping(serve_history *h, struct avemo_error *err);
 
 /* ---- metrics (metrics.c) ---- */
 
@@ -133,6 +190,9 @@ struct avemo_server {
     atomic_int in_flight;            /* queued uploads whose answer is not sent yet */
 };
 
+#define SERVE_REQUEST_ID_MAX 64
+#define SERVE_IDEMPOTENCY_KEY_MAX 128
+
 /* A request in flight (MHD's per-connection pointer). */
 enum serve_request_state { SERVE_REQ_RECEIVING, SERVE_REQ_QUEUED, SERVE_REQ_DONE };
 
@@ -160,7 +220,19 @@ struct serve_request {
     enum serve_request_state state;
     unsigned resp_status;            /* the worker's answer */
     char *resp_body;
+
+    /* replicas (request_id.c): echoed as X-Request-Id and stored with the row */
+    char request_id[SERVE_REQUEST_ID_MAX + 1];
+    char idempotency_key[SERVE_IDEMPOTENCY_KEY_MAX + 1]; /* "" when none */
+    int replayed;                    /* the answer is the stored one of the key */
 };
+
+/* request_id.c: X-Request-Id (the client's when it is sane, else 32 random hex digits)
+ * and Idempotency-Key (-1: malformed). */
+void serve_request_id_init(struct serve_request *req);
+int serve_idempotency_key_init(struct serve_request *req);
+/* Add X-Request-Id (and Idempotent-Replayed) to an answer. */
+void serve_add_request_headers(const struct serve_request *req, struct MHD_Response *resp);
 
 /* predict.c: upload intake, the work queue and the workers. */
 enum MHD_Result serve_predict_begin(struct serve_request *req);

@@ -96,6 +96,7 @@ enum MHD_Result serve_respond(struct serve_request *req, unsigned status, const 
         return MHD_NO;
     }
     add_common_headers(resp, status, content_type);
+    serve_add_request_headers(req, resp);
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 req->endpoint == SERVE_EP_PREDICT        ? "POST"
@@ -151,6 +152,7 @@ static enum MHD_Result answer_web(struct serve_request *req, const char *url)
                             "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
                             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    serve_add_request_headers(req, resp);
     req->status = 200;
     enum MHD_Result r = MHD_queue_response(req->conn, 200, resp);
     MHD_destroy_response(resp);
@@ -165,13 +167,19 @@ static enum MHD_Result answer_healthz(struct serve_request *req)
     return serve_respond_json(req, 200, j);
 }
 
+/* Ready: a model is loaded and the history database answers (a replica whose database is
+ * gone takes itself out of the load balancer's rotation). */
 static enum MHD_Result answer_readyz(struct serve_request *req)
 {
     if (!atomic_load(&req->srv->ready)) return serve_respond_error(req, 503, "not_ready", "no model is loaded");
+    struct avemo_error err = {0};
+    if (serve_history_ping(req->srv->history, &err))
+        return serve_respond_error(req, 503, "database_unavailable", "%s", err.message);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "ready");
     cJSON_AddNumberToObject(j, "models", req->srv->num_models);
     cJSON_AddNumberToObject(j, "workers", req->srv->num_workers);
+    cJSON_AddStringToObject(j, "database", serve_history_backend_name(req->srv->history));
     return serve_respond_json(req, 200, j);
 }
 
@@ -309,6 +317,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         snprintf(req->url, sizeof req->url, "%s", url);
         for (char *c = req->url; *c; c++) /* the access log stays one line per request */
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        serve_request_id_init(req);
         *con_cls = req;
         /* An upload is checked before its body is read (size, type, key), and so is any
          * request with a body (refused, not read); anything else is answered on the last
@@ -347,7 +356,8 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     double seconds = avemo_now() - req->t_start;
     serve_metrics_request(&srv->metrics, req->endpoint, req->status, seconds);
     if (!srv->opt.quiet)
-        fprintf(stderr, "avemo serve: %s %s %u %.1f ms\n", req->method, req->url, req->status, seconds * 1000.0);
+        fprintf(stderr, "avemo serve: %s %s %u %.1f ms %s\n", req->method, req->url, req->status, seconds * 1000.0,
+                req->request_id);
     if (req->counted) atomic_fetch_sub(&srv->in_flight, 1);
     if (req->pp) MHD_destroy_post_processor(req->pp);
     free(req->content_type);

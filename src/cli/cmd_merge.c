@@ -1,0 +1,46 @@
+/* avemo merge OUT SHARD... */
+#include "cli/cli.h"
+
+#include <avemo/eval.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char merge_usage[] =
+    "usage: avemo merge OUT SHARD...\n"
+    "       avemo merge --metrics OUT.json|- EVAL_SHARD...\n"
+    "  Join the outputs of the shards of a batch run (classify, features --shard I/N) into OUT:\n"
+    "  JSON lines one after the other, a CSV with one header, .npy stacked along the first axis.\n"
+    "  Files named ...-IIIII-of-NNNNN... are put in shard order and every shard must be given,\n"
+    "  so `avemo merge all.jsonl out/classify-*` gives exactly the output of one process.\n"
+    "  --metrics: the metrics of the units of `avemo eval --shard` outputs, as `avemo eval --json`\n"
+    "  prints them (OUT '-': standard output).";
+
+static int merge_metrics(const char *out, char **inputs, int n)
+{
+    struct avemo_error err = {0};
+    struct avemo_metrics m;
+    if (avemo_eval_merge((const char *const *)inputs, n, &m, &err)) return cli_report(&err);
+    char *json = avemo_metrics_json(&m);
+    FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
+    int ok = f && json && fprintf(f, "%s\n", json) > 0;
+    if (f && f != stdout && fclose(f) != 0) ok = 0;
+    free(json);
+    if (!ok) fprintf(stderr, "avemo merge: %s: cannot write\n", out);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+static int run_merge(int argc, char **argv)
+{
+    if (argc >= 4 && strcmp(argv[1], "--metrics") == 0) return merge_metrics(argv[2], argv + 3, argc - 3);
+    if (argc < 3) {
+        fprintf(stderr, "%s\n", merge_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct avemo_error err = {0};
+    if (avemo_merge((const char *const *)argv + 2, argc - 2, argv[1], &err)) return cli_report(&err);
+    return CLI_EXIT_OK;
+}
+
+const struct cli_command cli_cmd_merge = {
+    "merge", "join the outputs of a sharded batch run (JSON lines, CSV, .npy)", merge_usage, run_merge,
+};
