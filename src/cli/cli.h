@@ -36,5 +36,6 @@ extern const struct cli_command cli_cmd_eval;
 extern const struct cli_command cli_cmd_compare;
 extern const struct cli_command cli_cmd_split;
 extern const struct cli_command cli_cmd_serve;
+extern const struct cli_command cli_cmd_export;
 
 #endif
