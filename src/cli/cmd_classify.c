@@ -31,8 +31,8 @@ static void print_text(const char *file, const struct avemo_prediction *p)
 /* One JSON line per window: the time span and the prediction. */
 static int print_window(void *user, double start_s, double end_s, const struct avemo_prediction *pred)
 {
-    char *text = avemo_prediction_json(pred, user);
-    if (text && text[0] == '{') printf("{\"start_s\":%.3f,\"end_s\":%.3f,%s\n", start_s, end_s, text + 1);
+    char *text = avemo_window_json(pred, user, start_s, end_s);
+    if (text) printf("%s\n", text);
     free(text);
     fflush(stdout);
     return 0;
