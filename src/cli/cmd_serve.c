@@ -29,6 +29,7 @@ static const char serve_usage[] =
     "                       (or set AVEMO_API_KEY, which keeps the key out of `ps`)\n"
     "  --timeout S          close connections idle for S seconds (default 30)\n"
     "  --max-connections N  simultaneous connections (default 64)\n"
+    "  --cors ORIGIN        let web pages from ORIGIN (e.g. https://app.example, or *) call the API\n"
     "  --quiet              no access log on stderr";
 
 static int parse_count(const char *text, long lo, long hi, int *out)
@@ -56,7 +57,7 @@ static int run_serve(int argc, char **argv)
         {"queue", required_argument, NULL, 'q'},        {"max-upload-mb", required_argument, NULL, 'u'},
         {"api-key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 'o'},
         {"max-connections", required_argument, NULL, 'c'},
-        {"quiet", no_argument, NULL, 'Q'},
+        {"quiet", no_argument, NULL, 'Q'},              {"cors", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     struct avemo_serve_options opt;
@@ -64,7 +65,7 @@ static int run_serve(int argc, char **argv)
     opt.api_key = getenv("AVEMO_API_KEY");
     int c, upload_mb = 50;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:Q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:QC:", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
@@ -91,6 +92,10 @@ static int run_serve(int argc, char **argv)
             if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg);
             break;
         case 'Q': opt.quiet = 1; break;
+        case 'C':
+            if (!*optarg || strpbrk(optarg, "\r\n ,")) return usage_error("--cors origin", optarg);
+            opt.cors_origin = optarg;
+            break;
         default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
         }
     }
