@@ -22,8 +22,9 @@ done
 PACKAGES_BUILD="build-essential cmake pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
   libfftw3-dev libopenblas-dev libjpeg-dev libmicrohttpd-dev libsqlite3-dev libcjson-dev
-  libinih-dev libxml2-dev libcairo2-dev libpq-dev opencv-data"
-PACKAGES_TEST="libcmocka-dev ffmpeg curl python3 python3-numpy python3-opencv python3-torch chromium
+  libinih-dev libxml2-dev libcairo2-dev libpq-dev opencv-data
+  libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
+PACKAGES_TEST="libcmocka-dev ffmpeg curl python3 python3-numpy python3-opencv python3-torch python3-onnx chromium
   clang libclang-rt-14-dev
   postgresql nginx slurm-wlm munge python3-yaml"
 
@@ -42,6 +43,10 @@ if [ "$install" = 1 ]; then
   if command -v npm >/dev/null 2>&1; then
     (cd tests/serve/browser && npm ci --no-audit --no-fund --loglevel=error) ||
       echo "setup.sh: npm ci failed; the browser test will be skipped" >&2
+    # onnxruntime-node runs the ONNX exports (ctest -R onnx).  Its install script downloads
+    # GPU libraries from outside the registry; the CPU library it needs is inside the package.
+    (cd tests/nn/onnx && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) ||
+      echo "setup.sh: npm ci failed; the ONNX runtime tests will be skipped" >&2
   fi
 fi
 

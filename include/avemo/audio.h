@@ -195,6 +195,23 @@ struct avemo_audio_batch {
 enum avemo_status avemo_audio_features_batch(avemo_audio_extractor *ex, const struct avemo_audio_batch *batch,
                                              struct avemo_shard_stats *stats, size_t *failed,
                                              struct avemo_error *err);
+/* ---- a picture of a recording, for displays ---- */
+struct avemo_audio_overview {
+    int sample_rate;           /* of the decode the overview comes from (16000) */
+    double duration_s;
+    float peak;                /* the largest |sample| (1.0 = full scale) */
+    int columns;               /* waveform: per column the lowest and highest sample, */
+    int8_t *wave_min, *wave_max; /* scaled so that the peak is +-127 (normalised) */
+    int mel_bands, mel_frames; /* log-mel: bands x frames, row 0 = lowest band, */
+    double mel_hop_s;          /* seconds per frame; */
+    uint8_t *logmel;           /* 0 = 80 dB or more below the loudest bin, 255 = the loudest */
+};
+/* Decode media's audio (any format FFmpeg reads) and draw its overview: `columns` waveform
+ * columns (1..4096, fewer when there are fewer samples), a log-mel of mel_bands (8..128) bands
+ * averaged down to at most mel_frames (1..4096) frames. */
+enum avemo_status avemo_audio_overview_from_media(avemo_media *media, int columns, int mel_bands, int mel_frames,
+                                                  struct avemo_audio_overview *ov, struct avemo_error *err);
+void avemo_audio_overview_free(struct avemo_audio_overview *ov);
 
 #ifdef __cplusplus
 }

@@ -93,6 +93,9 @@ enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *pa
 /* The prediction as the JSON object `avemo classify --json` prints (malloc'ed text);
  * `file` may be NULL. */
 char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file);
+/* One window of avemo_classify_windows as `classify --window --json` prints it: start_s and end_s
+ * (seconds, to the millisecond) followed by the prediction's fields (malloc'ed text). */
+char *avemo_window_json(const struct avemo_prediction *pred, const char *file, double start_s, double end_s);
 
 /* ---- metrics ---- */
 

@@ -203,6 +203,15 @@ enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ct
 enum avemo_status avemo_optim_save(const avemo_optim *opt, const char *path, struct avemo_error *err);
 enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct avemo_error *err);
 
+/* ---- ONNX export ---- */
+/* The network in inference mode as an ONNX model (opset 13, ONNX's onnx.proto): one float32 input
+ * per branch named after it ("audio" [N, 1, 40, 128], ...), the normalised features the network
+ * takes; outputs "logits" and "probabilities" [N, classes]; metadata "labels" and "pipeline".
+ * Batch norm uses the running statistics, dropout is the identity.  *data is malloc'ed. */
+enum avemo_status avemo_net_onnx_serialize(const avemo_net *net, uint8_t **data, size_t *size,
+                                           struct avemo_error *err);
+enum avemo_status avemo_net_export_onnx(const avemo_net *net, const char *path, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,8 @@
  *   POST /v1/predict        a clip (multipart field "file" or a raw body) -> the prediction as JSON
  *   GET  /v1/models         the loaded models, their modes, labels and model-card figures
  *   GET  /v1/history        the prediction history (SQLite), GET/DELETE /v1/history/{id}
- *   GET  /healthz /readyz /metrics (Prometheus text), GET / the web page
+ *   GET  /v1/models/{name}/card  the model card (markdown)
+ *   GET  /healthz /readyz /metrics (Prometheus text), GET /openapi.json (OpenAPI 3.1), GET / the web page
  *
  * One process: the models are loaded once and shared read-only; `threads` inference
  * workers each own one avemo_classify_ctx per model and take uploads from a bounded
@@ -47,6 +48,8 @@ struct avemo_serve_options {
     int max_connections;       /* simultaneous connections (default 64, at most 10000) */
     int max_connections_per_client; /* from one IP address (default: half of max_connections) */
     int quiet;                 /* 1: no access log on stderr */
+    const char *cors_origin;   /* NULL: no CORS headers; "https://app.example" or "*": answers carry
+                                * Access-Control-Allow-Origin and OPTIONS preflights are answered */
 };
 
 /* Fill opt with the defaults above. */

@@ -37,5 +37,6 @@ extern const struct cli_command cli_cmd_compare;
 extern const struct cli_command cli_cmd_split;
 extern const struct cli_command cli_cmd_serve;
 extern const struct cli_command cli_cmd_merge;
+extern const struct cli_command cli_cmd_export;
 
 #endif

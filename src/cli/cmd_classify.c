@@ -90,8 +90,8 @@ static int classify_files(avemo_classify_ctx *ctx, enum avemo_mode mode, int jso
 /* One JSON line per window: the time span and the prediction. */
 static int print_window(void *user, double start_s, double end_s, const struct avemo_prediction *pred)
 {
-    char *text = avemo_prediction_json(pred, user);
-    if (text && text[0] == '{') printf("{\"start_s\":%.3f,\"end_s\":%.3f,%s\n", start_s, end_s, text + 1);
+    char *text = avemo_window_json(pred, user, start_s, end_s);
+    if (text) printf("%s\n", text);
     free(text);
     fflush(stdout);
     return 0;

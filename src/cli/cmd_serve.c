@@ -33,6 +33,7 @@ static const char serve_usage[] =
     "  --max-connections N  simultaneous connections (default 64)\n"
     "  --max-connections-per-client N  from one IP address (default: half of --max-connections;\n"
     "                       behind a reverse proxy, set it to --max-connections)\n"
+    "  --cors ORIGIN        let web pages from ORIGIN (e.g. https://app.example, or *) call the API\n"
     "  --quiet              no access log on stderr";
 
 static int parse_count(const char *text, long lo, long hi, int *out)
@@ -61,7 +62,7 @@ static int run_serve(int argc, char **argv)
         {"api-key", required_argument, NULL, 'k'},      {"timeout", required_argument, NULL, 'o'},
         {"max-connections", required_argument, NULL, 'c'},
         {"request-timeout", required_argument, NULL, 'R'}, {"max-connections-per-client", required_argument, NULL, 'C'},
-        {"quiet", no_argument, NULL, 'Q'},
+        {"quiet", no_argument, NULL, 'Q'},              {"cors", required_argument, NULL, 'O'},
         {NULL, 0, NULL, 0},
     };
     struct avemo_serve_options opt;
@@ -69,7 +70,7 @@ static int run_serve(int argc, char **argv)
     opt.api_key = getenv("AVEMO_API_KEY");
     int c, upload_mb = 50;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:Q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:QO:", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
@@ -103,6 +104,10 @@ static int run_serve(int argc, char **argv)
                 return usage_error("--max-connections-per-client", optarg);
             break;
         case 'Q': opt.quiet = 1; break;
+        case 'O':
+            if (!*optarg || strpbrk(optarg, "\r\n ,")) return usage_error("--cors origin", optarg);
+            opt.cors_origin = optarg;
+            break;
         default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
         }
     }

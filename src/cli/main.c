@@ -17,6 +17,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_split,
     &cli_cmd_serve,
     &cli_cmd_merge,
+    &cli_cmd_export,
 };
 
 const struct cli_command *cli_find_command(const char *name)

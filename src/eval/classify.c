@@ -12,6 +12,7 @@
 #include <avemo/vision.h>
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,9 +488,9 @@ static const char *emotion_name(const char *code)
     return code;
 }
 
-char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file)
+/* The fields of a prediction, added to o. */
+static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred, const char *file)
 {
-    cJSON *o = cJSON_CreateObject();
     if (file) cJSON_AddStringToObject(o, "file", file);
     cJSON_AddStringToObject(o, "label", pred->labels[pred->label]);
     cJSON_AddStringToObject(o, "emotion", emotion_name(pred->labels[pred->label]));
@@ -511,6 +512,24 @@ char *avemo_prediction_json(const struct avemo_prediction *pred, const char *fil
     cJSON_AddNumberToObject(t, "faces", 1e3 * pred->t_faces_s);
     cJSON_AddNumberToObject(t, "network", 1e3 * pred->t_network_s);
     cJSON_AddNumberToObject(t, "total", 1e3 * pred->t_total_s);
+}
+
+char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_prediction_fields(o, pred, file);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+char *avemo_window_json(const struct avemo_prediction *pred, const char *file, double start_s, double end_s)
+{
+    cJSON *o = cJSON_CreateObject();
+    /* rounded to the millisecond, as the text output prints them */
+    cJSON_AddNumberToObject(o, "start_s", round(start_s * 1e3) / 1e3);
+    cJSON_AddNumberToObject(o, "end_s", round(end_s * 1e3) / 1e3);
+    add_prediction_fields(o, pred, file);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;

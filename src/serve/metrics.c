@@ -3,13 +3,16 @@
  * a few additions, far cheaper than the request it counts. */
 #include "serve/serve_internal.h"
 
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *const endpoint_names[SERVE_EP_COUNT] = {
-    "predict", "models", "history", "history_item", "healthz", "readyz", "metrics", "web", "other",
+    "predict", "models", "history", "history_item", "healthz", "readyz", "metrics", "web", "other", "openapi",
+    "model_card",
 };
 
 /* HTTP statuses the server answers; anything else is counted in the last slot. */
@@ -53,13 +56,50 @@ void serve_metrics_request(struct serve_metrics *m, enum serve_endpoint ep, unsi
     pthread_mutex_unlock(&m->lock);
 }
 
-void serve_metrics_prediction(struct serve_metrics *m, int model, enum avemo_mode mode, int label)
+static void histogram_add(struct serve_histogram *h, double seconds)
 {
-    if (model < 0 || model >= AVEMO_SERVE_MAX_MODELS || (unsigned)mode > 2 || label < 0 ||
-        label >= AVEMO_MAX_CLASSES)
+    int b = 0;
+    while (b < SERVE_LATENCY_BUCKETS && seconds > latency_bounds[b]) b++;
+    if (b < SERVE_LATENCY_BUCKETS) h->le[b]++;
+    else h->inf++;
+    h->sum += seconds;
+}
+
+void serve_metrics_work(struct serve_metrics *m, double queue_wait_s, double inference_s)
+{
+    pthread_mutex_lock(&m->lock);
+    histogram_add(&m->queue_wait, queue_wait_s);
+    histogram_add(&m->inference, inference_s);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* The slot of the answering model, added with its labels the first time; -1 when full. */
+static int answer_slot(struct serve_metrics *m, const struct avemo_prediction *pred)
+{
+    char name[sizeof pred->model + 1];
+    snprintf(name, sizeof name, "%.*s", (int)sizeof pred->model, pred->model);
+    for (int i = 0; i < SERVE_ANSWER_MODELS; i++) {
+        if (m->answer_model[i][0] == '\0') {
+            snprintf(m->answer_model[i], sizeof m->answer_model[i], "%s", name);
+            m->answer_classes[i] = pred->num_classes;
+            for (int k = 0; k < pred->num_classes; k++)
+                snprintf(m->answer_labels[i][k], sizeof m->answer_labels[i][k], "%.*s", (int)sizeof pred->labels[k],
+                         pred->labels[k]);
+            return i;
+        }
+        if (strcmp(m->answer_model[i], name) == 0) return i;
+    }
+    return -1;
+}
+
+void serve_metrics_prediction(struct serve_metrics *m, const struct avemo_prediction *pred)
+{
+    if ((unsigned)pred->mode_used > 2 || pred->label < 0 || pred->label >= pred->num_classes ||
+        pred->num_classes > AVEMO_MAX_CLASSES || !pred->model[0])
         return;
     pthread_mutex_lock(&m->lock);
-    m->predictions[model][mode][label]++;
+    int slot = answer_slot(m, pred);
+    if (slot >= 0 && m->answer_classes[slot] == pred->num_classes) m->predictions[slot][pred->mode_used][pred->label]++;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -139,21 +179,41 @@ static void render_requests(struct text *t, const struct serve_metrics *m)
     }
 }
 
-static void render_predictions(struct text *t, const struct avemo_server *srv, const struct serve_metrics *m)
+static void render_predictions(struct text *t, const struct serve_metrics *m)
 {
-    text_printf(t, "# HELP avemo_predictions_total Predictions answered, by model, mode used and label.\n"
+    text_printf(t, "# HELP avemo_predictions_total Predictions answered, by the model that answered (an extra "
+                   "model after a fallback), mode used and label.\n"
                    "# TYPE avemo_predictions_total counter\n");
-    for (int i = 0; i < srv->num_models; i++) {
-        const avemo_classifier *clf = srv->models[i].clf;
-        int classes = avemo_classifier_num_classes(clf);
-        if (classes > AVEMO_MAX_CLASSES) classes = AVEMO_MAX_CLASSES;
+    for (int i = 0; i < SERVE_ANSWER_MODELS && m->answer_model[i][0]; i++)
         for (int mode = 0; mode < 3; mode++)
-            for (int k = 0; k < classes; k++)
+            for (int k = 0; k < m->answer_classes[i]; k++)
                 if (m->predictions[i][mode][k])
                     text_printf(t, "avemo_predictions_total{model=\"%s\",mode=\"%s\",label=\"%s\"} %llu\n",
-                                avemo_classifier_name(clf), avemo_mode_name((enum avemo_mode)mode),
-                                avemo_classifier_label(clf, k), (unsigned long long)m->predictions[i][mode][k]);
+                                m->answer_model[i], avemo_mode_name((enum avemo_mode)mode), m->answer_labels[i][k],
+                                (unsigned long long)m->predictions[i][mode][k]);
+}
+
+static void render_histogram(struct text *t, const char *name, const char *help, const struct serve_histogram *h)
+{
+    text_printf(t, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < SERVE_LATENCY_BUCKETS; b++) {
+        cumulative += h->le[b];
+        text_printf(t, "%s_bucket{le=\"%g\"} %llu\n", name, latency_bounds[b], (unsigned long long)cumulative);
     }
+    cumulative += h->inf;
+    text_printf(t, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", name,
+                (unsigned long long)cumulative, name, h->sum, name, (unsigned long long)cumulative);
+}
+
+/* Constant 1 with the versions as labels (the Prometheus convention for build facts). */
+static void render_build_info(struct text *t)
+{
+    unsigned f = avformat_version(), c = avcodec_version();
+    text_printf(t, "# HELP avemo_build_info avemo's version and the FFmpeg libraries it runs with.\n"
+                   "# TYPE avemo_build_info gauge\n"
+                   "avemo_build_info{version=\"%s\",libavformat=\"%u.%u.%u\",libavcodec=\"%u.%u.%u\"} 1\n",
+                avemo_version(), f >> 16, (f >> 8) & 0xff, f & 0xff, c >> 16, (c >> 8) & 0xff, c & 0xff);
 }
 
 char *serve_metrics_text(struct avemo_server *srv)
@@ -162,13 +222,18 @@ char *serve_metrics_text(struct avemo_server *srv)
     struct serve_metrics *m = &srv->metrics;
     pthread_mutex_lock(&m->lock);
     render_requests(&t, m);
-    render_predictions(&t, srv, m);
+    render_predictions(&t, m);
+    render_histogram(&t, "avemo_queue_wait_seconds", "Time an upload waited in the queue for a worker.",
+                     &m->queue_wait);
+    render_histogram(&t, "avemo_inference_duration_seconds",
+                     "A worker's time for one upload: decoding, features, faces and the network.", &m->inference);
     uint64_t rejected = m->rejected_busy;
     pthread_mutex_unlock(&m->lock);
 
     pthread_mutex_lock(&srv->qlock);
     int depth = srv->qcount, busy = srv->busy, workers = srv->num_workers;
     pthread_mutex_unlock(&srv->qlock);
+    render_build_info(&t);
     text_printf(&t,
                 "# HELP avemo_queue_depth Uploads waiting for an inference worker.\n"
                 "# TYPE avemo_queue_depth gauge\navemo_queue_depth %d\n"

@@ -14,6 +14,8 @@
 #define CARD_MAX_LINES 16
 #define CARD_MAX_NUMBERS 8
 #define CARD_LINE_MAX 200
+#define CARD_CAVEAT_MAX 600
+#define CARD_MAX_CAVEATS 8
 
 /* The card next to the model: "dir/name.avm" -> "dir/name.md". */
 static int card_path(const char *model_path, char *out, size_t size)
@@ -52,7 +54,50 @@ static cJSON *line_numbers(const char *line)
     return values;
 }
 
-/* The card's path and its lines that mention accuracy, with the numbers found on them. */
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The bullets of the card's "## Limitations" (or "Caveats") section, one string each
+ * (continuation lines joined), so that clients can show them next to a prediction. */
+static cJSON *card_caveats(const char *text)
+{
+    cJSON *list = cJSON_CreateArray();
+    const char *p = strstr(text, "\n## Limitations");
+    if (!p) p = strstr(text, "\n## Caveats");
+    if (!p || !list) return list;
+    p = strchr(p + 1, '\n');
+    char item[CARD_CAVEAT_MAX + 1] = "";
+    size_t len = 0;
+    int count = 0;
+    while (p && *p && count < CARD_MAX_CAVEATS) {
+        const char *line = p + 1, *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n >= 3 && strncmp(line, "## ", 3) == 0) break; /* the next section */
+        int bullet = n >= 2 && line[0] == '-' && line[1] == ' ';
+        if ((bullet || n == 0) && len) { /* an item ends */
+            cJSON_AddItemToArray(list, cJSON_CreateString(item));
+            count++;
+            len = 0;
+            item[0] = '\0';
+        }
+        const char *words = bullet ? line + 2 : line;
+        size_t wn = n - (size_t)(words - line);
+        while (wn && (*words == ' ' || *words == '\t')) words++, wn--;
+        if (wn && len < CARD_CAVEAT_MAX) {
+            len += (size_t)snprintf(item + len, sizeof item - len, "%s%.*s", len ? " " : "", (int)wn, words);
+            if (len > CARD_CAVEAT_MAX) len = CARD_CAVEAT_MAX;
+        }
+        p = end;
+    }
+    if (len && count < CARD_MAX_CAVEATS) cJSON_AddItemToArray(list, cJSON_CreateString(item));
+    return list;
+}
+
+/* The card's file name, its caveats and its lines that mention accuracy, with the numbers
+ * found on them.  No directory: the server's disk layout is not the clients' business. */
 static cJSON *read_card(const char *model_path)
 {
     char path[1100];
@@ -62,7 +107,8 @@ static cJSON *read_card(const char *model_path)
     if (avemo_read_file(path, CARD_MAX_BYTES, &text, &size, NULL)) return NULL;
     cJSON *card = cJSON_CreateObject();
     cJSON *lines = cJSON_CreateArray();
-    cJSON_AddStringToObject(card, "path", path);
+    cJSON_AddStringToObject(card, "file", base_name(path));
+    cJSON_AddItemToObject(card, "caveats", card_caveats((const char *)text));
     int found = 0;
     char *save = NULL;
     for (char *line = strtok_r((char *)text, "\n", &save); line && found < CARD_MAX_LINES;
@@ -140,7 +186,7 @@ cJSON *serve_models_json(const struct avemo_server *srv)
         const avemo_classifier *clf = srv->models[i].clf;
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "name", avemo_classifier_name(clf));
-        cJSON_AddStringToObject(m, "path", srv->models[i].path);
+        cJSON_AddStringToObject(m, "file", base_name(srv->models[i].path));
         cJSON_AddBoolToObject(m, "default", i == 0);
         cJSON_AddStringToObject(m, "default_mode", avemo_mode_name(avemo_classifier_default_mode(clf)));
         cJSON *modes = cJSON_AddArrayToObject(m, "modes");
@@ -150,9 +196,31 @@ cJSON *serve_models_json(const struct avemo_server *srv)
         cJSON *labels = cJSON_AddArrayToObject(m, "labels");
         for (int k = 0; k < avemo_classifier_num_classes(clf); k++)
             cJSON_AddItemToArray(labels, cJSON_CreateString(avemo_classifier_label(clf, k)));
-        if (srv->models[i].card) cJSON_AddItemToObject(m, "card", cJSON_Duplicate(srv->models[i].card, 1));
-        else cJSON_AddNullToObject(m, "card");
+        cJSON *card = srv->models[i].card ? cJSON_Duplicate(srv->models[i].card, 1) : NULL;
+        if (card) {
+            char url[128];
+            snprintf(url, sizeof url, "/v1/models/%s/card", avemo_classifier_name(clf));
+            cJSON_AddStringToObject(card, "url", url);
+            cJSON_AddItemToObject(m, "card", card);
+        } else {
+            cJSON_AddNullToObject(m, "card");
+        }
         cJSON_AddItemToArray(list, m);
     }
     return root;
+}
+
+char *serve_model_card_text(const struct avemo_server *srv, const char *name)
+{
+    for (int i = 0; i < srv->num_models; i++) {
+        if (strcmp(avemo_classifier_name(srv->models[i].clf), name) != 0) continue;
+        char path[1100];
+        uint8_t *text = NULL;
+        size_t size = 0;
+        if (card_path(srv->models[i].path, path, sizeof path) ||
+            avemo_read_file(path, CARD_MAX_BYTES, &text, &size, NULL))
+            return NULL;
+        return (char *)text; /* avemo_read_file ends it with a NUL */
+    }
+    return NULL;
 }

@@ -7,6 +7,8 @@
  * stays under max_connections * max_upload_bytes whatever clients do. */
 #include "serve/serve_internal.h"
 
+#include <avemo/audio.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +314,10 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
 
     const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "name");
     set_file_name(req, name);
+    const char *signals = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "signals");
+    if (signals && strcmp(signals, "1") != 0 && strcmp(signals, "0") != 0)
+        return serve_respond_error(req, 400, "bad_request", "signals must be 0 or 1, not '%.20s'", signals);
+    req->signals = signals && strcmp(signals, "1") == 0;
     if (multipart) {
         req->pp = canonical_content_type(req, boundary)
                       ? NULL
@@ -357,6 +363,7 @@ static int enqueue(struct serve_request *req)
     }
     req->state = SERVE_REQ_QUEUED;
     req->counted = 1;
+    req->t_queued = avemo_now();
     atomic_fetch_add(&srv->in_flight, 1);
     MHD_suspend_connection(req->conn);
     srv->queue[(srv->qhead + srv->qcount) % srv->qcap] = req;
@@ -461,6 +468,35 @@ static int answer_stored(struct avemo_server *srv, struct serve_request *req, co
     return 1;
 }
 
+/* ?signals=1: the waveform and log-mel of the upload's audio from avemo's decode, for the page
+ * to draw whatever the format; null when it has no audio. */
+static cJSON *signals_json(const struct serve_request *req)
+{
+    avemo_media *media = NULL;
+    struct avemo_audio_overview ov;
+    if (avemo_media_open_memory(req->data, req->size, NULL, &media, NULL)) return cJSON_CreateNull();
+    enum avemo_status s = avemo_audio_overview_from_media(media, 600, 64, 400, &ov, NULL);
+    avemo_media_close(media);
+    if (s) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject(), *wave = cJSON_AddObjectToObject(o, "waveform");
+    cJSON_AddNumberToObject(o, "duration_s", ov.duration_s);
+    cJSON_AddNumberToObject(wave, "peak", ov.peak);
+    cJSON *lo = cJSON_AddArrayToObject(wave, "min"), *hi = cJSON_AddArrayToObject(wave, "max");
+    for (int c = 0; c < ov.columns; c++) {
+        cJSON_AddItemToArray(lo, cJSON_CreateNumber(ov.wave_min[c]));
+        cJSON_AddItemToArray(hi, cJSON_CreateNumber(ov.wave_max[c]));
+    }
+    cJSON *mel = cJSON_AddObjectToObject(o, "logmel");
+    cJSON_AddNumberToObject(mel, "bands", ov.mel_bands);
+    cJSON_AddNumberToObject(mel, "frames", ov.mel_frames);
+    cJSON_AddNumberToObject(mel, "hop_s", ov.mel_hop_s);
+    char *b64 = serve_base64(ov.logmel, (size_t)ov.mel_bands * (size_t)ov.mel_frames);
+    cJSON_AddItemToObject(mel, "data", b64 ? cJSON_CreateString(b64) : cJSON_CreateNull());
+    free(b64);
+    avemo_audio_overview_free(&ov);
+    return o;
+}
+
 /* Classify one upload and leave the answer (status + JSON) in req. */
 static void run_prediction(struct serve_worker *w, struct serve_request *req)
 {
@@ -479,10 +515,14 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     memset(pred, 0, sizeof *pred);
     enum avemo_status s =
         avemo_classify_memory(w->ctx[req->model], req->data, req->size, req->file_name, req->mode, pred, &err);
+    serve_metrics_work(&srv->metrics, t0 - req->t_queued, avemo_now() - t0);
+    cJSON *signals = !s && req->signals ? signals_json(req) : NULL;
     free(req->data); /* media is never kept */
     req->data = NULL;
     int64_t size = (int64_t)req->size;
     double latency_ms = (avemo_now() - t0) * 1000.0;
+    if (s || (pred->label < 0 || pred->label >= pred->num_classes || pred->num_classes > AVEMO_MAX_CLASSES))
+        cJSON_Delete(signals);
     if (s) {
         answer_error(req, s, &err);
         return;
@@ -496,6 +536,7 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     cJSON *obj = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!obj) {
+        cJSON_Delete(signals);
         req->resp_status = 500;
         req->resp_body = serve_error_body("internal", "out of memory");
         return;
@@ -532,13 +573,16 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
     free(response);
     if (s || duplicate) { /* duplicate: the same key committed meanwhile (another replica): its answer */
         cJSON_Delete(obj);
+        cJSON_Delete(signals);
         if (s) answer_error(req, s, &err);
         else if (!answer_stored(srv, req, sha)) answer_error(req, AVEMO_ERR_INTERNAL, &err);
         return;
     }
     set_key(obj, "id", cJSON_CreateNumber((double)id));
     set_key(obj, "created_at", cJSON_CreateString(created_at));
-    serve_metrics_prediction(&srv->metrics, req->model, pred->mode_used, pred->label);
+    if (signals) set_key(obj, "signals", signals);
+    if (!pred->model[0]) snprintf(pred->model, sizeof pred->model, "%.*s", (int)sizeof pred->model - 1, model);
+    serve_metrics_prediction(&srv->metrics, pred);
     req->resp_body = cJSON_PrintUnformatted(obj);
     req->resp_status = req->resp_body ? 200 : 500;
     cJSON_Delete(obj);

@@ -102,12 +102,20 @@ enum avemo_status serve_history_ping(serve_history *h, struct avemo_error *err);
 
 enum serve_endpoint {
     SERVE_EP_PREDICT, SERVE_EP_MODELS, SERVE_EP_HISTORY, SERVE_EP_HISTORY_ITEM, SERVE_EP_HEALTHZ,
-    SERVE_EP_READYZ, SERVE_EP_METRICS, SERVE_EP_WEB, SERVE_EP_OTHER, SERVE_EP_COUNT
+    SERVE_EP_READYZ, SERVE_EP_METRICS, SERVE_EP_WEB, SERVE_EP_OTHER, SERVE_EP_OPENAPI, SERVE_EP_MODEL_CARD,
+    SERVE_EP_COUNT
 };
 const char *serve_endpoint_name(enum serve_endpoint ep);
 
 #define SERVE_STATUS_SLOTS 16     /* distinct HTTP statuses counted; the last slot is "other" */
 #define SERVE_LATENCY_BUCKETS 12
+#define SERVE_ANSWER_MODELS (2 * AVEMO_SERVE_MAX_MODELS)
+
+struct serve_histogram {
+    uint64_t le[SERVE_LATENCY_BUCKETS]; /* non-cumulative counts per bucket */
+    uint64_t inf;
+    double sum;
+};
 
 struct serve_metrics {
     pthread_mutex_t lock;
@@ -115,14 +123,23 @@ struct serve_metrics {
     uint64_t latency_le[SERVE_EP_COUNT][SERVE_LATENCY_BUCKETS]; /* non-cumulative counts per bucket */
     uint64_t latency_inf[SERVE_EP_COUNT];
     double latency_sum[SERVE_EP_COUNT];
-    uint64_t predictions[AVEMO_SERVE_MAX_MODELS][3][AVEMO_MAX_CLASSES];
+    /* predictions by the model that answered (a main or an extra model), mode used and label */
+    char answer_model[SERVE_ANSWER_MODELS][65]; /* pred->model with its NUL */
+    char answer_labels[SERVE_ANSWER_MODELS][AVEMO_MAX_CLASSES][9];
+    int answer_classes[SERVE_ANSWER_MODELS];
+    uint64_t predictions[SERVE_ANSWER_MODELS][3][AVEMO_MAX_CLASSES];
     uint64_t rejected_busy;
+    /* seconds an upload waited in the queue, and a worker's decoding + inference time */
+    struct serve_histogram queue_wait, inference;
 };
 
 void serve_metrics_init(struct serve_metrics *m);
 void serve_metrics_destroy(struct serve_metrics *m);
 void serve_metrics_request(struct serve_metrics *m, enum serve_endpoint ep, unsigned status, double seconds);
-void serve_metrics_prediction(struct serve_metrics *m, int model, enum avemo_mode mode, int label);
+/* One answered prediction, counted under the model that answered (pred->model). */
+void serve_metrics_prediction(struct serve_metrics *m, const struct avemo_prediction *pred);
+/* A worker's timing of one upload: its wait in the queue and its decoding + inference. */
+void serve_metrics_work(struct serve_metrics *m, double queue_wait_s, double inference_s);
 /* The Prometheus text of GET /metrics (malloc'ed), NULL when out of memory. */
 char *serve_metrics_text(struct avemo_server *srv);
 
@@ -168,7 +185,7 @@ uint64_t serve_deadlines_cut(struct avemo_server *srv);
 
 struct avemo_server {
     struct avemo_serve_options opt; /* strings point to the copies below */
-    char *host, *db_path, *api_key;
+    char *host, *db_path, *api_key, *cors_origin;
     struct serve_model models[AVEMO_SERVE_MAX_MODELS];
     int num_models;
     serve_history *history;
@@ -216,6 +233,8 @@ struct serve_request {
     char *content_type;              /* the canonical multipart Content-Type given to MHD */
     char file_name[200];
     int model;                       /* index into srv->models */
+    int signals;                     /* ?signals=1: add the waveform and log-mel overview */
+    double t_queued;                 /* when it entered the queue (avemo_now) */
     enum avemo_mode mode;
     enum serve_request_state state;
     unsigned resp_status;            /* the worker's answer */
@@ -245,6 +264,8 @@ void serve_workers_stop(struct avemo_server *srv);
 enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error *err);
 void serve_models_free(struct avemo_server *srv);
 cJSON *serve_models_json(const struct avemo_server *srv);
+/* The model card (markdown, malloc'ed) of the model named `name`; NULL when there is none. */
+char *serve_model_card_text(const struct avemo_server *srv, const char *name);
 
 /* server.c: answers. body is malloc'ed and taken over. */
 enum MHD_Result serve_respond(struct serve_request *req, unsigned status, const char *content_type, char *body);
@@ -288,6 +309,8 @@ struct serve_asset {
     size_t size;
 };
 const struct serve_asset *serve_find_asset(const char *url);
+/* The OpenAPI 3.1 document of the API (src/serve/openapi.json, embedded). */
+const struct serve_asset *serve_openapi_asset(void);
 int serve_assets_embedded(void);
 
 #endif

@@ -73,6 +73,15 @@ char *serve_error_body(const char *code, const char *message)
     return text;
 }
 
+/* --cors ORIGIN: browsers on that origin may call the API (GET, POST, DELETE with a key). */
+static void add_cors_headers(const struct avemo_server *srv, struct MHD_Response *resp)
+{
+    if (!srv->cors_origin) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", srv->cors_origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After");
+    if (strcmp(srv->cors_origin, "*") != 0) MHD_add_response_header(resp, "Vary", "Origin");
+}
+
 static void add_common_headers(struct MHD_Response *resp, unsigned status, const char *content_type)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -97,6 +106,7 @@ enum MHD_Result serve_respond(struct serve_request *req, unsigned status, const 
     }
     add_common_headers(resp, status, content_type);
     serve_add_request_headers(req, resp);
+    add_cors_headers(req->srv, resp);
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
                                 req->endpoint == SERVE_EP_PREDICT        ? "POST"
@@ -155,6 +165,48 @@ static enum MHD_Result answer_web(struct serve_request *req, const char *url)
     serve_add_request_headers(req, resp);
     req->status = 200;
     enum MHD_Result r = MHD_queue_response(req->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* GET /openapi.json: the embedded OpenAPI 3.1 document. */
+static enum MHD_Result answer_openapi(struct serve_request *req)
+{
+    const struct serve_asset *doc = serve_openapi_asset();
+    if (!doc) return serve_respond_error(req, 404, "not_found", "this build has no embedded OpenAPI document");
+    char *body = malloc(doc->size + 1);
+    if (body) {
+        memcpy(body, doc->data, doc->size);
+        body[doc->size] = '\0';
+    }
+    return serve_respond(req, 200, "application/json", body);
+}
+
+/* GET /v1/models/{name}/card: the model card as markdown. */
+static enum MHD_Result answer_model_card(struct serve_request *req, const char *url)
+{
+    char name[80];
+    const char *rest = url + strlen("/v1/models/");
+    size_t n = strcspn(rest, "/");
+    if (n == 0 || n >= sizeof name || strcmp(rest + n, "/card") != 0)
+        return serve_respond_error(req, 404, "not_found", "no such endpoint: %.100s", url);
+    snprintf(name, sizeof name, "%.*s", (int)n, rest);
+    char *text = serve_model_card_text(req->srv, name);
+    if (!text) return serve_respond_error(req, 404, "not_found", "no model card for '%.64s' (see /v1/models)", name);
+    return serve_respond(req, 200, "text/markdown; charset=utf-8", text);
+}
+
+/* A CORS preflight (OPTIONS with --cors): which methods and headers the API takes. */
+static enum MHD_Result answer_preflight(struct serve_request *req)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    add_cors_headers(req->srv, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    req->status = 204;
+    enum MHD_Result r = MHD_queue_response(req->conn, 204, resp);
     MHD_destroy_response(resp);
     return r;
 }
@@ -237,6 +289,8 @@ static enum serve_endpoint route_endpoint(const char *url)
     if (strcmp(url, "/v1/models") == 0) return SERVE_EP_MODELS;
     if (strcmp(url, "/v1/history") == 0) return SERVE_EP_HISTORY;
     if (strncmp(url, "/v1/history/", 12) == 0) return SERVE_EP_HISTORY_ITEM;
+    if (strncmp(url, "/v1/models/", 11) == 0) return SERVE_EP_MODEL_CARD;
+    if (strcmp(url, "/openapi.json") == 0) return SERVE_EP_OPENAPI;
     if (strcmp(url, "/healthz") == 0) return SERVE_EP_HEALTHZ;
     if (strcmp(url, "/readyz") == 0) return SERVE_EP_READYZ;
     if (strcmp(url, "/metrics") == 0) return SERVE_EP_METRICS;
@@ -269,6 +323,7 @@ static int is_get(const char *method) { return strcmp(method, "GET") == 0 || str
 static enum MHD_Result dispatch(struct serve_request *req, const char *url, const char *method)
 {
     enum serve_endpoint ep = req->endpoint;
+    if (strcmp(method, "OPTIONS") == 0 && req->srv->cors_origin && ep != SERVE_EP_OTHER) return answer_preflight(req);
     if (strncmp(url, "/v1/", 4) == 0 && !authorized(req))
         return serve_respond_error(req, 401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)");
     if (ep == SERVE_EP_OTHER) return serve_respond_error(req, 404, "not_found", "no such endpoint: %.100s", url);
@@ -289,6 +344,8 @@ static enum MHD_Result dispatch(struct serve_request *req, const char *url, cons
     case SERVE_EP_READYZ: return answer_readyz(req);
     case SERVE_EP_METRICS: return answer_metrics(req);
     case SERVE_EP_WEB: return answer_web(req, url);
+    case SERVE_EP_OPENAPI: return answer_openapi(req);
+    case SERVE_EP_MODEL_CARD: return answer_model_card(req, url);
     default: return serve_respond_error(req, 404, "not_found", "no such endpoint: %.100s", url);
     }
 }
@@ -409,8 +466,11 @@ static enum avemo_status copy_options(struct avemo_server *srv, const struct ave
     srv->host = strdup(o->host && *o->host ? o->host : "127.0.0.1");
     srv->db_path = strdup(o->db_path && *o->db_path ? o->db_path : "history.sqlite");
     srv->api_key = o->api_key && *o->api_key ? strdup(o->api_key) : NULL;
-    if (!srv->host || !srv->db_path || (o->api_key && *o->api_key && !srv->api_key))
+    srv->cors_origin = o->cors_origin && *o->cors_origin ? strdup(o->cors_origin) : NULL;
+    if (!srv->host || !srv->db_path || (o->api_key && *o->api_key && !srv->api_key) ||
+        (o->cors_origin && *o->cors_origin && !srv->cors_origin))
         return avemo_fail(err, AVEMO_ERR_NOMEM, "serve: out of memory");
+    o->cors_origin = srv->cors_origin;
     o->host = srv->host;
     o->db_path = srv->db_path;
     o->api_key = srv->api_key;
@@ -499,5 +559,6 @@ void avemo_server_stop(avemo_server *srv)
     free(srv->host);
     free(srv->db_path);
     free(srv->api_key);
+    free(srv->cors_origin);
     free(srv);
 }

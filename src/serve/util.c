@@ -1,14 +1,16 @@
-/* Small helpers of the service: SHA-256 (libavutil), base64, the face crop as a JPEG data URL
+/* Small helpers of the service: SHA-256 and base64 (libavutil), the face crop as a JPEG data URL
  * (written by the vision module's JPEG writer). */
 #include "serve/serve_internal.h"
 
 #include <avemo/vision.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavutil/base64.h>
 #include <libavutil/mem.h>
 #include <libavutil/sha.h>
 
@@ -38,21 +40,13 @@ void avemo_sha256_hex(const void *data, size_t size, char hex[65])
 
 char *serve_base64(const uint8_t *data, size_t size)
 {
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t out_len = 4 * ((size + 2) / 3);
-    char *out = malloc(out_len + 1);
-    if (!out) return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < size; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16;
-        if (i + 1 < size) v |= (uint32_t)data[i + 1] << 8;
-        if (i + 2 < size) v |= data[i + 2];
-        out[o++] = alphabet[(v >> 18) & 63];
-        out[o++] = alphabet[(v >> 12) & 63];
-        out[o++] = i + 1 < size ? alphabet[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < size ? alphabet[v & 63] : '=';
+    if (size > (size_t)(INT_MAX / 4 * 3 - 3)) return NULL; /* av_base64_encode takes int sizes */
+    const int out_size = (int)AV_BASE64_SIZE(size);
+    char *out = malloc((size_t)out_size);
+    if (out && !av_base64_encode(out, out_size, data, (int)size)) {
+        free(out);
+        out = NULL;
     }
-    out[o] = '\0';
     return out;
 }
 

@@ -24,3 +24,5 @@ const struct serve_asset *serve_find_asset(const char *url)
         if (strcmp(a->path, url) == 0) return a;
     return NULL;
 }
+
+const struct serve_asset *serve_openapi_asset(void) { return serve_find_asset("/openapi.json"); }

@@ -34,6 +34,15 @@ static void save_or_fail(const avemo_net *net, const char *path)
     if (avemo_net_save(net, path, &err)) fail_msg("%s", err.message);
 }
 
+/* The file checksum is zlib's CRC-32: its check value, and the same result in pieces. */
+static void test_crc32_is_zlib(void **state)
+{
+    (void)state;
+    assert_int_equal(avemo_crc32(0, "123456789", 9), 0xCBF43926u);
+    assert_int_equal(avemo_crc32(avemo_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
+    assert_int_equal(avemo_crc32(0, "", 0), 0u);
+}
+
 static void test_round_trip_bit_identical(void **state)
 {
     (void)state;
@@ -242,6 +251,7 @@ static void test_load_params_into_branch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_is_zlib),
         cmocka_unit_test(test_round_trip_bit_identical),
         cmocka_unit_test(test_flipped_byte),
         cmocka_unit_test(test_truncated),

@@ -20,7 +20,7 @@ struct fixture {
     char db[256];
 };
 
-static struct fixture *start(const char *api_key, size_t max_upload)
+static struct fixture *start_cors(const char *api_key, size_t max_upload, const char *cors)
 {
     struct fixture *f = calloc(1, sizeof *f);
     snprintf(f->db, sizeof f->db, "%s/serve_api_%d.sqlite", AVEMO_BINARY_DIR, (int)getpid());
@@ -32,12 +32,15 @@ static struct fixture *start(const char *api_key, size_t max_upload)
     opt.api_key = api_key;
     opt.quiet = 1;
     opt.max_upload_bytes = max_upload;
+    opt.cors_origin = cors;
     struct avemo_error err = {0};
     if (avemo_server_start(&opt, &f->srv, &err)) fail_msg("server: %s", err.message);
     f->port = avemo_server_port(f->srv);
     assert_true(f->port > 0);
     return f;
 }
+
+static struct fixture *start(const char *api_key, size_t max_upload) { return start_cors(api_key, max_upload, NULL); }
 
 static void stop(struct fixture *f)
 {
@@ -257,7 +260,130 @@ static void test_metrics(void **state)
     assert_non_null(strstr(r.body, "\navemo_queue_depth 0\n"));
     assert_non_null(strstr(r.body, "\navemo_queue_capacity 8\n"));
     assert_non_null(strstr(r.body, "\navemo_ready 0\n"));
+    assert_non_null(strstr(r.body, "\navemo_build_info{version=\"" AVEMO_VERSION_STRING "\",libavformat=\""));
+    assert_non_null(strstr(r.body, "# TYPE avemo_queue_wait_seconds histogram\n"));
+    assert_non_null(strstr(r.body, "# TYPE avemo_inference_duration_seconds histogram\n"));
     http_reply_free(&r);
+}
+
+/* Every "$ref" in the document points at something that exists ("#/a/b/c"). */
+static void check_refs(const cJSON *root, const cJSON *node, int *refs)
+{
+    for (const cJSON *c = node ? node->child : NULL; c; c = c->next) {
+        if (c->string && strcmp(c->string, "$ref") == 0) {
+            const char *ref = cJSON_GetStringValue(c);
+            assert_non_null(ref);
+            assert_memory_equal(ref, "#/", 2);
+            char path[256];
+            snprintf(path, sizeof path, "%s", ref + 2);
+            const cJSON *at = root;
+            for (char *save = NULL, *key = strtok_r(path, "/", &save); key; key = strtok_r(NULL, "/", &save))
+                at = cJSON_GetObjectItemCaseSensitive(at, key);
+            if (!at) fail_msg("$ref %s points nowhere", ref);
+            (*refs)++;
+        }
+        check_refs(root, c, refs);
+    }
+}
+
+static const cJSON *resolve(const cJSON *root, const cJSON *obj)
+{
+    const char *ref = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "$ref"));
+    if (!ref) return obj;
+    char path[256];
+    snprintf(path, sizeof path, "%s", ref + 2);
+    const cJSON *at = root;
+    for (char *save = NULL, *key = strtok_r(path, "/", &save); key; key = strtok_r(NULL, "/", &save))
+        at = cJSON_GetObjectItemCaseSensitive(at, key);
+    return at;
+}
+
+/* GET /openapi.json: an OpenAPI 3.1 document (structure checked here, as no validator is
+ * packaged in Debian) covering every endpoint the server routes, each operation with a unique
+ * operationId and responses that all have a description, every error status of the API
+ * documented for /v1/predict with the Error schema, and every $ref resolving. */
+static void test_openapi(void **state)
+{
+    struct fixture *f = *state;
+    struct http_reply r = http_get(f->port, "/openapi.json");
+    expect_status(&r, 200, NULL);
+    assert_true(has_header(&r, "Content-Type: application/json"));
+    const cJSON *doc = r.json;
+    assert_non_null(doc);
+    assert_string_equal(json_string(doc, "openapi"), "3.1.0");
+    const cJSON *info = cJSON_GetObjectItemCaseSensitive(doc, "info");
+    assert_string_equal(json_string(info, "version"), AVEMO_VERSION_STRING);
+    assert_non_null(json_string(info, "title"));
+    static const char *const ops[][2] = {
+        {"/v1/predict", "post"}, {"/v1/models", "get"}, {"/v1/models/{name}/card", "get"},
+        {"/v1/history", "get"}, {"/v1/history/{id}", "get"}, {"/v1/history/{id}", "delete"},
+        {"/healthz", "get"}, {"/readyz", "get"}, {"/metrics", "get"}, {"/openapi.json", "get"}, {"/", "get"},
+    };
+    const cJSON *paths = cJSON_GetObjectItemCaseSensitive(doc, "paths");
+    char ids[32][64];
+    int nids = 0;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(paths, ops[i][0]), ops[i][1]);
+        if (!op) fail_msg("the document has no %s %s", ops[i][1], ops[i][0]);
+        const char *id = json_string(op, "operationId");
+        for (int k = 0; k < nids; k++)
+            if (strcmp(ids[k], id) == 0) fail_msg("operationId %s twice", id);
+        snprintf(ids[nids++], sizeof ids[0], "%s", id);
+        const cJSON *responses = cJSON_GetObjectItemCaseSensitive(op, "responses");
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(responses, "200"));
+        for (const cJSON *resp = responses->child; resp; resp = resp->next) {
+            const cJSON *res = resolve(doc, resp);
+            if (!res || !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "description")))
+                fail_msg("%s %s: response %s has no description", ops[i][1], ops[i][0], resp->string);
+        }
+    }
+    assert_int_equal(cJSON_GetArraySize(paths), 10); /* nothing undocumented, nothing extra */
+    static const char *const errors[] = {"400", "401", "404", "405", "413", "415", "422", "500", "503"};
+    const cJSON *predict = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(paths, "/v1/predict"), "post");
+    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) {
+        const cJSON *res = resolve(doc, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(predict, "responses"), errors[i]));
+        const cJSON *schema = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "content"), "application/json"), "schema");
+        if (!schema || strcmp(json_string(schema, "$ref"), "#/components/schemas/Error") != 0)
+            fail_msg("/v1/predict: status %s is not documented with the Error schema", errors[i]);
+    }
+    int refs = 0;
+    check_refs(doc, doc, &refs);
+    assert_true(refs > 20);
+    http_reply_free(&r);
+}
+
+/* --cors ORIGIN: answers carry Access-Control-Allow-Origin and a preflight is answered 204;
+ * without it, neither. */
+static void test_cors(void **state)
+{
+    (void)state;
+    struct fixture *f = start_cors(NULL, 0, "https://app.example");
+    struct http_reply r = http_get(f->port, "/healthz");
+    expect_status(&r, 200, NULL);
+    assert_true(has_header(&r, "Access-Control-Allow-Origin: https://app.example"));
+    assert_true(has_header(&r, "Vary: Origin"));
+    http_reply_free(&r);
+    r = http_run(f->port, "-X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST'",
+                 "/v1/predict");
+    expect_status(&r, 204, NULL);
+    assert_true(has_header(&r, "Access-Control-Allow-Origin: https://app.example"));
+    assert_true(has_header(&r, "Access-Control-Allow-Methods: GET, HEAD, POST, DELETE, OPTIONS"));
+    assert_true(has_header(&r, "Access-Control-Allow-Headers: Authorization, X-API-Key, Content-Type"));
+    http_reply_free(&r);
+    r = http_get(f->port, "/v1/nope"); /* errors too, so that a page can read them */
+    expect_status(&r, 404, "not_found");
+    assert_true(has_header(&r, "Access-Control-Allow-Origin: https://app.example"));
+    http_reply_free(&r);
+    stop(f);
+    f = start(NULL, 0);
+    r = http_get(f->port, "/healthz");
+    assert_false(has_header(&r, "Access-Control-Allow-Origin"));
+    http_reply_free(&r);
+    r = http_run(f->port, "-X OPTIONS", "/v1/predict");
+    expect_status(&r, 405, "method_not_allowed");
+    http_reply_free(&r);
+    stop(f);
 }
 
 /* A client that sends half a request and stalls is disconnected after the timeout. */
@@ -395,6 +521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict_request_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openapi, setup, teardown),
+        cmocka_unit_test(test_cors),
         cmocka_unit_test(test_upload_limit),
         cmocka_unit_test(test_api_key),
         cmocka_unit_test(test_slow_client_timeout),

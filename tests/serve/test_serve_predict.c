@@ -99,7 +99,9 @@ static void test_ready_and_models(void **state)
     assert_int_equal(cJSON_GetArraySize(models), 1);
     cJSON *m = cJSON_GetArrayItem(models, 0);
     assert_string_equal(json_string(m, "name"), avemo_classifier_name(s->clf));
-    assert_string_equal(json_string(m, "path"), main_model);
+    assert_string_equal(json_string(m, "file"), "avemo-av.avm");
+    assert_null(strstr(r.body, model_dir)); /* no path of the server's disk */
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "path"));
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "default")));
     cJSON *labels = cJSON_GetObjectItemCaseSensitive(m, "labels");
     assert_int_equal(cJSON_GetArraySize(labels), avemo_classifier_num_classes(s->clf));
@@ -111,11 +113,26 @@ static void test_ready_and_models(void **state)
     assert_int_equal(cJSON_GetArraySize(modes), supported);
     cJSON *card = cJSON_GetObjectItemCaseSensitive(m, "card");
     if (file_exists(model_card)) {
-        assert_string_equal(json_string(card, "path"), model_card);
+        assert_string_equal(json_string(card, "file"), "avemo-av.md");
         assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(card, "accuracy")));
+        /* the card's Limitations, one item per bullet, and the whole card at its url */
+        cJSON *caveats = cJSON_GetObjectItemCaseSensitive(card, "caveats");
+        assert_true(cJSON_GetArraySize(caveats) >= 1);
+        assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetArrayItem(caveats, 0)), "artificial"));
+        assert_string_equal(json_string(card, "url"), "/v1/models/avemo-av/card");
+        struct http_reply c = http_get(s->server.port, "/v1/models/avemo-av/card");
+        expect_status(&c, 200, NULL);
+        assert_true(has_header(&c, "Content-Type: text/markdown"));
+        char *want = slurp_text(model_card, NULL);
+        assert_string_equal(c.body, want);
+        free(want);
+        http_reply_free(&c);
     } else {
         assert_true(cJSON_IsNull(card));
     }
+    http_reply_free(&r);
+    r = http_get(s->server.port, "/v1/models/nope/card");
+    expect_status(&r, 404, "not_found");
     http_reply_free(&r);
 }
 
@@ -361,6 +378,81 @@ static void test_metrics(void **state)
     assert_non_null(strstr(r.body, "avemo_http_requests_total{endpoint=\"predict\",status=\"415\"}"));
     assert_non_null(strstr(r.body, "avemo_http_request_duration_seconds_count{endpoint=\"predict\"}"));
     assert_non_null(strstr(r.body, "\navemo_ready 1\n"));
+    /* every upload a worker took is timed twice: its wait in the queue and its inference */
+    const char *waits = strstr(r.body, "\navemo_queue_wait_seconds_count ");
+    const char *runs = strstr(r.body, "\navemo_inference_duration_seconds_count ");
+    assert_non_null(waits);
+    assert_non_null(runs);
+    assert_true(atoi(strchr(waits + 1, ' ') + 1) >= s->predictions_ok);
+    assert_int_equal(atoi(strchr(waits + 1, ' ') + 1), atoi(strchr(runs + 1, ' ') + 1));
+    assert_non_null(strstr(r.body, "\navemo_build_info{version=\"" AVEMO_VERSION_STRING "\","));
+    http_reply_free(&r);
+}
+
+/* avemo_predictions_total names the model that answered: after av falls back on a clip without
+ * sound, the face model, as the answer's "model" says. */
+static void test_metrics_name_the_answering_model(void **state)
+{
+    struct state *s = *state;
+    if (s->num_extras < 2) skip();
+    struct http_reply r = http_run(s->server.port, "-F 'file=@" TEST_DATA("media/noaudio_1001_DFA_ANG_XX.flv") "'",
+                                   "/v1/predict?mode=av");
+    expect_status(&r, 200, NULL);
+    s->predictions_ok++;
+    char want[160];
+    snprintf(want, sizeof want, "avemo_predictions_total{model=\"%s\",mode=\"%s\",label=\"%s\"} ",
+             json_string(r.json, "model"), json_string(r.json, "mode"), json_string(r.json, "label"));
+    assert_string_not_equal(json_string(r.json, "model"), "avemo-av");
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r.json, "fallback")));
+    http_reply_free(&r);
+    r = http_get(s->server.port, "/metrics");
+    if (!strstr(r.body, want)) fail_msg("no '%s' in the metrics", want);
+    http_reply_free(&r);
+}
+
+/* ?signals=1: the waveform (normalised to a peak of 127) and the log-mel from the server's own
+ * decode, for FLV, WAV and MP3 alike; only when asked; a wrong value is a 400. */
+static void test_signals(void **state)
+{
+    struct state *s = *state;
+    static const char *const files[3] = {TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), TEST_DATA("audio/1001_DFA_ANG_XX.wav"),
+                                         TEST_DATA("audio/1002_DFA_ANG_XX.mp3")};
+    for (int i = 0; i < 3; i++) {
+        char args[600];
+        snprintf(args, sizeof args, "-F 'file=@%s'", files[i]);
+        struct http_reply r = http_run(s->server.port, args, "/v1/predict?mode=audio&signals=1");
+        expect_status(&r, 200, NULL);
+        s->predictions_ok++;
+        cJSON *sig = cJSON_GetObjectItemCaseSensitive(r.json, "signals");
+        assert_true(json_number(sig, "duration_s") > 1.0 && json_number(sig, "duration_s") < 5.0);
+        cJSON *wave = cJSON_GetObjectItemCaseSensitive(sig, "waveform");
+        cJSON *lo = cJSON_GetObjectItemCaseSensitive(wave, "min"), *hi = cJSON_GetObjectItemCaseSensitive(wave, "max");
+        assert_int_equal(cJSON_GetArraySize(lo), 600);
+        assert_int_equal(cJSON_GetArraySize(hi), 600);
+        int peak = 0;
+        for (int c = 0; c < 600; c++) {
+            int a = cJSON_GetArrayItem(lo, c)->valueint, b = cJSON_GetArrayItem(hi, c)->valueint;
+            assert_true(a <= b && a >= -127 && b <= 127);
+            peak = abs(a) > peak ? abs(a) : peak;
+            peak = abs(b) > peak ? abs(b) : peak;
+        }
+        assert_int_equal(peak, 127);
+        assert_true(json_number(wave, "peak") > 0.0 && json_number(wave, "peak") <= 1.0);
+        cJSON *mel = cJSON_GetObjectItemCaseSensitive(sig, "logmel");
+        int bands = (int)json_number(mel, "bands"), frames = (int)json_number(mel, "frames");
+        assert_int_equal(bands, 64);
+        assert_true(frames > 50 && frames <= 400);
+        assert_int_equal(strlen(json_string(mel, "data")), 4 * (((size_t)bands * frames + 2) / 3));
+        http_reply_free(&r);
+    }
+    struct http_reply r = http_run(s->server.port, "-F 'file=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv") "'",
+                                   "/v1/predict?signals=yes");
+    expect_status(&r, 400, "bad_request");
+    http_reply_free(&r);
+    r = http_run(s->server.port, "-F 'file=@" TEST_DATA("cremad/1001_DFA_ANG_XX.flv") "'", "/v1/predict?mode=audio");
+    expect_status(&r, 200, NULL);
+    s->predictions_ok++;
+    assert_null(cJSON_GetObjectItemCaseSensitive(r.json, "signals")); /* only when asked */
     http_reply_free(&r);
 }
 
@@ -527,7 +619,8 @@ static void test_model_card(void **state)
     f = fopen(card, "w");
     assert_non_null(f);
     fputs("# cardtest\n\n| metric | value |\n|---|---|\n| test accuracy | 0.712 |\n"
-          "Unweighted accuracy (UA): 68.5 % on 1,116 clips\nF1 macro 0.70\n", f);
+          "Unweighted accuracy (UA): 68.5 % on 1,116 clips\nF1 macro 0.70\n\n## Limitations\n\n"
+          "- Acted speech only,\n  never tested on phone calls.\n- Six emotions.\n\n## Licence\n\n- not a caveat\n", f);
     fclose(f);
 
     struct avemo_serve_options opt;
@@ -544,7 +637,12 @@ static void test_model_card(void **state)
     cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r.json, "models"), 0);
     assert_string_equal(json_string(m, "name"), "cardtest");
     cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "card");
-    assert_string_equal(json_string(c, "path"), card);
+    assert_string_equal(json_string(c, "file"), "cardtest.md");
+    cJSON *caveats = cJSON_GetObjectItemCaseSensitive(c, "caveats");
+    assert_int_equal(cJSON_GetArraySize(caveats), 2);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(caveats, 0)),
+                        "Acted speech only, never tested on phone calls.");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetArrayItem(caveats, 1)), "Six emotions.");
     cJSON *acc = cJSON_GetObjectItemCaseSensitive(c, "accuracy");
     assert_int_equal(cJSON_GetArraySize(acc), 2); /* the F1 line does not mention accuracy */
     cJSON *values = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(acc, 0), "values");
@@ -577,6 +675,8 @@ int main(void)
         cmocka_unit_test(test_predict_every_clip_mode_and_transport),
         cmocka_unit_test(test_predict_defaults),
         cmocka_unit_test(test_predict_errors),
+        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_metrics_name_the_answering_model),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_queue_full_503),
         cmocka_unit_test(test_graceful_stop),

@@ -1,4 +1,5 @@
-// avemo web page: upload or record a clip, show the emotion, the face crop, the waveform and the history.
+// avemo web page: upload, record or photograph, show the emotion, why a mode fell back, the face crop,
+// the waveform and log-mel of the server's decode, the model's caveats, and the history (details, CSV).
 // Plain JavaScript, no build step; every text from the server goes through textContent.
 'use strict';
 
@@ -7,6 +8,8 @@ const PAGE = 20;
 const $ = (id) => document.getElementById(id);
 let historyOffset = 0;
 let recorder = null;
+let camera = null;          // the webcam's MediaStream while the camera box is open
+const models = {};          // name -> entry of /v1/models (caveats, card url)
 
 function apiKey() { return localStorage.getItem('avemo-api-key') || ''; }
 
@@ -46,6 +49,7 @@ async function loadModels() {
     const data = await api('/v1/models');
     select.textContent = '';
     for (const m of data.models) {
+      models[m.name] = m;
       const option = document.createElement('option');
       option.value = m.name;
       option.textContent = m.name + ' (' + m.modes.join(', ') + ')';
@@ -57,7 +61,51 @@ async function loadModels() {
 
 function emotionName(code) { return NAMES[code] || code; }
 
-function renderResult(p) {
+// Why the answer comes from another mode than asked (the API's `fallback`).
+function renderFallback(p) {
+  const box = $('fallback');
+  const reason = p.fallback || p.fallback_reason;
+  box.hidden = !reason;
+  box.textContent = reason ? 'Answered in ' + (p.mode_used || p.mode) + ' mode, not ' + p.mode_requested + ': ' + reason : '';
+}
+
+// The face the network saw; for a photo without one, the photo itself, said so.
+function renderFace(p, upload) {
+  const box = $('face-box'), face = $('face');
+  if (face.dataset.objectUrl) { URL.revokeObjectURL(face.dataset.objectUrl); delete face.dataset.objectUrl; }
+  if (typeof p.face_crop === 'string' && p.face_crop.startsWith('data:image/')) {
+    face.src = p.face_crop;
+    $('face-caption').textContent = 'face crop used';
+    box.hidden = false;
+  } else if (upload && /^image\//.test(upload.type || '')) {
+    face.dataset.objectUrl = URL.createObjectURL(upload);
+    face.src = face.dataset.objectUrl;
+    $('face-caption').textContent = 'your photo';
+    box.hidden = false;
+  } else {
+    box.hidden = true;
+    face.removeAttribute('src');
+  }
+}
+
+// The model card's caveats of the model that answered (or the one asked for), with its link.
+function renderCaveats(p, asked) {
+  const m = models[p.model] || models[asked];
+  const card = m && m.card;
+  const box = $('caveats-box'), list = $('caveats');
+  list.textContent = '';
+  box.hidden = !card || !card.caveats || !card.caveats.length;
+  if (box.hidden) return;
+  for (const text of card.caveats) {
+    const li = document.createElement('li');
+    li.textContent = text;
+    list.appendChild(li);
+  }
+  box.querySelector('summary').textContent = 'What ' + m.name + ' cannot do (' + card.caveats.length + ')';
+  $('card-link').href = card.url;
+}
+
+function renderResult(p, upload, asked) {
   $('result').hidden = false;
   const classes = (p.classes || []).slice();
   let top = classes.reduce((a, c) => (!a || c.probability > a.probability ? c : a), null);
@@ -67,7 +115,6 @@ function renderResult(p) {
   const parts = [];
   if (p.model) parts.push('model ' + p.model);
   if (p.mode_used || p.mode) parts.push('mode ' + (p.mode_used || p.mode));
-  if (p.fallback_reason) parts.push(p.fallback_reason);
   if (typeof p.latency_ms === 'number') parts.push(p.latency_ms.toFixed(0) + ' ms');
   if (p.id !== undefined) parts.push('#' + p.id);
   $('details').textContent = parts.join(' · ');
@@ -91,59 +138,72 @@ function renderResult(p) {
     li.append(name, bar, pct);
     bars.appendChild(li);
   }
-  const face = $('face');
-  if (typeof p.face_crop === 'string' && p.face_crop.startsWith('data:image/')) {
-    face.src = p.face_crop;
-    face.hidden = false;
-  } else {
-    face.hidden = true;
-    face.removeAttribute('src');
+  renderFallback(p);
+  renderFace(p, upload);
+  renderCaveats(p, asked);
+  drawSignals(p.signals);
+}
+
+// The waveform and the log-mel spectrogram of the server's own decode (?signals=1), so every
+// format the server reads is drawn, FLV included.
+function drawSignals(signals) {
+  const wave = $('wave'), mel = $('logmel'), note = $('wave-note');
+  wave.hidden = mel.hidden = !signals;
+  if (!signals) { note.textContent = 'No audio in this file.'; return; }
+  drawWaveform(wave, signals.waveform);
+  drawLogmel(mel, signals.logmel);
+  note.textContent = signals.duration_s.toFixed(2) + ' s of audio as the server decoded it (peak ' +
+    (100 * signals.waveform.peak).toFixed(0) + ' % of full scale, drawn normalised); log-mel, ' +
+    signals.logmel.bands + ' bands, low at the bottom';
+}
+
+function drawWaveform(canvas, w) {
+  const g = canvas.getContext('2d');
+  canvas.width = Math.max(300, Math.round(canvas.clientWidth * (window.devicePixelRatio || 1)) || 800);
+  const W = canvas.width, H = canvas.height, n = w.min.length;
+  g.clearRect(0, 0, W, H);
+  g.fillStyle = getComputedStyle(document.documentElement).getPropertyValue('--accent').trim() || '#3056d3';
+  for (let x = 0; x < W; x++) {
+    const c = Math.min(n - 1, Math.floor(x * n / W));
+    const top = (1 - w.max[c] / 127) * H / 2, bottom = (1 - w.min[c] / 127) * H / 2;
+    g.fillRect(x, top, 1, Math.max(1, bottom - top));
   }
 }
 
-// The waveform of the clip's audio, decoded in the browser (Web Audio API).
-async function drawWaveform(blob) {
-  const canvas = $('wave');
-  const note = $('wave-note');
-  const g = canvas.getContext('2d');
-  canvas.width = canvas.clientWidth * (window.devicePixelRatio || 1) || 800;
-  g.clearRect(0, 0, canvas.width, canvas.height);
-  canvas.hidden = false;
-  note.textContent = '';
-  const Ctx = window.AudioContext || window.webkitAudioContext;
-  if (!Ctx) { note.textContent = 'This browser cannot draw the waveform.'; return; }
-  const ctx = new Ctx();
-  try {
-    const audio = await ctx.decodeAudioData(await blob.arrayBuffer());
-    const data = audio.getChannelData(0);
-    const w = canvas.width, h = canvas.height, step = Math.max(1, Math.floor(data.length / w));
-    g.fillStyle = getComputedStyle(document.documentElement).getPropertyValue('--accent') || '#3056d3';
-    for (let x = 0; x < w; x++) {
-      let lo = 1, hi = -1;
-      for (let i = x * step; i < Math.min(data.length, (x + 1) * step); i++) {
-        if (data[i] < lo) lo = data[i];
-        if (data[i] > hi) hi = data[i];
-      }
-      if (hi < lo) continue;
-      g.fillRect(x, (1 - hi) * h / 2, 1, Math.max(1, (hi - lo) * h / 2));
+// 0..255 to a dark-blue .. yellow ramp.
+function heat(v) {
+  const t = v / 255;
+  return [Math.round(255 * Math.min(1, Math.max(0, 1.6 * t - 0.5))), Math.round(220 * Math.sqrt(t)),
+          Math.round(140 * (1 - t) + 40)];
+}
+
+function drawLogmel(canvas, m) {
+  const bytes = Uint8Array.from(atob(m.data), (ch) => ch.charCodeAt(0));
+  const small = document.createElement('canvas');
+  small.width = m.frames;
+  small.height = m.bands;
+  const sg = small.getContext('2d'), img = sg.createImageData(m.frames, m.bands);
+  for (let b = 0; b < m.bands; b++)
+    for (let f = 0; f < m.frames; f++) {
+      const [r, g, bl] = heat(bytes[b * m.frames + f]);
+      const at = 4 * ((m.bands - 1 - b) * m.frames + f); // the lowest band at the bottom
+      img.data[at] = r; img.data[at + 1] = g; img.data[at + 2] = bl; img.data[at + 3] = 255;
     }
-    note.textContent = audio.duration.toFixed(2) + ' s of audio';
-  } catch (e) {
-    canvas.hidden = true;
-    note.textContent = 'No waveform: the browser cannot decode this file\'s audio (the server still classifies it).';
-  } finally {
-    if (ctx.close) ctx.close();
-  }
+  sg.putImageData(img, 0, 0);
+  canvas.width = Math.max(300, Math.round(canvas.clientWidth * (window.devicePixelRatio || 1)) || 800);
+  const g = canvas.getContext('2d');
+  g.imageSmoothingEnabled = false;
+  g.drawImage(small, 0, 0, canvas.width, canvas.height);
 }
 
 async function predict(body, query, contentType, blob) {
   showError(null);
   setBusy(true);
-  drawWaveform(blob);
   try {
     const headers = contentType ? { 'Content-Type': contentType } : {};
+    query = Object.assign({ signals: '1' }, query);
     const p = await api('/v1/predict?' + new URLSearchParams(query), { method: 'POST', body, headers });
-    renderResult(p);
+    renderResult(p, blob, query.model || $('model').value);
     historyOffset = 0;
     loadHistory();
   } catch (err) {
@@ -192,6 +252,39 @@ async function onRecord() {
   button.textContent = 'Stop and classify';
 }
 
+// The webcam: a live preview, and a JPEG snapshot classified in face mode.
+async function onCamera() {
+  if (camera) return;
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    showError(new Error('A camera needs a browser with getUserMedia, on https or localhost.'));
+    return;
+  }
+  try { camera = await navigator.mediaDevices.getUserMedia({ video: true }); }
+  catch (err) { showError(new Error('No camera: ' + err.message)); return; }
+  $('camera-video').srcObject = camera;
+  $('camera-box').hidden = false;
+}
+
+function closeCamera() {
+  if (camera) camera.getTracks().forEach((t) => t.stop());
+  camera = null;
+  $('camera-video').srcObject = null;
+  $('camera-box').hidden = true;
+}
+
+function onSnap() {
+  const video = $('camera-video');
+  if (!camera || !video.videoWidth) { showError(new Error('The camera has no picture yet.')); return; }
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  canvas.toBlob((blob) => {
+    closeCamera();
+    if (blob) predict(blob, { mode: 'face', name: 'webcam.jpg' }, 'image/jpeg', blob);
+  }, 'image/jpeg', 0.92);
+}
+
 function cell(text, className) {
   const td = document.createElement('td');
   td.textContent = text;
@@ -212,10 +305,15 @@ async function loadHistory(append) {
       del.className = 'secondary';
       del.textContent = 'Delete';
       del.setAttribute('aria-label', 'Delete prediction ' + r.id);
-      del.onclick = async () => {
+      del.onclick = async (event) => {
+        event.stopPropagation();
         try { await api('/v1/history/' + r.id, { method: 'DELETE' }); tr.remove(); }
         catch (err) { showError(err); }
       };
+      tr.tabIndex = 0;
+      tr.title = 'Show the details';
+      tr.onclick = () => showDetail(r.id);
+      tr.onkeydown = (e) => { if (e.key === 'Enter') showDetail(r.id); };
       const action = document.createElement('td');
       action.appendChild(del);
       const shown = isNaN(when) ? r.created_at : when.toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
@@ -230,6 +328,77 @@ async function loadHistory(append) {
   } catch (err) {
     showError(err);
   }
+}
+
+// One history row in full: every field and its probabilities.
+async function showDetail(id) {
+  try {
+    const r = await api('/v1/history/' + id);
+    $('detail-title').textContent = 'Prediction #' + r.id;
+    const fields = [['Time', r.created_at], ['File', r.file_name], ['Size', r.size + ' bytes'], ['SHA-256', r.sha256],
+                    ['Model', r.model], ['Mode asked', r.mode], ['Mode used', r.mode_used],
+                    ['Label', emotionName(r.label) + ' (' + r.label + ')'],
+                    ['Confidence', (100 * r.confidence).toFixed(1) + ' %'], ['Time taken', r.latency_ms.toFixed(0) + ' ms']];
+    const dl = $('detail-fields');
+    dl.textContent = '';
+    for (const [k, v] of fields) {
+      const dt = document.createElement('dt'), dd = document.createElement('dd');
+      dt.textContent = k;
+      dd.textContent = v;
+      dl.append(dt, dd);
+    }
+    const bars = $('detail-bars');
+    bars.textContent = '';
+    for (const [label, prob] of Object.entries(r.probabilities || {})) {
+      const li = document.createElement('li');
+      li.dataset.label = label;
+      const name = document.createElement('span'), bar = document.createElement('div'), fill = document.createElement('span'),
+        pct = document.createElement('span');
+      name.textContent = emotionName(label);
+      bar.className = 'bar';
+      fill.style.width = (100 * prob).toFixed(1) + '%';
+      bar.appendChild(fill);
+      pct.className = 'pct';
+      pct.textContent = (100 * prob).toFixed(1) + '%';
+      if (label === r.label) li.className = 'top';
+      li.append(name, bar, pct);
+      bars.appendChild(li);
+    }
+    $('history-detail').hidden = false;
+    $('history-detail').scrollIntoView({ block: 'nearest' });
+  } catch (err) { showError(err); }
+}
+
+function csvField(v) {
+  const text = v === null || v === undefined ? '' : String(v);
+  return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+}
+
+// The whole history as CSV (RFC 4180), one row per prediction, one column per class probability.
+async function exportCsv() {
+  try {
+    const items = [];
+    for (let offset = 0; ;) {
+      const page = await api('/v1/history?limit=1000&offset=' + offset);
+      items.push(...page.items);
+      offset += page.items.length;
+      if (!page.items.length || offset >= page.total) break;
+    }
+    const labels = [...new Set(items.flatMap((r) => Object.keys(r.probabilities || {})))];
+    const head = ['id', 'created_at', 'file_name', 'size', 'sha256', 'model', 'mode', 'mode_used', 'label',
+                  'confidence', 'latency_ms'];
+    const lines = [head.concat(labels.map((l) => 'p_' + l)).join(',')];
+    for (const r of items)
+      lines.push(head.map((k) => csvField(r[k])).concat(labels.map((l) => csvField((r.probabilities || {})[l]))).join(','));
+    const url = URL.createObjectURL(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = 'avemo-history.csv';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) { showError(err); }
 }
 
 function init() {
@@ -261,6 +430,11 @@ function init() {
   });
   $('upload-form').addEventListener('submit', onSubmit);
   $('record').addEventListener('click', onRecord);
+  $('camera').addEventListener('click', onCamera);
+  $('snap').addEventListener('click', onSnap);
+  $('camera-close').addEventListener('click', closeCamera);
+  $('export-csv').addEventListener('click', exportCsv);
+  $('detail-close').addEventListener('click', () => { $('history-detail').hidden = true; });
   $('refresh').addEventListener('click', () => { historyOffset = 0; loadHistory(); });
   $('more').addEventListener('click', () => loadHistory(true));
   loadModels();

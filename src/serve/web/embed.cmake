@@ -1,6 +1,6 @@
 # cmake -DWEB_DIR=src/serve/web -DOUT=serve_web_assets.h -P embed.cmake
 # Turns the web page's files into C byte arrays and a table for src/serve/web_assets.c.
-file(GLOB files RELATIVE ${WEB_DIR} ${WEB_DIR}/*.html ${WEB_DIR}/*.js ${WEB_DIR}/*.css ${WEB_DIR}/*.svg)
+file(GLOB files RELATIVE ${WEB_DIR} ${WEB_DIR}/*.html ${WEB_DIR}/*.js ${WEB_DIR}/*.css ${WEB_DIR}/*.svg ${WEB_DIR}/*.json)
 list(SORT files)
 set(text "/* Generated from src/serve/web by src/serve/web/embed.cmake: do not edit. */\n")
 set(table "")
@@ -17,6 +17,8 @@ foreach(name ${files})
     set(type "text/javascript; charset=utf-8")
   elseif(name MATCHES "\\.css$")
     set(type "text/css; charset=utf-8")
+  elseif(name MATCHES "\\.json$")
+    set(type "application/json")
   else()
     set(type "image/svg+xml")
   endif()

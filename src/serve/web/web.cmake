@@ -6,7 +6,7 @@
 function(avemo_embed_web web_dir)
   set(out_dir ${PROJECT_BINARY_DIR}/generated/serve)
   set(out ${out_dir}/serve_web_assets.h)
-  file(GLOB web_files CONFIGURE_DEPENDS ${web_dir}/*.html ${web_dir}/*.js ${web_dir}/*.css ${web_dir}/*.svg)
+  file(GLOB web_files CONFIGURE_DEPENDS ${web_dir}/*.html ${web_dir}/*.js ${web_dir}/*.css ${web_dir}/*.svg ${web_dir}/*.json)
   file(MAKE_DIRECTORY ${out_dir})
   add_custom_command(OUTPUT ${out}
     COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${web_dir} -DOUT=${out} -P ${web_dir}/embed.cmake
