@@ -217,13 +217,17 @@ static int parse_content_type(const char *text, char type[64], char boundary[BOU
         name[k] = '\0';
         if (k == 0 && (*p == '\0' || *p == ';')) continue; /* an empty parameter: "a/b;" */
         if (k == 0 || *p++ != '=' || parse_value(&p, value, sizeof value)) return -1;
-        if (strcmp(name, "boundary") == 0) /* one byte more than allowed: too long stays too long */
-            snprintf(boundary, BOUNDARY_MAX + 2, "%s", value);
+        if (strcmp(name, "boundary") == 0) { /* one byte more than allowed: too long stays too long */
+            size_t len = strlen(value) > BOUNDARY_MAX ? BOUNDARY_MAX + 1 : strlen(value);
+            memcpy(boundary, value, len);
+            boundary[len] = '\0';
+        }
     }
     return *p ? -1 : 0;
 }
 
-/* RFC 2046 5.1.1: 1..70 (here BOUNDARY_MAX) of DIGIT ALPHA '()+_,-./:=? and space, not ending in a space. */
+/* RFC 2046 5.1.1: 1..70 (here BOUNDARY_MAX) of DIGIT ALPHA '()+_,-./:=? and space, not
+ * ending in a space. */
 static int valid_boundary(const char *b)
 {
     size_t n = strlen(b);
