@@ -114,32 +114,91 @@ static void conv_epilogue(float *y, int M, int N, const float *scale, const floa
     }
 }
 
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *col,
-                     const float *scale, const float *shift, int relu)
+/* One sample's output rows [m0, m1): y = W . im2col(x), then the epilogue. */
+static void conv_forward_rows(const struct nn_layer *l, const float *w, const float *cols, float *y, int m0, int m1,
+                              const float *scale, const float *shift, int relu)
 {
-    const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
-    const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
-    for (int n = 0; n < B; n++) {
-        const float *x = in + n * in_size;
-        float *y = out + n * out_size;
-        const float *cols = x;
+    const int N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
+    if (m1 <= m0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, N, K, 1.0f, w + (size_t)m0 * K, K, cols, N, 0.0f,
+                y + (size_t)m0 * N, N);
+    conv_epilogue(y + (size_t)m0 * N, m1 - m0, N, scale ? scale + m0 : NULL, shift + m0, relu);
+}
+
+struct conv_task {
+    const struct nn_layer *l;
+    const float *w, *in, *dout, *scale, *shift, *cols;
+    float *out, *dw, *db, *din;
+    int B, relu, sample;
+    const struct nn_work *work;
+};
+
+/* Each worker takes a share of the samples, with its own column buffer. */
+static void conv_forward_samples(void *arg, int worker, int workers)
+{
+    const struct conv_task *t = arg;
+    const struct nn_layer *l = t->l;
+    size_t lo, hi;
+    nn_share((size_t)t->B, worker, workers, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = t->in + n * nn_in_size(l), *cols = x;
         if (!conv_is_pointwise(l)) {
-            im2col(l, x, col);
-            cols = col;
+            im2col(l, x, t->work->col[worker]);
+            cols = t->work->col[worker];
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, w, K, cols, N, 0.0f, y, N);
-        conv_epilogue(y, M, N, scale, shift, relu);
+        conv_forward_rows(l, t->w, cols, t->out + n * nn_out_size(l), 0, l->out_c, t->scale, t->shift, t->relu);
     }
 }
 
-void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
-                      const float *dout, float *din, int B, float *col, float *dcol)
+/* Fewer samples than workers (inference of one clip): the workers share the output channels. */
+static void conv_forward_channels(void *arg, int worker, int workers)
 {
+    const struct conv_task *t = arg;
+    size_t lo, hi;
+    nn_share((size_t)t->l->out_c, worker, workers, &lo, &hi);
+    conv_forward_rows(t->l, t->w, t->cols, t->out + (size_t)t->sample * nn_out_size(t->l), (int)lo, (int)hi,
+                      t->scale, t->shift, t->relu);
+}
+
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
+                     const struct nn_work *work, const float *scale, const float *shift, int relu)
+{
+    struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
+                          .shift = shift, .relu = relu};
+    if (B >= work->workers) {
+        nn_pool_run(work->pool, conv_forward_samples, &t);
+        return;
+    }
+    for (t.sample = 0; t.sample < B; t.sample++) {
+        const float *x = in + (size_t)t.sample * nn_in_size(l);
+        t.cols = x;
+        if (!conv_is_pointwise(l)) {
+            im2col(l, x, work->col[0]);
+            t.cols = work->col[0];
+        }
+        nn_pool_run(work->pool, conv_forward_channels, &t);
+    }
+}
+
+/* Each worker takes a share of the samples; helpers add to their private gradient, which
+ * nn_conv_backward sums into dw and db afterwards (in worker order: reproducible). */
+static void conv_backward_samples(void *arg, int worker, int workers)
+{
+    const struct conv_task *t = arg;
+    const struct nn_layer *l = t->l;
     const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
-    for (int n = 0; n < B; n++) {
-        const float *x = in + n * in_size;
-        const float *dy = dout + n * out_size;
+    float *dw = t->dw, *db = t->db, *col = t->work->col[worker], *dcol = t->work->dcol[worker];
+    if (worker > 0) {
+        dw = t->work->grad[worker];
+        db = dw + l->w_n;
+        memset(dw, 0, sizeof(float) * (l->w_n + l->b_n));
+    }
+    size_t lo, hi;
+    nn_share((size_t)t->B, worker, workers, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = t->in + n * in_size;
+        const float *dy = t->dout + n * out_size;
         const float *cols = x;
         if (!conv_is_pointwise(l)) {
             im2col(l, x, col);
@@ -147,13 +206,25 @@ void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
         for (int m = 0; m < M; m++) db[m] += (float)nn_vec_sum(dy + (size_t)m * N, (size_t)N);
-        if (!din) continue;
-        float *dx = din + n * in_size;
+        if (!t->din) continue;
+        float *dx = t->din + n * in_size;
         if (conv_is_pointwise(l)) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dx, N);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, t->w, K, dy, N, 0.0f, dx, N);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dcol, N);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, t->w, K, dy, N, 0.0f, dcol, N);
             col2im(l, dcol, dx);
         }
+    }
+}
+
+void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
+                      const float *dout, float *din, int B, const struct nn_work *work)
+{
+    struct conv_task t = {.l = l, .w = w, .in = in, .dout = dout, .dw = dw, .db = db, .din = din, .B = B,
+                          .work = work};
+    nn_pool_run(work->pool, conv_backward_samples, &t);
+    for (int i = 1; i < work->workers; i++) {
+        nn_vec_add(dw, work->grad[i], l->w_n);
+        nn_vec_add(db, work->grad[i] + l->w_n, l->b_n);
     }
 }
