@@ -10,6 +10,7 @@
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
+#include <stddef.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -40,6 +41,38 @@ static void valid_range(int pad, int kj, int s, int in_w, int out_w, int *lo, in
     *hi = last;
 }
 
+/* The output rows [lo, hi) whose input row oh*s - pad + ki lies inside [0, H) (the same
+ * computation as for columns). */
+#define valid_rows valid_range
+
+/* Stride 1 and an output as wide as the input ("same" padding): a kernel tap's column row is
+ * the input plane shifted by a constant, so it is one contiguous copy from the first valid
+ * element to the last; the few entries in between that belong to the padding (the wrapped ends
+ * of rows) and the invalid rows are then zeroed.  About 10x fewer, longer copies than row by row. */
+static int conv_is_flat(const struct nn_layer *l) { return l->stride == 1 && l->out_w == l->in_w; }
+
+static void im2col_flat_tap(const struct nn_layer *l, const float *plane, float *row, int ki, int kj)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h;
+    int lo, hi, rlo, rhi;
+    valid_range(l->pad_l, kj, 1, W, W, &lo, &hi);
+    valid_rows(l->pad_t, ki, 1, H, Ho, &rlo, &rhi);
+    if (rlo >= rhi || lo >= hi) {
+        memset(row, 0, sizeof(float) * (size_t)Ho * W);
+        return;
+    }
+    const size_t first = (size_t)rlo * W + lo, last = (size_t)(rhi - 1) * W + hi; /* [first, last) */
+    const ptrdiff_t shift = (ptrdiff_t)(ki - l->pad_t) * W + (kj - l->pad_l);
+    memset(row, 0, sizeof(float) * first);
+    memcpy(row + first, plane + (ptrdiff_t)first + shift, sizeof(float) * (last - first));
+    memset(row + last, 0, sizeof(float) * ((size_t)Ho * W - last));
+    for (int oh = rlo; oh < rhi; oh++) {
+        float *r = row + (size_t)oh * W;
+        for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+        for (int ow = hi; ow < W; ow++) r[ow] = 0.0f;
+    }
+}
+
 static void im2col(const struct nn_layer *l, const float *in, float *col)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
@@ -48,6 +81,10 @@ static void im2col(const struct nn_layer *l, const float *in, float *col)
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
                 float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                if (conv_is_flat(l)) {
+                    im2col_flat_tap(l, plane, row, ki, kj);
+                    continue;
+                }
                 int lo, hi;
                 valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
                 for (int oh = 0; oh < Ho; oh++) {
@@ -69,8 +106,28 @@ static void im2col(const struct nn_layer *l, const float *in, float *col)
     }
 }
 
-/* The adjoint of im2col: adds every column entry back to the input pixel it came from. */
-static void col2im(const struct nn_layer *l, const float *col, float *in)
+/* col2im of one tap for flat layers: the padding entries of the tap's rows are cleared in the
+ * scratch column buffer, so that the whole valid span adds into the plane in one pass. */
+static void col2im_flat_tap(const struct nn_layer *l, float *row, float *plane, int ki, int kj)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h;
+    int lo, hi, rlo, rhi;
+    valid_range(l->pad_l, kj, 1, W, W, &lo, &hi);
+    valid_rows(l->pad_t, ki, 1, H, Ho, &rlo, &rhi);
+    if (rlo >= rhi || lo >= hi) return;
+    for (int oh = rlo; oh < rhi; oh++) {
+        float *r = row + (size_t)oh * W;
+        for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+        for (int ow = hi; ow < W; ow++) r[ow] = 0.0f;
+    }
+    const size_t first = (size_t)rlo * W + lo, last = (size_t)(rhi - 1) * W + hi;
+    const ptrdiff_t shift = (ptrdiff_t)(ki - l->pad_t) * W + (kj - l->pad_l);
+    nn_vec_add(plane + (ptrdiff_t)first + shift, row + first, last - first);
+}
+
+/* The adjoint of im2col: adds every column entry back to the input pixel it came from.
+ * col is scratch: the flat path clears its padding entries. */
+static void col2im(const struct nn_layer *l, float *col, float *in)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
     memset(in, 0, sizeof(float) * nn_in_size(l));
@@ -78,7 +135,11 @@ static void col2im(const struct nn_layer *l, const float *col, float *in)
         float *plane = in + (size_t)c * H * W;
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                if (conv_is_flat(l)) {
+                    col2im_flat_tap(l, row, plane, ki, kj);
+                    continue;
+                }
                 int lo, hi;
                 valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
                 for (int oh = 0; oh < Ho; oh++) {
@@ -120,9 +181,16 @@ static void conv_forward_rows(const struct nn_layer *l, const float *w, const fl
 {
     const int N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
     if (m1 <= m0) return;
+    float *rows = y + (size_t)m0 * N;
+    if (!scale && !relu) { /* a plain bias: start from it (no zeroing pass, no epilogue pass) */
+        for (int m = m0; m < m1; m++) nn_vec_fill(y + (size_t)m * N, shift[m], (size_t)N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, N, K, 1.0f, w + (size_t)m0 * K, K, cols, N,
+                    1.0f, rows, N);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, N, K, 1.0f, w + (size_t)m0 * K, K, cols, N, 0.0f,
-                y + (size_t)m0 * N, N);
-    conv_epilogue(y + (size_t)m0 * N, m1 - m0, N, scale ? scale + m0 : NULL, shift + m0, relu);
+                rows, N);
+    conv_epilogue(rows, m1 - m0, N, scale ? scale + m0 : NULL, shift + m0, relu);
 }
 
 struct conv_task {

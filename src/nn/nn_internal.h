@@ -161,6 +161,7 @@ void nn_vec_bn_dx(const float *dy, const float *relu_out, const float *x, float 
 void nn_vec_relu(const float *x, float *y, size_t n);
 void nn_vec_relu_grad(const float *out, const float *dout, float *din, size_t n);
 void nn_vec_add(float *y, const float *x, size_t n);
+void nn_vec_fill(float *y, float v, size_t n);
 void nn_relu_backward(const float *out, const float *dout, float *din, size_t n);
 
 void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B,
