@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -137,17 +138,18 @@ double avemo_now(void)
 
 /* Bitwise CRC-32 with a table built on the stack would cost more than it saves
  * for model files of a few MB; a nibble table is small and fast enough. */
+/* zlib's CRC-32 (the same polynomial and conventions: avemo_crc32(0, ...) is the CRC of the
+ * data), taken in blocks because zlib counts in unsigned int.  Its table-driven loop is about
+ * ten times faster than a nibble table, which mattered for a model's 1.3 MB at every start. */
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size)
 {
-    static const uint32_t nibble[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
-                                        0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-                                        0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
-    const uint8_t *p = data;
-    crc = ~crc;
-    for (size_t i = 0; i < size; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ nibble[crc & 15];
-        crc = (crc >> 4) ^ nibble[crc & 15];
+    const unsigned char *p = data;
+    uLong c = crc;
+    while (size > 0) {
+        uInt n = size > (1u << 30) ? 1u << 30 : (uInt)size;
+        c = crc32(c, p, n);
+        p += n;
+        size -= n;
     }
-    return ~crc;
+    return (uint32_t)c;
 }
