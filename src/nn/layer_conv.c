@@ -201,29 +201,26 @@ struct conv_task {
     const struct nn_work *work;
 };
 
-/* Each worker takes a share of the samples, with its own column buffer. */
-static void conv_forward_samples(void *arg, int worker, int workers)
+/* One item per sample, with the column buffer of the worker that runs it. */
+static void conv_forward_sample(void *arg, size_t n, int worker)
 {
     const struct conv_task *t = arg;
     const struct nn_layer *l = t->l;
-    size_t lo, hi;
-    nn_share((size_t)t->B, worker, workers, &lo, &hi);
-    for (size_t n = lo; n < hi; n++) {
-        const float *x = t->in + n * nn_in_size(l), *cols = x;
-        if (!conv_is_pointwise(l)) {
-            im2col(l, x, t->work->col[worker]);
-            cols = t->work->col[worker];
-        }
-        conv_forward_rows(l, t->w, cols, t->out + n * nn_out_size(l), 0, l->out_c, t->scale, t->shift, t->relu);
+    const float *x = t->in + n * nn_in_size(l), *cols = x;
+    if (!conv_is_pointwise(l)) {
+        im2col(l, x, t->work->col[worker]);
+        cols = t->work->col[worker];
     }
+    conv_forward_rows(l, t->w, cols, t->out + n * nn_out_size(l), 0, l->out_c, t->scale, t->shift, t->relu);
 }
 
-/* Fewer samples than workers (inference of one clip): the workers share the output channels. */
-static void conv_forward_channels(void *arg, int worker, int workers)
+/* Fewer samples than workers (inference of one clip): items are shares of the output channels. */
+static void conv_forward_channels(void *arg, size_t part, int worker)
 {
+    (void)worker;
     const struct conv_task *t = arg;
     size_t lo, hi;
-    nn_share((size_t)t->l->out_c, worker, workers, &lo, &hi);
+    nn_share((size_t)t->l->out_c, part, (size_t)t->work->workers, &lo, &hi);
     conv_forward_rows(t->l, t->w, t->cols, t->out + (size_t)t->sample * nn_out_size(t->l), (int)lo, (int)hi,
                       t->scale, t->shift, t->relu);
 }
@@ -234,7 +231,7 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
     struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
                           .shift = shift, .relu = relu};
     if (B >= work->workers) {
-        nn_pool_run(work->pool, conv_forward_samples, &t);
+        nn_pool_for(work->pool, (size_t)B, conv_forward_sample, &t);
         return;
     }
     for (t.sample = 0; t.sample < B; t.sample++) {
@@ -244,26 +241,27 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
             im2col(l, x, work->col[0]);
             t.cols = work->col[0];
         }
-        nn_pool_run(work->pool, conv_forward_channels, &t);
+        nn_pool_for(work->pool, (size_t)work->workers, conv_forward_channels, &t);
     }
 }
 
-/* Each worker takes a share of the samples; helpers add to their private gradient, which
- * nn_conv_backward sums into dw and db afterwards (in worker order: reproducible). */
-static void conv_backward_samples(void *arg, int worker, int workers)
+/* One item per chunk of samples (work->chunks of them); chunk 0 adds to dw and db, the others
+ * to their own gradient buffer, which nn_conv_backward sums into dw and db in chunk order: the
+ * result does not depend on which worker ran which chunk. */
+static void conv_backward_chunk(void *arg, size_t chunk, int worker)
 {
     const struct conv_task *t = arg;
     const struct nn_layer *l = t->l;
     const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
     float *dw = t->dw, *db = t->db, *col = t->work->col[worker], *dcol = t->work->dcol[worker];
-    if (worker > 0) {
-        dw = t->work->grad[worker];
+    if (chunk > 0) {
+        dw = t->work->grad[chunk];
         db = dw + l->w_n;
         memset(dw, 0, sizeof(float) * (l->w_n + l->b_n));
     }
     size_t lo, hi;
-    nn_share((size_t)t->B, worker, workers, &lo, &hi);
+    nn_share((size_t)t->B, chunk, (size_t)t->work->chunks, &lo, &hi);
     for (size_t n = lo; n < hi; n++) {
         const float *x = t->in + n * in_size;
         const float *dy = t->dout + n * out_size;
@@ -285,13 +283,14 @@ static void conv_backward_samples(void *arg, int worker, int workers)
     }
 }
 
+
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, const struct nn_work *work)
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .dout = dout, .dw = dw, .db = db, .din = din, .B = B,
                           .work = work};
-    nn_pool_run(work->pool, conv_backward_samples, &t);
-    for (int i = 1; i < work->workers; i++) {
+    nn_pool_for(work->pool, (size_t)work->chunks, conv_backward_chunk, &t);
+    for (int i = 1; i < work->chunks; i++) {
         nn_vec_add(dw, work->grad[i], l->w_n);
         nn_vec_add(db, work->grad[i] + l->w_n, l->b_n);
     }

@@ -45,18 +45,16 @@ struct pool_task {
     const struct nn_layer *l;
     const float *in, *out, *dout;
     float *y, *din;
-    size_t B; /* planes */
 };
 
-/* Workers take shares of the planes (sample x channel). */
-static void maxpool2_forward_planes(void *arg, int worker, int workers)
+/* One item per sample: its planes. */
+static void maxpool2_forward_sample(void *arg, size_t n, int worker)
 {
+    (void)worker;
     const struct pool_task *t = arg;
     const struct nn_layer *l = t->l;
     const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
-    size_t lo, hi;
-    nn_share(t->B, worker, workers, &lo, &hi);
-    for (size_t p = lo; p < hi; p++) maxpool2_plane(t->in + p * hw, l->in_w, t->y + p * ohw, l->out_h, l->out_w);
+    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++) maxpool2_plane(t->in + p * hw, l->in_w, t->y + p * ohw, l->out_h, l->out_w);
 }
 
 void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B,
@@ -65,8 +63,8 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
     if (k == 2) {
-        struct pool_task t = {.l = l, .in = in, .y = out, .B = (size_t)B * l->in_c};
-        nn_pool_run(pool, maxpool2_forward_planes, &t);
+        struct pool_task t = {.l = l, .in = in, .y = out};
+        nn_pool_for(pool, (size_t)B, maxpool2_forward_sample, &t);
         return;
     }
     for (int n = 0; n < B; n++) {
@@ -138,14 +136,13 @@ static void maxpool2_backward_plane(const float *x, const float *y, const float 
     }
 }
 
-static void maxpool2_backward_planes(void *arg, int worker, int workers)
+static void maxpool2_backward_sample(void *arg, size_t n, int worker)
 {
+    (void)worker;
     const struct pool_task *t = arg;
     const struct nn_layer *l = t->l;
     const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
-    size_t lo, hi;
-    nn_share(t->B, worker, workers, &lo, &hi);
-    for (size_t p = lo; p < hi; p++)
+    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++)
         maxpool2_backward_plane(t->in + p * hw, t->out + p * ohw, t->dout + p * ohw, t->din + p * hw, l->in_h,
                                 l->in_w, l->out_h, l->out_w);
 }
@@ -155,8 +152,8 @@ void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float 
 {
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
     if (l->k == 2) {
-        struct pool_task t = {.l = l, .in = in, .out = out, .dout = dout, .din = din, .B = (size_t)B * l->in_c};
-        nn_pool_run(pool, maxpool2_backward_planes, &t);
+        struct pool_task t = {.l = l, .in = in, .out = out, .dout = dout, .din = din};
+        nn_pool_for(pool, (size_t)B, maxpool2_backward_sample, &t);
         return;
     }
     memset(din, 0, sizeof(float) * in_size * (size_t)B);

@@ -62,31 +62,33 @@ struct avemo_net {
     int narrays;
 };
 
-/* Worker threads of a context (pool.c).  fn runs once on every worker (worker 0 is the caller)
- * with the worker's index; nn_pool_run returns when all are done.  A NULL pool runs fn once
- * with workers = 1. */
+/* Worker threads of a context (pool.c).  nn_pool_for runs fn(arg, item, worker) for every item
+ * in [0, items), each once, on whichever worker claims it (worker 0 is the caller; a worker
+ * index names the worker's scratch); it returns when all are done.  A NULL pool runs the items
+ * in order on worker 0. */
 #define NN_MAX_WORKERS 8
+#define NN_CHUNKS_PER_WORKER 2
 struct nn_pool;
-typedef void (*nn_task_fn)(void *arg, int worker, int workers);
+typedef void (*nn_item_fn)(void *arg, size_t item, int worker);
 struct nn_pool *nn_pool_create(int threads); /* NULL for threads <= 1 */
 void nn_pool_free(struct nn_pool *pool);
 int nn_pool_threads(const struct nn_pool *pool);
-void nn_pool_run(struct nn_pool *pool, nn_task_fn fn, void *arg);
+void nn_pool_for(struct nn_pool *pool, size_t items, nn_item_fn fn, void *arg);
 
-/* Worker `worker` of `workers` takes items [*lo, *hi) of n: contiguous, balanced shares. */
-static inline void nn_share(size_t n, int worker, int workers, size_t *lo, size_t *hi)
+/* Part `part` of `parts` takes items [*lo, *hi) of n: contiguous, balanced shares. */
+static inline void nn_share(size_t n, size_t part, size_t parts, size_t *lo, size_t *hi)
 {
-    *lo = n * (size_t)worker / (size_t)workers;
-    *hi = n * (size_t)(worker + 1) / (size_t)workers;
+    *lo = n * part / parts;
+    *hi = n * (part + 1) / parts;
 }
 
-/* What the layer kernels share out: the pool and each worker's scratch (im2col buffers and,
- * for helpers, a private gradient for the convolution's weights and bias, summed after). */
+/* What the layer kernels share out: the pool, each worker's scratch (im2col buffers), and the
+ * convolution gradients of the chunks of samples after the first, summed in chunk order. */
 struct nn_work {
     struct nn_pool *pool;
-    int workers;
+    int workers, chunks;
     size_t col_size, grad_size;
-    float *col[NN_MAX_WORKERS], *dcol[NN_MAX_WORKERS], *grad[NN_MAX_WORKERS];
+    float *col[NN_MAX_WORKERS], *dcol[NN_MAX_WORKERS], *grad[NN_MAX_WORKERS * NN_CHUNKS_PER_WORKER];
 };
 /* 0, or -1 when out of memory (nn_work_free cleans up either way). */
 int nn_work_init(struct nn_work *work, int threads, size_t col_size, size_t grad_size, int training);
