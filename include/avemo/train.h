@@ -168,7 +168,8 @@ struct avemo_train_config {
     int dropout;              /* 1: dropout on while training */
     int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
     int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
-    int threads;              /* feature extraction threads (0: all cores) */
+    int threads;              /* feature extraction and network threads (0: all cores; the
+                                 network uses at most 8; results depend on it slightly) */
 };
 
 struct avemo_augment {

@@ -8,29 +8,50 @@
 
 #include <math.h>
 
-void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
-                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu)
+struct bn_task {
+    const struct nn_layer *l;
+    const float *gamma, *beta, *in, *dout, *relu_out, *mean_in, *rstd_in;
+    float *running, *out, *mean, *rstd, *dgamma, *dbeta, *din;
+    float momentum;
+    int B, relu, train;
+};
+
+/* One item per channel: each channel's statistics are those of the whole batch, computed
+ * as with one worker (same order, same result). */
+static void bn_forward_channel(void *arg, size_t c, int worker)
 {
-    const int C = l->in_c;
-    const size_t hw = (size_t)l->in_h * l->in_w, chw = (size_t)C * hw;
+    (void)worker;
+    const struct bn_task *t = arg;
+    const int C = t->l->in_c, B = t->B;
+    const size_t hw = (size_t)t->l->in_h * t->l->in_w, chw = (size_t)C * hw;
     const double count = (double)B * (double)hw;
-    for (int c = 0; c < C; c++) {
-        double sum = 0.0, sq = 0.0;
-        for (int n = 0; n < B; n++) sum += nn_vec_sum(in + n * chw + c * hw, hw);
-        const float m = (float)(sum / count);
-        for (int n = 0; n < B; n++) sq += nn_vec_sum_sq_dev(in + n * chw + c * hw, hw, m);
-        const double var = sq / count;
-        const float r = (float)(1.0 / sqrt(var + NN_BN_EPS));
-        mean[c] = m;
-        rstd[c] = r;
-        const float scale = gamma[c] * r, shift = beta[c] - m * scale;
-        for (int n = 0; n < B; n++) nn_vec_scale_shift(in + n * chw + c * hw, out + n * chw + c * hw, hw, scale, shift, relu);
-        if (running) {
-            const double unbiased = count > 1 ? var * count / (count - 1) : var;
-            running[c] = (1.0f - momentum) * running[c] + momentum * m;
-            running[C + c] = (1.0f - momentum) * running[C + c] + momentum * (float)unbiased;
-        }
+    const float *in = t->in + c * hw;
+    double sum = 0.0, sq = 0.0;
+    for (int n = 0; n < B; n++) sum += nn_vec_sum(in + n * chw, hw);
+    const float m = (float)(sum / count);
+    for (int n = 0; n < B; n++) sq += nn_vec_sum_sq_dev(in + n * chw, hw, m);
+    const double var = sq / count;
+    const float r = (float)(1.0 / sqrt(var + NN_BN_EPS));
+    t->mean[c] = m;
+    t->rstd[c] = r;
+    const float scale = t->gamma[c] * r, shift = t->beta[c] - m * scale;
+    for (int n = 0; n < B; n++) nn_vec_scale_shift(in + n * chw, t->out + n * chw + c * hw, hw, scale, shift, t->relu);
+    if (t->running) {
+        const double unbiased = count > 1 ? var * count / (count - 1) : var;
+        float *running = t->running;
+        const float mom = t->momentum;
+        running[c] = (1.0f - mom) * running[c] + mom * m;
+        running[C + c] = (1.0f - mom) * running[C + c] + mom * (float)unbiased;
     }
+}
+
+void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
+                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
+                         struct nn_pool *pool)
+{
+    struct bn_task t = {.l = l, .gamma = gamma, .beta = beta, .running = running, .momentum = momentum, .in = in,
+                        .out = out, .B = B, .mean = mean, .rstd = rstd, .relu = relu};
+    nn_pool_for(pool, (size_t)l->in_c, bn_forward_channel, &t);
 }
 
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
@@ -50,30 +71,38 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
  *   dgamma = sum dy xhat,  dbeta = sum dy,
  *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
  *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
+static void bn_backward_channel(void *arg, size_t c, int worker)
+{
+    (void)worker;
+    const struct bn_task *t = arg;
+    const int C = t->l->in_c, B = t->B;
+    const size_t hw = (size_t)t->l->in_h * t->l->in_w, chw = (size_t)C * hw;
+    const float count = (float)B * (float)hw;
+    const float m = t->mean_in[c], r = t->rstd_in[c];
+    double sum_dy = 0.0, sum_dy_dev = 0.0;
+    for (int n = 0; n < B; n++) {
+        const size_t at = n * chw + c * hw;
+        nn_vec_bn_sums(t->dout + at, t->relu_out ? t->relu_out + at : NULL, t->in + at, hw, m, &sum_dy,
+                       &sum_dy_dev);
+    }
+    const double sum_dy_xhat = sum_dy_dev * r;
+    t->dgamma[c] += (float)sum_dy_xhat;
+    t->dbeta[c] += (float)sum_dy;
+    if (!t->din) return;
+    const float g = t->gamma[c] * r;
+    const float a = t->train ? (float)sum_dy / count : 0.0f;
+    const float k = t->train ? r * (float)(sum_dy_xhat / count) : 0.0f;
+    for (int n = 0; n < B; n++) {
+        const size_t at = n * chw + c * hw;
+        nn_vec_bn_dx(t->dout + at, t->relu_out ? t->relu_out + at : NULL, t->in + at, t->din + at, hw, g, a, m, k);
+    }
+}
+
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
                     const float *dout, const float *relu_out, float *din, int B, const float *mean,
-                    const float *rstd, int train)
+                    const float *rstd, int train, struct nn_pool *pool)
 {
-    const int C = l->in_c;
-    const size_t hw = (size_t)l->in_h * l->in_w, chw = (size_t)C * hw;
-    const float count = (float)B * (float)hw;
-    for (int c = 0; c < C; c++) {
-        const float m = mean[c], r = rstd[c];
-        double sum_dy = 0.0, sum_dy_dev = 0.0;
-        for (int n = 0; n < B; n++) {
-            const size_t at = n * chw + c * hw;
-            nn_vec_bn_sums(dout + at, relu_out ? relu_out + at : NULL, in + at, hw, m, &sum_dy, &sum_dy_dev);
-        }
-        const double sum_dy_xhat = sum_dy_dev * r;
-        dgamma[c] += (float)sum_dy_xhat;
-        dbeta[c] += (float)sum_dy;
-        if (!din) continue;
-        const float g = gamma[c] * r;
-        const float a = train ? (float)sum_dy / count : 0.0f;
-        const float k = train ? r * (float)(sum_dy_xhat / count) : 0.0f;
-        for (int n = 0; n < B; n++) {
-            const size_t at = n * chw + c * hw;
-            nn_vec_bn_dx(dout + at, relu_out ? relu_out + at : NULL, in + at, din + at, hw, g, a, m, k);
-        }
-    }
+    struct bn_task t = {.l = l, .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
+                        .relu_out = relu_out, .din = din, .B = B, .mean_in = mean, .rstd_in = rstd, .train = train};
+    nn_pool_for(pool, (size_t)l->in_c, bn_backward_channel, &t);
 }

@@ -10,6 +10,7 @@
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
+#include <stddef.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -40,6 +41,38 @@ static void valid_range(int pad, int kj, int s, int in_w, int out_w, int *lo, in
     *hi = last;
 }
 
+/* The output rows [lo, hi) whose input row oh*s - pad + ki lies inside [0, H) (the same
+ * computation as for columns). */
+#define valid_rows valid_range
+
+/* Stride 1 and an output as wide as the input ("same" padding): a kernel tap's column row is
+ * the input plane shifted by a constant, so it is one contiguous copy from the first valid
+ * element to the last; the few entries in between that belong to the padding (the wrapped ends
+ * of rows) and the invalid rows are then zeroed.  About 10x fewer, longer copies than row by row. */
+static int conv_is_flat(const struct nn_layer *l) { return l->stride == 1 && l->out_w == l->in_w; }
+
+static void im2col_flat_tap(const struct nn_layer *l, const float *plane, float *row, int ki, int kj)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h;
+    int lo, hi, rlo, rhi;
+    valid_range(l->pad_l, kj, 1, W, W, &lo, &hi);
+    valid_rows(l->pad_t, ki, 1, H, Ho, &rlo, &rhi);
+    if (rlo >= rhi || lo >= hi) {
+        memset(row, 0, sizeof(float) * (size_t)Ho * W);
+        return;
+    }
+    const size_t first = (size_t)rlo * W + lo, last = (size_t)(rhi - 1) * W + hi; /* [first, last) */
+    const ptrdiff_t shift = (ptrdiff_t)(ki - l->pad_t) * W + (kj - l->pad_l);
+    memset(row, 0, sizeof(float) * first);
+    memcpy(row + first, plane + (ptrdiff_t)first + shift, sizeof(float) * (last - first));
+    memset(row + last, 0, sizeof(float) * ((size_t)Ho * W - last));
+    for (int oh = rlo; oh < rhi; oh++) {
+        float *r = row + (size_t)oh * W;
+        for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+        for (int ow = hi; ow < W; ow++) r[ow] = 0.0f;
+    }
+}
+
 static void im2col(const struct nn_layer *l, const float *in, float *col)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
@@ -48,6 +81,10 @@ static void im2col(const struct nn_layer *l, const float *in, float *col)
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
                 float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                if (conv_is_flat(l)) {
+                    im2col_flat_tap(l, plane, row, ki, kj);
+                    continue;
+                }
                 int lo, hi;
                 valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
                 for (int oh = 0; oh < Ho; oh++) {
@@ -69,8 +106,28 @@ static void im2col(const struct nn_layer *l, const float *in, float *col)
     }
 }
 
-/* The adjoint of im2col: adds every column entry back to the input pixel it came from. */
-static void col2im(const struct nn_layer *l, const float *col, float *in)
+/* col2im of one tap for flat layers: the padding entries of the tap's rows are cleared in the
+ * scratch column buffer, so that the whole valid span adds into the plane in one pass. */
+static void col2im_flat_tap(const struct nn_layer *l, float *row, float *plane, int ki, int kj)
+{
+    const int H = l->in_h, W = l->in_w, Ho = l->out_h;
+    int lo, hi, rlo, rhi;
+    valid_range(l->pad_l, kj, 1, W, W, &lo, &hi);
+    valid_rows(l->pad_t, ki, 1, H, Ho, &rlo, &rhi);
+    if (rlo >= rhi || lo >= hi) return;
+    for (int oh = rlo; oh < rhi; oh++) {
+        float *r = row + (size_t)oh * W;
+        for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+        for (int ow = hi; ow < W; ow++) r[ow] = 0.0f;
+    }
+    const size_t first = (size_t)rlo * W + lo, last = (size_t)(rhi - 1) * W + hi;
+    const ptrdiff_t shift = (ptrdiff_t)(ki - l->pad_t) * W + (kj - l->pad_l);
+    nn_vec_add(plane + (ptrdiff_t)first + shift, row + first, last - first);
+}
+
+/* The adjoint of im2col: adds every column entry back to the input pixel it came from.
+ * col is scratch: the flat path clears its padding entries. */
+static void col2im(const struct nn_layer *l, float *col, float *in)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k, s = l->stride;
     memset(in, 0, sizeof(float) * nn_in_size(l));
@@ -78,7 +135,11 @@ static void col2im(const struct nn_layer *l, const float *col, float *in)
         float *plane = in + (size_t)c * H * W;
         for (int ki = 0; ki < k; ki++) {
             for (int kj = 0; kj < k; kj++) {
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                if (conv_is_flat(l)) {
+                    col2im_flat_tap(l, row, plane, ki, kj);
+                    continue;
+                }
                 int lo, hi;
                 valid_range(l->pad_l, kj, s, W, Wo, &lo, &hi);
                 for (int oh = 0; oh < Ho; oh++) {
@@ -114,32 +175,96 @@ static void conv_epilogue(float *y, int M, int N, const float *scale, const floa
     }
 }
 
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *col,
-                     const float *scale, const float *shift, int relu)
+/* One sample's output rows [m0, m1): y = W . im2col(x), then the epilogue. */
+static void conv_forward_rows(const struct nn_layer *l, const float *w, const float *cols, float *y, int m0, int m1,
+                              const float *scale, const float *shift, int relu)
 {
-    const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
-    const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
-    for (int n = 0; n < B; n++) {
-        const float *x = in + n * in_size;
-        float *y = out + n * out_size;
-        const float *cols = x;
+    const int N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
+    if (m1 <= m0) return;
+    float *rows = y + (size_t)m0 * N;
+    if (!scale && !relu) { /* a plain bias: start from it (no zeroing pass, no epilogue pass) */
+        for (int m = m0; m < m1; m++) nn_vec_fill(y + (size_t)m * N, shift[m], (size_t)N);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, N, K, 1.0f, w + (size_t)m0 * K, K, cols, N,
+                    1.0f, rows, N);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m1 - m0, N, K, 1.0f, w + (size_t)m0 * K, K, cols, N, 0.0f,
+                rows, N);
+    conv_epilogue(rows, m1 - m0, N, scale ? scale + m0 : NULL, shift + m0, relu);
+}
+
+struct conv_task {
+    const struct nn_layer *l;
+    const float *w, *in, *dout, *scale, *shift, *cols;
+    float *out, *dw, *db, *din;
+    int B, relu, sample;
+    const struct nn_work *work;
+};
+
+/* One item per sample, with the column buffer of the worker that runs it. */
+static void conv_forward_sample(void *arg, size_t n, int worker)
+{
+    const struct conv_task *t = arg;
+    const struct nn_layer *l = t->l;
+    const float *x = t->in + n * nn_in_size(l), *cols = x;
+    if (!conv_is_pointwise(l)) {
+        im2col(l, x, t->work->col[worker]);
+        cols = t->work->col[worker];
+    }
+    conv_forward_rows(l, t->w, cols, t->out + n * nn_out_size(l), 0, l->out_c, t->scale, t->shift, t->relu);
+}
+
+/* Fewer samples than workers (inference of one clip): items are shares of the output channels. */
+static void conv_forward_channels(void *arg, size_t part, int worker)
+{
+    (void)worker;
+    const struct conv_task *t = arg;
+    size_t lo, hi;
+    nn_share((size_t)t->l->out_c, part, (size_t)t->work->workers, &lo, &hi);
+    conv_forward_rows(t->l, t->w, t->cols, t->out + (size_t)t->sample * nn_out_size(t->l), (int)lo, (int)hi,
+                      t->scale, t->shift, t->relu);
+}
+
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
+                     const struct nn_work *work, const float *scale, const float *shift, int relu)
+{
+    struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
+                          .shift = shift, .relu = relu};
+    if (B >= work->workers) {
+        nn_pool_for(work->pool, (size_t)B, conv_forward_sample, &t);
+        return;
+    }
+    for (t.sample = 0; t.sample < B; t.sample++) {
+        const float *x = in + (size_t)t.sample * nn_in_size(l);
+        t.cols = x;
         if (!conv_is_pointwise(l)) {
-            im2col(l, x, col);
-            cols = col;
+            im2col(l, x, work->col[0]);
+            t.cols = work->col[0];
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, w, K, cols, N, 0.0f, y, N);
-        conv_epilogue(y, M, N, scale, shift, relu);
+        nn_pool_for(work->pool, (size_t)work->workers, conv_forward_channels, &t);
     }
 }
 
-void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
-                      const float *dout, float *din, int B, float *col, float *dcol)
+/* One item per chunk of samples (work->chunks of them); chunk 0 adds to dw and db, the others
+ * to their own gradient buffer, which nn_conv_backward sums into dw and db in chunk order: the
+ * result does not depend on which worker ran which chunk. */
+static void conv_backward_chunk(void *arg, size_t chunk, int worker)
 {
+    const struct conv_task *t = arg;
+    const struct nn_layer *l = t->l;
     const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
-    for (int n = 0; n < B; n++) {
-        const float *x = in + n * in_size;
-        const float *dy = dout + n * out_size;
+    float *dw = t->dw, *db = t->db, *col = t->work->col[worker], *dcol = t->work->dcol[worker];
+    if (chunk > 0) {
+        dw = t->work->grad[chunk];
+        db = dw + l->w_n;
+        memset(dw, 0, sizeof(float) * (l->w_n + l->b_n));
+    }
+    size_t lo, hi;
+    nn_share((size_t)t->B, chunk, (size_t)t->work->chunks, &lo, &hi);
+    for (size_t n = lo; n < hi; n++) {
+        const float *x = t->in + n * in_size;
+        const float *dy = t->dout + n * out_size;
         const float *cols = x;
         if (!conv_is_pointwise(l)) {
             im2col(l, x, col);
@@ -147,13 +272,26 @@ void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
         for (int m = 0; m < M; m++) db[m] += (float)nn_vec_sum(dy + (size_t)m * N, (size_t)N);
-        if (!din) continue;
-        float *dx = din + n * in_size;
+        if (!t->din) continue;
+        float *dx = t->din + n * in_size;
         if (conv_is_pointwise(l)) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dx, N);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, t->w, K, dy, N, 0.0f, dx, N);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, w, K, dy, N, 0.0f, dcol, N);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, t->w, K, dy, N, 0.0f, dcol, N);
             col2im(l, dcol, dx);
         }
+    }
+}
+
+
+void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
+                      const float *dout, float *din, int B, const struct nn_work *work)
+{
+    struct conv_task t = {.l = l, .w = w, .in = in, .dout = dout, .dw = dw, .db = db, .din = din, .B = B,
+                          .work = work};
+    nn_pool_for(work->pool, (size_t)work->chunks, conv_backward_chunk, &t);
+    for (int i = 1; i < work->chunks; i++) {
+        nn_vec_add(dw, work->grad[i], l->w_n);
+        nn_vec_add(db, work->grad[i] + l->w_n, l->b_n);
     }
 }

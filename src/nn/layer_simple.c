@@ -41,15 +41,30 @@ static void maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo)
 /* k x k windows with stride k (PyTorch's MaxPool2d(k), floor mode).  For k = 2 nothing is
  * kept: the backward finds the winner again by comparing with the output.  Other sizes keep,
  * per output, the index of the winning input inside the sample in idx (training contexts). */
-void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B)
+struct pool_task {
+    const struct nn_layer *l;
+    const float *in, *out, *dout;
+    float *y, *din;
+};
+
+/* One item per sample: its planes. */
+static void maxpool2_forward_sample(void *arg, size_t n, int worker)
+{
+    (void)worker;
+    const struct pool_task *t = arg;
+    const struct nn_layer *l = t->l;
+    const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
+    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++) maxpool2_plane(t->in + p * hw, l->in_w, t->y + p * ohw, l->out_h, l->out_w);
+}
+
+void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B,
+                        struct nn_pool *pool)
 {
     const int H = l->in_h, W = l->in_w, Ho = l->out_h, Wo = l->out_w, k = l->k;
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
     if (k == 2) {
-        for (int n = 0; n < B; n++)
-            for (int c = 0; c < l->in_c; c++)
-                maxpool2_plane(in + n * in_size + (size_t)c * H * W, W, out + n * out_size + (size_t)c * Ho * Wo, Ho,
-                               Wo);
+        struct pool_task t = {.l = l, .in = in, .y = out};
+        nn_pool_for(pool, (size_t)B, maxpool2_forward_sample, &t);
         return;
     }
     for (int n = 0; n < B; n++) {
@@ -121,17 +136,24 @@ static void maxpool2_backward_plane(const float *x, const float *y, const float 
     }
 }
 
+static void maxpool2_backward_sample(void *arg, size_t n, int worker)
+{
+    (void)worker;
+    const struct pool_task *t = arg;
+    const struct nn_layer *l = t->l;
+    const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
+    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++)
+        maxpool2_backward_plane(t->in + p * hw, t->out + p * ohw, t->dout + p * ohw, t->din + p * hw, l->in_h,
+                                l->in_w, l->out_h, l->out_w);
+}
+
 void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
-                         const float *dout, float *din, int B)
+                         const float *dout, float *din, int B, struct nn_pool *pool)
 {
     const size_t in_size = nn_in_size(l), out_size = nn_out_size(l);
     if (l->k == 2) {
-        const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
-        for (int n = 0; n < B; n++)
-            for (int c = 0; c < l->in_c; c++) {
-                size_t i = n * in_size + c * hw, o = n * out_size + c * ohw;
-                maxpool2_backward_plane(in + i, out + o, dout + o, din + i, l->in_h, l->in_w, l->out_h, l->out_w);
-            }
+        struct pool_task t = {.l = l, .in = in, .out = out, .dout = dout, .din = din};
+        nn_pool_for(pool, (size_t)B, maxpool2_backward_sample, &t);
         return;
     }
     memset(din, 0, sizeof(float) * in_size * (size_t)B);

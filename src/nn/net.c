@@ -5,15 +5,20 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- OpenBLAS threads ---- */
+/* ---- threads ---- */
 
 static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
 
-/* OpenBLAS starts with one thread per core; avemo's default is 1 (a server runs one context
- * per request thread).  Applied once, the first time a context is created or threads set. */
+/* The number of workers a new context gets (pool.c).  A process-wide setting like OpenBLAS's
+ * own, which it replaces: OpenBLAS always runs one thread, because the workers split whole
+ * samples and call it from each (a server runs one context per request thread). */
+static atomic_int nn_thread_setting = 1;
+
+/* OpenBLAS starts with one thread per core; applied once, when a context is created or threads set. */
 static void set_one_thread(void) { openblas_set_num_threads(1); }
 
 void nn_threads_default(void) { pthread_once(&threads_once, set_one_thread); }
@@ -23,14 +28,14 @@ enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err)
     if (threads < 1 || threads > 256)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "nn threads: %d not in 1..256", threads);
     nn_threads_default();
-    openblas_set_num_threads(threads);
+    atomic_store(&nn_thread_setting, threads > NN_MAX_WORKERS ? NN_MAX_WORKERS : threads);
     return AVEMO_OK;
 }
 
 int avemo_nn_threads(void)
 {
     nn_threads_default();
-    return openblas_get_num_threads();
+    return atomic_load(&nn_thread_setting);
 }
 
 /* ---- the model ---- */
@@ -299,8 +304,7 @@ void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
     free(ctx->pool_idx);
     free(ctx->drop_mask);
     free(ctx->concat);
-    free(ctx->col);
-    free(ctx->dcol);
+    nn_work_free(&ctx->work);
     free(ctx->bn_mean);
     free(ctx->bn_rstd);
     free(ctx->grads);
@@ -355,11 +359,12 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     ctx->drop_mask = calloc((size_t)L, sizeof *ctx->drop_mask);
     ctx->lstm_state = calloc((size_t)L, sizeof *ctx->lstm_state);
     if (!ctx->act || !ctx->out || !ctx->pool_idx || !ctx->drop_mask || !ctx->lstm_state) ok = 0;
-    size_t col = 1, dmax = 1;
+    size_t col = 1, dmax = 1, conv_grad = 1;
     for (int i = 0; ok && i < L; i++) {
         const struct nn_layer *l = &net->layers[i];
         if (layer_needs_buffer(net, i, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
         if (l->op == NN_CONV && nn_conv_col_size(l) > col) col = nn_conv_col_size(l);
+        if (l->op == NN_CONV && l->w_n + l->b_n > conv_grad) conv_grad = l->w_n + l->b_n;
         if (nn_in_size(l) > dmax) dmax = nn_in_size(l);
         if (nn_out_size(l) > dmax) dmax = nn_out_size(l);
         if (ctx->training && l->op == NN_MAXPOOL && l->k != 2) {
@@ -373,15 +378,13 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
         }
     }
     if (ok) {
-        ctx->col_size = col;
+        if (nn_work_init(&ctx->work, avemo_nn_threads(), col, conv_grad, ctx->training)) ok = 0;
         ctx->concat = alloc_floats(B * net->concat_size, &ok);
-        ctx->col = alloc_floats(col, &ok);
         ctx->bn_mean = alloc_floats(net->nstats / 2, &ok);
         ctx->bn_rstd = alloc_floats(net->nstats / 2, &ok);
         ctx->probs = alloc_floats(B * (size_t)net->classes, &ok);
     }
     if (ok && ctx->training) {
-        ctx->dcol = alloc_floats(col, &ok);
         ctx->grads = alloc_floats(net->nparams, &ok);
         ctx->dbuf_size = B * dmax;
         ctx->dbuf[0] = alloc_floats(ctx->dbuf_size, &ok);
@@ -438,11 +441,11 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     float *y = ctx->act[relu ? i + 1 : i];
     size_t n = (size_t)B * nn_out_size(l);
     switch (l->op) {
-    case NN_CONV: nn_conv_forward(l, w, in, y, B, ctx->col, NULL, b, 0); break;
+    case NN_CONV: nn_conv_forward(l, w, in, y, B, &ctx->work, NULL, b, 0); break;
     case NN_BN:
         if (train) {
             nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, ctx->bn_momentum, in, y, B,
-                                ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, relu);
+                                ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, relu, ctx->work.pool);
         } else {
             nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B, relu);
             for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
@@ -452,7 +455,7 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
         }
         break;
     case NN_RELU: nn_relu_forward(in, y, n); break;
-    case NN_MAXPOOL: nn_maxpool_forward(l, in, y, ctx->pool_idx[i], B); break;
+    case NN_MAXPOOL: nn_maxpool_forward(l, in, y, ctx->pool_idx[i], B, ctx->work.pool); break;
     case NN_GAP: nn_gap_forward(l, in, y, B); break;
     case NN_DENSE: nn_dense_forward(l, w, b, in, y, B); break;
     case NN_FLATTEN: y = (float *)in; break;
@@ -499,7 +502,7 @@ static int forward_fused_conv(const struct avemo_net *net, avemo_nn_ctx *ctx, in
     int relu = j < end && net->layers[j].op == NN_RELU;
     if (relu) j++;
     float *y = ctx->act[j - 1];
-    nn_conv_forward(l, net->params + l->w_off, layer_input(ctx, s, i), y, B, ctx->col, scale, shift, relu);
+    nn_conv_forward(l, net->params + l->w_off, layer_input(ctx, s, i), y, B, &ctx->work, scale, shift, relu);
     for (int k = i; k < j; k++) ctx->out[k] = y;
     return j - i;
 }
@@ -664,16 +667,16 @@ static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
     float *dw = ctx->grads + l->w_off, *db = ctx->grads + l->b_off;
     size_t n = (size_t)B * nn_out_size(l);
     switch (l->op) {
-    case NN_CONV: nn_conv_backward(l, w, dw, db, in, dout, din, B, ctx->col, ctx->dcol); break;
+    case NN_CONV: nn_conv_backward(l, w, dw, db, in, dout, din, B, &ctx->work); break;
     case NN_BN:
         nn_bn_backward(l, w, dw, db, in, dout, relu_out, din, B, ctx->bn_mean + l->s_off / 2,
-                       ctx->bn_rstd + l->s_off / 2, ctx->last_train);
+                       ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
         break;
     case NN_RELU:
         if (din) nn_relu_backward(ctx->out[i], dout, din, n);
         break;
     case NN_MAXPOOL:
-        if (din) nn_maxpool_backward(l, in, ctx->out[i], ctx->pool_idx[i], dout, din, B);
+        if (din) nn_maxpool_backward(l, in, ctx->out[i], ctx->pool_idx[i], dout, din, B, ctx->work.pool);
         break;
     case NN_GAP:
         if (din) nn_gap_backward(l, dout, din, B);

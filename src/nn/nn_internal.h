@@ -62,8 +62,41 @@ struct avemo_net {
     int narrays;
 };
 
+/* Worker threads of a context (pool.c).  nn_pool_for runs fn(arg, item, worker) for every item
+ * in [0, items), each once, on whichever worker claims it (worker 0 is the caller; a worker
+ * index names the worker's scratch); it returns when all are done.  A NULL pool runs the items
+ * in order on worker 0. */
+#define NN_MAX_WORKERS 8
+#define NN_CHUNKS_PER_WORKER 2
+struct nn_pool;
+typedef void (*nn_item_fn)(void *arg, size_t item, int worker);
+struct nn_pool *nn_pool_create(int threads); /* NULL for threads <= 1 */
+void nn_pool_free(struct nn_pool *pool);
+int nn_pool_threads(const struct nn_pool *pool);
+void nn_pool_for(struct nn_pool *pool, size_t items, nn_item_fn fn, void *arg);
+
+/* Part `part` of `parts` takes items [*lo, *hi) of n: contiguous, balanced shares. */
+static inline void nn_share(size_t n, size_t part, size_t parts, size_t *lo, size_t *hi)
+{
+    *lo = n * part / parts;
+    *hi = n * (part + 1) / parts;
+}
+
+/* What the layer kernels share out: the pool, each worker's scratch (im2col buffers), and the
+ * convolution gradients of the chunks of samples after the first, summed in chunk order. */
+struct nn_work {
+    struct nn_pool *pool;
+    int workers, chunks;
+    size_t col_size, grad_size;
+    float *col[NN_MAX_WORKERS], *dcol[NN_MAX_WORKERS], *grad[NN_MAX_WORKERS * NN_CHUNKS_PER_WORKER];
+};
+/* 0, or -1 when out of memory (nn_work_free cleans up either way). */
+int nn_work_init(struct nn_work *work, int threads, size_t col_size, size_t grad_size, int training);
+void nn_work_free(struct nn_work *work);
+
 struct avemo_nn_ctx {
     const struct avemo_net *net;
+    struct nn_work work;
     int max_batch, training, dropout, batch, last_train;
     float bn_momentum;      /* weight of a batch in the running statistics (NN_BN_MOMENTUM) */
     float **act;            /* per layer output, max_batch * out_size (NULL when not needed: see
@@ -71,8 +104,6 @@ struct avemo_nn_ctx {
     const float **out;      /* per layer output pointer of the last forward */
     const float *inputs[AVEMO_NN_MAX_INPUTS];
     float *concat;          /* head input */
-    float *col, *dcol;      /* im2col scratch */
-    size_t col_size;
     float *bn_mean, *bn_rstd;       /* per batch-norm layer, C each (offset by s_off / 2); the
                                        folded scale and shift in inference contexts */
     int32_t **pool_idx;     /* per max-pool layer other than 2x2 (training) */
@@ -86,25 +117,26 @@ struct avemo_nn_ctx {
     struct avemo_rng rng;
 };
 
-/* Layers (src/nn/layer_*.c).  B = batch size; col/dcol are scratch of ctx->col_size floats.
+/* Layers (src/nn/layer_*.c).  B = batch size; work holds the workers and their scratch.
  * out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
  * scale NULL and shift = bias; inference folds a following batch norm into scale and shift. */
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B, float *col,
-                     const float *scale, const float *shift, int relu);
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
+                     const struct nn_work *work, const float *scale, const float *shift, int relu);
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
-                      const float *dout, float *din, int B, float *col, float *dcol);
+                      const float *dout, float *din, int B, const struct nn_work *work);
 size_t nn_conv_col_size(const struct nn_layer *l);
 
 /* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output). */
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
-                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu);
+                         float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
+                         struct nn_pool *pool);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
 /* relu_out != NULL: dout is the gradient of the following ReLU's output (relu_out), whose
  * backward is done on the fly. */
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
                     const float *dout, const float *relu_out, float *din, int B, const float *mean,
-                    const float *rstd, int train);
+                    const float *rstd, int train, struct nn_pool *pool);
 #define NN_BN_EPS 1e-5f
 #define NN_BN_MOMENTUM 0.1f
 
@@ -131,11 +163,13 @@ void nn_vec_bn_dx(const float *dy, const float *relu_out, const float *x, float 
 void nn_vec_relu(const float *x, float *y, size_t n);
 void nn_vec_relu_grad(const float *out, const float *dout, float *din, size_t n);
 void nn_vec_add(float *y, const float *x, size_t n);
+void nn_vec_fill(float *y, float v, size_t n);
 void nn_relu_backward(const float *out, const float *dout, float *din, size_t n);
 
-void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B);
+void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B,
+                        struct nn_pool *pool);
 void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
-                         const float *dout, float *din, int B);
+                         const float *dout, float *din, int B, struct nn_pool *pool);
 
 void nn_gap_forward(const struct nn_layer *l, const float *in, float *out, int B);
 void nn_gap_backward(const struct nn_layer *l, const float *dout, float *din, int B);

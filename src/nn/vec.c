@@ -150,3 +150,13 @@ void nn_vec_add(float *y, const float *x, size_t n)
     for (; i < n; i++) y[i] += x[i];
 }
 
+
+void nn_vec_fill(float *y, float v, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128 vv = _mm_set1_ps(v);
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, vv);
+#endif
+    for (; i < n; i++) y[i] = v;
+}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
 enum { OVERRIDE_MAX = 600 }; /* bytes in one --set SEC.KEY=VALUE */
@@ -165,6 +166,14 @@ enum avemo_status train_check_inputs(const avemo_net *net, const struct avemo_pi
 
 /* --- a training session's state ---------------------------------------------- */
 
+/* One training batch: inputs, labels and how its loss is weighed (mixup). */
+struct train_batch {
+    float *audio, *face;
+    int *labels, *mix_labels;
+    int b;
+    struct avemo_nn_loss lo;
+};
+
 struct session {
     const struct avemo_train_options *opt;
     struct avemo_pipeline p;
@@ -182,6 +191,7 @@ struct session {
     int *labels;
     float *mix_in;            /* mixup: a copy of one input's batch */
     int *mix_labels;
+    struct train_batch slot[2]; /* training batches made one ahead (slot 0 uses the buffers above) */
     float class_weights[16];
     float *mean, *std;
     float *best_params, *best_stats;
@@ -207,6 +217,10 @@ static void session_free(struct session *s)
     free(s->labels);
     free(s->mix_in);
     free(s->mix_labels);
+    free(s->slot[1].audio);
+    free(s->slot[1].face);
+    free(s->slot[1].labels);
+    free(s->slot[1].mix_labels);
     free(s->mean);
     free(s->std);
     free(s->best_params);
@@ -405,7 +419,13 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     size_t widest = s->td.audio_floats > s->td.face_floats ? s->td.audio_floats : s->td.face_floats;
     s->mix_in = malloc(sizeof(float) * widest * (size_t)batch + 1);
     s->mix_labels = malloc(sizeof(int) * (size_t)batch);
-    if (!s->audio_in || !s->face_in || !s->labels || !s->mix_in || !s->mix_labels)
+    s->slot[0] = (struct train_batch){s->audio_in, s->face_in, s->labels, s->mix_labels, 0, {0}};
+    s->slot[1].audio = malloc(sizeof(float) * s->td.audio_floats * (size_t)batch + 1);
+    s->slot[1].face = malloc(sizeof(float) * s->td.face_floats * (size_t)batch + 1);
+    s->slot[1].labels = malloc(sizeof(int) * (size_t)batch);
+    s->slot[1].mix_labels = malloc(sizeof(int) * (size_t)batch);
+    if (!s->audio_in || !s->face_in || !s->labels || !s->mix_in || !s->mix_labels || !s->slot[1].audio ||
+        !s->slot[1].face || !s->slot[1].labels || !s->slot[1].mix_labels)
         return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
     if (s->td.need_audio && (st = avemo_audio_extractor_create(&s->p.audio, &s->td.ex, err))) return st;
     if (s->td.ex && s->p.audio.norm == AVEMO_NORM_DATASET) {
@@ -419,12 +439,17 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     return AVEMO_OK;
 }
 
-static const float *const *batch_inputs(struct session *s, const float *inputs[2])
+static const float *const *slot_inputs(const struct session *s, const struct train_batch *tb, const float *inputs[2])
 {
     int k = 0;
     for (int i = 0; i < avemo_net_input_count(s->net); i++)
-        inputs[k++] = i == s->td.audio_input ? s->audio_in : s->face_in;
+        inputs[k++] = i == s->td.audio_input ? tb->audio : tb->face;
     return inputs;
+}
+
+static const float *const *batch_inputs(struct session *s, const float *inputs[2])
+{
+    return slot_inputs(s, &s->slot[0], inputs);
 }
 
 /* Loss, accuracy and (optionally) predictions of a part in eval mode. */
@@ -484,9 +509,9 @@ static void mix_input(float *in, float *copy, size_t floats, const int *perm, in
 }
 
 /* Mixes the batch in place and says how its loss is weighed. */
-static void mixup_batch(struct session *s, struct avemo_rng *rng, int b, struct avemo_nn_loss *lo)
+static void mixup_batch(struct session *s, struct avemo_rng *rng, struct train_batch *tb)
 {
-    int perm[1024];
+    int perm[1024], b = tb->b;
     for (int i = 0; i < b; i++) perm[i] = i;
     for (int i = b; i > 1; i--) {
         int j = (int)avemo_rng_below(rng, (uint32_t)i), t = perm[i - 1];
@@ -494,11 +519,32 @@ static void mixup_batch(struct session *s, struct avemo_rng *rng, int b, struct 
         perm[j] = t;
     }
     float lam = beta_sample(rng, s->p.augment.mixup);
-    if (s->td.need_audio) mix_input(s->audio_in, s->mix_in, s->td.audio_floats, perm, b, lam);
-    if (s->td.need_face) mix_input(s->face_in, s->mix_in, s->td.face_floats, perm, b, lam);
-    for (int i = 0; i < b; i++) s->mix_labels[i] = s->labels[perm[i]];
-    lo->mix_labels = s->mix_labels;
-    lo->mix_lambda = lam;
+    if (s->td.need_audio) mix_input(tb->audio, s->mix_in, s->td.audio_floats, perm, b, lam);
+    if (s->td.need_face) mix_input(tb->face, s->mix_in, s->td.face_floats, perm, b, lam);
+    for (int i = 0; i < b; i++) tb->mix_labels[i] = tb->labels[perm[i]];
+    tb->lo.mix_labels = tb->mix_labels;
+    tb->lo.mix_lambda = lam;
+}
+
+/* What the producer of an epoch's batches needs (train_prefetch). */
+struct epoch_batches {
+    struct session *s;
+    const size_t *order;
+    size_t n;
+    struct avemo_rng *rng;
+};
+
+/* Batch k of the epoch into slot: inputs, labels, augmentation and mixup. */
+static void fill_batch(void *arg, size_t k, int slot)
+{
+    const struct epoch_batches *e = arg;
+    struct session *s = e->s;
+    struct train_batch *tb = &s->slot[slot];
+    const size_t batch = (size_t)s->p.train.batch, at = k * batch;
+    tb->b = e->n - at < batch ? (int)(e->n - at) : (int)batch;
+    train_data_batch(&s->td, e->order + at, tb->b, 1, e->rng, tb->audio, tb->face, tb->labels);
+    tb->lo = (struct avemo_nn_loss){s->class_weights, s->p.train.label_smoothing, NULL, 0};
+    if (s->p.augment.mixup > 0.0f) mixup_batch(s, e->rng, tb);
 }
 
 static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
@@ -511,33 +557,40 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
         order[i - 1] = order[j];
         order[j] = t;
     }
-    struct avemo_nn_loss lo = {s->class_weights, s->p.train.label_smoothing, NULL, 0};
-    int batch = s->p.train.batch, k = s->ds.num_classes;
+    const size_t batch = (size_t)s->p.train.batch;
+    size_t batches = (n + batch - 1) / batch;
+    /* A batch of one has no batch statistics worth normalising with: a last one is left out. */
+    if (n > 1 && batch < 2) batches = 0;
+    else if (n > 1 && n % batch == 1) batches--;
+    const int k = s->ds.num_classes;
     double total = 0;
     size_t correct = 0, seen = 0;
-    for (size_t at = 0; at < n; at += (size_t)batch) {
-        int b = n - at < (size_t)batch ? (int)(n - at) : batch;
-        /* A batch of one has no batch statistics worth normalising with. */
-        if (b < 2 && n > 1) break;
-        train_data_batch(&s->td, order + at, b, 1, rng, s->audio_in, s->face_in, s->labels);
-        lo.mix_labels = NULL;
-        if (s->p.augment.mixup > 0.0f) mixup_batch(s, rng, b, &lo);
+    struct epoch_batches eb = {s, order, n, rng};
+    struct train_prefetch pf;
+    train_prefetch_start(&pf, batches, fill_batch, &eb);
+    enum avemo_status st = AVEMO_OK;
+    for (size_t at = 0; !st && at < batches; at++) {
+        const struct train_batch *tb = &s->slot[train_prefetch_wait(&pf, at)];
+        const int b = tb->b;
         const float *inputs[2], *logits;
         float l;
-        enum avemo_status st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);
-        if (!st) st = avemo_net_backward(s->net, s->ctx, s->labels, &lo, &l, err);
+        st = avemo_net_forward_train(s->net, s->ctx, slot_inputs(s, tb, inputs), b, &logits, err);
+        if (!st) st = avemo_net_backward(s->net, s->ctx, tb->labels, &tb->lo, &l, err);
         if (!st) st = avemo_optim_step(s->optim, s->net, s->ctx, NULL, err);
-        if (st) return st;
-        if (!isfinite(l)) return avemo_fail(err, AVEMO_ERR_INTERNAL, "train: the loss became %f (lower train.lr?)", l);
+        if (!st && !isfinite(l)) st = avemo_fail(err, AVEMO_ERR_INTERNAL, "train: the loss became %f (lower train.lr?)", l);
+        if (st) break;
         total += (double)l * b;
         seen += (size_t)b;
         for (int j = 0; j < b; j++) {
             int best = 0;
             for (int c = 1; c < k; c++)
                 if (logits[j * k + c] > logits[j * k + best]) best = c;
-            correct += best == s->labels[j];
+            correct += best == tb->labels[j];
         }
+        train_prefetch_release(&pf, at);
     }
+    train_prefetch_finish(&pf);
+    if (st) return st;
     *loss = seen ? total / (double)seen : NAN;
     *acc = seen ? (double)correct / (double)seen : NAN;
     return AVEMO_OK;
@@ -857,6 +910,12 @@ static enum avemo_status final_report(struct session *s, struct avemo_train_resu
     return st;
 }
 
+static int online_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
 enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct avemo_train_result *res,
                                   struct avemo_error *err)
 {
@@ -869,7 +928,10 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
     s.td.audio_input = s.td.face_input = -1;
     s.opt = opt;
     enum avemo_status st = train_load_pipeline(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
-    if (!st && s.p.train.threads > 0) st = avemo_nn_set_threads(s.p.train.threads, err);
+    /* The network's workers: train.threads, or every core (the setting is process-wide; the
+     * caller's is restored at the end). */
+    const int nn_threads_before = avemo_nn_threads();
+    if (!st) st = avemo_nn_set_threads(s.p.train.threads > 0 ? s.p.train.threads : online_cores(), err);
     if (!st) st = load_data(&s, err);
     if (!st) st = extract(&s, err);
     if (!st) st = make_split(&s, err);
@@ -885,5 +947,6 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
     if (!st) st = final_report(&s, res, err);
     res->seconds = avemo_now() - t0;
     session_free(&s);
+    avemo_nn_set_threads(nn_threads_before, NULL);
     return st;
 }

@@ -68,3 +68,25 @@ int train_data_usable(const struct train_data *td, size_t i);
 /* Fill the inputs and labels of n items; augment = 1 for training batches. */
 void train_data_batch(struct train_data *td, const size_t *items, int n, int augment, struct avemo_rng *rng,
                       float *audio_in, float *face_in, int *labels);
+
+/* ---- batches made one ahead by a producer thread (prefetch.c) ---- */
+#include <pthread.h>
+struct train_prefetch {
+    size_t count;                 /* batches in the epoch */
+    void (*fill)(void *arg, size_t k, int slot);
+    void *arg;
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t produced, released;    /* batches filled / given back by the consumer */
+    int stop, threaded;
+};
+/* Starts filling batches 0..count-1 into slots k % 2 with fill(arg, k, slot). */
+void train_prefetch_start(struct train_prefetch *pf, size_t count, void (*fill)(void *arg, size_t k, int slot),
+                          void *arg);
+/* The slot holding batch k once it is filled (batches are taken in order). */
+int train_prefetch_wait(struct train_prefetch *pf, size_t k);
+/* Batch k's slot may be refilled. */
+void train_prefetch_release(struct train_prefetch *pf, size_t k);
+/* Stops the producer (also early, after an error) and frees the thread. */
+void train_prefetch_finish(struct train_prefetch *pf);

@@ -76,7 +76,11 @@ static int count_elements(xmlNode *parent)
 /* Parse up to max numbers from the text of node; returns how many, -1 on a malformed one. */
 static int parse_numbers(xmlNode *node, double *out, int max)
 {
-    xmlChar *text = xmlNodeGetContent(node);
+    /* An element holding one text node (every number list of a cascade) is read in place;
+     * anything else through a copy of its whole content. */
+    xmlNode *only = node->children;
+    int in_place = only && !only->next && only->type == XML_TEXT_NODE && only->content;
+    xmlChar *text = in_place ? only->content : xmlNodeGetContent(node);
     if (!text) return 0;
     const char *p = (const char *)text;
     int n = 0;
@@ -93,7 +97,7 @@ static int parse_numbers(xmlNode *node, double *out, int max)
         out[n++] = v;
         p = end;
     }
-    xmlFree(text);
+    if (!in_place) xmlFree(text);
     return n;
 }
 
@@ -349,7 +353,11 @@ enum avemo_status avemo_cascade_load_memory(const void *xml, size_t size, const 
         return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: cascade file of %zu bytes exceeds the limit of %zu", name,
                           size, lim.max_file_bytes);
     /* No network, no entity expansion, no DTD loading: the file is data only. */
-    xmlDoc *doc = xmlReadMemory(xml, (int)size, NULL, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    /* NOBLANKS drops the whitespace between elements (half the nodes of a pretty-printed
+     * cascade) and COMPACT keeps short texts inside their nodes: fewer allocations. */
+    xmlDoc *doc = xmlReadMemory(xml, (int)size, NULL, NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS |
+                                    XML_PARSE_COMPACT);
     if (!doc) {
         const xmlError *xe = xmlGetLastError();
         const char *msg = xe && xe->message ? xe->message : "parse error";
@@ -385,9 +393,70 @@ enum avemo_status avemo_cascade_load(const char *path, const struct avemo_cascad
     size_t size;
     enum avemo_status rc = avemo_read_file(path, lim.max_file_bytes, &data, &size, err);
     if (rc) return rc;
+    const uint32_t crc = avemo_crc32(0, data, size);
+    *out = vision_cascade_cache_load(path, crc, size, &lim);
+    if (*out) {
+        free(data);
+        return AVEMO_OK;
+    }
     rc = avemo_cascade_load_memory(data, size, path, &lim, out, err);
+    if (!rc) vision_cascade_cache_save(*out, crc, size);
     free(data);
     return rc;
+}
+
+/* What read_tree, read_stages and read_features guarantee, checked on a finished cascade
+ * (one from the binary cache). */
+static int tree_ok(const struct avemo_cascade *c, const struct cascade_tree *t, int first_node, int first_leaf,
+                   const struct avemo_cascade_limits *lim)
+{
+    const int n = t->node_count;
+    if (t->first_node != first_node || t->first_leaf != first_leaf || n < 1 || n > lim->max_nodes_per_tree ||
+        n > c->nnodes - first_node)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const struct cascade_node *nd = &c->nodes[first_node + i];
+        if (nd->left < -n || nd->left > n - 1 || nd->right < -n || nd->right > n - 1 ||
+            (nd->left > 0 && nd->left <= i) || (nd->right > 0 && nd->right <= i) || nd->feature < 0 ||
+            nd->feature >= c->nfeatures || !isfinite(nd->threshold))
+            return 0;
+    }
+    for (int i = 0; i <= n; i++)
+        if (!isfinite(c->leaves[first_leaf + i])) return 0;
+    return 1;
+}
+
+int vision_cascade_check(const struct avemo_cascade *c, const struct avemo_cascade_limits *lim)
+{
+    if (c->win_w < 1 || c->win_w > lim->max_window || c->win_h < 1 || c->win_h > lim->max_window ||
+        (!c->is_lbp && (c->win_w < 3 || c->win_h < 3)))
+        return 0;
+    int tree = 0, node = 0, leaf = 0, stumps = 1, tilted = 0;
+    for (int s = 0; s < c->nstages; s++) {
+        const struct cascade_stage *st = &c->stages[s];
+        if (st->first_tree != tree || st->tree_count < 1 || st->tree_count > c->ntrees - tree || !isfinite(st->threshold))
+            return 0;
+        for (int t = tree; t < tree + st->tree_count; t++) {
+            if (!tree_ok(c, &c->trees[t], node, leaf, lim)) return 0;
+            node += c->trees[t].node_count;
+            leaf += c->trees[t].node_count + 1;
+            stumps &= c->trees[t].node_count == 1;
+        }
+        tree += st->tree_count;
+    }
+    if (tree != c->ntrees || node != c->nnodes || leaf != c->nleaves || stumps != c->stumps_only) return 0;
+    for (int i = 0; i < c->nfeatures; i++) {
+        const struct cascade_feature *f = &c->features[i];
+        if (f->nrects < 1 || f->nrects > (c->is_lbp ? 1 : HAAR_MAX_RECTS) || (c->is_lbp && f->tilted) ||
+            !feature_inside(c, f))
+            return 0;
+        for (int r = 0; r < f->nrects; r++)
+            if (!isfinite(f->rect[r].weight) || f->rect[r].w > 4096 || f->rect[r].h > 4096 || f->rect[r].x > 4096 ||
+                f->rect[r].y > 4096)
+                return 0;
+        tilted |= f->tilted != 0;
+    }
+    return tilted == (c->has_tilted != 0);
 }
 
 void avemo_cascade_get_info(const avemo_cascade *c, struct avemo_cascade_info *info)

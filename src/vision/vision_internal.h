@@ -54,6 +54,14 @@ struct avemo_cascade {
     struct cascade_feature *features;
 };
 
+/* The binary cache of parsed cascades (cascade_cache.c); xml_crc and xml_size identify the
+ * XML the cascade was parsed from.  Load returns NULL when there is no usable cache file. */
+void vision_cascade_cache_save(const struct avemo_cascade *c, uint32_t xml_crc, size_t xml_size);
+avemo_cascade *vision_cascade_cache_load(const char *name, uint32_t xml_crc, size_t xml_size,
+                                         const struct avemo_cascade_limits *lim);
+/* 1 when every count, index, rectangle and value of c is as the XML reader guarantees. */
+int vision_cascade_check(const struct avemo_cascade *c, const struct avemo_cascade_limits *lim);
+
 /* Scaled image size as OpenCV computes it: cvRound(size / (float)scale). */
 int vision_round_div(int size, float scale);
 

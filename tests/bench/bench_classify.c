@@ -3,6 +3,7 @@
 #include "bench.h"
 
 #include <avemo/eval.h>
+#include <avemo/media.h>
 #include <avemo/nn.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,10 +48,44 @@ static void time_mode(const struct bench_context *ctx, cJSON *out, enum avemo_mo
     avemo_classifier_close(clf);
 }
 
+/* The decode part of an av classification: open the clip, one pass for the sound (22,050 Hz)
+ * and the 8 sampled frames (gray), as avemo_classify_file does. */
+struct decode_arg {
+    const char *clip;
+    int failed;
+};
+
+static void decode_once(void *p)
+{
+    struct decode_arg *a = p;
+    avemo_media *media = NULL;
+    struct avemo_audio audio = {0};
+    struct avemo_frames frames = {0};
+    if (avemo_media_open_file(a->clip, NULL, &media, NULL) ||
+        avemo_media_decode_av(media, 22050, &audio, 8, AVEMO_PIX_GRAY8, &frames, NULL) || frames.count != 8)
+        a->failed = 1;
+    avemo_frames_free(&frames);
+    avemo_audio_free(&audio);
+    avemo_media_close(media);
+}
+
+static void time_decode(const struct bench_context *ctx, cJSON *out)
+{
+    char clip[1024];
+    snprintf(clip, sizeof clip, "%s/cremad/1001_DFA_ANG_XX.flv", ctx->data_dir);
+    struct decode_arg a = {clip, 0};
+    double t = bench_median(ctx->repeats, decode_once, &a);
+    double cpu = bench_median_cpu(ctx->repeats, decode_once, &a);
+    if (a.failed) return;
+    cJSON_AddNumberToObject(out, "decode_frames_clip_s", t);
+    cJSON_AddNumberToObject(out, "decode_frames_clip_cpu_s", cpu);
+}
+
 void bench_classify(const struct bench_context *ctx, cJSON *out);
 void bench_classify(const struct bench_context *ctx, cJSON *out)
 {
     avemo_nn_set_threads(1, NULL);
+    time_decode(ctx, out);
     time_mode(ctx, out, AVEMO_MODE_AV, "classify_clip_s");
     time_mode(ctx, out, AVEMO_MODE_AUDIO, "classify_audio_clip_s");
     time_mode(ctx, out, AVEMO_MODE_FACE, "classify_face_clip_s");

@@ -16,12 +16,14 @@ void bench_audio(const struct bench_context *ctx, cJSON *out);
 void bench_vision(const struct bench_context *ctx, cJSON *out);
 void bench_nn(const struct bench_context *ctx, cJSON *out);
 void bench_classify(const struct bench_context *ctx, cJSON *out);
+void bench_process(const struct bench_context *ctx, cJSON *out);
 /* Sections, one per module (each in bench_<module>.c). */
 static const struct bench_section sections[] = {
     {"audio", bench_audio},
     {"vision", bench_vision},
     {"nn", bench_nn},
     {"classify", bench_classify},
+    {"process", bench_process},
     {NULL, NULL},
 };
 

@@ -121,6 +121,68 @@ static void test_training_is_reproducible(void **state)
     avemo_net_free(nets[1]);
 }
 
+/* Logits and gradients of one training forward and backward on a context of `threads` workers,
+ * and the logits of an inference of one sample (whose convolutions share out channels). */
+static void step_with_workers(avemo_net *net, int threads, float *const *in, const int *labels, int B, float *logits,
+                              float *grads, float *one_logits)
+{
+    struct avemo_error err;
+    avemo_nn_ctx *ctx, *infer;
+    const float *out;
+    float loss;
+    if (avemo_nn_set_threads(threads, &err) || avemo_nn_ctx_create(net, B, 1, 3, &ctx, &err) ||
+        avemo_nn_ctx_create(net, 1, 0, 3, &infer, &err))
+        fail_msg("%s", err.message);
+    avemo_nn_set_threads(1, NULL);
+    if (avemo_net_forward_train(net, ctx, (const float *const *)in, B, &out, &err)) fail_msg("%s", err.message);
+    memcpy(logits, out, sizeof(float) * (size_t)B * 6);
+    if (avemo_net_backward(net, ctx, labels, NULL, &loss, &err)) fail_msg("%s", err.message);
+    memcpy(grads, avemo_nn_ctx_grads(ctx, NULL), sizeof(float) * net->nparams);
+    if (avemo_net_forward(net, infer, (const float *const *)in, 1, &out, &err)) fail_msg("%s", err.message);
+    memcpy(one_logits, out, sizeof(float) * 6);
+    avemo_nn_ctx_free(infer);
+    avemo_nn_ctx_free(ctx);
+}
+
+/* Two workers share the samples of a batch (5: unequal chunks), the channels of batch norms
+ * and the pooled samples: the same forward, the same gradients up to the order in which the
+ * chunks' convolution gradients are summed, and the same result on every run. */
+static void test_workers_match_one(void **state)
+{
+    (void)state;
+    enum { B = 5 };
+    avemo_net *net = make_net(PIPE("cremad-av"), 4);
+    float *in[2] = {nn_random_batch(net, 0, B, 31), nn_random_batch(net, 1, B, 32)};
+    int labels[B] = {0, 1, 2, 3, 4};
+    float logits[3][B * 6], one[3][6];
+    float *grads[3];
+    float *stats = malloc(sizeof(float) * net->nstats);
+    memcpy(stats, net->stats, sizeof(float) * net->nstats);
+    for (int t = 0; t < 3; t++) { /* one worker, two, two again */
+        grads[t] = malloc(sizeof(float) * net->nparams);
+        memcpy(net->stats, stats, sizeof(float) * net->nstats); /* the training forward moves them */
+        step_with_workers(net, t ? 2 : 1, in, labels, B, logits[t], grads[t], one[t]);
+    }
+    assert_memory_equal(logits[0], logits[1], sizeof logits[0]);
+    /* Which worker runs which chunk varies; the result does not. */
+    assert_memory_equal(grads[1], grads[2], sizeof(float) * net->nparams);
+    for (int k = 0; k < 6; k++) assert_float_equal(one[0][k], one[1][k], 1e-5);
+    double max_abs = 0.0, max_diff = 0.0;
+    for (size_t i = 0; i < net->nparams; i++) {
+        double a = fabs(grads[0][i]), d = fabs((double)grads[0][i] - grads[1][i]);
+        max_abs = a > max_abs ? a : max_abs;
+        max_diff = d > max_diff ? d : max_diff;
+    }
+    assert_true(max_abs > 0.0);
+    assert_true(max_diff <= 1e-5 * max_abs);
+    assert_int_equal(avemo_nn_threads(), 1);
+    for (int t = 0; t < 3; t++) free(grads[t]);
+    free(stats);
+    free(in[0]);
+    free(in[1]);
+    avemo_net_free(net);
+}
+
 /* A shared input (one clip's audio with several faces) gives the logits of repeating it, and a
  * mask naming an input the network lacks is refused. */
 static void test_forward_shared_input(void **state)
@@ -362,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_threads_share_a_model),
         cmocka_unit_test(test_training_is_reproducible),
         cmocka_unit_test(test_forward_shared_input),
+        cmocka_unit_test(test_workers_match_one),
         cmocka_unit_test(test_bn_momentum_average),
         cmocka_unit_test(test_mixup_loss),
         cmocka_unit_test(test_freeze_branch),

@@ -7,6 +7,10 @@
 #include "common/testutil.h"
 
 #include <avemo/vision.h>
+#include "vision/vision_internal.h"
+
+#include <stdlib.h>
+#include <unistd.h>
 
 #define CASCADE AVEMO_DEFAULT_CASCADE
 
@@ -259,10 +263,98 @@ static void test_absurd_detect_params(void **state)
     avemo_cascade_free(c);
 }
 
+
+/* The same cascade from the XML and from the binary cache: every array equal. */
+static void assert_same_cascade(const avemo_cascade *a, const avemo_cascade *b)
+{
+    assert_int_equal(a->nstages, b->nstages);
+    assert_int_equal(a->ntrees, b->ntrees);
+    assert_int_equal(a->nnodes, b->nnodes);
+    assert_int_equal(a->nleaves, b->nleaves);
+    assert_int_equal(a->nfeatures, b->nfeatures);
+    assert_int_equal(a->win_w, b->win_w);
+    assert_int_equal(a->stumps_only, b->stumps_only);
+    assert_int_equal(a->has_tilted, b->has_tilted);
+    assert_memory_equal(a->stages, b->stages, sizeof *a->stages * (size_t)a->nstages);
+    assert_memory_equal(a->trees, b->trees, sizeof *a->trees * (size_t)a->ntrees);
+    assert_memory_equal(a->nodes, b->nodes, sizeof *a->nodes * (size_t)a->nnodes);
+    assert_memory_equal(a->leaves, b->leaves, sizeof *a->leaves * (size_t)a->nleaves);
+    assert_memory_equal(a->features, b->features, sizeof *a->features * (size_t)a->nfeatures);
+}
+
+static void load_both(const char *path, const avemo_cascade *xml_only)
+{
+    struct avemo_error err;
+    avemo_cascade *c = NULL;
+    if (avemo_cascade_load(path, NULL, &c, &err)) fail_msg("%s", err.message);
+    assert_same_cascade(xml_only, c);
+    avemo_cascade_free(c);
+}
+
+/* avemo_cascade_load writes a binary cache and reads it back as the same cascade; a damaged
+ * cache (a flipped byte) or one whose CRC is right but whose node names a missing feature is
+ * ignored: the XML is parsed again and the cache rewritten. */
+static void test_binary_cache(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/avemo-cascade-cache-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    setenv("AVEMO_CACHE_DIR", dir, 1);
+    uint8_t *xml;
+    size_t size;
+    struct avemo_error err;
+    if (avemo_read_file(CASCADE, (size_t)32 << 20, &xml, &size, &err)) fail_msg("%s", err.message);
+    avemo_cascade *ref = NULL;
+    if (avemo_cascade_load_memory(xml, size, CASCADE, NULL, &ref, &err)) fail_msg("%s", err.message);
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/cascade-%08x-%zu.bin", dir, (unsigned)avemo_crc32(0, xml, size), size);
+    free(xml);
+    load_both(CASCADE, ref); /* parses, writes the cache */
+    uint8_t *bin;
+    size_t bin_size;
+    if (avemo_read_file(cache, (size_t)64 << 20, &bin, &bin_size, &err)) fail_msg("%s", err.message);
+    load_both(CASCADE, ref); /* from the cache */
+    /* A flipped byte: the CRC fails. */
+    bin[bin_size / 2] ^= 0x40;
+    FILE *f = fopen(cache, "wb");
+    assert_non_null(f);
+    fwrite(bin, 1, bin_size, f);
+    fclose(f);
+    load_both(CASCADE, ref);
+    /* A node naming feature nfeatures, with a CRC that matches: the checks refuse it. */
+    bin[bin_size / 2] ^= 0x40;
+    size_t node0 = bin_size - 4 - sizeof *ref->features * (size_t)ref->nfeatures - sizeof(float) * (size_t)ref->nleaves -
+                   sizeof *ref->nodes * (size_t)ref->nnodes;
+    struct cascade_node nd;
+    memcpy(&nd, bin + node0, sizeof nd);
+    nd.feature = ref->nfeatures;
+    memcpy(bin + node0, &nd, sizeof nd);
+    uint32_t crc = avemo_crc32(0, bin, bin_size - 4);
+    memcpy(bin + bin_size - 4, &crc, 4);
+    f = fopen(cache, "wb");
+    assert_non_null(f);
+    fwrite(bin, 1, bin_size, f);
+    fclose(f);
+    avemo_cascade *c = NULL;
+    if (avemo_cascade_load(CASCADE, NULL, &c, &err)) fail_msg("%s", err.message);
+    assert_same_cascade(ref, c);
+    struct avemo_cascade_limits lim;
+    avemo_cascade_limits_default(&lim);
+    assert_true(vision_cascade_check(c, &lim));
+    c->nodes[0].feature = ref->nfeatures;
+    assert_false(vision_cascade_check(c, &lim));
+    avemo_cascade_free(c);
+    free(bin);
+    avemo_cascade_free(ref);
+    remove(cache);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_debian_cascades_load),
+        cmocka_unit_test(test_binary_cache),
         cmocka_unit_test(test_tiny_cascade_is_valid),
         cmocka_unit_test(test_missing_and_empty),
         cmocka_unit_test(test_truncated_xml),
