@@ -234,7 +234,10 @@ static enum avemo_status load_data(struct session *s, struct avemo_error *err)
         enum avemo_status st = avemo_dataset_add(&s->ds, s->opt->data[i], &s->p.labels, err);
         if (st) return st;
     }
-    say(s, "data: %zu labelled files (%zu dropped by [labels])\n", s->ds.count, s->ds.dropped);
+    char dropped[256];
+    avemo_dataset_dropped_text(&s->ds, dropped, sizeof dropped);
+    say(s, "data: %zu labelled files (%zu dropped by [labels]%s%s)\n", s->ds.count, s->ds.dropped, *dropped ? ": " : "",
+        dropped);
     return AVEMO_OK;
 }
 
