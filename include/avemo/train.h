@@ -157,7 +157,7 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
  *              bn_recalibrate swa_start validation
- *   [augment]  noise_snr_db gain_db shift speed time_mask freq_mask masks
+ *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
  *              flip face_shift face_scale brightness contrast
  */
 struct avemo_face_spec {
@@ -204,6 +204,8 @@ struct avemo_augment {
     float face_shift, face_scale; /* random crop jitter (fraction of the side) */
     float brightness, contrast;   /* random brightness offset / contrast factor ranges */
     float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
+    float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what
+                               * re-converting a recording adds), after gain and noise */
 };
 
 enum avemo_pipeline_mode { AVEMO_PIPELINE_AV = 0, AVEMO_PIPELINE_AUDIO = 1, AVEMO_PIPELINE_FACE = 2 };

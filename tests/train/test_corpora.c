@@ -5,8 +5,12 @@
 #include "common/testutil.h"
 
 #include <avemo/eval.h>
+#include <avemo/nn.h>
 #include <avemo/train.h>
 
+#include "train/train_internal.h"
+
+#include <math.h>
 #include <sys/stat.h>
 
 static char tmp[64];
@@ -277,6 +281,30 @@ static void test_leave_one_corpus_out(void **state)
     avemo_dataset_free(&ds);
 }
 
+/* +-1 LSB dither alone moves every sample by at most one 16-bit step, some of them by a
+ * visible part of one, and keeps the length. */
+static void test_dither(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    static float in[N], out[N];
+    for (int i = 0; i < N; i++) in[i] = 0.25f * sinf(0.01f * (float)i);
+    struct avemo_augment a = {0};
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, 7, 1);
+    a.dither = 1;
+    assert_int_equal(train_augment_wave(in, N, out, N, &a, &rng), N);
+    double worst = 0, sum = 0;
+    for (int i = 0; i < N; i++) {
+        double d = fabs((double)out[i] - in[i]);
+        if (d > worst) worst = d;
+        sum += d;
+    }
+    assert_true(worst <= 1.0 / 32768 + 1e-7);
+    assert_true(worst > 0.9 / 32768);
+    assert_true(sum / N > 0.4 / 32768 && sum / N < 0.6 / 32768); /* uniform on +-1: mean |d| = 1/2 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_classify_still_images),
         cmocka_unit_test(test_bad_files_and_per_corpus_eval),
         cmocka_unit_test(test_leave_one_corpus_out),
+        cmocka_unit_test(test_dither),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
