@@ -195,6 +195,10 @@ enum avemo_status avemo_image_from_media(avemo_media *media, int channels, struc
  * 0 keeps a JPEG's own (1 or 3) and gives RGB for the others. */
 enum avemo_status avemo_image_read_file(const char *path, int channels, const struct avemo_media_limits *limits,
                                         struct avemo_image *out, struct avemo_error *err);
+/* The largest face in an image file of any format (as avemo_face_detect_jpeg). */
+enum avemo_status avemo_face_detect_image_file(avemo_detector *det, const char *path,
+                                               const struct avemo_face_options *opt, struct avemo_face *face,
+                                               struct avemo_error *err);
 /* An already-cropped face image file of any format to the model input (as avemo_face_from_crop). */
 enum avemo_status avemo_face_from_image_file(const char *path, int size, int channels, struct avemo_image *out,
                                              struct avemo_error *err);

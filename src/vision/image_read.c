@@ -65,3 +65,18 @@ enum avemo_status avemo_face_from_image_file(const char *path, int size, int cha
     avemo_image_free(&img);
     return st;
 }
+
+enum avemo_status avemo_face_detect_image_file(avemo_detector *det, const char *path,
+                                               const struct avemo_face_options *opt, struct avemo_face *face,
+                                               struct avemo_error *err)
+{
+    if (!face) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: NULL output");
+    memset(face, 0, sizeof *face);
+    face->frame_index = -1;
+    struct avemo_image img;
+    enum avemo_status st = avemo_image_read_file(path, opt ? opt->channels : 3, NULL, &img, err);
+    if (st) return st;
+    st = avemo_face_detect_image(det, &img, opt, NULL, face, err);
+    avemo_image_free(&img);
+    return st;
+}
