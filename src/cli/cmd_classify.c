@@ -8,7 +8,7 @@
 
 static const char classify_usage[] =
     "usage: avemo classify FILE... [--model M.avm] [--mode av|audio|face] [--json] [--frames K] [--cascade XML]\n"
-    "  Tell the emotion of each clip, audio file or face image (JPEG).\n"
+    "  Tell the emotion of each clip, audio file or face image (JPEG, PNG, BMP, TIFF, WebP).\n"
     "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
     "                audio and face models as fallbacks for clips without a face or sound)\n"
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"

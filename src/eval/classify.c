@@ -266,8 +266,8 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
             st = avemo_face_from_crop(&img, fo.size, fo.channels, &r->faces[0].image, err);
             r->faces[0].has_crop = st == AVEMO_OK;
         }
-        /* The picture is the face when it was taken whole: the answer and the page say so. */
-        r->faces[0].face_found |= r->faces[0].has_crop;
+        /* A picture too small to search is the face itself (FER2013, CK+): the answer says so. */
+        if (!searchable) r->faces[0].face_found = r->faces[0].has_crop;
         r->nfaces = r->frames_sampled = 1;
         r->ncrops = r->faces[0].has_crop;
         pred->t_faces_s += avemo_now() - t0;
