@@ -146,7 +146,8 @@ static enum avemo_status record_sources_and_failures(const struct eval_model *m,
         char **slot = &set->failures[set->nfailures];
         /* Feature errors usually name the file already; otherwise it is put first. */
         size_t size = strlen(path) + strlen(why) + 3;
-        if ((*slot = malloc(size))) snprintf(*slot, size, strstr(why, path) ? "%.0s%s" : "%s: %s", path, why);
+        if (strstr(why, path)) *slot = strdup(why);
+        else if ((*slot = malloc(size))) snprintf(*slot, size, "%s: %s", path, why);
         if (!*slot) return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
         set->nfailures++;
     }
