@@ -37,6 +37,7 @@ enum avemo_corpus {
     AVEMO_CORPUS_MANIFEST,   /* CSV: path,label,group */
     AVEMO_CORPUS_EMODB,      /* SSTTTEV.wav (03a01Fa.wav): speaker SS, text TTT, emotion letter E */
     AVEMO_CORPUS_CKPLUS,     /* emotion/S005_001_00000009.png: subject S005 */
+    AVEMO_CORPUS_FER2013,    /* split/emotion/Training_1.jpg (FER2013's usage prefixes): one group per file */
 };
 const char *avemo_corpus_name(enum avemo_corpus corpus);
 

@@ -174,6 +174,9 @@ enum avemo_status avemo_item_from_path(const char *path, struct avemo_item *item
         if (ckplus_subject(base)) {
             snprintf(item->group, sizeof item->group, "ckplus:%.4s", base);
             item->corpus = AVEMO_CORPUS_CKPLUS;
+        } else if (strncmp(base, "Training_", 9) == 0 || strncmp(base, "PublicTest_", 11) == 0 ||
+                   strncmp(base, "PrivateTest_", 12) == 0) {
+            item->corpus = AVEMO_CORPUS_FER2013;
         }
         return AVEMO_OK;
     }
@@ -414,11 +417,11 @@ void avemo_dataset_dropped_text(const struct avemo_dataset *ds, char *buf, size_
 
 enum avemo_corpus avemo_dataset_source_corpus(const struct avemo_dataset *ds, int s)
 {
-    size_t count[AVEMO_CORPUS_CKPLUS + 1] = {0};
+    size_t count[AVEMO_CORPUS_FER2013 + 1] = {0};
     for (size_t i = 0; i < ds->count; i++)
-        if (ds->items[i].source == s && (unsigned)ds->items[i].corpus <= AVEMO_CORPUS_CKPLUS) count[ds->items[i].corpus]++;
+        if (ds->items[i].source == s && (unsigned)ds->items[i].corpus <= AVEMO_CORPUS_FER2013) count[ds->items[i].corpus]++;
     int best = AVEMO_CORPUS_UNKNOWN;
-    for (int c = 1; c <= AVEMO_CORPUS_CKPLUS; c++)
+    for (int c = 1; c <= AVEMO_CORPUS_FER2013; c++)
         if (count[c] > count[best]) best = c;
     return (enum avemo_corpus)best;
 }

@@ -17,6 +17,7 @@ const char *avemo_corpus_name(enum avemo_corpus corpus)
     case AVEMO_CORPUS_MANIFEST: return "manifest";
     case AVEMO_CORPUS_EMODB: return "emodb";
     case AVEMO_CORPUS_CKPLUS: return "ck+";
+    case AVEMO_CORPUS_FER2013: return "fer2013";
     default: return "unknown";
     }
 }

@@ -48,6 +48,9 @@ static void test_names(void **state)
     assert_int_equal(it.kind, AVEMO_ITEM_IMAGE);
     assert_int_equal(avemo_item_from_path("ckplus/sadness/S011_002_00000022.png", &it, NULL), AVEMO_OK);
     assert_string_equal(it.code, "SAD");
+    assert_int_equal(avemo_item_from_path("fer2013/validation/sad/PublicTest_97.jpg", &it, NULL), AVEMO_OK);
+    assert_int_equal(it.corpus, AVEMO_CORPUS_FER2013);
+    assert_string_equal(it.split, "validation");
     /* Every still-image extension is an image, never a clip. */
     const char *images[] = {"a/happy/x.bmp", "a/happy/x.TIFF", "a/happy/x.webp", "a/happy/x.pgm"};
     for (size_t i = 0; i < sizeof images / sizeof images[0]; i++) {
