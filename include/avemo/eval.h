@@ -160,6 +160,8 @@ struct avemo_eval_result {
  * every model is evaluated on the same units, taking the input(s) its mode needs.
  * truth (malloc'ed, n units), paths (malloc'ed array of pointers into an internal copy: free
  * with avemo_eval_free). */
+#define AVEMO_EVAL_MAX_SOURCES 32
+
 struct avemo_eval_set {
     size_t n;
     int *truth;
@@ -169,10 +171,28 @@ struct avemo_eval_set {
     char labels[AVEMO_MAX_CLASSES][8];
     struct avemo_eval_result *results;
     int nresults;
+    /* Where each unit came from, for per-corpus reports (cross-corpus evaluation). */
+    int *source;               /* per unit: index of the --data (opt->data) it came from */
+    int nsources;              /* = opt->ndata */
+    char source_path[AVEMO_EVAL_MAX_SOURCES][256];  /* each --data as given */
+    char source_corpus[AVEMO_EVAL_MAX_SOURCES][16]; /* the corpus its files are named after */
+    char **failures;           /* "path: cause" of each test file that could not be read */
+    size_t nfailures;
+    char dropped[256];         /* items left out by the label map, per code: "45 BOR, 39 CON" */
 };
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err);
 void avemo_eval_free(struct avemo_eval_set *set);
+/* The metrics of result r over the units of one --data (m->n = 0 when it gave none). */
+enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, int r, int source,
+                                            struct avemo_metrics *m, struct avemo_error *err);
+/* `avemo eval --json` of result r: avemo_metrics_json's object plus "skipped", "skipped_files"
+ * (each "path: cause"), "dropped_labels" and "per_data" (one metrics object per --data, with
+ * "data" and "corpus"); malloc'ed. */
+char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
+/* The text report of result r: the whole, labels left out, a table per --data when there
+ * are several, the skipped files by name; malloc'ed. */
+char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
 
 /* ---- plots (PNG via cairo) ---- */
 enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char *title, const char *png_path,

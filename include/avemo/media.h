@@ -120,6 +120,10 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
  * decoder and the tests): index[i] = floor((i + 0.5) * total / count). */
 void avemo_media_pick_frames(int64_t total, int count, int64_t *index);
 
+/* 1 when the input is one still picture (PNG, BMP, TIFF, WebP, JPEG ... opened by one of
+ * FFmpeg's image demuxers, with no sound): decode it as one frame, not as a clip. */
+int avemo_media_is_still_image(const avemo_media *media);
+
 /* Whole-clip facts as a JSON text (malloc'ed), as `avemo probe --json` prints. */
 enum avemo_status avemo_media_info_json(const avemo_media *media, char **json, struct avemo_error *err);
 

@@ -4,11 +4,14 @@
  * augmentation, checkpoints, CSV log, curves).
  *
  * Labels.  Every corpus label is first turned into a canonical code:
- *   ANG DIS FEA HAP NEU SAD, plus CAL (RAVDESS calm) and SUR (surprise).
+ *   ANG DIS FEA HAP NEU SAD, plus CAL (RAVDESS calm), SUR (surprise), CON (CK+ contempt) and
+ *   BOR (EmoDB boredom).
  * The pipeline's [labels] section then maps codes onto the model's classes:
  *   classes = ANG DIS FEA HAP NEU SAD
  *   map     = CAL:NEU          (optional: merge a code into a class)
- *   drop    = CAL SUR          (codes dropped; any other unknown code is an error)
+ *   drop    = CAL SUR          (codes dropped; any other unknown code is an error, except
+ *                               SUR CON BOR, which have no six-class counterpart: a map that
+ *                               neither keeps nor maps them drops them, counted per code)
  */
 #ifndef AVEMO_TRAIN_H
 #define AVEMO_TRAIN_H
@@ -32,6 +35,9 @@ enum avemo_corpus {
     AVEMO_CORPUS_RAVDESS,    /* MM-VV-EE-II-SS-RR-AA.wav: actor AA */
     AVEMO_CORPUS_FOLDER,     /* [split/]emotion/file (FER2013 style): one group per file */
     AVEMO_CORPUS_MANIFEST,   /* CSV: path,label,group */
+    AVEMO_CORPUS_EMODB,      /* SSTTTEV.wav (03a01Fa.wav): speaker SS, text TTT, emotion letter E */
+    AVEMO_CORPUS_CKPLUS,     /* emotion/S005_001_00000009.png: subject S005 */
+    AVEMO_CORPUS_FER2013,    /* split/emotion/Training_1.jpg (FER2013's usage prefixes): one group per file */
 };
 const char *avemo_corpus_name(enum avemo_corpus corpus);
 
@@ -46,7 +52,10 @@ struct avemo_item {
     char split[16];                 /* folder split ("train", "validation", "test") or "" */
     enum avemo_corpus corpus;
     int kind;                       /* enum avemo_item_kind bits the file can give */
+    int source;                     /* index of the avemo_dataset_add call (the --data) it came from */
 };
+
+#define AVEMO_DATASET_MAX_SOURCES 32
 
 struct avemo_dataset {
     struct avemo_item *items;
@@ -54,6 +63,11 @@ struct avemo_dataset {
     int num_classes;
     char classes[16][AVEMO_LABEL_MAX];
     size_t dropped;                 /* items whose label the map drops */
+    int nsources;                   /* avemo_dataset_add calls so far */
+    char source_path[AVEMO_DATASET_MAX_SOURCES][256]; /* each one's path, as given (cut at 255) */
+    int ndrop_codes;                /* dropped items per code, e.g. 45 BOR */
+    char drop_code[16][AVEMO_LABEL_MAX];
+    size_t drop_count[16];
 };
 
 struct avemo_label_map {
@@ -87,6 +101,10 @@ enum avemo_status avemo_item_from_path(const char *path, struct avemo_item *item
 enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *path, const struct avemo_label_map *map,
                                     struct avemo_error *err);
 void avemo_dataset_free(struct avemo_dataset *ds);
+/* "45 BOR, 39 CON" (the dropped items per code) into buf; "" when nothing was dropped. */
+void avemo_dataset_dropped_text(const struct avemo_dataset *ds, char *buf, size_t size);
+/* The corpus most items of source s are from (AVEMO_CORPUS_UNKNOWN when it has none). */
+enum avemo_corpus avemo_dataset_source_corpus(const struct avemo_dataset *ds, int s);
 /* Counts per class into counts[num_classes] over items[idx[i]] (idx NULL: all items). */
 void avemo_dataset_class_counts(const struct avemo_dataset *ds, const size_t *idx, size_t n, size_t *counts);
 
@@ -121,6 +139,11 @@ enum avemo_status avemo_split_save(const struct avemo_dataset *ds, const struct 
                                    struct avemo_error *err);
 enum avemo_status avemo_split_load(const struct avemo_dataset *ds, const char *path, struct avemo_split *split,
                                    struct avemo_error *err);
+/* Leave one corpus out: every item of the `source`-th avemo_dataset_add (one --data) becomes
+ * the test part; the other items keep their train or validation part and their test part
+ * trains, so a model trained on the split has never seen the corpus it is tested on. */
+enum avemo_status avemo_split_leave_out(const struct avemo_dataset *ds, struct avemo_split *split, int source,
+                                        struct avemo_error *err);
 void avemo_split_free(struct avemo_split *split);
 /* Indices of the items of one part (malloc'ed). */
 size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n);
@@ -135,7 +158,7 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
  *              bn_recalibrate swa_start validation
- *   [augment]  noise_snr_db gain_db shift speed time_mask freq_mask masks
+ *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
  *              flip face_shift face_scale brightness contrast
  */
 struct avemo_face_spec {
@@ -183,6 +206,8 @@ struct avemo_augment {
     float face_shift, face_scale; /* random crop jitter (fraction of the side) */
     float brightness, contrast;   /* random brightness offset / contrast factor ranges */
     float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
+    float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what
+                               * re-converting a recording adds), after gain and noise */
 };
 
 enum avemo_pipeline_mode { AVEMO_PIPELINE_AV = 0, AVEMO_PIPELINE_AUDIO = 1, AVEMO_PIPELINE_FACE = 2 };

@@ -182,6 +182,27 @@ enum avemo_status avemo_face_from_crop(const struct avemo_image *img, int size, 
 enum avemo_status avemo_face_from_jpeg(const char *path, int size, int channels, struct avemo_image *out,
                                        struct avemo_error *err);
 
+/* ---- still images of any format: JPEG by libjpeg, the others (PNG, BMP, TIFF, WebP ...)
+ * by FFmpeg as one picture --------------------------------------------------------- */
+
+/* 1 when the bytes start with a JPEG marker. */
+int avemo_image_is_jpeg(const void *data, size_t size);
+/* The picture of a still-image media input (avemo_media_is_still_image), as gray (channels 1)
+ * or RGB (channels 3, or 0).  AVEMO_ERR_UNSUPPORTED when the media is not a still image. */
+enum avemo_status avemo_image_from_media(avemo_media *media, int channels, struct avemo_image *out,
+                                         struct avemo_error *err);
+/* Read an image file of any format FFmpeg decodes (limits: NULL for the defaults); channels
+ * 0 keeps a JPEG's own (1 or 3) and gives RGB for the others. */
+enum avemo_status avemo_image_read_file(const char *path, int channels, const struct avemo_media_limits *limits,
+                                        struct avemo_image *out, struct avemo_error *err);
+/* The largest face in an image file of any format (as avemo_face_detect_jpeg). */
+enum avemo_status avemo_face_detect_image_file(avemo_detector *det, const char *path,
+                                               const struct avemo_face_options *opt, struct avemo_face *face,
+                                               struct avemo_error *err);
+/* An already-cropped face image file of any format to the model input (as avemo_face_from_crop). */
+enum avemo_status avemo_face_from_image_file(const char *path, int size, int channels, struct avemo_image *out,
+                                             struct avemo_error *err);
+
 /* Faces of K frames sampled evenly over a clip. */
 struct avemo_clip_faces {
     int count;

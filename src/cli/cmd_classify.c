@@ -10,8 +10,8 @@
 static const char classify_usage[] =
     "usage: avemo classify FILE|DIR|LIST.txt... [--model M.avm] [--mode av|audio|face] [--json] [--frames K]\n"
     "                      [--cascade XML] [--shard I/N] [--out DIR]\n"
-    "  Tell the emotion of each clip, audio file or face image (JPEG); a folder means its media\n"
-    "  files (sorted), a .txt/.list manifest one path per line.\n"
+    "  Tell the emotion of each clip, audio file or face image (JPEG, PNG, BMP, TIFF,\n"
+    "  WebP); a folder means its media files (sorted), a .txt/.list manifest one path per line.\n"
     "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
     "                audio and face models as fallbacks for clips without a face or sound)\n"
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"

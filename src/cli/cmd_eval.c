@@ -8,6 +8,8 @@ static const char eval_usage[] =
     "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F] [--set S.K=V]\n"
     "  Measure a model on labelled data: accuracy, unweighted accuracy, per-class precision,\n"
     "  recall and F1, confusion matrix.  With --split, only the split's test part is used.\n"
+    "  With several --data, each one is also reported on its own (cross-corpus evaluation);\n"
+    "  files that cannot be read are named and skipped.\n"
     "  --report DIR writes report.txt, metrics.json and confusion.png.\n"
     "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
     "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.\n"
@@ -48,12 +50,12 @@ static int run_eval(int argc, char **argv)
     if (avemo_evaluate(a.models, 1, &a.opt, &set, &err)) return cli_report(&err);
     const struct avemo_eval_result *r = &set.results[0];
     if (a.json) {
-        char *json = avemo_metrics_json(&r->metrics);
+        char *json = avemo_eval_set_json(&set, 0);
         printf("%s\n", json ? json : "{}");
         free(json);
     } else {
-        char *text = avemo_metrics_report(&r->metrics);
-        printf("model: %s (%zu test units, %zu items skipped)\n\n%s", r->model, set.n, set.skipped, text ? text : "");
+        char *text = avemo_eval_set_report(&set, 0);
+        printf("%s", text ? text : "");
         free(text);
     }
     int rc = a.report_dir ? cli_write_report(a.report_dir, "", r) : CLI_EXIT_OK;

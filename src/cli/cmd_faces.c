@@ -11,7 +11,7 @@
 static const char faces_usage[] =
     "usage: avemo faces FILE [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
     "                   [--size N] [--gray] [--margin M] [--track] [--fallback]\n"
-    "  Detect the largest face in K frames sampled evenly over a clip (or in a JPEG photo)\n"
+    "  Detect the largest face in K frames sampled evenly over a clip (or in a photo: JPEG, PNG, ...)\n"
     "  and print, per frame, its index, time, face_found and box [x, y, w, h] in pixels.\n"
     "  --frames K      frames to sample (default 8)\n"
     "  --out DIR       write the crops (face_NNN.jpg) into DIR (which must exist)\n"
@@ -67,10 +67,13 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
     return 1;
 }
 
-static int is_jpeg_name(const char *path)
+static int is_still_image_name(const char *path)
 {
     const char *dot = strrchr(path, '.');
-    return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
+    static const char *const still[] = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"};
+    for (size_t i = 0; dot && i < sizeof still / sizeof still[0]; i++)
+        if (strcasecmp(dot, still[i]) == 0) return 1;
+    return 0;
 }
 
 /* Write face_NNN.jpg (and frame_NNN.jpg with the box when drawing). */
@@ -150,12 +153,12 @@ static int run_faces(int argc, char **argv)
         return cli_report(&err);
     }
     int rc = CLI_EXIT_OK;
-    if (is_jpeg_name(a.file)) {
+    if (is_still_image_name(a.file)) {
         /* A photo: one detection. */
         struct avemo_image img = {0};
         struct avemo_face face = {0};
-        if (a.draw && avemo_jpeg_read_file(a.file, a.opt.channels, 0, &img, &err)) rc = cli_report(&err);
-        else if (avemo_face_detect_jpeg(det, a.file, &a.opt, &face, &err) ||
+        if (a.draw && avemo_image_read_file(a.file, a.opt.channels, NULL, &img, &err)) rc = cli_report(&err);
+        else if (avemo_face_detect_image_file(det, a.file, &a.opt, &face, &err) ||
                  (a.out_dir && write_outputs(&a, 0, &face, a.draw ? &img : NULL, &err)))
             rc = cli_report(&err);
         else

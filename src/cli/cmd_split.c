@@ -1,4 +1,4 @@
-/* avemo split PIPELINE.ini --data DIR... --out SPLIT.txt [--set train.fold=K] */
+/* avemo split PIPELINE.ini --data DIR... --out SPLIT.txt [--set train.fold=K] [--leave-out DIR] */
 #include "cli/cli.h"
 
 #include <avemo/train.h>
@@ -8,21 +8,26 @@
 
 static const char split_usage[] =
     "usage: avemo split PIPELINE.ini --data DIR|LIST.csv [--data ...] --out SPLIT.txt [--set train.KEY=VALUE]...\n"
+    "                   [--leave-out DIR|LIST.csv]\n"
     "  Write the train/validation/test split that `avemo train` makes for this pipeline and data\n"
-    "  (its [labels] and [train] split, folds, fold, seed), for `--split` in train, eval and compare.";
+    "  (its [labels] and [train] split, folds, fold, seed), for `--split` in train, eval and compare.\n"
+    "  --leave-out D (one of the --data): leave that corpus out: all of it is the test part, the\n"
+    "  other corpora train (and validate, as the pipeline says): a leave-one-corpus-out split.";
 
 static int run_split(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
-        {"set", required_argument, NULL, 'x'},  {NULL, 0, NULL, 0},
+        {"set", required_argument, NULL, 'x'},  {"leave-out", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
     };
-    const char *data[32], *sets[16], *out = NULL;
+    const char *data[32], *sets[16], *out = NULL, *leave_out = NULL;
     int ndata = 0, nsets = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:o:x:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:o:x:l:", longopts, NULL)) != -1) {
         if (c == 'd' && ndata < 32) data[ndata++] = optarg;
         else if (c == 'o') out = optarg;
+        else if (c == 'l') leave_out = optarg;
         else if (c == 'x' && nsets < 16) sets[nsets++] = optarg;
         else {
             fprintf(stderr, "%s\n", split_usage);
@@ -31,6 +36,13 @@ static int run_split(int argc, char **argv)
     }
     if (optind != argc - 1 || !out || ndata == 0) {
         fprintf(stderr, "%s\n", split_usage);
+        return CLI_EXIT_USAGE;
+    }
+    int left_out = -1;
+    for (int i = 0; leave_out && i < ndata; i++)
+        if (strcmp(data[i], leave_out) == 0) left_out = i;
+    if (leave_out && left_out < 0) {
+        fprintf(stderr, "avemo: --leave-out %s: not one of the --data given\n", leave_out);
         return CLI_EXIT_USAGE;
     }
     struct avemo_error err = {0};
@@ -58,6 +70,7 @@ static int run_split(int argc, char **argv)
     for (int i = 0; i < ndata && !rc; i++)
         if (avemo_dataset_add(&ds, data[i], &p.labels, &err)) rc = cli_report(&err);
     if (!rc && (avemo_split_for_pipeline(&ds, &p.train, &sp, &err) ||
+                (left_out >= 0 && avemo_split_leave_out(&ds, &sp, left_out, &err)) ||
                 avemo_split_save(&ds, &sp, out, &err)))
         rc = cli_report(&err);
     if (!rc) {

@@ -211,9 +211,8 @@ void avemo_classify_ctx_free(avemo_classify_ctx *ctx)
 /* What a request decoded: sound, face crops (model-ready), and facts for the answer. */
 struct request {
     const char *name;
-    avemo_media *media;          /* NULL for a JPEG */
-    const uint8_t *jpeg;
-    size_t jpeg_size;
+    avemo_media *media;          /* NULL for a still image */
+    struct avemo_image still;    /* the picture of a still image (JPEG, PNG, BMP, TIFF, WebP ...) */
     struct avemo_audio audio;
     struct avemo_face faces[CLF_MAX_FRAMES];
     int nfaces, ncrops, frames_sampled;
@@ -221,12 +220,11 @@ struct request {
 
 static void request_free(struct request *r)
 {
+    avemo_image_free(&r->still);
     avemo_audio_free(&r->audio);
     for (int i = 0; i < r->nfaces; i++) avemo_face_free(&r->faces[i]);
     r->nfaces = r->ncrops = 0;
 }
-
-static int is_jpeg(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
 
 static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r, const struct clf_model *m,
                                       struct avemo_prediction *pred, struct avemo_error *err)
@@ -259,11 +257,8 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
     face_options(m, &fo);
     enum avemo_status st = AVEMO_OK;
     if (!r->media) {
-        struct avemo_image img = {0};
+        const struct avemo_image img = r->still;
         double t0 = avemo_now();
-        st = avemo_jpeg_read_memory(r->jpeg, r->jpeg_size, r->name, 0, 0, &img, err);
-        pred->t_decode_s += avemo_now() - t0;
-        t0 = avemo_now();
         /* An image smaller than the smallest face searched is taken to be the face itself. */
         int searchable = img.width >= fo.detect.min_width && img.height >= fo.detect.min_height;
         if (!st && searchable) st = avemo_face_detect_image(ctx->det, &img, &fo, NULL, &r->faces[0], err);
@@ -272,7 +267,8 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
             st = avemo_face_from_crop(&img, fo.size, fo.channels, &r->faces[0].image, err);
             r->faces[0].has_crop = st == AVEMO_OK;
         }
-        avemo_image_free(&img);
+        /* A picture too small to search is the face itself (FER2013, CK+): the answer says so. */
+        if (!searchable) r->faces[0].face_found = r->faces[0].has_crop;
         r->nfaces = r->frames_sampled = 1;
         r->ncrops = r->faces[0].has_crop;
         pred->t_faces_s += avemo_now() - t0;
@@ -440,19 +436,24 @@ static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request
         st = avemo_open_regular(path, &f, err); /* a FIFO is refused here, not waited on */
         size_t got = f ? fread(head, 1, 3, f) : 0;
         if (f) fclose(f);
-        if (!st && is_jpeg(head, got)) {
+        if (!st && avemo_image_is_jpeg(head, got)) {
             st = avemo_read_file(path, AVEMO_JPEG_MAX_BYTES, &file, &size, err);
             data = file;
         }
     }
-    if (!st && data && is_jpeg(data, size)) {
-        r->jpeg = data;
-        r->jpeg_size = size;
+    double td = avemo_now();
+    if (!st && data && avemo_image_is_jpeg(data, size)) {
+        st = avemo_jpeg_read_memory(data, size, r->name, 0, 0, &r->still, err);
     } else if (!st) {
-        double td = avemo_now();
         st = path ? avemo_media_open_file(path, &mo, &r->media, err) : avemo_media_open_memory(data, size, &mo, &r->media, err);
-        pred->t_decode_s += avemo_now() - td;
+        /* Any other picture (PNG, BMP, TIFF, WebP) is one image, not an 8-frame clip. */
+        if (!st && avemo_media_is_still_image(r->media)) {
+            st = avemo_image_from_media(r->media, 3, &r->still, err);
+            avemo_media_close(r->media);
+            r->media = NULL;
+        }
     }
+    pred->t_decode_s += avemo_now() - td;
     if (!st) st = classify_request(ctx, r, mode, pred, err);
     request_free(r);
     avemo_media_close(r->media);

@@ -83,6 +83,8 @@ static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
     if (m->part[i] != 2 || m->fs.failure[i]) return 0;
     if (!data_has_audio) return m->fs.face_count[i] > 0;
     struct train_data td = m->td;
+    /* A face model takes every face, from a clip or an image, when the data mixes both. */
+    if (m->td.audio_input < 0) return m->fs.face_count[i] > 0;
     return train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
 }
 
@@ -121,6 +123,60 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     return st;
 }
 
+/* Each --data's path and corpus, the test files that could not be read (by name) and the
+ * labels the map left out, so that reports say what was not measured. */
+static enum avemo_status record_sources_and_failures(const struct eval_model *m, const struct avemo_eval_options *opt,
+                                                     struct avemo_eval_set *set, struct avemo_error *err)
+{
+    set->nsources = opt->ndata < AVEMO_EVAL_MAX_SOURCES ? opt->ndata : AVEMO_EVAL_MAX_SOURCES;
+    for (int s = 0; s < set->nsources; s++) {
+        snprintf(set->source_path[s], sizeof set->source_path[s], "%s", opt->data[s]);
+        snprintf(set->source_corpus[s], sizeof set->source_corpus[s], "%s",
+                 avemo_corpus_name(avemo_dataset_source_corpus(&m->ds, s)));
+    }
+    avemo_dataset_dropped_text(&m->ds, set->dropped, sizeof set->dropped);
+    size_t nfail = 0;
+    for (size_t i = 0; i < m->ds.count; i++) nfail += m->part[i] == 2 && m->fs.failure[i];
+    if (!nfail) return AVEMO_OK;
+    set->failures = calloc(nfail, sizeof(char *));
+    if (!set->failures) return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    for (size_t i = 0; i < m->ds.count; i++) {
+        if (m->part[i] != 2 || !m->fs.failure[i]) continue;
+        const char *path = m->ds.items[i].path, *why = m->fs.failure[i];
+        char **slot = &set->failures[set->nfailures];
+        /* Feature errors usually name the file already; otherwise it is put first. */
+        size_t size = strlen(path) + strlen(why) + 3;
+        if (strstr(why, path)) *slot = strdup(why);
+        else if ((*slot = malloc(size))) snprintf(*slot, size, "%s: %s", path, why);
+        if (!*slot) return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+        set->nfailures++;
+    }
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, int r, int source,
+                                            struct avemo_metrics *m, struct avemo_error *err)
+{
+    memset(m, 0, sizeof *m);
+    if (r < 0 || r >= set->nresults || source < 0 || source >= set->nsources)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "eval: no result %d or data %d", r, source);
+    size_t cap = set->n ? set->n : 1;
+    int *truth = malloc(sizeof(int) * cap), *pred = malloc(sizeof(int) * cap);
+    enum avemo_status st = truth && pred ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    size_t n = 0;
+    for (size_t u = 0; !st && u < set->n; u++)
+        if (set->source[u] == source) {
+            truth[n] = set->truth[u];
+            pred[n++] = set->results[r].pred[u];
+        }
+    const char *labels[AVEMO_MAX_CLASSES];
+    for (int c = 0; c < set->num_classes; c++) labels[c] = set->labels[c];
+    if (!st && n) st = avemo_metrics_compute(truth, pred, n, set->num_classes, labels, m, err);
+    free(truth);
+    free(pred);
+    return st;
+}
+
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err)
 {
@@ -154,14 +210,19 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         if (ok) units[n++] = i;
         else if (tested && (has_audio ? 1 : !models[0].fs.has_audio[i])) set->skipped++;
     }
+    if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
     if (!st && n == 0) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
     if (!st) {
         set->n = n;
         set->truth = malloc(sizeof(int) * n);
         set->paths = calloc(n, sizeof(char *));
         if (!set->truth || !set->paths) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
-        for (size_t u = 0; !st && u < n; u++)
+        set->source = malloc(sizeof(int) * n);
+        if (!st && !set->source) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+        for (size_t u = 0; !st && u < n; u++) {
+            set->source[u] = models[0].ds.items[units[u]].source;
             if (!(set->paths[u] = strdup(models[0].ds.items[units[u]].path))) st = AVEMO_ERR_NOMEM;
+        }
         set->num_classes = models[0].ds.num_classes;
         for (int c = 0; c < set->num_classes; c++) snprintf(set->labels[c], sizeof set->labels[c], "%s", models[0].ds.classes[c]);
     }
@@ -192,6 +253,9 @@ void avemo_eval_free(struct avemo_eval_set *set)
     if (!set) return;
     for (size_t i = 0; set->paths && i < set->n; i++) free(set->paths[i]);
     for (int i = 0; set->results && i < set->nresults; i++) free(set->results[i].pred);
+    for (size_t i = 0; set->failures && i < set->nfailures; i++) free(set->failures[i]);
+    free(set->failures);
+    free(set->source);
     free(set->paths);
     free(set->truth);
     free(set->results);

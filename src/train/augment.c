@@ -54,6 +54,11 @@ size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, con
         float std = (float)(rms / pow(10.0, snr / 20.0));
         for (size_t i = 0; i < m; i++) out[i] += std * avemo_rng_normal(rng);
     }
+    /* Dither: the +-1 LSB of a 16-bit re-conversion, independent of the level. */
+    if (a->dither > 0) {
+        float lsb = a->dither / 32768.0f;
+        for (size_t i = 0; i < m; i++) out[i] += uniform(rng, -lsb, lsb);
+    }
     return m;
 }
 

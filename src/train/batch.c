@@ -95,7 +95,7 @@ static void audio_sample(struct train_data *td, size_t i, int augment, struct av
     const struct avemo_feature_set *fs = td->fs;
     const struct avemo_augment *a = &td->p->augment;
     int wave_aug = augment && fs->wave && fs->wave[i] && td->ex &&
-                   (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0);
+                   (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0);
     if (wave_aug) {
         size_t need = (size_t)((double)fs->wave_len[i] / (1.0 - a->speed) + 2);
         if (need > td->wave_cap) {

@@ -1,6 +1,6 @@
 /*
- * Datasets: labelled media files found under a folder (CREMA-D and RAVDESS
- * file names, emotion-named folders as FER2013's) or listed in a CSV manifest.
+ * Datasets: labelled media files found under a folder (CREMA-D, RAVDESS and EmoDB
+ * file names, emotion-named folders as FER2013's and CK+'s) or listed in a CSV manifest.
  */
 #include <avemo/train.h>
 
@@ -15,7 +15,8 @@
 
 static const char *const audio_exts[] = {"wav", "mp3", "ogg", "flac", "m4a", "aac", "opus", NULL};
 static const char *const video_exts[] = {"flv", "mp4", "mkv", "webm", "avi", "mov", NULL};
-static const char *const image_exts[] = {"jpg", "jpeg", NULL};
+/* Still images (decoded by libjpeg, or by FFmpeg as one picture): never taken for clips. */
+static const char *const image_exts[] = {"jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "pgm", "ppm", "pnm", NULL};
 static const char *const split_names[] = {"train", "training", "validation", "val", "valid", "test", NULL};
 
 /* Copy src into dst of size n, cut when too long (names in messages only). */
@@ -117,6 +118,32 @@ static int parse_ravdess(const char *base, struct avemo_item *item)
     return 1;
 }
 
+/* EmoDB: SSTTTEV.ext, e.g. 03a01Fa.wav = speaker 03, text a01, emotion F (Freude), version a. */
+static int parse_emodb(const char *base, struct avemo_item *item)
+{
+    if (strlen(base) < 8 || base[7] != '.' || !all_digits(base, 2) || !islower((unsigned char)base[2]) ||
+        !all_digits(base + 3, 2) || !isupper((unsigned char)base[5]) || !islower((unsigned char)base[6]))
+        return 0;
+    char emo[2] = {base[5], 0};
+    const char *code = avemo_label_canonical(AVEMO_CORPUS_EMODB, emo);
+    if (!code) return 0;
+    snprintf(item->code, sizeof item->code, "%s", code);
+    snprintf(item->group, sizeof item->group, "emodb:%.2s", base);
+    item->corpus = AVEMO_CORPUS_EMODB;
+    return 1;
+}
+
+/* CK+ subject in a name like S005_001_00000009.png (subject, sequence, frame): the label is
+ * the folder's, the group the subject, so that the near-equal frames of a sequence and the
+ * other sequences of a person never fall on both sides of a split. */
+static int ckplus_subject(const char *base)
+{
+    if (strlen(base) < 10 || base[0] != 'S' || !all_digits(base + 1, 3) || base[4] != '_' || !all_digits(base + 5, 3) ||
+        base[8] != '_' || !isdigit((unsigned char)base[9]))
+        return 0;
+    return 1;
+}
+
 /* split/emotion/file */
 static int parse_folder(const char *path, const char *parent, const char *grand, struct avemo_item *item)
 {
@@ -142,11 +169,20 @@ enum avemo_status avemo_item_from_path(const char *path, struct avemo_item *item
     if (!item->kind) return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not a media file extension", path);
     char base[256], parent[128], grand[128];
     path_parts(path, base, sizeof base, parent, sizeof parent, grand, sizeof grand);
-    if (parse_cremad(base, item) || parse_ravdess(base, item) || parse_folder(path, parent, grand, item))
+    if (parse_cremad(base, item) || parse_ravdess(base, item) || parse_emodb(base, item)) return AVEMO_OK;
+    if (parse_folder(path, parent, grand, item)) {
+        if (ckplus_subject(base)) {
+            snprintf(item->group, sizeof item->group, "ckplus:%.4s", base);
+            item->corpus = AVEMO_CORPUS_CKPLUS;
+        } else if (strncmp(base, "Training_", 9) == 0 || strncmp(base, "PublicTest_", 11) == 0 ||
+                   strncmp(base, "PrivateTest_", 12) == 0) {
+            item->corpus = AVEMO_CORPUS_FER2013;
+        }
         return AVEMO_OK;
+    }
     return avemo_fail(err, AVEMO_ERR_UNSUPPORTED,
                       "%s: the name follows no known convention (CREMA-D AAAA_SSS_EMO_LV, RAVDESS "
-                      "MM-VV-EE-II-SS-RR-AA, or an emotion-named folder)",
+                      "MM-VV-EE-II-SS-RR-AA, EmoDB SSTTTEV, or an emotion-named folder)",
                       path);
 }
 
@@ -174,10 +210,24 @@ static enum avemo_status dataset_push(struct avemo_dataset *ds, const struct ave
 struct scan_state {
     struct avemo_dataset *ds;
     const struct avemo_label_map *map;
+    int source;            /* index of this avemo_dataset_add call */
     size_t media_seen;     /* media files met */
     size_t unlabelled;     /* media files with no convention */
     char first_unlabelled[256];
 };
+
+static void count_dropped(struct avemo_dataset *ds, const char *code)
+{
+    ds->dropped++;
+    int k = 0;
+    while (k < ds->ndrop_codes && strcmp(ds->drop_code[k], code) != 0) k++;
+    if (k == ds->ndrop_codes) {
+        if (k == 16) return; /* codes are few (CAL SUR CON BOR ...): the total still counts */
+        snprintf(ds->drop_code[k], AVEMO_LABEL_MAX, "%s", code);
+        ds->ndrop_codes++;
+    }
+    ds->drop_count[k]++;
+}
 
 static enum avemo_status add_labelled(struct scan_state *ss, struct avemo_item *item, const char *path,
                                       struct avemo_error *err)
@@ -187,8 +237,9 @@ static enum avemo_status add_labelled(struct scan_state *ss, struct avemo_item *
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: label '%s' is neither a class, mapped nor dropped by [labels]",
                           path, item->code);
     item->label = label;
+    item->source = ss->source;
     if (label < 0) {
-        ss->ds->dropped++;
+        count_dropped(ss->ds, item->code);
         return AVEMO_OK;
     }
     return dataset_push(ss->ds, item, path, err);
@@ -300,7 +351,9 @@ static enum avemo_status read_manifest(struct scan_state *ss, const char *csv, s
             st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: %s is not a media file extension", csv, lineno, fields[0]);
             break;
         }
-        item.corpus = AVEMO_CORPUS_MANIFEST;
+        /* The manifest gives label and group; a known file name still tells the corpus. */
+        struct avemo_item named;
+        item.corpus = avemo_item_from_path(path, &named, NULL) == AVEMO_OK ? named.corpus : AVEMO_CORPUS_MANIFEST;
         snprintf(item.code, sizeof item.code, "%s", code);
         snprintf(item.group, sizeof item.group, "%s", nf > 2 && fields[2][0] ? fields[2] : fields[0]);
         if (nf > 3) snprintf(item.split, sizeof item.split, "%s", fields[3]);
@@ -318,7 +371,10 @@ enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *path, 
         ds->num_classes = map->num_classes;
         memcpy(ds->classes, map->classes, sizeof ds->classes);
     }
-    struct scan_state ss = {ds, map, 0, 0, ""};
+    if (ds->nsources >= AVEMO_DATASET_MAX_SOURCES)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d data folders or manifests", path,
+                          AVEMO_DATASET_MAX_SOURCES);
+    struct scan_state ss = {ds, map, ds->nsources, 0, 0, ""};
     struct stat sb;
     if (stat(path, &sb) != 0)
         return avemo_fail(err, errno == ENOENT ? AVEMO_ERR_NOT_FOUND : AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
@@ -329,6 +385,7 @@ enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *path, 
     else if (dot && strcasecmp(dot, ".csv") == 0) st = read_manifest(&ss, path, err);
     else return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: --data takes a folder or a .csv manifest", path);
     if (st) return st;
+    copy_text(ds->source_path[ds->nsources++], sizeof ds->source_path[0], path);
     if (ss.media_seen == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "%s: no media files found", path);
     if (ds->count == before && ss.unlabelled)
         return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: %zu media files, none with a known label convention (e.g. %s)",
@@ -345,6 +402,28 @@ void avemo_dataset_free(struct avemo_dataset *ds)
     for (size_t i = 0; i < ds->count; i++) free(ds->items[i].path);
     free(ds->items);
     memset(ds, 0, sizeof *ds);
+}
+
+void avemo_dataset_dropped_text(const struct avemo_dataset *ds, char *buf, size_t size)
+{
+    size_t at = 0;
+    if (size) buf[0] = 0;
+    for (int k = 0; k < ds->ndrop_codes && at < size; k++) {
+        int n = snprintf(buf + at, size - at, "%s%zu %s", k ? ", " : "", ds->drop_count[k], ds->drop_code[k]);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}
+
+enum avemo_corpus avemo_dataset_source_corpus(const struct avemo_dataset *ds, int s)
+{
+    size_t count[AVEMO_CORPUS_FER2013 + 1] = {0};
+    for (size_t i = 0; i < ds->count; i++)
+        if (ds->items[i].source == s && (unsigned)ds->items[i].corpus <= AVEMO_CORPUS_FER2013) count[ds->items[i].corpus]++;
+    int best = AVEMO_CORPUS_UNKNOWN;
+    for (int c = 1; c <= AVEMO_CORPUS_FER2013; c++)
+        if (count[c] > count[best]) best = c;
+    return (enum avemo_corpus)best;
 }
 
 void avemo_dataset_class_counts(const struct avemo_dataset *ds, const size_t *idx, size_t n, size_t *counts)

@@ -72,7 +72,7 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
     struct item_result *r = &job->results[i];
     if (it->kind & AVEMO_ITEM_IMAGE) {
         struct avemo_image img = {0};
-        enum avemo_status st = avemo_face_from_jpeg(it->path, fsp->size, fsp->channels, &img, err);
+        enum avemo_status st = avemo_face_from_image_file(it->path, fsp->size, fsp->channels, &img, err);
         if (st) return st;
         r->crops = img.data; /* exactly crop_bytes */
         r->ncrops = 1;

@@ -15,6 +15,9 @@ const char *avemo_corpus_name(enum avemo_corpus corpus)
     case AVEMO_CORPUS_RAVDESS: return "ravdess";
     case AVEMO_CORPUS_FOLDER: return "folder";
     case AVEMO_CORPUS_MANIFEST: return "manifest";
+    case AVEMO_CORPUS_EMODB: return "emodb";
+    case AVEMO_CORPUS_CKPLUS: return "ck+";
+    case AVEMO_CORPUS_FER2013: return "fer2013";
     default: return "unknown";
     }
 }
@@ -30,8 +33,18 @@ static const struct label_alias label_words[] = {
     {"disgusted", "DIS"}, {"FEA", "FEA"},     {"fear", "FEA"},      {"fearful", "FEA"}, {"HAP", "HAP"},
     {"happy", "HAP"},    {"happiness", "HAP"}, {"NEU", "NEU"},      {"neutral", "NEU"}, {"SAD", "SAD"},
     {"sad", "SAD"},      {"sadness", "SAD"},  {"CAL", "CAL"},       {"calm", "CAL"},    {"SUR", "SUR"},
-    {"surprise", "SUR"}, {"surprised", "SUR"},
+    {"surprise", "SUR"}, {"surprised", "SUR"}, {"CON", "CON"},      {"contempt", "CON"}, {"BOR", "BOR"},
+    {"boredom", "BOR"},  {"bored", "BOR"},
 };
+
+/* EmoDB's emotion letter (German initials): Wut, Ekel, Angst, Freude, Trauer, Neutral, Langeweile. */
+static const struct label_alias emodb_letters[] = {
+    {"W", "ANG"}, {"E", "DIS"}, {"A", "FEA"}, {"F", "HAP"}, {"T", "SAD"}, {"N", "NEU"}, {"L", "BOR"},
+};
+
+/* Codes with no counterpart among the six classes (CK+ contempt, EmoDB boredom, surprise):
+ * a label map that neither keeps nor maps them drops them, and the dataset counts them. */
+static const char *const codes_without_class[] = {"SUR", "CON", "BOR"};
 
 /* RAVDESS emotion field EE: 01 neutral ... 08 surprised. */
 static const char *const ravdess_codes[9] = {NULL, "NEU", "CAL", "HAP", "SAD", "ANG", "FEA", "DIS", "SUR"};
@@ -43,6 +56,11 @@ const char *avemo_label_canonical(enum avemo_corpus corpus, const char *label)
         !label[2]) {
         int e = atoi(label);
         return e >= 1 && e <= 8 ? ravdess_codes[e] : NULL;
+    }
+    if (corpus == AVEMO_CORPUS_EMODB) {
+        for (size_t i = 0; i < sizeof emodb_letters / sizeof emodb_letters[0]; i++)
+            if (strcmp(label, emodb_letters[i].word) == 0) return emodb_letters[i].code;
+        return NULL;
     }
     for (size_t i = 0; i < sizeof label_words / sizeof label_words[0]; i++)
         if (strcasecmp(label, label_words[i].word) == 0) return label_words[i].code;
@@ -67,6 +85,8 @@ int avemo_label_map_apply(const struct avemo_label_map *map, const char *code)
         if (strcmp(code, map->classes[i]) == 0) return i;
     for (int i = 0; i < map->num_drop; i++)
         if (strcmp(code, map->drop[i]) == 0) return -1;
+    for (size_t i = 0; i < sizeof codes_without_class / sizeof codes_without_class[0]; i++)
+        if (strcmp(code, codes_without_class[i]) == 0) return -1;
     return -2;
 }
 

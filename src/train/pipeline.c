@@ -213,6 +213,7 @@ static enum avemo_status set_augment(struct avemo_augment *a, const char *key, c
     if (strcmp(key, "brightness") == 0) return parse_float(value, 0, 1, &a->brightness, name, "augment.brightness", err);
     if (strcmp(key, "contrast") == 0) return parse_float(value, 0, 1, &a->contrast, name, "augment.contrast", err);
     if (strcmp(key, "mixup") == 0) return parse_float(value, 0, 1, &a->mixup, name, "augment.mixup", err);
+    if (strcmp(key, "dither") == 0) return parse_float(value, 0, 64, &a->dither, name, "augment.dither", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [augment]", name, key);
 }
 

@@ -308,3 +308,26 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
         if (split->part[i] == part) idx[(*n)++] = i;
     return idx;
 }
+
+enum avemo_status avemo_split_leave_out(const struct avemo_dataset *ds, struct avemo_split *split, int source,
+                                        struct avemo_error *err)
+{
+    if (source < 0 || source >= ds->nsources)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "split: no data %d to leave out (%d given)", source, ds->nsources);
+    size_t left_out = 0, kept = 0;
+    for (size_t i = 0; i < split->count && i < ds->count; i++) {
+        if (split->part[i] < 0) continue; /* a dropped label stays out */
+        if (ds->items[i].source == source) {
+            split->part[i] = PART_TEST;
+            left_out++;
+        } else {
+            /* The other corpora's own test part trains: only the corpus left out tests. */
+            if (split->part[i] == PART_TEST) split->part[i] = PART_TRAIN;
+            kept++;
+        }
+    }
+    if (!left_out || !kept)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "split: leaving out %s leaves %s", ds->source_path[source],
+                          left_out ? "nothing to train on" : "nothing to test on");
+    return AVEMO_OK;
+}

@@ -248,7 +248,10 @@ static enum avemo_status load_data(struct session *s, struct avemo_error *err)
         enum avemo_status st = avemo_dataset_add(&s->ds, s->opt->data[i], &s->p.labels, err);
         if (st) return st;
     }
-    say(s, "data: %zu labelled files (%zu dropped by [labels])\n", s->ds.count, s->ds.dropped);
+    char dropped[256];
+    avemo_dataset_dropped_text(&s->ds, dropped, sizeof dropped);
+    say(s, "data: %zu labelled files (%zu dropped by [labels]%s%s)\n", s->ds.count, s->ds.dropped, *dropped ? ": " : "",
+        dropped);
     return AVEMO_OK;
 }
 
@@ -258,7 +261,7 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
     struct avemo_extract_options eo = {0};
     eo.need_audio = s->p.mode != AVEMO_PIPELINE_FACE;
     eo.need_faces = s->p.mode != AVEMO_PIPELINE_AUDIO;
-    eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0);
+    eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0);
     eo.threads = s->p.train.threads;
     eo.cache_path = s->opt->cache_path;
     eo.progress = s->opt->progress;

@@ -1,0 +1,100 @@
+/* Reports of an evaluation over several --data: the whole, then each corpus on its own
+ * (cross-corpus evaluation), with the files that could not be read named and the labels
+ * the model's classes leave out counted. */
+#include <avemo/eval.h>
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
+{
+    if (!set || r < 0 || r >= set->nresults) return NULL;
+    char *whole = avemo_metrics_json(&set->results[r].metrics);
+    cJSON *o = whole ? cJSON_Parse(whole) : NULL;
+    free(whole);
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "skipped", (double)set->skipped);
+    cJSON *files = cJSON_AddArrayToObject(o, "skipped_files");
+    for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
+    cJSON_AddStringToObject(o, "dropped_labels", set->dropped);
+    cJSON *per = cJSON_AddArrayToObject(o, "per_data");
+    for (int s = 0; s < set->nsources; s++) {
+        struct avemo_metrics m;
+        cJSON *one = NULL;
+        if (avemo_eval_source_metrics(set, r, s, &m, NULL) == AVEMO_OK && m.n) {
+            char *text = avemo_metrics_json(&m);
+            one = text ? cJSON_Parse(text) : NULL;
+            free(text);
+        }
+        if (!one) {
+            one = cJSON_CreateObject();
+            cJSON_AddNumberToObject(one, "n", 0);
+        }
+        cJSON_AddStringToObject(one, "data", set->source_path[s]);
+        cJSON_AddStringToObject(one, "corpus", set->source_corpus[s]);
+        cJSON_AddItemToArray(per, one);
+    }
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* Append printf-style text to a growing buffer; returns 0 when out of memory. */
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0) return 0;
+    if (*len + (size_t)need + 1 > *cap) {
+        size_t bigger = (*cap ? *cap * 2 : 1024) + (size_t)need;
+        char *b = realloc(*buf, bigger);
+        if (!b) return 0;
+        *buf = b;
+        *cap = bigger;
+    }
+    va_start(ap, fmt);
+    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    *len += (size_t)need;
+    return 1;
+}
+
+char *avemo_eval_set_report(const struct avemo_eval_set *set, int r)
+{
+    if (!set || r < 0 || r >= set->nresults) return NULL;
+    const struct avemo_eval_result *res = &set->results[r];
+    char *whole = avemo_metrics_report(&res->metrics);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int ok = whole && append(&buf, &len, &cap, "model: %s (%zu test units, %zu items skipped)\n\n%s", res->model, set->n,
+                             set->skipped, whole);
+    free(whole);
+    if (ok && set->dropped[0]) ok = append(&buf, &len, &cap, "\nlabels without a class, left out: %s\n", set->dropped);
+    if (ok && set->nsources > 1) {
+        ok = append(&buf, &len, &cap, "\nper data:\n  %-50s %-9s %6s %9s %11s\n", "data", "corpus", "n", "accuracy",
+                    "unweighted");
+        for (int s = 0; ok && s < set->nsources; s++) {
+            struct avemo_metrics m;
+            if (avemo_eval_source_metrics(set, r, s, &m, NULL) != AVEMO_OK) continue;
+            if (m.n)
+                ok = append(&buf, &len, &cap, "  %-50s %-9s %6zu %8.1f%% %10.1f%%\n", set->source_path[s],
+                            set->source_corpus[s], m.n, 100 * m.accuracy, 100 * m.unweighted_accuracy);
+            else
+                ok = append(&buf, &len, &cap, "  %-50s %-9s %6d %9s %11s\n", set->source_path[s], set->source_corpus[s], 0,
+                            "-", "-");
+        }
+    }
+    for (size_t i = 0; ok && i < set->nfailures; i++)
+        ok = append(&buf, &len, &cap, "%sskipped %s\n", i ? "" : "\n", set->failures[i]);
+    if (!ok) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
