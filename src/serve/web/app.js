@@ -101,7 +101,8 @@ function renderCaveats(p, asked) {
     li.textContent = text;
     list.appendChild(li);
   }
-  box.querySelector('summary').textContent = 'What ' + m.name + ' cannot do (' + card.caveats.length + ')';
+  const whose = m.name === p.model ? m.name : m.name + ' (asked for; ' + p.model + ' answered)';
+  box.querySelector('summary').textContent = 'What ' + whose + ' cannot do (' + card.caveats.length + ')';
   $('card-link').href = card.url;
 }
 
