@@ -651,13 +651,15 @@ def case_utf8(args):
     paths = ["/v1/history/%ff", "/v1/history/%c3%28", "/v1/predict?mode=%ff", "/v1/predict?model=%c3%28",
              "/v1/predict?model=" + "%c3%a9" * 100, "/v1/" + "%c3%a9" * 200, "/nope%ed%a0%80",
              "/v1/predict?mode=%e2%82", "/v1/history?limit=%ff", "/" + "%f0%9f%98%80" * 70]
+    statuses = []
     for path in paths:
         for method in ("GET", "POST", "DELETE"):
             body, headers = multipart(clip[:1000], "\udcff\udcfe.flv") if method == "POST" else (b"", {})
-            request(port, method, path, body, headers)
-    request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "video/\udcff"})
-    request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "text/\u00e9" + "\u00e9" * 40})
-    check(len(failures) == seen, "%d requests with invalid UTF-8: every error body is UTF-8 JSON" % (len(paths) * 3))
+            statuses.append(request(port, method, path, body, headers)[0])
+    statuses.append(request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "video/\udcff"})[0])
+    statuses.append(request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "text/\u00e9" + "\u00e9" * 40})[0])
+    check(len(failures) == seen and all(400 <= st < 500 for st in statuses),
+          "%d requests with invalid UTF-8: each a 4xx whose body is UTF-8 JSON (%r)" % (len(statuses), statuses))
     # What libmicrohttpd answers itself: listed, not JSON (docs/security.md).
     for what, payload in [("a 100 KB URL", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
                           ("100 KB of headers", b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n"),
