@@ -575,6 +575,9 @@ def case_slowloris(args):
     time.sleep(1)
     check(t.open_count() == 0, "the trickling connections are closed at their deadline (%d open)" % t.open_count())
     t.close()
+    metrics = request(port, "GET", "/metrics")[2].decode()
+    cut = [int(line.split()[1]) for line in metrics.splitlines() if line.startswith("avemo_http_deadline_cut_total ")]
+    check(cut and cut[0] >= 64, "/metrics counts the connections cut at the deadline: %r" % cut)
     # A body that trickles past the deadline is cut off too (libmicrohttpd cannot answer in
     # the middle of a body); the server stays up.
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
