@@ -245,9 +245,12 @@ char *serve_metrics_text(struct avemo_server *srv)
                 "# TYPE avemo_workers gauge\navemo_workers %d\n"
                 "# HELP avemo_http_unavailable_total Requests answered 503 (queue full, not ready).\n"
                 "# TYPE avemo_http_unavailable_total counter\navemo_http_unavailable_total %llu\n"
+                "# HELP avemo_http_deadline_cut_total Connections shut down at the request deadline.\n"
+                "# TYPE avemo_http_deadline_cut_total counter\navemo_http_deadline_cut_total %llu\n"
                 "# HELP avemo_ready 1 when a model is loaded and the workers run.\n"
                 "# TYPE avemo_ready gauge\navemo_ready %d\n",
-                depth, srv->qcap, busy, workers, (unsigned long long)rejected, atomic_load(&srv->ready));
+                depth, srv->qcap, busy, workers, (unsigned long long)rejected,
+                (unsigned long long)serve_deadlines_cut(srv), atomic_load(&srv->ready));
     if (t.failed) {
         free(t.buf);
         return NULL;

@@ -579,6 +579,9 @@ def case_slowloris(args):
     time.sleep(1)
     check(t.open_count() == 0, "the trickling connections are closed at their deadline (%d open)" % t.open_count())
     t.close()
+    metrics = request(port, "GET", "/metrics")[2].decode()
+    cut = [int(line.split()[1]) for line in metrics.splitlines() if line.startswith("avemo_http_deadline_cut_total ")]
+    check(cut and cut[0] >= 64, "/metrics counts the connections cut at the deadline: %r" % cut)
     # A body that trickles past the deadline is cut off too (libmicrohttpd cannot answer in
     # the middle of a body); the server stays up.
     s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
@@ -655,13 +658,15 @@ def case_utf8(args):
     paths = ["/v1/history/%ff", "/v1/history/%c3%28", "/v1/predict?mode=%ff", "/v1/predict?model=%c3%28",
              "/v1/predict?model=" + "%c3%a9" * 100, "/v1/" + "%c3%a9" * 200, "/nope%ed%a0%80",
              "/v1/predict?mode=%e2%82", "/v1/history?limit=%ff", "/" + "%f0%9f%98%80" * 70]
+    statuses = []
     for path in paths:
         for method in ("GET", "POST", "DELETE"):
             body, headers = multipart(clip[:1000], "\udcff\udcfe.flv") if method == "POST" else (b"", {})
-            request(port, method, path, body, headers)
-    request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "video/\udcff"})
-    request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "text/\u00e9" + "\u00e9" * 40})
-    check(len(failures) == seen, "%d requests with invalid UTF-8: every error body is UTF-8 JSON" % (len(paths) * 3))
+            statuses.append(request(port, method, path, body, headers)[0])
+    statuses.append(request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "video/\udcff"})[0])
+    statuses.append(request(port, "POST", "/v1/predict", b"x" * 10, {"Content-Type": "text/\u00e9" + "\u00e9" * 40})[0])
+    check(len(failures) == seen and all(400 <= st < 500 for st in statuses),
+          "%d requests with invalid UTF-8: each a 4xx whose body is UTF-8 JSON (%r)" % (len(statuses), statuses))
     # What libmicrohttpd answers itself: listed, not JSON (docs/security.md).
     for what, payload in [("a 100 KB URL", b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
                           ("100 KB of headers", b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n"),
