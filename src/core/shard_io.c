@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LINES_MAX_BYTES ((size_t)1 << 32)
-#define NPY_MAX_BYTES ((size_t)1 << 34)
+#define LINES_MAX_BYTES ((size_t)1 << 30)  /* a shard's lines: 1 GiB (about a million items) */
+#define NPY_MAX_BYTES ((size_t)1 << 32)    /* = avemo_read_npy's limit, so that merge can read it */
 
 /* ---- resuming ---- */
 
