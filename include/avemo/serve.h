@@ -3,7 +3,7 @@
  *
  *   POST /v1/predict        a clip (multipart field "file" or a raw body) -> the prediction as JSON
  *   GET  /v1/models         the loaded models, their modes, labels and model-card figures
- *   GET  /v1/history        the prediction history (SQLite), GET/DELETE /v1/history/{id}
+ *   GET  /v1/history        the prediction history (SQLite or PostgreSQL), GET/DELETE /v1/history/{id}
  *   GET  /v1/models/{name}/card  the model card (markdown)
  *   GET  /healthz /readyz /metrics (Prometheus text), GET /openapi.json (OpenAPI 3.1), GET / the web page
  *
@@ -34,7 +34,8 @@ struct avemo_serve_options {
     int num_extra_models;
     const char *host;          /* address to bind (default "127.0.0.1") */
     int port;                  /* 0: an ephemeral port, see avemo_server_port() */
-    const char *db_path;       /* SQLite history (default "history.sqlite") */
+    const char *db_path;       /* history: an SQLite file (default "history.sqlite"), or a
+                                * postgresql://user@host:port/dbname URI shared by replicas */
     int threads;               /* inference workers (default 2, at most 64) */
     int http_threads;          /* libmicrohttpd thread pool (default 2, at most 64) */
     int queue_capacity;        /* uploads waiting for a worker (default 4 * threads, at most 4096) */

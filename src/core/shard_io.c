@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define LINES_MAX_BYTES ((size_t)1 << 32)
-#define NPY_MAX_BYTES ((size_t)1 << 34)
+#define LINES_MAX_BYTES ((size_t)1 << 30)  /* a shard's lines: 1 GiB (about a million items) */
+#define NPY_MAX_BYTES ((size_t)1 << 32)    /* = avemo_read_npy's limit, so that merge can read it */
 
 /* ---- resuming ---- */
 
@@ -93,7 +93,11 @@ static enum avemo_status shard_out_open(const struct avemo_shard_job *job, struc
     }
     enum avemo_status s = make_parents(job->out_path, err);
     if (s) return s;
-    s = lines_done(job->out_path, job->header, items, done, err);
+    s = lines_done(job->out_path, job->header, (size_t)-1, done, err);
+    if (!s && *done > items)
+        s = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %zu lines but the shard has %zu items: another job's output? "
+                                                "(other inputs or another N; remove it to start over)",
+                       job->out_path, *done, items);
     if (!s && job->npy_path) {
         struct stat st;
         snprintf(o->part_path, sizeof o->part_path, "%s.part", job->npy_path);

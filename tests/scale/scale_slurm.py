@@ -13,6 +13,7 @@ root with a generated slurm.conf (SlurmUser=root, proctrack/linuxproc, task/none
   tests/scale/scale_slurm.py --program build/avemo
 """
 import argparse
+import pwd
 import glob
 import json
 import os
@@ -66,7 +67,7 @@ def slurm_conf(stack, socket):
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
-SlurmUser=root
+SlurmUser={pwd.getpwuid(os.getuid()).pw_name}
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={socket}

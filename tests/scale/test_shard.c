@@ -218,6 +218,8 @@ static void test_run_resume_merge(void **state)
     snprintf(out, sizeof out, "%s/merged.jsonl", dir);
     assert_int_equal(avemo_merge(inputs, 3, out, &err), AVEMO_ERR_CORRUPT);
     assert_non_null(strstr(err.message, "middle of a line"));
+    /* the same output folder with fewer inputs: refused, not cut */
+    run_job(one, items, 5, 0, 1, -1, AVEMO_ERR_MISMATCH, &st);
     char cmd[1300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, one);
     assert_int_equal(system(cmd), 0);
