@@ -56,7 +56,12 @@ float avemo_rng_uniform(struct avemo_rng *rng);  /* [0, 1) */
 float avemo_rng_normal(struct avemo_rng *rng);   /* mean 0, std 1 */
 uint32_t avemo_rng_below(struct avemo_rng *rng, uint32_t n); /* [0, n), unbiased */
 
-/* ---- OpenBLAS threads (process-wide; default 1 once any nn context exists) ---- */
+/* ---- threads: workers per context (process-wide setting, default 1) ----
+ * A context created while the setting is n > 1 runs its layers on n workers (itself and
+ * n - 1 threads of its own, at most 8) that share out samples, channels and chunks of the
+ * batch; OpenBLAS always runs one thread.  Forwards give the same numbers with any n;
+ * training gradients differ from n = 1 only in the order of a float sum, and are the same on
+ * every run with the same n. */
 enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err);
 int avemo_nn_threads(void);
 
