@@ -52,6 +52,10 @@ const char *avemo_status_name(enum avemo_status status);
 
 #define AVEMO_ERROR_MESSAGE_MAX 512
 
+/* The most classes a model may have: every per-class array (predictions, metrics, label
+ * maps, training pools) is sized by it. */
+#define AVEMO_MAX_CLASSES 16
+
 /* Filled by failing calls: the status and a full message such as
  * "clip.flv: no video stream (the file has 1 audio stream)". */
 struct avemo_error {
@@ -87,6 +91,59 @@ enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim,
  * C order).  *data is malloc'ed; shape receives up to 4 dimensions. */
 enum avemo_status avemo_read_npy(const char *path, float **data, int *ndim, size_t shape[4],
                                  struct avemo_error *err);
+
+/* ---- numbers from text: one parser for configuration files, the CLI and the server ----
+ * The whole text must be the number (no blanks, no trailing characters); integers are
+ * decimal digits with a '-' only when lo < 0.  AVEMO_ERR_INVALID_ARG without a message
+ * when the text is not a number in [lo, hi]. */
+enum avemo_status avemo_parse_long(const char *text, long lo, long hi, long *out);
+enum avemo_status avemo_parse_int(const char *text, int lo, int hi, int *out);
+enum avemo_status avemo_parse_double(const char *text, double lo, double hi, double *out);
+
+/* ---- configuration: an INI text read once (libinih) into ordered entries ----
+ * Like darknet's read_cfg + option_find_int: the text is parsed once, every reader asks
+ * for its section's keys, and SECTION.KEY=VALUE changes (`--set`) edit the entries, not
+ * the text.  A multi-line value (indented continuation lines) is one entry per line, in
+ * order, as libinih reports them.  Typed getters leave *out unchanged when the key is
+ * absent and fail with one message format:
+ *   "NAME:LINE: [SECTION] KEY = 'VALUE': expected a whole number in LO..HI" */
+typedef struct avemo_cfg avemo_cfg;
+/* Parse text (at most max_bytes; name is used in messages). */
+enum avemo_status avemo_cfg_parse(const char *text, size_t max_bytes, const char *name, avemo_cfg **out,
+                                  struct avemo_error *err);
+void avemo_cfg_free(avemo_cfg *cfg);
+const char *avemo_cfg_name(const avemo_cfg *cfg);
+/* The value of [section] key (its first line when it has several), NULL when absent. */
+const char *avemo_cfg_get(const avemo_cfg *cfg, const char *section, const char *key);
+/* Replace every line of [section] key by one value, or add it at the end of its section
+ * (a new section at the end). */
+enum avemo_status avemo_cfg_set(avemo_cfg *cfg, const char *section, const char *key, const char *value,
+                                struct avemo_error *err);
+/* The same from "SECTION.KEY=VALUE" (the last dot before '=' ends the section: branch.audio.layers). */
+enum avemo_status avemo_cfg_assign(avemo_cfg *cfg, const char *assignment, struct avemo_error *err);
+/* Call fn for every entry in order; fn returns 0 to stop.  Returns 0, or the line of the
+ * entry that stopped (as ini_parse does). */
+typedef int (*avemo_cfg_handler)(void *user, const char *section, const char *key, const char *value);
+int avemo_cfg_each(const avemo_cfg *cfg, avemo_cfg_handler fn, void *user);
+/* The configuration as INI text (malloc'ed): sections in order, "key = value" lines,
+ * continuation lines indented. */
+char *avemo_cfg_text(const avemo_cfg *cfg);
+/* Typed getters with ranges. */
+enum avemo_status avemo_cfg_int(const avemo_cfg *cfg, const char *section, const char *key, int lo, int hi, int *out,
+                                struct avemo_error *err);
+enum avemo_status avemo_cfg_double(const avemo_cfg *cfg, const char *section, const char *key, double lo, double hi,
+                                   double *out, struct avemo_error *err);
+/* One of choices (NULL-terminated, case-insensitive); *out is its index. */
+enum avemo_status avemo_cfg_choice(const avemo_cfg *cfg, const char *section, const char *key,
+                                   const char *const *choices, int *out, struct avemo_error *err);
+/* The same checks on a value already in hand (a handler's), with the same message; where
+ * names it ("pipe.ini:12: [train] epochs"). */
+enum avemo_status avemo_value_int(const char *value, int lo, int hi, int *out, const char *where,
+                                  struct avemo_error *err);
+enum avemo_status avemo_value_double(const char *value, double lo, double hi, double *out, const char *where,
+                                     struct avemo_error *err);
+enum avemo_status avemo_value_choice(const char *value, const char *const *choices, int *out, const char *where,
+                                     struct avemo_error *err);
 
 /* Monotonic time in seconds, for the timings that avemo reports. */
 double avemo_now(void);

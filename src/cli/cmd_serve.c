@@ -31,13 +31,9 @@ static const char serve_usage[] =
     "  --max-connections N  simultaneous connections (default 64)\n"
     "  --quiet              no access log on stderr";
 
-static int parse_count(const char *text, long lo, long hi, int *out)
+static int parse_count(const char *text, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
+    return avemo_parse_int(text, lo, hi, out) == AVEMO_OK ? 0 : -1;
 }
 
 static int usage_error(const char *what, const char *value)

@@ -1,5 +1,5 @@
 /* The network description: the [network], [branch.NAME] and [head] sections of a pipeline
- * INI file, read with libinih, checked, and turned into the layer table with shapes and
+ * INI file (an avemo_cfg), checked, and turned into the layer table with shapes and
  * parameter offsets.  Syntax (docs/nn.md):
  *
  *   [network]
@@ -15,7 +15,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,16 +81,10 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
         if (strcmp(key, "inputs") == 0) return append_list(ps, ps->inputs, section, value);
         if (strcmp(key, "labels") == 0) return append_list(ps, ps->labels, section, value);
         if (strcmp(key, "classes") == 0) {
-            char *end;
-            errno = 0;
-            long v = strtol(value, &end, 10);
-            if (errno || end == value || *end || v < 2 || v > AVEMO_NN_MAX_CLASSES) {
-                snprintf(ps->message, sizeof ps->message, "[network] classes = '%s': not a number in 2..%d", value,
-                         AVEMO_NN_MAX_CLASSES);
-                return 0;
-            }
-            ps->classes = (int)v;
-            return 1;
+            if (avemo_parse_int(value, 2, AVEMO_NN_MAX_CLASSES, &ps->classes) == AVEMO_OK) return 1;
+            snprintf(ps->message, sizeof ps->message, "[network] classes = '%s': not a number in 2..%d", value,
+                     AVEMO_NN_MAX_CLASSES);
+            return 0;
         }
         if (strcmp(key, "fusion") == 0) {
             if (strcmp(value, "concat") == 0) return 1;
@@ -132,15 +125,7 @@ static int split_list(char *list, char **items, int max)
     return n;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
+static int parse_int(const char *s, int lo, int hi, int *out) { return avemo_parse_int(s, lo, hi, out) == AVEMO_OK; }
 
 static int parse_shape(const char *s, int *c, int *h, int *w)
 {
@@ -397,11 +382,13 @@ enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, stru
 {
     struct parse_state *ps = calloc(1, sizeof *ps);
     if (!ps) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-    enum avemo_status status = AVEMO_OK;
-    int line = ini_parse_string(text, on_ini_entry, ps);
+    avemo_cfg *cfg = NULL;
+    enum avemo_status status = avemo_cfg_parse(text, AVEMO_NN_MAX_PIPELINE_BYTES, net->name, &cfg, err);
+    if (status) goto done;
+    int line = avemo_cfg_each(cfg, on_ini_entry, ps);
+    avemo_cfg_free(cfg);
     if (line != 0) {
-        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: %s", net->name, line,
-                            ps->message[0] ? ps->message : "syntax error");
+        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: %s", net->name, line, ps->message);
         goto done;
     }
     char *inputs[AVEMO_NN_MAX_INPUTS + 1];

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int train_data_usable(const struct train_data *td, size_t i)
+int avemo_train_data_usable(const struct avemo_train_data *td, size_t i)
 {
     const struct avemo_feature_set *fs = td->fs;
     if (fs->failure[i] || td->part[i] < 0) return 0;
@@ -22,7 +22,7 @@ int train_data_usable(const struct train_data *td, size_t i)
     return 1;
 }
 
-enum avemo_status train_data_init(struct train_data *td, const struct avemo_pipeline *p, const struct avemo_dataset *ds,
+enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p, const struct avemo_dataset *ds,
                                   const struct avemo_feature_set *fs, const signed char *part, uint64_t seed,
                                   struct avemo_error *err)
 {
@@ -70,7 +70,7 @@ enum avemo_status train_data_init(struct train_data *td, const struct avemo_pipe
     return AVEMO_OK;
 }
 
-void train_data_free(struct train_data *td)
+void avemo_train_data_free(struct avemo_train_data *td)
 {
     for (int pt = 0; pt < 3; pt++)
         for (int c = 0; c < 16; c++) free(td->pool[pt][c]);
@@ -81,7 +81,7 @@ void train_data_free(struct train_data *td)
     memset(td, 0, sizeof *td);
 }
 
-static void normalise(const struct train_data *td, float *x)
+static void normalise(const struct avemo_train_data *td, float *x)
 {
     if (!td->mean) return;
     int rows = td->fs->audio_rows, cols = td->fs->audio_cols;
@@ -90,7 +90,7 @@ static void normalise(const struct train_data *td, float *x)
 }
 
 /* Audio input of item i: the cached features, or features of an augmented waveform. */
-static void audio_sample(struct train_data *td, size_t i, int augment, struct avemo_rng *rng, float *out)
+static void audio_sample(struct avemo_train_data *td, size_t i, int augment, struct avemo_rng *rng, float *out)
 {
     const struct avemo_feature_set *fs = td->fs;
     const struct avemo_augment *a = &td->p->augment;
@@ -121,7 +121,7 @@ static void audio_sample(struct train_data *td, size_t i, int augment, struct av
 
 /* Face crop index for item i: a random own crop or a random same-label partner when
  * training; the fixed middle/partner crop otherwise. */
-static size_t face_crop_index(const struct train_data *td, size_t i, int augment, struct avemo_rng *rng)
+static size_t face_crop_index(const struct avemo_train_data *td, size_t i, int augment, struct avemo_rng *rng)
 {
     const struct avemo_feature_set *fs = td->fs;
     if (!augment) return td->partner[i];
@@ -131,7 +131,7 @@ static size_t face_crop_index(const struct train_data *td, size_t i, int augment
     return np ? fs->face_first[td->pool[pt][c][avemo_rng_below(rng, (uint32_t)np)]] : td->partner[i];
 }
 
-void train_data_batch(struct train_data *td, const size_t *items, int n, int augment, struct avemo_rng *rng,
+void avemo_train_data_batch(struct avemo_train_data *td, const size_t *items, int n, int augment, struct avemo_rng *rng,
                       float *audio_in, float *face_in, int *labels)
 {
     const struct avemo_feature_set *fs = td->fs;
@@ -143,7 +143,7 @@ void train_data_batch(struct train_data *td, const size_t *items, int n, int aug
             const uint8_t *crop = fs->faces + face_crop_index(td, i, augment, rng) * td->face_floats;
             float *out = face_in + (size_t)b * td->face_floats;
             if (augment) train_face_augment(crop, fs->face_size, fs->face_channels, out, &td->p->augment, rng);
-            else train_face_input(crop, fs->face_size, fs->face_channels, out);
+            else avemo_model_face_input(crop, fs->face_size, fs->face_channels, out);
         }
     }
 }

@@ -5,8 +5,6 @@
  */
 #include "train/train_internal.h"
 
-#include <avemo/eval.h>
-
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -16,152 +14,6 @@
 #include <string.h>
 
 enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
-enum { OVERRIDE_MAX = 600 }; /* bytes in one --set SEC.KEY=VALUE */
-
-/* --- pipeline and inputs -------------------------------------------------------- */
-
-/* Length of the line at l, with its newline. */
-static size_t line_len(const char *l)
-{
-    const char *nl = strchr(l, '\n');
-    return nl ? (size_t)(nl - l) + 1 : strlen(l);
-}
-
-/* Does the line at l (without leading blanks) open section sec (length n)? */
-static int opens_section(const char *l, const char *sec, size_t n)
-{
-    return *l == '[' && strncmp(l + 1, sec, n) == 0 && l[1 + n] == ']';
-}
-
-/* Does the line at l set key (length n)? */
-static int sets_key(const char *l, const char *key, size_t n)
-{
-    if (strncmp(l, key, n) != 0) return 0;
-    l += n + strspn(l + n, " \t");
-    return *l == '=' || *l == ':';
-}
-
-/* The end of the key line at l and of its indented continuation lines (multi-line values). */
-static char *value_end(char *l)
-{
-    char *end = l + line_len(l);
-    while (*end == ' ' || *end == '\t') {
-        const char *c = end + strspn(end, " \t");
-        if (*c == '\n' || *c == 0 || *c == ';' || *c == '#') break;
-        end += line_len(end);
-    }
-    return end;
-}
-
-/* Set [sec] key = value in the INI text t, which has room for OVERRIDE_MAX + 8 more bytes:
- * the key's line and its continuation lines are replaced; a key that is not there is added
- * after the section's last setting, and a section that is not there at the end of the text. */
-static void ini_override(char *t, const char *sec, size_t seclen, const char *key, size_t keylen, const char *value)
-{
-    char line[OVERRIDE_MAX + 4];
-    int add = snprintf(line, sizeof line, "%.*s = %s\n", (int)keylen, key, value);
-    char *at = NULL, *cut_end = NULL;
-    int in_section = 0;
-    for (char *l = t; *l; l += line_len(l)) {
-        const char *s = l + strspn(l, " \t");
-        if (*s == '[') {
-            if (in_section) break;
-            in_section = opens_section(s, sec, seclen);
-            if (in_section) at = l + line_len(l);
-        } else if (in_section && s == l && sets_key(l, key, keylen)) {
-            at = l;
-            cut_end = value_end(l);
-            break;
-        } else if (in_section && *s != '\n' && *s != ';' && *s != '#' && *s) {
-            at = l + line_len(l);
-        }
-    }
-    size_t len = strlen(t);
-    int need_newline = len > 0 && t[len - 1] != '\n';
-    if (!at) {
-        sprintf(t + len, "%s[%.*s]\n%s", need_newline ? "\n" : "", (int)seclen, sec, line);
-        return;
-    }
-    if (!cut_end) cut_end = at;
-    int prefix = at == t + len && need_newline; /* the section ends the text without a newline */
-    memmove(at + prefix + add, cut_end, strlen(cut_end) + 1);
-    if (prefix) *at = '\n';
-    memcpy(at + prefix, line, (size_t)add);
-}
-
-enum avemo_status train_pipeline_override(const char *text, const char *const *overrides, int n, char **out,
-                                          struct avemo_error *err)
-{
-    *out = NULL;
-    size_t size = strlen(text), cap = size + 1 + (size_t)n * (OVERRIDE_MAX + 8);
-    char *t = malloc(cap);
-    if (!t) return avemo_fail(err, AVEMO_ERR_NOMEM, "pipeline overrides: out of memory");
-    memcpy(t, text, size + 1);
-    /* Each override replaces the key's line (and its continuation lines) in its section, or is
-     * added to the section, so a saved model holds the pipeline that was really used. */
-    for (int i = 0; i < n; i++) {
-        const char *eq = strchr(overrides[i], '=');
-        const char *dot = NULL; /* the last dot before '=': section names such as branch.face have dots */
-        for (const char *c = overrides[i]; eq && c < eq; c++)
-            if (*c == '.') dot = c;
-        if (!dot || dot == overrides[i] || eq == dot + 1 || strlen(overrides[i]) > OVERRIDE_MAX) {
-            free(t);
-            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "override '%s': expected section.key=value", overrides[i]);
-        }
-        ini_override(t, overrides[i], (size_t)(dot - overrides[i]), dot + 1, (size_t)(eq - dot - 1), eq + 1);
-    }
-    *out = t;
-    return AVEMO_OK;
-}
-
-enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
-                                      struct avemo_pipeline *p, struct avemo_error *err)
-{
-    uint8_t *raw;
-    size_t size;
-    *text = NULL;
-    enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
-    if (st) return st;
-    char *t;
-    st = train_pipeline_override((const char *)raw, overrides, n, &t, err);
-    free(raw);
-    if (!st) st = avemo_pipeline_parse(t, path, p, err);
-    if (st) {
-        free(t);
-        return st;
-    }
-    *text = t;
-    return AVEMO_OK;
-}
-
-enum avemo_status train_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,
-                                     int *face_input, struct avemo_error *err)
-{
-    *audio_input = avemo_net_input_index(net, "audio");
-    *face_input = avemo_net_input_index(net, "face");
-    int want_audio = p->mode != AVEMO_PIPELINE_FACE, want_face = p->mode != AVEMO_PIPELINE_AUDIO;
-    if (want_audio != (*audio_input >= 0) || want_face != (*face_input >= 0) || avemo_net_input_count(net) != want_audio + want_face)
-        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network's inputs do not match mode '%s' (it needs %s)", p->name,
-                          p->mode == AVEMO_PIPELINE_AV ? "av" : p->mode == AVEMO_PIPELINE_AUDIO ? "audio" : "face",
-                          p->mode == AVEMO_PIPELINE_AV ? "inputs audio and face" : want_audio ? "one input named audio" : "one input named face");
-    int c, h, w;
-    const char *name;
-    if (*audio_input >= 0) {
-        avemo_net_input_shape(net, *audio_input, &name, &c, &h, &w);
-        int rows = avemo_audio_params_feature_count(&p->audio);
-        if (c != 1 || h != rows || w != p->audio.frames)
-            return avemo_fail(err, AVEMO_ERR_MISMATCH,
-                              "%s: network input audio is %dx%dx%d but the [audio] features are 1x%dx%d", p->name, c, h, w,
-                              rows, p->audio.frames);
-    }
-    if (*face_input >= 0) {
-        avemo_net_input_shape(net, *face_input, &name, &c, &h, &w);
-        if (c != p->face.channels || h != p->face.size || w != p->face.size)
-            return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: network input face is %dx%dx%d but [face] gives %dx%dx%d", p->name,
-                              c, h, w, p->face.channels, p->face.size, p->face.size);
-    }
-    return AVEMO_OK;
-}
 
 /* --- a training session's state ---------------------------------------------- */
 
@@ -172,7 +24,7 @@ struct session {
     struct avemo_dataset ds;
     struct avemo_feature_set fs;
     struct avemo_split split;
-    struct train_data td;
+    struct avemo_train_data td;
     avemo_net *net;
     avemo_nn_ctx *ctx, *eval_ctx;
     avemo_optim *optim;
@@ -196,7 +48,7 @@ static void session_free(struct session *s)
     avemo_dataset_free(&s->ds);
     avemo_features_free(&s->fs);
     avemo_split_free(&s->split);
-    train_data_free(&s->td);
+    avemo_train_data_free(&s->td);
     avemo_nn_ctx_free(s->ctx);
     avemo_nn_ctx_free(s->eval_ctx);
     avemo_optim_free(s->optim);
@@ -242,8 +94,8 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
 {
     const struct avemo_augment *a = &s->p.augment;
     struct avemo_extract_options eo = {0};
-    eo.need_audio = s->p.mode != AVEMO_PIPELINE_FACE;
-    eo.need_faces = s->p.mode != AVEMO_PIPELINE_AUDIO;
+    eo.need_audio = s->p.mode != AVEMO_MODE_FACE;
+    eo.need_faces = s->p.mode != AVEMO_MODE_AUDIO;
     eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0);
     eo.threads = s->p.train.threads;
     eo.cache_path = s->opt->cache_path;
@@ -273,7 +125,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
         fprintf(stderr, "warning: a random split puts the same actors in training and test; "
                         "its accuracy overstates what unseen speakers get\n");
     if (s->opt->split_out && (st = avemo_split_save(&s->ds, &s->split, s->opt->split_out, err))) return st;
-    st = train_data_init(&s->td, &s->p, &s->ds, &s->fs, s->split.part, t->seed, err);
+    st = avemo_train_data_init(&s->td, &s->p, &s->ds, &s->fs, s->split.part, t->seed, err);
     if (st) return st;
     size_t unusable = 0;
     for (int k = 0; k < 3; k++) {
@@ -281,7 +133,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
         if (!s->idx[k]) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
         size_t m = 0;
         for (size_t j = 0; j < s->n[k]; j++) {
-            if (train_data_usable(&s->td, s->idx[k][j])) s->idx[k][m++] = s->idx[k][j];
+            if (avemo_train_data_usable(&s->td, s->idx[k][j])) s->idx[k][m++] = s->idx[k][j];
             else unusable++;
         }
         s->n[k] = m;
@@ -371,7 +223,7 @@ static enum avemo_status init_from(struct session *s, const char *spec, struct a
 static enum avemo_status build_net(struct session *s, struct avemo_error *err)
 {
     enum avemo_status st = avemo_net_create(s->pipeline_text, s->opt->pipeline_path, &s->net, err);
-    if (!st) st = train_check_inputs(s->net, &s->p, &s->td.audio_input, &s->td.face_input, err);
+    if (!st) st = avemo_model_check_inputs(s->net, &s->p, &s->td.audio_input, &s->td.face_input, err);
     if (st) return st;
     if (avemo_net_classes(s->net) != s->ds.num_classes)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network has %d outputs but [labels] has %d classes",
@@ -437,7 +289,7 @@ static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n
     int batch = s->p.train.batch, k = s->ds.num_classes;
     for (size_t at = 0; at < n; at += (size_t)batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
-        train_data_batch(&s->td, idx + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        avemo_train_data_batch(&s->td, idx + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
         const float *inputs[2], *logits;
         float l;
         enum avemo_status st = avemo_net_forward(s->net, s->eval_ctx, batch_inputs(s, inputs), b, &logits, err);
@@ -519,7 +371,7 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
         /* A batch of one has no batch statistics worth normalising with. */
         if (b < 2 && n > 1) break;
-        train_data_batch(&s->td, order + at, b, 1, rng, s->audio_in, s->face_in, s->labels);
+        avemo_train_data_batch(&s->td, order + at, b, 1, rng, s->audio_in, s->face_in, s->labels);
         lo.mix_labels = NULL;
         if (s->p.augment.mixup > 0.0f) mixup_batch(s, rng, b, &lo);
         const float *inputs[2], *logits;
@@ -557,7 +409,7 @@ static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *e
     for (size_t at = 0; at < n && !st; at += (size_t)batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
         if (b < 2 && n > 1) break;
-        train_data_batch(&s->td, order + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        avemo_train_data_batch(&s->td, order + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
         const float *inputs[2], *logits;
         avemo_nn_ctx_set_bn_momentum(s->ctx, 1.0f / (float)++k);
         st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);
@@ -868,7 +720,8 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
     memset(&s, 0, sizeof s);
     s.td.audio_input = s.td.face_input = -1;
     s.opt = opt;
-    enum avemo_status st = train_load_pipeline(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
+    enum avemo_status st =
+        avemo_pipeline_load(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
     if (!st && s.p.train.threads > 0) st = avemo_nn_set_threads(s.p.train.threads, err);
     if (!st) st = load_data(&s, err);
     if (!st) st = extract(&s, err);

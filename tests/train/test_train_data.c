@@ -231,17 +231,19 @@ static void test_pipeline_overrides(void **state)
     char *text;
     struct avemo_pipeline p;
     struct avemo_error err = {0};
-    if (train_load_pipeline(path, sets, 5, &text, &p, &err)) fail_msg("%s", err.message);
-    assert_non_null(strstr(text, "[branch.audio]\nlayers = gap, dense 4\n\n[head]\nlayers = dense 6\n[train]"));
+    if (avemo_pipeline_load(path, sets, 5, &text, &p, &err)) fail_msg("%s", err.message);
+    /* --set edits the parsed pipeline; the stored text is that configuration written out */
+    assert_non_null(strstr(text, "[branch.audio]\nlayers = gap, dense 4\n\n[head]\nlayers = dense 6\n\n[train]"));
     assert_null(strstr(text, "conv 4")); /* the continuation lines went with the old value */
     assert_null(strstr(text, "dense 16"));
     assert_non_null(strstr(text, "[train]\nepochs = 7\nbatch = 8\n"));
+    assert_non_null(strstr(text, "[network]\ninputs = audio:1x8x8\n"));
     assert_non_null(strstr(text, "[augment]\nflip = yes\n"));
     assert_int_equal(p.train.epochs, 7);
     assert_int_equal(p.train.batch, 8);
     free(text);
     const char *bad[] = {"epochs=3"};
-    assert_int_equal(train_load_pipeline(path, bad, 1, &text, &p, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_pipeline_load(path, bad, 1, &text, &p, &err), AVEMO_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "epochs=3"));
 }
 
