@@ -36,15 +36,16 @@ const char *avemo_mode_name(enum avemo_mode mode);                 /* "av", "aud
 enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err);
 
 /* ---- labels: canonical codes mapped onto the classes of a model ---- */
-#define AVEMO_LABEL_MAX 8
+#define AVEMO_LABEL_MAX 8      /* bytes of a code, with its NUL */
+#define AVEMO_LABEL_MAP_MAX 16 /* map and drop entries */
 
 struct avemo_label_map {
     int num_classes;
-    char classes[16][AVEMO_LABEL_MAX];
+    char classes[AVEMO_MAX_CLASSES][AVEMO_LABEL_MAX];
     int num_map;
-    char map_from[16][AVEMO_LABEL_MAX], map_to[16][AVEMO_LABEL_MAX];
+    char map_from[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX], map_to[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX];
     int num_drop;
-    char drop[16][AVEMO_LABEL_MAX];
+    char drop[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX];
 };
 
 /* The six CREMA-D classes, calm merged into NEU, surprise dropped. */

@@ -52,7 +52,7 @@ struct avemo_dataset {
     struct avemo_item *items;
     size_t count, cap;
     int num_classes;
-    char classes[16][AVEMO_LABEL_MAX];
+    char classes[AVEMO_MAX_CLASSES][AVEMO_LABEL_MAX];
     size_t dropped;                 /* items whose label the map drops */
 };
 
@@ -74,7 +74,10 @@ void avemo_dataset_free(struct avemo_dataset *ds);
 void avemo_dataset_class_counts(const struct avemo_dataset *ds, const size_t *idx, size_t n, size_t *counts);
 
 /* ---- splits ---- */
-/* Part of each item: 0 train, 1 validation, 2 test, -1 unused (dropped label). */
+/* The part of a split an item belongs to (-1: unused, e.g. a dropped label). */
+enum avemo_split_part { AVEMO_PART_TRAIN = 0, AVEMO_PART_VALIDATION = 1, AVEMO_PART_TEST = 2, AVEMO_PART_COUNT = 3 };
+
+/* Part of each item: enum avemo_split_part, -1 unused (dropped label). */
 struct avemo_split {
     enum avemo_split_kind kind;
     int folds, fold;          /* GROUPS k-fold: test = fold `fold`, validation = the next fold */
@@ -144,8 +147,8 @@ struct avemo_train_data {
     int audio_input, face_input;     /* net input indices, -1 when unused */
     const signed char *part;         /* split part of each item */
     /* av mode without own faces: images of the same label and part ("label-matched pairs") */
-    size_t *pool[3][AVEMO_MAX_CLASSES];
-    size_t pool_n[3][AVEMO_MAX_CLASSES];
+    size_t *pool[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES];
+    size_t pool_n[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES];
     size_t *partner;                 /* fixed partner crop index for evaluation, per item */
     const float *mean, *std;         /* dataset normalisation of the audio features, or NULL */
     avemo_audio_extractor *ex;       /* for waveform augmentation */

@@ -58,7 +58,7 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
         memcpy(m->part, sp.part, m->ds.count);
         avemo_split_free(&sp);
     } else {
-        memset(m->part, 2, m->ds.count);
+        memset(m->part, AVEMO_PART_TEST, m->ds.count);
     }
     /* Both modalities are prepared so that every model sees the same units. */
     m->td.need_audio = 1;
@@ -74,7 +74,7 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
  * item has sound. */
 static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
 {
-    if (m->part[i] != 2 || m->fs.failure[i]) return 0;
+    if (m->part[i] != AVEMO_PART_TEST || m->fs.failure[i]) return 0;
     if (!data_has_audio) return m->fs.face_count[i] > 0;
     struct avemo_train_data td = m->td;
     return avemo_train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
@@ -143,7 +143,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
     for (size_t i = 0; !st && i < count; i++) has_audio |= models[0].fs.has_audio[i];
     size_t n = 0;
     for (size_t i = 0; !st && i < count; i++) {
-        int ok = 1, tested = models[0].part[i] == 2;
+        int ok = 1, tested = models[0].part[i] == AVEMO_PART_TEST;
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
         if (ok) units[n++] = i;
         else if (tested && (has_audio ? 1 : !models[0].fs.has_audio[i])) set->skipped++;

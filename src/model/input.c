@@ -5,6 +5,7 @@
  */
 #include <avemo/model.h>
 
+#include <assert.h>
 #include <string.h>
 
 void avemo_model_face_input(const uint8_t *crop, int size, int channels, float *out)
@@ -41,7 +42,8 @@ enum avemo_status avemo_model_predict_probs(const avemo_net *net, avemo_nn_ctx *
     st = avemo_net_forward_shared(net, ctx, inputs, batch, shared_inputs, &logits, err);
     avemo_model_face_mirror(face_in, batch, face_size, face_channels);
     if (st) return st;
-    float row[AVEMO_NN_MAX_CLASSES];
+    float row[AVEMO_MAX_CLASSES];
+    assert(k >= 1 && k <= AVEMO_MAX_CLASSES); /* avemo_model_open refuses more classes */
     for (int b = 0; b < batch; b++) {
         avemo_nn_softmax(logits + (size_t)b * k, 1, k, row);
         for (int c = 0; c < k; c++) probs[b * k + c] = 0.5f * (probs[b * k + c] + row[c]);

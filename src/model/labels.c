@@ -59,12 +59,12 @@ static int labels_handler(void *user, const char *section, const char *key, cons
     if (strcmp(section, "labels") != 0 || lp->status) return 1;
     struct avemo_label_map *m = lp->map;
     if (strcmp(key, "classes") == 0) {
-        m->num_classes = split_codes(value, m->classes, 16);
+        m->num_classes = split_codes(value, m->classes, AVEMO_MAX_CLASSES);
         if (m->num_classes < 2)
-            lp->status = avemo_fail(lp->err, AVEMO_ERR_CONFIG, "%s: [labels] classes needs 2 to 16 codes of up to %d characters",
-                                    lp->name, AVEMO_LABEL_MAX - 1);
+            lp->status = avemo_fail(lp->err, AVEMO_ERR_CONFIG, "%s: [labels] classes needs 2 to %d codes of up to %d characters",
+                                    lp->name, AVEMO_MAX_CLASSES, AVEMO_LABEL_MAX - 1);
     } else if (strcmp(key, "drop") == 0) {
-        m->num_drop = split_codes(value, m->drop, 16);
+        m->num_drop = split_codes(value, m->drop, AVEMO_LABEL_MAP_MAX);
         if (m->num_drop < 0)
             lp->status = avemo_fail(lp->err, AVEMO_ERR_CONFIG, "%s: [labels] drop: too many or too long codes", lp->name);
     } else if (strcmp(key, "map") == 0) {
@@ -78,7 +78,7 @@ static int labels_handler(void *user, const char *section, const char *key, cons
             char pair[64];
             snprintf(pair, sizeof pair, "%.*s", (int)(len < 63 ? len : 63), p);
             char *colon = strchr(pair, ':');
-            if (!colon || m->num_map >= 16 || strlen(pair) - strlen(colon) >= AVEMO_LABEL_MAX ||
+            if (!colon || m->num_map >= AVEMO_LABEL_MAP_MAX || strlen(pair) - strlen(colon) >= AVEMO_LABEL_MAX ||
                 strlen(colon + 1) >= AVEMO_LABEL_MAX || !colon[1]) {
                 lp->status = avemo_fail(lp->err, AVEMO_ERR_CONFIG, "%s: [labels] map wants FROM:TO pairs, got '%s'",
                                         lp->name, pair);

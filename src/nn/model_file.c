@@ -206,7 +206,7 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
     if (st) return st;
     uint32_t nlabels = take_u32(&r);
     if (nlabels && nlabels != (uint32_t)net->classes) r.bad = 1;
-    char *labels[AVEMO_NN_MAX_CLASSES];
+    char *labels[AVEMO_MAX_CLASSES];
     uint32_t got = 0;
     for (; !r.bad && got < nlabels; got++) {
         labels[got] = take_str(&r, 64);

@@ -6,6 +6,7 @@
  */
 #include "train/train_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +23,9 @@ int avemo_train_data_usable(const struct avemo_train_data *td, size_t i)
     return 1;
 }
 
-enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p, const struct avemo_dataset *ds,
-                                  const struct avemo_feature_set *fs, const signed char *part, uint64_t seed,
-                                  struct avemo_error *err)
+enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p,
+                                        const struct avemo_dataset *ds, const struct avemo_feature_set *fs,
+                                        const signed char *part, uint64_t seed, struct avemo_error *err)
 {
     td->p = p;
     td->ds = ds;
@@ -37,7 +38,7 @@ enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struc
     if (!td->partner) return avemo_fail(err, AVEMO_ERR_NOMEM, "training data: out of memory");
     if (td->need_audio && td->need_face) {
         /* Pools of face-only items (images) by part and label. */
-        for (int pt = 0; pt < 3; pt++)
+        for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
             for (int c = 0; c < ds->num_classes; c++) {
                 td->pool[pt][c] = malloc(sizeof(size_t) * n);
                 if (!td->pool[pt][c]) return avemo_fail(err, AVEMO_ERR_NOMEM, "training data: out of memory");
@@ -72,8 +73,8 @@ enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struc
 
 void avemo_train_data_free(struct avemo_train_data *td)
 {
-    for (int pt = 0; pt < 3; pt++)
-        for (int c = 0; c < 16; c++) free(td->pool[pt][c]);
+    for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
+        for (int c = 0; c < AVEMO_MAX_CLASSES; c++) free(td->pool[pt][c]);
     free(td->partner);
     free(td->wave_buf);
     free(td->feat_buf);
@@ -131,16 +132,19 @@ static size_t face_crop_index(const struct avemo_train_data *td, size_t i, int a
     return np ? fs->face_first[td->pool[pt][c][avemo_rng_below(rng, (uint32_t)np)]] : td->partner[i];
 }
 
-void avemo_train_data_batch(struct avemo_train_data *td, const size_t *items, int n, int augment, struct avemo_rng *rng,
-                      float *audio_in, float *face_in, int *labels)
+void avemo_train_data_batch(struct avemo_train_data *td, const size_t *items, int n, int augment,
+                            struct avemo_rng *rng, float *audio_in, float *face_in, int *labels)
 {
     const struct avemo_feature_set *fs = td->fs;
     for (int b = 0; b < n; b++) {
         size_t i = items[b];
+        assert(i < td->ds->count);
         labels[b] = td->ds->items[i].label;
         if (td->need_audio) audio_sample(td, i, augment, rng, audio_in + (size_t)b * td->audio_floats);
         if (td->need_face) {
-            const uint8_t *crop = fs->faces + face_crop_index(td, i, augment, rng) * td->face_floats;
+            size_t crop_index = face_crop_index(td, i, augment, rng);
+            assert(crop_index < fs->total_faces); /* the crop read is inside the feature set */
+            const uint8_t *crop = fs->faces + crop_index * td->face_floats;
             float *out = face_in + (size_t)b * td->face_floats;
             if (augment) train_face_augment(crop, fs->face_size, fs->face_channels, out, &td->p->augment, rng);
             else avemo_model_face_input(crop, fs->face_size, fs->face_channels, out);

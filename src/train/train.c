@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
 
 /* --- a training session's state ---------------------------------------------- */
 
@@ -28,13 +27,13 @@ struct session {
     avemo_net *net;
     avemo_nn_ctx *ctx, *eval_ctx;
     avemo_optim *optim;
-    size_t *idx[3];
-    size_t n[3];
+    size_t *idx[AVEMO_PART_COUNT];
+    size_t n[AVEMO_PART_COUNT];
     float *audio_in, *face_in;
     int *labels;
     float *mix_in;            /* mixup: a copy of one input's batch */
     int *mix_labels;
-    float class_weights[16];
+    float class_weights[AVEMO_MAX_CLASSES];
     float *mean, *std;
     float *best_params, *best_stats;
     double *swa_sum;          /* stochastic weight averaging: sum of the averaged epochs' weights */
@@ -140,8 +139,8 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
     }
     say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
         s->n[1], s->n[2], unusable);
-    if (s->n[PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
-    if (s->n[PART_VAL] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
+    if (s->n[AVEMO_PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
+    if (s->n[AVEMO_PART_VALIDATION] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
         /* A tiny corpus (e.g. six clips): validate on the training data so training still stops.
          * (Weight averaging without validation runs its fixed epochs, as asked.) */
         fprintf(stderr, "warning: no validation samples; early stopping watches the training loss\n");
@@ -151,12 +150,12 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
 
 static void compute_class_weights(struct session *s)
 {
-    size_t counts[16] = {0};
-    avemo_dataset_class_counts(&s->ds, s->idx[PART_TRAIN], s->n[PART_TRAIN], counts);
+    size_t counts[AVEMO_MAX_CLASSES] = {0};
+    avemo_dataset_class_counts(&s->ds, s->idx[AVEMO_PART_TRAIN], s->n[AVEMO_PART_TRAIN], counts);
     int k = s->ds.num_classes;
     for (int c = 0; c < k; c++)
         s->class_weights[c] = s->p.train.class_weights && counts[c]
-                                  ? (float)((double)s->n[PART_TRAIN] / ((double)k * (double)counts[c]))
+                                  ? (float)((double)s->n[AVEMO_PART_TRAIN] / ((double)k * (double)counts[c]))
                                   : 1.0f;
 }
 
@@ -170,8 +169,8 @@ static enum avemo_status compute_stats(struct session *s, struct avemo_error *er
     double *sum = calloc((size_t)rows, sizeof(double)), *sq = calloc((size_t)rows, sizeof(double));
     enum avemo_status st = s->mean && s->std && sum && sq ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
     size_t count = 0;
-    for (size_t j = 0; !st && j < s->n[PART_TRAIN]; j++) {
-        const float *x = s->fs.audio + s->idx[PART_TRAIN][j] * s->td.audio_floats;
+    for (size_t j = 0; !st && j < s->n[AVEMO_PART_TRAIN]; j++) {
+        const float *x = s->fs.audio + s->idx[AVEMO_PART_TRAIN][j] * s->td.audio_floats;
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < cols; t++) {
                 sum[r] += x[r * cols + t];
@@ -229,7 +228,7 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network has %d outputs but [labels] has %d classes",
                           s->opt->pipeline_path, avemo_net_classes(s->net), s->ds.num_classes);
     avemo_net_init(s->net, AVEMO_NN_INIT_DEFAULT, s->p.train.seed);
-    const char *labels[16];
+    const char *labels[AVEMO_MAX_CLASSES];
     for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
     if ((st = avemo_net_set_labels(s->net, labels, s->ds.num_classes, err))) return st;
     for (int i = 0; i < s->opt->ninit; i++)
@@ -356,8 +355,8 @@ static void mixup_batch(struct session *s, struct avemo_rng *rng, int b, struct 
 static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
                                      struct avemo_error *err)
 {
-    size_t n = s->n[PART_TRAIN];
-    size_t *order = s->idx[PART_TRAIN];
+    size_t n = s->n[AVEMO_PART_TRAIN];
+    size_t *order = s->idx[AVEMO_PART_TRAIN];
     for (size_t i = n; i > 1; i--) {
         size_t j = avemo_rng_below(rng, (uint32_t)i), t = order[i - 1];
         order[i - 1] = order[j];
@@ -401,7 +400,7 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
  * and without augmentation, as torch.optim.swa_utils.update_bn does; the weights stay. */
 static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *err)
 {
-    const size_t n = s->n[PART_TRAIN], *order = s->idx[PART_TRAIN];
+    const size_t n = s->n[AVEMO_PART_TRAIN], *order = s->idx[AVEMO_PART_TRAIN];
     const int batch = s->p.train.batch;
     enum avemo_status st = AVEMO_OK;
     avemo_nn_ctx_set_dropout(s->ctx, 0);
@@ -604,7 +603,7 @@ static void plot_curves(struct session *s, const char *csv_path)
     char path[4200];
     const char *base = s->opt->plot_png ? s->opt->plot_png : s->opt->out_path;
     /* Without a validation part the second curve is the training data in inference mode. */
-    int on_train = s->n[PART_VAL] == 0;
+    int on_train = s->n[AVEMO_PART_VALIDATION] == 0;
     struct avemo_series loss[2] = {{"train loss", tl, n},
                                    {on_train ? "train loss, inference mode" : "validation loss", vl, n}};
     struct avemo_series acc[2] = {{"train accuracy", ta, n},
@@ -632,8 +631,8 @@ static enum avemo_status run_epochs(struct session *s, struct avemo_train_result
     struct avemo_rng rng;
     avemo_rng_seed(&rng, t->seed + (uint64_t)ps.epoch * 7919, 0x7a1);
     /* Without a validation part, early stopping watches the training data itself. */
-    const size_t *vidx = s->n[PART_VAL] ? s->idx[PART_VAL] : s->idx[PART_TRAIN];
-    size_t vn = s->n[PART_VAL] ? s->n[PART_VAL] : s->n[PART_TRAIN];
+    const size_t *vidx = s->n[AVEMO_PART_VALIDATION] ? s->idx[AVEMO_PART_VALIDATION] : s->idx[AVEMO_PART_TRAIN];
+    size_t vn = s->n[AVEMO_PART_VALIDATION] ? s->n[AVEMO_PART_VALIDATION] : s->n[AVEMO_PART_TRAIN];
     for (int epoch = ps.epoch + 1; epoch <= t->epochs; epoch++) {
         double t0 = avemo_now(), tr_loss = NAN, tr_acc = NAN, va_loss = NAN, va_acc = NAN;
         if ((st = train_epoch(s, &rng, &tr_loss, &tr_acc, err))) break;
@@ -691,15 +690,15 @@ static enum avemo_status final_report(struct session *s, struct avemo_train_resu
     restore_best(s);
     enum avemo_status st = avemo_net_save(s->net, s->opt->out_path, err);
     double loss;
-    if (!st) st = evaluate(s, s->idx[PART_TRAIN], s->n[PART_TRAIN], &loss, &res->train_acc, NULL, NULL, err);
-    if (st || s->n[PART_TEST] == 0) return st;
-    int *pred = malloc(sizeof(int) * s->n[PART_TEST]), *truth = malloc(sizeof(int) * s->n[PART_TEST]);
+    if (!st) st = evaluate(s, s->idx[AVEMO_PART_TRAIN], s->n[AVEMO_PART_TRAIN], &loss, &res->train_acc, NULL, NULL, err);
+    if (st || s->n[AVEMO_PART_TEST] == 0) return st;
+    int *pred = malloc(sizeof(int) * s->n[AVEMO_PART_TEST]), *truth = malloc(sizeof(int) * s->n[AVEMO_PART_TEST]);
     if (!pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
-    if (!st) st = evaluate(s, s->idx[PART_TEST], s->n[PART_TEST], &loss, &res->test_acc, pred, truth, err);
+    if (!st) st = evaluate(s, s->idx[AVEMO_PART_TEST], s->n[AVEMO_PART_TEST], &loss, &res->test_acc, pred, truth, err);
     struct avemo_metrics m;
-    const char *labels[16];
+    const char *labels[AVEMO_MAX_CLASSES];
     for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
-    if (!st) st = avemo_metrics_compute(truth, pred, s->n[PART_TEST], s->ds.num_classes, labels, &m, err);
+    if (!st) st = avemo_metrics_compute(truth, pred, s->n[AVEMO_PART_TEST], s->ds.num_classes, labels, &m, err);
     if (!st) {
         res->has_test = 1;
         res->test_uar = m.unweighted_accuracy;
