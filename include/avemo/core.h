@@ -148,8 +148,56 @@ enum avemo_status avemo_value_choice(const char *value, const char *const *choic
 /* Monotonic time in seconds, for the timings that avemo reports. */
 double avemo_now(void);
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32), for model files. */
+/* CRC-32 (IEEE 802.3, as zlib's crc32(crc, data, size)), computed with FFmpeg's av_crc. */
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
+
+/* ---- binary files: the one writer and reader of every avemo file format ----
+ * Each format is documented at the top of the file that defines it (model_file.c, optim.c,
+ * features.c, train.c).  They share these conventions: an 8-byte magic and a version first,
+ * little-endian integers and IEEE floats, and CRC-32 trailers (avemo_crc32): a u32 CRC of every
+ * byte since the previous CRC, written by avemo_binw_crc() and at the end by avemo_binw_finish(),
+ * so a file always ends with the CRC of its last section.
+ *
+ * The writer streams to PATH.tmpPID and renames it over PATH when complete, so a reader never sees
+ * half a file; errors are sticky and reported once by avemo_binw_finish(). */
+typedef struct avemo_binw avemo_binw;
+enum avemo_status avemo_binw_create(const char *path, avemo_binw **out, struct avemo_error *err);
+void avemo_binw_bytes(avemo_binw *w, const void *data, size_t n);
+void avemo_binw_u8(avemo_binw *w, uint8_t v);
+void avemo_binw_u32(avemo_binw *w, uint32_t v);
+void avemo_binw_u64(avemo_binw *w, uint64_t v);
+void avemo_binw_f32(avemo_binw *w, const float *x, size_t n);
+void avemo_binw_f64(avemo_binw *w, const double *x, size_t n);
+void avemo_binw_str(avemo_binw *w, const char *s, size_t n); /* u32 length n, then the bytes */
+void avemo_binw_crc(avemo_binw *w);                        /* u32 CRC of the section so far */
+uint64_t avemo_binw_offset(const avemo_binw *w);           /* bytes written so far */
+/* Write the final CRC, close and rename into place (or remove the temporary file on failure). */
+enum avemo_status avemo_binw_finish(avemo_binw *w, struct avemo_error *err);
+void avemo_binw_abort(avemo_binw *w);                      /* drop the file */
+
+/* The reader: over memory, or streaming a file.  Reading past the end or a failed CRC check sets
+ * bad (sticky); values read then are 0. */
+struct avemo_binr {
+    const uint8_t *data;      /* memory source, or NULL */
+    size_t size, pos;
+    void *file;               /* FILE * of a streaming reader */
+    uint32_t crc;             /* running CRC of the current section */
+    int bad;
+};
+void avemo_binr_memory(struct avemo_binr *r, const void *data, size_t size);
+enum avemo_status avemo_binr_open(struct avemo_binr *r, const char *path, struct avemo_error *err);
+void avemo_binr_close(struct avemo_binr *r);
+/* n bytes into out (out NULL: skipped, still checksummed); 1 on success. */
+int avemo_binr_bytes(struct avemo_binr *r, void *out, size_t n);
+/* Memory readers only: a pointer to the next n bytes (NULL past the end). */
+const void *avemo_binr_take(struct avemo_binr *r, size_t n);
+uint8_t avemo_binr_u8(struct avemo_binr *r);
+uint32_t avemo_binr_u32(struct avemo_binr *r);
+uint64_t avemo_binr_u64(struct avemo_binr *r);
+int avemo_binr_f32(struct avemo_binr *r, float *out, size_t n);  /* out NULL: skipped */
+int avemo_binr_f64(struct avemo_binr *r, double *out, size_t n);
+/* Read a u32 CRC and compare it with the section's; 1 when they match (a new section starts). */
+int avemo_binr_crc(struct avemo_binr *r);
 
 /* The six classes of the CREMA-D models, in the order of the network's outputs. */
 #define AVEMO_NUM_EMOTIONS 6

@@ -473,42 +473,60 @@ static enum avemo_status swa_finish(struct session *s, struct avemo_error *err)
     return recalibrate_bn(s, err);
 }
 
-enum { SWA_MAGIC = 0x31415753u }; /* "SWA1" */
+/* The weight average of a checkpoint (OUT.ckpt.swa), little-endian through the binary writer and
+ * reader of core (avemo_binw / avemo_binr):
+ *   "AVEMOSWA"  8 bytes magic
+ *   u32 version (2), u32 epochs averaged so far (1..100000)
+ *   u64 n, n x f64   the sum of those epochs' parameters
+ *   u32 crc32 of every byte before it
+ * Version 1 (a u32 "SWA1" magic, host-endian, no CRC) is refused with a message that says so. */
+#define SWA_MAGIC "AVEMOSWA"
+#define SWA_VERSION 2u
 
 static enum avemo_status swa_save(const struct session *s, const char *path, struct avemo_error *err)
 {
     size_t np;
     avemo_net_params(s->net, &np);
-    FILE *f = fopen(path, "wb");
-    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
-    uint32_t head[2] = {SWA_MAGIC, (uint32_t)s->swa_count};
-    uint64_t n = np;
-    int ok = fwrite(head, sizeof head, 1, f) == 1 && fwrite(&n, sizeof n, 1, f) == 1 &&
-             fwrite(s->swa_sum, sizeof(double), np, f) == np;
-    if (fclose(f) != 0 || !ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
-    return AVEMO_OK;
+    avemo_binw *w;
+    enum avemo_status st = avemo_binw_create(path, &w, err);
+    if (st) return st;
+    avemo_binw_bytes(w, SWA_MAGIC, 8);
+    avemo_binw_u32(w, SWA_VERSION);
+    avemo_binw_u32(w, (uint32_t)s->swa_count);
+    avemo_binw_u64(w, np);
+    avemo_binw_f64(w, s->swa_sum, np);
+    return avemo_binw_finish(w, err);
 }
 
 static enum avemo_status swa_load(struct session *s, const char *path, struct avemo_error *err)
 {
     size_t np;
     avemo_net_params(s->net, &np);
-    FILE *f = fopen(path, "rb");
-    if (!f) return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: the weight average to resume is missing (%s)", path, strerror(errno));
-    uint32_t head[2];
-    uint64_t n = 0;
+    struct avemo_binr r;
+    if (avemo_binr_open(&r, path, NULL))
+        return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: the weight average to resume is missing (%s)", path, strerror(errno));
     free(s->swa_sum);
     s->swa_sum = calloc(np ? np : 1, sizeof(double));
-    int ok = s->swa_sum && fread(head, sizeof head, 1, f) == 1 && fread(&n, sizeof n, 1, f) == 1 &&
-             head[0] == SWA_MAGIC && head[1] > 0 && head[1] <= 100000 && n == np &&
-             fread(s->swa_sum, sizeof(double), np, f) == np;
-    fclose(f);
+    char magic[8] = {0};
+    avemo_binr_bytes(&r, magic, 8);
+    uint32_t version = avemo_binr_u32(&r), count = avemo_binr_u32(&r);
+    uint64_t n = avemo_binr_u64(&r);
+    int ok = s->swa_sum && memcmp(magic, SWA_MAGIC, 8) == 0 && version == SWA_VERSION && count > 0 && count <= 100000 &&
+             n == np && avemo_binr_f64(&r, s->swa_sum, np) && avemo_binr_crc(&r);
+    avemo_binr_close(&r);
+    if (!ok && memcmp(magic, "SWA1", 4) == 0)
+        return avemo_fail(err, AVEMO_ERR_VERSION, "%s: weight average in the old format (without a checksum): delete "
+                          "it and train again without --resume, or resume from an epoch before swa_start", path);
     if (!ok) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: damaged weight average (or another network's)", path);
-    s->swa_count = (int)head[1];
+    s->swa_count = (int)count;
     return AVEMO_OK;
 }
 
-/* --- checkpoints: the model so far plus a small state file ------------------------------ */
+/* --- checkpoints: the model so far plus a small state file ------------------------------
+ * OUT.ckpt        a model file (nn/model_file.c)
+ * OUT.ckpt.optim  the optimiser state (nn/optim.c)
+ * OUT.ckpt.state  one text line: epoch best_epoch bad_epochs plateau_epochs best_loss best_acc lr
+ * OUT.ckpt.swa    the weight average, when weight averaging has started (above) */
 
 struct progress_state {
     int epoch, best_epoch, bad_epochs, plateau_epochs;
