@@ -12,7 +12,6 @@
 #include <avemo/core.h>
 #include <avemo/media.h>
 #include <avemo/model.h>
-#include <avemo/train.h>
 
 #ifdef __cplusplus
 extern "C" {
