@@ -105,6 +105,9 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
  * on any failure params is left unchanged. */
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
                                               struct avemo_audio_params *params, struct avemo_error *err);
+/* The same from a parsed configuration (its [audio] section). */
+enum avemo_status avemo_audio_params_from_cfg(const avemo_cfg *cfg, struct avemo_audio_params *params,
+                                              struct avemo_error *err);
 
 /* Names used in INI files and messages ("mfcc", "start", ...). */
 const char *avemo_audio_feature_name(enum avemo_audio_feature feature);

@@ -53,6 +53,10 @@ const char *avemo_status_name(enum avemo_status status);
 
 #define AVEMO_ERROR_MESSAGE_MAX 512
 
+/* The most classes a model may have: every per-class array (predictions, metrics, label
+ * maps, training pools) is sized by it. */
+#define AVEMO_MAX_CLASSES 16
+
 /* Filled by failing calls: the status and a full message such as
  * "clip.flv: no video stream (the file has 1 audio stream)". */
 struct avemo_error {
@@ -95,11 +99,112 @@ enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim,
 enum avemo_status avemo_read_npy(const char *path, float **data, int *ndim, size_t shape[4],
                                  struct avemo_error *err);
 
+/* ---- numbers from text: one parser for configuration files, the CLI and the server ----
+ * The whole text must be the number (no blanks, no trailing characters); integers are
+ * decimal digits with a '-' only when lo < 0.  AVEMO_ERR_INVALID_ARG without a message
+ * when the text is not a number in [lo, hi]. */
+enum avemo_status avemo_parse_long(const char *text, long lo, long hi, long *out);
+enum avemo_status avemo_parse_int(const char *text, int lo, int hi, int *out);
+enum avemo_status avemo_parse_double(const char *text, double lo, double hi, double *out);
+
+/* ---- configuration: an INI text read once (libinih) into ordered entries ----
+ * Like darknet's read_cfg + option_find_int: the text is parsed once, every reader asks
+ * for its section's keys, and SECTION.KEY=VALUE changes (`--set`) edit the entries, not
+ * the text.  A multi-line value (indented continuation lines) is one entry per line, in
+ * order, as libinih reports them.  Typed getters leave *out unchanged when the key is
+ * absent and fail with one message format:
+ *   "NAME:LINE: [SECTION] KEY = 'VALUE': expected a whole number in LO..HI" */
+typedef struct avemo_cfg avemo_cfg;
+/* Parse text (at most max_bytes; name is used in messages). */
+enum avemo_status avemo_cfg_parse(const char *text, size_t max_bytes, const char *name, avemo_cfg **out,
+                                  struct avemo_error *err);
+void avemo_cfg_free(avemo_cfg *cfg);
+const char *avemo_cfg_name(const avemo_cfg *cfg);
+/* The value of [section] key (its first line when it has several), NULL when absent. */
+const char *avemo_cfg_get(const avemo_cfg *cfg, const char *section, const char *key);
+/* Replace every line of [section] key by one value, or add it at the end of its section
+ * (a new section at the end). */
+enum avemo_status avemo_cfg_set(avemo_cfg *cfg, const char *section, const char *key, const char *value,
+                                struct avemo_error *err);
+/* The same from "SECTION.KEY=VALUE" (the last dot before '=' ends the section: branch.audio.layers). */
+enum avemo_status avemo_cfg_assign(avemo_cfg *cfg, const char *assignment, struct avemo_error *err);
+/* Call fn for every entry in order; fn returns 0 to stop.  Returns 0, or the line of the
+ * entry that stopped (as ini_parse does). */
+typedef int (*avemo_cfg_handler)(void *user, const char *section, const char *key, const char *value);
+int avemo_cfg_each(const avemo_cfg *cfg, avemo_cfg_handler fn, void *user);
+/* The configuration as INI text (malloc'ed): sections in order, "key = value" lines,
+ * continuation lines indented. */
+char *avemo_cfg_text(const avemo_cfg *cfg);
+/* Typed getters with ranges. */
+enum avemo_status avemo_cfg_int(const avemo_cfg *cfg, const char *section, const char *key, int lo, int hi, int *out,
+                                struct avemo_error *err);
+enum avemo_status avemo_cfg_double(const avemo_cfg *cfg, const char *section, const char *key, double lo, double hi,
+                                   double *out, struct avemo_error *err);
+/* One of choices (NULL-terminated, case-insensitive); *out is its index. */
+enum avemo_status avemo_cfg_choice(const avemo_cfg *cfg, const char *section, const char *key,
+                                   const char *const *choices, int *out, struct avemo_error *err);
+/* The same checks on a value already in hand (a handler's), with the same message; where
+ * names it ("pipe.ini:12: [train] epochs"). */
+enum avemo_status avemo_value_int(const char *value, int lo, int hi, int *out, const char *where,
+                                  struct avemo_error *err);
+enum avemo_status avemo_value_double(const char *value, double lo, double hi, double *out, const char *where,
+                                     struct avemo_error *err);
+enum avemo_status avemo_value_choice(const char *value, const char *const *choices, int *out, const char *where,
+                                     struct avemo_error *err);
+
 /* Monotonic time in seconds, for the timings that avemo reports. */
 double avemo_now(void);
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32), for model files. */
+/* CRC-32 (IEEE 802.3, as zlib's crc32(crc, data, size)), computed with FFmpeg's av_crc. */
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
+
+/* ---- binary files: the one writer and reader of every avemo file format ----
+ * Each format is documented at the top of the file that defines it (model_file.c, optim.c,
+ * features.c, train.c).  They share these conventions: an 8-byte magic and a version first,
+ * little-endian integers and IEEE floats, and CRC-32 trailers (avemo_crc32): a u32 CRC of every
+ * byte since the previous CRC, written by avemo_binw_crc() and at the end by avemo_binw_finish(),
+ * so a file always ends with the CRC of its last section.
+ *
+ * The writer streams to PATH.tmpPID and renames it over PATH when complete, so a reader never sees
+ * half a file; errors are sticky and reported once by avemo_binw_finish(). */
+typedef struct avemo_binw avemo_binw;
+enum avemo_status avemo_binw_create(const char *path, avemo_binw **out, struct avemo_error *err);
+void avemo_binw_bytes(avemo_binw *w, const void *data, size_t n);
+void avemo_binw_u8(avemo_binw *w, uint8_t v);
+void avemo_binw_u32(avemo_binw *w, uint32_t v);
+void avemo_binw_u64(avemo_binw *w, uint64_t v);
+void avemo_binw_f32(avemo_binw *w, const float *x, size_t n);
+void avemo_binw_f64(avemo_binw *w, const double *x, size_t n);
+void avemo_binw_str(avemo_binw *w, const char *s, size_t n); /* u32 length n, then the bytes */
+void avemo_binw_crc(avemo_binw *w);                        /* u32 CRC of the section so far */
+uint64_t avemo_binw_offset(const avemo_binw *w);           /* bytes written so far */
+/* Write the final CRC, close and rename into place (or remove the temporary file on failure). */
+enum avemo_status avemo_binw_finish(avemo_binw *w, struct avemo_error *err);
+void avemo_binw_abort(avemo_binw *w);                      /* drop the file */
+
+/* The reader: over memory, or streaming a file.  Reading past the end or a failed CRC check sets
+ * bad (sticky); values read then are 0. */
+struct avemo_binr {
+    const uint8_t *data;      /* memory source, or NULL */
+    size_t size, pos;
+    void *file;               /* FILE * of a streaming reader */
+    uint32_t crc;             /* running CRC of the current section */
+    int bad;
+};
+void avemo_binr_memory(struct avemo_binr *r, const void *data, size_t size);
+enum avemo_status avemo_binr_open(struct avemo_binr *r, const char *path, struct avemo_error *err);
+void avemo_binr_close(struct avemo_binr *r);
+/* n bytes into out (out NULL: skipped, still checksummed); 1 on success. */
+int avemo_binr_bytes(struct avemo_binr *r, void *out, size_t n);
+/* Memory readers only: a pointer to the next n bytes (NULL past the end). */
+const void *avemo_binr_take(struct avemo_binr *r, size_t n);
+uint8_t avemo_binr_u8(struct avemo_binr *r);
+uint32_t avemo_binr_u32(struct avemo_binr *r);
+uint64_t avemo_binr_u64(struct avemo_binr *r);
+int avemo_binr_f32(struct avemo_binr *r, float *out, size_t n);  /* out NULL: skipped */
+int avemo_binr_f64(struct avemo_binr *r, double *out, size_t n);
+/* Read a u32 CRC and compare it with the section's; 1 when they match (a new section starts). */
+int avemo_binr_crc(struct avemo_binr *r);
 
 /* The six classes of the CREMA-D models, in the order of the network's outputs. */
 #define AVEMO_NUM_EMOTIONS 6

@@ -11,16 +11,11 @@
 
 #include <avemo/core.h>
 #include <avemo/media.h>
+#include <avemo/model.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define AVEMO_MAX_CLASSES 16
-
-enum avemo_mode { AVEMO_MODE_AV = 0, AVEMO_MODE_AUDIO = 1, AVEMO_MODE_FACE = 2 };
-const char *avemo_mode_name(enum avemo_mode mode);                 /* "av", "audio", "face" */
-enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err);
 
 struct avemo_classifier_options {
     const char *cascade_path;      /* NULL: the pipeline's or /usr/share/opencv4/... default */
@@ -97,40 +92,6 @@ char *avemo_prediction_json(const struct avemo_prediction *pred, const char *fil
  * (seconds, to the millisecond) followed by the prediction's fields (malloc'ed text). */
 char *avemo_window_json(const struct avemo_prediction *pred, const char *file, double start_s, double end_s);
 
-/* ---- metrics ---- */
-
-struct avemo_metrics {
-    int num_classes;
-    char labels[AVEMO_MAX_CLASSES][8];
-    size_t n;
-    size_t confusion[AVEMO_MAX_CLASSES][AVEMO_MAX_CLASSES]; /* [true][predicted] */
-    double accuracy;
-    double unweighted_accuracy;        /* mean of per-class recall (balanced accuracy) */
-    double precision[AVEMO_MAX_CLASSES], recall[AVEMO_MAX_CLASSES], f1[AVEMO_MAX_CLASSES];
-    size_t support[AVEMO_MAX_CLASSES];
-    double macro_precision, macro_recall, macro_f1;
-    double weighted_precision, weighted_recall, weighted_f1;
-};
-
-/* Metrics of predictions against the truth (labels may be NULL: "0", "1", ...).
- * Entries outside 0..num_classes-1 are an error. */
-enum avemo_status avemo_metrics_compute(const int *truth, const int *pred, size_t n, int num_classes,
-                                        const char *const *labels, struct avemo_metrics *m, struct avemo_error *err);
-/* `avemo eval --json`: accuracy, unweighted_accuracy, per_class, macro, weighted, confusion, n (malloc'ed). */
-char *avemo_metrics_json(const struct avemo_metrics *m);
-/* A classification report (precision, recall, F1, support per class; accuracy, macro
- * and weighted averages) and the confusion matrix, as text (malloc'ed). */
-char *avemo_metrics_report(const struct avemo_metrics *m);
-
-/* McNemar's exact test of two classifiers on the same items: the two-sided binomial
- * p-value of the discordant pairs.  *only_a / *only_b (may be NULL) receive how many
- * items only a / only b got right. */
-double avemo_mcnemar(const int *truth, const int *pred_a, const int *pred_b, size_t n, size_t *only_a,
-                     size_t *only_b);
-/* Percentile bootstrap 95% interval of the accuracy (iterations resamples, seeded). */
-void avemo_bootstrap_accuracy(const int *truth, const int *pred, size_t n, int iterations, uint64_t seed,
-                              double *low, double *high);
-
 /* ---- evaluating models on labelled data ---- */
 
 struct avemo_eval_options {
@@ -193,18 +154,6 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
 /* The text report of result r: the whole, labels left out, a table per --data when there
  * are several, the skipped files by name; malloc'ed. */
 char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
-
-/* ---- plots (PNG via cairo) ---- */
-enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char *title, const char *png_path,
-                                       struct avemo_error *err);
-/* Curves of one or more series over epochs, e.g. train and validation loss. */
-struct avemo_series {
-    const char *name;
-    const double *values;
-    int count;
-};
-enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
-                                    int nseries, const char *png_path, struct avemo_error *err);
 
 /* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
  * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the

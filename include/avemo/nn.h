@@ -34,10 +34,9 @@
 extern "C" {
 #endif
 
-/* Caps on what a description or a model file may ask for. */
+/* Caps on what a description or a model file may ask for (classes: AVEMO_MAX_CLASSES of core.h). */
 #define AVEMO_NN_MAX_INPUTS 4          /* branches */
 #define AVEMO_NN_MAX_LAYERS 64         /* layers per branch or head */
-#define AVEMO_NN_MAX_CLASSES 1000
 #define AVEMO_NN_MAX_DIM 4096          /* channels, height, width, dense units */
 #define AVEMO_NN_MAX_KERNEL 15
 #define AVEMO_NN_MAX_ACT ((size_t)1 << 24)     /* floats per sample per layer */

@@ -18,13 +18,13 @@
 
 #include <avemo/audio.h>
 #include <avemo/core.h>
+#include <avemo/model.h>
 #include <avemo/vision.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define AVEMO_LABEL_MAX 8
 #define AVEMO_GROUP_MAX 48
 #define AVEMO_DATASET_MAX_ITEMS 2000000
 #define AVEMO_DATASET_MAX_DEPTH 8
@@ -61,7 +61,7 @@ struct avemo_dataset {
     struct avemo_item *items;
     size_t count, cap;
     int num_classes;
-    char classes[16][AVEMO_LABEL_MAX];
+    char classes[AVEMO_MAX_CLASSES][AVEMO_LABEL_MAX];
     size_t dropped;                 /* items whose label the map drops */
     int nsources;                   /* avemo_dataset_add calls so far */
     char source_path[AVEMO_DATASET_MAX_SOURCES][256]; /* each one's path, as given (cut at 255) */
@@ -69,23 +69,6 @@ struct avemo_dataset {
     char drop_code[16][AVEMO_LABEL_MAX];
     size_t drop_count[16];
 };
-
-struct avemo_label_map {
-    int num_classes;
-    char classes[16][AVEMO_LABEL_MAX];
-    int num_map;
-    char map_from[16][AVEMO_LABEL_MAX], map_to[16][AVEMO_LABEL_MAX];
-    int num_drop;
-    char drop[16][AVEMO_LABEL_MAX];
-};
-
-/* The six CREMA-D classes, calm merged into NEU, surprise dropped. */
-void avemo_label_map_default(struct avemo_label_map *map);
-/* Read [labels] from a pipeline text (defaults for absent keys). */
-enum avemo_status avemo_label_map_from_ini(const char *ini_text, const char *name, struct avemo_label_map *map,
-                                           struct avemo_error *err);
-/* Class index of a canonical code: >= 0 a class, -1 dropped, -2 unknown. */
-int avemo_label_map_apply(const struct avemo_label_map *map, const char *code);
 
 /* Canonical code of a corpus label ("angry", "ANG", "05" for RAVDESS, ...); NULL if unknown. */
 const char *avemo_label_canonical(enum avemo_corpus corpus, const char *label);
@@ -109,14 +92,10 @@ enum avemo_corpus avemo_dataset_source_corpus(const struct avemo_dataset *ds, in
 void avemo_dataset_class_counts(const struct avemo_dataset *ds, const size_t *idx, size_t n, size_t *counts);
 
 /* ---- splits ---- */
-enum avemo_split_kind {
-    AVEMO_SPLIT_GROUPS = 0,  /* actor-independent: groups assigned to train/val/test */
-    AVEMO_SPLIT_RANDOM,      /* stratified random 70:15:15 (same actors in train and test: warns) */
-    AVEMO_SPLIT_FOLDERS,     /* the corpus' own train/validation/test folders */
-    AVEMO_SPLIT_ALL,         /* every item trains (tiny corpora, final models after cross-validation) */
-};
+/* The part of a split an item belongs to (-1: unused, e.g. a dropped label). */
+enum avemo_split_part { AVEMO_PART_TRAIN = 0, AVEMO_PART_VALIDATION = 1, AVEMO_PART_TEST = 2, AVEMO_PART_COUNT = 3 };
 
-/* Part of each item: 0 train, 1 validation, 2 test, -1 unused (dropped label). */
+/* Part of each item: enum avemo_split_part, -1 unused (dropped label). */
 struct avemo_split {
     enum avemo_split_kind kind;
     int folds, fold;          /* GROUPS k-fold: test = fold `fold`, validation = the next fold */
@@ -147,88 +126,6 @@ enum avemo_status avemo_split_leave_out(const struct avemo_dataset *ds, struct a
 void avemo_split_free(struct avemo_split *split);
 /* Indices of the items of one part (malloc'ed). */
 size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n);
-
-/* ---- pipelines: one INI file per recipe ----
- *   [pipeline] name, mode = av|audio|face
- *   [audio]    feature parameters (see avemo_audio_params_from_ini)
- *   [face]     size, channels, frames, cascade, scale_factor, min_neighbors, min_size, margin, track,
- *              mirror_test
- *   [labels]   classes, map, drop
- *   [network], [branch.*], [head]   the network (docs/nn.md)
- *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
- *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
- *              bn_recalibrate swa_start validation
- *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
- *              flip face_shift face_scale brightness contrast
- */
-struct avemo_face_spec {
-    int size;                 /* crop side (64) */
-    int channels;             /* 1 gray, 3 RGB */
-    int frames;               /* frames sampled per clip (8) */
-    char cascade[512];        /* cascade XML path */
-    struct avemo_detect_params detect;
-    double margin;
-    int track;
-    int mirror_test;          /* 1: predictions average each face and its mirror image (eval, classify) */
-};
-
-struct avemo_train_config {
-    int epochs;               /* maximum (100) */
-    int batch;                /* 32 */
-    float lr;                 /* 1e-3 */
-    int optimizer;            /* enum avemo_optim_kind */
-    float weight_decay, clip_norm;
-    int patience;             /* early stopping on validation loss (10) */
-    int plateau_patience;     /* reduce lr after this many epochs without improvement (4) */
-    float plateau_factor;     /* 0.5 */
-    float min_lr;             /* 1e-5 */
-    int class_weights;        /* 1: balanced (n / (k * count)) */
-    float label_smoothing;
-    uint64_t seed;
-    enum avemo_split_kind split;
-    int folds, fold;
-    int validation;           /* 1: a validation part; 0: it trains too (fixed epochs, e.g. with SWA) */
-    int dropout;              /* 1: dropout on while training */
-    int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
-    int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
-    int threads;              /* feature extraction and network threads (0: all cores; the
-                                 network uses at most 8; results depend on it slightly) */
-};
-
-struct avemo_augment {
-    float noise_snr_db;       /* > 0: add white noise at a random SNR of [snr, snr + 20] dB */
-    float gain_db;            /* random gain in [-g, g] dB */
-    float shift;              /* random circular time shift up to this fraction of the signal */
-    float speed;              /* random speed (and pitch) change in [1 - s, 1 + s] */
-    int time_mask, freq_mask; /* SpecAugment: mask widths (frames, bands) */
-    int masks;                /* masks of each kind per sample */
-    int flip;                 /* faces: random horizontal flip */
-    float face_shift, face_scale; /* random crop jitter (fraction of the side) */
-    float brightness, contrast;   /* random brightness offset / contrast factor ranges */
-    float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
-    float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what
-                               * re-converting a recording adds), after gain and noise */
-};
-
-enum avemo_pipeline_mode { AVEMO_PIPELINE_AV = 0, AVEMO_PIPELINE_AUDIO = 1, AVEMO_PIPELINE_FACE = 2 };
-
-struct avemo_pipeline {
-    char name[64];
-    int mode;                 /* enum avemo_pipeline_mode */
-    struct avemo_audio_params audio;
-    struct avemo_face_spec face;
-    struct avemo_label_map labels;
-    struct avemo_train_config train;
-    struct avemo_augment augment;
-};
-
-void avemo_pipeline_default(struct avemo_pipeline *p);
-/* Parse every section but the network's (nn parses those); name is used in messages. */
-enum avemo_status avemo_pipeline_parse(const char *ini_text, const char *name, struct avemo_pipeline *p,
-                                       struct avemo_error *err);
-/* Set one key as `section.key=value` (command-line overrides such as train.epochs=5). */
-enum avemo_status avemo_pipeline_set(struct avemo_pipeline *p, const char *section, const char *key,
-                                     const char *value, const char *name, struct avemo_error *err);
 
 /* ---- features of a dataset, extracted once (cached) ---- */
 
@@ -263,6 +160,38 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
                                          const struct avemo_extract_options *opt, struct avemo_feature_set *fs,
                                          struct avemo_error *err);
 void avemo_features_free(struct avemo_feature_set *fs);
+
+/* ---- batches: what the network sees for a set of items (training and evaluation) ---- */
+struct avemo_train_data {
+    const struct avemo_pipeline *p;
+    const struct avemo_dataset *ds;
+    const struct avemo_feature_set *fs;
+    int need_audio, need_face;
+    int audio_input, face_input;     /* net input indices, -1 when unused */
+    const signed char *part;         /* split part of each item */
+    /* av mode without own faces: images of the same label and part ("label-matched pairs") */
+    size_t *pool[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES];
+    size_t pool_n[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES];
+    size_t *partner;                 /* fixed partner crop index for evaluation, per item */
+    const float *mean, *std;         /* dataset normalisation of the audio features, or NULL */
+    avemo_audio_extractor *ex;       /* for waveform augmentation */
+    float *wave_buf;
+    size_t wave_cap;
+    float *feat_buf;                 /* one item's full features */
+    size_t audio_floats, face_floats;/* per sample */
+};
+
+/* Set up pools and fixed partners once the split is known; returns how many items are usable
+ * (listed in *usable) and reports the others' reasons into skipped (count). */
+enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p,
+                                        const struct avemo_dataset *ds, const struct avemo_feature_set *fs,
+                                        const signed char *part, uint64_t seed, struct avemo_error *err);
+void avemo_train_data_free(struct avemo_train_data *td);
+/* 1 when item i can be a sample (has what the mode needs). */
+int avemo_train_data_usable(const struct avemo_train_data *td, size_t i);
+/* Fill the inputs and labels of n items; augment = 1 for training batches. */
+void avemo_train_data_batch(struct avemo_train_data *td, const size_t *items, int n, int augment,
+                            struct avemo_rng *rng, float *audio_in, float *face_in, int *labels);
 
 /* ---- training ---- */
 struct avemo_train_options {

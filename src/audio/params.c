@@ -2,7 +2,6 @@
 #include <avemo/audio.h>
 
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -257,24 +256,32 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
     return st->status == AVEMO_OK;
 }
 
+enum avemo_status avemo_audio_params_from_cfg(const avemo_cfg *cfg, struct avemo_audio_params *params,
+                                              struct avemo_error *err)
+{
+    const char *name = avemo_cfg_name(cfg);
+    struct avemo_audio_params parsed;
+    avemo_audio_params_default(&parsed);
+    struct avemo_error key_err = {0};
+    struct ini_state st = {&parsed, &key_err, AVEMO_OK};
+    int line = avemo_cfg_each(cfg, on_ini_key, &st);
+    if (st.status != AVEMO_OK) /* the line of the first failing key */
+        return avemo_fail(err, st.status, "%s: line %d: %s", name, line, key_err.message);
+    enum avemo_status s = avemo_audio_params_validate(&parsed, name, err);
+    if (s != AVEMO_OK) return s;
+    *params = parsed;
+    return AVEMO_OK;
+}
+
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name,
                                               struct avemo_audio_params *params, struct avemo_error *err)
 {
     if (!name) name = "pipeline";
     if (!ini_text || !params) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: no INI text or parameters", name);
-    struct avemo_audio_params parsed;
-    avemo_audio_params_default(&parsed);
-    struct avemo_error key_err = {0};
-    struct ini_state st = {&parsed, &key_err, AVEMO_OK};
-    int line = ini_parse_string(ini_text, on_ini_key, &st);
-    if (line == -2) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory while parsing", name);
-    if (st.status != AVEMO_OK) /* inih reports the line of the first failing key */
-        return avemo_fail(err, st.status, "%s: line %d: %s", name, line, key_err.message);
-    if (line != 0)
-        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: not INI syntax (expected [section] or key=value)",
-                          name, line);
-    enum avemo_status s = avemo_audio_params_validate(&parsed, name, err);
-    if (s != AVEMO_OK) return s;
-    *params = parsed;
-    return AVEMO_OK;
+    avemo_cfg *cfg;
+    enum avemo_status st = avemo_cfg_parse(ini_text, strlen(ini_text), name, &cfg, err);
+    if (st) return st;
+    st = avemo_audio_params_from_cfg(cfg, params, err);
+    avemo_cfg_free(cfg);
+    return st;
 }

@@ -130,10 +130,10 @@ static int run_classify(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'M': mode_text = optarg; break;
         case 'j': json = 1; break;
-        case 'k': copt.frames = atoi(optarg); break;
+        case 'k': if (avemo_parse_int(optarg, 0, 32, &copt.frames)) copt.frames = -1; break; /* checked below */
         case 'c': copt.cascade_path = optarg; break;
-        case 'w': window_s = atof(optarg); break;
-        case 'H': hop_s = atof(optarg); break;
+        case 'w': if (avemo_parse_double(optarg, 0, 1e6, &window_s)) window_s = -1; break;
+        case 'H': if (avemo_parse_double(optarg, 0, 1e6, &hop_s)) hop_s = -1; break;
         case 's': shard_text = optarg; break;
         case 'o': out_dir = optarg; break;
         default: fprintf(stderr, "%s\n", classify_usage); return CLI_EXIT_USAGE;
@@ -146,7 +146,7 @@ static int run_classify(int argc, char **argv)
     if (!mode_given) mode_text = "av";
     if (window_s > 0 && strcmp(mode_text, "av") == 0) mode_text = "audio";
     if (avemo_mode_parse(mode_text, &mode, &err)) return cli_report(&err);
-    if (optind >= argc || copt.frames < 0 || copt.frames > 32) {
+    if (optind >= argc || copt.frames < 0 || copt.frames > 32 || window_s < 0 || hop_s < 0) {
         fprintf(stderr, "%s\n", classify_usage);
         return CLI_EXIT_USAGE;
     }

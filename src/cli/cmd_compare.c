@@ -12,7 +12,6 @@ static const char compare_usage[] =
     "  --set SEC.KEY=VAL changes an inference setting of every model's stored pipeline\n"
     "  (e.g. face.mirror_test=yes); --cache F keeps the extracted features.";
 
-static const char *const mode_names[3] = {"av", "audio", "face"};
 
 static cJSON *compare_json(const struct avemo_eval_set *set)
 {
@@ -25,7 +24,7 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
         avemo_bootstrap_accuracy(set->truth, r->pred, set->n, 2000, 7, &lo, &hi);
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "model", r->model);
-        cJSON_AddStringToObject(m, "mode", mode_names[r->mode]);
+        cJSON_AddStringToObject(m, "mode", avemo_mode_name((enum avemo_mode)r->mode));
         cJSON_AddNumberToObject(m, "accuracy", r->metrics.accuracy);
         cJSON_AddNumberToObject(m, "accuracy_ci95_low", lo);
         cJSON_AddNumberToObject(m, "accuracy_ci95_high", hi);

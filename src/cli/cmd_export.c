@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,15 +34,15 @@ static int run_export(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:s:", longopts, NULL)) != -1) {
-        char *end;
+        long v;
         switch (c) {
         case 'o': out = optarg; break;
         case 's':
-            seed = strtoull(optarg, &end, 10);
-            if (end == optarg || *end || optarg[0] == '-') {
+            if (avemo_parse_long(optarg, 0, LONG_MAX, &v)) {
                 fprintf(stderr, "avemo export: --seed '%s' is not a non-negative integer\n", optarg);
                 return CLI_EXIT_USAGE;
             }
+            seed = (unsigned long long)v;
             break;
         default: fprintf(stderr, "%s\n", export_usage); return CLI_EXIT_USAGE;
         }

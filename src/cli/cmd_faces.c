@@ -45,18 +45,17 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
     a->cascade = AVEMO_DEFAULT_CASCADE;
     avemo_face_options_default(&a->opt);
     int c;
-    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tf", longopts, NULL)) != -1) {
         switch (c) {
-        case 'k': a->frames = (int)strtol(optarg, &end, 10); if (*end || a->frames < 1) return 0; break;
+        case 'k': if (avemo_parse_int(optarg, 1, 100000, &a->frames)) return 0; break;
         case 'o': a->out_dir = optarg; break;
         case 'j': a->json = 1; break;
         case 'c': a->cascade = optarg; break;
         case 'd': a->draw = 1; break;
-        case 's': a->opt.size = (int)strtol(optarg, &end, 10); if (*end) return 0; break;
+        case 's': if (avemo_parse_int(optarg, -100000, 100000, &a->opt.size)) return 0; break;
         case 'g': a->opt.channels = 1; break;
-        case 'm': a->opt.margin = strtod(optarg, &end); if (*end) return 0; break;
+        case 'm': if (avemo_parse_double(optarg, -1e6, 1e6, &a->opt.margin)) return 0; break;
         case 't': a->opt.track = 1; break;
         case 'f': a->opt.center_fallback = 1; break;
         default: return 0;

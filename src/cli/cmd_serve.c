@@ -36,13 +36,9 @@ static const char serve_usage[] =
     "  --cors ORIGIN        let web pages from ORIGIN (e.g. https://app.example, or *) call the API\n"
     "  --quiet              no access log on stderr";
 
-static int parse_count(const char *text, long lo, long hi, int *out)
+static int parse_count(const char *text, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
+    return avemo_parse_int(text, lo, hi, out) == AVEMO_OK ? 0 : -1;
 }
 
 static int usage_error(const char *what, const char *value)
@@ -51,7 +47,8 @@ static int usage_error(const char *what, const char *value)
     return CLI_EXIT_USAGE;
 }
 
-static int run_serve(int argc, char **argv)
+/* The options of the command line (and AVEMO_API_KEY); CLI_EXIT_OK or a usage error. */
+static int parse_serve_options(int argc, char **argv, struct avemo_serve_options *opt, int *upload_mb)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},        {"extra-model", required_argument, NULL, 'x'},
@@ -65,72 +62,85 @@ static int run_serve(int argc, char **argv)
         {"quiet", no_argument, NULL, 'Q'},              {"cors", required_argument, NULL, 'O'},
         {NULL, 0, NULL, 0},
     };
-    struct avemo_serve_options opt;
-    avemo_serve_options_default(&opt);
-    opt.api_key = getenv("AVEMO_API_KEY");
-    int c, upload_mb = 50;
+    avemo_serve_options_default(opt);
+    opt->api_key = getenv("AVEMO_API_KEY");
+    int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:QO:", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
-            if (opt.num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
-            opt.models[opt.num_models++] = optarg;
+            if (opt->num_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --model", optarg);
+            opt->models[opt->num_models++] = optarg;
             break;
         case 'x':
-            if (opt.num_extra_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --extra-model", optarg);
-            opt.extra_models[opt.num_extra_models++] = optarg;
+            if (opt->num_extra_models == AVEMO_SERVE_MAX_MODELS) return usage_error("(too many) --extra-model", optarg);
+            opt->extra_models[opt->num_extra_models++] = optarg;
             break;
-        case 'H': opt.host = optarg; break;
-        case 'p': if (parse_count(optarg, 0, 65535, &opt.port)) return usage_error("--port", optarg); break;
-        case 'd': opt.db_path = optarg; break;
-        case 't': if (parse_count(optarg, 1, 64, &opt.threads)) return usage_error("--threads", optarg); break;
+        case 'H': opt->host = optarg; break;
+        case 'p': if (parse_count(optarg, 0, 65535, &opt->port)) return usage_error("--port", optarg); break;
+        case 'd': opt->db_path = optarg; break;
+        case 't': if (parse_count(optarg, 1, 64, &opt->threads)) return usage_error("--threads", optarg); break;
         case 'T':
-            if (parse_count(optarg, 1, 64, &opt.http_threads)) return usage_error("--http-threads", optarg);
+            if (parse_count(optarg, 1, 64, &opt->http_threads)) return usage_error("--http-threads", optarg);
             break;
-        case 'q': if (parse_count(optarg, 1, 4096, &opt.queue_capacity)) return usage_error("--queue", optarg); break;
-        case 'u': if (parse_count(optarg, 1, 1024, &upload_mb)) return usage_error("--max-upload-mb", optarg); break;
-        case 'k': opt.api_key = optarg; break;
+        case 'q': if (parse_count(optarg, 1, 4096, &opt->queue_capacity)) return usage_error("--queue", optarg); break;
+        case 'u': if (parse_count(optarg, 1, 1024, upload_mb)) return usage_error("--max-upload-mb", optarg); break;
+        case 'k': opt->api_key = optarg; break;
         case 'o':
-            if (parse_count(optarg, 1, 3600, &opt.connection_timeout_s)) return usage_error("--timeout", optarg);
+            if (parse_count(optarg, 1, 3600, &opt->connection_timeout_s)) return usage_error("--timeout", optarg);
             break;
         case 'c':
-            if (parse_count(optarg, 1, 10000, &opt.max_connections)) return usage_error("--max-connections", optarg);
+            if (parse_count(optarg, 1, 10000, &opt->max_connections)) return usage_error("--max-connections", optarg);
             break;
         case 'R':
-            if (parse_count(optarg, 1, 3600, &opt.request_timeout_s)) return usage_error("--request-timeout", optarg);
+            if (parse_count(optarg, 1, 3600, &opt->request_timeout_s)) return usage_error("--request-timeout", optarg);
             break;
         case 'C':
-            if (parse_count(optarg, 1, 10000, &opt.max_connections_per_client))
+            if (parse_count(optarg, 1, 10000, &opt->max_connections_per_client))
                 return usage_error("--max-connections-per-client", optarg);
             break;
-        case 'Q': opt.quiet = 1; break;
+        case 'Q': opt->quiet = 1; break;
         case 'O':
             if (!*optarg || strpbrk(optarg, "\r\n ,")) return usage_error("--cors origin", optarg);
-            opt.cors_origin = optarg;
+            opt->cors_origin = optarg;
             break;
         default: fprintf(stderr, "%s\n", serve_usage); return CLI_EXIT_USAGE;
         }
     }
     if (optind != argc) return usage_error("argument", argv[optind]);
-    if (opt.api_key && !*opt.api_key) { /* --api-key "" is caught by main(); this is the variable */
+    if (opt->api_key && !*opt->api_key) { /* --api-key "" is caught by main(); this is the variable */
         fprintf(stderr, "avemo serve: AVEMO_API_KEY is set but empty: set a key or unset it\n%s\n", serve_usage);
         return CLI_EXIT_USAGE;
     }
-    opt.max_upload_bytes = (size_t)upload_mb << 20;
-    /* The shipped models when none are named. */
-    char shipped[3][1024];
-    if (opt.num_models == 0) {
+    opt->max_upload_bytes = (size_t)upload_mb << 20;
+    return CLI_EXIT_OK;
+}
+
+/* The shipped models when none are named; paths point into shipped. */
+static void add_shipped_models(struct avemo_serve_options *opt, char shipped[3][1024])
+{
+    if (opt->num_models == 0) {
         if (avemo_default_model(AVEMO_MODE_AV, shipped[0], sizeof shipped[0], NULL) == AVEMO_OK)
-            opt.models[opt.num_models++] = shipped[0];
+            opt->models[opt->num_models++] = shipped[0];
         else
             fprintf(stderr, "avemo serve: no model found: /readyz and /v1/predict answer 503 (use --model)\n");
     }
-    if (opt.num_extra_models == 0) {
+    if (opt->num_extra_models == 0) {
         if (avemo_default_model(AVEMO_MODE_AUDIO, shipped[1], sizeof shipped[1], NULL) == AVEMO_OK)
-            opt.extra_models[opt.num_extra_models++] = shipped[1];
+            opt->extra_models[opt->num_extra_models++] = shipped[1];
         if (avemo_default_model(AVEMO_MODE_FACE, shipped[2], sizeof shipped[2], NULL) == AVEMO_OK)
-            opt.extra_models[opt.num_extra_models++] = shipped[2];
+            opt->extra_models[opt->num_extra_models++] = shipped[2];
     }
+}
+
+static int run_serve(int argc, char **argv)
+{
+    struct avemo_serve_options opt;
+    int upload_mb = 50;
+    int rc = parse_serve_options(argc, argv, &opt, &upload_mb);
+    if (rc != CLI_EXIT_OK) return rc;
+    char shipped[3][1024];
+    add_shipped_models(&opt, shipped);
 
     /* SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts. */
     sigset_t stop_signals;

@@ -29,12 +29,7 @@
 
 static int parse_index(const char *text, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
+    return avemo_parse_long(text, lo, hi, out) == AVEMO_OK ? 0 : -1;
 }
 
 enum avemo_status avemo_shard_parse(const char *text, struct avemo_shard *out, struct avemo_error *err)

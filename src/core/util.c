@@ -49,8 +49,6 @@ enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_
     return AVEMO_OK;
 }
 
-#include <libavutil/crc.h>
-
 enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size,
                                   struct avemo_error *err)
 {
@@ -177,9 +175,3 @@ double avemo_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* zlib's CRC-32 (the one in .avm and optimiser files): libavutil's table-driven CRC of the
- * reflected IEEE polynomial, with zlib's inversion before and after. */
-uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size)
-{
-    return ~av_crc(av_crc_get_table(AV_CRC_32_IEEE_LE), ~crc, data, size);
-}

@@ -5,12 +5,12 @@
  * extractor, face detector).  In av mode a clip without sound or without a
  * face falls back to the unimodal model and says why.
  */
-#include "train/train_internal.h"
-
 #include <avemo/eval.h>
+#include <avemo/model.h>
 #include <avemo/nn.h>
 #include <avemo/vision.h>
 
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,17 +20,8 @@
 #define CLF_MAX_MODELS 3
 #define CLF_MAX_FRAMES 32
 
-struct clf_model {
-    char name[64];
-    avemo_net *net;
-    struct avemo_pipeline p;
-    int mode;                 /* enum avemo_pipeline_mode, equal to enum avemo_mode */
-    int audio_input, face_input;
-    const float *mean, *std;  /* dataset normalisation of audio features, or NULL */
-};
-
 struct avemo_classifier {
-    struct clf_model models[CLF_MAX_MODELS];
+    struct avemo_model models[CLF_MAX_MODELS];
     int nmodels;
     int slot[3];              /* model serving each mode, -1 when none */
     avemo_cascade *cascade;
@@ -38,71 +29,20 @@ struct avemo_classifier {
     int frames;
 };
 
-struct clf_model_ctx {
+struct avemo_model_ctx {
     avemo_nn_ctx *nn;
     avemo_audio_extractor *ex;
 };
 
 struct avemo_classify_ctx {
     const avemo_classifier *clf;
-    struct clf_model_ctx m[CLF_MAX_MODELS];
+    struct avemo_model_ctx m[CLF_MAX_MODELS];
     avemo_detector *det;
     float *audio_in, *face_in;
     size_t audio_cap, face_cap;
 };
 
-const char *avemo_mode_name(enum avemo_mode mode)
-{
-    return mode == AVEMO_MODE_AUDIO ? "audio" : mode == AVEMO_MODE_FACE ? "face" : "av";
-}
-
-enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err)
-{
-    if (text && strcmp(text, "av") == 0) *mode = AVEMO_MODE_AV;
-    else if (text && strcmp(text, "audio") == 0) *mode = AVEMO_MODE_AUDIO;
-    else if (text && strcmp(text, "face") == 0) *mode = AVEMO_MODE_FACE;
-    else return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "unknown mode '%s' (av, audio or face)", text ? text : "");
-    return AVEMO_OK;
-}
-
 /* --- loading ----------------------------------------------------------------------- */
-
-static void model_name_from_path(const char *path, char *name, size_t size)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t len = strlen(base);
-    if (len > 4 && strcmp(base + len - 4, ".avm") == 0) len -= 4;
-    if (len >= size) len = size - 1;
-    memcpy(name, base, len);
-    name[len] = 0;
-}
-
-static enum avemo_status load_model(const char *path, struct clf_model *m, struct avemo_error *err)
-{
-    enum avemo_status st = avemo_net_load(path, &m->net, err);
-    if (st) return st;
-    model_name_from_path(path, m->name, sizeof m->name);
-    st = avemo_pipeline_parse(avemo_net_pipeline(m->net), path, &m->p, err);
-    if (!st) st = train_check_inputs(m->net, &m->p, &m->audio_input, &m->face_input, err);
-    if (st) return st;
-    m->mode = m->p.mode;
-    int classes = avemo_net_classes(m->net);
-    if (classes > AVEMO_MAX_CLASSES)
-        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: %d classes, at most %d are supported", path, classes, AVEMO_MAX_CLASSES);
-    for (int c = 0; c < classes; c++)
-        if (!avemo_net_label(m->net, c)) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: class %d has no label", path, c);
-    if (m->p.audio.norm == AVEMO_NORM_DATASET) {
-        size_t nm = 0, ns = 0;
-        m->mean = avemo_net_array(m->net, "audio.mean", &nm);
-        m->std = avemo_net_array(m->net, "audio.std", &ns);
-        int rows = avemo_audio_params_feature_count(&m->p.audio);
-        if (!m->mean || !m->std || nm != (size_t)rows || ns != (size_t)rows)
-            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: norm = dataset but the model has no audio.mean/audio.std of %d bands",
-                              path, rows);
-    }
-    return AVEMO_OK;
-}
 
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err)
@@ -118,13 +58,13 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i <= nextra; i++) {
         const char *path = i == 0 ? model_path : opt->extra_models[i - 1];
-        struct clf_model *m = &clf->models[clf->nmodels];
-        st = load_model(path, m, err);
+        struct avemo_model *m = &clf->models[clf->nmodels];
+        st = avemo_model_open(path, NULL, 0, m, err);
         clf->nmodels++;
         /* The main model serves its mode; extras fill the modes still free. */
-        if (!st && clf->slot[m->mode] < 0) clf->slot[m->mode] = clf->nmodels - 1;
+        if (!st && clf->slot[m->p.mode] < 0) clf->slot[m->p.mode] = clf->nmodels - 1;
     }
-    const struct clf_model *face_model = NULL;
+    const struct avemo_model *face_model = NULL;
     for (int i = 0; !st && i < clf->nmodels; i++)
         if (clf->models[i].face_input >= 0 && !face_model) face_model = &clf->models[i];
     clf->frames = opt && opt->frames > 0 ? opt->frames : face_model ? face_model->p.face.frames : 8;
@@ -144,7 +84,7 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
 void avemo_classifier_close(avemo_classifier *clf)
 {
     if (!clf) return;
-    for (int i = 0; i < clf->nmodels; i++) avemo_net_free(clf->models[i].net);
+    for (int i = 0; i < clf->nmodels; i++) avemo_model_close(&clf->models[i]);
     avemo_cascade_free(clf->cascade);
     free(clf);
 }
@@ -156,7 +96,7 @@ int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode)
 {
     return (int)mode >= 0 && mode <= AVEMO_MODE_FACE && clf->slot[mode] >= 0;
 }
-enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf) { return (enum avemo_mode)clf->models[0].mode; }
+enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf) { return (enum avemo_mode)clf->models[0].p.mode; }
 
 /* --- contexts ---------------------------------------------------------------------- */
 
@@ -168,7 +108,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
     ctx->clf = clf;
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i < clf->nmodels; i++) {
-        const struct clf_model *m = &clf->models[i];
+        const struct avemo_model *m = &clf->models[i];
         st = avemo_nn_ctx_create(m->net, clf->frames, 0, 0, &ctx->m[i].nn, err);
         if (!st && m->audio_input >= 0) {
             st = avemo_audio_extractor_create(&m->p.audio, &ctx->m[i].ex, err);
@@ -226,7 +166,7 @@ static void request_free(struct request *r)
     r->nfaces = r->ncrops = 0;
 }
 
-static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r, const struct clf_model *m,
+static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *m,
                                       struct avemo_prediction *pred, struct avemo_error *err)
 {
     (void)ctx;
@@ -239,7 +179,7 @@ static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r
     return st;
 }
 
-static void face_options(const struct clf_model *m, struct avemo_face_options *fo)
+static void face_options(const struct avemo_model *m, struct avemo_face_options *fo)
 {
     avemo_face_options_default(fo);
     fo->detect = m->p.face.detect;
@@ -250,7 +190,7 @@ static void face_options(const struct clf_model *m, struct avemo_face_options *f
 }
 
 /* Faces of the clip's sampled frames, or of the still image. */
-static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, const struct clf_model *m,
+static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *m,
                                     struct avemo_prediction *pred, struct avemo_error *err)
 {
     struct avemo_face_options fo;
@@ -312,7 +252,7 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
 static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
                                    struct avemo_error *err)
 {
-    const struct clf_model *m = &ctx->clf->models[mi];
+    const struct avemo_model *m = &ctx->clf->models[mi];
     double t0 = avemo_now();
     if (m->audio_input >= 0) {
         enum avemo_status st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
@@ -328,7 +268,7 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
         for (int i = 0; i < r->nfaces; i++) {
             const struct avemo_face *f = &r->faces[i];
             if (!f->has_crop || (r->media && !f->face_found)) continue;
-            train_face_input(f->image.data, m->p.face.size, m->p.face.channels, ctx->face_in + (size_t)batch * ff);
+            avemo_model_face_input(f->image.data, m->p.face.size, m->p.face.channels, ctx->face_in + (size_t)batch * ff);
             batch++;
         }
         if (batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
@@ -341,9 +281,10 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     unsigned shared = m->audio_input >= 0 ? 1u << m->audio_input : 0u;
     int k = avemo_net_classes(m->net);
     float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
-    enum avemo_status st = train_predict_probs(m->net, ctx->m[mi].nn, inputs, batch, shared,
-                                               m->face_input >= 0 ? ctx->face_in : NULL, m->p.face.size,
-                                               m->p.face.channels, m->p.face.mirror_test, probs, err);
+    assert(batch >= 1 && batch <= CLF_MAX_FRAMES && k <= AVEMO_MAX_CLASSES); /* probs' bounds */
+    enum avemo_status st = avemo_model_predict_probs(m->net, ctx->m[mi].nn, inputs, batch, shared,
+                                                     m->face_input >= 0 ? ctx->face_in : NULL, m->p.face.size,
+                                                     m->p.face.channels, m->p.face.mirror_test, probs, err);
     if (st) return st;
     memset(pred->probs, 0, sizeof pred->probs);
     for (int b = 0; b < batch; b++)
@@ -360,7 +301,7 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     return AVEMO_OK;
 }
 
-static void keep_face_for_page(const struct request *r, const struct clf_model *m, struct avemo_prediction *pred)
+static void keep_face_for_page(const struct request *r, const struct avemo_model *m, struct avemo_prediction *pred)
 {
     int used[CLF_MAX_FRAMES], n = 0;
     for (int i = 0; i < r->nfaces; i++)
@@ -394,7 +335,7 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
         fall_back(clf, AVEMO_MODE_FACE, r->media ? "no audio stream" : "a still image has no audio", &mi, pred);
     else if (mode == AVEMO_MODE_AV && !info.has_video && clf->slot[AVEMO_MODE_AUDIO] >= 0)
         fall_back(clf, AVEMO_MODE_AUDIO, "no video stream", &mi, pred);
-    const struct clf_model *m = &clf->models[mi];
+    const struct avemo_model *m = &clf->models[mi];
     enum avemo_status st = AVEMO_OK;
     if (m->face_input >= 0) {
         if (!ctx->det) return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no face detector", r->name);
@@ -565,11 +506,11 @@ enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *pa
     int mi = clf->slot[AVEMO_MODE_AUDIO];
     if (mi < 0)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: --window needs an audio model (%s is %s)", path,
-                          clf->models[0].name, avemo_mode_name((enum avemo_mode)clf->models[0].mode));
+                          clf->models[0].name, avemo_mode_name((enum avemo_mode)clf->models[0].p.mode));
     if (!(window_s >= 0.1 && window_s <= 600) || !(hop_s >= 0.05 && hop_s <= 600))
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: window %.3g s and hop %.3g s must be within 0.1..600 s", path,
                           window_s, hop_s);
-    const struct clf_model *m = &clf->models[mi];
+    const struct avemo_model *m = &clf->models[mi];
     struct request r = {.name = path};
     double t0 = avemo_now();
     enum avemo_status st = avemo_media_open_file(path, &(struct avemo_media_open_options){.limits = &clf->limits}, &r.media, err);

@@ -1,33 +1,31 @@
 /*
  * Evaluating one or more models on the same labelled units, for `avemo eval`
  * and `avemo compare`.  Inputs are built exactly as in training's evaluation
- * (train_data_batch without augmentation): the middle frame's face of a clip,
+ * (avemo_train_data_batch without augmentation): the middle frame's face of a clip,
  * or a fixed label-matched face image for audio without video.
  */
-#include "train/train_internal.h"
-
 #include <avemo/eval.h>
+#include <avemo/model.h>
+#include <avemo/train.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct eval_model {
-    avemo_net *net;
-    struct avemo_pipeline p;
-    char *text;
+    struct avemo_model model;
     struct avemo_dataset ds;
     struct avemo_feature_set fs;
-    struct train_data td;
+    struct avemo_train_data td;
     signed char *part;
 };
 
 static void eval_model_free(struct eval_model *m)
 {
-    avemo_net_free(m->net);
+    avemo_model_close(&m->model);
     avemo_dataset_free(&m->ds);
     avemo_features_free(&m->fs);
-    train_data_free(&m->td);
+    avemo_train_data_free(&m->td);
     free(m->part);
 }
 
@@ -35,19 +33,19 @@ static void eval_model_free(struct eval_model *m)
 static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, struct eval_model *m,
                                  struct avemo_error *err)
 {
-    enum avemo_status st = avemo_net_load(path, &m->net, err);
-    char *text = NULL;
-    if (!st) st = train_pipeline_override(avemo_net_pipeline(m->net), opt->overrides, opt->noverrides, &text, err);
-    if (!st) st = avemo_pipeline_parse(text, path, &m->p, err);
-    free(text);
-    if (!st) st = train_check_inputs(m->net, &m->p, &m->td.audio_input, &m->td.face_input, err);
-    for (int i = 0; !st && i < opt->ndata; i++) st = avemo_dataset_add(&m->ds, opt->data[i], &m->p.labels, err);
+    enum avemo_status st = avemo_model_open(path, opt->overrides, opt->noverrides, &m->model, err);
     if (st) return st;
-    if (avemo_net_classes(m->net) != m->ds.num_classes)
+    struct avemo_pipeline *p = &m->model.p;
+    avemo_net *net = m->model.net;
+    m->td.audio_input = m->model.audio_input;
+    m->td.face_input = m->model.face_input;
+    for (int i = 0; !st && i < opt->ndata; i++) st = avemo_dataset_add(&m->ds, opt->data[i], &p->labels, err);
+    if (st) return st;
+    if (avemo_net_classes(net) != m->ds.num_classes)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %d outputs but its [labels] has %d classes", path,
-                          avemo_net_classes(m->net), m->ds.num_classes);
+                          avemo_net_classes(net), m->ds.num_classes);
     struct avemo_extract_options eo = {1, 1, 0, opt->threads, opt->cache_path, opt->progress};
-    struct avemo_pipeline feat = m->p;
+    struct avemo_pipeline feat = *p;
     if (feat.audio.norm == AVEMO_NORM_DATASET) feat.audio.norm = AVEMO_NORM_NONE;
     if (feat.audio.frames <= 0) feat.audio.frames = 128;
     st = avemo_features_extract(&feat, &m->ds, &eo, &m->fs, err);
@@ -60,19 +58,15 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
         memcpy(m->part, sp.part, m->ds.count);
         avemo_split_free(&sp);
     } else {
-        memset(m->part, 2, m->ds.count);
+        memset(m->part, AVEMO_PART_TEST, m->ds.count);
     }
     /* Both modalities are prepared so that every model sees the same units. */
     m->td.need_audio = 1;
     m->td.need_face = 1;
-    st = train_data_init(&m->td, &m->p, &m->ds, &m->fs, m->part, opt->seed, err);
-    if (!st && m->p.audio.norm == AVEMO_NORM_DATASET) {
-        size_t nm, ns;
-        m->td.mean = avemo_net_array(m->net, "audio.mean", &nm);
-        m->td.std = avemo_net_array(m->net, "audio.std", &ns);
-        if (!m->td.mean || !m->td.std || nm != (size_t)m->fs.audio_rows || ns != nm)
-            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: missing audio.mean/audio.std", path);
-    }
+    st = avemo_train_data_init(&m->td, p, &m->ds, &m->fs, m->part, opt->seed, err);
+    /* avemo_model_open checked that the statistics exist and match the feature rows. */
+    m->td.mean = m->model.mean;
+    m->td.std = m->model.std;
     return st;
 }
 
@@ -80,12 +74,12 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
  * item has sound. */
 static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
 {
-    if (m->part[i] != 2 || m->fs.failure[i]) return 0;
+    if (m->part[i] != AVEMO_PART_TEST || m->fs.failure[i]) return 0;
     if (!data_has_audio) return m->fs.face_count[i] > 0;
-    struct train_data td = m->td;
+    struct avemo_train_data td = m->td;
     /* A face model takes every face, from a clip or an image, when the data mixes both. */
     if (m->td.audio_input < 0) return m->fs.face_count[i] > 0;
-    return train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
+    return avemo_train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
 }
 
 static enum avemo_status predict(struct eval_model *m, const size_t *units, size_t n, int *pred, int *truth,
@@ -93,21 +87,21 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
 {
     const int batch = 32;
     avemo_nn_ctx *ctx = NULL;
-    enum avemo_status st = avemo_nn_ctx_create(m->net, batch, 0, 0, &ctx, err);
+    enum avemo_status st = avemo_nn_ctx_create(m->model.net, batch, 0, 0, &ctx, err);
     float *ain = malloc(sizeof(float) * (m->td.audio_floats * batch + 1));
     float *fin = malloc(sizeof(float) * (m->td.face_floats * batch + 1));
     int labels[32];
-    int k = avemo_net_classes(m->net);
+    int k = avemo_net_classes(m->model.net);
     float *probs = malloc(sizeof(float) * (size_t)batch * (size_t)k);
     if (!st && (!ain || !fin || !probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
-    int mirror = m->td.face_input >= 0 && m->p.face.mirror_test;
+    int mirror = m->td.face_input >= 0 && m->model.p.face.mirror_test;
     for (size_t at = 0; !st && at < n; at += batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
-        train_data_batch(&m->td, units + at, b, 0, NULL, ain, fin, labels);
+        avemo_train_data_batch(&m->td, units + at, b, 0, NULL, ain, fin, labels);
         const float *inputs[2];
-        for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
-        st = train_predict_probs(m->net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels, mirror, probs,
-                                 err);
+        for (int i = 0; i < avemo_net_input_count(m->model.net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
+        st = avemo_model_predict_probs(m->model.net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,
+                                       mirror, probs, err);
         for (int j = 0; !st && j < b; j++) {
             int best = 0;
             for (int c = 1; c < k; c++)
@@ -136,12 +130,12 @@ static enum avemo_status record_sources_and_failures(const struct eval_model *m,
     }
     avemo_dataset_dropped_text(&m->ds, set->dropped, sizeof set->dropped);
     size_t nfail = 0;
-    for (size_t i = 0; i < m->ds.count; i++) nfail += m->part[i] == 2 && m->fs.failure[i];
+    for (size_t i = 0; i < m->ds.count; i++) nfail += m->part[i] == AVEMO_PART_TEST && m->fs.failure[i];
     if (!nfail) return AVEMO_OK;
     set->failures = calloc(nfail, sizeof(char *));
     if (!set->failures) return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     for (size_t i = 0; i < m->ds.count; i++) {
-        if (m->part[i] != 2 || !m->fs.failure[i]) continue;
+        if (m->part[i] != AVEMO_PART_TEST || !m->fs.failure[i]) continue;
         const char *path = m->ds.items[i].path, *why = m->fs.failure[i];
         char **slot = &set->failures[set->nfailures];
         /* Feature errors usually name the file already; otherwise it is put first. */
@@ -205,7 +199,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
     for (size_t i = 0; !st && i < count; i++) has_audio |= models[0].fs.has_audio[i];
     size_t n = 0;
     for (size_t i = 0; !st && i < count; i++) {
-        int ok = 1, tested = models[0].part[i] == 2;
+        int ok = 1, tested = models[0].part[i] == AVEMO_PART_TEST;
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
         if (ok) units[n++] = i;
         else if (tested && (has_audio ? 1 : !models[0].fs.has_audio[i])) set->skipped++;
@@ -230,7 +224,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         struct avemo_eval_result *r = &set->results[mi];
         const char *base = strrchr(model_paths[mi], '/');
         snprintf(r->model, sizeof r->model, "%s", base ? base + 1 : model_paths[mi]);
-        r->mode = models[mi].p.mode;
+        r->mode = models[mi].model.p.mode;
         r->pred = malloc(sizeof(int) * n);
         int *truth = malloc(sizeof(int) * n);
         if (!r->pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");

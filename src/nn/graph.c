@@ -1,5 +1,5 @@
 /* The network description: the [network], [branch.NAME] and [head] sections of a pipeline
- * INI file, read with libinih, checked, and turned into the layer table with shapes and
+ * INI file (an avemo_cfg), checked, and turned into the layer table with shapes and
  * parameter offsets.  Syntax (docs/nn.md):
  *
  *   [network]
@@ -13,9 +13,8 @@
  */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <ctype.h>
-#include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,16 +81,10 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
         if (strcmp(key, "inputs") == 0) return append_list(ps, ps->inputs, section, value);
         if (strcmp(key, "labels") == 0) return append_list(ps, ps->labels, section, value);
         if (strcmp(key, "classes") == 0) {
-            char *end;
-            errno = 0;
-            long v = strtol(value, &end, 10);
-            if (errno || end == value || *end || v < 2 || v > AVEMO_NN_MAX_CLASSES) {
-                snprintf(ps->message, sizeof ps->message, "[network] classes = '%s': not a number in 2..%d", value,
-                         AVEMO_NN_MAX_CLASSES);
-                return 0;
-            }
-            ps->classes = (int)v;
-            return 1;
+            if (avemo_parse_int(value, 2, AVEMO_MAX_CLASSES, &ps->classes) == AVEMO_OK) return 1;
+            snprintf(ps->message, sizeof ps->message, "[network] classes = '%s': not a number in 2..%d", value,
+                     AVEMO_MAX_CLASSES);
+            return 0;
         }
         if (strcmp(key, "fusion") == 0) {
             if (strcmp(value, "concat") == 0) return 1;
@@ -132,15 +125,6 @@ static int split_list(char *list, char **items, int max)
     return n;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
 
 static int parse_shape(const char *s, int *c, int *h, int *w)
 {
@@ -148,52 +132,6 @@ static int parse_shape(const char *s, int *c, int *h, int *w)
     if (sscanf(s, "%dx%dx%d%c", c, h, w, &extra) != 3) return 0;
     return *c >= 1 && *c <= AVEMO_NN_MAX_DIM && *h >= 1 && *h <= AVEMO_NN_MAX_DIM && *w >= 1 &&
            *w <= AVEMO_NN_MAX_DIM && (size_t)*c * *h * *w <= AVEMO_NN_MAX_ACT;
-}
-
-int nn_layer_has_params(const struct nn_layer *l)
-{
-    return l->op == NN_CONV || l->op == NN_BN || l->op == NN_DENSE || l->op == NN_LSTM;
-}
-
-/* lstm HIDDEN [seq] [bidirectional]: tok[0] is "lstm". */
-static int build_lstm(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
-{
-    l->op = NN_LSTM;
-    l->dirs = 1;
-    if (!parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &l->hidden)) {
-        snprintf(msg, msgsize, "expected 'lstm HIDDEN [seq] [bidirectional]' with HIDDEN in 1..%d", AVEMO_NN_MAX_DIM);
-        return 0;
-    }
-    for (int i = 2; i < nt; i++) {
-        if (strcmp(tok[i], "seq") == 0) l->seq_out = 1;
-        else if (strcmp(tok[i], "bidirectional") == 0) l->dirs = 2;
-        else {
-            snprintf(msg, msgsize, "unexpected '%s' (seq or bidirectional)", tok[i]);
-            return 0;
-        }
-    }
-    if (!l->in_seq) {
-        snprintf(msg, msgsize, "the input %dx%dx%d is not a sequence: put 'seq' (or 'lstm N seq') before it", l->in_c,
-                 l->in_h, l->in_w);
-        return 0;
-    }
-    if (l->in_h > AVEMO_NN_MAX_DIM * 16) {
-        snprintf(msg, msgsize, "%d input features per step (limit %d)", l->in_h, AVEMO_NN_MAX_DIM * 16);
-        return 0;
-    }
-    const int out = l->dirs * l->hidden;
-    l->out_c = l->seq_out ? l->in_c : out;
-    l->out_h = l->seq_out ? out : 1;
-    l->out_w = 1;
-    l->out_seq = l->seq_out;
-    l->w_n = (size_t)l->dirs * nn_lstm_dir_params(l->in_h, l->hidden); /* all four tensors per direction */
-    l->b_n = 0;
-    if (nn_lstm_state_size(l, 1, 1) > 4 * AVEMO_NN_MAX_ACT) { /* every step's gates, cells and states */
-        snprintf(msg, msgsize, "%d steps of %d x %d hidden units keep more than %zu floats per sample", l->in_c,
-                 l->dirs, l->hidden, 4 * AVEMO_NN_MAX_ACT);
-        return 0;
-    }
-    return 1;
 }
 
 /* Fill one layer from its item ("conv 32 3 same") and its input shape; 0 with a message on error. */
@@ -220,118 +158,28 @@ static int build_layer(struct nn_layer *l, const char *item, char *msg, size_t m
     l->out_h = l->in_h;
     l->out_w = l->in_w;
     l->out_seq = l->in_seq;
-    const char *op = tok[0];
-    if (l->in_seq && (strcmp(op, "conv") == 0 || strcmp(op, "maxpool") == 0 || strcmp(op, "gap") == 0 ||
-                      strcmp(op, "seq") == 0)) {
+    int op = nn_layer_op_find(tok[0]);
+    if (op < 0) {
+        char names[160] = "";
+        for (int t = 0; t < NN_OP_COUNT; t++) {
+            strncat(names, nn_layer_types[t]->name, sizeof names - strlen(names) - 1);
+            strncat(names, ", ", sizeof names - strlen(names) - 1);
+        }
+        snprintf(msg, msgsize, "unknown layer '%s' (%ssoftmax)", tok[0], names);
+        return 0;
+    }
+    const struct nn_layer_type *type = nn_layer_types[op];
+    if (l->in_seq && !type->takes_seq) {
         snprintf(msg, msgsize, "the input is a sequence (%d steps x %d features), not a feature map", l->in_c,
                  l->in_h);
         return 0;
     }
-    if (strcmp(op, "conv") == 0) {
-        l->op = NN_CONV;
-        int same = 1, f, k;
-        l->stride = 1;
-        if (nt < 3 || !parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &f) || !parse_int(tok[2], 1, AVEMO_NN_MAX_KERNEL, &k)) {
-            snprintf(msg, msgsize, "expected 'conv FILTERS KERNEL [same|valid] [stride S]' with FILTERS in 1..%d and "
-                     "KERNEL in 1..%d", AVEMO_NN_MAX_DIM, AVEMO_NN_MAX_KERNEL);
-            return 0;
-        }
-        for (int i = 3; i < nt; i++) {
-            if (strcmp(tok[i], "same") == 0) same = 1;
-            else if (strcmp(tok[i], "valid") == 0) same = 0;
-            else if (strcmp(tok[i], "stride") == 0 && i + 1 < nt && parse_int(tok[i + 1], 1, 8, &l->stride)) i++;
-            else {
-                snprintf(msg, msgsize, "unexpected '%s' (same, valid or stride 1..8)", tok[i]);
-                return 0;
-            }
-        }
-        l->k = k;
-        l->out_c = f;
-        int s = l->stride;
-        if (same) {
-            /* TensorFlow's 'same' (PyTorch's for stride 1): out = ceil(in / s), the extra pixel
-             * of an odd total padding goes to the bottom / right. */
-            l->out_h = (l->in_h + s - 1) / s;
-            l->out_w = (l->in_w + s - 1) / s;
-            int th = (l->out_h - 1) * s + k - l->in_h, tw = (l->out_w - 1) * s + k - l->in_w;
-            l->pad_t = th > 0 ? th / 2 : 0;
-            l->pad_l = tw > 0 ? tw / 2 : 0;
-        } else {
-            if (l->in_h < k || l->in_w < k) {
-                snprintf(msg, msgsize, "input %dx%d is smaller than the kernel %d", l->in_h, l->in_w, k);
-                return 0;
-            }
-            l->out_h = (l->in_h - k) / s + 1;
-            l->out_w = (l->in_w - k) / s + 1;
-        }
-        l->w_n = (size_t)f * l->in_c * k * k;
-        l->b_n = (size_t)f;
-    } else if (strcmp(op, "bn") == 0 && nt == 1) {
-        l->op = NN_BN;
-        l->w_n = l->b_n = (size_t)l->in_c;
-    } else if (strcmp(op, "relu") == 0 && nt == 1) {
-        l->op = NN_RELU;
-    } else if (strcmp(op, "maxpool") == 0 && nt <= 2) {
-        l->op = NN_MAXPOOL;
-        l->k = 2;
-        if (nt == 2 && !parse_int(tok[1], 2, 8, &l->k)) {
-            snprintf(msg, msgsize, "pool size '%s' not in 2..8", tok[1]);
-            return 0;
-        }
-        if (l->in_h < l->k || l->in_w < l->k) {
-            snprintf(msg, msgsize, "input %dx%d is smaller than the pool %d", l->in_h, l->in_w, l->k);
-            return 0;
-        }
-        l->stride = l->k;
-        l->out_h = l->in_h / l->k;
-        l->out_w = l->in_w / l->k;
-    } else if (strcmp(op, "gap") == 0 && nt == 1) {
-        l->op = NN_GAP;
-        l->out_h = l->out_w = 1;
-    } else if (strcmp(op, "flatten") == 0 && nt == 1) {
-        l->op = NN_FLATTEN;
-        l->out_c = (int)nn_in_size(l);
-        l->out_h = l->out_w = 1;
-        l->out_seq = 0;
-    } else if (strcmp(op, "dense") == 0 && nt == 2) {
-        l->op = NN_DENSE;
-        if (!parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &l->out_c)) {
-            snprintf(msg, msgsize, "units '%s' not in 1..%d", tok[1], AVEMO_NN_MAX_DIM);
-            return 0;
-        }
-        l->out_h = l->out_w = 1;
-        l->out_seq = 0;
-        l->w_n = (size_t)l->out_c * nn_in_size(l);
-        l->b_n = (size_t)l->out_c;
-    } else if (strcmp(op, "dropout") == 0 && nt == 2) {
-        l->op = NN_DROPOUT;
-        char *end;
-        errno = 0;
-        double p = strtod(tok[1], &end);
-        if (errno || end == tok[1] || *end || !(p >= 0.0 && p < 1.0)) {
-            snprintf(msg, msgsize, "probability '%s' not in [0, 1)", tok[1]);
-            return 0;
-        }
-        l->p = (float)p;
-    } else if (strcmp(op, "seq") == 0 && nt == 1) {
-        /* C x F x T -> T steps of C * F features (x.permute(0, 3, 1, 2).reshape(B, T, C * F)) */
-        l->op = NN_SEQ;
-        l->out_c = l->in_w;
-        l->out_h = l->in_c * l->in_h;
-        l->out_w = 1;
-        l->out_seq = 1;
-    } else if (strcmp(op, "lstm") == 0 && nt >= 2) {
-        if (!build_lstm(l, tok, nt, msg, msgsize)) return 0;
-    } else if (strcmp(op, "conv") && strcmp(op, "bn") && strcmp(op, "relu") && strcmp(op, "maxpool") &&
-               strcmp(op, "gap") && strcmp(op, "flatten") && strcmp(op, "dense") && strcmp(op, "dropout") &&
-               strcmp(op, "seq") && strcmp(op, "lstm")) {
-        snprintf(msg, msgsize, "unknown layer '%s' (conv, bn, relu, maxpool, gap, flatten, dense, dropout, seq, lstm, "
-                 "softmax)", op);
-        return 0;
-    } else {
+    if (nt < type->min_words || nt > type->max_words) {
         snprintf(msg, msgsize, "wrong number of arguments");
         return 0;
     }
+    l->op = (enum nn_op)op;
+    if (!type->parse(l, tok, nt, msg, msgsize)) return 0;
     if (nn_out_size(l) > AVEMO_NN_MAX_ACT || l->out_c > AVEMO_NN_MAX_DIM * 64) {
         snprintf(msg, msgsize, "output %dx%dx%d is larger than the limit of %zu floats", l->out_c, l->out_h,
                  l->out_w, AVEMO_NN_MAX_ACT);
@@ -373,6 +221,8 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
         if (!build_layer(l, items[i], msg, sizeof msg))
             return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: %s%s%s layer %d '%s': %s", net->name, section,
                               slot == HEAD_SLOT ? "" : sname, slot == HEAD_SLOT ? "" : "]", i + 1, items[i], msg);
+        /* a row's parse gives a shape within the limits and parameters only to layers that have them */
+        assert(nn_out_size(l) <= AVEMO_NN_MAX_ACT && (nn_layer_has_params(l) || l->w_n + l->b_n == 0));
         l->w_off = *poff;
         l->b_off = *poff + l->w_n;
         *poff += l->w_n + l->b_n;
@@ -393,15 +243,94 @@ static enum avemo_status build_stage(struct avemo_net *net, struct parse_state *
     return AVEMO_OK;
 }
 
+/* Build the branches named by [network] inputs, in that order, and size the concatenation. */
+static enum avemo_status build_branches(struct avemo_net *net, struct parse_state *ps, char **inputs, int ni,
+                                        size_t *poff, size_t *soff, struct avemo_error *err)
+{
+    net->ninputs = ni;
+    net->concat_size = 0;
+    int used[AVEMO_NN_MAX_INPUTS] = {0};
+    for (int i = 0; i < ni; i++) {
+        char *colon = strchr(inputs[i], ':');
+        int c, h, w;
+        if (!colon || colon == inputs[i] || !parse_shape(colon + 1, &c, &h, &w)) {
+            return avemo_fail(err, AVEMO_ERR_CONFIG,
+                              "%s: [network] inputs: '%s' is not NAME:CxHxW (each in 1..%d, at most %zu floats)",
+                              net->name, inputs[i], AVEMO_NN_MAX_DIM, AVEMO_NN_MAX_ACT);
+        }
+        *colon = 0;
+        int slot = -1;
+        for (int b = 0; b < ps->nbranches; b++)
+            if (strcmp(ps->stage_names[b], inputs[i]) == 0) slot = b;
+        if (slot < 0) {
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: input '%s' has no [branch.%s] section", net->name,
+                              inputs[i], inputs[i]);
+        }
+        if (used[slot]) {
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: input '%s' is listed twice", net->name, inputs[i]);
+        }
+        used[slot] = 1;
+        enum avemo_status status = build_stage(net, ps, slot, i, c, h, w, poff, soff, err);
+        if (status) return status;
+        const struct nn_stage *st = &net->stages[i];
+        size_t out = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)c * h * w;
+        net->concat_size += out;
+    }
+    for (int b = 0; b < ps->nbranches; b++) {
+        if (!used[b]) {
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [branch.%s] is not one of the [network] inputs",
+                              net->name, ps->stage_names[b]);
+        }
+    }
+    if (net->concat_size > AVEMO_NN_MAX_ACT) {
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: the concatenated branches have %zu floats (limit %zu)",
+                          net->name, net->concat_size, AVEMO_NN_MAX_ACT);
+    }
+    return AVEMO_OK;
+}
+
+/* The head must end in a dense layer with one output per class; labels name the classes. */
+static enum avemo_status finish_head(struct avemo_net *net, struct parse_state *ps, int ni, size_t poff, size_t soff,
+                                     struct avemo_error *err)
+{
+    const struct nn_stage *head = &net->stages[ni];
+    const struct nn_layer *last = head->count ? &net->layers[head->first + head->count - 1] : NULL;
+    if (!last || last->op != NN_DENSE) {
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [head] must end with 'dense CLASSES' (then optionally "
+                          "'softmax')", net->name);
+    }
+    if (last->out_c < 2 || last->out_c > AVEMO_MAX_CLASSES ||
+        (ps->classes && ps->classes != last->out_c)) {
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [head] ends with %d outputs but the network has %d classes "
+                          "(2..%d)", net->name, last->out_c, ps->classes ? ps->classes : last->out_c,
+                          AVEMO_MAX_CLASSES);
+    }
+    net->classes = last->out_c;
+    net->nparams = poff;
+    net->nstats = soff;
+    if (ps->labels[0]) {
+        char *labels[AVEMO_MAX_CLASSES + 1];
+        int nl = split_list(ps->labels, labels, AVEMO_MAX_CLASSES + 1);
+        if (nl != net->classes) {
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [network] labels has %d names for %d classes", net->name,
+                              nl, net->classes);
+        }
+        return avemo_net_set_labels(net, (const char *const *)labels, nl, err);
+    }
+    return AVEMO_OK;
+}
+
 enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, struct avemo_error *err)
 {
     struct parse_state *ps = calloc(1, sizeof *ps);
     if (!ps) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-    enum avemo_status status = AVEMO_OK;
-    int line = ini_parse_string(text, on_ini_entry, ps);
+    avemo_cfg *cfg = NULL;
+    enum avemo_status status = avemo_cfg_parse(text, AVEMO_NN_MAX_PIPELINE_BYTES, net->name, &cfg, err);
+    if (status) goto done;
+    int line = avemo_cfg_each(cfg, on_ini_entry, ps);
+    avemo_cfg_free(cfg);
     if (line != 0) {
-        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: %s", net->name, line,
-                            ps->message[0] ? ps->message : "syntax error");
+        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: line %d: %s", net->name, line, ps->message);
         goto done;
     }
     char *inputs[AVEMO_NN_MAX_INPUTS + 1];
@@ -421,79 +350,11 @@ enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, stru
         goto done;
     }
     size_t poff = 0, soff = 0;
-    net->ninputs = ni;
-    net->concat_size = 0;
-    int used[AVEMO_NN_MAX_INPUTS] = {0};
-    for (int i = 0; i < ni; i++) {
-        char *colon = strchr(inputs[i], ':');
-        int c, h, w;
-        if (!colon || colon == inputs[i] || !parse_shape(colon + 1, &c, &h, &w)) {
-            status = avemo_fail(err, AVEMO_ERR_CONFIG,
-                                "%s: [network] inputs: '%s' is not NAME:CxHxW (each in 1..%d, at most %zu floats)",
-                                net->name, inputs[i], AVEMO_NN_MAX_DIM, AVEMO_NN_MAX_ACT);
-            goto done;
-        }
-        *colon = 0;
-        int slot = -1;
-        for (int b = 0; b < ps->nbranches; b++)
-            if (strcmp(ps->stage_names[b], inputs[i]) == 0) slot = b;
-        if (slot < 0) {
-            status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: input '%s' has no [branch.%s] section", net->name,
-                                inputs[i], inputs[i]);
-            goto done;
-        }
-        if (used[slot]) {
-            status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: input '%s' is listed twice", net->name, inputs[i]);
-            goto done;
-        }
-        used[slot] = 1;
-        status = build_stage(net, ps, slot, i, c, h, w, &poff, &soff, err);
-        if (status) goto done;
-        const struct nn_stage *st = &net->stages[i];
-        size_t out = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)c * h * w;
-        net->concat_size += out;
-    }
-    for (int b = 0; b < ps->nbranches; b++) {
-        if (!used[b]) {
-            status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [branch.%s] is not one of the [network] inputs",
-                                net->name, ps->stage_names[b]);
-            goto done;
-        }
-    }
-    if (net->concat_size > AVEMO_NN_MAX_ACT) {
-        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: the concatenated branches have %zu floats (limit %zu)",
-                            net->name, net->concat_size, AVEMO_NN_MAX_ACT);
-        goto done;
-    }
+    status = build_branches(net, ps, inputs, ni, &poff, &soff, err);
+    if (status) goto done;
     status = build_stage(net, ps, HEAD_SLOT, ni, (int)net->concat_size, 1, 1, &poff, &soff, err);
     if (status) goto done;
-    const struct nn_stage *head = &net->stages[ni];
-    const struct nn_layer *last = head->count ? &net->layers[head->first + head->count - 1] : NULL;
-    if (!last || last->op != NN_DENSE) {
-        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [head] must end with 'dense CLASSES' (then optionally "
-                            "'softmax')", net->name);
-        goto done;
-    }
-    if (last->out_c < 2 || last->out_c > AVEMO_NN_MAX_CLASSES ||
-        (ps->classes && ps->classes != last->out_c)) {
-        status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [head] ends with %d outputs but the network has %d classes "
-                            "(2..%d)", net->name, last->out_c, ps->classes ? ps->classes : last->out_c,
-                            AVEMO_NN_MAX_CLASSES);
-        goto done;
-    }
-    net->classes = last->out_c;
-    net->nparams = poff;
-    net->nstats = soff;
-    if (ps->labels[0]) {
-        char *labels[AVEMO_NN_MAX_CLASSES + 1];
-        int nl = split_list(ps->labels, labels, AVEMO_NN_MAX_CLASSES + 1);
-        if (nl != net->classes) {
-            status = avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [network] labels has %d names for %d classes", net->name,
-                                nl, net->classes);
-            goto done;
-        }
-        status = avemo_net_set_labels(net, (const char *const *)labels, nl, err);
-    }
+    status = finish_head(net, ps, ni, poff, soff, err);
 done:
     free(ps);
     return status;

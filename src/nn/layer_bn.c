@@ -106,3 +106,62 @@ void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma,
                         .relu_out = relu_out, .din = din, .B = B, .mean_in = mean, .rstd_in = rstd, .train = train};
     nn_pool_for(pool, (size_t)l->in_c, bn_backward_channel, &t);
 }
+
+/* --- the bn row of the layer table ------------------------------------------------ */
+
+static int bn_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)tok, (void)nt, (void)msg, (void)msgsize;
+    l->w_n = l->b_n = (size_t)l->in_c;
+    return 1;
+}
+
+static const float *bn_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    avemo_nn_ctx *ctx = a->ctx;
+    const struct avemo_net *net = a->net;
+    if (a->train) {
+        nn_bn_forward_train(l, a->w, a->b, a->stats ? a->stats + l->s_off : NULL, ctx->bn_momentum, a->in, a->y, a->B,
+                            ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, a->relu, ctx->work.pool);
+    } else {
+        nn_bn_forward_eval(l, a->w, a->b, net->stats + l->s_off, a->in, a->y, a->B, a->relu);
+        for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
+            ctx->bn_mean[l->s_off / 2 + c] = net->stats[l->s_off + c];
+            ctx->bn_rstd[l->s_off / 2 + c] = 1.0f / sqrtf(net->stats[l->s_off + l->in_c + c] + NN_BN_EPS);
+        }
+    }
+    return a->y;
+}
+
+static void bn_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    const avemo_nn_ctx *ctx = a->ctx;
+    nn_bn_backward(l, a->w, a->dw, a->db, a->in, a->dout, a->relu_out, a->din, a->B, ctx->bn_mean + l->s_off / 2,
+                   ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
+}
+
+/* A following ReLU runs in the batch norm's pass and writes the ReLU's buffer. */
+static int bn_needs_output(const struct nn_layer *l, const struct nn_layer *next, int training)
+{
+    (void)l;
+    (void)training;
+    return !(next && next->op == NN_RELU);
+}
+
+/* gamma 1, beta 0, running mean 0 and variance 1 (PyTorch's defaults). */
+static void bn_init(const struct nn_layer *l, float *w, float *b, float *stats, struct avemo_rng *rng)
+{
+    (void)rng;
+    for (int c = 0; c < l->in_c; c++) {
+        w[c] = 1.0f;
+        b[c] = 0.0f;
+        stats[l->s_off + c] = 0.0f;
+        stats[l->s_off + l->in_c + c] = 1.0f;
+    }
+}
+
+const struct nn_layer_type nn_layer_bn = {
+    .name = "bn", .min_words = 1, .max_words = 1, .takes_seq = 1, .has_params = 1,
+    .parse = bn_parse, .forward = bn_forward, .backward = bn_backward,
+    .needs_output = bn_needs_output, .init = bn_init,
+};

@@ -9,8 +9,10 @@
  */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -283,7 +285,6 @@ static void conv_backward_chunk(void *arg, size_t chunk, int worker)
     }
 }
 
-
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, const struct nn_work *work)
 {
@@ -295,3 +296,88 @@ void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float
         nn_vec_add(db, work->grad[i] + l->w_n, l->b_n);
     }
 }
+
+/* --- the conv row of the layer table: conv FILTERS KERNEL [same|valid] [stride S] --- */
+
+static int conv_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    int same = 1, f, k;
+    l->stride = 1;
+    if (nt < 3 || !nn_parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &f) ||
+        !nn_parse_int(tok[2], 1, AVEMO_NN_MAX_KERNEL, &k)) {
+        snprintf(msg, msgsize, "expected 'conv FILTERS KERNEL [same|valid] [stride S]' with FILTERS in 1..%d and "
+                 "KERNEL in 1..%d", AVEMO_NN_MAX_DIM, AVEMO_NN_MAX_KERNEL);
+        return 0;
+    }
+    for (int i = 3; i < nt; i++) {
+        if (strcmp(tok[i], "same") == 0) same = 1;
+        else if (strcmp(tok[i], "valid") == 0) same = 0;
+        else if (strcmp(tok[i], "stride") == 0 && i + 1 < nt && nn_parse_int(tok[i + 1], 1, 8, &l->stride)) i++;
+        else {
+            snprintf(msg, msgsize, "unexpected '%s' (same, valid or stride 1..8)", tok[i]);
+            return 0;
+        }
+    }
+    l->k = k;
+    l->out_c = f;
+    int s = l->stride;
+    if (same) {
+        /* TensorFlow's 'same' (PyTorch's for stride 1): out = ceil(in / s), the extra pixel
+         * of an odd total padding goes to the bottom / right. */
+        l->out_h = (l->in_h + s - 1) / s;
+        l->out_w = (l->in_w + s - 1) / s;
+        int th = (l->out_h - 1) * s + k - l->in_h, tw = (l->out_w - 1) * s + k - l->in_w;
+        l->pad_t = th > 0 ? th / 2 : 0;
+        l->pad_l = tw > 0 ? tw / 2 : 0;
+    } else {
+        if (l->in_h < k || l->in_w < k) {
+            snprintf(msg, msgsize, "input %dx%d is smaller than the kernel %d", l->in_h, l->in_w, k);
+            return 0;
+        }
+        l->out_h = (l->in_h - k) / s + 1;
+        l->out_w = (l->in_w - k) / s + 1;
+    }
+    l->w_n = (size_t)f * l->in_c * k * k;
+    l->b_n = (size_t)f;
+    return 1;
+}
+
+static const float *conv_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    assert(nn_conv_col_size(l) <= a->ctx->work.col_size && a->y); /* im2col scratch and output sized by the context */
+    nn_conv_forward(l, a->w, a->in, a->y, a->B, &a->ctx->work, NULL, a->b, 0);
+    return a->y;
+}
+
+static void conv_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    assert(nn_conv_col_size(l) <= a->ctx->work.col_size && l->w_n + l->b_n <= a->ctx->work.grad_size);
+    nn_conv_backward(l, a->w, a->dw, a->db, a->in, a->dout, a->din, a->B, &a->ctx->work);
+}
+
+/* Inference contexts run conv, bn, relu as one pass that writes the last layer's buffer. */
+static int conv_needs_output(const struct nn_layer *l, const struct nn_layer *next, int training)
+{
+    (void)l;
+    return training || !next || (next->op != NN_BN && next->op != NN_RELU);
+}
+
+static void conv_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
+{
+    (void)B;
+    (void)training;
+    b->col = nn_conv_col_size(l);
+    b->grad = l->w_n + l->b_n; /* per chunk of samples after the first (struct nn_work) */
+}
+
+static void conv_fans(const struct nn_layer *l, double *fan_in, double *fan_out)
+{
+    *fan_in = (double)l->in_c * l->k * l->k;
+    *fan_out = (double)l->out_c * l->k * l->k;
+}
+
+const struct nn_layer_type nn_layer_conv = {
+    .name = "conv", .min_words = 1, .max_words = 8, .takes_seq = 0, .has_params = 1,
+    .parse = conv_parse, .forward = conv_forward, .backward = conv_backward,
+    .needs_output = conv_needs_output, .buffers = conv_buffers, .fans = conv_fans,
+};

@@ -20,6 +20,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 size_t nn_lstm_dir_params(int inputs, int hidden)
@@ -183,3 +184,104 @@ void nn_seq_backward(const struct nn_layer *l, const float *dout, float *din, in
             for (size_t t = 0; t < T; t++) dx[cf * T + t] = dy[t * CF + cf];
     }
 }
+
+/* --- the seq and lstm rows of the layer table ------------------------------------- */
+
+/* seq: C x F x T -> T steps of C * F features (x.permute(0, 3, 1, 2).reshape(B, T, C * F)) */
+static int seq_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)tok, (void)nt, (void)msg, (void)msgsize;
+    l->out_c = l->in_w;
+    l->out_h = l->in_c * l->in_h;
+    l->out_w = 1;
+    l->out_seq = 1;
+    return 1;
+}
+
+static const float *seq_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    nn_seq_forward(l, a->in, a->y, a->B);
+    return a->y;
+}
+
+static void seq_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    if (a->din) nn_seq_backward(l, a->dout, a->din, a->B);
+}
+
+const struct nn_layer_type nn_layer_seq = {
+    .name = "seq", .min_words = 1, .max_words = 1, .takes_seq = 0,
+    .parse = seq_parse, .forward = seq_forward, .backward = seq_backward,
+};
+
+/* lstm HIDDEN [seq] [bidirectional]: tok[0] is "lstm". */
+static int lstm_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    l->op = NN_LSTM;
+    l->dirs = 1;
+    if (!nn_parse_int(tok[1], 1, AVEMO_NN_MAX_DIM, &l->hidden)) {
+        snprintf(msg, msgsize, "expected 'lstm HIDDEN [seq] [bidirectional]' with HIDDEN in 1..%d", AVEMO_NN_MAX_DIM);
+        return 0;
+    }
+    for (int i = 2; i < nt; i++) {
+        if (strcmp(tok[i], "seq") == 0) l->seq_out = 1;
+        else if (strcmp(tok[i], "bidirectional") == 0) l->dirs = 2;
+        else {
+            snprintf(msg, msgsize, "unexpected '%s' (seq or bidirectional)", tok[i]);
+            return 0;
+        }
+    }
+    if (!l->in_seq) {
+        snprintf(msg, msgsize, "the input %dx%dx%d is not a sequence: put 'seq' (or 'lstm N seq') before it", l->in_c,
+                 l->in_h, l->in_w);
+        return 0;
+    }
+    if (l->in_h > AVEMO_NN_MAX_DIM * 16) {
+        snprintf(msg, msgsize, "%d input features per step (limit %d)", l->in_h, AVEMO_NN_MAX_DIM * 16);
+        return 0;
+    }
+    const int out = l->dirs * l->hidden;
+    l->out_c = l->seq_out ? l->in_c : out;
+    l->out_h = l->seq_out ? out : 1;
+    l->out_w = 1;
+    l->out_seq = l->seq_out;
+    l->w_n = (size_t)l->dirs * nn_lstm_dir_params(l->in_h, l->hidden); /* all four tensors per direction */
+    l->b_n = 0;
+    if (nn_lstm_state_size(l, 1, 1) > 4 * AVEMO_NN_MAX_ACT) { /* every step's gates, cells and states */
+        snprintf(msg, msgsize, "%d steps of %d x %d hidden units keep more than %zu floats per sample", l->in_c,
+                 l->dirs, l->hidden, 4 * AVEMO_NN_MAX_ACT);
+        return 0;
+    }
+    return 1;
+}
+
+static const float *lstm_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    nn_lstm_forward(l, a->w, a->in, a->y, a->B, a->ctx->lstm_state[a->i]);
+    return a->y;
+}
+
+static void lstm_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    nn_lstm_backward(l, a->w, a->dw, a->in, a->dout, a->din, a->B, a->ctx->lstm_state[a->i]);
+}
+
+static void lstm_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
+{
+    b->state = nn_lstm_state_size(l, B, training);
+}
+
+/* PyTorch's nn.LSTM default: every tensor U(-1/sqrt(H), 1/sqrt(H)). */
+static void lstm_init(const struct nn_layer *l, float *w, float *b, float *stats, struct avemo_rng *rng)
+{
+    (void)b;
+    (void)stats;
+    const float k = 1.0f / sqrtf((float)l->hidden);
+    for (size_t j = 0; j < l->w_n; j++) w[j] = (2.0f * avemo_rng_uniform(rng) - 1.0f) * k;
+}
+
+const struct nn_layer_type nn_layer_lstm = {
+    .name = "lstm", .min_words = 2, .max_words = 8, .takes_seq = 1, .has_params = 1,
+    .parse = lstm_parse, .forward = lstm_forward, .backward = lstm_backward,
+    .buffers = lstm_buffers, .init = lstm_init,
+};

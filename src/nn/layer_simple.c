@@ -1,6 +1,8 @@
-/* The parameter-free layers: ReLU, max pooling, global average pooling, dropout, concatenation. */
+/* The parameter-free layers: ReLU, max pooling, global average pooling, flatten, dropout, and the
+ * concatenation of the branches. */
 #include "nn/nn_internal.h"
 
+#include <stdio.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -220,3 +222,174 @@ void nn_concat_forward(int count, const float *const *in, const size_t *sizes, u
         }
     }
 }
+
+/* --- rows of the layer table: relu, maxpool [K], gap, flatten, dropout P ------------ */
+
+static int no_args(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)l, (void)tok, (void)nt, (void)msg, (void)msgsize;
+    return 1;
+}
+
+static const float *relu_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    nn_relu_forward(a->in, a->y, (size_t)a->B * nn_out_size(l));
+    return a->y;
+}
+
+static void relu_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    if (a->din) nn_relu_backward(a->ctx->out[a->i], a->dout, a->din, (size_t)a->B * nn_out_size(l));
+}
+
+const struct nn_layer_type nn_layer_relu = {
+    .name = "relu", .min_words = 1, .max_words = 1, .takes_seq = 1,
+    .parse = no_args, .forward = relu_forward, .backward = relu_backward,
+};
+
+static int maxpool_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    l->k = 2;
+    if (nt == 2 && !nn_parse_int(tok[1], 2, 8, &l->k)) {
+        snprintf(msg, msgsize, "pool size '%s' not in 2..8", tok[1]);
+        return 0;
+    }
+    if (l->in_h < l->k || l->in_w < l->k) {
+        snprintf(msg, msgsize, "input %dx%d is smaller than the pool %d", l->in_h, l->in_w, l->k);
+        return 0;
+    }
+    l->stride = l->k;
+    l->out_h = l->in_h / l->k;
+    l->out_w = l->in_w / l->k;
+    return 1;
+}
+
+static const float *maxpool_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    nn_maxpool_forward(l, a->in, a->y, a->ctx->pool_idx[a->i], a->B, a->ctx->work.pool);
+    return a->y;
+}
+
+static void maxpool_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    if (a->din) nn_maxpool_backward(l, a->in, a->ctx->out[a->i], a->ctx->pool_idx[a->i], a->dout, a->din, a->B,
+                                   a->ctx->work.pool);
+}
+
+/* 2x2 pooling finds the arg-max again in its backward; other sizes keep it. */
+static void maxpool_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
+{
+    if (training && l->k != 2) b->idx = (size_t)B * nn_out_size(l);
+}
+
+const struct nn_layer_type nn_layer_maxpool = {
+    .name = "maxpool", .min_words = 1, .max_words = 2, .takes_seq = 0,
+    .parse = maxpool_parse, .forward = maxpool_forward, .backward = maxpool_backward, .buffers = maxpool_buffers,
+};
+
+static int gap_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)tok, (void)nt, (void)msg, (void)msgsize;
+    l->out_h = l->out_w = 1;
+    return 1;
+}
+
+static const float *gap_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    nn_gap_forward(l, a->in, a->y, a->B);
+    return a->y;
+}
+
+static void gap_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    if (a->din) nn_gap_backward(l, a->dout, a->din, a->B);
+}
+
+const struct nn_layer_type nn_layer_gap = {
+    .name = "gap", .min_words = 1, .max_words = 1, .takes_seq = 0,
+    .parse = gap_parse, .forward = gap_forward, .backward = gap_backward,
+};
+
+static int flatten_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)tok, (void)nt, (void)msg, (void)msgsize;
+    l->out_c = (int)nn_in_size(l);
+    l->out_h = l->out_w = 1;
+    l->out_seq = 0;
+    return 1;
+}
+
+/* The output is the input, seen as a vector. */
+static const float *flatten_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    (void)l;
+    return a->in;
+}
+
+static void flatten_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    if (a->din) memcpy(a->din, a->dout, sizeof(float) * (size_t)a->B * nn_out_size(l));
+}
+
+static int never(const struct nn_layer *l, const struct nn_layer *next, int training)
+{
+    (void)l, (void)next, (void)training;
+    return 0;
+}
+
+const struct nn_layer_type nn_layer_flatten = {
+    .name = "flatten", .min_words = 1, .max_words = 1, .takes_seq = 1,
+    .parse = flatten_parse, .forward = flatten_forward, .backward = flatten_backward, .needs_output = never,
+};
+
+static int dropout_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
+{
+    (void)nt;
+    double p;
+    if (avemo_parse_double(tok[1], 0.0, 1.0, &p) != AVEMO_OK || !(p < 1.0)) {
+        snprintf(msg, msgsize, "probability '%s' not in [0, 1)", tok[1]);
+        return 0;
+    }
+    l->p = (float)p;
+    return 1;
+}
+
+static const float *dropout_forward(const struct nn_layer *l, const struct nn_fwd *a)
+{
+    size_t n = (size_t)a->B * nn_out_size(l);
+    if (a->train && a->ctx->dropout && l->p > 0.0f) {
+        nn_dropout_forward(l, &a->ctx->rng, a->in, a->y, a->ctx->drop_mask[a->i], n);
+        return a->y;
+    }
+    if (!a->y) return a->in;
+    memcpy(a->y, a->in, sizeof(float) * n); /* training context with dropout off */
+    return a->y;
+}
+
+static void dropout_backward(const struct nn_layer *l, const struct nn_bwd *a)
+{
+    size_t n = (size_t)a->B * nn_out_size(l);
+    if (!a->din) return;
+    if (a->ctx->last_train && a->ctx->dropout && l->p > 0.0f)
+        nn_dropout_backward(l, a->ctx->drop_mask[a->i], a->dout, a->din, n);
+    else
+        memcpy(a->din, a->dout, sizeof(float) * n);
+}
+
+/* Inference passes the input through. */
+static int dropout_needs_output(const struct nn_layer *l, const struct nn_layer *next, int training)
+{
+    (void)next;
+    return training && l->p != 0.0f;
+}
+
+static void dropout_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
+{
+    if (training) b->mask = (size_t)B * nn_out_size(l);
+}
+
+const struct nn_layer_type nn_layer_dropout = {
+    .name = "dropout", .min_words = 2, .max_words = 2, .takes_seq = 1,
+    .parse = dropout_parse, .forward = dropout_forward, .backward = dropout_backward,
+    .needs_output = dropout_needs_output, .buffers = dropout_buffers,
+};

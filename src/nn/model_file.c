@@ -9,9 +9,14 @@
  *   u64 n, n x f32                  parameters (avemo's flat order)
  *   u64 n, n x f32                  batch-norm running statistics
  *   u32 crc32 of every byte before it
+ *
+ * Written and read with the binary writer and reader of core (avemo_binw / avemo_binr):
+ * little-endian whatever the host; the CRC is zlib's CRC-32 (FFmpeg's av_crc).  Version 1 is
+ * the only version; a file of another version is AVEMO_ERR_VERSION.
  */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,134 +27,55 @@
 #define AVM_HEADER 24
 #define AVM_MAX_BYTES ((size_t)1 << 30)
 
-/* ---- writing: a growing buffer ---- */
+/* ---- writing (through the binary writer of core: little-endian, CRC, PATH.tmp + rename) ---- */
 
-struct wbuf {
-    uint8_t *data;
-    size_t len, cap;
-    int failed;
-};
-
-static void put(struct wbuf *b, const void *src, size_t n)
+/* The file's size, stored in its header so that truncation is seen before anything is read. */
+static uint64_t file_size(const avemo_net *net)
 {
-    if (b->failed) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *bigger = realloc(b->data, cap);
-        if (!bigger) {
-            b->failed = 1;
-            return;
-        }
-        b->data = bigger;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-}
-
-static void put_u32(struct wbuf *b, uint32_t v) { put(b, &v, 4); }
-static void put_u64(struct wbuf *b, uint64_t v) { put(b, &v, 8); }
-static void put_str(struct wbuf *b, const char *s)
-{
-    put_u32(b, (uint32_t)strlen(s));
-    put(b, s, strlen(s));
+    uint64_t n = AVM_HEADER + 4 + strlen(net->pipeline) + 4;
+    for (int i = 0; net->labels && i < net->classes; i++) n += 4 + strlen(net->labels[i]);
+    n += 4;
+    for (int i = 0; i < net->narrays; i++) n += 4 + strlen(net->arrays[i].name) + 8 + 4 * (uint64_t)net->arrays[i].count;
+    return n + 8 + 4 * (uint64_t)net->nparams + 8 + 4 * (uint64_t)net->nstats + 4;
 }
 
 enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct avemo_error *err)
 {
-    struct wbuf b = {0};
-    put(&b, AVM_MAGIC, 8);
-    put_u32(&b, AVM_VERSION);
-    put_u32(&b, 0);
-    put_u64(&b, 0); /* file size, patched below */
-    put_str(&b, net->pipeline);
-    put_u32(&b, net->labels ? (uint32_t)net->classes : 0);
-    for (int i = 0; net->labels && i < net->classes; i++) put_str(&b, net->labels[i]);
-    put_u32(&b, (uint32_t)net->narrays);
+    avemo_binw *w;
+    enum avemo_status st = avemo_binw_create(path, &w, err);
+    if (st) return st;
+    avemo_binw_bytes(w, AVM_MAGIC, 8);
+    avemo_binw_u32(w, AVM_VERSION);
+    avemo_binw_u32(w, 0);
+    avemo_binw_u64(w, file_size(net));
+    avemo_binw_str(w, net->pipeline, strlen(net->pipeline));
+    avemo_binw_u32(w, net->labels ? (uint32_t)net->classes : 0);
+    for (int i = 0; net->labels && i < net->classes; i++) avemo_binw_str(w, net->labels[i], strlen(net->labels[i]));
+    avemo_binw_u32(w, (uint32_t)net->narrays);
     for (int i = 0; i < net->narrays; i++) {
-        put_str(&b, net->arrays[i].name);
-        put_u64(&b, net->arrays[i].count);
-        put(&b, net->arrays[i].data, sizeof(float) * net->arrays[i].count);
+        avemo_binw_str(w, net->arrays[i].name, strlen(net->arrays[i].name));
+        avemo_binw_u64(w, net->arrays[i].count);
+        avemo_binw_f32(w, net->arrays[i].data, net->arrays[i].count);
     }
-    put_u64(&b, net->nparams);
-    put(&b, net->params, sizeof(float) * net->nparams);
-    put_u64(&b, net->nstats);
-    put(&b, net->stats, sizeof(float) * net->nstats);
-    if (b.failed) {
-        free(b.data);
-        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory while writing the model", path);
-    }
-    uint64_t total = b.len + 4;
-    memcpy(b.data + 16, &total, 8);
-    uint32_t crc = avemo_crc32(0, b.data, b.len);
-    put_u32(&b, crc);
-    /* Write beside the target and rename, so a reader never sees half a model. */
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        free(b.data);
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: path too long", path);
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(b.data);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int ok = !b.failed && fwrite(b.data, 1, b.len, f) == b.len;
-    if (fclose(f) != 0) ok = 0;
-    free(b.data);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return AVEMO_OK;
+    avemo_binw_u64(w, net->nparams);
+    avemo_binw_f32(w, net->params, net->nparams);
+    avemo_binw_u64(w, net->nstats);
+    avemo_binw_f32(w, net->stats, net->nstats);
+    assert(avemo_binw_offset(w) + 4 == file_size(net)); /* the header's size is the file's */
+    return avemo_binw_finish(w, err);
 }
 
-/* ---- reading: a cursor that refuses to run past the end ---- */
-
-struct rbuf {
-    const uint8_t *data;
-    size_t pos, len;
-    int bad;
-};
-
-static const void *take(struct rbuf *r, size_t n)
-{
-    if (r->bad || n > r->len - r->pos) {
-        r->bad = 1;
-        return NULL;
-    }
-    const void *p = r->data + r->pos;
-    r->pos += n;
-    return p;
-}
-
-static uint32_t take_u32(struct rbuf *r)
-{
-    uint32_t v = 0;
-    const void *p = take(r, 4);
-    if (p) memcpy(&v, p, 4);
-    return v;
-}
-
-static uint64_t take_u64(struct rbuf *r)
-{
-    uint64_t v = 0;
-    const void *p = take(r, 8);
-    if (p) memcpy(&v, p, 8);
-    return v;
-}
+/* ---- reading: the binary reader of core over the file in memory ---- */
 
 /* A string of at most max bytes, copied into a NUL-terminated buffer (malloc'ed). */
-static char *take_str(struct rbuf *r, size_t max)
+static char *take_str(struct avemo_binr *r, size_t max)
 {
-    uint32_t n = take_u32(r);
+    uint32_t n = avemo_binr_u32(r);
     if (r->bad || n > max) {
         r->bad = 1;
         return NULL;
     }
-    const char *p = take(r, n);
+    const char *p = avemo_binr_take(r, n);
     if (!p || memchr(p, 0, n)) {
         r->bad = 1;
         return NULL;
@@ -172,10 +98,11 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
     if (size < AVM_HEADER)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated model file (%zu bytes, the header alone is %d)",
                           path, size, AVM_HEADER);
-    uint32_t version;
-    uint64_t declared;
-    memcpy(&version, data + 8, 4);
-    memcpy(&declared, data + 16, 8);
+    struct avemo_binr r;
+    avemo_binr_memory(&r, data + 8, AVM_HEADER - 8);
+    uint32_t version = avemo_binr_u32(&r);
+    avemo_binr_u32(&r); /* reserved */
+    uint64_t declared = avemo_binr_u64(&r);
     if (version != AVM_VERSION)
         return avemo_fail(err, AVEMO_ERR_VERSION, "%s: model file version %u, this build reads version %u", path,
                           version, AVM_VERSION);
@@ -185,8 +112,8 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
     if (declared < size || declared < AVM_HEADER + 4)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: model file has %zu bytes but its header says %llu", path,
                           size, (unsigned long long)declared);
-    uint32_t stored;
-    memcpy(&stored, data + size - 4, 4);
+    avemo_binr_memory(&r, data + size - 4, 4);
+    uint32_t stored = avemo_binr_u32(&r);
     uint32_t crc = avemo_crc32(0, data, size - 4);
     if (crc != stored)
         return avemo_fail(err, AVEMO_ERR_CHECKSUM, "%s: model file is corrupt (CRC32 %08x, expected %08x)", path, crc,
@@ -197,16 +124,17 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
 static enum avemo_status parse_model(const char *path, const uint8_t *data, size_t size, avemo_net **out,
                                      struct avemo_error *err)
 {
-    struct rbuf r = {data, AVM_HEADER, size - 4, 0};
+    struct avemo_binr r; /* the sections between the header and the CRC (checked by check_container) */
+    avemo_binr_memory(&r, data + AVM_HEADER, size - 4 - AVM_HEADER);
     avemo_net *net = NULL;
     char *pipeline = take_str(&r, AVEMO_NN_MAX_PIPELINE_BYTES);
     if (!pipeline) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: bad pipeline text in the model file", path);
     enum avemo_status st = avemo_net_create(pipeline, path, &net, err);
     free(pipeline);
     if (st) return st;
-    uint32_t nlabels = take_u32(&r);
+    uint32_t nlabels = avemo_binr_u32(&r);
     if (nlabels && nlabels != (uint32_t)net->classes) r.bad = 1;
-    char *labels[AVEMO_NN_MAX_CLASSES];
+    char *labels[AVEMO_MAX_CLASSES];
     uint32_t got = 0;
     for (; !r.bad && got < nlabels; got++) {
         labels[got] = take_str(&r, 64);
@@ -214,43 +142,37 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
     }
     if (!r.bad && nlabels) st = avemo_net_set_labels(net, (const char *const *)labels, (int)nlabels, err);
     for (uint32_t i = 0; i < got; i++) free(labels[i]);
-    uint32_t narrays = take_u32(&r);
+    uint32_t narrays = avemo_binr_u32(&r);
     if (narrays > NN_MAX_ARRAYS) r.bad = 1;
     for (uint32_t i = 0; !st && !r.bad && i < narrays; i++) {
         char *name = take_str(&r, sizeof net->arrays[0].name - 1);
-        uint64_t count = take_u64(&r);
-        const void *floats = count <= AVEMO_NN_MAX_ACT ? take(&r, count * sizeof(float)) : NULL;
-        if (!name || !floats || !*name) r.bad = 1;
-        else {
-            float *copy = malloc(sizeof(float) * (count + 1));
-            if (copy) memcpy(copy, floats, sizeof(float) * count);
-            st = copy ? avemo_net_set_array(net, name, copy, (size_t)count, err)
-                      : avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-            free(copy);
-        }
+        uint64_t count = avemo_binr_u64(&r);
+        float *copy = count <= AVEMO_NN_MAX_ACT ? malloc(sizeof(float) * (count + 1)) : NULL;
+        if (count <= AVEMO_NN_MAX_ACT && !copy) st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        else if (!name || !copy || !*name || !avemo_binr_f32(&r, copy, (size_t)count)) r.bad = 1;
+        else st = avemo_net_set_array(net, name, copy, (size_t)count, err);
+        free(copy);
         free(name);
     }
     if (st) {
         avemo_net_free(net);
         return st;
     }
-    uint64_t nparams = take_u64(&r);
+    uint64_t nparams = avemo_binr_u64(&r);
     if (!r.bad && nparams != net->nparams) {
         st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %llu parameters stored but its network has %zu", path,
                         (unsigned long long)nparams, net->nparams);
         avemo_net_free(net);
         return st;
     }
-    const void *params = take(&r, net->nparams * sizeof(float));
-    uint64_t nstats = take_u64(&r);
+    avemo_binr_f32(&r, net->params, net->nparams);
+    uint64_t nstats = avemo_binr_u64(&r);
     if (!r.bad && nstats != net->nstats) r.bad = 1;
-    const void *stats = take(&r, net->nstats * sizeof(float));
-    if (r.bad || r.pos != r.len) {
+    avemo_binr_f32(&r, net->stats, net->nstats);
+    if (r.bad || r.pos != r.size) {
         avemo_net_free(net);
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: inconsistent model file (sections do not add up)", path);
     }
-    memcpy(net->params, params, net->nparams * sizeof(float));
-    memcpy(net->stats, stats, net->nstats * sizeof(float));
     *out = net;
     return AVEMO_OK;
 }

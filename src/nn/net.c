@@ -2,6 +2,7 @@
  * the forward pass in both modes and the backward pass over the layer table. */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
@@ -108,41 +109,21 @@ void avemo_net_free(avemo_net *net)
     free(net);
 }
 
-static void fans(const struct nn_layer *l, double *fan_in, double *fan_out)
-{
-    if (l->op == NN_CONV) {
-        *fan_in = (double)l->in_c * l->k * l->k;
-        *fan_out = (double)l->out_c * l->k * l->k;
-    } else {
-        *fan_in = (double)nn_in_size(l);
-        *fan_out = (double)l->out_c;
-    }
-}
-
 void avemo_net_init(avemo_net *net, enum avemo_nn_init scheme, uint64_t seed)
 {
     struct avemo_rng rng;
     avemo_rng_seed(&rng, seed, 0x6176656d6fULL);
     for (int i = 0; i < net->nlayers; i++) {
         const struct nn_layer *l = &net->layers[i];
+        const struct nn_layer_type *type = nn_layer_type_of(l);
         float *w = net->params + l->w_off, *b = net->params + l->b_off;
-        if (l->op == NN_BN) {
-            for (int c = 0; c < l->in_c; c++) {
-                w[c] = 1.0f;
-                b[c] = 0.0f;
-                net->stats[l->s_off + c] = 0.0f;
-                net->stats[l->s_off + l->in_c + c] = 1.0f;
-            }
+        if (type->init) { /* the layer's own scheme (batch norm, LSTM) */
+            type->init(l, w, b, net->stats, &rng);
             continue;
         }
-        if (l->op == NN_LSTM) { /* PyTorch's nn.LSTM default: every tensor U(-1/sqrt(H), 1/sqrt(H)) */
-            const float k = 1.0f / sqrtf((float)l->hidden);
-            for (size_t j = 0; j < l->w_n; j++) w[j] = (2.0f * avemo_rng_uniform(&rng) - 1.0f) * k;
-            continue;
-        }
-        if (l->op != NN_CONV && l->op != NN_DENSE) continue;
+        if (!type->fans) continue; /* no parameters */
         double fan_in, fan_out;
-        fans(l, &fan_in, &fan_out);
+        type->fans(l, &fan_in, &fan_out);
         int glorot = scheme == AVEMO_NN_INIT_GLOROT || (scheme == AVEMO_NN_INIT_DEFAULT && i == net->nlayers - 1);
         if (glorot) {
             float limit = (float)sqrt(6.0 / (fan_in + fan_out));
@@ -322,10 +303,8 @@ static int layer_needs_buffer(const struct avemo_net *net, int i, int training)
 {
     const struct nn_layer *l = &net->layers[i];
     const struct nn_layer *next = i + 1 < net->nlayers && !net->layers[i + 1].first_of_stage ? l + 1 : NULL;
-    if (l->op == NN_FLATTEN || (l->op == NN_DROPOUT && (!training || l->p == 0.0f))) return 0;
-    if (l->op == NN_BN && next && next->op == NN_RELU) return 0;
-    if (!training && l->op == NN_CONV && next && (next->op == NN_BN || next->op == NN_RELU)) return 0;
-    return 1;
+    const struct nn_layer_type *type = nn_layer_type_of(l);
+    return !type->needs_output || type->needs_output(l, next, training);
 }
 
 static void *alloc_floats(size_t n, int *ok)
@@ -363,19 +342,16 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     for (int i = 0; ok && i < L; i++) {
         const struct nn_layer *l = &net->layers[i];
         if (layer_needs_buffer(net, i, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
-        if (l->op == NN_CONV && nn_conv_col_size(l) > col) col = nn_conv_col_size(l);
-        if (l->op == NN_CONV && l->w_n + l->b_n > conv_grad) conv_grad = l->w_n + l->b_n;
         if (nn_in_size(l) > dmax) dmax = nn_in_size(l);
         if (nn_out_size(l) > dmax) dmax = nn_out_size(l);
-        if (ctx->training && l->op == NN_MAXPOOL && l->k != 2) {
-            ctx->pool_idx[i] = malloc(sizeof(int32_t) * B * nn_out_size(l));
-            if (!ctx->pool_idx[i]) ok = 0;
-        }
-        if (l->op == NN_LSTM) ctx->lstm_state[i] = alloc_floats(nn_lstm_state_size(l, max_batch, ctx->training), &ok);
-        if (ctx->training && l->op == NN_DROPOUT) {
-            ctx->drop_mask[i] = malloc(B * nn_out_size(l));
-            if (!ctx->drop_mask[i]) ok = 0;
-        }
+        struct nn_buffers nb = {0};
+        const struct nn_layer_type *type = nn_layer_type_of(l);
+        if (type->buffers) type->buffers(l, max_batch, ctx->training, &nb);
+        if (nb.col > col) col = nb.col;
+        if (nb.grad > conv_grad) conv_grad = nb.grad;
+        if (nb.idx && !(ctx->pool_idx[i] = malloc(sizeof(int32_t) * nb.idx))) ok = 0;
+        if (nb.mask && !(ctx->drop_mask[i] = malloc(nb.mask))) ok = 0;
+        if (nb.state) ctx->lstm_state[i] = alloc_floats(nb.state, &ok);
     }
     if (ok) {
         if (nn_work_init(&ctx->work, avemo_nn_threads(), col, conv_grad, ctx->training)) ok = 0;
@@ -436,37 +412,15 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
                           int B, int relu)
 {
     const struct nn_layer *l = &net->layers[i];
-    const float *in = layer_input(ctx, s, i);
-    const float *w = net->params + l->w_off, *b = net->params + l->b_off;
-    float *y = ctx->act[relu ? i + 1 : i];
-    size_t n = (size_t)B * nn_out_size(l);
-    switch (l->op) {
-    case NN_CONV: nn_conv_forward(l, w, in, y, B, &ctx->work, NULL, b, 0); break;
-    case NN_BN:
-        if (train) {
-            nn_bn_forward_train(l, w, b, stats ? stats + l->s_off : NULL, ctx->bn_momentum, in, y, B,
-                                ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, relu, ctx->work.pool);
-        } else {
-            nn_bn_forward_eval(l, w, b, net->stats + l->s_off, in, y, B, relu);
-            for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
-                ctx->bn_mean[l->s_off / 2 + c] = net->stats[l->s_off + c];
-                ctx->bn_rstd[l->s_off / 2 + c] = 1.0f / sqrtf(net->stats[l->s_off + l->in_c + c] + NN_BN_EPS);
-            }
-        }
-        break;
-    case NN_RELU: nn_relu_forward(in, y, n); break;
-    case NN_MAXPOOL: nn_maxpool_forward(l, in, y, ctx->pool_idx[i], B, ctx->work.pool); break;
-    case NN_GAP: nn_gap_forward(l, in, y, B); break;
-    case NN_DENSE: nn_dense_forward(l, w, b, in, y, B); break;
-    case NN_FLATTEN: y = (float *)in; break;
-    case NN_SEQ: nn_seq_forward(l, in, y, B); break;
-    case NN_LSTM: nn_lstm_forward(l, w, in, y, B, ctx->lstm_state[i]); break;
-    case NN_DROPOUT:
-        if (train && ctx->dropout && l->p > 0.0f) nn_dropout_forward(l, &ctx->rng, in, y, ctx->drop_mask[i], n);
-        else if (y) memcpy(y, in, sizeof(float) * n); /* training context with dropout off */
-        else y = (float *)in;
-        break;
-    }
+    const struct nn_fwd a = {
+        .net = net, .ctx = ctx, .i = i, .B = B, .train = train, .relu = relu,
+        .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .b = net->params + l->b_off,
+        .y = ctx->act[relu ? i + 1 : i], .stats = stats,
+    };
+    assert(!relu || (l->op == NN_BN && i + 1 < net->nlayers && net->layers[i + 1].op == NN_RELU));
+    assert(l->first_of_stage || nn_in_size(l) == nn_out_size(l - 1)); /* shapes chain within a stage */
+    assert(B >= 1 && B <= ctx->max_batch);
+    const float *y = nn_layer_type_of(l)->forward(l, &a);
     ctx->out[i] = y;
     if (relu) ctx->out[i + 1] = y;
 }
@@ -661,40 +615,12 @@ static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
                            const float *relu_out, float *din)
 {
     const struct nn_layer *l = &net->layers[i];
-    const int B = ctx->batch;
-    const float *in = layer_input(ctx, s, i);
-    const float *w = net->params + l->w_off;
-    float *dw = ctx->grads + l->w_off, *db = ctx->grads + l->b_off;
-    size_t n = (size_t)B * nn_out_size(l);
-    switch (l->op) {
-    case NN_CONV: nn_conv_backward(l, w, dw, db, in, dout, din, B, &ctx->work); break;
-    case NN_BN:
-        nn_bn_backward(l, w, dw, db, in, dout, relu_out, din, B, ctx->bn_mean + l->s_off / 2,
-                       ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
-        break;
-    case NN_RELU:
-        if (din) nn_relu_backward(ctx->out[i], dout, din, n);
-        break;
-    case NN_MAXPOOL:
-        if (din) nn_maxpool_backward(l, in, ctx->out[i], ctx->pool_idx[i], dout, din, B, ctx->work.pool);
-        break;
-    case NN_GAP:
-        if (din) nn_gap_backward(l, dout, din, B);
-        break;
-    case NN_DENSE: nn_dense_backward(l, w, dw, db, in, dout, din, B); break;
-    case NN_FLATTEN:
-        if (din) memcpy(din, dout, sizeof(float) * n);
-        break;
-    case NN_SEQ:
-        if (din) nn_seq_backward(l, dout, din, B);
-        break;
-    case NN_LSTM: nn_lstm_backward(l, w, dw, in, dout, din, B, ctx->lstm_state[i]); break;
-    case NN_DROPOUT:
-        if (!din) break;
-        if (ctx->last_train && ctx->dropout && l->p > 0.0f) nn_dropout_backward(l, ctx->drop_mask[i], dout, din, n);
-        else memcpy(din, dout, sizeof(float) * n);
-        break;
-    }
+    const struct nn_bwd a = {
+        .net = net, .ctx = ctx, .i = i, .B = ctx->batch,
+        .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .dout = dout, .relu_out = relu_out,
+        .dw = ctx->grads + l->w_off, .db = ctx->grads + l->b_off, .din = din,
+    };
+    nn_layer_type_of(l)->backward(l, &a);
 }
 
 /* Runs the layers of stage s backwards from dout (in one of the ping-pong buffers);

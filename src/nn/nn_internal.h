@@ -8,7 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT, NN_SEQ, NN_LSTM };
+/* Layer kinds: the index of the layer's row in nn_layer_types (layers.c). */
+enum nn_op { NN_CONV, NN_BN, NN_RELU, NN_MAXPOOL, NN_GAP, NN_FLATTEN, NN_DENSE, NN_DROPOUT, NN_SEQ, NN_LSTM, NN_OP_COUNT };
 
 struct nn_layer {
     enum nn_op op;
@@ -117,6 +118,74 @@ struct avemo_nn_ctx {
     struct avemo_rng rng;
 };
 
+/* ---- the table of layer types (layers.c; docs/nn.md "adding a layer") ----
+ * Each layer file defines its row next to its forward and backward; net.c and graph.c only
+ * go through the table. */
+
+/* One forward call of layer i (filled by net.c). */
+struct nn_fwd {
+    const struct avemo_net *net;
+    avemo_nn_ctx *ctx;
+    int i, B;                  /* layer index, batch */
+    int train;                 /* batch statistics and dropout (training forward) */
+    int relu;                  /* batch norm: apply the following ReLU in the same pass */
+    const float *in, *w, *b;   /* input, the layer's weight and bias in the parameters */
+    float *y;                  /* output buffer, NULL when the layer has none (see needs_output) */
+    float *stats;              /* running statistics to update (training), or NULL */
+};
+
+/* One backward call of layer i: din is NULL when the input's gradient is not needed. */
+struct nn_bwd {
+    const struct avemo_net *net;
+    avemo_nn_ctx *ctx;
+    int i, B;
+    const float *in, *w, *dout;
+    const float *relu_out;     /* batch norm: dout is the gradient of the following ReLU (relu_out) */
+    float *dw, *db, *din;
+};
+
+/* Scratch a layer needs in a context of batch B, beyond its output. */
+struct nn_buffers {
+    size_t col;                /* im2col floats per worker (shared by all layers: the largest is allocated) */
+    size_t grad;               /* floats of a chunk's parameter gradient (conv; the largest is allocated) */
+    size_t idx;                /* int32 indices (max-pool arg-max) */
+    size_t mask;               /* bytes (dropout mask) */
+    size_t state;              /* floats kept from forward to backward (LSTM) */
+};
+
+struct nn_layer_type {
+    const char *name;          /* first word of the layer's item ("conv") */
+    int min_words, max_words;  /* words of the item, the name included */
+    int takes_seq;             /* may follow a sequence (T steps x F features) */
+    int has_params;            /* weight and bias in the flat parameters */
+    /* Shape and parameters from the item's words (tok[0] is the name) and l's input shape;
+     * out_* start equal to in_*.  0 with a message on error. */
+    int (*parse)(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize);
+    /* Returns the output: a->y, or a->in for a layer that passes its input through. */
+    const float *(*forward)(const struct nn_layer *l, const struct nn_fwd *a);
+    void (*backward)(const struct nn_layer *l, const struct nn_bwd *a);
+    /* Does the layer need its own output buffer?  next is the following layer of the stage or
+     * NULL.  NULL: always. */
+    int (*needs_output)(const struct nn_layer *l, const struct nn_layer *next, int training);
+    /* Scratch for batch B (NULL: none). */
+    void (*buffers)(const struct nn_layer *l, int B, int training, struct nn_buffers *b);
+    /* Initial parameters: fans for He / Glorot initialisation of the weight (bias 0)... */
+    void (*fans)(const struct nn_layer *l, double *fan_in, double *fan_out);
+    /* ...or the layer's own initialisation (batch norm, LSTM).  Both NULL: no parameters. */
+    void (*init)(const struct nn_layer *l, float *w, float *b, float *stats, struct avemo_rng *rng);
+};
+
+extern const struct nn_layer_type nn_layer_conv, nn_layer_bn, nn_layer_relu, nn_layer_maxpool, nn_layer_gap,
+    nn_layer_flatten, nn_layer_dense, nn_layer_dropout, nn_layer_seq, nn_layer_lstm;
+/* Indexed by enum nn_op. */
+extern const struct nn_layer_type *const nn_layer_types[NN_OP_COUNT];
+/* The row of a layer (asserts that its op is in the table). */
+const struct nn_layer_type *nn_layer_type_of(const struct nn_layer *l);
+/* The op (row index) of the type named name, or -1. */
+int nn_layer_op_find(const char *name);
+/* Layer items' numbers, checked (graph.c and the layers' parse functions). */
+static inline int nn_parse_int(const char *s, int lo, int hi, int *out) { return avemo_parse_int(s, lo, hi, out) == AVEMO_OK; }
+
 /* Layers (src/nn/layer_*.c).  B = batch size; work holds the workers and their scratch.
  * out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
  * scale NULL and shift = bias; inference folds a following batch norm into scale and shift. */
@@ -205,6 +274,7 @@ float nn_softmax_xent(const float *logits, const int *labels, int B, int C, cons
 
 /* graph.c */
 enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, struct avemo_error *err);
+/* layers.c: the layer's row has parameters. */
 int nn_layer_has_params(const struct nn_layer *l);
 
 /* net.c */

@@ -382,21 +382,17 @@ static const char *onnx_lstm(struct onnx_builder *b, const struct avemo_net *net
     return t ? ob_reshape(b, t, l->name, (int64_t)D * H, 1, 1, 4) : NULL;
 }
 
+/* One exporter per row of the layer table (layers.c), indexed the same way by enum nn_op. */
+static const onnx_layer_fn onnx_layer_exporters[NN_OP_COUNT] = {
+    [NN_CONV] = onnx_conv,       [NN_BN] = onnx_bn,           [NN_RELU] = onnx_relu,
+    [NN_MAXPOOL] = onnx_maxpool, [NN_GAP] = onnx_gap,         [NN_FLATTEN] = onnx_flatten,
+    [NN_DENSE] = onnx_dense,     [NN_DROPOUT] = onnx_dropout, [NN_SEQ] = onnx_seq,
+    [NN_LSTM] = onnx_lstm,
+};
+
 static onnx_layer_fn onnx_layer_exporter(enum nn_op op)
 {
-    switch (op) {
-    case NN_CONV: return onnx_conv;
-    case NN_BN: return onnx_bn;
-    case NN_RELU: return onnx_relu;
-    case NN_MAXPOOL: return onnx_maxpool;
-    case NN_GAP: return onnx_gap;
-    case NN_FLATTEN: return onnx_flatten;
-    case NN_DENSE: return onnx_dense;
-    case NN_DROPOUT: return onnx_dropout;
-    case NN_SEQ: return onnx_seq;
-    case NN_LSTM: return onnx_lstm;
-    }
-    return NULL;
+    return (unsigned)op < NN_OP_COUNT ? onnx_layer_exporters[op] : NULL;
 }
 
 /* ---- the graph ---- */

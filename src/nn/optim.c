@@ -148,7 +148,13 @@ enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ct
 }
 
 /* ---- optimiser state files ----
- *   "AVEMOOPT", u32 version 1, u32 kind, u64 step, u64 n, n x f32 m, n x f32 v, u32 crc32 */
+ *   "AVEMOOPT"   8 bytes magic
+ *   u32 version (1), u32 optimiser kind (enum avemo_optim_kind)
+ *   u64 step, u64 n (parameters)
+ *   n x f32 first moments m, n x f32 second moments v
+ *   u32 crc32 of every byte before it
+ * Little-endian, written and read with the binary writer and reader of core (avemo_binw /
+ * avemo_binr).  Another kind, parameter count or version is refused with its own status. */
 
 #define OPT_MAGIC "AVEMOOPT"
 #define OPT_VERSION 1u
@@ -156,39 +162,26 @@ enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ct
 
 enum avemo_status avemo_optim_save(const avemo_optim *opt, const char *path, struct avemo_error *err)
 {
-    const size_t n = opt->net->nparams, size = OPT_HEADER + 8 * n + 4;
-    uint8_t *buf = malloc(size);
-    if (!buf) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-    uint32_t version = OPT_VERSION, kind = (uint32_t)opt->cfg.kind;
-    uint64_t step = (uint64_t)opt->step, count = n;
-    memcpy(buf, OPT_MAGIC, 8);
-    memcpy(buf + 8, &version, 4);
-    memcpy(buf + 12, &kind, 4);
-    memcpy(buf + 16, &step, 8);
-    memcpy(buf + 24, &count, 8);
-    memcpy(buf + OPT_HEADER, opt->m, 4 * n);
-    memcpy(buf + OPT_HEADER + 4 * n, opt->v, 4 * n);
-    uint32_t crc = avemo_crc32(0, buf, size - 4);
-    memcpy(buf + size - 4, &crc, 4);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        free(buf);
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: path too long", path);
-    }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(buf);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int ok = fwrite(buf, 1, size, f) == size;
-    if (fclose(f) != 0) ok = 0;
-    free(buf);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return AVEMO_OK;
+    const size_t n = opt->net->nparams;
+    avemo_binw *w;
+    enum avemo_status st = avemo_binw_create(path, &w, err);
+    if (st) return st;
+    avemo_binw_bytes(w, OPT_MAGIC, 8);
+    avemo_binw_u32(w, OPT_VERSION);
+    avemo_binw_u32(w, (uint32_t)opt->cfg.kind);
+    avemo_binw_u64(w, (uint64_t)opt->step);
+    avemo_binw_u64(w, n);
+    avemo_binw_f32(w, opt->m, n);
+    avemo_binw_f32(w, opt->v, n);
+    return avemo_binw_finish(w, err);
+}
+
+/* The stored CRC (the last 4 bytes) against the bytes before it: checked before anything is used. */
+static int crc_matches(const uint8_t *buf, size_t size)
+{
+    struct avemo_binr r;
+    avemo_binr_memory(&r, buf + size - 4, 4);
+    return avemo_binr_u32(&r) == avemo_crc32(0, buf, size - 4);
 }
 
 enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct avemo_error *err)
@@ -200,13 +193,16 @@ enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct av
     if (st == AVEMO_ERR_TOO_LARGE)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: larger than the state of a %zu-parameter network", path, n);
     if (st) return st;
-    uint32_t version = 0, kind = 0, crc = 0;
+    uint32_t version = 0, kind = 0;
     uint64_t step = 0, count = 0;
+    struct avemo_binr r;
+    avemo_binr_memory(&r, buf, size);
     if (size >= OPT_HEADER) {
-        memcpy(&version, buf + 8, 4);
-        memcpy(&kind, buf + 12, 4);
-        memcpy(&step, buf + 16, 8);
-        memcpy(&count, buf + 24, 8);
+        avemo_binr_bytes(&r, NULL, 8); /* the magic, checked below */
+        version = avemo_binr_u32(&r);
+        kind = avemo_binr_u32(&r);
+        step = avemo_binr_u64(&r);
+        count = avemo_binr_u64(&r);
     }
     if (size < 8 || memcmp(buf, OPT_MAGIC, 8) != 0)
         st = avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not an avemo optimiser state (wrong magic)", path);
@@ -220,14 +216,14 @@ enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct av
                         "with %zu", path, kind, (unsigned long long)count, (int)opt->cfg.kind, n);
     else if (size != want)
         st = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated optimiser state (%zu of %zu bytes)", path, size, want);
-    else if (memcpy(&crc, buf + size - 4, 4), crc != avemo_crc32(0, buf, size - 4))
+    else if (!crc_matches(buf, size))
         st = avemo_fail(err, AVEMO_ERR_CHECKSUM, "%s: optimiser state is corrupt (CRC32 mismatch)", path);
     else if (step > (uint64_t)1 << 40)
         st = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: step count %llu out of range", path, (unsigned long long)step);
     if (!st) {
         opt->step = (long)step;
-        memcpy(opt->m, buf + OPT_HEADER, 4 * n);
-        memcpy(opt->v, buf + OPT_HEADER + 4 * n, 4 * n);
+        avemo_binr_f32(&r, opt->m, n);
+        avemo_binr_f32(&r, opt->v, n);
     }
     free(buf);
     return st;

@@ -30,13 +30,7 @@ static int find_model(const struct avemo_server *srv, const char *name)
 
 static int parse_mode(const char *text, enum avemo_mode *mode)
 {
-    static const char *const names[] = {"av", "audio", "face"};
-    for (int m = 0; m < 3; m++)
-        if (strcmp(text, names[m]) == 0) {
-            *mode = (enum avemo_mode)m;
-            return 0;
-        }
-    return -1;
+    return avemo_mode_parse(text, mode, NULL) == AVEMO_OK ? 0 : -1;
 }
 
 /* model=NAME picks a model; otherwise the first model that supports the requested mode

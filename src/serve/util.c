@@ -72,13 +72,8 @@ char *serve_face_data_url(const uint8_t *rgb, int width, int height)
 
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out)
 {
-    if (!text || !*text || strlen(text) > 19) return -1;
-    for (const char *p = text; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(text, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
+    long v; /* 64 bits on the platforms avemo builds for */
+    if (avemo_parse_long(text, (long)lo, (long)hi, &v)) return -1;
     *out = v;
     return 0;
 }

@@ -6,10 +6,11 @@
  */
 #include "train/train_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-int train_data_usable(const struct train_data *td, size_t i)
+int avemo_train_data_usable(const struct avemo_train_data *td, size_t i)
 {
     const struct avemo_feature_set *fs = td->fs;
     if (fs->failure[i] || td->part[i] < 0) return 0;
@@ -22,9 +23,9 @@ int train_data_usable(const struct train_data *td, size_t i)
     return 1;
 }
 
-enum avemo_status train_data_init(struct train_data *td, const struct avemo_pipeline *p, const struct avemo_dataset *ds,
-                                  const struct avemo_feature_set *fs, const signed char *part, uint64_t seed,
-                                  struct avemo_error *err)
+enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p,
+                                        const struct avemo_dataset *ds, const struct avemo_feature_set *fs,
+                                        const signed char *part, uint64_t seed, struct avemo_error *err)
 {
     td->p = p;
     td->ds = ds;
@@ -37,7 +38,7 @@ enum avemo_status train_data_init(struct train_data *td, const struct avemo_pipe
     if (!td->partner) return avemo_fail(err, AVEMO_ERR_NOMEM, "training data: out of memory");
     if (td->need_audio && td->need_face) {
         /* Pools of face-only items (images) by part and label. */
-        for (int pt = 0; pt < 3; pt++)
+        for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
             for (int c = 0; c < ds->num_classes; c++) {
                 td->pool[pt][c] = malloc(sizeof(size_t) * n);
                 if (!td->pool[pt][c]) return avemo_fail(err, AVEMO_ERR_NOMEM, "training data: out of memory");
@@ -70,10 +71,10 @@ enum avemo_status train_data_init(struct train_data *td, const struct avemo_pipe
     return AVEMO_OK;
 }
 
-void train_data_free(struct train_data *td)
+void avemo_train_data_free(struct avemo_train_data *td)
 {
-    for (int pt = 0; pt < 3; pt++)
-        for (int c = 0; c < 16; c++) free(td->pool[pt][c]);
+    for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
+        for (int c = 0; c < AVEMO_MAX_CLASSES; c++) free(td->pool[pt][c]);
     free(td->partner);
     free(td->wave_buf);
     free(td->feat_buf);
@@ -81,7 +82,7 @@ void train_data_free(struct train_data *td)
     memset(td, 0, sizeof *td);
 }
 
-static void normalise(const struct train_data *td, float *x)
+static void normalise(const struct avemo_train_data *td, float *x)
 {
     if (!td->mean) return;
     int rows = td->fs->audio_rows, cols = td->fs->audio_cols;
@@ -90,7 +91,7 @@ static void normalise(const struct train_data *td, float *x)
 }
 
 /* Audio input of item i: the cached features, or features of an augmented waveform. */
-static void audio_sample(struct train_data *td, size_t i, int augment, struct avemo_rng *rng, float *out)
+static void audio_sample(struct avemo_train_data *td, size_t i, int augment, struct avemo_rng *rng, float *out)
 {
     const struct avemo_feature_set *fs = td->fs;
     const struct avemo_augment *a = &td->p->augment;
@@ -121,7 +122,7 @@ static void audio_sample(struct train_data *td, size_t i, int augment, struct av
 
 /* Face crop index for item i: a random own crop or a random same-label partner when
  * training; the fixed middle/partner crop otherwise. */
-static size_t face_crop_index(const struct train_data *td, size_t i, int augment, struct avemo_rng *rng)
+static size_t face_crop_index(const struct avemo_train_data *td, size_t i, int augment, struct avemo_rng *rng)
 {
     const struct avemo_feature_set *fs = td->fs;
     if (!augment) return td->partner[i];
@@ -131,19 +132,22 @@ static size_t face_crop_index(const struct train_data *td, size_t i, int augment
     return np ? fs->face_first[td->pool[pt][c][avemo_rng_below(rng, (uint32_t)np)]] : td->partner[i];
 }
 
-void train_data_batch(struct train_data *td, const size_t *items, int n, int augment, struct avemo_rng *rng,
-                      float *audio_in, float *face_in, int *labels)
+void avemo_train_data_batch(struct avemo_train_data *td, const size_t *items, int n, int augment,
+                            struct avemo_rng *rng, float *audio_in, float *face_in, int *labels)
 {
     const struct avemo_feature_set *fs = td->fs;
     for (int b = 0; b < n; b++) {
         size_t i = items[b];
+        assert(i < td->ds->count);
         labels[b] = td->ds->items[i].label;
         if (td->need_audio) audio_sample(td, i, augment, rng, audio_in + (size_t)b * td->audio_floats);
         if (td->need_face) {
-            const uint8_t *crop = fs->faces + face_crop_index(td, i, augment, rng) * td->face_floats;
+            size_t crop_index = face_crop_index(td, i, augment, rng);
+            assert(crop_index < fs->total_faces); /* the crop read is inside the feature set */
+            const uint8_t *crop = fs->faces + crop_index * td->face_floats;
             float *out = face_in + (size_t)b * td->face_floats;
             if (augment) train_face_augment(crop, fs->face_size, fs->face_channels, out, &td->p->augment, rng);
-            else train_face_input(crop, fs->face_size, fs->face_channels, out);
+            else avemo_model_face_input(crop, fs->face_size, fs->face_channels, out);
         }
     }
 }

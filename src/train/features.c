@@ -156,11 +156,28 @@ static void show_progress(size_t done, size_t total, double t0, int final)
 }
 
 /* --- the cache file ----------------------------------------------------------------
- * "AVEMOFC2", key (u32), count (u64), then per item: path length (u32), path, size (i64),
- * mtime (i64), failed (u8) [reason length, reason] | audio floats (u64 + data),
- * wave samples (u64 + data), crops (u32 + bytes).  Unknown or stale entries are ignored. */
+ * Little-endian, written and read with the binary writer and reader of core (avemo_binw /
+ * avemo_binr); every entry carries its own CRC so that a damaged entry ends the reading there
+ * and everything before it is still used:
+ *
+ *   "AVEMOFCH"  8 bytes magic
+ *   u32 version (3), u32 key (CRC of the extraction parameters), u64 count, u32 crc of the header
+ *   count entries:
+ *     u32 n, n bytes   the item's path
+ *     i64 size, i64 mtime of the file when it was extracted (a changed file is extracted again)
+ *     u8 failed
+ *     failed:   u32 n, n bytes   why the item could not be used
+ *     else:     u64 n, n x f32   audio features (0 or rows x cols)
+ *               u64 n, n x f32   waveform samples (0 unless kept for augmentation)
+ *               u32 n, n crops of size x size x channels bytes
+ *     u32 crc of the entry
+ *   u32 crc of the last section (the writer's trailer; nothing follows it)
+ *
+ * Version 2 ("AVEMOFC2", host-endian, no CRC) is not read: such a cache, or one for other
+ * parameters, is ignored, the features are extracted again and the cache is rewritten. */
 
-#define CACHE_MAGIC "AVEMOFC2"
+#define CACHE_MAGIC "AVEMOFCH"
+#define CACHE_VERSION 3u
 
 static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_extract_options *opt)
 {
@@ -191,129 +208,151 @@ static int cmp_item_path(const void *a, const void *b)
     return strcmp((*(const struct avemo_item *const *)a)->path, (*(const struct avemo_item *const *)b)->path);
 }
 
-static int read_exact(FILE *f, void *buf, size_t n) { return fread(buf, 1, n, f) == n; }
+/* The variable part of one entry, read into temporaries and kept only when its CRC matches. */
+struct cache_entry {
+    char *failure;
+    float *audio, *wave;
+    uint64_t nfloat, nwave;
+    uint8_t *crops;
+    uint32_t ncrops;
+};
 
-/* Read one cache entry and, when it matches a dataset item, fill that item.  0 at EOF or damage. */
-static int cache_read_entry(FILE *f, struct extract_job *job, const struct avemo_item **sorted)
+static void entry_free(struct cache_entry *e)
+{
+    free(e->failure);
+    free(e->audio);
+    free(e->wave);
+    free(e->crops);
+}
+
+/* Read the payload of an entry (after `failed`); 0 on damage. */
+static int entry_read(struct avemo_binr *r, const struct avemo_feature_set *fs, int failed, struct cache_entry *e)
+{
+    size_t per = (size_t)fs->audio_rows * (size_t)fs->audio_cols;
+    size_t crop_bytes = (size_t)fs->face_size * fs->face_size * fs->face_channels;
+    if (failed) {
+        uint32_t rlen = avemo_binr_u32(r);
+        if (rlen > 1000 || !(e->failure = calloc(rlen + 1, 1))) return 0;
+        return avemo_binr_bytes(r, e->failure, rlen);
+    }
+    e->nfloat = avemo_binr_u64(r);
+    if (e->nfloat && (e->nfloat != per || !(e->audio = malloc(per * 4)))) return 0;
+    if (e->nfloat && !avemo_binr_f32(r, e->audio, per)) return 0;
+    e->nwave = avemo_binr_u64(r);
+    if (e->nwave > ((uint64_t)1 << 31) || (e->nwave && !(e->wave = malloc(e->nwave * 4)))) return 0;
+    if (e->nwave && !avemo_binr_f32(r, e->wave, e->nwave)) return 0;
+    e->ncrops = avemo_binr_u32(r);
+    if (e->ncrops > 1024 || (e->ncrops && !(e->crops = malloc(crop_bytes * e->ncrops)))) return 0;
+    return !r->bad && (!e->ncrops || avemo_binr_bytes(r, e->crops, crop_bytes * e->ncrops));
+}
+
+/* Give a checked entry to item i (its buffers change owner). */
+static void entry_use(struct extract_job *job, size_t i, struct cache_entry *e)
 {
     struct avemo_feature_set *fs = job->fs;
     size_t per = (size_t)fs->audio_rows * (size_t)fs->audio_cols;
-    size_t crop_bytes = (size_t)fs->face_size * fs->face_size * fs->face_channels;
-    uint32_t plen;
+    if (e->failure) {
+        fs->failure[i] = e->failure;
+        e->failure = NULL;
+    }
+    if (e->nfloat) {
+        memcpy(fs->audio + i * per, e->audio, per * 4);
+        fs->has_audio[i] = 1;
+    }
+    if (e->nwave) {
+        fs->wave[i] = e->wave;
+        fs->wave_len[i] = e->nwave;
+        e->wave = NULL;
+    }
+    if (e->ncrops) {
+        job->results[i].crops = e->crops;
+        job->results[i].ncrops = (int)e->ncrops;
+        e->crops = NULL;
+    }
+    job->todo[i] = 0;
+    fs->from_cache++;
+}
+
+/* Read one cache entry and, when it matches a dataset item, fill that item.  0 at EOF or damage. */
+static int cache_read_entry(struct avemo_binr *r, struct extract_job *job, const struct avemo_item **sorted)
+{
     char path[8192];
-    int64_t size, mtime;
-    uint8_t failed;
-    if (!read_exact(f, &plen, 4) || plen >= sizeof path || !read_exact(f, path, plen)) return 0;
+    uint32_t plen = avemo_binr_u32(r);
+    if (plen >= sizeof path || !avemo_binr_bytes(r, path, plen)) return 0;
     path[plen] = 0;
-    if (!read_exact(f, &size, 8) || !read_exact(f, &mtime, 8) || !read_exact(f, &failed, 1)) return 0;
-    struct avemo_item key = {.path = path};
-    const struct avemo_item *kp = &key;
-    const struct avemo_item **hit = bsearch(&kp, sorted, job->ds->count, sizeof *sorted, cmp_item_path);
-    size_t i = hit ? (size_t)(*hit - job->ds->items) : 0;
-    int64_t now_size, now_mtime;
-    file_stamp(path, &now_size, &now_mtime);
-    int use = hit && job->todo[i] && now_size == size && now_mtime == mtime;
-    if (failed) {
-        uint32_t rlen;
-        char reason[1024];
-        if (!read_exact(f, &rlen, 4) || rlen >= sizeof reason || !read_exact(f, reason, rlen)) return 0;
-        reason[rlen] = 0;
-        if (use) fs->failure[i] = strdup(reason);
-    } else {
-        uint64_t nfloat, nwave;
-        uint32_t ncrops;
-        if (!read_exact(f, &nfloat, 8) || (nfloat && nfloat != per)) return 0;
-        if (nfloat && !(use ? read_exact(f, fs->audio + i * per, per * 4) : fseek(f, (long)(per * 4), SEEK_CUR) == 0)) return 0;
-        if (use && nfloat) fs->has_audio[i] = 1;
-        if (!read_exact(f, &nwave, 8) || nwave > ((uint64_t)1 << 31)) return 0;
-        if (nwave) {
-            float *w = use ? malloc(nwave * 4) : NULL;
-            if (use && (!w || !read_exact(f, w, nwave * 4))) {
-                free(w);
-                return 0;
-            }
-            if (!use && fseek(f, (long)(nwave * 4), SEEK_CUR) != 0) return 0;
-            if (use) {
-                fs->wave[i] = w;
-                fs->wave_len[i] = nwave;
-            }
-        }
-        if (!read_exact(f, &ncrops, 4) || ncrops > 1024) return 0;
-        if (ncrops) {
-            uint8_t *c = use ? malloc(crop_bytes * ncrops) : NULL;
-            if (use && (!c || !read_exact(f, c, crop_bytes * ncrops))) {
-                free(c);
-                return 0;
-            }
-            if (!use && fseek(f, (long)(crop_bytes * ncrops), SEEK_CUR) != 0) return 0;
-            if (use) {
-                job->results[i].crops = c;
-                job->results[i].ncrops = (int)ncrops;
-            }
-        }
+    int64_t size = (int64_t)avemo_binr_u64(r), mtime = (int64_t)avemo_binr_u64(r);
+    uint8_t failed = avemo_binr_u8(r);
+    struct cache_entry e = {0};
+    int ok = !r->bad && entry_read(r, job->fs, failed, &e) && avemo_binr_crc(r);
+    if (ok) {
+        struct avemo_item key = {.path = path};
+        const struct avemo_item *kp = &key;
+        const struct avemo_item **hit = bsearch(&kp, sorted, job->ds->count, sizeof *sorted, cmp_item_path);
+        size_t i = hit ? (size_t)(*hit - job->ds->items) : 0;
+        int64_t now_size, now_mtime;
+        file_stamp(path, &now_size, &now_mtime);
+        if (hit && job->todo[i] && now_size == size && now_mtime == mtime && (!e.nwave || job->fs->wave))
+            entry_use(job, i, &e);
     }
-    if (use) {
-        job->todo[i] = 0;
-        fs->from_cache++;
-    }
-    return 1;
+    entry_free(&e);
+    return ok;
 }
 
 static void cache_load(struct extract_job *job, uint32_t key)
 {
-    FILE *f = fopen(job->opt->cache_path, "rb");
-    if (!f) return;
+    struct avemo_binr r;
+    if (avemo_binr_open(&r, job->opt->cache_path, NULL)) return;
     char magic[8];
-    uint32_t k;
-    uint64_t n;
     const struct avemo_item **sorted = malloc(sizeof *sorted * (job->ds->count ? job->ds->count : 1));
-    if (sorted && read_exact(f, magic, 8) && memcmp(magic, CACHE_MAGIC, 8) == 0 && read_exact(f, &k, 4) && k == key &&
-        read_exact(f, &n, 8)) {
+    int ours = sorted && avemo_binr_bytes(&r, magic, 8) && memcmp(magic, CACHE_MAGIC, 8) == 0 &&
+               avemo_binr_u32(&r) == CACHE_VERSION && avemo_binr_u32(&r) == key;
+    uint64_t n = ours ? avemo_binr_u64(&r) : 0;
+    if (ours && avemo_binr_crc(&r)) {
         for (size_t i = 0; i < job->ds->count; i++) sorted[i] = &job->ds->items[i];
         qsort(sorted, job->ds->count, sizeof *sorted, cmp_item_path);
         for (uint64_t e = 0; e < n && e < AVEMO_DATASET_MAX_ITEMS; e++)
-            if (!cache_read_entry(f, job, sorted)) break;
+            if (!cache_read_entry(&r, job, sorted)) break;
     }
     free(sorted);
-    fclose(f);
+    avemo_binr_close(&r);
 }
 
 /* Written to a temporary file and renamed, so a crash never leaves half a cache. */
 static void cache_save(struct extract_job *job, uint32_t key)
 {
     const struct avemo_feature_set *fs = job->fs;
-    char tmp[8300];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", job->opt->cache_path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return;
+    avemo_binw *w;
+    if (avemo_binw_create(job->opt->cache_path, &w, NULL)) return;
     size_t per = (size_t)fs->audio_rows * (size_t)fs->audio_cols;
     size_t crop_bytes = (size_t)fs->face_size * fs->face_size * fs->face_channels;
-    uint64_t n = job->ds->count;
-    int ok = fwrite(CACHE_MAGIC, 1, 8, f) == 8 && fwrite(&key, 4, 1, f) == 1 && fwrite(&n, 8, 1, f) == 1;
-    for (size_t i = 0; ok && i < job->ds->count; i++) {
+    avemo_binw_bytes(w, CACHE_MAGIC, 8);
+    avemo_binw_u32(w, CACHE_VERSION);
+    avemo_binw_u32(w, key);
+    avemo_binw_u64(w, job->ds->count);
+    avemo_binw_crc(w);
+    for (size_t i = 0; i < job->ds->count; i++) {
         const char *path = job->ds->items[i].path;
-        uint32_t plen = (uint32_t)strlen(path);
         int64_t size, mtime;
         file_stamp(path, &size, &mtime);
-        uint8_t failed = fs->failure[i] != NULL;
-        ok = fwrite(&plen, 4, 1, f) == 1 && fwrite(path, 1, plen, f) == plen && fwrite(&size, 8, 1, f) == 1 &&
-             fwrite(&mtime, 8, 1, f) == 1 && fwrite(&failed, 1, 1, f) == 1;
-        if (ok && failed) {
-            uint32_t rlen = (uint32_t)strlen(fs->failure[i]);
-            if (rlen > 1000) rlen = 1000;
-            ok = fwrite(&rlen, 4, 1, f) == 1 && fwrite(fs->failure[i], 1, rlen, f) == rlen;
-        } else if (ok) {
+        avemo_binw_str(w, path, strlen(path));
+        avemo_binw_u64(w, (uint64_t)size);
+        avemo_binw_u64(w, (uint64_t)mtime);
+        avemo_binw_u8(w, fs->failure[i] != NULL);
+        if (fs->failure[i]) {
+            size_t rlen = strlen(fs->failure[i]);
+            avemo_binw_str(w, fs->failure[i], rlen > 1000 ? 1000 : rlen);
+        } else {
             uint64_t nfloat = fs->has_audio[i] ? per : 0, nwave = fs->wave ? fs->wave_len[i] : 0;
-            uint32_t ncrops = (uint32_t)job->results[i].ncrops;
-            ok = fwrite(&nfloat, 8, 1, f) == 1 && fwrite(fs->audio + i * per, 4, nfloat, f) == nfloat &&
-                 fwrite(&nwave, 8, 1, f) == 1 && (!nwave || fwrite(fs->wave[i], 4, nwave, f) == nwave) &&
-                 fwrite(&ncrops, 4, 1, f) == 1 &&
-                 (!ncrops || fwrite(job->results[i].crops, crop_bytes, ncrops, f) == ncrops);
+            avemo_binw_u64(w, nfloat);
+            avemo_binw_f32(w, fs->audio + i * per, nfloat);
+            avemo_binw_u64(w, nwave);
+            if (nwave) avemo_binw_f32(w, fs->wave[i], nwave);
+            avemo_binw_u32(w, (uint32_t)job->results[i].ncrops);
+            if (job->results[i].ncrops) avemo_binw_bytes(w, job->results[i].crops, crop_bytes * job->results[i].ncrops);
         }
+        avemo_binw_crc(w);
     }
-    if (fclose(f) != 0) ok = 0;
-    if (ok) rename(tmp, job->opt->cache_path);
-    else remove(tmp);
+    avemo_binw_finish(w, NULL);
 }
 
 /* --- assembling ------------------------------------------------------------------- */

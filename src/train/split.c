@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
 
 static void shuffle_indices(size_t *idx, size_t n, struct avemo_rng *rng)
 {
@@ -82,10 +81,10 @@ static enum avemo_status split_groups(const struct avemo_dataset *ds, struct ave
             size_t g = order[r];
             if (sp->folds >= 3) {
                 int fold = (int)(r % (size_t)sp->folds);
-                gpart[g] = fold == sp->fold ? PART_TEST : fold == (sp->fold + 1) % sp->folds ? PART_VAL : PART_TRAIN;
+                gpart[g] = fold == sp->fold ? AVEMO_PART_TEST : fold == (sp->fold + 1) % sp->folds ? AVEMO_PART_VALIDATION : AVEMO_PART_TRAIN;
             } else {
                 double q = (double)(r + 0.5) / (double)ng;
-                gpart[g] = q < 0.70 ? PART_TRAIN : q < 0.85 ? PART_VAL : PART_TEST;
+                gpart[g] = q < 0.70 ? AVEMO_PART_TRAIN : q < 0.85 ? AVEMO_PART_VALIDATION : AVEMO_PART_TEST;
             }
         }
         for (size_t i = 0; i < ds->count; i++)
@@ -110,7 +109,7 @@ static enum avemo_status split_random(const struct avemo_dataset *ds, struct ave
         shuffle_indices(idx, n, rng);
         for (size_t r = 0; r < n; r++) {
             double q = (double)(r + 0.5) / (double)n;
-            sp->part[idx[r]] = q < 0.70 ? PART_TRAIN : q < 0.85 ? PART_VAL : PART_TEST;
+            sp->part[idx[r]] = q < 0.70 ? AVEMO_PART_TRAIN : q < 0.85 ? AVEMO_PART_VALIDATION : AVEMO_PART_TEST;
         }
     }
     free(idx);
@@ -128,7 +127,7 @@ static enum avemo_status split_folders(const struct avemo_dataset *ds, struct av
     for (size_t i = 0; i < ds->count; i++) {
         const char *s = ds->items[i].split;
         if (strcmp(s, "validation") == 0 || strcmp(s, "test") == 0) {
-            sp->part[i] = PART_TEST;
+            sp->part[i] = AVEMO_PART_TEST;
             ntest_folder++;
         } else if (strcmp(s, "train") == 0) {
             ntrain_folder++;
@@ -147,7 +146,7 @@ static enum avemo_status split_folders(const struct avemo_dataset *ds, struct av
         for (size_t i = 0; i < ds->count; i++)
             if (ds->items[i].label == c && strcmp(ds->items[i].split, "train") == 0) idx[n++] = i;
         shuffle_indices(idx, n, rng);
-        for (size_t r = 0; r < n; r++) sp->part[idx[r]] = (double)(r + 0.5) / (double)n < 0.90 ? PART_TRAIN : PART_VAL;
+        for (size_t r = 0; r < n; r++) sp->part[idx[r]] = (double)(r + 0.5) / (double)n < 0.90 ? AVEMO_PART_TRAIN : AVEMO_PART_VALIDATION;
     }
     free(idx);
     return AVEMO_OK;
@@ -171,7 +170,7 @@ enum avemo_status avemo_split_make(const struct avemo_dataset *ds, enum avemo_sp
     avemo_rng_seed(&rng, seed, 0x5b17);
     enum avemo_status st = AVEMO_OK;
     if (kind == AVEMO_SPLIT_ALL) {
-        memset(split->part, PART_TRAIN, ds->count);
+        memset(split->part, AVEMO_PART_TRAIN, ds->count);
     } else if (kind == AVEMO_SPLIT_RANDOM) {
         st = split_random(ds, split, &rng, err);
     } else if (kind == AVEMO_SPLIT_FOLDERS) {
@@ -199,11 +198,11 @@ enum avemo_status avemo_split_for_pipeline(const struct avemo_dataset *ds, const
     /* No validation part: its actors (or images) train as well, and the test part stays as it
      * was, so the test set matches the same fold's split with validation. */
     for (size_t i = 0; i < split->count; i++)
-        if (split->part[i] == PART_VAL) split->part[i] = PART_TRAIN;
+        if (split->part[i] == AVEMO_PART_VALIDATION) split->part[i] = AVEMO_PART_TRAIN;
     return AVEMO_OK;
 }
 
-static const char *const part_names[3] = {"train", "validation", "test"};
+static const char *const part_names[AVEMO_PART_COUNT] = {"train", "validation", "test"};
 
 enum avemo_status avemo_split_save(const struct avemo_dataset *ds, const struct avemo_split *split, const char *path,
                                    struct avemo_error *err)
@@ -318,11 +317,11 @@ enum avemo_status avemo_split_leave_out(const struct avemo_dataset *ds, struct a
     for (size_t i = 0; i < split->count && i < ds->count; i++) {
         if (split->part[i] < 0) continue; /* a dropped label stays out */
         if (ds->items[i].source == source) {
-            split->part[i] = PART_TEST;
+            split->part[i] = AVEMO_PART_TEST;
             left_out++;
         } else {
             /* The other corpora's own test part trains: only the corpus left out tests. */
-            if (split->part[i] == PART_TEST) split->part[i] = PART_TRAIN;
+            if (split->part[i] == AVEMO_PART_TEST) split->part[i] = AVEMO_PART_TRAIN;
             kept++;
         }
     }

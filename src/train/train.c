@@ -5,8 +5,6 @@
  */
 #include "train/train_internal.h"
 
-#include <avemo/eval.h>
-
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -16,153 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { PART_TRAIN = 0, PART_VAL = 1, PART_TEST = 2 };
-enum { OVERRIDE_MAX = 600 }; /* bytes in one --set SEC.KEY=VALUE */
-
-/* --- pipeline and inputs -------------------------------------------------------- */
-
-/* Length of the line at l, with its newline. */
-static size_t line_len(const char *l)
-{
-    const char *nl = strchr(l, '\n');
-    return nl ? (size_t)(nl - l) + 1 : strlen(l);
-}
-
-/* Does the line at l (without leading blanks) open section sec (length n)? */
-static int opens_section(const char *l, const char *sec, size_t n)
-{
-    return *l == '[' && strncmp(l + 1, sec, n) == 0 && l[1 + n] == ']';
-}
-
-/* Does the line at l set key (length n)? */
-static int sets_key(const char *l, const char *key, size_t n)
-{
-    if (strncmp(l, key, n) != 0) return 0;
-    l += n + strspn(l + n, " \t");
-    return *l == '=' || *l == ':';
-}
-
-/* The end of the key line at l and of its indented continuation lines (multi-line values). */
-static char *value_end(char *l)
-{
-    char *end = l + line_len(l);
-    while (*end == ' ' || *end == '\t') {
-        const char *c = end + strspn(end, " \t");
-        if (*c == '\n' || *c == 0 || *c == ';' || *c == '#') break;
-        end += line_len(end);
-    }
-    return end;
-}
-
-/* Set [sec] key = value in the INI text t, which has room for OVERRIDE_MAX + 8 more bytes:
- * the key's line and its continuation lines are replaced; a key that is not there is added
- * after the section's last setting, and a section that is not there at the end of the text. */
-static void ini_override(char *t, const char *sec, size_t seclen, const char *key, size_t keylen, const char *value)
-{
-    char line[OVERRIDE_MAX + 4];
-    int add = snprintf(line, sizeof line, "%.*s = %s\n", (int)keylen, key, value);
-    char *at = NULL, *cut_end = NULL;
-    int in_section = 0;
-    for (char *l = t; *l; l += line_len(l)) {
-        const char *s = l + strspn(l, " \t");
-        if (*s == '[') {
-            if (in_section) break;
-            in_section = opens_section(s, sec, seclen);
-            if (in_section) at = l + line_len(l);
-        } else if (in_section && s == l && sets_key(l, key, keylen)) {
-            at = l;
-            cut_end = value_end(l);
-            break;
-        } else if (in_section && *s != '\n' && *s != ';' && *s != '#' && *s) {
-            at = l + line_len(l);
-        }
-    }
-    size_t len = strlen(t);
-    int need_newline = len > 0 && t[len - 1] != '\n';
-    if (!at) {
-        sprintf(t + len, "%s[%.*s]\n%s", need_newline ? "\n" : "", (int)seclen, sec, line);
-        return;
-    }
-    if (!cut_end) cut_end = at;
-    int prefix = at == t + len && need_newline; /* the section ends the text without a newline */
-    memmove(at + prefix + add, cut_end, strlen(cut_end) + 1);
-    if (prefix) *at = '\n';
-    memcpy(at + prefix, line, (size_t)add);
-}
-
-enum avemo_status train_pipeline_override(const char *text, const char *const *overrides, int n, char **out,
-                                          struct avemo_error *err)
-{
-    *out = NULL;
-    size_t size = strlen(text), cap = size + 1 + (size_t)n * (OVERRIDE_MAX + 8);
-    char *t = malloc(cap);
-    if (!t) return avemo_fail(err, AVEMO_ERR_NOMEM, "pipeline overrides: out of memory");
-    memcpy(t, text, size + 1);
-    /* Each override replaces the key's line (and its continuation lines) in its section, or is
-     * added to the section, so a saved model holds the pipeline that was really used. */
-    for (int i = 0; i < n; i++) {
-        const char *eq = strchr(overrides[i], '=');
-        const char *dot = NULL; /* the last dot before '=': section names such as branch.face have dots */
-        for (const char *c = overrides[i]; eq && c < eq; c++)
-            if (*c == '.') dot = c;
-        if (!dot || dot == overrides[i] || eq == dot + 1 || strlen(overrides[i]) > OVERRIDE_MAX) {
-            free(t);
-            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "override '%s': expected section.key=value", overrides[i]);
-        }
-        ini_override(t, overrides[i], (size_t)(dot - overrides[i]), dot + 1, (size_t)(eq - dot - 1), eq + 1);
-    }
-    *out = t;
-    return AVEMO_OK;
-}
-
-enum avemo_status train_load_pipeline(const char *path, const char *const *overrides, int n, char **text,
-                                      struct avemo_pipeline *p, struct avemo_error *err)
-{
-    uint8_t *raw;
-    size_t size;
-    *text = NULL;
-    enum avemo_status st = avemo_read_file(path, AVEMO_NN_MAX_PIPELINE_BYTES, &raw, &size, err);
-    if (st) return st;
-    char *t;
-    st = train_pipeline_override((const char *)raw, overrides, n, &t, err);
-    free(raw);
-    if (!st) st = avemo_pipeline_parse(t, path, p, err);
-    if (st) {
-        free(t);
-        return st;
-    }
-    *text = t;
-    return AVEMO_OK;
-}
-
-enum avemo_status train_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,
-                                     int *face_input, struct avemo_error *err)
-{
-    *audio_input = avemo_net_input_index(net, "audio");
-    *face_input = avemo_net_input_index(net, "face");
-    int want_audio = p->mode != AVEMO_PIPELINE_FACE, want_face = p->mode != AVEMO_PIPELINE_AUDIO;
-    if (want_audio != (*audio_input >= 0) || want_face != (*face_input >= 0) || avemo_net_input_count(net) != want_audio + want_face)
-        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network's inputs do not match mode '%s' (it needs %s)", p->name,
-                          p->mode == AVEMO_PIPELINE_AV ? "av" : p->mode == AVEMO_PIPELINE_AUDIO ? "audio" : "face",
-                          p->mode == AVEMO_PIPELINE_AV ? "inputs audio and face" : want_audio ? "one input named audio" : "one input named face");
-    int c, h, w;
-    const char *name;
-    if (*audio_input >= 0) {
-        avemo_net_input_shape(net, *audio_input, &name, &c, &h, &w);
-        int rows = avemo_audio_params_feature_count(&p->audio);
-        if (c != 1 || h != rows || w != p->audio.frames)
-            return avemo_fail(err, AVEMO_ERR_MISMATCH,
-                              "%s: network input audio is %dx%dx%d but the [audio] features are 1x%dx%d", p->name, c, h, w,
-                              rows, p->audio.frames);
-    }
-    if (*face_input >= 0) {
-        avemo_net_input_shape(net, *face_input, &name, &c, &h, &w);
-        if (c != p->face.channels || h != p->face.size || w != p->face.size)
-            return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: network input face is %dx%dx%d but [face] gives %dx%dx%d", p->name,
-                              c, h, w, p->face.channels, p->face.size, p->face.size);
-    }
-    return AVEMO_OK;
-}
 
 /* --- a training session's state ---------------------------------------------- */
 
@@ -181,18 +32,18 @@ struct session {
     struct avemo_dataset ds;
     struct avemo_feature_set fs;
     struct avemo_split split;
-    struct train_data td;
+    struct avemo_train_data td;
     avemo_net *net;
     avemo_nn_ctx *ctx, *eval_ctx;
     avemo_optim *optim;
-    size_t *idx[3];
-    size_t n[3];
+    size_t *idx[AVEMO_PART_COUNT];
+    size_t n[AVEMO_PART_COUNT];
     float *audio_in, *face_in;
     int *labels;
     float *mix_in;            /* mixup: a copy of one input's batch */
     int *mix_labels;
     struct train_batch slot[2]; /* training batches made one ahead (slot 0 uses the buffers above) */
-    float class_weights[16];
+    float class_weights[AVEMO_MAX_CLASSES];
     float *mean, *std;
     float *best_params, *best_stats;
     double *swa_sum;          /* stochastic weight averaging: sum of the averaged epochs' weights */
@@ -206,7 +57,7 @@ static void session_free(struct session *s)
     avemo_dataset_free(&s->ds);
     avemo_features_free(&s->fs);
     avemo_split_free(&s->split);
-    train_data_free(&s->td);
+    avemo_train_data_free(&s->td);
     avemo_nn_ctx_free(s->ctx);
     avemo_nn_ctx_free(s->eval_ctx);
     avemo_optim_free(s->optim);
@@ -259,8 +110,8 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
 {
     const struct avemo_augment *a = &s->p.augment;
     struct avemo_extract_options eo = {0};
-    eo.need_audio = s->p.mode != AVEMO_PIPELINE_FACE;
-    eo.need_faces = s->p.mode != AVEMO_PIPELINE_AUDIO;
+    eo.need_audio = s->p.mode != AVEMO_MODE_FACE;
+    eo.need_faces = s->p.mode != AVEMO_MODE_AUDIO;
     eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0);
     eo.threads = s->p.train.threads;
     eo.cache_path = s->opt->cache_path;
@@ -290,7 +141,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
         fprintf(stderr, "warning: a random split puts the same actors in training and test; "
                         "its accuracy overstates what unseen speakers get\n");
     if (s->opt->split_out && (st = avemo_split_save(&s->ds, &s->split, s->opt->split_out, err))) return st;
-    st = train_data_init(&s->td, &s->p, &s->ds, &s->fs, s->split.part, t->seed, err);
+    st = avemo_train_data_init(&s->td, &s->p, &s->ds, &s->fs, s->split.part, t->seed, err);
     if (st) return st;
     size_t unusable = 0;
     for (int k = 0; k < 3; k++) {
@@ -298,15 +149,15 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
         if (!s->idx[k]) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
         size_t m = 0;
         for (size_t j = 0; j < s->n[k]; j++) {
-            if (train_data_usable(&s->td, s->idx[k][j])) s->idx[k][m++] = s->idx[k][j];
+            if (avemo_train_data_usable(&s->td, s->idx[k][j])) s->idx[k][m++] = s->idx[k][j];
             else unusable++;
         }
         s->n[k] = m;
     }
     say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
         s->n[1], s->n[2], unusable);
-    if (s->n[PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
-    if (s->n[PART_VAL] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
+    if (s->n[AVEMO_PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
+    if (s->n[AVEMO_PART_VALIDATION] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
         /* A tiny corpus (e.g. six clips): validate on the training data so training still stops.
          * (Weight averaging without validation runs its fixed epochs, as asked.) */
         fprintf(stderr, "warning: no validation samples; early stopping watches the training loss\n");
@@ -316,12 +167,12 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
 
 static void compute_class_weights(struct session *s)
 {
-    size_t counts[16] = {0};
-    avemo_dataset_class_counts(&s->ds, s->idx[PART_TRAIN], s->n[PART_TRAIN], counts);
+    size_t counts[AVEMO_MAX_CLASSES] = {0};
+    avemo_dataset_class_counts(&s->ds, s->idx[AVEMO_PART_TRAIN], s->n[AVEMO_PART_TRAIN], counts);
     int k = s->ds.num_classes;
     for (int c = 0; c < k; c++)
         s->class_weights[c] = s->p.train.class_weights && counts[c]
-                                  ? (float)((double)s->n[PART_TRAIN] / ((double)k * (double)counts[c]))
+                                  ? (float)((double)s->n[AVEMO_PART_TRAIN] / ((double)k * (double)counts[c]))
                                   : 1.0f;
 }
 
@@ -335,8 +186,8 @@ static enum avemo_status compute_stats(struct session *s, struct avemo_error *er
     double *sum = calloc((size_t)rows, sizeof(double)), *sq = calloc((size_t)rows, sizeof(double));
     enum avemo_status st = s->mean && s->std && sum && sq ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
     size_t count = 0;
-    for (size_t j = 0; !st && j < s->n[PART_TRAIN]; j++) {
-        const float *x = s->fs.audio + s->idx[PART_TRAIN][j] * s->td.audio_floats;
+    for (size_t j = 0; !st && j < s->n[AVEMO_PART_TRAIN]; j++) {
+        const float *x = s->fs.audio + s->idx[AVEMO_PART_TRAIN][j] * s->td.audio_floats;
         for (int r = 0; r < rows; r++)
             for (int t = 0; t < cols; t++) {
                 sum[r] += x[r * cols + t];
@@ -388,13 +239,13 @@ static enum avemo_status init_from(struct session *s, const char *spec, struct a
 static enum avemo_status build_net(struct session *s, struct avemo_error *err)
 {
     enum avemo_status st = avemo_net_create(s->pipeline_text, s->opt->pipeline_path, &s->net, err);
-    if (!st) st = train_check_inputs(s->net, &s->p, &s->td.audio_input, &s->td.face_input, err);
+    if (!st) st = avemo_model_check_inputs(s->net, &s->p, &s->td.audio_input, &s->td.face_input, err);
     if (st) return st;
     if (avemo_net_classes(s->net) != s->ds.num_classes)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the network has %d outputs but [labels] has %d classes",
                           s->opt->pipeline_path, avemo_net_classes(s->net), s->ds.num_classes);
     avemo_net_init(s->net, AVEMO_NN_INIT_DEFAULT, s->p.train.seed);
-    const char *labels[16];
+    const char *labels[AVEMO_MAX_CLASSES];
     for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
     if ((st = avemo_net_set_labels(s->net, labels, s->ds.num_classes, err))) return st;
     for (int i = 0; i < s->opt->ninit; i++)
@@ -465,7 +316,7 @@ static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n
     int batch = s->p.train.batch, k = s->ds.num_classes;
     for (size_t at = 0; at < n; at += (size_t)batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
-        train_data_batch(&s->td, idx + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        avemo_train_data_batch(&s->td, idx + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
         const float *inputs[2], *logits;
         float l;
         enum avemo_status st = avemo_net_forward(s->net, s->eval_ctx, batch_inputs(s, inputs), b, &logits, err);
@@ -545,7 +396,7 @@ static void fill_batch(void *arg, size_t k, int slot)
     struct train_batch *tb = &s->slot[slot];
     const size_t batch = (size_t)s->p.train.batch, at = k * batch;
     tb->b = e->n - at < batch ? (int)(e->n - at) : (int)batch;
-    train_data_batch(&s->td, e->order + at, tb->b, 1, e->rng, tb->audio, tb->face, tb->labels);
+    avemo_train_data_batch(&s->td, e->order + at, tb->b, 1, e->rng, tb->audio, tb->face, tb->labels);
     tb->lo = (struct avemo_nn_loss){s->class_weights, s->p.train.label_smoothing, NULL, 0};
     if (s->p.augment.mixup > 0.0f) mixup_batch(s, e->rng, tb);
 }
@@ -553,8 +404,8 @@ static void fill_batch(void *arg, size_t k, int slot)
 static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
                                      struct avemo_error *err)
 {
-    size_t n = s->n[PART_TRAIN];
-    size_t *order = s->idx[PART_TRAIN];
+    size_t n = s->n[AVEMO_PART_TRAIN];
+    size_t *order = s->idx[AVEMO_PART_TRAIN];
     for (size_t i = n; i > 1; i--) {
         size_t j = avemo_rng_below(rng, (uint32_t)i), t = order[i - 1];
         order[i - 1] = order[j];
@@ -605,7 +456,7 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
  * and without augmentation, as torch.optim.swa_utils.update_bn does; the weights stay. */
 static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *err)
 {
-    const size_t n = s->n[PART_TRAIN], *order = s->idx[PART_TRAIN];
+    const size_t n = s->n[AVEMO_PART_TRAIN], *order = s->idx[AVEMO_PART_TRAIN];
     const int batch = s->p.train.batch;
     enum avemo_status st = AVEMO_OK;
     avemo_nn_ctx_set_dropout(s->ctx, 0);
@@ -613,7 +464,7 @@ static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *e
     for (size_t at = 0; at < n && !st; at += (size_t)batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
         if (b < 2 && n > 1) break;
-        train_data_batch(&s->td, order + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
+        avemo_train_data_batch(&s->td, order + at, b, 0, NULL, s->audio_in, s->face_in, s->labels);
         const float *inputs[2], *logits;
         avemo_nn_ctx_set_bn_momentum(s->ctx, 1.0f / (float)++k);
         st = avemo_net_forward_train(s->net, s->ctx, batch_inputs(s, inputs), b, &logits, err);
@@ -678,42 +529,60 @@ static enum avemo_status swa_finish(struct session *s, struct avemo_error *err)
     return recalibrate_bn(s, err);
 }
 
-enum { SWA_MAGIC = 0x31415753u }; /* "SWA1" */
+/* The weight average of a checkpoint (OUT.ckpt.swa), little-endian through the binary writer and
+ * reader of core (avemo_binw / avemo_binr):
+ *   "AVEMOSWA"  8 bytes magic
+ *   u32 version (2), u32 epochs averaged so far (1..100000)
+ *   u64 n, n x f64   the sum of those epochs' parameters
+ *   u32 crc32 of every byte before it
+ * Version 1 (a u32 "SWA1" magic, host-endian, no CRC) is refused with a message that says so. */
+#define SWA_MAGIC "AVEMOSWA"
+#define SWA_VERSION 2u
 
 static enum avemo_status swa_save(const struct session *s, const char *path, struct avemo_error *err)
 {
     size_t np;
     avemo_net_params(s->net, &np);
-    FILE *f = fopen(path, "wb");
-    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
-    uint32_t head[2] = {SWA_MAGIC, (uint32_t)s->swa_count};
-    uint64_t n = np;
-    int ok = fwrite(head, sizeof head, 1, f) == 1 && fwrite(&n, sizeof n, 1, f) == 1 &&
-             fwrite(s->swa_sum, sizeof(double), np, f) == np;
-    if (fclose(f) != 0 || !ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
-    return AVEMO_OK;
+    avemo_binw *w;
+    enum avemo_status st = avemo_binw_create(path, &w, err);
+    if (st) return st;
+    avemo_binw_bytes(w, SWA_MAGIC, 8);
+    avemo_binw_u32(w, SWA_VERSION);
+    avemo_binw_u32(w, (uint32_t)s->swa_count);
+    avemo_binw_u64(w, np);
+    avemo_binw_f64(w, s->swa_sum, np);
+    return avemo_binw_finish(w, err);
 }
 
 static enum avemo_status swa_load(struct session *s, const char *path, struct avemo_error *err)
 {
     size_t np;
     avemo_net_params(s->net, &np);
-    FILE *f = fopen(path, "rb");
-    if (!f) return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: the weight average to resume is missing (%s)", path, strerror(errno));
-    uint32_t head[2];
-    uint64_t n = 0;
+    struct avemo_binr r;
+    if (avemo_binr_open(&r, path, NULL))
+        return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: the weight average to resume is missing (%s)", path, strerror(errno));
     free(s->swa_sum);
     s->swa_sum = calloc(np ? np : 1, sizeof(double));
-    int ok = s->swa_sum && fread(head, sizeof head, 1, f) == 1 && fread(&n, sizeof n, 1, f) == 1 &&
-             head[0] == SWA_MAGIC && head[1] > 0 && head[1] <= 100000 && n == np &&
-             fread(s->swa_sum, sizeof(double), np, f) == np;
-    fclose(f);
+    char magic[8] = {0};
+    avemo_binr_bytes(&r, magic, 8);
+    uint32_t version = avemo_binr_u32(&r), count = avemo_binr_u32(&r);
+    uint64_t n = avemo_binr_u64(&r);
+    int ok = s->swa_sum && memcmp(magic, SWA_MAGIC, 8) == 0 && version == SWA_VERSION && count > 0 && count <= 100000 &&
+             n == np && avemo_binr_f64(&r, s->swa_sum, np) && avemo_binr_crc(&r);
+    avemo_binr_close(&r);
+    if (!ok && memcmp(magic, "SWA1", 4) == 0)
+        return avemo_fail(err, AVEMO_ERR_VERSION, "%s: weight average in the old format (without a checksum): delete "
+                          "it and train again without --resume, or resume from an epoch before swa_start", path);
     if (!ok) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: damaged weight average (or another network's)", path);
-    s->swa_count = (int)head[1];
+    s->swa_count = (int)count;
     return AVEMO_OK;
 }
 
-/* --- checkpoints: the model so far plus a small state file ------------------------------ */
+/* --- checkpoints: the model so far plus a small state file ------------------------------
+ * OUT.ckpt        a model file (nn/model_file.c)
+ * OUT.ckpt.optim  the optimiser state (nn/optim.c)
+ * OUT.ckpt.state  one text line: epoch best_epoch bad_epochs plateau_epochs best_loss best_acc lr
+ * OUT.ckpt.swa    the weight average, when weight averaging has started (above) */
 
 struct progress_state {
     int epoch, best_epoch, bad_epochs, plateau_epochs;
@@ -808,7 +677,7 @@ static void plot_curves(struct session *s, const char *csv_path)
     char path[4200];
     const char *base = s->opt->plot_png ? s->opt->plot_png : s->opt->out_path;
     /* Without a validation part the second curve is the training data in inference mode. */
-    int on_train = s->n[PART_VAL] == 0;
+    int on_train = s->n[AVEMO_PART_VALIDATION] == 0;
     struct avemo_series loss[2] = {{"train loss", tl, n},
                                    {on_train ? "train loss, inference mode" : "validation loss", vl, n}};
     struct avemo_series acc[2] = {{"train accuracy", ta, n},
@@ -836,8 +705,8 @@ static enum avemo_status run_epochs(struct session *s, struct avemo_train_result
     struct avemo_rng rng;
     avemo_rng_seed(&rng, t->seed + (uint64_t)ps.epoch * 7919, 0x7a1);
     /* Without a validation part, early stopping watches the training data itself. */
-    const size_t *vidx = s->n[PART_VAL] ? s->idx[PART_VAL] : s->idx[PART_TRAIN];
-    size_t vn = s->n[PART_VAL] ? s->n[PART_VAL] : s->n[PART_TRAIN];
+    const size_t *vidx = s->n[AVEMO_PART_VALIDATION] ? s->idx[AVEMO_PART_VALIDATION] : s->idx[AVEMO_PART_TRAIN];
+    size_t vn = s->n[AVEMO_PART_VALIDATION] ? s->n[AVEMO_PART_VALIDATION] : s->n[AVEMO_PART_TRAIN];
     for (int epoch = ps.epoch + 1; epoch <= t->epochs; epoch++) {
         double t0 = avemo_now(), tr_loss = NAN, tr_acc = NAN, va_loss = NAN, va_acc = NAN;
         if ((st = train_epoch(s, &rng, &tr_loss, &tr_acc, err))) break;
@@ -895,15 +764,15 @@ static enum avemo_status final_report(struct session *s, struct avemo_train_resu
     restore_best(s);
     enum avemo_status st = avemo_net_save(s->net, s->opt->out_path, err);
     double loss;
-    if (!st) st = evaluate(s, s->idx[PART_TRAIN], s->n[PART_TRAIN], &loss, &res->train_acc, NULL, NULL, err);
-    if (st || s->n[PART_TEST] == 0) return st;
-    int *pred = malloc(sizeof(int) * s->n[PART_TEST]), *truth = malloc(sizeof(int) * s->n[PART_TEST]);
+    if (!st) st = evaluate(s, s->idx[AVEMO_PART_TRAIN], s->n[AVEMO_PART_TRAIN], &loss, &res->train_acc, NULL, NULL, err);
+    if (st || s->n[AVEMO_PART_TEST] == 0) return st;
+    int *pred = malloc(sizeof(int) * s->n[AVEMO_PART_TEST]), *truth = malloc(sizeof(int) * s->n[AVEMO_PART_TEST]);
     if (!pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
-    if (!st) st = evaluate(s, s->idx[PART_TEST], s->n[PART_TEST], &loss, &res->test_acc, pred, truth, err);
+    if (!st) st = evaluate(s, s->idx[AVEMO_PART_TEST], s->n[AVEMO_PART_TEST], &loss, &res->test_acc, pred, truth, err);
     struct avemo_metrics m;
-    const char *labels[16];
+    const char *labels[AVEMO_MAX_CLASSES];
     for (int c = 0; c < s->ds.num_classes; c++) labels[c] = s->ds.classes[c];
-    if (!st) st = avemo_metrics_compute(truth, pred, s->n[PART_TEST], s->ds.num_classes, labels, &m, err);
+    if (!st) st = avemo_metrics_compute(truth, pred, s->n[AVEMO_PART_TEST], s->ds.num_classes, labels, &m, err);
     if (!st) {
         res->has_test = 1;
         res->test_uar = m.unweighted_accuracy;
@@ -930,7 +799,8 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
     memset(&s, 0, sizeof s);
     s.td.audio_input = s.td.face_input = -1;
     s.opt = opt;
-    enum avemo_status st = train_load_pipeline(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
+    enum avemo_status st =
+        avemo_pipeline_load(opt->pipeline_path, opt->overrides, opt->noverrides, &s.pipeline_text, &s.p, err);
     /* The network's workers: train.threads, or every core (the setting is process-wide; the
      * caller's is restored at the end). */
     const int nn_threads_before = avemo_nn_threads();

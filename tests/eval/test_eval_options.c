@@ -4,9 +4,8 @@
  */
 #include "common/testutil.h"
 
-#include "train/train_internal.h"
-
 #include <avemo/eval.h>
+#include <avemo/model.h>
 #include <avemo/nn.h>
 #include <avemo/vision.h>
 #include <math.h>
@@ -61,7 +60,7 @@ static void face_input(const char *name, float *out)
     if (avemo_jpeg_read_file(path, 1, 1 << 20, &img, &err)) fail_msg("%s", err.message);
     struct avemo_rect whole = {0, 0, img.width, img.height};
     if (avemo_image_resize(&img, whole, 64, 64, &small, &err)) fail_msg("%s", err.message);
-    train_face_input(small.data, 64, 1, out);
+    avemo_model_face_input(small.data, 64, 1, out);
     avemo_image_free(&img);
     avemo_image_free(&small);
 }
@@ -86,9 +85,9 @@ static void test_mirror_probs(void **state)
             for (int x = 0; x < 64; x++) mirrored[b * N + y * 64 + x] = faces[b * N + y * 64 + 63 - x];
     float plain[12], flipped[12], both[12];
     const float *in_plain[1] = {faces}, *in_flipped[1] = {mirrored};
-    assert_int_equal(train_predict_probs(net, ctx, in_plain, 2, 0, faces, 64, 1, 0, plain, &err), AVEMO_OK);
-    assert_int_equal(train_predict_probs(net, ctx, in_flipped, 2, 0, mirrored, 64, 1, 0, flipped, &err), AVEMO_OK);
-    assert_int_equal(train_predict_probs(net, ctx, in_plain, 2, 0, faces, 64, 1, 1, both, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_predict_probs(net, ctx, in_plain, 2, 0, faces, 64, 1, 0, plain, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_predict_probs(net, ctx, in_flipped, 2, 0, mirrored, 64, 1, 0, flipped, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_predict_probs(net, ctx, in_plain, 2, 0, faces, 64, 1, 1, both, &err), AVEMO_OK);
     assert_memory_equal(faces, copy, sizeof faces);
     int differs = 0;
     for (int i = 0; i < 12; i++) {

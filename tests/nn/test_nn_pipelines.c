@@ -18,7 +18,7 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 static void check_recipe(const char *path, const struct avemo_pipeline *p, const avemo_net *net)
 {
     const int audio = avemo_net_input_index(net, "audio"), face = avemo_net_input_index(net, "face");
-    const int want_audio = p->mode != AVEMO_PIPELINE_FACE, want_face = p->mode != AVEMO_PIPELINE_AUDIO;
+    const int want_audio = p->mode != AVEMO_MODE_FACE, want_face = p->mode != AVEMO_MODE_AUDIO;
     if ((audio >= 0) != want_audio || (face >= 0) != want_face ||
         avemo_net_input_count(net) != want_audio + want_face)
         fail_msg("%s: the network's inputs do not match [pipeline] mode", path);

@@ -231,18 +231,85 @@ static void test_pipeline_overrides(void **state)
     char *text;
     struct avemo_pipeline p;
     struct avemo_error err = {0};
-    if (train_load_pipeline(path, sets, 5, &text, &p, &err)) fail_msg("%s", err.message);
-    assert_non_null(strstr(text, "[branch.audio]\nlayers = gap, dense 4\n\n[head]\nlayers = dense 6\n[train]"));
+    if (avemo_pipeline_load(path, sets, 5, &text, &p, &err)) fail_msg("%s", err.message);
+    /* --set edits the parsed pipeline; the stored text is that configuration written out */
+    assert_non_null(strstr(text, "[branch.audio]\nlayers = gap, dense 4\n\n[head]\nlayers = dense 6\n\n[train]"));
     assert_null(strstr(text, "conv 4")); /* the continuation lines went with the old value */
     assert_null(strstr(text, "dense 16"));
     assert_non_null(strstr(text, "[train]\nepochs = 7\nbatch = 8\n"));
+    assert_non_null(strstr(text, "[network]\ninputs = audio:1x8x8\n"));
     assert_non_null(strstr(text, "[augment]\nflip = yes\n"));
     assert_int_equal(p.train.epochs, 7);
     assert_int_equal(p.train.batch, 8);
     free(text);
     const char *bad[] = {"epochs=3"};
-    assert_int_equal(train_load_pipeline(path, bad, 1, &text, &p, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_pipeline_load(path, bad, 1, &text, &p, &err), AVEMO_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "epochs=3"));
+}
+
+/* Extract the audio features of the six CREMA-D clips with the cache at cache_path. */
+static void extract_cremad(const char *cache_path, struct avemo_dataset *ds, struct avemo_feature_set *fs)
+{
+    struct avemo_pipeline p;
+    avemo_pipeline_default(&p);
+    p.mode = AVEMO_MODE_AUDIO;
+    struct avemo_error err = {0};
+    memset(ds, 0, sizeof *ds);
+    if (avemo_dataset_add(ds, TEST_DATA("cremad"), &p.labels, &err)) fail_msg("%s", err.message);
+    struct avemo_extract_options eo = {.need_audio = 1, .threads = 1, .cache_path = cache_path};
+    if (avemo_features_extract(&p, ds, &eo, fs, &err)) fail_msg("%s", err.message);
+    assert_int_equal(fs->count, 6);
+}
+
+static void flip_byte(const char *path, long at)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, at, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, at, SEEK_SET), 0);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+}
+
+/* The feature cache (format at the top of src/train/features.c): a second extraction reads every
+ * item from it with the same numbers; a damaged entry ends the reading there (the entries before
+ * it are still used, the others extracted again); a cache of the old format is not read. */
+static void test_feature_cache(void **state)
+{
+    (void)state;
+    char cache[128];
+    snprintf(cache, sizeof cache, "%s/features.cache", tmp);
+    struct avemo_dataset ds;
+    struct avemo_feature_set first, again, damaged, old;
+    extract_cremad(cache, &ds, &first);
+    assert_int_equal(first.from_cache, 0);
+    avemo_dataset_free(&ds);
+    extract_cremad(cache, &ds, &again);
+    assert_int_equal(again.from_cache, 6);
+    size_t floats = first.count * (size_t)first.audio_rows * (size_t)first.audio_cols;
+    assert_memory_equal(first.audio, again.audio, floats * sizeof(float));
+    avemo_dataset_free(&ds);
+    /* each entry holds 40 x 128 floats: a byte past the middle of the file is in a later entry */
+    struct stat sb;
+    assert_int_equal(stat(cache, &sb), 0);
+    flip_byte(cache, (long)(sb.st_size * 2 / 3));
+    extract_cremad(cache, &ds, &damaged);
+    assert_true(damaged.from_cache >= 1 && damaged.from_cache < 6);
+    assert_memory_equal(first.audio, damaged.audio, floats * sizeof(float));
+    avemo_dataset_free(&ds);
+    FILE *f = fopen(cache, "r+b"); /* the version-2 magic: ignored, extracted again, rewritten */
+    assert_non_null(f);
+    fputs("AVEMOFC2", f);
+    fclose(f);
+    extract_cremad(cache, &ds, &old);
+    assert_int_equal(old.from_cache, 0);
+    assert_memory_equal(first.audio, old.audio, floats * sizeof(float));
+    avemo_dataset_free(&ds);
+    avemo_features_free(&first);
+    avemo_features_free(&again);
+    avemo_features_free(&damaged);
+    avemo_features_free(&old);
 }
 
 int main(void)
@@ -255,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_manifest),
         cmocka_unit_test(test_pipeline_errors),
         cmocka_unit_test(test_pipeline_overrides),
+        cmocka_unit_test(test_feature_cache),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,13 +1,10 @@
 /*
  * Pipeline files: the [pipeline], [face], [train] and [augment] sections.
  * [audio] is read by the audio module, [labels] by labels.c, the network by nn.
+ * Also the one table of mode names.
  */
-#include <avemo/nn.h>
-#include <avemo/train.h>
+#include <avemo/model.h>
 
-#include <errno.h>
-#include <ini.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +14,7 @@ void avemo_pipeline_default(struct avemo_pipeline *p)
 {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "avemo");
-    p->mode = AVEMO_PIPELINE_AV;
+    p->mode = AVEMO_MODE_AV;
     avemo_audio_params_default(&p->audio);
     p->face.size = 64;
     p->face.channels = 1;
@@ -47,30 +44,22 @@ void avemo_pipeline_default(struct avemo_pipeline *p)
 
 /* --- typed values with ranges ------------------------------------------------- */
 
-static enum avemo_status parse_int(const char *value, long lo, long hi, int *out, const char *name, const char *key,
+/* The section helpers name the key as "file: section.key"; core checks the value and words
+ * the message (one format for every configuration value). */
+static enum avemo_status parse_int(const char *value, int lo, int hi, int *out, const char *name, const char *key,
                                    struct avemo_error *err)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    while (*end == ' ') end++;
-    if (errno || end == value || *end || v < lo || v > hi)
-        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: %s = '%s' is not a whole number in %ld..%ld", name, key, value, lo, hi);
-    *out = (int)v;
-    return AVEMO_OK;
+    char where[400];
+    snprintf(where, sizeof where, "%s: %s", name, key);
+    return avemo_value_int(value, lo, hi, out, where, err);
 }
 
 static enum avemo_status parse_double(const char *value, double lo, double hi, double *out, const char *name,
                                       const char *key, struct avemo_error *err)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(value, &end);
-    while (*end == ' ') end++;
-    if (errno || end == value || *end || !isfinite(v) || v < lo || v > hi)
-        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: %s = '%s' is not a number in %g..%g", name, key, value, lo, hi);
-    *out = v;
-    return AVEMO_OK;
+    char where[400];
+    snprintf(where, sizeof where, "%s: %s", name, key);
+    return avemo_value_double(value, lo, hi, out, where, err);
 }
 
 static enum avemo_status parse_float(const char *value, double lo, double hi, float *out, const char *name,
@@ -85,20 +74,27 @@ static enum avemo_status parse_float(const char *value, double lo, double hi, fl
 static enum avemo_status parse_choice(const char *value, const char *const *choices, int *out, const char *name,
                                       const char *key, struct avemo_error *err)
 {
-    for (int i = 0; choices[i]; i++)
-        if (strcasecmp(value, choices[i]) == 0) {
-            *out = i;
-            return AVEMO_OK;
-        }
-    char list[256] = "";
-    for (int i = 0; choices[i]; i++) {
-        strncat(list, i ? "|" : "", sizeof list - strlen(list) - 1);
-        strncat(list, choices[i], sizeof list - strlen(list) - 1);
-    }
-    return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: %s = '%s' is not one of %s", name, key, value, list);
+    char where[400];
+    snprintf(where, sizeof where, "%s: %s", name, key);
+    return avemo_value_choice(value, choices, out, where, err);
 }
 
-static const char *const mode_names[] = {"av", "audio", "face", NULL};
+const char *const avemo_mode_names[AVEMO_MODE_COUNT + 1] = {"av", "audio", "face", NULL};
+
+const char *avemo_mode_name(enum avemo_mode mode)
+{
+    return (int)mode >= 0 && mode < AVEMO_MODE_COUNT ? avemo_mode_names[mode] : "av";
+}
+
+enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err)
+{
+    for (int m = 0; text && m < AVEMO_MODE_COUNT; m++)
+        if (strcmp(text, avemo_mode_names[m]) == 0) {
+            *mode = (enum avemo_mode)m;
+            return AVEMO_OK;
+        }
+    return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "unknown mode '%s' (av, audio or face)", text ? text : "");
+}
 static const char *const optim_names[] = {"adam", "adamw", "sgd", NULL};
 static const char *const split_names[] = {"groups", "random", "folders", "all", NULL};
 static const char *const bool_names[] = {"no", "yes", NULL};
@@ -114,7 +110,7 @@ static enum avemo_status set_pipeline(struct avemo_pipeline *p, const char *key,
         snprintf(p->name, sizeof p->name, "%s", value);
         return AVEMO_OK;
     }
-    if (strcmp(key, "mode") == 0) return parse_choice(value, mode_names, &p->mode, name, "mode", err);
+    if (strcmp(key, "mode") == 0) return parse_choice(value, avemo_mode_names, &p->mode, name, "mode", err);
     if (strcmp(key, "description") == 0 || strcmp(key, "reproduces") == 0) return AVEMO_OK;
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [pipeline] (name, mode, description)", name, key);
 }
@@ -246,21 +242,30 @@ static int pipeline_handler(void *user, const char *section, const char *key, co
     return 1;
 }
 
-enum avemo_status avemo_pipeline_parse(const char *ini_text, const char *name, struct avemo_pipeline *p,
-                                       struct avemo_error *err)
+enum avemo_status avemo_pipeline_from_cfg(const avemo_cfg *cfg, struct avemo_pipeline *p, struct avemo_error *err)
 {
+    const char *name = avemo_cfg_name(cfg);
     avemo_pipeline_default(p);
-    if (strlen(ini_text) > AVEMO_NN_MAX_PIPELINE_BYTES)
-        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: pipeline larger than %d bytes", name, AVEMO_NN_MAX_PIPELINE_BYTES);
-    enum avemo_status st = avemo_audio_params_from_ini(ini_text, name, &p->audio, err);
-    if (!st) st = avemo_label_map_from_ini(ini_text, name, &p->labels, err);
+    enum avemo_status st = avemo_audio_params_from_cfg(cfg, &p->audio, err);
+    if (!st) st = avemo_label_map_from_cfg(cfg, &p->labels, err);
     if (st) return st;
     struct parse_state ps = {p, name, err, AVEMO_OK};
-    int rc = ini_parse_string(ini_text, pipeline_handler, &ps);
+    avemo_cfg_each(cfg, pipeline_handler, &ps);
     if (ps.status) return ps.status;
-    if (rc) return avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: syntax error", name, rc);
     if (p->train.folds >= 3 && p->train.fold >= p->train.folds)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: train.fold %d must be below train.folds %d", name, p->train.fold,
                           p->train.folds);
     return AVEMO_OK;
+}
+
+enum avemo_status avemo_pipeline_parse(const char *ini_text, const char *name, struct avemo_pipeline *p,
+                                       struct avemo_error *err)
+{
+    avemo_pipeline_default(p);
+    avemo_cfg *cfg;
+    enum avemo_status st = avemo_cfg_parse(ini_text, AVEMO_NN_MAX_PIPELINE_BYTES, name, &cfg, err);
+    if (st) return st;
+    st = avemo_pipeline_from_cfg(cfg, p, err);
+    avemo_cfg_free(cfg);
+    return st;
 }

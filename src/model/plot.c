@@ -1,5 +1,5 @@
 /* PNG plots with cairo: the confusion matrix and training curves. */
-#include <avemo/eval.h>
+#include <avemo/model.h>
 
 #include <cairo.h>
 #include <math.h>

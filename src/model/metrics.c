@@ -3,7 +3,7 @@
  * precision/recall/F1 with support, macro and weighted averages, confusion
  * matrix; McNemar's exact test and bootstrap intervals for comparisons.
  */
-#include <avemo/eval.h>
+#include <avemo/model.h>
 #include <avemo/nn.h>
 
 #include <cjson/cJSON.h>

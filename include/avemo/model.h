@@ -1,0 +1,238 @@
+/*
+ * avemo model: a trained model as the rest of the system sees it.
+ *
+ * A model file (.avm, format in src/nn/model_file.c) holds a network and the
+ * pipeline text it was trained with.  This module turns that into something a
+ * program can use: the pipeline as a typed structure, the network's inputs
+ * checked against it, face crops turned into network tensors, and predictions
+ * (class probabilities, optionally averaged with the mirror image of the faces).
+ * It also holds what both training and evaluation report with: metrics and plots.
+ *
+ *   avemo_model_open()           load a .avm, parse and check its pipeline
+ *   avemo_model_face_input()     a face crop (HWC bytes) -> CHW floats in [0, 1]
+ *   avemo_model_predict_probs()  probabilities of a forward pass (with mirroring)
+ *   avemo_model_close()
+ *
+ * classify, serve, eval and train depend on this module; it depends on core,
+ * audio, vision and nn only.
+ */
+#ifndef AVEMO_MODEL_H
+#define AVEMO_MODEL_H
+
+#include <avemo/audio.h>
+#include <avemo/core.h>
+#include <avemo/nn.h>
+#include <avemo/vision.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- modes: which inputs a model takes ---- */
+enum avemo_mode { AVEMO_MODE_AV = 0, AVEMO_MODE_AUDIO = 1, AVEMO_MODE_FACE = 2, AVEMO_MODE_COUNT = 3 };
+/* The one table of mode names, indexed by enum avemo_mode, NULL-terminated. */
+extern const char *const avemo_mode_names[AVEMO_MODE_COUNT + 1];
+const char *avemo_mode_name(enum avemo_mode mode);                 /* "av", "audio", "face" */
+enum avemo_status avemo_mode_parse(const char *text, enum avemo_mode *mode, struct avemo_error *err);
+
+/* ---- labels: canonical codes mapped onto the classes of a model ---- */
+#define AVEMO_LABEL_MAX 8      /* bytes of a code, with its NUL */
+#define AVEMO_LABEL_MAP_MAX 16 /* map and drop entries */
+
+struct avemo_label_map {
+    int num_classes;
+    char classes[AVEMO_MAX_CLASSES][AVEMO_LABEL_MAX];
+    int num_map;
+    char map_from[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX], map_to[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX];
+    int num_drop;
+    char drop[AVEMO_LABEL_MAP_MAX][AVEMO_LABEL_MAX];
+};
+
+/* The six CREMA-D classes, calm merged into NEU, surprise dropped. */
+void avemo_label_map_default(struct avemo_label_map *map);
+/* Read [labels] from a pipeline text (defaults for absent keys). */
+enum avemo_status avemo_label_map_from_ini(const char *ini_text, const char *name, struct avemo_label_map *map,
+                                           struct avemo_error *err);
+enum avemo_status avemo_label_map_from_cfg(const avemo_cfg *cfg, struct avemo_label_map *map, struct avemo_error *err);
+/* Class index of a canonical code: >= 0 a class, -1 dropped, -2 unknown. */
+int avemo_label_map_apply(const struct avemo_label_map *map, const char *code);
+
+/* How [train] split divides a dataset (the split itself is made by the train module). */
+enum avemo_split_kind {
+    AVEMO_SPLIT_GROUPS = 0,  /* actor-independent: groups assigned to train/val/test */
+    AVEMO_SPLIT_RANDOM,      /* stratified random 70:15:15 (same actors in train and test: warns) */
+    AVEMO_SPLIT_FOLDERS,     /* the corpus' own train/validation/test folders */
+    AVEMO_SPLIT_ALL,         /* every item trains (tiny corpora, final models after cross-validation) */
+};
+
+/* ---- pipelines: one INI file per recipe ----
+ *   [pipeline] name, mode = av|audio|face
+ *   [audio]    feature parameters (see avemo_audio_params_from_ini)
+ *   [face]     size, channels, frames, cascade, scale_factor, min_neighbors, min_size, margin, track,
+ *              mirror_test
+ *   [labels]   classes, map, drop
+ *   [network], [branch.*], [head]   the network (docs/nn.md)
+ *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
+ *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
+ *              bn_recalibrate swa_start validation
+ *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
+ *              flip face_shift face_scale brightness contrast
+ */
+struct avemo_face_spec {
+    int size;                 /* crop side (64) */
+    int channels;             /* 1 gray, 3 RGB */
+    int frames;               /* frames sampled per clip (8) */
+    char cascade[512];        /* cascade XML path */
+    struct avemo_detect_params detect;
+    double margin;
+    int track;
+    int mirror_test;          /* 1: predictions average each face and its mirror image (eval, classify) */
+};
+
+struct avemo_train_config {
+    int epochs;               /* maximum (100) */
+    int batch;                /* 32 */
+    float lr;                 /* 1e-3 */
+    int optimizer;            /* enum avemo_optim_kind */
+    float weight_decay, clip_norm;
+    int patience;             /* early stopping on validation loss (10) */
+    int plateau_patience;     /* reduce lr after this many epochs without improvement (4) */
+    float plateau_factor;     /* 0.5 */
+    float min_lr;             /* 1e-5 */
+    int class_weights;        /* 1: balanced (n / (k * count)) */
+    float label_smoothing;
+    uint64_t seed;
+    enum avemo_split_kind split;
+    int folds, fold;
+    int validation;           /* 1: a validation part; 0: it trains too (fixed epochs, e.g. with SWA) */
+    int dropout;              /* 1: dropout on while training */
+    int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
+    int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
+    int threads;              /* feature extraction and network threads (0: all cores; the
+                                 network uses at most 8; results depend on it slightly) */
+};
+
+struct avemo_augment {
+    float noise_snr_db;       /* > 0: add white noise at a random SNR of [snr, snr + 20] dB */
+    float gain_db;            /* random gain in [-g, g] dB */
+    float shift;              /* random circular time shift up to this fraction of the signal */
+    float speed;              /* random speed (and pitch) change in [1 - s, 1 + s] */
+    int time_mask, freq_mask; /* SpecAugment: mask widths (frames, bands) */
+    int masks;                /* masks of each kind per sample */
+    int flip;                 /* faces: random horizontal flip */
+    float face_shift, face_scale; /* random crop jitter (fraction of the side) */
+    float brightness, contrast;   /* random brightness offset / contrast factor ranges */
+    float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
+    float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what
+                               * re-converting a recording adds), after gain and noise */
+};
+
+struct avemo_pipeline {
+    char name[64];
+    int mode;                 /* enum avemo_mode */
+    struct avemo_audio_params audio;
+    struct avemo_face_spec face;
+    struct avemo_label_map labels;
+    struct avemo_train_config train;
+    struct avemo_augment augment;
+};
+
+void avemo_pipeline_default(struct avemo_pipeline *p);
+/* Parse every section but the network's (nn parses those); name is used in messages.
+ * avemo_pipeline_parse reads the text into an avemo_cfg and calls avemo_pipeline_from_cfg. */
+enum avemo_status avemo_pipeline_from_cfg(const avemo_cfg *cfg, struct avemo_pipeline *p, struct avemo_error *err);
+enum avemo_status avemo_pipeline_parse(const char *ini_text, const char *name, struct avemo_pipeline *p,
+                                       struct avemo_error *err);
+/* Set one key as `section.key=value` (command-line overrides such as train.epochs=5). */
+enum avemo_status avemo_pipeline_set(struct avemo_pipeline *p, const char *section, const char *key,
+                                     const char *value, const char *name, struct avemo_error *err);
+/* A copy of the pipeline text with SEC.KEY=VALUE overrides applied (malloc'ed in *out). */
+enum avemo_status avemo_pipeline_override(const char *text, const char *const *overrides, int n, char **out,
+                                          struct avemo_error *err);
+/* Read a pipeline file, apply SEC.KEY=VALUE overrides and parse it.  *text (malloc'ed) is the
+ * final pipeline text, stored in the model. */
+enum avemo_status avemo_pipeline_load(const char *path, const char *const *overrides, int n, char **text,
+                                      struct avemo_pipeline *p, struct avemo_error *err);
+
+/* ---- a trained model ---- */
+struct avemo_model {
+    char name[64];               /* file name without directory and .avm */
+    avemo_net *net;
+    struct avemo_pipeline p;     /* the pipeline stored in the model (with overrides applied) */
+    int audio_input, face_input; /* network input indices, -1 when unused */
+    const float *mean, *std;     /* dataset normalisation of the audio features (norm = dataset), or NULL */
+};
+
+/* Load a model file, apply SEC.KEY=VALUE overrides to its stored pipeline (they may change how
+ * inputs are made, e.g. face.mirror_test, never the network), and check that the network's inputs
+ * and classes match the pipeline.  On failure *m holds nothing to free. */
+enum avemo_status avemo_model_open(const char *path, const char *const *overrides, int noverrides,
+                                   struct avemo_model *m, struct avemo_error *err);
+void avemo_model_close(struct avemo_model *m);
+/* Save the network with the pipeline text it holds (avemo_net_save). */
+enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struct avemo_error *err);
+
+/* Check that the network's inputs match the pipeline's features; fills the input indices. */
+enum avemo_status avemo_model_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,
+                                           int *face_input, struct avemo_error *err);
+/* A size x size x channels crop (HWC bytes) to a CHW float input in [0, 1]. */
+void avemo_model_face_input(const uint8_t *crop, int size, int channels, float *out);
+/* Mirror n network face inputs (NCHW floats) left to right, in place. */
+void avemo_model_face_mirror(float *faces, int n, int size, int channels);
+/* Class probabilities (batch x classes) of a forward pass; with mirror, the average of the
+ * faces' and their mirror images' probabilities (face_in is mirrored and restored).
+ * shared_inputs as avemo_net_forward_shared. */
+enum avemo_status avemo_model_predict_probs(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                            int batch, unsigned shared_inputs, float *face_in, int face_size,
+                                            int face_channels, int mirror, float *probs, struct avemo_error *err);
+
+/* ---- metrics ---- */
+
+struct avemo_metrics {
+    int num_classes;
+    char labels[AVEMO_MAX_CLASSES][8];
+    size_t n;
+    size_t confusion[AVEMO_MAX_CLASSES][AVEMO_MAX_CLASSES]; /* [true][predicted] */
+    double accuracy;
+    double unweighted_accuracy;        /* mean of per-class recall (balanced accuracy) */
+    double precision[AVEMO_MAX_CLASSES], recall[AVEMO_MAX_CLASSES], f1[AVEMO_MAX_CLASSES];
+    size_t support[AVEMO_MAX_CLASSES];
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
+};
+
+/* Metrics of predictions against the truth (labels may be NULL: "0", "1", ...).
+ * Entries outside 0..num_classes-1 are an error. */
+enum avemo_status avemo_metrics_compute(const int *truth, const int *pred, size_t n, int num_classes,
+                                        const char *const *labels, struct avemo_metrics *m, struct avemo_error *err);
+/* `avemo eval --json`: accuracy, unweighted_accuracy, per_class, macro, weighted, confusion, n (malloc'ed). */
+char *avemo_metrics_json(const struct avemo_metrics *m);
+/* A classification report (precision, recall, F1, support per class; accuracy, macro
+ * and weighted averages) and the confusion matrix, as text (malloc'ed). */
+char *avemo_metrics_report(const struct avemo_metrics *m);
+
+/* McNemar's exact test of two classifiers on the same items: the two-sided binomial
+ * p-value of the discordant pairs.  *only_a / *only_b (may be NULL) receive how many
+ * items only a / only b got right. */
+double avemo_mcnemar(const int *truth, const int *pred_a, const int *pred_b, size_t n, size_t *only_a,
+                     size_t *only_b);
+/* Percentile bootstrap 95% interval of the accuracy (iterations resamples, seeded). */
+void avemo_bootstrap_accuracy(const int *truth, const int *pred, size_t n, int iterations, uint64_t seed,
+                              double *low, double *high);
+
+/* ---- plots (PNG via cairo) ---- */
+enum avemo_status avemo_plot_confusion(const struct avemo_metrics *m, const char *title, const char *png_path,
+                                       struct avemo_error *err);
+/* Curves of one or more series over epochs, e.g. train and validation loss. */
+struct avemo_series {
+    const char *name;
+    const double *values;
+    int count;
+};
+enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
+                                    int nseries, const char *png_path, struct avemo_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AVEMO_MODEL_H */
