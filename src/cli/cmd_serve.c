@@ -48,7 +48,7 @@ static int usage_error(const char *what, const char *value)
 }
 
 /* The options of the command line (and AVEMO_API_KEY); CLI_EXIT_OK or a usage error. */
-static int parse_serve_options(int argc, char **argv, struct avemo_serve_options *opt, int *upload_mb)
+static int parse_serve_options(int argc, char **argv, struct avemo_serve_options *opt)
 {
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},        {"extra-model", required_argument, NULL, 'x'},
@@ -64,7 +64,7 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
     };
     avemo_serve_options_default(opt);
     opt->api_key = getenv("AVEMO_API_KEY");
-    int c;
+    int c, upload_mb = 50;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:QO:", longopts, NULL)) != -1) {
         switch (c) {
@@ -84,7 +84,7 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
             if (parse_count(optarg, 1, 64, &opt->http_threads)) return usage_error("--http-threads", optarg);
             break;
         case 'q': if (parse_count(optarg, 1, 4096, &opt->queue_capacity)) return usage_error("--queue", optarg); break;
-        case 'u': if (parse_count(optarg, 1, 1024, upload_mb)) return usage_error("--max-upload-mb", optarg); break;
+        case 'u': if (parse_count(optarg, 1, 1024, &upload_mb)) return usage_error("--max-upload-mb", optarg); break;
         case 'k': opt->api_key = optarg; break;
         case 'o':
             if (parse_count(optarg, 1, 3600, &opt->connection_timeout_s)) return usage_error("--timeout", optarg);
@@ -136,8 +136,7 @@ static void add_shipped_models(struct avemo_serve_options *opt, char shipped[3][
 static int run_serve(int argc, char **argv)
 {
     struct avemo_serve_options opt;
-    int upload_mb = 50;
-    int rc = parse_serve_options(argc, argv, &opt, &upload_mb);
+    int rc = parse_serve_options(argc, argv, &opt);
     if (rc != CLI_EXIT_OK) return rc;
     char shipped[3][1024];
     add_shipped_models(&opt, shipped);
