@@ -179,7 +179,9 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
 /* ---- evaluation in shards (src/eval/eval_shard.c): `avemo eval --shard I/N --out DIR` ----
  * The data's items (in the order --data lists them) are split into N blocks; shard I
  * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
- * {"model":...,"labels":[...]} and one line per unit {"file":...,"truth":"ANG","pred":"HAP"}
+ * {"model":...,"labels":[...],"skipped":N,"skipped_files":[...],"dropped_labels":"...",
+ *  "data":[{"data":...,"corpus":...}]} and one line per unit
+ * {"file":...,"truth":"ANG","pred":"HAP","data":I} (I: the index of its --data)
  * (written whole, then renamed: a restarted shard whose file is there is done).
  * avemo_eval_merge() computes the metrics of all the shards' units.  They equal the one-process
  * `avemo eval` when every unit is one item (clips with their own face and sound, or a unimodal
@@ -187,7 +189,11 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
 enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_eval_options *opt,
                                    const struct avemo_shard *shard, const char *out_dir, int *already_done,
                                    struct avemo_error *err);
-enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_metrics *m, struct avemo_error *err);
+/* The merged set has one result (the shards' model) with no unit paths: avemo_eval_set_json gives
+ * what one-process `avemo eval --json` prints (per_data, skipped and dropped labels included).
+ * Free it with avemo_eval_free. */
+enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_eval_set *set,
+                                   struct avemo_error *err);
 
 #ifdef __cplusplus
 }

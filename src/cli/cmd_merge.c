@@ -18,9 +18,10 @@ static const char merge_usage[] =
 static int merge_metrics(const char *out, char **inputs, int n)
 {
     struct avemo_error err = {0};
-    struct avemo_metrics m;
-    if (avemo_eval_merge((const char *const *)inputs, n, &m, &err)) return cli_report(&err);
-    char *json = avemo_metrics_json(&m);
+    struct avemo_eval_set set;
+    if (avemo_eval_merge((const char *const *)inputs, n, &set, &err)) return cli_report(&err);
+    char *json = avemo_eval_set_json(&set, 0);
+    avemo_eval_free(&set);
     FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
     int ok = f && json && fprintf(f, "%s\n", json) > 0;
     if (f && f != stdout && fclose(f) != 0) ok = 0;

@@ -28,36 +28,75 @@ static enum avemo_status load_items(const char *model_path, const struct avemo_e
     return s;
 }
 
-/* The block's items as a manifest path,label,group,split (absolute paths). */
+/* The block's items as a manifest path,label,group,split (absolute paths, also kept in abs[i - b]
+ * to find each unit's --data again). */
 static enum avemo_status write_manifest(const struct avemo_dataset *ds, size_t b, size_t e, const char *path,
-                                        struct avemo_error *err)
+                                        char **abs, struct avemo_error *err)
 {
     FILE *f = fopen(path, "w");
     if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     enum avemo_status s = AVEMO_OK;
     for (size_t i = b; !s && i < e; i++) {
         const struct avemo_item *it = &ds->items[i];
-        char *abs = realpath(it->path, NULL);
-        if (!abs) s = avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: %s", it->path, strerror(errno));
-        else if (strpbrk(abs, ",\n\r") || strpbrk(it->group, ",\n\r"))
-            s = avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: a comma in the path: cannot shard it", abs);
-        else fprintf(f, "%s,%s,%s,%s\n", abs, it->code, it->group, it->split);
-        free(abs);
+        char *a = abs[i - b] = realpath(it->path, NULL);
+        if (!a) s = avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: %s", it->path, strerror(errno));
+        else if (strpbrk(a, ",\n\r") || strpbrk(it->group, ",\n\r"))
+            s = avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: a comma in the path: cannot shard it", a);
+        else fprintf(f, "%s,%s,%s,%s\n", a, it->code, it->group, it->split);
     }
     if (fclose(f) != 0 && !s) s = avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
     return s;
 }
 
-static char *unit_lines(const struct avemo_eval_set *set, const char *model)
+/* What a shard knows of the whole data: each --data with its corpus, the labels the map left
+ * out, and where each item of the block came from. */
+struct shard_block {
+    const struct avemo_dataset *ds;
+    const struct avemo_eval_options *opt;
+    size_t b, e;
+    char **abs;
+};
+
+/* The --data of unit u: the block's items are in the manifest's order, and so are the units. */
+static int unit_source(const struct shard_block *blk, const char *path, size_t *at)
 {
-    char *text = NULL;
-    size_t size = 0;
-    FILE *m = open_memstream(&text, &size);
-    if (!m) return NULL;
+    for (size_t j = *at; j < blk->e - blk->b; j++)
+        if (blk->abs[j] && strcmp(blk->abs[j], path) == 0) {
+            *at = j + 1;
+            return blk->ds->items[blk->b + j].source;
+        }
+    return 0; /* not an item of the block: cannot happen, the units are the manifest's */
+}
+
+static cJSON *head_line(const struct avemo_eval_set *set, const char *model, const struct shard_block *blk)
+{
     cJSON *head = cJSON_CreateObject();
     cJSON *labels = cJSON_AddArrayToObject(head, "labels");
     cJSON_AddStringToObject(head, "model", model);
     for (int c = 0; c < set->num_classes; c++) cJSON_AddItemToArray(labels, cJSON_CreateString(set->labels[c]));
+    cJSON_AddNumberToObject(head, "skipped", (double)set->skipped);
+    cJSON *files = cJSON_AddArrayToObject(head, "skipped_files");
+    for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
+    char dropped[256];
+    avemo_dataset_dropped_text(blk->ds, dropped, sizeof dropped);
+    cJSON_AddStringToObject(head, "dropped_labels", dropped);
+    cJSON *data = cJSON_AddArrayToObject(head, "data");
+    for (int d = 0; d < blk->opt->ndata && d < AVEMO_EVAL_MAX_SOURCES; d++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddStringToObject(one, "data", blk->opt->data[d]);
+        cJSON_AddStringToObject(one, "corpus", avemo_corpus_name(avemo_dataset_source_corpus(blk->ds, d)));
+        cJSON_AddItemToArray(data, one);
+    }
+    return head;
+}
+
+static char *unit_lines(const struct avemo_eval_set *set, const char *model, const struct shard_block *blk)
+{
+    char *text = NULL;
+    size_t size = 0, at = 0;
+    FILE *m = open_memstream(&text, &size);
+    if (!m) return NULL;
+    cJSON *head = head_line(set, model, blk);
     char *line = cJSON_PrintUnformatted(head);
     fprintf(m, "%s\n", line ? line : "{}");
     free(line);
@@ -67,6 +106,7 @@ static char *unit_lines(const struct avemo_eval_set *set, const char *model)
         cJSON_AddStringToObject(o, "file", set->paths[u]);
         cJSON_AddStringToObject(o, "truth", set->labels[set->truth[u]]);
         cJSON_AddStringToObject(o, "pred", set->labels[set->results[0].pred[u]]);
+        cJSON_AddNumberToObject(o, "data", unit_source(blk, set->paths[u], &at));
         line = cJSON_PrintUnformatted(o);
         fprintf(m, "%s\n", line ? line : "{}");
         free(line);
@@ -110,11 +150,13 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
     snprintf(manifest, sizeof manifest, "%.4200s.items.csv", out);
     struct avemo_dataset ds = {0};
     struct avemo_eval_set set = {0};
-    size_t b, e;
+    size_t b = 0, e = 0;
+    char **abs = NULL;
     s = load_items(model_path, opt, &ds, err);
     if (!s) {
         avemo_shard_range(shard, ds.count, &b, &e);
-        s = write_manifest(&ds, b, e, manifest, err);
+        abs = calloc(e - b + 1, sizeof *abs);
+        s = abs ? write_manifest(&ds, b, e, manifest, abs, err) : avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", out);
     }
     if (!s && e > b) {
         struct avemo_eval_options o = *opt;
@@ -128,11 +170,14 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
         set.num_classes = ds.num_classes;
         for (int c = 0; c < ds.num_classes; c++) snprintf(set.labels[c], sizeof set.labels[c], "%s", ds.classes[c]);
     }
-    char *text = s ? NULL : unit_lines(&set, model_path);
+    const struct shard_block blk = {&ds, opt, b, e, abs};
+    char *text = s ? NULL : unit_lines(&set, model_path, &blk);
     if (!s && !text) s = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", out);
     if (!s) s = write_atomically(out, text, err);
     free(text);
     unlink(manifest);
+    for (size_t i = 0; abs && i < e - b; i++) free(abs[i]);
+    free(abs);
     avemo_eval_free(&set);
     avemo_dataset_free(&ds);
     return s;
@@ -146,10 +191,68 @@ static int label_index(const cJSON *labels, const char *code)
     return -1;
 }
 
+/* The merged units and what the shards' first lines say. */
 struct unit_list {
-    int *truth, *pred;
+    int *truth, *pred, *source;
     size_t n, cap;
+    struct avemo_eval_set *set;
 };
+
+static enum avemo_status add_unit(struct unit_list *u, int t, int p, int d, const char *path,
+                                  struct avemo_error *err)
+{
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? 2 * u->cap : 1024;
+        int *tt = realloc(u->truth, cap * sizeof *tt);
+        if (tt) u->truth = tt;
+        int *pp = tt ? realloc(u->pred, cap * sizeof *pp) : NULL;
+        if (pp) u->pred = pp;
+        int *dd = pp ? realloc(u->source, cap * sizeof *dd) : NULL;
+        if (dd) u->source = dd;
+        if (!dd) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        u->cap = cap;
+    }
+    u->truth[u->n] = t;
+    u->pred[u->n] = p;
+    u->source[u->n++] = d;
+    return AVEMO_OK;
+}
+
+/* A shard's first line: the classes (those of the first shard), its skipped items and files;
+ * the --data list and the dropped labels are the whole data's, taken from the first shard. */
+static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **labels, struct avemo_eval_set *set,
+                                    struct avemo_error *err)
+{
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "labels");
+    if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) < 2 || cJSON_GetArraySize(l) > AVEMO_MAX_CLASSES)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: not the output of avemo eval --shard", path);
+    if (*labels && !cJSON_Compare(l, *labels, 1))
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
+    const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(o, "skipped"), *f;
+    if (cJSON_IsNumber(skipped) && skipped->valuedouble >= 0) set->skipped += (size_t)skipped->valuedouble;
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(o, "skipped_files")) {
+        char **more = cJSON_IsString(f) ? realloc(set->failures, (set->nfailures + 1) * sizeof *more) : NULL;
+        if (more) set->failures = more;
+        if (!more || !(set->failures[set->nfailures] = strdup(f->valuestring)))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        set->nfailures++;
+    }
+    if (*labels) return AVEMO_OK;
+    *labels = cJSON_Duplicate(l, 1);
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+    const char *base = model ? strrchr(model, '/') : NULL;
+    snprintf(set->results[0].model, sizeof set->results[0].model, "%s", base ? base + 1 : model ? model : "");
+    const char *dropped = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "dropped_labels"));
+    snprintf(set->dropped, sizeof set->dropped, "%s", dropped ? dropped : "");
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(o, "data")) {
+        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "data"));
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "corpus"));
+        if (set->nsources == AVEMO_EVAL_MAX_SOURCES) break;
+        snprintf(set->source_path[set->nsources], sizeof set->source_path[0], "%s", d ? d : "");
+        snprintf(set->source_corpus[set->nsources++], sizeof set->source_corpus[0], "%s", c ? c : "");
+    }
+    return AVEMO_OK;
+}
 
 /* One shard's lines into u; its labels must be those of the first shard (*labels). */
 static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit_list *u, struct avemo_error *err)
@@ -162,30 +265,17 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
         cJSON *o = cJSON_Parse(line);
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "labels");
         lineno++;
         if (lineno == 1) {
-            if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) < 2 || cJSON_GetArraySize(l) > AVEMO_MAX_CLASSES)
-                s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: not the output of avemo eval --shard", path);
-            else if (!*labels) *labels = cJSON_Duplicate(l, 1);
-            else if (!cJSON_Compare(l, *labels, 1))
-                s = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
+            s = merge_head(o, path, labels, u->set, err);
         } else {
             int t = label_index(*labels, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "truth")));
             int p = label_index(*labels, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "pred")));
-            if (t < 0 || p < 0) s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: not a unit line", path, lineno);
-            if (!s && u->n == u->cap) {
-                size_t cap = u->cap ? 2 * u->cap : 1024;
-                int *tt = realloc(u->truth, cap * sizeof *tt), *pp = tt ? realloc(u->pred, cap * sizeof *pp) : NULL;
-                if (tt) u->truth = tt;
-                if (pp) u->pred = pp;
-                if (!tt || !pp) s = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-                else u->cap = cap;
-            }
-            if (!s) {
-                u->truth[u->n] = t;
-                u->pred[u->n++] = p;
-            }
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "data");
+            int di = cJSON_IsNumber(d) ? d->valueint : 0;
+            if (t < 0 || p < 0 || di < 0 || (u->set->nsources > 0 && di >= u->set->nsources))
+                s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: not a unit line", path, lineno);
+            if (!s) s = add_unit(u, t, p, di, path, err);
         }
         cJSON_Delete(o);
     }
@@ -194,21 +284,32 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
     return s;
 }
 
-enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_metrics *m, struct avemo_error *err)
+enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_eval_set *set,
+                                   struct avemo_error *err)
 {
+    memset(set, 0, sizeof *set);
     cJSON *labels = NULL;
-    struct unit_list u = {0};
-    enum avemo_status s = AVEMO_OK;
+    struct unit_list u = {.set = set};
+    set->results = calloc(1, sizeof *set->results);
+    enum avemo_status s = set->results ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "merge: out of memory");
+    if (!s) set->nresults = 1;
     for (int i = 0; !s && i < n; i++) s = merge_one(inputs[i], &labels, &u, err);
     if (!s && u.n == 0) s = avemo_fail(err, AVEMO_ERR_EMPTY, "merge: no unit in the %d shard(s)", n);
+    const char *names[AVEMO_MAX_CLASSES];
     if (!s) {
-        const char *names[AVEMO_MAX_CLASSES];
-        int k = cJSON_GetArraySize(labels);
-        for (int c = 0; c < k; c++) names[c] = cJSON_GetArrayItem(labels, c)->valuestring;
-        s = avemo_metrics_compute(u.truth, u.pred, u.n, k, names, m, err);
+        set->num_classes = cJSON_GetArraySize(labels);
+        for (int c = 0; c < set->num_classes; c++) {
+            names[c] = cJSON_GetArrayItem(labels, c)->valuestring;
+            snprintf(set->labels[c], sizeof set->labels[c], "%s", names[c]);
+        }
+        s = avemo_metrics_compute(u.truth, u.pred, u.n, set->num_classes, names, &set->results[0].metrics, err);
     }
+    set->n = u.n;
+    set->truth = u.truth;
+    if (set->results) set->results[0].pred = u.pred;
+    else free(u.pred);
+    set->source = u.source;
     cJSON_Delete(labels);
-    free(u.truth);
-    free(u.pred);
+    if (s) avemo_eval_free(set);
     return s;
 }

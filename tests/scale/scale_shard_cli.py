@@ -76,12 +76,15 @@ def test(stack, program):
     ev = os.path.join(stack.tmp, "eval")
     # Three CREMA-D clips (a CSV manifest: eval detects faces, slow under the sanitizers); not
     # the audio-only files: `avemo eval` of items without a face reads past a buffer under
-    # AddressSanitizer (train_face_input, src/train/augment.c:81), one process as well.
-    manifest = os.path.join(stack.tmp, "eval.csv")
-    with open(manifest, "w") as f:
-        for clip in CLIPS[:3]:
-            f.write(f"{clip},{os.path.basename(clip).split('_')[2]},cremad:1001\n")
-    data = ["--data", manifest]
+    # AddressSanitizer (train_face_input then, now avemo_model_face_input in src/model/input.c), one process as well.
+    # Two --data, so that the merged per_data has one entry each, as one process prints them.
+    data = []
+    for name, clips in (("eval-a.csv", CLIPS[:2]), ("eval-b.csv", CLIPS[2:3])):
+        manifest = os.path.join(stack.tmp, name)
+        with open(manifest, "w") as f:
+            for clip in clips:
+                f.write(f"{clip},{os.path.basename(clip).split('_')[2]},cremad:1001\n")
+        data += ["--data", manifest]
     single_eval = run([program, "eval", MODEL, *data, "--json"], timeout=200, what="avemo eval (one process)")
     for i in range(2):
         run([program, "eval", MODEL, *data, "--shard", f"{i}/2", "--out", ev], timeout=200,
