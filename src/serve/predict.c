@@ -9,6 +9,7 @@
 
 #include <avemo/audio.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,33 @@ static int parse_mode(const char *text, enum avemo_mode *mode)
     return avemo_mode_parse(text, mode, NULL) == AVEMO_OK ? 0 : -1;
 }
 
+/* Refuse an upload whose headers are wrong.  When a body of an acceptable size follows, the
+ * answer waits until it has been read (and dropped): answering first makes libmicrohttpd close
+ * the connection while the client is still sending, which the client sees as a broken pipe
+ * instead of the answer.  A body declared over the limit is refused at once (413, not here). */
+static enum MHD_Result refuse(struct serve_request *req, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum MHD_Result refuse(struct serve_request *req, unsigned status, const char *code, const char *fmt, ...)
+{
+    char message[AVEMO_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int chunked = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    int64_t declared = -1;
+    int parsed = length && serve_parse_int(length, 0, INT64_MAX, &declared) == 0;
+    uint64_t limit = req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES;
+    int body_follows = length ? parsed && declared > 0 && (uint64_t)declared <= limit : chunked;
+    if (!body_follows) return serve_respond_error(req, status, code, "%s", message);
+    req->deferred_status = status;
+    snprintf(req->deferred_code, sizeof req->deferred_code, "%s", code);
+    snprintf(req->deferred_message, sizeof req->deferred_message, "%s", message);
+    req->state = SERVE_REQ_RECEIVING;
+    return MHD_YES;
+}
+
 /* model=NAME picks a model; otherwise the first model that supports the requested mode
  * (so a server with avemo-av, avemo-audio and avemo-face answers every mode). */
 static enum MHD_Result choose_model(struct serve_request *req)
@@ -43,14 +71,14 @@ static enum MHD_Result choose_model(struct serve_request *req)
     int mode_given = mode && *mode; /* parsed into req->mode by serve_predict_begin */
     if (model && *model) {
         if ((req->model = find_model(srv, model)) < 0)
-            return serve_respond_error(req, 400, "unknown_model", "no model named '%.64s' is loaded (see /v1/models)",
+            return refuse(req, 400, "unknown_model", "no model named '%.64s' is loaded (see /v1/models)",
                                        model);
     } else if (mode_given) {
         req->model = -1;
         for (int i = 0; i < srv->num_models && req->model < 0; i++)
             if (avemo_classifier_supports(srv->models[i].clf, req->mode)) req->model = i;
         if (req->model < 0)
-            return serve_respond_error(req, 422, "unsupported_mode", "no loaded model supports mode %s",
+            return refuse(req, 422, "unsupported_mode", "no loaded model supports mode %s",
                                        avemo_mode_name(req->mode));
     } else {
         req->model = 0;
@@ -58,7 +86,7 @@ static enum MHD_Result choose_model(struct serve_request *req)
     const avemo_classifier *clf = srv->models[req->model].clf;
     if (!mode_given) req->mode = avemo_classifier_default_mode(clf);
     if (!avemo_classifier_supports(clf, req->mode))
-        return serve_respond_error(req, 422, "unsupported_mode", "model %s does not support mode %s",
+        return refuse(req, 422, "unsupported_mode", "model %s does not support mode %s",
                                    avemo_classifier_name(clf), avemo_mode_name(req->mode));
     return MHD_YES;
 }
@@ -268,29 +296,30 @@ static int is_media_type(const char *type)
 }
 
 /* Cheap checks first (mode, Content-Type, declared size), so that a bad request is refused
- * before a single body byte is read, then the model. */
+ * before a single body byte is processed (a body within the limit is read and dropped first:
+ * see refuse), then the model. */
 enum MHD_Result serve_predict_begin(struct serve_request *req)
 {
     struct avemo_server *srv = req->srv;
     snprintf(req->file_name, sizeof req->file_name, "upload");
     const char *mode = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "mode");
     if (mode && *mode && parse_mode(mode, &req->mode))
-        return serve_respond_error(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
+        return refuse(req, 400, "bad_request", "mode '%.40s' is not one of av, audio, face", mode);
 
     const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     char media_type[64] = "", boundary[BOUNDARY_MAX + 2] = "";
     if (type && parse_content_type(type, media_type, boundary))
-        return serve_respond_error(req, 400, "bad_request", "Content-Type '%.60s' is not a media type (RFC 9110)", type);
+        return refuse(req, 400, "bad_request", "Content-Type '%.60s' is not a media type (RFC 9110)", type);
     int multipart = type && strcmp(media_type, "multipart/form-data") == 0;
     if (type && !multipart && !is_media_type(media_type))
-        return serve_respond_error(req, 415, "unsupported_media_type",
+        return refuse(req, 415, "unsupported_media_type",
                                    "Content-Type '%.60s': send the clip as multipart/form-data field 'file' or as the "
                                    "body with Content-Type video/*, audio/*, image/* or application/octet-stream",
                                    type);
     if (multipart && !boundary[0])
-        return serve_respond_error(req, 400, "bad_request", "the multipart/form-data body has no boundary");
+        return refuse(req, 400, "bad_request", "the multipart/form-data body has no boundary");
     if (multipart && !valid_boundary(boundary))
-        return serve_respond_error(req, 400, "bad_request",
+        return refuse(req, 400, "bad_request",
                                    "the multipart boundary '%.80s' is not valid (RFC 2046: 1 to %d letters, digits "
                                    "and '()+_,-./:=? )", boundary, BOUNDARY_MAX);
 
@@ -303,25 +332,25 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
                                    (long long)declared, srv->opt.max_upload_bytes);
 
     if (serve_idempotency_key_init(req))
-        return serve_respond_error(req, 400, "bad_request",
+        return refuse(req, 400, "bad_request",
                                    "Idempotency-Key must be 1 to %d visible ASCII characters", SERVE_IDEMPOTENCY_KEY_MAX);
     if (srv->num_models == 0 || !atomic_load(&srv->ready))
-        return serve_respond_error(req, 503, "not_ready", "no model is loaded");
+        return refuse(req, 503, "not_ready", "no model is loaded");
     enum MHD_Result r = choose_model(req);
-    if (r != MHD_YES || req->status) return r;
+    if (r != MHD_YES || req->status || req->deferred_status) return r;
 
     const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "name");
     set_file_name(req, name);
     const char *signals = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "signals");
     if (signals && strcmp(signals, "1") != 0 && strcmp(signals, "0") != 0)
-        return serve_respond_error(req, 400, "bad_request", "signals must be 0 or 1, not '%.20s'", signals);
+        return refuse(req, 400, "bad_request", "signals must be 0 or 1, not '%.20s'", signals);
     req->signals = signals && strcmp(signals, "1") == 0;
     if (multipart) {
         req->pp = canonical_content_type(req, boundary)
                       ? NULL
                       : MHD_create_post_processor(req->conn, POST_BUFFER_BYTES, post_iterator, req);
         if (!req->pp)
-            return serve_respond_error(req, 400, "bad_request",
+            return refuse(req, 400, "bad_request",
                                        "the multipart/form-data boundary '%.80s' cannot be used", boundary);
     } else if (declared > 0) {
         req->data = malloc((size_t)declared);
@@ -336,12 +365,14 @@ enum MHD_Result serve_predict_body(struct serve_request *req, const char *data, 
     size_t n = *size;
     *size = 0;
     if (req->status) return MHD_YES; /* already answered */
+    req->received += n;
+    if (req->deferred_status) /* refused: the body is read to answer after it, and dropped */
+        return req->received > (uint64_t)req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES ? MHD_NO : MHD_YES;
     if (!req->pp) append_upload(req, data, n);
     else if (!req->malformed && MHD_post_process(req->pp, data, n) != MHD_YES) req->malformed = 1;
     /* (once malformed, the answer is 400: the rest of the body is dropped) */
     /* A client streaming far past the limit (a chunked body has no declared length) is cut
      * off rather than read forever. */
-    req->received += n;
     if (req->received > 2 * (uint64_t)req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES) return MHD_NO;
     return MHD_YES;
 }
@@ -379,6 +410,8 @@ enum MHD_Result serve_predict_end(struct serve_request *req)
         return serve_respond(req, req->resp_status, "application/json", body);
     }
     if (req->state == SERVE_REQ_QUEUED) return MHD_YES; /* not expected: still waiting */
+    if (req->deferred_status)
+        return serve_respond_error(req, req->deferred_status, req->deferred_code, "%s", req->deferred_message);
     if (req->malformed)
         return serve_respond_error(req, 400, "bad_request",
                                    req->file_parts > 1 ? "the form has more than one 'file' field"

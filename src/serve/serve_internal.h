@@ -228,6 +228,9 @@ struct serve_request {
     size_t size, cap;
     uint64_t received;               /* body bytes read so far */
     int too_large, malformed, file_parts;
+    unsigned deferred_status;        /* a refusal answered once the body has been read (predict.c) */
+    char deferred_code[32];
+    char deferred_message[AVEMO_ERROR_MESSAGE_MAX];
     int counted;                     /* counted in srv->in_flight */
     int dispatched;                  /* routed and checked (dispatch() ran) */
     char *content_type;              /* the canonical multipart Content-Type given to MHD */

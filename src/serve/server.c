@@ -376,7 +376,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
             if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         serve_request_id_init(req);
         *con_cls = req;
-        /* An upload is checked before its body is read (size, type, key), and so is any
+        /* An upload is checked before its body is read (size, type, key; a refused upload of an
+         * acceptable size is answered after its body, which is dropped: predict.c), and so is any
          * request with a body (refused, not read); anything else is answered on the last
          * call: an answer queued on the first call makes libmicrohttpd close the connection
          * (it cannot know there is no body), so keep-alive would not work. */
