@@ -106,6 +106,21 @@ void media_guard_decoder(avemo_media *media, AVCodecContext *dec)
     if (!media->guard.peek && coarse > 0 && coarse < dec->max_pixels) dec->max_pixels = coarse;
 }
 
+enum avemo_status media_guard_check_declared(const avemo_media *media, struct avemo_error *err)
+{
+    const struct avemo_media_limits *lim = &media->limits;
+    for (unsigned i = 0; i < media->fmt->nb_streams; i++) {
+        const AVStream *s = media->fmt->streams[i];
+        const AVCodecParameters *par = s->codecpar;
+        if (par->codec_type != AVMEDIA_TYPE_VIDEO || (s->disposition & AV_DISPOSITION_ATTACHED_PIC)) continue;
+        if (par->width > 0 && par->height > 0 && !frame_fits(lim, par->width, par->height))
+            return avemo_fail(err, AVEMO_ERR_TOO_LARGE,
+                              "%s: video frame %dx%d exceeds the limit of %dx%d (%lld pixels)", media->name,
+                              par->width, par->height, lim->max_width, lim->max_height, (long long)lim->max_pixels);
+    }
+    return AVEMO_OK;
+}
+
 enum avemo_status media_guard_refusal(const avemo_media *media, struct avemo_error *err)
 {
     const struct media_guard *g = &media->guard;

@@ -52,6 +52,9 @@ enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *er
 void media_guard_probe_bounds(AVFormatContext *fmt);
 enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, struct avemo_error *err);
 void media_guard_free_options(const avemo_media *media, AVDictionary ***opts);
+/* The frame sizes the container's headers declare, checked before the probe decodes anything
+ * (cover art excepted: it is not the video). */
+enum avemo_status media_guard_check_declared(const avemo_media *media, struct avemo_error *err);
 /* Install the frame-size guard on a decoder of media (before avcodec_open2). */
 void media_guard_decoder(avemo_media *media, AVCodecContext *dec);
 /* The TOO_LARGE error of a frame the guard refused. */

@@ -171,9 +171,12 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     if (unused_options)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input options '%s' not understood by the %s demuxer",
                           media->name, media->options, media->fmt->iformat->name);
-    /* The probe decodes a few frames: with the limits' pixel cap, never one too large. */
+    /* The sizes the headers declare first; then the probe decodes a few frames, with the
+     * limits' pixel cap, never one too large. */
+    enum avemo_status st = media_guard_check_declared(media, err);
+    if (st) return st;
     AVDictionary **probe_opts = NULL;
-    enum avemo_status st = media_guard_probe_options(media, &probe_opts, err);
+    st = media_guard_probe_options(media, &probe_opts, err);
     if (st) return st;
     rc = avformat_find_stream_info(media->fmt, probe_opts);
     media_guard_free_options(media, &probe_opts);
