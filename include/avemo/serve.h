@@ -64,6 +64,8 @@ enum avemo_status avemo_server_start(const struct avemo_serve_options *opt, avem
                                      struct avemo_error *err);
 /* The port actually bound (useful with port 0). */
 int avemo_server_port(const avemo_server *srv);
+/* The history database as messages show it: the file, or the PostgreSQL URI without its password. */
+const char *avemo_server_history_name(const avemo_server *srv);
 /* Finish the queued predictions, stop listening and free everything. */
 void avemo_server_stop(avemo_server *srv);
 

@@ -155,7 +155,7 @@ static int run_serve(int argc, char **argv)
     int v6 = strchr(opt.host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
     printf("avemo serve: listening on http://%s%s%s:%d/ (%d model%s, %d workers, history %s)\n", v6 ? "[" : "",
            opt.host, v6 ? "]" : "", avemo_server_port(srv), opt.num_models, opt.num_models == 1 ? "" : "s",
-           opt.threads, opt.db_path);
+           opt.threads, avemo_server_history_name(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&stop_signals, &sig);

@@ -15,7 +15,18 @@
 struct serve_history {
     const struct serve_history_backend *be;
     void *impl;
+    char name[256];          /* the target as messages show it */
 };
+
+/* postgresql://user:secret@host/db -> postgresql://user@host/db */
+void serve_history_redact(const char *target, char *out, size_t size)
+{
+    const char *scheme = strstr(target, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (!colon) snprintf(out, size, "%s", target);
+    else snprintf(out, size, "%.*s%s", (int)(colon - target), target, at);
+}
 
 static int is_postgresql_uri(const char *target)
 {
@@ -29,6 +40,7 @@ enum avemo_status serve_history_open(const char *target, serve_history **out, st
     serve_history *h = calloc(1, sizeof *h);
     if (!h) return avemo_fail(err, AVEMO_ERR_NOMEM, "history: out of memory");
     h->be = is_postgresql_uri(target) ? &serve_history_postgresql : &serve_history_sqlite;
+    serve_history_redact(target, h->name, sizeof h->name);
     enum avemo_status s = h->be->open(target, &h->impl, err);
     if (s) {
         free(h);
@@ -46,6 +58,11 @@ void serve_history_close(serve_history *h)
 }
 
 const char *serve_history_backend_name(const serve_history *h) { return h ? h->be->name : "none"; }
+
+const char *avemo_server_history_name(const avemo_server *srv)
+{
+    return srv && srv->history ? srv->history->name : "";
+}
 
 static void utc_now_iso(char out[32])
 {

@@ -82,16 +82,6 @@ static void quiet_notices(void *arg, const char *message)
     (void)message; /* "relation already exists, skipping" and the like */
 }
 
-/* postgresql://user:secret@host/db -> postgresql://user@host/db */
-static void redact_uri(const char *uri, char *out, size_t size)
-{
-    const char *scheme = strstr(uri, "://");
-    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-    if (!colon) snprintf(out, size, "%s", uri);
-    else snprintf(out, size, "%.*s%s", (int)(colon - uri), uri, at);
-}
-
 static enum avemo_status pg_lost(struct history_pg *h, struct avemo_error *err, const char *what)
 {
     return avemo_fail(err, AVEMO_ERR_BUSY, "%s: %s: the database cannot be reached (%s); retry later", h->name,
@@ -194,7 +184,7 @@ static enum avemo_status pg_open(const char *uri, void **out, struct avemo_error
     struct history_pg *h = calloc(1, sizeof *h);
     if (!h) return avemo_fail(err, AVEMO_ERR_NOMEM, "history: out of memory");
     pthread_mutex_init(&h->lock, NULL);
-    redact_uri(uri, h->name, sizeof h->name);
+    serve_history_redact(uri, h->name, sizeof h->name);
     /* expand_dbname: the URI's own parameters win over nothing; ours are defaults */
     const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *const values[] = {uri, "3", "avemo", NULL};

@@ -77,6 +77,8 @@ extern const struct serve_history_backend serve_history_postgresql;
 enum avemo_status serve_history_open(const char *target, serve_history **out, struct avemo_error *err);
 void serve_history_close(serve_history *h);
 const char *serve_history_backend_name(const serve_history *h);
+/* The target without a password (postgresql://user:secret@host/db -> postgresql://user@host/db). */
+void serve_history_redact(const char *target, char *out, size_t size);
 /* Insert a row and commit it; *id and *created_at (ISO 8601 UTC, 32 bytes) receive its id and time. */
 enum avemo_status serve_history_insert(serve_history *h, const struct serve_history_entry *e, int64_t *id,
                                        char created_at[32], struct avemo_error *err);

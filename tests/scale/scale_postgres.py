@@ -154,9 +154,12 @@ def test(stack, program):
     pg = Postgres(stack).start()
     reference = reference_answers(program)
     a = Replica(stack, program, pg.uri, "replica-a")
-    b = Replica(stack, program, pg.uri, "replica-b")
+    # B's URI has a password (trust authentication ignores it): it must not reach the log
+    b = Replica(stack, program, pg.uri.replace("avemo@", "avemo:pw-not-logged@"), "replica-b")
     a.wait_ready()
     b.wait_ready()
+    if "pw-not-logged" in stack.log_tail("replica-b", 1000) or "avemo@127.0.0.1" not in stack.log_tail("replica-b"):
+        fail(f"replica B's log shows the database password, or not the database:\n{stack.log_tail('replica-b')}")
     version = pg.sql("SELECT max(version) FROM avemo_schema")
     if version != "1":
         fail(f"schema version {version}")
