@@ -106,6 +106,9 @@ struct avemo_eval_options {
      * "face.mirror_test=yes" or "face.frames=16" (the network itself cannot change). */
     const char *const *overrides;
     int noverrides;
+    /* NULL, or evaluate only the units of this shard's block of the items (avemo_eval_shard):
+     * the label-matched partners are still those of the whole item list. */
+    const struct avemo_shard *shard;
 };
 
 /* What one model predicted for the evaluation units. */
@@ -183,9 +186,9 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
  *  "data":[{"data":...,"corpus":...}]} and one line per unit
  * {"file":...,"truth":"ANG","pred":"HAP","data":I} (I: the index of its --data)
  * (written whole, then renamed: a restarted shard whose file is there is done).
- * avemo_eval_merge() computes the metrics of all the shards' units.  They equal the one-process
- * `avemo eval` when every unit is one item (clips with their own face and sound, or a unimodal
- * model); label-matched face partners of audio-only items are drawn within a shard. */
+ * avemo_eval_merge() computes the metrics of all the shards' units: those of the one-process
+ * `avemo eval`, label-matched pairs included (the partners are drawn over the whole item list,
+ * avemo_pair_items, and read by the shard that needs them).  A killed shard is redone. */
 enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_eval_options *opt,
                                    const struct avemo_shard *shard, const char *out_dir, int *already_done,
                                    struct avemo_error *err);

@@ -151,6 +151,9 @@ struct avemo_extract_options {
     int threads;               /* 0: all cores */
     const char *cache_path;    /* NULL: no cache */
     int progress;              /* 1: progress bar on stderr */
+    const unsigned char *only; /* NULL, or 1 per item to extract: the others are left empty
+                                * (no sound, no face, no failure); the cache is then only
+                                * written when there is none yet, and without them */
 };
 
 /* Extract what the pipeline needs from every item: audio features (and waveforms)
@@ -187,6 +190,12 @@ enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struc
                                         const struct avemo_dataset *ds, const struct avemo_feature_set *fs,
                                         const signed char *part, uint64_t seed, struct avemo_error *err);
 void avemo_train_data_free(struct avemo_train_data *td);
+/* Label-matched pairs from the item list alone (no file is read): partner[i] (ds->count entries)
+ * is, for each item with sound and no picture (an audio file) in a part >= 0, an image item of
+ * its label and part drawn with seed in item order; (size_t)-1 for the others and when there is
+ * no such image.  A pure function of the list, so any shard of it can be paired as the whole. */
+enum avemo_status avemo_pair_items(const struct avemo_dataset *ds, const signed char *part, uint64_t seed,
+                                   size_t *partner, struct avemo_error *err);
 /* 1 when item i can be a sample (has what the mode needs). */
 int avemo_train_data_usable(const struct avemo_train_data *td, size_t i);
 /* Fill the inputs and labels of n items; augment = 1 for training batches. */

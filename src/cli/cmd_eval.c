@@ -16,8 +16,7 @@ static const char eval_usage[] =
     "  --shard I/N --out DIR   evaluate the I-th of N blocks of the data's items (default: from\n"
     "  SLURM_ARRAY_TASK_ID/..._COUNT or JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT) into\n"
     "  DIR/eval-IIIII-of-NNNNN.jsonl; `avemo merge --metrics OUT.json DIR/eval-*` gives the metrics\n"
-    "  (equal to one process when each unit is one item: clips with face and sound, or a\n"
-    "  unimodal model).";
+    "  (equal to one process, label-matched pairs included: they are drawn over all the items).";
 
 /* This task's shard of the evaluation into a.out_dir. */
 static int eval_shard(const struct cli_eval_args *a)

@@ -1,6 +1,7 @@
-/* Evaluation in shards: a block of the data's items per task (a CSV manifest of them goes to
- * avemo_evaluate), one JSON-lines file of per-unit answers per shard, and the metrics of
- * all the shards' units together. */
+/* Evaluation in shards: a block of the data's items per task (avemo_evaluate with the shard:
+ * the whole item list is read and paired, only the block and its partners are extracted),
+ * one JSON-lines file of per-unit answers per shard, and the metrics of all the shards'
+ * units together. */
 #include <avemo/eval.h>
 #include <avemo/nn.h>
 #include <avemo/train.h>
@@ -15,60 +16,7 @@
 
 #define SHARD_LINES_MAX_BYTES ((size_t)1 << 30)
 
-/* The items of --data as the model's label map keeps them. */
-static enum avemo_status load_items(const char *model_path, const struct avemo_eval_options *opt,
-                                    struct avemo_dataset *ds, struct avemo_error *err)
-{
-    avemo_net *net = NULL;
-    struct avemo_label_map map;
-    enum avemo_status s = avemo_net_load(model_path, &net, err);
-    if (!s) s = avemo_label_map_from_ini(avemo_net_pipeline(net), model_path, &map, err);
-    avemo_net_free(net);
-    for (int i = 0; !s && i < opt->ndata; i++) s = avemo_dataset_add(ds, opt->data[i], &map, err);
-    return s;
-}
-
-/* The block's items as a manifest path,label,group,split (absolute paths, also kept in abs[i - b]
- * to find each unit's --data again). */
-static enum avemo_status write_manifest(const struct avemo_dataset *ds, size_t b, size_t e, const char *path,
-                                        char **abs, struct avemo_error *err)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    enum avemo_status s = AVEMO_OK;
-    for (size_t i = b; !s && i < e; i++) {
-        const struct avemo_item *it = &ds->items[i];
-        char *a = abs[i - b] = realpath(it->path, NULL);
-        if (!a) s = avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: %s", it->path, strerror(errno));
-        else if (strpbrk(a, ",\n\r") || strpbrk(it->group, ",\n\r"))
-            s = avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: a comma in the path: cannot shard it", a);
-        else fprintf(f, "%s,%s,%s,%s\n", a, it->code, it->group, it->split);
-    }
-    if (fclose(f) != 0 && !s) s = avemo_fail(err, AVEMO_ERR_IO, "%s: %s", path, strerror(errno));
-    return s;
-}
-
-/* What a shard knows of the whole data: each --data with its corpus, the labels the map left
- * out, and where each item of the block came from. */
-struct shard_block {
-    const struct avemo_dataset *ds;
-    const struct avemo_eval_options *opt;
-    size_t b, e;
-    char **abs;
-};
-
-/* The --data of unit u: the block's items are in the manifest's order, and so are the units. */
-static int unit_source(const struct shard_block *blk, const char *path, size_t *at)
-{
-    for (size_t j = *at; j < blk->e - blk->b; j++)
-        if (blk->abs[j] && strcmp(blk->abs[j], path) == 0) {
-            *at = j + 1;
-            return blk->ds->items[blk->b + j].source;
-        }
-    return 0; /* not an item of the block: cannot happen, the units are the manifest's */
-}
-
-static cJSON *head_line(const struct avemo_eval_set *set, const char *model, const struct shard_block *blk)
+static cJSON *head_line(const struct avemo_eval_set *set, const char *model)
 {
     cJSON *head = cJSON_CreateObject();
     cJSON *labels = cJSON_AddArrayToObject(head, "labels");
@@ -77,36 +25,34 @@ static cJSON *head_line(const struct avemo_eval_set *set, const char *model, con
     cJSON_AddNumberToObject(head, "skipped", (double)set->skipped);
     cJSON *files = cJSON_AddArrayToObject(head, "skipped_files");
     for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
-    char dropped[256];
-    avemo_dataset_dropped_text(blk->ds, dropped, sizeof dropped);
-    cJSON_AddStringToObject(head, "dropped_labels", dropped);
+    cJSON_AddStringToObject(head, "dropped_labels", set->dropped);
     cJSON *data = cJSON_AddArrayToObject(head, "data");
-    for (int d = 0; d < blk->opt->ndata && d < AVEMO_EVAL_MAX_SOURCES; d++) {
+    for (int d = 0; d < set->nsources; d++) {
         cJSON *one = cJSON_CreateObject();
-        cJSON_AddStringToObject(one, "data", blk->opt->data[d]);
-        cJSON_AddStringToObject(one, "corpus", avemo_corpus_name(avemo_dataset_source_corpus(blk->ds, d)));
+        cJSON_AddStringToObject(one, "data", set->source_path[d]);
+        cJSON_AddStringToObject(one, "corpus", set->source_corpus[d]);
         cJSON_AddItemToArray(data, one);
     }
     return head;
 }
 
-static char *unit_lines(const struct avemo_eval_set *set, const char *model, const struct shard_block *blk)
+static char *unit_lines(const struct avemo_eval_set *set, const char *model)
 {
     char *text = NULL;
-    size_t size = 0, at = 0;
+    size_t size = 0;
     FILE *m = open_memstream(&text, &size);
     if (!m) return NULL;
-    cJSON *head = head_line(set, model, blk);
+    cJSON *head = head_line(set, model);
     char *line = cJSON_PrintUnformatted(head);
     fprintf(m, "%s\n", line ? line : "{}");
     free(line);
     cJSON_Delete(head);
-    for (size_t u = 0; set->results && u < set->n; u++) {
+    for (size_t u = 0; set->results && set->results[0].pred && u < set->n; u++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", set->paths[u]);
         cJSON_AddStringToObject(o, "truth", set->labels[set->truth[u]]);
         cJSON_AddStringToObject(o, "pred", set->labels[set->results[0].pred[u]]);
-        cJSON_AddNumberToObject(o, "data", unit_source(blk, set->paths[u], &at));
+        cJSON_AddNumberToObject(o, "data", set->source[u]);
         line = cJSON_PrintUnformatted(o);
         fprintf(m, "%s\n", line ? line : "{}");
         free(line);
@@ -137,7 +83,7 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
                                    const struct avemo_shard *shard, const char *out_dir, int *already_done,
                                    struct avemo_error *err)
 {
-    char out[4200], manifest[4300];
+    char out[4200];
     *already_done = 0;
     enum avemo_status s = avemo_shard_path(out_dir, "eval", shard, ".jsonl", out, sizeof out, err);
     if (s) return s;
@@ -147,39 +93,15 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
     }
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create: %s", out_dir, strerror(errno));
-    snprintf(manifest, sizeof manifest, "%.4200s.items.csv", out);
-    struct avemo_dataset ds = {0};
+    struct avemo_eval_options o = *opt;
     struct avemo_eval_set set = {0};
-    size_t b = 0, e = 0;
-    char **abs = NULL;
-    s = load_items(model_path, opt, &ds, err);
-    if (!s) {
-        avemo_shard_range(shard, ds.count, &b, &e);
-        abs = calloc(e - b + 1, sizeof *abs);
-        s = abs ? write_manifest(&ds, b, e, manifest, abs, err) : avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", out);
-    }
-    if (!s && e > b) {
-        struct avemo_eval_options o = *opt;
-        const char *data[1] = {manifest};
-        o.data = data;
-        o.ndata = 1;
-        s = avemo_evaluate(&model_path, 1, &o, &set, err);
-        if (s == AVEMO_ERR_EMPTY) s = AVEMO_OK; /* no usable unit in this block: an empty shard */
-    }
-    if (!s && !set.results) { /* the labels still head the file */
-        set.num_classes = ds.num_classes;
-        for (int c = 0; c < ds.num_classes; c++) snprintf(set.labels[c], sizeof set.labels[c], "%s", ds.classes[c]);
-    }
-    const struct shard_block blk = {&ds, opt, b, e, abs};
-    char *text = s ? NULL : unit_lines(&set, model_path, &blk);
+    o.shard = shard;
+    s = avemo_evaluate(&model_path, 1, &o, &set, err);
+    char *text = s ? NULL : unit_lines(&set, model_path);
     if (!s && !text) s = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", out);
     if (!s) s = write_atomically(out, text, err);
     free(text);
-    unlink(manifest);
-    for (size_t i = 0; abs && i < e - b; i++) free(abs[i]);
-    free(abs);
     avemo_eval_free(&set);
-    avemo_dataset_free(&ds);
     return s;
 }
 

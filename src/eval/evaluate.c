@@ -18,6 +18,7 @@ struct eval_model {
     struct avemo_feature_set fs;
     struct avemo_train_data td;
     signed char *part;
+    unsigned char *own;        /* with a shard: 1 for the items of its block; NULL: every item */
 };
 
 static void eval_model_free(struct eval_model *m)
@@ -27,6 +28,49 @@ static void eval_model_free(struct eval_model *m)
     avemo_features_free(&m->fs);
     avemo_train_data_free(&m->td);
     free(m->part);
+    free(m->own);
+}
+
+/* The items evaluated: every item, or a shard's block (they give its units, skipped items and
+ * failures; m->own).  Only their test items and those items' label-matched partners, which
+ * the whole list decides, are read (*only). */
+static enum avemo_status items_to_read(struct eval_model *m, const struct avemo_shard *shard, uint64_t seed,
+                                       unsigned char **only, struct avemo_error *err)
+{
+    size_t n = m->ds.count ? m->ds.count : 1, b = 0, e = m->ds.count;
+    size_t *partner = malloc(sizeof(size_t) * n);
+    *only = calloc(n, 1);
+    if (shard) m->own = calloc(n, 1);
+    enum avemo_status st = partner && *only && (!shard || m->own) ? AVEMO_OK
+                                                                  : avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    if (!st) st = avemo_pair_items(&m->ds, m->part, seed, partner, err);
+    if (shard) avemo_shard_range(shard, m->ds.count, &b, &e);
+    for (size_t i = b; !st && i < e; i++) {
+        if (m->own) m->own[i] = 1;
+        if (m->part[i] != AVEMO_PART_TEST) continue; /* not evaluated */
+        (*only)[i] = 1;
+        if (partner[i] != (size_t)-1) (*only)[partner[i]] = 1;
+    }
+    free(partner);
+    return st;
+}
+
+/* The split's parts, or every item in the test part. */
+static enum avemo_status load_parts(struct eval_model *m, const char *path, const struct avemo_eval_options *opt,
+                                    struct avemo_error *err)
+{
+    m->part = malloc(m->ds.count ? m->ds.count : 1);
+    if (!m->part) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    if (!opt->split_path) {
+        memset(m->part, AVEMO_PART_TEST, m->ds.count);
+        return AVEMO_OK;
+    }
+    struct avemo_split sp;
+    enum avemo_status st = avemo_split_load(&m->ds, opt->split_path, &sp, err);
+    if (st) return st;
+    memcpy(m->part, sp.part, m->ds.count);
+    avemo_split_free(&sp);
+    return AVEMO_OK;
 }
 
 /* Load the model, read the data with its label map, extract features for both modalities. */
@@ -44,22 +88,19 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
     if (avemo_net_classes(net) != m->ds.num_classes)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %d outputs but its [labels] has %d classes", path,
                           avemo_net_classes(net), m->ds.num_classes);
-    struct avemo_extract_options eo = {1, 1, 0, opt->threads, opt->cache_path, opt->progress};
+    unsigned char *only = NULL;
+    if ((st = load_parts(m, path, opt, err))) return st;
+    if ((st = items_to_read(m, opt->shard, opt->seed, &only, err))) {
+        free(only);
+        return st;
+    }
+    struct avemo_extract_options eo = {1, 1, 0, opt->threads, opt->cache_path, opt->progress, only};
     struct avemo_pipeline feat = *p;
     if (feat.audio.norm == AVEMO_NORM_DATASET) feat.audio.norm = AVEMO_NORM_NONE;
     if (feat.audio.frames <= 0) feat.audio.frames = 128;
     st = avemo_features_extract(&feat, &m->ds, &eo, &m->fs, err);
+    free(only);
     if (st) return st;
-    m->part = malloc(m->ds.count ? m->ds.count : 1);
-    if (!m->part) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-    if (opt->split_path) {
-        struct avemo_split sp;
-        if ((st = avemo_split_load(&m->ds, opt->split_path, &sp, err))) return st;
-        memcpy(m->part, sp.part, m->ds.count);
-        avemo_split_free(&sp);
-    } else {
-        memset(m->part, AVEMO_PART_TEST, m->ds.count);
-    }
     /* Both modalities are prepared so that every model sees the same units. */
     m->td.need_audio = 1;
     m->td.need_face = 1;
@@ -70,11 +111,17 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
     return st;
 }
 
+/* A test item of this evaluation (of its block, for a shard). */
+static int is_own_test(const struct eval_model *m, size_t i)
+{
+    return m->part[i] == AVEMO_PART_TEST && (!m->own || m->own[i]);
+}
+
 /* A unit: a test item with sound (and a face, own or matched), or a face item when no
  * item has sound. */
 static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
 {
-    if (m->part[i] != AVEMO_PART_TEST || m->fs.failure[i]) return 0;
+    if (!is_own_test(m, i) || m->fs.failure[i]) return 0;
     if (!data_has_audio) return m->fs.face_count[i] > 0;
     struct avemo_train_data td = m->td;
     /* A face model takes every face, from a clip or an image, when the data mixes both. */
@@ -130,12 +177,12 @@ static enum avemo_status record_sources_and_failures(const struct eval_model *m,
     }
     avemo_dataset_dropped_text(&m->ds, set->dropped, sizeof set->dropped);
     size_t nfail = 0;
-    for (size_t i = 0; i < m->ds.count; i++) nfail += m->part[i] == AVEMO_PART_TEST && m->fs.failure[i];
+    for (size_t i = 0; i < m->ds.count; i++) nfail += is_own_test(m, i) && m->fs.failure[i];
     if (!nfail) return AVEMO_OK;
     set->failures = calloc(nfail, sizeof(char *));
     if (!set->failures) return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     for (size_t i = 0; i < m->ds.count; i++) {
-        if (m->part[i] != AVEMO_PART_TEST || !m->fs.failure[i]) continue;
+        if (!is_own_test(m, i) || !m->fs.failure[i]) continue;
         const char *path = m->ds.items[i].path, *why = m->fs.failure[i];
         char **slot = &set->failures[set->nfailures];
         /* Feature errors usually name the file already; otherwise it is put first. */
@@ -195,23 +242,25 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
     size_t count = st ? 0 : models[0].ds.count;
     size_t *units = malloc(sizeof(size_t) * (count ? count : 1));
     if (!st && !units) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
+    /* Whether the data has sound is read from the item list, the same for every shard. */
     int has_audio = 0;
-    for (size_t i = 0; !st && i < count; i++) has_audio |= models[0].fs.has_audio[i];
+    for (size_t i = 0; !st && i < count; i++) has_audio |= (models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO) != 0;
     size_t n = 0;
     for (size_t i = 0; !st && i < count; i++) {
-        int ok = 1, tested = models[0].part[i] == AVEMO_PART_TEST;
+        int ok = 1, tested = is_own_test(&models[0], i);
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
         if (ok) units[n++] = i;
-        else if (tested && (has_audio ? 1 : !models[0].fs.has_audio[i])) set->skipped++;
+        else if (tested && (has_audio || !(models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO))) set->skipped++;
     }
     if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
-    if (!st && n == 0) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+    /* A shard without units still reports its skipped items and failures. */
+    if (!st && n == 0 && !opt->shard) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
     if (!st) {
         set->n = n;
-        set->truth = malloc(sizeof(int) * n);
-        set->paths = calloc(n, sizeof(char *));
+        set->truth = malloc(sizeof(int) * (n + 1));
+        set->paths = calloc(n + 1, sizeof(char *));
         if (!set->truth || !set->paths) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
-        set->source = malloc(sizeof(int) * n);
+        set->source = malloc(sizeof(int) * (n + 1));
         if (!st && !set->source) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
         for (size_t u = 0; !st && u < n; u++) {
             set->source[u] = models[0].ds.items[units[u]].source;
@@ -220,7 +269,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         set->num_classes = models[0].ds.num_classes;
         for (int c = 0; c < set->num_classes; c++) snprintf(set->labels[c], sizeof set->labels[c], "%s", models[0].ds.classes[c]);
     }
-    for (int mi = 0; !st && mi < nmodels; mi++) {
+    for (int mi = 0; !st && n > 0 && mi < nmodels; mi++) {
         struct avemo_eval_result *r = &set->results[mi];
         const char *base = strrchr(model_paths[mi], '/');
         snprintf(r->model, sizeof r->model, "%s", base ? base + 1 : model_paths[mi]);

@@ -16,11 +16,51 @@ int avemo_train_data_usable(const struct avemo_train_data *td, size_t i)
     if (fs->failure[i] || td->part[i] < 0) return 0;
     if (td->need_audio && !fs->has_audio[i]) return 0;
     if (td->need_face && !td->need_audio) return fs->face_count[i] > 0;
-    if (td->need_face) {
-        int label = td->ds->items[i].label;
-        return fs->face_count[i] > 0 || td->pool_n[(int)td->part[i]][label] > 0;
-    }
+    if (td->need_face) return td->partner[i] != (size_t)-1; /* its own face or its partner's */
     return 1;
+}
+
+/* An item with sound and no picture: it needs a partner face in av mode. */
+static int wants_partner(const struct avemo_item *it)
+{
+    return (it->kind & AVEMO_ITEM_AUDIO) && !(it->kind & (AVEMO_ITEM_VIDEO | AVEMO_ITEM_IMAGE));
+}
+
+static int can_be_partner(const struct avemo_item *it) { return it->kind == AVEMO_ITEM_IMAGE; }
+
+enum avemo_status avemo_pair_items(const struct avemo_dataset *ds, const signed char *part, uint64_t seed,
+                                   size_t *partner, struct avemo_error *err)
+{
+    size_t n = ds->count ? ds->count : 1, *pool = malloc(sizeof(size_t) * n);
+    if (!pool) return avemo_fail(err, AVEMO_ERR_NOMEM, "pairs: out of memory");
+    /* Each (part, label) pool is a run of `pool`, in item order: first[pt][c] .. + count[pt][c]. */
+    size_t count[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES] = {{0}}, first[AVEMO_PART_COUNT][AVEMO_MAX_CLASSES];
+    for (size_t i = 0; i < ds->count; i++)
+        if (part[i] >= 0 && ds->items[i].label >= 0 && can_be_partner(&ds->items[i]))
+            count[(int)part[i]][ds->items[i].label]++;
+    size_t at = 0;
+    for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
+        for (int c = 0; c < AVEMO_MAX_CLASSES; c++) {
+            first[pt][c] = at;
+            at += count[pt][c];
+            count[pt][c] = 0;
+        }
+    for (size_t i = 0; i < ds->count; i++)
+        if (part[i] >= 0 && ds->items[i].label >= 0 && can_be_partner(&ds->items[i])) {
+            int pt = part[i], c = ds->items[i].label;
+            pool[first[pt][c] + count[pt][c]++] = i;
+        }
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, seed, 0xfa11);
+    for (size_t i = 0; i < ds->count; i++) {
+        partner[i] = (size_t)-1;
+        int c = ds->items[i].label;
+        if (part[i] < 0 || c < 0 || !wants_partner(&ds->items[i])) continue;
+        size_t np = count[(int)part[i]][c];
+        if (np) partner[i] = pool[first[(int)part[i]][c] + avemo_rng_below(&rng, (uint32_t)np)];
+    }
+    free(pool);
+    return AVEMO_OK;
 }
 
 enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struct avemo_pipeline *p,
@@ -37,7 +77,7 @@ enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struc
     td->partner = malloc(sizeof(size_t) * n);
     if (!td->partner) return avemo_fail(err, AVEMO_ERR_NOMEM, "training data: out of memory");
     if (td->need_audio && td->need_face) {
-        /* Pools of face-only items (images) by part and label. */
+        /* Pools of face-only items (images) by part and label, for random partners in training. */
         for (int pt = 0; pt < AVEMO_PART_COUNT; pt++)
             for (int c = 0; c < ds->num_classes; c++) {
                 td->pool[pt][c] = malloc(sizeof(size_t) * n);
@@ -49,20 +89,15 @@ enum avemo_status avemo_train_data_init(struct avemo_train_data *td, const struc
             td->pool[(int)part[i]][c][td->pool_n[(int)part[i]][c]++] = i;
         }
     }
-    struct avemo_rng rng;
-    avemo_rng_seed(&rng, seed, 0xfa11);
+    /* The fixed partners come from the item list alone, so that a shard of the items pairs
+     * them as the whole list does; a partner image without a crop leaves its item unpaired. */
+    enum avemo_status st = td->need_face ? avemo_pair_items(ds, part, seed, td->partner, err) : AVEMO_OK;
+    if (st) return st;
     for (size_t i = 0; i < ds->count; i++) {
-        td->partner[i] = (size_t)-1;
-        if (fs->face_count[i] > 0) {
-            td->partner[i] = fs->face_first[i] + (size_t)fs->face_count[i] / 2; /* the middle frame's face */
-        } else if (td->need_face && part[i] >= 0) {
-            int c = ds->items[i].label;
-            size_t np = td->pool_n[(int)part[i]][c];
-            if (np) {
-                size_t j = td->pool[(int)part[i]][c][avemo_rng_below(&rng, (uint32_t)np)];
-                td->partner[i] = fs->face_first[j];
-            }
-        }
+        size_t j = td->need_face ? td->partner[i] : (size_t)-1;
+        if (fs->face_count[i] > 0) td->partner[i] = fs->face_first[i] + (size_t)fs->face_count[i] / 2; /* the middle frame's face */
+        else if (j != (size_t)-1 && !fs->failure[j] && fs->face_count[j] > 0) td->partner[i] = fs->face_first[j];
+        else td->partner[i] = (size_t)-1;
     }
     if (td->need_audio) {
         td->feat_buf = malloc(sizeof(float) * td->audio_floats);

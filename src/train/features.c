@@ -328,9 +328,13 @@ static void cache_save(struct extract_job *job, uint32_t key)
     avemo_binw_bytes(w, CACHE_MAGIC, 8);
     avemo_binw_u32(w, CACHE_VERSION);
     avemo_binw_u32(w, key);
-    avemo_binw_u64(w, job->ds->count);
+    const unsigned char *only = job->opt->only;
+    uint64_t kept = 0;
+    for (size_t i = 0; i < job->ds->count; i++) kept += !only || only[i];
+    avemo_binw_u64(w, kept);
     avemo_binw_crc(w);
     for (size_t i = 0; i < job->ds->count; i++) {
+        if (only && !only[i]) continue; /* not extracted: not known */
         const char *path = job->ds->items[i].path;
         int64_t size, mtime;
         file_stamp(path, &size, &mtime);
@@ -427,7 +431,7 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
     job.cascade = cascade;
     uint32_t key = cache_key(p, opt);
     if (!st) {
-        memset(job.todo, 1, ds->count);
+        for (size_t i = 0; i < ds->count; i++) job.todo[i] = !opt->only || opt->only[i];
         if (opt->cache_path) cache_load(&job, key);
         for (size_t i = 0; i < ds->count; i++) job.total_todo += job.todo[i];
     }
@@ -459,7 +463,10 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
         free(tids);
     }
     if (!st) st = gather_crops(&job, err);
-    if (!st && opt->cache_path && job.total_todo) cache_save(&job, key);
+    /* Extracting part of the items (opt->only), a cache file that is there is not replaced:
+     * it may hold the other items (a training cache). */
+    if (!st && opt->cache_path && job.total_todo && (!opt->only || access(opt->cache_path, F_OK) != 0))
+        cache_save(&job, key);
     for (size_t i = 0; job.results && i < ds->count; i++) free(job.results[i].crops);
     for (size_t i = 0; !st && i < ds->count; i++) fs->failed += fs->failure[i] != NULL;
     free(job.results);

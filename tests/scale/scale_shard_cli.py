@@ -3,7 +3,9 @@
 exactly the lines of the unsharded run (each line's time_ms, measured per run, aside); the
 shard comes from SLURM_ARRAY_TASK_* or JOB_COMPLETION_INDEX when --shard is not given; a shard
 killed mid-line and restarted (--out) finishes, and `avemo merge` of the shards is the
-unsharded output; `avemo features` shards merge into the one-process .npy byte for byte.
+unsharded output; `avemo features` shards merge into the one-process .npy byte for byte;
+`avemo eval --shard` + `avemo merge --metrics` equal one process, for clips and for the av
+model on label-matched pairs (audio files paired with face images).
 
   tests/scale/scale_shard_cli.py --program build/avemo
 """
@@ -94,6 +96,38 @@ def test(stack, program):
     if merged_eval != single_eval[single_eval.index("{"):]:
         fail(f"eval: the merged metrics of 2 shards differ from one process:\n{merged_eval[:300]}\n{single_eval[:300]}")
     log("eval --shard I/2: avemo merge --metrics = avemo eval --json of one process")
+    eval_av_pairs(stack, program)
+
+
+FER_CODES = {"angry": "ANG", "disgust": "DIS", "fear": "FEA", "happy": "HAP", "neutral": "NEU", "sad": "SAD"}
+
+
+def eval_av_pairs(stack, program):
+    """The av model on label-matched pairs: audio files (no picture) each paired with a face
+    image of its label.  The pairs are drawn over the whole item list, so shards whose blocks
+    hold the sound but not the faces (or some of them) give the one-process metrics."""
+    faces = os.path.join(stack.tmp, "faces.csv")
+    with open(faces, "w") as f:
+        for name in sorted(os.listdir(os.path.join(DATA, "faces"))):
+            code = FER_CODES.get(name.split("_")[0])
+            if code:
+                f.write(f"{os.path.join(DATA, 'faces', name)},{code},fer:{name},test\n")
+    model = os.path.join(os.path.dirname(MODEL), "avemo-av.avm")
+    data = ["--data", os.path.join(DATA, "audio"), "--data", faces]
+    single = run([program, "eval", model, *data, "--json"], timeout=200, what="avemo eval av pairs (one process)")
+    single = single[single.index("{"):]
+    if '"n":\t4,' not in single:
+        fail(f"eval av pairs: one process should pair all 4 audio files with a face:\n{single[:300]}")
+    for n in (2, 3):
+        out = os.path.join(stack.tmp, f"eval-av-{n}")
+        for i in range(n):
+            run([program, "eval", model, *data, "--shard", f"{i}/{n}", "--out", out], timeout=200,
+                what=f"avemo eval av pairs --shard {i}/{n}")
+        merged = run([program, "merge", "--metrics", "-", *(os.path.join(out, f) for f in sorted(os.listdir(out)))],
+                     what="avemo merge --metrics (av pairs)")
+        if merged != single:
+            fail(f"eval av pairs: the merged metrics of {n} shards differ from one process:\n{merged[:400]}\n{single[:400]}")
+    log("eval av on label-matched pairs --shard I/2 and I/3: avemo merge --metrics = one process")
 
 
 if __name__ == "__main__":
