@@ -160,7 +160,7 @@ uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
 
 /* ---- binary files: the one writer and reader of every avemo file format ----
  * Each format is documented at the top of the file that defines it (model_file.c, optim.c,
- * features.c, train.c).  They share these conventions: an 8-byte magic and a version first,
+ * features.c, train.c, vision/cascade_cache.c).  They share these conventions: an 8-byte magic and a version first,
  * little-endian integers and IEEE floats, and CRC-32 trailers (avemo_crc32): a u32 CRC of every
  * byte since the previous CRC, written by avemo_binw_crc() and at the end by avemo_binw_finish(),
  * so a file always ends with the CRC of its last section.
@@ -175,6 +175,9 @@ void avemo_binw_u32(avemo_binw *w, uint32_t v);
 void avemo_binw_u64(avemo_binw *w, uint64_t v);
 void avemo_binw_f32(avemo_binw *w, const float *x, size_t n);
 void avemo_binw_f64(avemo_binw *w, const double *x, size_t n);
+/* n 4-byte fields (int32_t, uint32_t or float, mixed): a struct made only of such fields, or an
+ * array of them, is written field by field in little-endian order. */
+void avemo_binw_words32(avemo_binw *w, const void *x, size_t n);
 void avemo_binw_str(avemo_binw *w, const char *s, size_t n); /* u32 length n, then the bytes */
 void avemo_binw_crc(avemo_binw *w);                        /* u32 CRC of the section so far */
 uint64_t avemo_binw_offset(const avemo_binw *w);           /* bytes written so far */
@@ -203,6 +206,7 @@ uint32_t avemo_binr_u32(struct avemo_binr *r);
 uint64_t avemo_binr_u64(struct avemo_binr *r);
 int avemo_binr_f32(struct avemo_binr *r, float *out, size_t n);  /* out NULL: skipped */
 int avemo_binr_f64(struct avemo_binr *r, double *out, size_t n);
+int avemo_binr_words32(struct avemo_binr *r, void *out, size_t n); /* as avemo_binw_words32 wrote them */
 /* Read a u32 CRC and compare it with the section's; 1 when they match (a new section starts). */
 int avemo_binr_crc(struct avemo_binr *r);
 

@@ -1,6 +1,6 @@
 /*
  * Binary files: one writer and one reader for every avemo format (model, optimiser state,
- * feature cache, weight average).  Little-endian fields whatever the host, CRC-32 trailers
+ * feature cache, weight average, cascade cache).  Little-endian fields whatever the host, CRC-32 trailers
  * computed with FFmpeg's av_crc (the same numbers as zlib's crc32), and writes that replace
  * a file only once it is complete (PATH.tmpPID, then rename).
  */
@@ -129,6 +129,7 @@ static void put_array(avemo_binw *w, const void *x, size_t count, size_t width)
 
 void avemo_binw_f32(avemo_binw *w, const float *x, size_t n) { put_array(w, x, n, 4); }
 void avemo_binw_f64(avemo_binw *w, const double *x, size_t n) { put_array(w, x, n, 8); }
+void avemo_binw_words32(avemo_binw *w, const void *x, size_t n) { put_array(w, x, n, 4); }
 
 void avemo_binw_str(avemo_binw *w, const char *s, size_t n)
 {
@@ -266,6 +267,7 @@ static int get_array(struct avemo_binr *r, void *out, size_t count, size_t width
 
 int avemo_binr_f32(struct avemo_binr *r, float *out, size_t n) { return get_array(r, out, n, 4); }
 int avemo_binr_f64(struct avemo_binr *r, double *out, size_t n) { return get_array(r, out, n, 8); }
+int avemo_binr_words32(struct avemo_binr *r, void *out, size_t n) { return get_array(r, out, n, 4); }
 
 int avemo_binr_crc(struct avemo_binr *r)
 {

@@ -142,9 +142,14 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     float *probs = malloc(sizeof(float) * (size_t)batch * (size_t)k);
     if (!st && (!ain || !fin || !probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     int mirror = m->td.face_input >= 0 && m->model.p.face.mirror_test;
+    /* Units were chosen with both modalities prepared, but only the model's own inputs are
+     * built: an audio model's unit may have no face at all, neither its own nor a matched one. */
+    struct avemo_train_data td = m->td;
+    td.need_audio = m->td.audio_input >= 0;
+    td.need_face = m->td.face_input >= 0;
     for (size_t at = 0; !st && at < n; at += batch) {
         int b = n - at < (size_t)batch ? (int)(n - at) : batch;
-        avemo_train_data_batch(&m->td, units + at, b, 0, NULL, ain, fin, labels);
+        avemo_train_data_batch(&td, units + at, b, 0, NULL, ain, fin, labels);
         const float *inputs[2];
         for (int i = 0; i < avemo_net_input_count(m->model.net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
         st = avemo_model_predict_probs(m->model.net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,

@@ -1,6 +1,7 @@
 /* The table of layer types: one row per kind of layer, defined in the layer's own file next
- * to its forward and backward (layer_conv.c, layer_bn.c, layer_dense.c, layer_lstm.c for seq
- * and lstm, layer_simple.c for the parameter-free layers).  graph.c parses items through
+ * to its forward and backward (layer_conv.c, layer_bn.c, layer_relu.c, layer_maxpool.c,
+ * layer_gap.c, layer_flatten.c, layer_dense.c, layer_dropout.c, and layer_lstm.c for seq and
+ * lstm, which work together).  graph.c parses items through
  * it and net.c runs layers through it; docs/nn.md says how to add a row. */
 #include "nn/nn_internal.h"
 

@@ -478,6 +478,21 @@ static void stage_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     }
 }
 
+/* Rows of the branch outputs side by side; bit i of repeat: in[i] has one row, used for every n. */
+static void concat_forward(int count, const float *const *in, const size_t *sizes, unsigned repeat, float *out, int B)
+{
+    size_t total = 0;
+    for (int i = 0; i < count; i++) total += sizes[i];
+    for (int n = 0; n < B; n++) {
+        float *row = out + n * total;
+        for (int i = 0; i < count; i++) {
+            size_t sample = repeat >> i & 1u ? 0 : (size_t)n; /* a repeated input has one sample */
+            memcpy(row, in[i] + sample * sizes[i], sizeof(float) * sizes[i]);
+            row += sizes[i];
+        }
+    }
+}
+
 static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
                                      const float *const *inputs, int batch, unsigned shared, int train,
                                      const float **logits, struct avemo_error *err)
@@ -512,7 +527,7 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
         branch_out[s] = stage_output(ctx, s);
         sizes[s] = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)st->c * st->h * st->w;
     }
-    nn_concat_forward(net->ninputs, branch_out, sizes, shared, ctx->concat, batch);
+    concat_forward(net->ninputs, branch_out, sizes, shared, ctx->concat, batch);
     const int head = net->ninputs;
     stage_forward(net, stats, ctx, head, train, batch);
     *logits = stage_output(ctx, head);

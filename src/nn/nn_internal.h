@@ -264,10 +264,6 @@ void nn_lstm_backward(const struct nn_layer *l, const float *w, float *dw, const
 void nn_seq_forward(const struct nn_layer *l, const float *in, float *out, int B);
 void nn_seq_backward(const struct nn_layer *l, const float *dout, float *din, int B);
 
-/* Concatenate per-sample rows of several inputs into out. */
-/* Rows of the branch outputs side by side; bit i of repeat: in[i] has one row, used for every n. */
-void nn_concat_forward(int n, const float *const *in, const size_t *sizes, unsigned repeat, float *out, int B);
-
 /* Softmax cross-entropy (loss.c): returns the loss, writes dlogits when non-NULL. */
 float nn_softmax_xent(const float *logits, const int *labels, int B, int C, const float *class_weights,
                       float label_smoothing, float *probs, float *dlogits);

@@ -1,6 +1,7 @@
 /*
  * Inference options of evaluation: `--set` overrides of a model's stored pipeline, and the
- * mirror-image test (face.mirror_test), on the shipped face model and the bundled FER faces.
+ * mirror-image test (face.mirror_test), on the shipped face model and the bundled FER faces;
+ * and an audio model on sound files alone (items without any face).
  */
 #include "common/testutil.h"
 
@@ -132,11 +133,40 @@ static void test_eval_overrides(void **state)
     evaluate_faces(bad, 1, &set, AVEMO_ERR_CONFIG);
 }
 
+/* The shipped audio model on the bundled sound files, none of which has a face: every file is a
+ * unit, its truth is the label in its CREMA-D name, and only audio inputs are built (the face
+ * input code once read a crop that does not exist: ASan, or the assert in Debug builds). */
+static void test_eval_audio_only(void **state)
+{
+    (void)state;
+    char audio_model[1024], audio_dir[1024];
+    struct avemo_error err = {0};
+    if (avemo_default_model(AVEMO_MODE_AUDIO, audio_model, sizeof audio_model, &err)) fail_msg("%s", err.message);
+    snprintf(audio_dir, sizeof audio_dir, "%s/audio", AVEMO_TEST_DATA);
+    const char *data[1] = {audio_dir}, *models[1] = {audio_model};
+    struct avemo_eval_options opt = {.data = data, .ndata = 1, .threads = 1, .seed = 1};
+    struct avemo_eval_set set;
+    if (avemo_evaluate(models, 1, &opt, &set, &err)) fail_msg("%s", err.message);
+    assert_int_equal(set.n, 4); /* 1001_DFA_ANG, 1002_DFA_ANG, 1002_DFA_HAP, 1002_DFA_SAD */
+    assert_int_equal(set.nfailures, 0);
+    int correct = 0, truth_seen[AVEMO_MAX_CLASSES] = {0};
+    for (size_t i = 0; i < set.n; i++) {
+        assert_in_range(set.results[0].pred[i], 0, set.num_classes - 1);
+        assert_non_null(strstr(set.paths[i], set.labels[set.truth[i]]));
+        truth_seen[set.truth[i]]++;
+        correct += set.results[0].pred[i] == set.truth[i];
+    }
+    assert_int_equal(truth_seen[0], 2); /* ANG twice */
+    assert_float_equal(set.results[0].metrics.accuracy, correct / 4.0, 1e-9);
+    avemo_eval_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mirror_probs),
         cmocka_unit_test(test_eval_overrides),
+        cmocka_unit_test(test_eval_audio_only),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

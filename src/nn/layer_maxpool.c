@@ -1,5 +1,6 @@
-/* The parameter-free layers: ReLU, max pooling, global average pooling, flatten, dropout, and the
- * concatenation of the branches. */
+/* Max pooling: C x H x W -> C x (H / k) x (W / k), k x k windows with stride k (PyTorch's
+ * MaxPool2d(k), floor mode: a rim that fills no window is dropped).  Item: maxpool [K], K in 2..8,
+ * default 2. */
 #include "nn/nn_internal.h"
 
 #include <stdio.h>
@@ -7,14 +8,6 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-
-void nn_relu_forward(const float *in, float *out, size_t n) { nn_vec_relu(in, out, n); }
-
-/* Uses the output: out > 0 exactly where in > 0. */
-void nn_relu_backward(const float *out, const float *dout, float *din, size_t n)
-{
-    nn_vec_relu_grad(out, dout, din, n);
-}
 
 /* Inference 2 x 2 pooling of one plane: no index to keep, so SSE's max needs no branch. */
 static void maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo)
@@ -167,85 +160,7 @@ void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float 
     }
 }
 
-void nn_gap_forward(const struct nn_layer *l, const float *in, float *out, int B)
-{
-    const size_t hw = (size_t)l->in_h * l->in_w;
-    for (int n = 0; n < B; n++) {
-        for (int c = 0; c < l->in_c; c++) {
-            const float *x = in + ((size_t)n * l->in_c + c) * hw;
-            float sum = 0.0f;
-            for (size_t i = 0; i < hw; i++) sum += x[i];
-            out[(size_t)n * l->in_c + c] = sum / (float)hw;
-        }
-    }
-}
-
-void nn_gap_backward(const struct nn_layer *l, const float *dout, float *din, int B)
-{
-    const size_t hw = (size_t)l->in_h * l->in_w;
-    for (int n = 0; n < B; n++) {
-        for (int c = 0; c < l->in_c; c++) {
-            float g = dout[(size_t)n * l->in_c + c] / (float)hw;
-            float *dx = din + ((size_t)n * l->in_c + c) * hw;
-            for (size_t i = 0; i < hw; i++) dx[i] = g;
-        }
-    }
-}
-
-/* Inverted dropout (PyTorch's): kept values are scaled by 1 / (1 - p) in training. */
-void nn_dropout_forward(const struct nn_layer *l, struct avemo_rng *rng, const float *in, float *out,
-                        uint8_t *mask, size_t n)
-{
-    const float scale = 1.0f / (1.0f - l->p);
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = avemo_rng_uniform(rng) >= l->p;
-        out[i] = mask[i] ? in[i] * scale : 0.0f;
-    }
-}
-
-void nn_dropout_backward(const struct nn_layer *l, const uint8_t *mask, const float *dout, float *din, size_t n)
-{
-    const float scale = 1.0f / (1.0f - l->p);
-    for (size_t i = 0; i < n; i++) din[i] = mask[i] ? dout[i] * scale : 0.0f;
-}
-
-void nn_concat_forward(int count, const float *const *in, const size_t *sizes, unsigned repeat, float *out, int B)
-{
-    size_t total = 0;
-    for (int i = 0; i < count; i++) total += sizes[i];
-    for (int n = 0; n < B; n++) {
-        float *row = out + n * total;
-        for (int i = 0; i < count; i++) {
-            size_t sample = repeat >> i & 1u ? 0 : (size_t)n; /* a repeated input has one sample */
-            memcpy(row, in[i] + sample * sizes[i], sizeof(float) * sizes[i]);
-            row += sizes[i];
-        }
-    }
-}
-
-/* --- rows of the layer table: relu, maxpool [K], gap, flatten, dropout P ------------ */
-
-static int no_args(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
-{
-    (void)l, (void)tok, (void)nt, (void)msg, (void)msgsize;
-    return 1;
-}
-
-static const float *relu_forward(const struct nn_layer *l, const struct nn_fwd *a)
-{
-    nn_relu_forward(a->in, a->y, (size_t)a->B * nn_out_size(l));
-    return a->y;
-}
-
-static void relu_backward(const struct nn_layer *l, const struct nn_bwd *a)
-{
-    if (a->din) nn_relu_backward(a->ctx->out[a->i], a->dout, a->din, (size_t)a->B * nn_out_size(l));
-}
-
-const struct nn_layer_type nn_layer_relu = {
-    .name = "relu", .min_words = 1, .max_words = 1, .takes_seq = 1,
-    .parse = no_args, .forward = relu_forward, .backward = relu_backward,
-};
+/* --- the row: maxpool [K] --- */
 
 static int maxpool_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
 {
@@ -285,111 +200,4 @@ static void maxpool_buffers(const struct nn_layer *l, int B, int training, struc
 const struct nn_layer_type nn_layer_maxpool = {
     .name = "maxpool", .min_words = 1, .max_words = 2, .takes_seq = 0,
     .parse = maxpool_parse, .forward = maxpool_forward, .backward = maxpool_backward, .buffers = maxpool_buffers,
-};
-
-static int gap_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
-{
-    (void)tok, (void)nt, (void)msg, (void)msgsize;
-    l->out_h = l->out_w = 1;
-    return 1;
-}
-
-static const float *gap_forward(const struct nn_layer *l, const struct nn_fwd *a)
-{
-    nn_gap_forward(l, a->in, a->y, a->B);
-    return a->y;
-}
-
-static void gap_backward(const struct nn_layer *l, const struct nn_bwd *a)
-{
-    if (a->din) nn_gap_backward(l, a->dout, a->din, a->B);
-}
-
-const struct nn_layer_type nn_layer_gap = {
-    .name = "gap", .min_words = 1, .max_words = 1, .takes_seq = 0,
-    .parse = gap_parse, .forward = gap_forward, .backward = gap_backward,
-};
-
-static int flatten_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
-{
-    (void)tok, (void)nt, (void)msg, (void)msgsize;
-    l->out_c = (int)nn_in_size(l);
-    l->out_h = l->out_w = 1;
-    l->out_seq = 0;
-    return 1;
-}
-
-/* The output is the input, seen as a vector. */
-static const float *flatten_forward(const struct nn_layer *l, const struct nn_fwd *a)
-{
-    (void)l;
-    return a->in;
-}
-
-static void flatten_backward(const struct nn_layer *l, const struct nn_bwd *a)
-{
-    if (a->din) memcpy(a->din, a->dout, sizeof(float) * (size_t)a->B * nn_out_size(l));
-}
-
-static int never(const struct nn_layer *l, const struct nn_layer *next, int training)
-{
-    (void)l, (void)next, (void)training;
-    return 0;
-}
-
-const struct nn_layer_type nn_layer_flatten = {
-    .name = "flatten", .min_words = 1, .max_words = 1, .takes_seq = 1,
-    .parse = flatten_parse, .forward = flatten_forward, .backward = flatten_backward, .needs_output = never,
-};
-
-static int dropout_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t msgsize)
-{
-    (void)nt;
-    double p;
-    if (avemo_parse_double(tok[1], 0.0, 1.0, &p) != AVEMO_OK || !(p < 1.0)) {
-        snprintf(msg, msgsize, "probability '%s' not in [0, 1)", tok[1]);
-        return 0;
-    }
-    l->p = (float)p;
-    return 1;
-}
-
-static const float *dropout_forward(const struct nn_layer *l, const struct nn_fwd *a)
-{
-    size_t n = (size_t)a->B * nn_out_size(l);
-    if (a->train && a->ctx->dropout && l->p > 0.0f) {
-        nn_dropout_forward(l, &a->ctx->rng, a->in, a->y, a->ctx->drop_mask[a->i], n);
-        return a->y;
-    }
-    if (!a->y) return a->in;
-    memcpy(a->y, a->in, sizeof(float) * n); /* training context with dropout off */
-    return a->y;
-}
-
-static void dropout_backward(const struct nn_layer *l, const struct nn_bwd *a)
-{
-    size_t n = (size_t)a->B * nn_out_size(l);
-    if (!a->din) return;
-    if (a->ctx->last_train && a->ctx->dropout && l->p > 0.0f)
-        nn_dropout_backward(l, a->ctx->drop_mask[a->i], a->dout, a->din, n);
-    else
-        memcpy(a->din, a->dout, sizeof(float) * n);
-}
-
-/* Inference passes the input through. */
-static int dropout_needs_output(const struct nn_layer *l, const struct nn_layer *next, int training)
-{
-    (void)next;
-    return training && l->p != 0.0f;
-}
-
-static void dropout_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
-{
-    if (training) b->mask = (size_t)B * nn_out_size(l);
-}
-
-const struct nn_layer_type nn_layer_dropout = {
-    .name = "dropout", .min_words = 2, .max_words = 2, .takes_seq = 1,
-    .parse = dropout_parse, .forward = dropout_forward, .backward = dropout_backward,
-    .needs_output = dropout_needs_output, .buffers = dropout_buffers,
 };
