@@ -78,6 +78,7 @@ static int parse_numbers(xmlNode *node, double *out, int max)
 {
     /* An element holding one text node (every number list of a cascade) is read in place;
      * anything else through a copy of its whole content. */
+    if (!node) return 0; /* a missing element has no numbers (the caller says which) */
     xmlNode *only = node->children;
     int in_place = only && !only->next && only->type == XML_TEXT_NODE && only->content;
     xmlChar *text = in_place ? only->content : xmlNodeGetContent(node);
