@@ -85,18 +85,26 @@ static int all_upper(const char *s, int n)
 }
 
 /* AAAA_SSS_EEE_LL.ext */
+/* A file name's emotion code and speaker, decoded by one of the parsers below: 1 when the
+ * corpus knows the code, else 0 and the name is not this corpus'. */
+static int set_named_item(struct avemo_item *item, enum avemo_corpus corpus, const char *emo, const char *group_prefix,
+                          const char *speaker, int speaker_len)
+{
+    const char *code = avemo_label_canonical(corpus, emo);
+    if (!code) return 0;
+    snprintf(item->code, sizeof item->code, "%s", code);
+    snprintf(item->group, sizeof item->group, "%s:%.*s", group_prefix, speaker_len, speaker);
+    item->corpus = corpus;
+    return 1;
+}
+
 static int parse_cremad(const char *base, struct avemo_item *item)
 {
     if (strlen(base) < 16 || base[15] != '.' || base[4] != '_' || base[8] != '_' || base[12] != '_') return 0;
     if (!all_digits(base, 4) || !all_upper(base + 5, 3) || !all_upper(base + 9, 3) || !all_upper(base + 13, 2))
         return 0;
     char emo[4] = {base[9], base[10], base[11], 0};
-    const char *code = avemo_label_canonical(AVEMO_CORPUS_CREMAD, emo);
-    if (!code) return 0;
-    snprintf(item->code, sizeof item->code, "%s", code);
-    snprintf(item->group, sizeof item->group, "cremad:%.4s", base);
-    item->corpus = AVEMO_CORPUS_CREMAD;
-    return 1;
+    return set_named_item(item, AVEMO_CORPUS_CREMAD, emo, "cremad", base, 4);
 }
 
 /* MM-VV-EE-II-SS-RR-AA.ext */
@@ -108,11 +116,7 @@ static int parse_ravdess(const char *base, struct avemo_item *item)
         if (f < 6 && base[3 * f + 2] != '-') return 0;
     }
     char emo[3] = {base[6], base[7], 0};
-    const char *code = avemo_label_canonical(AVEMO_CORPUS_RAVDESS, emo);
-    if (!code) return 0;
-    snprintf(item->code, sizeof item->code, "%s", code);
-    snprintf(item->group, sizeof item->group, "ravdess:%.2s", base + 18);
-    item->corpus = AVEMO_CORPUS_RAVDESS;
+    if (!set_named_item(item, AVEMO_CORPUS_RAVDESS, emo, "ravdess", base + 18, 2)) return 0;
     /* Modality 02 is video without sound. */
     if (base[1] == '2') item->kind &= ~AVEMO_ITEM_AUDIO;
     return 1;
@@ -125,12 +129,7 @@ static int parse_emodb(const char *base, struct avemo_item *item)
         !all_digits(base + 3, 2) || !isupper((unsigned char)base[5]) || !islower((unsigned char)base[6]))
         return 0;
     char emo[2] = {base[5], 0};
-    const char *code = avemo_label_canonical(AVEMO_CORPUS_EMODB, emo);
-    if (!code) return 0;
-    snprintf(item->code, sizeof item->code, "%s", code);
-    snprintf(item->group, sizeof item->group, "emodb:%.2s", base);
-    item->corpus = AVEMO_CORPUS_EMODB;
-    return 1;
+    return set_named_item(item, AVEMO_CORPUS_EMODB, emo, "emodb", base, 2);
 }
 
 /* CK+ subject in a name like S005_001_00000009.png (subject, sequence, frame): the label is
