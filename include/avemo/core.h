@@ -90,6 +90,31 @@ const char *avemo_file_type_name(unsigned mode);
 enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data,
                                   size_t *size, struct avemo_error *err);
 
+/* Read a whole stream (a pipe: standard input) into memory, as avemo_read_file; a stream
+ * longer than max_bytes is refused with AVEMO_ERR_TOO_LARGE naming name and the limit. */
+enum avemo_status avemo_read_stream(FILE *f, const char *name, size_t max_bytes, uint8_t **data, size_t *size,
+                                    struct avemo_error *err);
+
+/* ---- FFmpeg's own log (src/core/log.c) ----
+ * FFmpeg prints its lines ("[flv @ 0x55..] Packet corrupt") through one process-wide callback
+ * that has no user pointer (av_log_set_callback).  avemo_log_route() sends its errors, warnings
+ * and notes (up to AV_LOG_INFO, what the ffmpeg program shows) to fn as "[flv] Packet corrupt"
+ * at AVEMO_LOG_VERBOSE, when max_level is at least that (a program shows them on request only:
+ * `avemo --verbose`); fn NULL drops them.  Because FFmpeg's callback API is
+ * process-wide, so is the route: {fn, user, max_level} is the one mutable global of libavemo.
+ * Set it once, at start-up, before any thread runs. */
+enum avemo_log_level {
+    AVEMO_LOG_QUIET = 0,     /* nothing */
+    AVEMO_LOG_ERROR,         /* only what made the work fail */
+    AVEMO_LOG_INFO,          /* notes and summaries (a program's default) */
+    AVEMO_LOG_VERBOSE,       /* also FFmpeg's errors, warnings and notes */
+};
+typedef void (*avemo_log_fn)(void *user, enum avemo_log_level level, const char *line);
+void avemo_log_route(enum avemo_log_level max_level, avemo_log_fn fn, void *user);
+/* The route's max_level (AVEMO_LOG_INFO before avemo_log_route is called); a program's
+ * own notes are printed when it is at least AVEMO_LOG_INFO. */
+enum avemo_log_level avemo_log_level(void);
+
 /* Write a float32 array as a NumPy .npy file (C order).  ndim <= 4. */
 enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim,
                                   const size_t *shape, struct avemo_error *err);
@@ -106,6 +131,11 @@ enum avemo_status avemo_read_npy(const char *path, float **data, int *ndim, size
 enum avemo_status avemo_parse_long(const char *text, long lo, long hi, long *out);
 enum avemo_status avemo_parse_int(const char *text, int lo, int hi, int *out);
 enum avemo_status avemo_parse_double(const char *text, double lo, double hi, double *out);
+/* A duration in seconds, written as FFmpeg's av_parse_time reads one: "2.5" or "3s" (seconds),
+ * "250ms", "10us", or "[HH:]MM:SS[.m]" ("1:30" is 90 s).  Anything else is refused: "1m"
+ * (minutes or milliseconds?) and "abc" give AVEMO_ERR_INVALID_ARG, as does a value outside
+ * [lo, hi] seconds. */
+enum avemo_status avemo_parse_duration(const char *text, double lo, double hi, double *seconds);
 
 /* ---- configuration: an INI text read once (libinih) into ordered entries ----
  * Like darknet's read_cfg + option_find_int: the text is parsed once, every reader asks
@@ -255,6 +285,11 @@ struct avemo_items {
 };
 enum avemo_status avemo_items_expand(const char *const *inputs, int n, struct avemo_items *out,
                                      struct avemo_error *err);
+/* Append the paths of a manifest given as text (as a *.txt manifest: one path per line, '#'
+ * comments; relative paths are taken from dir, NULL: as they are); name is used in messages.
+ * `classify --manifest FILE` reads any file, or standard input, this way. */
+enum avemo_status avemo_items_add_manifest(struct avemo_items *items, const char *text, const char *dir,
+                                           const char *name, struct avemo_error *err);
 void avemo_items_free(struct avemo_items *items);
 
 /* One item of a shard: *line (malloc'ed, no newline; NULL: nothing to write, allowed only

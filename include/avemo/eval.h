@@ -161,18 +161,22 @@ char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
 /* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
  * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the
  * JSON of avemo_prediction_json() when format is NULL.  A file that cannot be classified
- * is reported to on_error (may be NULL) and counted in *failed; with an output file it
- * also gets a line {"file":...,"error":{"code":...,"message":...}}, so that a restarted
+ * is reported to on_error (may be NULL) and counted in *failed; it gets the line of
+ * format_error, or without format_error, in an output file only, the line
+ * {"file":...,"error":{"code":...,"message":...}} (avemo_item_error_json), so that a restarted
  * shard knows it was done.  Items already in out_path (a restart) are skipped. */
 typedef char *(*avemo_prediction_format_fn)(void *user, const struct avemo_prediction *pred, const char *file);
 typedef void (*avemo_item_error_fn)(void *user, const char *file, const struct avemo_error *err);
+typedef char *(*avemo_item_error_format_fn)(void *user, const char *file, const struct avemo_error *err);
 struct avemo_classify_batch {
     const char *const *items;
     size_t n;
     struct avemo_shard shard;
     enum avemo_mode mode;
     const char *out_path;                /* NULL: stdout */
+    const char *header;                  /* first line of a CSV out_path, or NULL */
     avemo_prediction_format_fn format;   /* NULL: JSON */
+    avemo_item_error_format_fn format_error; /* a failed file's line (malloc'ed); NULL: as above */
     avemo_item_error_fn on_error;
     void *user;
 };

@@ -24,6 +24,22 @@ const struct cli_command *cli_find_command(const char *name);
 /* 1 when argv contains -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* ---- shared argument checks (cli_args.c): a usage error says why and exits 2 ---- */
+/* Print "avemo COMMAND: <reason>" and where the options are; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A number (avemo_parse_int/_double) or a duration (avemo_parse_duration: 3s, 250ms, 2.5) given
+ * to option: 0, or -1 after printing "avemo COMMAND: OPTION 'TEXT': expected ...". */
+int cli_int_arg(const char *command, const char *option, const char *text, int lo, int hi, int *out);
+int cli_double_arg(const char *command, const char *option, const char *text, double lo, double hi, double *out);
+int cli_duration_arg(const char *command, const char *option, const char *text, double lo, double hi,
+                     double *seconds);
+/* --quiet: notes and summaries are not printed (main() takes --quiet and --verbose for every
+ * command and routes FFmpeg's log: avemo_log_route). */
+int cli_quiet(void);
+/* "-": standard input into memory (a pipe or a file, not a terminal), at most
+ * avemo_media_limits' max_file_bytes; CLI_EXIT_OK or the exit status after the message. */
+int cli_read_stdin(const char *command, uint8_t **data, size_t *size);
+
 /* The commands (each in cmd_<name>.c). */
 extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;

@@ -1,6 +1,8 @@
 /* avemo help [COMMAND] */
 #include "cli/cli.h"
 
+#include <string.h>
+
 void cli_print_command_list(FILE *stream);
 
 static int run_help(int argc, char **argv)
@@ -10,10 +12,8 @@ static int run_help(int argc, char **argv)
         return CLI_EXIT_OK;
     }
     const struct cli_command *cmd = cli_find_command(argv[1]);
-    if (!cmd) {
-        fprintf(stderr, "avemo: unknown command '%s'\n", argv[1]);
-        return CLI_EXIT_USAGE;
-    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) cmd = &cli_cmd_help;
+    if (!cmd) return cli_usage_error("help", "unknown command '%s' (`avemo help` lists them)", argv[1]);
     cli_print_usage(stdout, cmd);
     return CLI_EXIT_OK;
 }

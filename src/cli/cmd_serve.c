@@ -64,6 +64,7 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
     };
     avemo_serve_options_default(opt);
     opt->api_key = getenv("AVEMO_API_KEY");
+    opt->quiet = cli_quiet(); /* --quiet is taken by main() */
     int c, upload_mb = 50;
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:x:H:p:d:t:T:q:u:k:o:c:R:C:QO:", longopts, NULL)) != -1) {

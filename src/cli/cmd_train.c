@@ -36,6 +36,7 @@ static int run_train(int argc, char **argv)
     opt.overrides = overrides;
     opt.init = inits;
     opt.progress = 1;
+    opt.quiet = cli_quiet(); /* --quiet is taken by main() */
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:o:s:S:i:f:rc:x:l:q", longopts, NULL)) != -1) {

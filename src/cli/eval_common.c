@@ -20,7 +20,7 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
     memset(a, 0, sizeof *a);
     a->opt.data = a->data;
     a->opt.seed = 1;
-    a->opt.progress = 1;
+    a->opt.progress = !cli_quiet();
     a->opt.overrides = (const char *const *)a->overrides;
     int c;
     optind = 1;

@@ -49,10 +49,38 @@ int cli_wants_help(int argc, char **argv)
 void cli_print_command_list(FILE *stream);
 void cli_print_command_list(FILE *stream)
 {
-    fprintf(stream, "usage: avemo COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(stream, "usage: avemo COMMAND [ARGS] [--quiet | --verbose]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(stream, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
-    fprintf(stream, "\n`avemo help COMMAND` or `avemo COMMAND --help` shows a command's options.\n");
+    fprintf(stream, "\n`avemo help COMMAND` or `avemo COMMAND --help` shows a command's options.\n"
+                    "Every command takes --quiet (errors and results only: no notes, summaries or progress)\n"
+                    "and --verbose (also FFmpeg's own messages, e.g. about damaged packets).\n"
+                    "Exit status: 0 success, 1 the work failed, 2 a usage error (the message says why).\n");
+}
+
+/* --quiet and --verbose, taken by every command, anywhere before "--": removed from argv
+ * so that the command's own parser never sees them.  Returns the log level they ask for. */
+static enum avemo_log_level take_log_options(int *argc, char **argv)
+{
+    enum avemo_log_level level = AVEMO_LOG_INFO;
+    int out = 1;
+    for (int i = 1, options = 1; i < *argc; i++) {
+        if (options && strcmp(argv[i], "--") == 0) options = 0;
+        if (options && strcmp(argv[i], "--quiet") == 0) level = AVEMO_LOG_ERROR;
+        else if (options && strcmp(argv[i], "--verbose") == 0) level = AVEMO_LOG_VERBOSE;
+        else argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return level;
+}
+
+/* Where FFmpeg's lines go with --verbose: stderr, marked as FFmpeg's. */
+static void log_to_stderr(void *user, enum avemo_log_level level, const char *line)
+{
+    (void)user;
+    (void)level;
+    fprintf(stderr, "avemo: ffmpeg: %s\n", line);
 }
 
 /* An empty argument is never a valid value (a path, a key, a number): it is what
@@ -74,6 +102,7 @@ static int empty_argument(const char *command, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    avemo_log_route(take_log_options(&argc, argv), log_to_stderr, NULL);
     if (argc < 2) {
         cli_print_command_list(stderr);
         return CLI_EXIT_USAGE;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <libavutil/parseutils.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,18 @@ enum avemo_status avemo_parse_double(const char *text, double lo, double hi, dou
     double v = strtod(text, &end);
     if (errno || end == text || *end || !isfinite(v) || v < lo || v > hi) return AVEMO_ERR_INVALID_ARG;
     *out = v;
+    return AVEMO_OK;
+}
+
+/* FFmpeg's duration syntax (the one `ffmpeg -t` reads), with avemo's strictness on top: no
+ * leading blank (av_parse_time skips it) and a range. */
+enum avemo_status avemo_parse_duration(const char *text, double lo, double hi, double *seconds)
+{
+    int64_t us = 0;
+    if (!text || !*text || strchr(" \t\n", *text) || av_parse_time(&us, text, 1) < 0) return AVEMO_ERR_INVALID_ARG;
+    double v = (double)us / 1e6;
+    if (v < lo || v > hi) return AVEMO_ERR_INVALID_ARG;
+    *seconds = v;
     return AVEMO_OK;
 }
 

@@ -119,7 +119,8 @@ static int has_extension(const char *path, const char *const *exts)
 }
 
 static const char *const media_exts[] = {"wav", "mp3", "flac", "ogg", "opus", "m4a", "aac", "flv", "mp4", "m4v",
-                                         "webm", "mkv", "avi", "mov", "jpg", "jpeg", "png", NULL};
+                                         "webm", "mkv", "avi", "mov", "jpg", "jpeg", "png", "bmp", "tif", "tiff",
+                                         "webp", "pgm", "ppm", "pnm", NULL};
 static const char *const manifest_exts[] = {"txt", "list", NULL};
 
 static int compare_paths(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -161,6 +162,26 @@ static enum avemo_status add_folder(struct avemo_items *it, size_t *cap, const c
     return s;
 }
 
+/* The lines of a manifest's text (changed in place) as items; relative paths from dir. */
+static enum avemo_status add_manifest_text(struct avemo_items *it, size_t *cap, char *text, const char *dir,
+                                           const char *name, struct avemo_error *err)
+{
+    enum avemo_status s = AVEMO_OK;
+    char path[PATH_MAX_LEN];
+    for (char *line = text, *next; !s && line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) line[--len] = '\0';
+        if (len == 0 || line[0] == '#') continue;
+        int n = line[0] == '/' || !dir ? snprintf(path, sizeof path, "%s", line)
+                                       : snprintf(path, sizeof path, "%s/%s", dir, line);
+        if (n < 0 || (size_t)n >= sizeof path) s = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: a path is too long", name);
+        else s = items_add(it, cap, path, err);
+    }
+    return s;
+}
+
 static enum avemo_status add_manifest(struct avemo_items *it, size_t *cap, const char *manifest,
                                       struct avemo_error *err)
 {
@@ -169,20 +190,21 @@ static enum avemo_status add_manifest(struct avemo_items *it, size_t *cap, const
     enum avemo_status s = avemo_read_file(manifest, MANIFEST_MAX_BYTES, &text, &size, err);
     if (s) return s;
     const char *slash = strrchr(manifest, '/');
-    int dir_len = slash ? (int)(slash - manifest) : 0;
-    char path[PATH_MAX_LEN];
-    for (char *line = (char *)text, *next; !s && line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        size_t len = strlen(line);
-        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t')) line[--len] = '\0';
-        if (len == 0 || line[0] == '#') continue;
-        int n = line[0] == '/' || !slash ? snprintf(path, sizeof path, "%s", line)
-                                         : snprintf(path, sizeof path, "%.*s/%s", dir_len, manifest, line);
-        if (n < 0 || (size_t)n >= sizeof path) s = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: a path is too long", manifest);
-        else s = items_add(it, cap, path, err);
-    }
+    char dir[PATH_MAX_LEN];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - manifest), manifest);
+    s = add_manifest_text(it, cap, (char *)text, slash ? dir : NULL, manifest, err);
     free(text);
+    return s;
+}
+
+enum avemo_status avemo_items_add_manifest(struct avemo_items *items, const char *text, const char *dir,
+                                           const char *name, struct avemo_error *err)
+{
+    size_t cap = items->n; /* items_add grows by doubling from here */
+    char *copy = strdup(text);
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", name);
+    enum avemo_status s = add_manifest_text(items, &cap, copy, dir, name, err);
+    free(copy);
     return s;
 }
 

@@ -85,6 +85,44 @@ enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **
     return AVEMO_OK;
 }
 
+enum avemo_status avemo_read_stream(FILE *f, const char *name, size_t max_bytes, uint8_t **data, size_t *size,
+                                    struct avemo_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    size_t n = 0, cap = 0;
+    uint8_t *buf = NULL;
+    for (;;) {
+        if (n == cap) {
+            size_t bigger = cap ? 2 * cap : (size_t)1 << 16;
+            if (bigger > max_bytes + 1) bigger = max_bytes + 1; /* one byte more tells "too large" */
+            uint8_t *p = bigger > cap ? realloc(buf, bigger + 1) : NULL;
+            if (!p) {
+                free(buf);
+                if (bigger > cap) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu bytes", name, bigger);
+                return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %zu bytes, the limit", name, max_bytes);
+            }
+            buf = p;
+            cap = bigger;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: read error: %s", name, strerror(errno));
+    }
+    if (n > max_bytes) {
+        free(buf);
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %zu bytes, the limit", name, max_bytes);
+    }
+    buf[n] = 0;
+    *data = buf;
+    *size = n;
+    return AVEMO_OK;
+}
+
 /* The .npy v1.0 format: magic, version, little-endian header length, a Python
  * dict literal padded with spaces to a multiple of 64 bytes and ending in '\n'. */
 enum avemo_status avemo_write_npy(const char *path, const float *data, int ndim, const size_t *shape,

@@ -20,8 +20,9 @@ static enum avemo_status batch_item(void *user, const char *item, char **line, f
     if (avemo_classify_file(r->ctx, item, b->mode, &r->pred, &item_err)) {
         r->failed++;
         if (b->on_error) b->on_error(b->user, item, &item_err);
-        if (!b->out_path) return AVEMO_OK; /* stdout: the message is all */
-        *line = avemo_item_error_json(item, &item_err);
+        if (b->format_error) *line = b->format_error(b->user, item, &item_err);
+        else if (!b->out_path) return AVEMO_OK; /* stdout: the message is all */
+        else *line = avemo_item_error_json(item, &item_err);
     } else {
         *line = b->format ? b->format(b->user, &r->pred, item) : avemo_prediction_json(&r->pred, item);
     }
@@ -40,6 +41,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
     job.n = batch->n;
     job.shard = batch->shard;
     job.out_path = batch->out_path;
+    job.header = batch->header;
     job.fn = batch_item;
     job.user = r;
     enum avemo_status s = avemo_shard_run(&job, stats, err);
