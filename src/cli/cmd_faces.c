@@ -3,24 +3,28 @@
 
 #include <avemo/vision.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char faces_usage[] =
-    "usage: avemo faces FILE [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
+    "usage: avemo faces FILE|- [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
     "                   [--size N] [--gray] [--margin M] [--track] [--fallback]\n"
     "  Detect the largest face in K frames sampled evenly over a clip (or in a photo: JPEG, PNG, ...)\n"
     "  and print, per frame, its index, time, face_found and box [x, y, w, h] in pixels.\n"
+    "  FILE - reads the clip or photo from standard input.\n"
     "  --frames K      frames to sample (default 8)\n"
     "  --out DIR       write the crops (face_NNN.jpg) into DIR (which must exist)\n"
     "  --draw          with --out: also write each frame with the box drawn (frame_NNN.jpg)\n"
     "  --json          one JSON object\n"
     "  --cascade PATH  OpenCV cascade XML (default " AVEMO_DEFAULT_CASCADE ")\n"
-    "  --size N        side of the square crop (default 64)\n"
+    "  --size N        side of the square crop, 8..1024 (default 64)\n"
     "  --gray          gray crops (default RGB)\n"
-    "  --margin M      border around the box, fraction of its side (default 0.1)\n"
+    "  --margin M      border around the box, fraction of its side, 0..2 (default 0.1)\n"
     "  --track         search near the previous face first (faster)\n"
     "  --fallback      crop the centre square when no face is found";
 
@@ -30,6 +34,7 @@ struct faces_args {
     struct avemo_face_options opt;
 };
 
+/* CLI_EXIT_OK, or a usage error after saying why. */
 static int parse_args(int argc, char **argv, struct faces_args *a)
 {
     static const struct option longopts[] = {
@@ -48,22 +53,35 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tf", longopts, NULL)) != -1) {
         switch (c) {
-        case 'k': if (avemo_parse_int(optarg, 1, 100000, &a->frames)) return 0; break;
+        case 'k': if (cli_int_arg("faces", "--frames", optarg, 1, 100000, &a->frames)) return CLI_EXIT_USAGE; break;
         case 'o': a->out_dir = optarg; break;
         case 'j': a->json = 1; break;
         case 'c': a->cascade = optarg; break;
         case 'd': a->draw = 1; break;
-        case 's': if (avemo_parse_int(optarg, -100000, 100000, &a->opt.size)) return 0; break;
+        case 's': if (cli_int_arg("faces", "--size", optarg, 8, 1024, &a->opt.size)) return CLI_EXIT_USAGE; break;
         case 'g': a->opt.channels = 1; break;
-        case 'm': if (avemo_parse_double(optarg, -1e6, 1e6, &a->opt.margin)) return 0; break;
+        case 'm': if (cli_double_arg("faces", "--margin", optarg, 0, 2, &a->opt.margin)) return CLI_EXIT_USAGE; break;
         case 't': a->opt.track = 1; break;
         case 'f': a->opt.center_fallback = 1; break;
-        default: return 0;
+        default: fprintf(stderr, "%s\n", faces_usage); return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) return 0;
+    if (optind != argc - 1)
+        return cli_usage_error("faces", optind == argc ? "no FILE given" : "one FILE at a time (%d given)", argc - optind);
+    if (a->draw && !a->out_dir) return cli_usage_error("faces", "--draw writes images: it needs --out DIR");
     a->file = argv[optind];
-    return 1;
+    return CLI_EXIT_OK;
+}
+
+/* --out must be a folder we can write into: said before any work, with the system's reason. */
+static int check_out_dir(const char *dir)
+{
+    struct stat st;
+    const char *why = stat(dir, &st) != 0 ? strerror(errno) : !S_ISDIR(st.st_mode) ? "not a directory"
+                      : access(dir, W_OK) != 0 ? strerror(errno) : NULL;
+    if (!why) return CLI_EXIT_OK;
+    fprintf(stderr, "avemo faces: --out %s: %s\n", dir, why);
+    return CLI_EXIT_FAIL;
 }
 
 static int is_still_image_name(const char *path)
@@ -137,13 +155,58 @@ static void print_results(const struct faces_args *a, const struct avemo_face *f
     }
 }
 
+/* A still image: one detection; a clip: the faces of its sampled frames. */
+static int faces_of_media(const struct faces_args *a, avemo_detector *det, avemo_media *media)
+{
+    struct avemo_error err = {0};
+    int rc = CLI_EXIT_OK;
+    if (avemo_media_is_still_image(media)) {
+        struct avemo_image img = {0};
+        struct avemo_face face = {0};
+        if (avemo_image_from_media(media, a->opt.channels, &img, &err) ||
+            avemo_face_detect_image(det, &img, &a->opt, NULL, &face, &err) ||
+            (a->out_dir && write_outputs(a, 0, &face, a->draw ? &img : NULL, &err)))
+            rc = cli_report(&err);
+        else
+            print_results(a, &face, 1);
+        avemo_face_free(&face);
+        avemo_image_free(&img);
+        return rc;
+    }
+    struct avemo_clip_faces cf = {0};
+    if (avemo_clip_faces(det, media, a->frames, &a->opt, a->draw, &cf, &err)) rc = cli_report(&err);
+    for (int i = 0; !rc && a->out_dir && i < cf.count; i++) {
+        struct avemo_image frame = {0};
+        if (a->draw) frame = avemo_image_from_frame(&cf.frames.frames[i]);
+        if (write_outputs(a, i, &cf.faces[i], a->draw ? &frame : NULL, &err)) rc = cli_report(&err);
+    }
+    if (!rc) print_results(a, cf.faces, cf.count);
+    avemo_clip_faces_free(&cf);
+    return rc;
+}
+
+/* "-": the clip or photo on standard input. */
+static int faces_of_stdin(const struct faces_args *a, avemo_detector *det)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    int rc = cli_read_stdin("faces", &data, &size);
+    if (rc) return rc;
+    struct avemo_error err = {0};
+    avemo_media *media = NULL;
+    struct avemo_media_open_options opt = {.name = "standard input"};
+    if (avemo_media_open_memory(data, size, &opt, &media, &err)) rc = cli_report(&err);
+    else rc = faces_of_media(a, det, media);
+    avemo_media_close(media);
+    free(data);
+    return rc;
+}
+
 static int run_faces(int argc, char **argv)
 {
     struct faces_args a;
-    if (!parse_args(argc, argv, &a) || (a.draw && !a.out_dir)) {
-        fprintf(stderr, "%s\n", faces_usage);
-        return CLI_EXIT_USAGE;
-    }
+    int rc = parse_args(argc, argv, &a);
+    if (rc || (a.out_dir && (rc = check_out_dir(a.out_dir)))) return rc;
     struct avemo_error err = {0};
     avemo_cascade *cascade = NULL;
     avemo_detector *det = NULL;
@@ -151,8 +214,9 @@ static int run_faces(int argc, char **argv)
         avemo_cascade_free(cascade);
         return cli_report(&err);
     }
-    int rc = CLI_EXIT_OK;
-    if (is_still_image_name(a.file)) {
+    if (strcmp(a.file, "-") == 0) {
+        rc = faces_of_stdin(&a, det);
+    } else if (is_still_image_name(a.file)) {
         /* A photo: one detection. */
         struct avemo_image img = {0};
         struct avemo_face face = {0};
@@ -166,19 +230,8 @@ static int run_faces(int argc, char **argv)
         avemo_image_free(&img);
     } else {
         avemo_media *media = NULL;
-        struct avemo_clip_faces cf = {0};
-        if (avemo_media_open_file(a.file, NULL, &media, &err) ||
-            avemo_clip_faces(det, media, a.frames, &a.opt, a.draw, &cf, &err)) {
-            rc = cli_report(&err);
-        } else {
-            for (int i = 0; a.out_dir && i < cf.count && rc == CLI_EXIT_OK; i++) {
-                struct avemo_image frame = {0};
-                if (a.draw) frame = avemo_image_from_frame(&cf.frames.frames[i]);
-                if (write_outputs(&a, i, &cf.faces[i], a.draw ? &frame : NULL, &err)) rc = cli_report(&err);
-            }
-            if (rc == CLI_EXIT_OK) print_results(&a, cf.faces, cf.count);
-        }
-        avemo_clip_faces_free(&cf);
+        if (avemo_media_open_file(a.file, NULL, &media, &err)) rc = cli_report(&err);
+        else rc = faces_of_media(&a, det, media);
         avemo_media_close(media);
     }
     avemo_detector_free(det);

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 
 static const char features_usage[] =
-    "usage: avemo features FILE [options] [--out OUT.npy]\n"
+    "usage: avemo features FILE|- [options] [--out OUT.npy]\n"
     "       avemo features FILE|DIR|LIST.txt... [options] [--shard I/N] --out DIR\n"
     "  Compute the audio features of a model input (librosa-equal MFCC, log-mel or\n"
     "  spectrogram) and write them as a float32 .npy of shape features x frames.\n"
-    "  Without --out, print the shape and a few statistics.\n"
+    "  Without --out, print the shape and a few statistics.  FILE - reads standard input.\n"
     "  --pipeline P.ini       read the [audio] section of a pipeline file\n"
     "  --feature F            mfcc | logmel | mel | spectrogram\n"
     "  --sr HZ                sample rate the audio is resampled to (default 22050)\n"
@@ -38,10 +38,26 @@ static const char features_usage[] =
 struct override {
     const char *key;
     const char *value;
+    const char *option;   /* its long option's name, for messages */
 };
 
 #define MAX_OVERRIDES 16
 #define PIPELINE_MAX_BYTES (1 << 20)
+
+/* A bad option value is a usage error (exit 2) that names the option; 0 when all are good. */
+static int check_overrides(const struct override *ov, int n_ov)
+{
+    struct avemo_audio_params p;
+    struct avemo_error err = {0};
+    avemo_audio_params_default(&p);
+    for (int i = 0; i < n_ov; i++) {
+        char where[64];
+        snprintf(where, sizeof where, "--%s", ov[i].option);
+        if (avemo_audio_params_set(&p, ov[i].key, ov[i].value, where, &err))
+            return cli_usage_error("features", "%s", err.message);
+    }
+    return CLI_EXIT_OK;
+}
 
 static int load_params(const char *pipeline, const struct override *ov, int n_ov, struct avemo_audio_params *p,
                        struct avemo_error *err)
@@ -116,6 +132,40 @@ static int features_batch(const struct avemo_audio_params *params, const struct 
     return rc != CLI_EXIT_OK || failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
 
+/* One file (or "-", standard input): its features to out_path, or a summary on stdout. */
+static int features_one(const struct avemo_audio_params *params, struct avemo_media_open_options *opt,
+                        const char *file, const char *out_path)
+{
+    struct avemo_error err = {0};
+    avemo_audio_extractor *ex = NULL;
+    avemo_media *media = NULL;
+    float *x = NULL;
+    size_t cols = 0, valid = 0;
+    uint8_t *data = NULL; /* standard input's bytes, for "-" */
+    size_t size = 0;
+    int rc = strcmp(file, "-") == 0 ? cli_read_stdin("features", &data, &size) : CLI_EXIT_OK;
+    opt->name = "standard input";
+    if (rc) return rc;
+    if (avemo_audio_extractor_create(params, &ex, &err) ||
+        (data ? avemo_media_open_memory(data, size, opt, &media, &err) : avemo_media_open_file(file, opt, &media, &err)) ||
+        avemo_audio_features_from_media(ex, media, &x, &cols, &valid, &err)) {
+        rc = cli_report(&err);
+    } else {
+        size_t rows = (size_t)avemo_audio_feature_count(ex);
+        if (out_path) {
+            size_t shape[2] = {rows, cols};
+            if (avemo_write_npy(out_path, x, 2, shape, &err)) rc = cli_report(&err);
+        } else {
+            print_summary(file, params, x, rows, cols, valid);
+        }
+    }
+    free(x);
+    avemo_media_close(media);
+    free(data);
+    avemo_audio_extractor_free(ex);
+    return rc;
+}
+
 static int run_features(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -132,7 +182,8 @@ static int run_features(int argc, char **argv)
     int n_ov = 0, c;
     const char *pipeline = NULL, *out_path = NULL, *input_format = NULL, *input_rate = NULL, *shard_text = NULL;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+    int longindex = 0;
+    while ((c = getopt_long(argc, argv, "o:", longopts, &longindex)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'p': pipeline = optarg; break;
@@ -154,7 +205,7 @@ static int run_features(int argc, char **argv)
             fprintf(stderr, "avemo features: too many options\n");
             return CLI_EXIT_USAGE;
         }
-        if (key) ov[n_ov++] = (struct override){key, optarg};
+        if (key) ov[n_ov++] = (struct override){key, optarg, longopts[longindex].name};
     }
     struct stat st;
     int batch = shard_text || argc - optind > 1 || (optind < argc && stat(argv[optind], &st) == 0 && S_ISDIR(st.st_mode));
@@ -165,6 +216,9 @@ static int run_features(int argc, char **argv)
     const char *file = argv[optind];
     struct avemo_error err = {0};
     struct avemo_audio_params params;
+    int rate;
+    if (input_rate && cli_int_arg("features", "--input-rate", input_rate, 1, 768000, &rate)) return CLI_EXIT_USAGE;
+    if (check_overrides(ov, n_ov)) return CLI_EXIT_USAGE;
     if (!load_params(pipeline, ov, n_ov, &params, &err)) return cli_report(&err);
 
     /* A raw input needs its rate and layout, like ffmpeg -f f32le -ar HZ -ac 1. */
@@ -172,31 +226,11 @@ static int run_features(int argc, char **argv)
     struct avemo_media_open_options opt = {0};
     opt.format = input_format;
     if (input_rate) {
-        snprintf(demux_options, sizeof demux_options, "sample_rate=%s:ch_layout=mono", input_rate);
+        snprintf(demux_options, sizeof demux_options, "sample_rate=%d:ch_layout=mono", rate);
         opt.options = demux_options;
     }
     if (batch) return features_batch(&params, &opt, shard_text, out_path, argv + optind, argc - optind);
-    avemo_audio_extractor *ex = NULL;
-    avemo_media *media = NULL;
-    float *x = NULL;
-    size_t cols = 0, valid = 0;
-    int rc = CLI_EXIT_OK;
-    if (avemo_audio_extractor_create(&params, &ex, &err) || avemo_media_open_file(file, &opt, &media, &err) ||
-        avemo_audio_features_from_media(ex, media, &x, &cols, &valid, &err)) {
-        rc = cli_report(&err);
-    } else {
-        size_t rows = (size_t)avemo_audio_feature_count(ex);
-        if (out_path) {
-            size_t shape[2] = {rows, cols};
-            if (avemo_write_npy(out_path, x, 2, shape, &err)) rc = cli_report(&err);
-        } else {
-            print_summary(file, &params, x, rows, cols, valid);
-        }
-    }
-    free(x);
-    avemo_media_close(media);
-    avemo_audio_extractor_free(ex);
-    return rc;
+    return features_one(&params, &opt, file, out_path);
 }
 
 const struct cli_command cli_cmd_features = {

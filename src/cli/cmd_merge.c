@@ -33,10 +33,7 @@ static int merge_metrics(const char *out, char **inputs, int n)
 static int run_merge(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "--metrics") == 0) return merge_metrics(argv[2], argv + 3, argc - 3);
-    if (argc < 3) {
-        fprintf(stderr, "%s\n", merge_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (argc < 3) return cli_usage_error("merge", "expected OUT and at least one SHARD output");
     struct avemo_error err = {0};
     if (avemo_merge((const char *const *)argv + 2, argc - 2, argv[1], &err)) return cli_report(&err);
     return CLI_EXIT_OK;

@@ -3,10 +3,11 @@
 
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char probe_usage[] =
-    "usage: avemo probe FILE [--json] [--format FMT] [--options K=V:...]\n"
-    "  Print a media file's container, duration, audio and video streams.\n"
+    "usage: avemo probe FILE|- [--json] [--format FMT] [--options K=V:...]\n"
+    "  Print a media file's container, duration, audio and video streams (- reads standard input).\n"
     "  --json         one JSON object\n"
     "  --format FMT   force the input format (like ffmpeg -f), e.g. f32le\n"
     "  --options OPT  demuxer options, e.g. sample_rate=22050:ch_layout=mono";
@@ -45,14 +46,21 @@ static int run_probe(int argc, char **argv)
         default: fprintf(stderr, "%s\n", probe_usage); return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "%s\n", probe_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc - 1)
+        return cli_usage_error("probe", optind == argc ? "no FILE given" : "one FILE at a time (%d given)", argc - optind);
     struct avemo_error err = {0};
     avemo_media *media = NULL;
-    if (avemo_media_open_file(argv[optind], &opt, &media, &err)) return cli_report(&err);
-    int rc = CLI_EXIT_OK;
+    uint8_t *data = NULL; /* standard input's bytes, for "-" */
+    size_t size = 0;
+    int rc = strcmp(argv[optind], "-") == 0 ? cli_read_stdin("probe", &data, &size) : CLI_EXIT_OK;
+    opt.name = "standard input";
+    if (!rc && (data ? avemo_media_open_memory(data, size, &opt, &media, &err)
+                     : avemo_media_open_file(argv[optind], &opt, &media, &err)))
+        rc = cli_report(&err);
+    if (rc) {
+        free(data);
+        return rc;
+    }
     if (json) {
         char *text = NULL;
         if (avemo_media_info_json(media, &text, &err)) rc = cli_report(&err);
@@ -64,6 +72,7 @@ static int run_probe(int argc, char **argv)
         print_text(&info);
     }
     avemo_media_close(media);
+    free(data);
     return rc;
 }
 

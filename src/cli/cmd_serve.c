@@ -5,6 +5,7 @@
 #include <avemo/serve.h>
 
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,8 +29,8 @@ static const char serve_usage[] =
     "  --max-upload-mb N    largest accepted upload in MiB (default 50)\n"
     "  --api-key KEY        require 'Authorization: Bearer KEY' or 'X-API-Key: KEY' on /v1/\n"
     "                       (or set AVEMO_API_KEY, which keeps the key out of `ps`)\n"
-    "  --timeout S          close connections idle for S seconds (default 30)\n"
-    "  --request-timeout S  a request's headers and body must arrive within S seconds (default 60)\n"
+    "  --timeout S          close connections idle for S (default 30s; a duration: 30, 30s, 1:00)\n"
+    "  --request-timeout S  a request's headers and body must arrive within S (default 60s)\n"
     "  --max-connections N  simultaneous connections (default 64)\n"
     "  --max-connections-per-client N  from one IP address (default: half of --max-connections;\n"
     "                       behind a reverse proxy, set it to --max-connections)\n"
@@ -39,6 +40,15 @@ static const char serve_usage[] =
 static int parse_count(const char *text, int lo, int hi, int *out)
 {
     return avemo_parse_int(text, lo, hi, out) == AVEMO_OK ? 0 : -1;
+}
+
+/* A duration (30, 30s, 1:00, 500ms rounded up) in whole seconds. */
+static int parse_seconds(const char *text, int lo, int hi, int *out)
+{
+    double s;
+    if (avemo_parse_duration(text, 1e-3, hi, &s) != AVEMO_OK || ceil(s) < lo) return -1;
+    *out = (int)ceil(s);
+    return 0;
 }
 
 static int usage_error(const char *what, const char *value)
@@ -88,13 +98,13 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
         case 'u': if (parse_count(optarg, 1, 1024, &upload_mb)) return usage_error("--max-upload-mb", optarg); break;
         case 'k': opt->api_key = optarg; break;
         case 'o':
-            if (parse_count(optarg, 1, 3600, &opt->connection_timeout_s)) return usage_error("--timeout", optarg);
+            if (parse_seconds(optarg, 1, 3600, &opt->connection_timeout_s)) return usage_error("--timeout", optarg);
             break;
         case 'c':
             if (parse_count(optarg, 1, 10000, &opt->max_connections)) return usage_error("--max-connections", optarg);
             break;
         case 'R':
-            if (parse_count(optarg, 1, 3600, &opt->request_timeout_s)) return usage_error("--request-timeout", optarg);
+            if (parse_seconds(optarg, 1, 3600, &opt->request_timeout_s)) return usage_error("--request-timeout", optarg);
             break;
         case 'C':
             if (parse_count(optarg, 1, 10000, &opt->max_connections_per_client))

@@ -34,10 +34,9 @@ static int run_split(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || !out || ndata == 0) {
-        fprintf(stderr, "%s\n", split_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc - 1 || !out || ndata == 0)
+        return cli_usage_error("split", "%s", optind == argc ? "no PIPELINE.ini given" : optind < argc - 1 ? "one PIPELINE.ini"
+                               : !out ? "no --out SPLIT.txt given" : "no --data given");
     int left_out = -1;
     for (int i = 0; leave_out && i < ndata; i++)
         if (strcmp(data[i], leave_out) == 0) left_out = i;

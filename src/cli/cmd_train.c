@@ -64,10 +64,9 @@ static int run_train(int argc, char **argv)
         default: fprintf(stderr, "%s\n", train_usage); return CLI_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1 || !opt.out_path || opt.ndata == 0) {
-        fprintf(stderr, "%s\n", train_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (optind != argc - 1 || !opt.out_path || opt.ndata == 0)
+        return cli_usage_error("train", "%s", optind == argc ? "no PIPELINE.ini given" : optind < argc - 1 ? "one PIPELINE.ini"
+                               : !opt.out_path ? "no --out MODEL.avm given" : "no --data given");
     opt.pipeline_path = argv[optind];
     struct avemo_train_result res;
     struct avemo_error err = {0};

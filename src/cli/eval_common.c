@@ -27,7 +27,7 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
     while ((c = getopt_long(argc, argv, "d:s:jr:c:S:", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
-            if (a->opt.ndata == 32) return -1;
+            if (a->opt.ndata == 32) return cli_usage_error(argv[0], "at most 32 --data");
             a->data[a->opt.ndata++] = optarg;
             break;
         case 's': a->opt.split_path = optarg; break;
@@ -35,22 +35,24 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
         case 'r': a->report_dir = optarg; break;
         case 'c': a->opt.cache_path = optarg; break;
         case 'S':
-            if (a->opt.noverrides == 16) return -1;
+            if (a->opt.noverrides == 16) return cli_usage_error(argv[0], "at most 16 --set");
             a->overrides[a->opt.noverrides++] = optarg;
             break;
         case 'x':
         case 'o':
-            if (max_models != 1) return -1; /* eval only */
+            if (max_models != 1) return cli_usage_error(argv[0], "--shard and --out are for avemo eval");
             *(c == 'x' ? &a->shard_text : &a->out_dir) = optarg;
             break;
-        default: return -1;
+        default: return CLI_EXIT_USAGE; /* getopt said why */
         }
     }
     for (int i = optind; i < argc; i++) {
-        if (a->nmodels == max_models) return -1;
+        if (a->nmodels == max_models) return cli_usage_error(argv[0], "at most %d MODEL", max_models);
         a->models[a->nmodels++] = argv[i];
     }
-    return a->nmodels > 0 && a->opt.ndata > 0 ? 0 : -1;
+    if (a->nmodels == 0) return cli_usage_error(argv[0], "no MODEL given");
+    if (a->opt.ndata == 0) return cli_usage_error(argv[0], "no --data given (a folder or a .csv manifest)");
+    return 0;
 }
 
 int cli_write_report(const char *dir, const char *prefix, const struct avemo_eval_result *r)

@@ -15,7 +15,8 @@ struct cli_eval_args {
     const char *shard_text, *out_dir;   /* eval --shard I/N --out DIR */
 };
 
-/* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F] [--set S.K=V]...; 0 on success. */
+/* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F] [--set S.K=V]...; 0 on success,
+ * else a usage error said why (argv[0] is the command's name). */
 int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_args *a);
 /* Write report.txt, metrics.json and confusion.png of result r into dir (prefix names the model). */
 int cli_write_report(const char *dir, const char *prefix, const struct avemo_eval_result *r);

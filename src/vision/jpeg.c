@@ -4,6 +4,7 @@
  * register that longjmp could clobber. */
 #include "vision/vision_internal.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,12 +212,17 @@ enum avemo_status avemo_jpeg_write_file(const char *path, const struct avemo_ima
     }
     FILE *f = fopen(path, "wb");
     if (!f) {
+        int e = errno;
         free(data);
-        return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create the file", path);
+        return avemo_fail(err, AVEMO_ERR_IO, "%s: cannot create the file: %s", path, strerror(e));
     }
     int ok = fwrite(data, 1, size, f) == size;
-    ok = (fclose(f) == 0) && ok;
+    int e = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
     free(data);
-    if (!ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed", path);
+    if (!ok) return avemo_fail(err, AVEMO_ERR_IO, "%s: write failed: %s", path, strerror(e));
     return AVEMO_OK;
 }
