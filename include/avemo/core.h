@@ -132,7 +132,8 @@ enum avemo_status avemo_parse_long(const char *text, long lo, long hi, long *out
 enum avemo_status avemo_parse_int(const char *text, int lo, int hi, int *out);
 enum avemo_status avemo_parse_double(const char *text, double lo, double hi, double *out);
 /* A duration in seconds, written as FFmpeg's av_parse_time reads one: "2.5" or "3s" (seconds),
- * "250ms", "10us", or "[HH:]MM:SS[.m]" ("1:30" is 90 s).  Anything else is refused: "1m"
+ * "250ms", "10us", or "[HH:]MM:SS[.m]" ("1:30" is 90 s), starting with a digit (no sign, no
+ * blank).  Anything else is refused: "1m"
  * (minutes or milliseconds?) and "abc" give AVEMO_ERR_INVALID_ARG, as does a value outside
  * [lo, hi] seconds. */
 enum avemo_status avemo_parse_duration(const char *text, double lo, double hi, double *seconds);

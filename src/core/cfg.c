@@ -63,12 +63,12 @@ enum avemo_status avemo_parse_double(const char *text, double lo, double hi, dou
     return AVEMO_OK;
 }
 
-/* FFmpeg's duration syntax (the one `ffmpeg -t` reads), with avemo's strictness on top: no
- * leading blank (av_parse_time skips it) and a range. */
+/* FFmpeg's duration syntax (the one `ffmpeg -t` reads), with avemo's strictness on top: a digit
+ * first (av_parse_time skips blanks and takes "--1" for 1 s) and a range. */
 enum avemo_status avemo_parse_duration(const char *text, double lo, double hi, double *seconds)
 {
     int64_t us = 0;
-    if (!text || !*text || strchr(" \t\n", *text) || av_parse_time(&us, text, 1) < 0) return AVEMO_ERR_INVALID_ARG;
+    if (!text || *text < '0' || *text > '9' || av_parse_time(&us, text, 1) < 0) return AVEMO_ERR_INVALID_ARG;
     double v = (double)us / 1e6;
     if (v < lo || v > hi) return AVEMO_ERR_INVALID_ARG;
     *seconds = v;

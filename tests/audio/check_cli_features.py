@@ -114,7 +114,8 @@ p = run([os.path.join(data, "cremad", "1001_DFA_ANG_XX.flv"), "--pipeline", ini]
 check("unknown [audio] key is an error", p.returncode == 1 and "n_mel" in p.stderr and "line 3" in p.stderr
       and ini in p.stderr, p.stderr.strip())
 p = run([os.path.join(data, "cremad", "1001_DFA_ANG_XX.flv"), "--feature", "chroma"], expect_ok=False)
-check("unknown --feature value is an error", p.returncode == 1 and "chroma" in p.stderr, p.stderr.strip())
+check("unknown --feature value is a usage error (2) naming it", p.returncode == 2 and "--feature" in p.stderr
+      and "chroma" in p.stderr, p.stderr.strip())
 
 # 6. Without --out: shape and statistics on stdout.
 p = run([os.path.join(data, "cremad", "1001_DFA_ANG_XX.flv")])
