@@ -1,7 +1,7 @@
 /* Audio feature parameters: defaults, validation and the [audio] section of a pipeline INI file. */
 #include <avemo/audio.h>
 
-#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -106,26 +106,11 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     return AVEMO_OK;
 }
 
-/* Strict number parsing: the whole value must be the number. */
-static int parse_int(const char *s, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < -2147483647L || v > 2147483647L) return 0;
-    *out = (int)v;
-    return 1;
-}
+/* Strict number parsing, core's one parser: the whole value must be the number (the ranges
+ * are checked by validate, with their own message). */
+static int parse_int(const char *s, int *out) { return avemo_parse_int(s, -2147483647, 2147483647, out) == AVEMO_OK; }
 
-static int parse_double(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return 0;
-    *out = v;
-    return 1;
-}
+static int parse_double(const char *s, double *out) { return avemo_parse_double(s, -DBL_MAX, DBL_MAX, out) == AVEMO_OK; }
 
 static int parse_choice(const char *s, const char *const *names, int *out)
 {
