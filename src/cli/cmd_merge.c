@@ -32,7 +32,11 @@ static int merge_metrics(const char *out, char **inputs, int n)
 
 static int run_merge(int argc, char **argv)
 {
-    if (argc >= 4 && strcmp(argv[1], "--metrics") == 0) return merge_metrics(argv[2], argv + 3, argc - 3);
+    int metrics = argc > 1 && strcmp(argv[1], "--metrics") == 0;
+    if (metrics && argc < 4) return cli_usage_error("merge", "--metrics needs OUT.json (or -) and at least one EVAL_SHARD");
+    if (metrics) return merge_metrics(argv[2], argv + 3, argc - 3);
+    if (argc > 1 && argv[1][0] == '-' && argv[1][1])
+        return cli_usage_error("merge", "unknown option '%s' (the only one is --metrics, first)", argv[1]);
     if (argc < 3) return cli_usage_error("merge", "expected OUT and at least one SHARD output");
     struct avemo_error err = {0};
     if (avemo_merge((const char *const *)argv + 2, argc - 2, argv[1], &err)) return cli_report(&err);

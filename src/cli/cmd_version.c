@@ -6,8 +6,7 @@
 
 static int run_version(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    if (argc > 1) return cli_usage_error("version", "takes no argument ('%s')", argv[1]);
     printf("avemo %s\n", avemo_version());
     printf("libavformat %u.%u.%u, libavcodec %u.%u.%u\n", avformat_version() >> 16,
            (avformat_version() >> 8) & 0xff, avformat_version() & 0xff, avcodec_version() >> 16,
