@@ -33,6 +33,9 @@ int cli_int_arg(const char *command, const char *option, const char *text, int l
 int cli_double_arg(const char *command, const char *option, const char *text, double lo, double hi, double *out);
 int cli_duration_arg(const char *command, const char *option, const char *text, double lo, double hi,
                      double *seconds);
+/* A --set SECTION.KEY=VALUE: 0, or -1 after saying why its shape is wrong (checked by the
+ * configuration's own avemo_cfg_assign; the value itself is checked where it is used). */
+int cli_assignment_arg(const char *command, const char *text);
 /* --quiet: notes and summaries are not printed (main() takes --quiet and --verbose for every
  * command and routes FFmpeg's log: avemo_log_route). */
 int cli_quiet(void);

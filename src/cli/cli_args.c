@@ -42,6 +42,17 @@ int cli_duration_arg(const char *command, const char *option, const char *text, 
     return -1;
 }
 
+int cli_assignment_arg(const char *command, const char *text)
+{
+    avemo_cfg *cfg = NULL;
+    struct avemo_error err = {0};
+    int ok = avemo_cfg_parse("", 16, "--set", &cfg, &err) == AVEMO_OK && avemo_cfg_assign(cfg, text, &err) == AVEMO_OK;
+    avemo_cfg_free(cfg);
+    if (ok) return 0;
+    cli_usage_error(command, "--set: %s", err.message);
+    return -1;
+}
+
 int cli_quiet(void) { return avemo_log_level() < AVEMO_LOG_INFO; }
 
 int cli_read_stdin(const char *command, uint8_t **data, size_t *size)

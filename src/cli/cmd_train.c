@@ -57,6 +57,7 @@ static int run_train(int argc, char **argv)
         case 'c': opt.cache_path = optarg; break;
         case 'x':
             if (opt.noverrides == 64) { fprintf(stderr, "avemo: at most 64 --set\n"); return CLI_EXIT_USAGE; }
+            if (cli_assignment_arg("train", optarg)) return CLI_EXIT_USAGE;
             overrides[opt.noverrides++] = optarg;
             break;
         case 'l': opt.log_csv = optarg; break;

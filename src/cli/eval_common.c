@@ -36,6 +36,7 @@ int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_a
         case 'c': a->opt.cache_path = optarg; break;
         case 'S':
             if (a->opt.noverrides == 16) return cli_usage_error(argv[0], "at most 16 --set");
+            if (cli_assignment_arg(argv[0], optarg)) return CLI_EXIT_USAGE;
             a->overrides[a->opt.noverrides++] = optarg;
             break;
         case 'x':

@@ -228,6 +228,8 @@ USAGE_CASES = [
     (["eval", "m.avm"], "--data"),
     (["compare", "--data", "WORK"], "no MODEL"),
     (["train", "p.ini", "--data", "WORK"], "--out"),
+    (["train", "p.ini", "--data", "WORK", "--out", "m.avm", "--set", "epochs"], "section.key=value"),
+    (["eval", "m.avm", "--data", "WORK", "--set", "face.mirror_test"], "section.key=value"),
     (["split", "p.ini", "--out", "s.txt"], "--data"),
     (["merge", "out.jsonl"], "SHARD"),
     (["merge", "--metrics", "out.json"], "EVAL_SHARD"),
