@@ -27,8 +27,9 @@ static int eval_shard(const struct cli_eval_args *a)
     if ((a->shard_text ? avemo_shard_parse(a->shard_text, &shard, &err) : avemo_shard_from_env(&shard, &err)) ||
         avemo_eval_shard(a->models[0], &a->opt, &shard, a->out_dir, &done, &err))
         return cli_report(&err);
-    fprintf(stderr, "avemo eval: shard %d/%d %s in %s\n", shard.index, shard.count,
-            done ? "was done before" : "done", a->out_dir);
+    if (!cli_quiet())
+        fprintf(stderr, "avemo eval: shard %d/%d %s in %s\n", shard.index, shard.count,
+                done ? "was done before" : "done", a->out_dir);
     return CLI_EXIT_OK;
 }
 

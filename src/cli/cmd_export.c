@@ -60,7 +60,7 @@ static int run_export(int argc, char **argv)
         return cli_report(&err);
     if (pipeline) avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, seed);
     int rc = avemo_net_export_onnx(net, out, &err) ? cli_report(&err) : CLI_EXIT_OK;
-    if (rc == CLI_EXIT_OK)
+    if (rc == CLI_EXIT_OK && !cli_quiet())
         fprintf(stderr, "avemo export: wrote %s (%d input%s, %d classes%s)\n", out, avemo_net_input_count(net),
                 avemo_net_input_count(net) == 1 ? "" : "s", avemo_net_classes(net),
                 pipeline ? ", untrained weights" : "");

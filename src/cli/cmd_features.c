@@ -123,7 +123,7 @@ static int features_batch(const struct avemo_audio_params *params, const struct 
         b.media_options = media_opt;
         b.out_dir = out_dir;
         if (avemo_audio_features_batch(ex, &b, &stats, &failed, &err)) rc = cli_report(&err);
-        else
+        else if (!cli_quiet())
             fprintf(stderr, "avemo features: shard %d/%d: %zu files, %zu done before, %zu now (%zu failed) in %s\n",
                     b.shard.index, b.shard.count, stats.items, stats.skipped, stats.done, failed, out_dir);
     }
