@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -250,6 +251,12 @@ def case_usage():
         rc, out, err = run(argv, stdin=b"", timeout=30)
         check(rc == 2 and reason in err and out == "", "avemo %s -> exit 2, says %r (%d %r)"
               % (" ".join(argv), reason, rc, err.strip().splitlines()[0] if err.strip() else ""))
+    master, slave = pty.openpty()  # '-' with a terminal on stdin: said, not waited on
+    p = subprocess.run([PROGRAM, "classify", "-"], stdin=slave, capture_output=True, timeout=60)
+    os.close(slave)
+    os.close(master)
+    check(p.returncode == 2 and b"terminal" in p.stderr, "classify - with a terminal on stdin -> exit 2, says so (%d %r)"
+          % (p.returncode, p.stderr[:120]))
     rc, out, err = run(["help", "--help"])
     check(rc == 0 and out.startswith("usage: avemo help"), "avemo help --help -> its usage (%d %r)" % (rc, out[:40]))
     rc, out, err = run(["classify", "--help"])
