@@ -1,6 +1,7 @@
 /* avemo classify FILE|DIR|LIST.txt... [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML]
  *                [--shard I/N] [--out DIR] */
 #include "cli/cli.h"
+#include "cli/default_models.h"
 
 #include <avemo/eval.h>
 #include <getopt.h>
@@ -97,20 +98,6 @@ static int print_window(void *user, double start_s, double end_s, const struct a
     return 0;
 }
 
-/* The shipped models: the mode's own first, the unimodal ones as fallbacks. */
-static int default_models(enum avemo_mode mode, char paths[3][1024], const char *extra[2], int *nextra,
-                          struct avemo_error *err)
-{
-    if (avemo_default_model(mode, paths[0], sizeof paths[0], err)) return -1;
-    *nextra = 0;
-    for (int m = AVEMO_MODE_AUDIO; m <= AVEMO_MODE_FACE; m++)
-        if (m != (int)mode && avemo_default_model((enum avemo_mode)m, paths[1 + *nextra], sizeof paths[0], NULL) == AVEMO_OK) {
-            extra[*nextra] = paths[1 + *nextra];
-            (*nextra)++;
-        }
-    return 0;
-}
-
 static int run_classify(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -153,7 +140,7 @@ static int run_classify(int argc, char **argv)
     char paths[3][1024];
     const char *extra[2];
     if (!model) {
-        if (default_models(mode, paths, extra, &copt.n_extra_models, &err)) return cli_report(&err);
+        if (cli_default_models(mode, paths, extra, &copt.n_extra_models, &err)) return cli_report(&err);
         model = paths[0];
         copt.extra_models = extra;
     }
