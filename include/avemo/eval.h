@@ -205,6 +205,8 @@ enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avem
  * audio map, shared by every crop, answers for the decision of the whole clip), and each
  * modality's share of the decision (avemo_modality_shares: branches occluded with zeros).
  * A unimodal model (or a fallback to one) gives its modality the share 1 and the other 0.
+ * With face.mirror_test the classification averages each crop with its mirror image; the
+ * explanation is of the crops as they are.
  * Needs a training context of the network for the one backward: about 50 MB more for 8 frames. */
 #define AVEMO_EXPLAIN_MAX_FACES 32  /* face crops of one file (the frames searched are at most 32) */
 struct avemo_explanation {

@@ -690,6 +690,8 @@ enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, co
 {
     if (!ctx->training)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward on an inference-only context", net->name);
+    if (ctx->batch >= 1 && ctx->stage_batch[0] == 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward after a head-only forward", net->name);
     enum avemo_status st = check_labels(net, ctx, labels, opt, err);
     if (st) return st;
     memset(ctx->grads, 0, sizeof(float) * net->nparams);

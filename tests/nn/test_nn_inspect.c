@@ -147,6 +147,10 @@ static void test_refusals(void **state)
     assert_int_equal(avemo_net_forward_head(f.net, f.ctx, avemo_nn_ctx_head_input(f.ctx, NULL), B, &logits, &err),
                      AVEMO_OK);
     assert_int_equal(avemo_net_backward_logits(f.net, f.ctx, dlogits, &err), AVEMO_ERR_INVALID_ARG);
+    const int labels[B] = {0, 1, 2};
+    float loss;
+    assert_int_equal(avemo_net_backward(f.net, f.ctx, labels, NULL, &loss, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "head-only"));
     assert_int_equal(avemo_nn_ctx_activation(f.ctx, conv, &t, &err), AVEMO_ERR_INVALID_ARG);
     assert_non_null(strstr(err.message, "did not run"));
     /* an inference context fuses the convolution with its batch norm and ReLU, and has no gradients */
