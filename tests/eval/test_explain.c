@@ -184,6 +184,65 @@ static void test_gradcam_face_matches_torch(void **state)
                         "face");
 }
 
+/* Untrained networks of other shapes (log-mel 128x128 with valid convolutions and flatten; MFCC
+ * convolutions feeding an LSTM), two random samples, each sample its own map. */
+static void check_pipeline_against_torch(const char *pipeline, const char *tag)
+{
+    struct avemo_error err;
+    avemo_net *net;
+    char path[512], dir[256], cmd[1200];
+    snprintf(path, sizeof path, "%s/pipelines/%s.ini", AVEMO_SOURCE_DIR, pipeline);
+    if (avemo_net_create_file(path, &net, &err)) fail_msg("%s", err.message);
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 3);
+    enum { BATCH = 2 };
+    float *x = nn_random_batch(net, 0, BATCH, 11);
+    const float *inputs[1] = {x};
+    avemo_nn_ctx *nn;
+    struct avemo_gradcam cam;
+    if (avemo_nn_ctx_create(net, BATCH, 1, 0, &nn, &err) ||
+        avemo_gradcam_run(net, nn, inputs, BATCH, 2, 0, NULL, &cam, &err))
+        fail_msg("%s", err.message);
+    assert_true(cam.layer >= 0 && cam.maps == BATCH);
+    int c, h, w;
+    avemo_net_input_shape(net, 0, NULL, &c, &h, &w);
+    float *heat = malloc(sizeof(float) * BATCH * h * w);
+    for (int b = 0; b < BATCH; b++) {
+        avemo_heatmap_resize(cam.cam + (size_t)b * cam.h * cam.w, cam.h, cam.w, heat + (size_t)b * h * w, h, w);
+        avemo_heatmap_normalise(heat + (size_t)b * h * w, (size_t)h * w);
+    }
+    struct avemo_modality_shares sh;
+    if (avemo_modality_shares(net, nn, inputs, BATCH, 2, &sh, &err)) fail_msg("%s", err.message);
+    assert_true(sh.inputs == 1 && sh.share[0] == 1.0f);
+    snprintf(dir, sizeof dir, "explain_torch_%s", tag);
+    mkdir(dir, 0777);
+    export_case(dir, net, inputs, BATCH, 2, 0, &cam);
+    snprintf(cmd, sizeof cmd, "%s %s/tests/reference/gradcam_torch.py %s", AVEMO_PYTHON, AVEMO_SOURCE_DIR, dir);
+    if (system(cmd) != 0) fail_msg("reference script failed: %s", cmd);
+    compare_maps(dir, "audio", &cam, heat, (size_t)BATCH * h * w);
+    size_t n;
+    float *v = nn_ref_load(dir, "values", &n);
+    assert_int_equal(n, 2);
+    assert_true(fabsf(sh.prob_all - v[1]) < 1e-4f && fabsf(sh.prob_none - v[0]) < 1e-4f);
+    free(v);
+    free(heat);
+    free(x);
+    avemo_gradcam_free(&cam);
+    avemo_nn_ctx_free(nn);
+    avemo_net_free(net);
+}
+
+static void test_gradcam_logmel_cnn_matches_torch(void **state)
+{
+    (void)state;
+    check_pipeline_against_torch("ser-melspec-cnn", "melspec");
+}
+
+static void test_gradcam_cnn_lstm_matches_torch(void **state)
+{
+    (void)state;
+    check_pipeline_against_torch("ser-mfcc-cnnlstm", "cnnlstm");
+}
+
 /* A PNG of avemo_heatmap_png decoded by FFmpeg: its size, and the colour at the map's hottest
  * point is red (the colour map's top) more than blue. */
 static void check_png(const struct avemo_heatmap *map, int width, int height)
@@ -286,6 +345,8 @@ int main(void)
         cmocka_unit_test(test_gradcam_av_matches_torch),
         cmocka_unit_test(test_gradcam_audio_matches_torch),
         cmocka_unit_test(test_gradcam_face_matches_torch),
+        cmocka_unit_test(test_gradcam_logmel_cnn_matches_torch),
+        cmocka_unit_test(test_gradcam_cnn_lstm_matches_torch),
         cmocka_unit_test(test_pngs_decode_with_their_size),
         cmocka_unit_test(test_shares_follow_the_modalities),
     };
