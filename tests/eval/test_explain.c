@@ -1,5 +1,5 @@
 /* Explanations (issue 18): Grad-CAM maps and modality shares of the shipped models on fixture
- * files, against PyTorch (tests/reference/gradcam_torch.py with the same weights and inputs),
+ * files (and of untrained networks of other shapes on random inputs), against PyTorch (tests/reference/gradcam_torch.py with the same weights and inputs),
  * the PNGs they are drawn as, and how the shares follow the modalities a file has. */
 #include "common/testutil.h"
 #include "nn/nn_ref.h"
