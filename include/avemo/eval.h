@@ -202,6 +202,53 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
 enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_eval_set *set,
                                    struct avemo_error *err);
 
+/* ---- explanations (src/eval/explain.c): `avemo explain`, /v1/predict?explain=1 ----
+ * A file is classified as avemo_classify_file does, then the model that answered is explained:
+ * Grad-CAM maps of the predicted class over each face crop that went into the network and over
+ * the audio features (model.h: the score is the class's logit summed over the crops, so the
+ * audio map, shared by every crop, answers for the decision of the whole clip), and each
+ * modality's share of the decision (avemo_modality_shares: branches occluded with zeros).
+ * A unimodal model (or a fallback to one) gives its modality the share 1 and the other 0.
+ * With face.mirror_test the classification averages each crop with its mirror image; the
+ * explanation is of the crops as they are.
+ * Needs a training context of the network for the one backward: about 50 MB more for 8 frames. */
+#define AVEMO_EXPLAIN_MAX_FACES 32  /* face crops of one file (the frames searched are at most 32) */
+struct avemo_explanation {
+    struct avemo_prediction pred;  /* what was explained: its label is the class of the maps */
+    int nfaces;                    /* face crops (maps), 0 without a face model */
+    int face_size, face_channels;
+    float *face_images;            /* nfaces x channels x size x size, the crops in [0, 1] */
+    float *face_heat;              /* nfaces x size x size in [0, 1], each map divided by its maximum */
+    char face_layer[32];           /* the layer explained, e.g. "face.10" */
+    int has_audio;
+    int audio_rows, audio_frames;  /* the features: rows (MFCC coefficients or mel bands) x frames */
+    char audio_feature[16];        /* "mfcc", "logmel", ... */
+    float *audio_image;            /* rows x frames, the normalised features the network took */
+    float *audio_heat;             /* rows x frames in [0, 1] */
+    char audio_layer[32];
+    float audio_share, face_share; /* sum to 1 */
+    float audio_contribution, face_contribution; /* Shapley values of the probability */
+    float prob_all, prob_none;     /* the class's probability with both branches, with none */
+};
+enum avemo_status avemo_explain_file(avemo_classify_ctx *ctx, const char *path, enum avemo_mode mode,
+                                     struct avemo_explanation *ex, struct avemo_error *err);
+enum avemo_status avemo_explain_memory(avemo_classify_ctx *ctx, const void *data, size_t size, const char *name,
+                                       enum avemo_mode mode, struct avemo_explanation *ex, struct avemo_error *err);
+void avemo_explanation_free(struct avemo_explanation *ex);
+/* Face crop i's / the audio's heat map, to draw (avemo_heatmap_png); the audio is drawn with
+ * low rows at the bottom. */
+void avemo_explanation_face_map(const struct avemo_explanation *ex, int i, struct avemo_heatmap *map);
+void avemo_explanation_audio_map(const struct avemo_explanation *ex, struct avemo_heatmap *map);
+/* The JSON of `avemo explain --json`: avemo_prediction_json's object plus "explanation":
+ * {"class", "score", "occlusion", "probability_all", "probability_none",
+ *  "modalities": {"audio": {"share", "contribution"}, "face": {...}},
+ *  "audio": {"layer", "feature", "rows", "frames", "heatmap"} or null,
+ *  "faces": [{"layer", "size", "heatmap"}, ...]}
+ * where each "heatmap" is the caller's string for that map (a file path or a data: URL; null
+ * when NULL).  face_maps has nfaces entries or is NULL.  malloc'ed. */
+char *avemo_explanation_json(const struct avemo_explanation *ex, const char *file, const char *const *face_maps,
+                             const char *audio_map);
+
 #ifdef __cplusplus
 }
 #endif

@@ -232,6 +232,66 @@ struct avemo_series {
 enum avemo_status avemo_plot_curves(const char *title, const char *y_label, const struct avemo_series *series,
                                     int nseries, const char *png_path, struct avemo_error *err);
 
+/* ---- explanations (src/model/gradcam.c, heatmap.c) ----
+ * Grad-CAM (Selvaraju et al., 2017) of each branch: the feature maps A_k of a layer (by default
+ * the output of the branch's last convolution block, after its batch norm and ReLU) weighted by
+ * alpha_k, the mean over the map of d score / d A_k, summed and rectified:
+ * cam = ReLU(sum_k alpha_k A_k).  The score is the logit of class `target` (before the softmax),
+ * summed over the batch: each sample's map answers for its own logit, and an input shared by the
+ * batch (its sample repeated in every row, bit i of shared_inputs) gets one map for the sum. */
+struct avemo_gradcam {
+    int input;          /* network input explained */
+    int layer;          /* whose feature maps are weighted; -1: the branch has no convolution */
+    int shared;         /* one map for the whole batch */
+    int maps, h, w;     /* maps x h x w: the layer's spatial size */
+    float *cam;         /* not normalised (malloc'ed) */
+};
+/* The default layer of branch `input`, -1 when it has no convolution. */
+int avemo_gradcam_default_layer(const avemo_net *net, int input);
+/* One forward and one backward on ctx (a training context of at least `batch`, see nn.h);
+ * cams[i] for each input i (layers[i] >= 0 overrides the layer, layers may be NULL).  Free
+ * each with avemo_gradcam_free. */
+enum avemo_status avemo_gradcam_run(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs, int batch,
+                                    int target, unsigned shared_inputs, const int *layers, struct avemo_gradcam *cams,
+                                    struct avemo_error *err);
+void avemo_gradcam_free(struct avemo_gradcam *cam);
+/* Bilinear resize as PyTorch's F.interpolate(mode="bilinear", align_corners=False). */
+void avemo_heatmap_resize(const float *map, int h, int w, float *out, int oh, int ow);
+/* Divide by the largest value (when > 0), which is returned. */
+float avemo_heatmap_normalise(float *map, size_t n);
+
+/* Each branch's share of the decision.  v(S) is the target's probability (averaged over the
+ * batch) when the branches outside S are occluded: their pooled features, the head's input, set
+ * to 0.  Zero, not a training mean: every shipped branch ends in a ReLU, so its features are
+ * non-negative and 0 is "this branch reports nothing"; a model file holds no training mean of
+ * them, and a mean of other data would move with that data.  contribution[i] is input i's
+ * Shapley value (the contributions sum to prob_all - prob_none); share[i] = |contribution[i]| /
+ * sum |contribution| (shares sum to 1; a single-input network's input has share 1). */
+struct avemo_modality_shares {
+    int inputs;
+    float prob_all, prob_none;                  /* v(every branch), v(none) */
+    float contribution[AVEMO_NN_MAX_INPUTS];
+    float share[AVEMO_NN_MAX_INPUTS];
+};
+/* 2^inputs head forwards after one forward on ctx (any context of at least `batch`). */
+enum avemo_status avemo_modality_shares(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                        int batch, int target, struct avemo_modality_shares *out,
+                                        struct avemo_error *err);
+
+/* A heat map over an input: the face crop or the audio features, drawn as PNG (cairo). */
+struct avemo_heatmap {
+    int width, height, channels;  /* the input: 64x64 face (1 or 3 channels), 128 frames x 40 rows */
+    const float *image;           /* channels x height x width: a crop in [0, 1], or features (any range) */
+    const float *heat;            /* height x width in [0, 1] */
+    int flip;                     /* 1: row 0 at the bottom (features: low coefficients down) */
+    int scale;                    /* pixels per input value (0: 4) */
+};
+/* The PNG is width*scale x height*scale: the image in grey (features scaled to their range)
+ * blended half and half with the heat in a blue-to-red colour map.  *png is malloc'ed. */
+enum avemo_status avemo_heatmap_png(const struct avemo_heatmap *map, uint8_t **png, size_t *size,
+                                    struct avemo_error *err);
+enum avemo_status avemo_heatmap_write_png(const struct avemo_heatmap *map, const char *path, struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

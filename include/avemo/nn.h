@@ -176,6 +176,52 @@ float *avemo_nn_ctx_grads(avemo_nn_ctx *ctx, size_t *count);
 /* Row-wise softmax of batch x classes logits (in may equal out). */
 void avemo_nn_softmax(const float *logits, int batch, int classes, float *probs);
 
+/* ---- looking inside: activations and gradients of an inference pass ----
+ * What explanations are built on (Grad-CAM: src/model/gradcam.c).  On a context created with
+ * training = 1 (the gradients need its buffers):
+ *
+ *   int layer = avemo_net_layer_find(net, "face.10");
+ *   avemo_nn_ctx_keep_gradient(ctx, layer, err);               once, before the backwards
+ *   avemo_net_forward(net, ctx, inputs, batch, &logits, err);   inference: running statistics,
+ *                                                                no dropout (not a shared forward)
+ *   dlogits[n * classes + target] = 1 (others 0);               d score / d logits: the caller's choice
+ *   avemo_net_backward_logits(net, ctx, dlogits, err);          no loss, no optimiser step
+ *   avemo_nn_ctx_activation(ctx, layer, &a, err);               a.data: batch x c x h x w
+ *   avemo_nn_ctx_gradient(ctx, layer, &g, err);                 d score / d activation, same shape
+ *
+ * A batch norm followed by a ReLU has no output of its own (one pass writes the ReLU's): ask for
+ * the ReLU.  In an inference-only context a convolution followed by batch norm or ReLU is fused
+ * too: its activation can be read on a training context only. */
+struct avemo_nn_tensor {
+    const float *data;   /* inside the context, valid until its next forward or backward */
+    int batch, c, h, w;  /* NCHW; batch is 1 for an input shared by the batch */
+};
+int avemo_net_layer_find(const avemo_net *net, const char *name);   /* -1 when absent */
+const char *avemo_net_layer_type(const avemo_net *net, int layer);   /* "conv", "bn", "relu" ...; NULL */
+int avemo_net_layer_input(const avemo_net *net, int layer);          /* its branch's input, -1 for the head */
+/* Keep the gradient of a layer's output in every later backward (either kind). */
+enum avemo_status avemo_nn_ctx_keep_gradient(avemo_nn_ctx *ctx, int layer, struct avemo_error *err);
+/* Backward of the last forward (either mode) from a gradient of its logits (batch x classes)
+ * chosen by the caller: sets the parameter gradients and the kept layer gradients; parameters
+ * and running statistics are not changed. */
+enum avemo_status avemo_net_backward_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *dlogits,
+                                            struct avemo_error *err);
+enum avemo_status avemo_nn_ctx_activation(const avemo_nn_ctx *ctx, int layer, struct avemo_nn_tensor *t,
+                                          struct avemo_error *err);
+enum avemo_status avemo_nn_ctx_gradient(const avemo_nn_ctx *ctx, int layer, struct avemo_nn_tensor *t,
+                                        struct avemo_error *err);
+
+/* The head's input is the branches' outputs side by side, in input order.  Floats of input i's
+ * branch output and (offset) where they start in a row of the head input; 0 when out of range. */
+size_t avemo_net_branch_features(const avemo_net *net, int input, size_t *offset);
+size_t avemo_net_head_inputs(const avemo_net *net);  /* floats per sample */
+/* The head input of the last forward (*batch rows of avemo_net_head_inputs floats). */
+const float *avemo_nn_ctx_head_input(const avemo_nn_ctx *ctx, int *batch);
+/* Run the head alone on a head input of the caller (e.g. one branch's features replaced, to see
+ * what the decision owes that branch); inference mode.  The branches' activations are stale after. */
+enum avemo_status avemo_net_forward_head(const avemo_net *net, avemo_nn_ctx *ctx, const float *head_input, int batch,
+                                         const float **logits, struct avemo_error *err);
+
 /* ---- optimisers ---- */
 enum avemo_optim_kind { AVEMO_OPTIM_ADAM = 0, AVEMO_OPTIM_ADAMW, AVEMO_OPTIM_SGD };
 struct avemo_optim_config {

@@ -57,5 +57,6 @@ extern const struct cli_command cli_cmd_split;
 extern const struct cli_command cli_cmd_serve;
 extern const struct cli_command cli_cmd_merge;
 extern const struct cli_command cli_cmd_export;
+extern const struct cli_command cli_cmd_explain;
 
 #endif

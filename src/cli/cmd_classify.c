@@ -2,6 +2,7 @@
  *                [--frames K] [--cascade XML] [--window W --hop H] [--shard I/N] [--out DIR] */
 #include "cli/classify_output.h"
 #include "cli/cli.h"
+#include "cli/default_models.h"
 
 #include <avemo/eval.h>
 #include <getopt.h>
@@ -210,20 +211,6 @@ static int print_window(void *user, double start_s, double end_s, const struct a
     return 0;
 }
 
-/* The shipped models: the mode's own first, the unimodal ones as fallbacks. */
-static int default_models(enum avemo_mode mode, char paths[3][1024], const char *extra[2], int *nextra,
-                          struct avemo_error *err)
-{
-    if (avemo_default_model(mode, paths[0], sizeof paths[0], err)) return -1;
-    *nextra = 0;
-    for (int m = AVEMO_MODE_AUDIO; m <= AVEMO_MODE_FACE; m++)
-        if (m != (int)mode && avemo_default_model((enum avemo_mode)m, paths[1 + *nextra], sizeof paths[0], NULL) == AVEMO_OK) {
-            extra[*nextra] = paths[1 + *nextra];
-            (*nextra)++;
-        }
-    return 0;
-}
-
 static int parse_option(int c, struct classify_args *a)
 {
     switch (c) {
@@ -306,7 +293,7 @@ static int run_classify(int argc, char **argv)
     char paths[3][1024];
     const char *extra[2];
     if (!a.model) {
-        if (default_models(mode, paths, extra, &a.copt.n_extra_models, &err)) return cli_report(&err);
+        if (cli_default_models(mode, paths, extra, &a.copt.n_extra_models, &err)) return cli_report(&err);
         a.model = paths[0];
         a.copt.extra_models = extra;
     }

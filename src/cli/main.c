@@ -11,6 +11,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_features,
     &cli_cmd_faces,
     &cli_cmd_classify,
+    &cli_cmd_explain,
     &cli_cmd_train,
     &cli_cmd_eval,
     &cli_cmd_compare,

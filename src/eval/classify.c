@@ -10,6 +10,8 @@
 #include <avemo/nn.h>
 #include <avemo/vision.h>
 
+#include "eval/eval_internal.h"
+
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -40,6 +42,7 @@ struct avemo_classify_ctx {
     avemo_detector *det;
     float *audio_in, *face_in;
     size_t audio_cap, face_cap;
+    int last_model, last_batch; /* what the last run_model ran (classify_last_inputs), -1 / 0: none */
 };
 
 /* --- loading ----------------------------------------------------------------------- */
@@ -106,6 +109,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
     avemo_classify_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return avemo_fail(err, AVEMO_ERR_NOMEM, "classify: out of memory");
     ctx->clf = clf;
+    ctx->last_model = -1;
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i < clf->nmodels; i++) {
         const struct avemo_model *m = &clf->models[i];
@@ -298,7 +302,20 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     }
     pred->confidence = pred->probs[pred->label];
     snprintf(pred->model, sizeof pred->model, "%s", m->name);
+    ctx->last_model = mi;
+    ctx->last_batch = batch;
     return AVEMO_OK;
+}
+
+int classify_last_inputs(const avemo_classify_ctx *ctx, struct classify_inputs *in)
+{
+    if (ctx->last_model < 0) return -1;
+    const struct avemo_model *m = &ctx->clf->models[ctx->last_model];
+    in->model = m;
+    in->audio = m->audio_input >= 0 ? ctx->audio_in : NULL;
+    in->faces = m->face_input >= 0 ? ctx->face_in : NULL;
+    in->batch = ctx->last_batch;
+    return 0;
 }
 
 static void keep_face_for_page(const struct request *r, const struct avemo_model *m, struct avemo_prediction *pred)
@@ -366,6 +383,7 @@ static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request
                                          struct avemo_error *err)
 {
     memset(pred, 0, sizeof *pred);
+    ctx->last_model = -1;
     double t0 = avemo_now();
     enum avemo_status st = AVEMO_OK;
     struct avemo_media_open_options mo = {.name = r->name, .limits = &ctx->clf->limits};

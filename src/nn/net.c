@@ -293,6 +293,7 @@ void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
     free(ctx->dbuf[1]);
     free(ctx->dconcat);
     free(ctx->probs);
+    nn_keep_free(ctx);
     free(ctx);
 }
 
@@ -519,18 +520,42 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
     }
     ctx->batch = batch;
     ctx->last_train = train;
+    ctx->last_shared = shared;
+    ctx->grad_valid = 0;
     const float *branch_out[AVEMO_NN_MAX_INPUTS];
     size_t sizes[AVEMO_NN_MAX_INPUTS];
     for (int s = 0; s < net->ninputs; s++) {
         const struct nn_stage *st = &net->stages[s];
-        stage_forward(net, stats, ctx, s, train, shared >> s & 1u ? 1 : batch);
+        ctx->stage_batch[s] = shared >> s & 1u ? 1 : batch;
+        stage_forward(net, stats, ctx, s, train, ctx->stage_batch[s]);
         branch_out[s] = stage_output(ctx, s);
         sizes[s] = st->count ? nn_out_size(&net->layers[st->first + st->count - 1]) : (size_t)st->c * st->h * st->w;
     }
     concat_forward(net->ninputs, branch_out, sizes, shared, ctx->concat, batch);
     const int head = net->ninputs;
+    ctx->stage_batch[head] = batch;
     stage_forward(net, stats, ctx, head, train, batch);
     *logits = stage_output(ctx, head);
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_forward_head(const avemo_net *net, avemo_nn_ctx *ctx, const float *head_input, int batch,
+                                         const float **logits, struct avemo_error *err)
+{
+    if (ctx->net != net)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
+    if (batch < 1 || batch > ctx->max_batch)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch %d not in 1..%d (the context's size)", net->name,
+                          batch, ctx->max_batch);
+    if (head_input != ctx->concat) memmove(ctx->concat, head_input, sizeof(float) * batch * net->concat_size);
+    ctx->batch = batch;
+    ctx->last_train = 0;
+    ctx->last_shared = 0;
+    ctx->grad_valid = 0;
+    for (int s = 0; s < net->ninputs; s++) ctx->stage_batch[s] = 0; /* the branches did not run */
+    ctx->stage_batch[net->ninputs] = batch;
+    stage_forward(net, NULL, ctx, net->ninputs, 0, batch);
+    *logits = stage_output(ctx, net->ninputs);
     return AVEMO_OK;
 }
 
@@ -650,24 +675,37 @@ static void stage_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
         const int pair = i > st->first && bn_relu_pair(net, i - 1, end);
         const int first = pair ? i - 1 : i;
         float *din = first == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
+        if (ctx->keep_grad && ctx->keep_grad[i]) /* dout is the gradient of layer i's output */
+            memcpy(ctx->keep_grad[i], dout, sizeof(float) * ctx->batch * nn_out_size(&net->layers[i]));
         layer_backward(net, ctx, s, first, dout, pair ? ctx->out[i] : NULL, din);
         dout = din;
         i = first - 1;
     }
 }
 
+static void backward_from_dbuf(const avemo_net *net, avemo_nn_ctx *ctx);
+
 enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
                                      const struct avemo_nn_loss *opt, float *loss, struct avemo_error *err)
 {
     if (!ctx->training)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward on an inference-only context", net->name);
+    if (ctx->batch >= 1 && ctx->stage_batch[0] == 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward after a head-only forward", net->name);
     enum avemo_status st = check_labels(net, ctx, labels, opt, err);
     if (st) return st;
-    const int B = ctx->batch;
     memset(ctx->grads, 0, sizeof(float) * net->nparams);
     /* dbuf[1] is free until the head's backward starts. */
     float value = loss_of(net, ctx, labels, opt, ctx->dbuf[0], ctx->dbuf[1]);
     if (loss) *loss = value;
+    backward_from_dbuf(net, ctx);
+    return AVEMO_OK;
+}
+
+/* The backward of the last forward from the gradient of the logits in dbuf[0]. */
+static void backward_from_dbuf(const avemo_net *net, avemo_nn_ctx *ctx)
+{
+    const int B = ctx->batch;
     stage_backward(net, ctx, net->ninputs, ctx->dbuf[0], ctx->dconcat);
     size_t sizes[AVEMO_NN_MAX_INPUTS];
     for (int s = 0; s < net->ninputs; s++) {
@@ -682,5 +720,22 @@ enum avemo_status avemo_net_backward(const avemo_net *net, avemo_nn_ctx *ctx, co
         offset += sizes[s];
         stage_backward(net, ctx, s, ctx->dbuf[0], NULL);
     }
+    ctx->grad_valid = 1;
+}
+
+enum avemo_status avemo_net_backward_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *dlogits,
+                                            struct avemo_error *err)
+{
+    if (!ctx->training)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward on an inference-only context", net->name);
+    if (ctx->batch < 1 || ctx->stage_batch[0] == 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: backward without a whole forward before it", net->name);
+    if (ctx->last_shared)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG,
+                          "%s: backward after a forward with shared inputs (repeat the shared sample instead)",
+                          net->name);
+    memcpy(ctx->dbuf[0], dlogits, sizeof(float) * ctx->batch * net->classes);
+    memset(ctx->grads, 0, sizeof(float) * net->nparams);
+    backward_from_dbuf(net, ctx);
     return AVEMO_OK;
 }

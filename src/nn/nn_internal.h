@@ -116,6 +116,12 @@ struct avemo_nn_ctx {
     float *dconcat;
     float *probs;
     struct avemo_rng rng;
+    /* What the last forward computed (inspect.c): the batch each stage ran with (1 for a shared
+     * input, 0 when stale: a head-only forward leaves the branches' outputs behind). */
+    int stage_batch[AVEMO_NN_MAX_INPUTS + 1];
+    unsigned last_shared;   /* shared_inputs of the last forward (a backward cannot follow one) */
+    float **keep_grad;      /* per layer: its output's gradient kept by each backward, or NULL */
+    int grad_valid;         /* the kept gradients belong to the last forward */
 };
 
 /* ---- the table of layer types (layers.c; docs/nn.md "adding a layer") ----
@@ -275,5 +281,7 @@ int nn_layer_has_params(const struct nn_layer *l);
 
 /* net.c */
 void nn_threads_default(void);
+/* inspect.c: free the kept gradients of a context. */
+void nn_keep_free(avemo_nn_ctx *ctx);
 
 #endif

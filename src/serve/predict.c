@@ -345,6 +345,11 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
     if (signals && strcmp(signals, "1") != 0 && strcmp(signals, "0") != 0)
         return refuse(req, 400, "bad_request", "signals must be 0 or 1, not '%.20s'", signals);
     req->signals = signals && strcmp(signals, "1") == 0;
+    const char *explain = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "explain");
+    if (explain && strcmp(explain, "1") != 0 && strcmp(explain, "0") != 0 && strcmp(explain, "true") != 0 &&
+        strcmp(explain, "false") != 0)
+        return refuse(req, 400, "bad_request", "explain must be 1, 0, true or false, not '%.20s'", explain);
+    req->explain = explain && (strcmp(explain, "1") == 0 || strcmp(explain, "true") == 0);
     if (multipart) {
         req->pp = canonical_content_type(req, boundary)
                       ? NULL
@@ -544,8 +549,10 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
         return;
     }
     memset(pred, 0, sizeof *pred);
+    struct avemo_explanation *ex = NULL;
     enum avemo_status s =
-        avemo_classify_memory(w->ctx[req->model], req->data, req->size, req->file_name, req->mode, pred, &err);
+        req->explain ? serve_explain(w->ctx[req->model], req, pred, &ex, &err)
+                     : avemo_classify_memory(w->ctx[req->model], req->data, req->size, req->file_name, req->mode, pred, &err);
     serve_metrics_work(&srv->metrics, t0 - req->t_queued, avemo_now() - t0);
     cJSON *signals = !s && req->signals ? signals_json(req) : NULL;
     free(req->data); /* media is never kept */
@@ -559,11 +566,13 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
         return;
     }
     if (pred->label < 0 || pred->label >= pred->num_classes || pred->num_classes > AVEMO_MAX_CLASSES) {
+        serve_explanation_free(ex);
         req->resp_status = 500;
         req->resp_body = serve_error_body("internal", "the classifier returned an invalid label");
         return;
     }
-    char *text = avemo_prediction_json(pred, req->file_name);
+    char *text = ex ? serve_explanation_json(ex, req->file_name) : avemo_prediction_json(pred, req->file_name);
+    serve_explanation_free(ex);
     cJSON *obj = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!obj) {

@@ -239,6 +239,7 @@ struct serve_request {
     char file_name[200];
     int model;                       /* index into srv->models */
     int signals;                     /* ?signals=1: add the waveform and log-mel overview */
+    int explain;                     /* ?explain=1: add the explanation (heat maps, shares) */
     double t_queued;                 /* when it entered the queue (avemo_now) */
     enum avemo_mode mode;
     enum serve_request_state state;
@@ -285,6 +286,15 @@ enum MHD_Result serve_respond_error(struct serve_request *req, unsigned status, 
 char *serve_error_body(const char *code, const char *message);
 /* HTTP status for a library status (400, 413, 415, 422, 500, 503). */
 unsigned serve_http_status(enum avemo_status status);
+
+/* explain.c: ?explain=1.  Classify and explain the upload (pred receives the prediction);
+ * *ex is malloc'ed, free it with serve_explanation_free. */
+enum avemo_status serve_explain(avemo_classify_ctx *ctx, const struct serve_request *req,
+                                struct avemo_prediction *pred, struct avemo_explanation **ex, struct avemo_error *err);
+/* avemo_explanation_json with each heat map as a data:image/png;base64 URL, plus
+ * "face_crop_index" (malloc'ed, NULL when out of memory). */
+char *serve_explanation_json(const struct avemo_explanation *ex, const char *file);
+void serve_explanation_free(struct avemo_explanation *ex);
 
 /* util.c */
 char *serve_base64(const uint8_t *data, size_t size);

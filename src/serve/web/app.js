@@ -143,6 +143,48 @@ function renderResult(p, upload, asked) {
   renderFace(p, upload);
   renderCaveats(p, asked);
   drawSignals(p.signals);
+  renderExplanation(p.explanation);
+}
+
+// Why (?explain=1): each modality's share of the decision as two bars, the Grad-CAM heat map
+// over the face crop shown above (the answer's face_crop_index) and over the audio features.
+function renderExplanation(e) {
+  const box = $('explain-box');
+  box.hidden = !e;
+  if (!e) return;
+  const shares = $('shares');
+  shares.textContent = '';
+  for (const name of ['audio', 'face']) {
+    const share = e.modalities[name].share;
+    const li = document.createElement('li');
+    li.dataset.modality = name;
+    const label = document.createElement('span');
+    label.textContent = name;
+    const bar = document.createElement('div');
+    bar.className = 'bar';
+    const fill = document.createElement('span');
+    fill.style.width = (100 * share).toFixed(1) + '%';
+    bar.appendChild(fill);
+    const pct = document.createElement('span');
+    pct.className = 'pct';
+    pct.textContent = (100 * share).toFixed(0) + '%';
+    li.append(label, bar, pct);
+    shares.appendChild(li);
+  }
+  const face = e.face_crop_index === null || e.face_crop_index === undefined ? null : e.faces[e.face_crop_index];
+  showMap('face-heat', face && face.heatmap);
+  showMap('audio-heat', e.audio && e.audio.heatmap);
+  if (e.audio) $('audio-heat-caption').textContent = 'where in the sound: ' + e.audio.feature.toUpperCase() +
+    ' over time, low ' + (e.audio.feature === 'mfcc' ? 'coefficients' : 'bands') + ' at the bottom';
+  $('explain-note').textContent = 'Red is where the evidence for ' + emotionName(e.class) + ' lies (Grad-CAM). ' +
+    'A share is how much the decision changes when that branch is blanked out (its features set to zero).';
+}
+
+function showMap(id, url) {
+  const img = $(id), ok = typeof url === 'string' && url.startsWith('data:image/png;base64,');
+  $(id + '-box').hidden = !ok;
+  if (ok) img.src = url;
+  else img.removeAttribute('src');
 }
 
 // The waveform and the log-mel spectrogram of the server's own decode (?signals=1), so every
@@ -202,7 +244,7 @@ async function predict(body, query, contentType, blob) {
   setBusy(true);
   try {
     const headers = contentType ? { 'Content-Type': contentType } : {};
-    query = Object.assign({ signals: '1' }, query);
+    query = Object.assign({ signals: '1' }, $('explain').checked ? { explain: '1' } : {}, query);
     const p = await api('/v1/predict?' + new URLSearchParams(query), { method: 'POST', body, headers });
     renderResult(p, blob, query.model || $('model').value);
     historyOffset = 0;

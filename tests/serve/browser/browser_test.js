@@ -1,7 +1,8 @@
 // ctest serve_browser: start `avemo serve` on a free 127.0.0.1 port, open its page in headless
 // Chromium (Debian's /usr/bin/chromium driven by playwright-core), upload a CREMA-D clip and
 // check that the label and the probability bars appear and agree with the server's answer; then
-// every part of the page issue 18 asked for: the waveform and log-mel of the server's decode
+// every part of the page issue 18 asked for: the explanation (heat map over the face crop, the
+// two modality shares as bars), the waveform and log-mel of the server's decode
 // (WAV and FLV), the fallback reason, the face crop or photo of a picture, the model's caveats
 // and card link, the webcam snapshot (Chromium's fake camera playing a FER2013 face), history
 // details and CSV export, and a phone layout where nothing (the Delete column) is cut off.
@@ -100,6 +101,39 @@ async function checkSignals(page, prediction, what) {
   const wave = await inked(page, '#wave'), mel = await inked(page, '#logmel');
   check(wave > 500, `${what}: the waveform is drawn (${wave} pixels)`);
   check(mel > 5000, `${what}: the log-mel is drawn (${mel} pixels)`);
+}
+
+// The explanation (?explain=1, asked by the page's Explain box): the two share bars are the
+// server's modality shares, the heat map over the face crop is the one of the crop shown, and the
+// audio heat map is there when the file has sound.
+async function checkExplanation(page, prediction, what) {
+  const e = prediction.explanation;
+  check(e && e.modalities, what + ': the server sent an explanation');
+  await page.waitForSelector('#explain-box:not([hidden])');
+  const shares = await page.$$eval('#shares li', (items) => items.map((li) => ({
+    modality: li.dataset.modality,
+    width: parseFloat(li.querySelector('.bar span').style.width),
+    text: li.querySelector('.pct').textContent,
+  })));
+  check(shares.length === 2 && shares[0].modality === 'audio' && shares[1].modality === 'face', what + ': two share bars');
+  for (const b of shares)
+    check(Math.abs(b.width - 100 * e.modalities[b.modality].share) < 0.06, `${what}: ${b.modality} bar ${b.width} %`);
+  check(Math.abs(shares[0].width + shares[1].width - 100) < 0.2, what + ': the shares add up to 100 %');
+  if (e.faces.length) {
+    await page.waitForFunction(() => document.getElementById('face-heat').naturalWidth === 128);
+    check(await page.isVisible('#face-heat'), what + ': the heat map over the face crop is shown');
+    check(await page.getAttribute('#face-heat', 'src') === e.faces[e.face_crop_index].heatmap,
+          what + ': the heat map is the one of the face crop shown');
+  } else {
+    check(await page.isHidden('#face-heat-box'), what + ': no face heat map without a face');
+  }
+  if (e.audio) {
+    await page.waitForFunction(() => document.getElementById('audio-heat').naturalWidth === 256);
+    check(await page.isVisible('#audio-heat'), what + ': the audio heat map is shown');
+  } else {
+    check(await page.isHidden('#audio-heat-box'), what + ': no audio heat map without sound');
+  }
+  return shares;
 }
 
 // Nothing wider than the phone: no horizontal scrolling, every Delete button fully visible.
@@ -205,6 +239,8 @@ async function main() {
     // a WAV in audio mode: waveform and log-mel from the server's decode
     const wavAnswer = await classify(page, wav, 'audio');
     await checkSignals(page, wavAnswer.prediction, 'WAV');
+    const wavShares = await checkExplanation(page, wavAnswer.prediction, 'WAV');
+    check(wavShares[0].width === 100 && wavShares[1].width === 0, 'a sound file is all audio');
     await page.screenshot({ path: path.join(artifacts, 'serve_browser_audio.png'), fullPage: true });
 
     // a clip without sound in av mode: the page says why it answered in face mode
@@ -213,6 +249,8 @@ async function main() {
     check(await page.isVisible('#fallback'), 'the fallback reason is shown');
     check((await page.textContent('#fallback')).includes(silent.fallback), 'the fallback text is the server\'s');
     check(await page.isHidden('#wave') && /No audio/.test(await page.textContent('#wave-note')), 'no waveform without audio');
+    const silentShares = await checkExplanation(page, silent, 'clip without sound');
+    check(silentShares[1].width === 100, 'a clip without sound is all face');
 
     // a photo: its face crop, or the photo itself, is shown
     await classify(page, photo, 'face');
@@ -229,6 +267,8 @@ async function main() {
       check(await page.isHidden('#face-box'), 'no face crop without a face');
     }
     await checkSignals(page, prediction, 'FLV'); // the main format, which browsers cannot decode
+    const clipShares = await checkExplanation(page, prediction, 'FLV');
+    check(clipShares[0].width > 0 && clipShares[1].width > 0, 'both modalities have a share of a clip');
     check(await page.isHidden('#fallback'), 'no fallback note when none happened');
     await checkCaveats(page, prediction);
     await checkHistoryDetailsAndCsv(page, prediction);

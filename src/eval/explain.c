@@ -1,0 +1,240 @@
+/* Explanations of a classification (eval.h): classify, then run the model that answered once
+ * more on the same inputs, forward and backward, for Grad-CAM maps over the face crops and the
+ * audio features and for each modality's share of the decision (model.h). */
+#include <avemo/eval.h>
+#include <avemo/model.h>
+#include <avemo/nn.h>
+
+#include "eval/eval_internal.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The network inputs as the explanation runs them: the audio repeated in every row (a backward
+ * cannot follow a shared forward), the faces as classified. */
+struct explain_inputs {
+    const float *inputs[AVEMO_NN_MAX_INPUTS];
+    float *audio_rows;
+    int batch;
+    unsigned shared;
+};
+
+static enum avemo_status build_inputs(const struct classify_inputs *in, struct explain_inputs *x,
+                                      struct avemo_error *err)
+{
+    const struct avemo_model *m = in->model;
+    memset(x, 0, sizeof *x);
+    x->batch = in->batch > 0 ? in->batch : 1;
+    if (m->face_input >= 0) x->inputs[m->face_input] = in->faces;
+    if (m->audio_input < 0) return AVEMO_OK;
+    size_t af = avemo_net_input_shape(m->net, m->audio_input, NULL, NULL, NULL, NULL);
+    x->audio_rows = malloc(sizeof(float) * af * (size_t)x->batch);
+    if (!x->audio_rows) return avemo_fail(err, AVEMO_ERR_NOMEM, "explain: out of memory");
+    for (int b = 0; b < x->batch; b++) memcpy(x->audio_rows + b * af, in->audio, sizeof(float) * af);
+    x->inputs[m->audio_input] = x->audio_rows;
+    x->shared = 1u << m->audio_input;
+    return AVEMO_OK;
+}
+
+/* cam's maps resized to h x w (one after the other) and each divided by its maximum. */
+static float *resized_maps(const struct avemo_gradcam *cam, int h, int w)
+{
+    const size_t plane = (size_t)h * w;
+    float *out = malloc(sizeof(float) * plane * (size_t)cam->maps);
+    for (int i = 0; out && i < cam->maps; i++) {
+        avemo_heatmap_resize(cam->cam + (size_t)i * cam->h * cam->w, cam->h, cam->w, out + i * plane, h, w);
+        avemo_heatmap_normalise(out + i * plane, plane);
+    }
+    return out;
+}
+
+static float *copy_floats(const float *src, size_t n)
+{
+    float *out = malloc(sizeof(float) * (n ? n : 1));
+    if (out && n) memcpy(out, src, sizeof(float) * n);
+    return out;
+}
+
+/* The maps of the face and audio inputs into ex. */
+static enum avemo_status keep_maps(const struct avemo_model *m, const struct classify_inputs *in,
+                                   const struct avemo_gradcam *cams, struct avemo_explanation *ex,
+                                   struct avemo_error *err)
+{
+    const avemo_net *net = m->net;
+    if (m->face_input >= 0 && cams[m->face_input].layer >= 0) {
+        const struct avemo_gradcam *c = &cams[m->face_input];
+        ex->face_size = m->p.face.size;
+        ex->face_channels = m->p.face.channels;
+        ex->nfaces = c->maps;
+        ex->face_heat = resized_maps(c, ex->face_size, ex->face_size);
+        ex->face_images = copy_floats(in->faces, (size_t)c->maps * ex->face_channels * ex->face_size * ex->face_size);
+        snprintf(ex->face_layer, sizeof ex->face_layer, "%s", avemo_net_layer_name(net, c->layer));
+        if (!ex->face_heat || !ex->face_images) return avemo_fail(err, AVEMO_ERR_NOMEM, "explain: out of memory");
+    }
+    if (m->audio_input >= 0 && cams[m->audio_input].layer >= 0) {
+        const struct avemo_gradcam *c = &cams[m->audio_input];
+        int ch, h, w;
+        avemo_net_input_shape(net, m->audio_input, NULL, &ch, &h, &w);
+        ex->has_audio = 1;
+        ex->audio_rows = ch * h; /* 1 x rows x frames */
+        ex->audio_frames = w;
+        snprintf(ex->audio_feature, sizeof ex->audio_feature, "%s", avemo_audio_feature_name(m->p.audio.feature));
+        ex->audio_heat = resized_maps(c, ex->audio_rows, w);
+        ex->audio_image = copy_floats(in->audio, (size_t)ex->audio_rows * w);
+        snprintf(ex->audio_layer, sizeof ex->audio_layer, "%s", avemo_net_layer_name(net, c->layer));
+        if (!ex->audio_heat || !ex->audio_image) return avemo_fail(err, AVEMO_ERR_NOMEM, "explain: out of memory");
+    }
+    return AVEMO_OK;
+}
+
+static void keep_shares(const struct avemo_model *m, const struct avemo_modality_shares *sh,
+                        struct avemo_explanation *ex)
+{
+    ex->prob_all = sh->prob_all;
+    ex->prob_none = sh->prob_none;
+    if (m->audio_input >= 0) {
+        ex->audio_share = sh->share[m->audio_input];
+        ex->audio_contribution = sh->contribution[m->audio_input];
+    }
+    if (m->face_input >= 0) {
+        ex->face_share = sh->share[m->face_input];
+        ex->face_contribution = sh->contribution[m->face_input];
+    }
+}
+
+/* Grad-CAM and the shares of the model the last classification of cctx used. */
+static enum avemo_status explain_last(avemo_classify_ctx *cctx, struct avemo_explanation *ex, struct avemo_error *err)
+{
+    struct classify_inputs in;
+    if (classify_last_inputs(cctx, &in))
+        return avemo_fail(err, AVEMO_ERR_INTERNAL, "explain: the classification left no inputs");
+    const struct avemo_model *m = in.model;
+    struct explain_inputs x;
+    enum avemo_status st = build_inputs(&in, &x, err);
+    avemo_nn_ctx *nn = NULL;
+    if (!st) st = avemo_nn_ctx_create(m->net, x.batch, 1, 0, &nn, err);
+    struct avemo_gradcam cams[AVEMO_NN_MAX_INPUTS];
+    const int ni = avemo_net_input_count(m->net);
+    if (!st) st = avemo_gradcam_run(m->net, nn, x.inputs, x.batch, ex->pred.label, x.shared, NULL, cams, err);
+    if (!st) {
+        st = keep_maps(m, &in, cams, ex, err);
+        for (int i = 0; i < ni; i++) avemo_gradcam_free(&cams[i]);
+    }
+    struct avemo_modality_shares sh;
+    if (!st) st = avemo_modality_shares(m->net, nn, x.inputs, x.batch, ex->pred.label, &sh, err);
+    if (!st) keep_shares(m, &sh, ex);
+    avemo_nn_ctx_free(nn);
+    free(x.audio_rows);
+    return st;
+}
+
+enum avemo_status avemo_explain_file(avemo_classify_ctx *ctx, const char *path, enum avemo_mode mode,
+                                     struct avemo_explanation *ex, struct avemo_error *err)
+{
+    memset(ex, 0, sizeof *ex);
+    enum avemo_status st = avemo_classify_file(ctx, path, mode, &ex->pred, err);
+    if (!st) st = explain_last(ctx, ex, err);
+    if (st) avemo_explanation_free(ex);
+    return st;
+}
+
+enum avemo_status avemo_explain_memory(avemo_classify_ctx *ctx, const void *data, size_t size, const char *name,
+                                       enum avemo_mode mode, struct avemo_explanation *ex, struct avemo_error *err)
+{
+    memset(ex, 0, sizeof *ex);
+    enum avemo_status st = avemo_classify_memory(ctx, data, size, name, mode, &ex->pred, err);
+    if (!st) st = explain_last(ctx, ex, err);
+    if (st) avemo_explanation_free(ex);
+    return st;
+}
+
+void avemo_explanation_free(struct avemo_explanation *ex)
+{
+    free(ex->face_images);
+    free(ex->face_heat);
+    free(ex->audio_image);
+    free(ex->audio_heat);
+    ex->face_images = ex->face_heat = ex->audio_image = ex->audio_heat = NULL;
+    ex->nfaces = ex->has_audio = 0;
+}
+
+void avemo_explanation_face_map(const struct avemo_explanation *ex, int i, struct avemo_heatmap *map)
+{
+    const size_t plane = (size_t)ex->face_size * ex->face_size;
+    memset(map, 0, sizeof *map);
+    if (i < 0 || i >= ex->nfaces) return;
+    map->width = map->height = ex->face_size;
+    map->channels = ex->face_channels;
+    map->image = ex->face_images + (size_t)i * ex->face_channels * plane;
+    map->heat = ex->face_heat + (size_t)i * plane;
+}
+
+void avemo_explanation_audio_map(const struct avemo_explanation *ex, struct avemo_heatmap *map)
+{
+    memset(map, 0, sizeof *map);
+    if (!ex->has_audio) return;
+    map->width = ex->audio_frames;
+    map->height = ex->audio_rows;
+    map->channels = 1;
+    map->image = ex->audio_image;
+    map->heat = ex->audio_heat;
+    map->flip = 1;
+}
+
+/* ---- JSON ---- */
+
+static void add_modality(cJSON *o, const char *name, float share, float contribution)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, name);
+    cJSON_AddNumberToObject(m, "share", share);
+    cJSON_AddNumberToObject(m, "contribution", contribution);
+}
+
+static cJSON *string_or_null(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
+
+static cJSON *explanation_object(const struct avemo_explanation *ex, const char *const *face_maps,
+                                 const char *audio_map)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "class", ex->pred.labels[ex->pred.label]);
+    cJSON_AddStringToObject(o, "score", "logit");
+    cJSON_AddStringToObject(o, "occlusion", "zero");
+    cJSON_AddNumberToObject(o, "probability_all", ex->prob_all);
+    cJSON_AddNumberToObject(o, "probability_none", ex->prob_none);
+    cJSON *mod = cJSON_AddObjectToObject(o, "modalities");
+    add_modality(mod, "audio", ex->audio_share, ex->audio_contribution);
+    add_modality(mod, "face", ex->face_share, ex->face_contribution);
+    if (ex->has_audio) {
+        cJSON *a = cJSON_AddObjectToObject(o, "audio");
+        cJSON_AddStringToObject(a, "layer", ex->audio_layer);
+        cJSON_AddStringToObject(a, "feature", ex->audio_feature);
+        cJSON_AddNumberToObject(a, "rows", ex->audio_rows);
+        cJSON_AddNumberToObject(a, "frames", ex->audio_frames);
+        cJSON_AddItemToObject(a, "heatmap", string_or_null(audio_map));
+    } else {
+        cJSON_AddNullToObject(o, "audio");
+    }
+    cJSON *faces = cJSON_AddArrayToObject(o, "faces");
+    for (int i = 0; i < ex->nfaces; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "layer", ex->face_layer);
+        cJSON_AddNumberToObject(f, "size", ex->face_size);
+        cJSON_AddItemToObject(f, "heatmap", string_or_null(face_maps ? face_maps[i] : NULL));
+        cJSON_AddItemToArray(faces, f);
+    }
+    return o;
+}
+
+char *avemo_explanation_json(const struct avemo_explanation *ex, const char *file, const char *const *face_maps,
+                             const char *audio_map)
+{
+    char *text = avemo_prediction_json(&ex->pred, file);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!o) return NULL;
+    cJSON_AddItemToObject(o, "explanation", explanation_object(ex, face_maps, audio_map));
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
