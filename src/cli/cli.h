@@ -24,6 +24,9 @@ const struct cli_command *cli_find_command(const char *name);
 /* 1 when argv contains -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* --fusion auto|head|late (cmd_calibrate.c); prints the problem and returns -1 when unknown. */
+int cli_parse_fusion(const char *text, enum avemo_fusion *fusion);
+
 /* The commands (each in cmd_<name>.c). */
 extern const struct cli_command cli_cmd_help;
 extern const struct cli_command cli_cmd_version;
@@ -38,5 +41,6 @@ extern const struct cli_command cli_cmd_split;
 extern const struct cli_command cli_cmd_serve;
 extern const struct cli_command cli_cmd_merge;
 extern const struct cli_command cli_cmd_export;
+extern const struct cli_command cli_cmd_calibrate;
 
 #endif

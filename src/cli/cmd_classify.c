@@ -1,5 +1,5 @@
 /* avemo classify FILE|DIR|LIST.txt... [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML]
- *                [--shard I/N] [--out DIR] */
+ *                [--shard I/N] [--out DIR] [--fusion auto|head|late] [--uncertain-below P] */
 #include "cli/cli.h"
 
 #include <avemo/eval.h>
@@ -9,14 +9,21 @@
 
 static const char classify_usage[] =
     "usage: avemo classify FILE|DIR|LIST.txt... [--model M.avm] [--mode av|audio|face] [--json] [--frames K]\n"
-    "                      [--cascade XML] [--shard I/N] [--out DIR]\n"
+    "                      [--cascade XML] [--shard I/N] [--out DIR] [--fusion auto|head|late]\n"
+    "                      [--uncertain-below P]\n"
     "  Tell the emotion of each clip, audio file or face image (JPEG, PNG, BMP, TIFF,\n"
     "  WebP); a folder means its media files (sorted), a .txt/.list manifest one path per line.\n"
     "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
     "                audio and face models as fallbacks for clips without a face or sound)\n"
+    "  --with M      an audio or face model beside --model (fallbacks, late fusion); repeatable\n"
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"
     "  --json        one JSON object per file (JSON lines)\n"
     "  --frames K    video frames searched for faces (default: the model's, 8)\n"
+    "  --fusion F    how av answers are made: head (the av model's network), late (late fusion of\n"
+    "                the audio and face models' calibrated log-probabilities with the weights stored\n"
+    "                in the av model), auto (default: what the av model file selects)\n"
+    "  --uncertain-below P   answers whose top probability is below P are \"uncertain\" and show\n"
+    "                the top two (default: the model's stored threshold, else 0.5; 0: never)\n"
     "  --cascade X   OpenCV cascade XML for face detection\n"
     "  --window W --hop H   follow a long recording: one prediction per window of W seconds every\n"
     "                H seconds (audio mode; e.g. --window 3s --hop 1s), printed as JSON lines\n"
@@ -28,9 +35,12 @@ static const char classify_usage[] =
 
 static void print_text(FILE *out, const char *file, const struct avemo_prediction *p)
 {
-    fprintf(out, "%s: %s %.2f  [", file, p->labels[p->label], (double)p->confidence);
+    if (p->uncertain)
+        fprintf(out, "%s: uncertain (%s %.2f or %s %.2f)  [", file, p->labels[p->label], (double)p->confidence,
+                p->labels[p->second], (double)p->probs[p->second]);
+    else fprintf(out, "%s: %s %.2f  [", file, p->labels[p->label], (double)p->confidence);
     for (int c = 0; c < p->num_classes; c++) fprintf(out, "%s%s %.2f", c ? " " : "", p->labels[c], (double)p->probs[c]);
-    fprintf(out, "]  %s", avemo_mode_name(p->mode_used));
+    fprintf(out, "]  %s%s", avemo_mode_name(p->mode_used), p->late_fusion ? " (late fusion)" : "");
     if (p->mode_used != AVEMO_MODE_AUDIO) fprintf(out, ", faces in %d/%d frames", p->frames_used, p->frames_sampled);
     fprintf(out, ", %.0f ms", 1e3 * p->t_total_s);
     if (p->fallback_reason[0]) fprintf(out, "\n  (%s)", p->fallback_reason);
@@ -118,11 +128,14 @@ static int run_classify(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},        {"frames", required_argument, NULL, 'k'},
         {"cascade", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
         {"hop", required_argument, NULL, 'H'},     {"shard", required_argument, NULL, 's'},
-        {"out", required_argument, NULL, 'o'},     {NULL, 0, NULL, 0},
+        {"out", required_argument, NULL, 'o'},     {"fusion", required_argument, NULL, 'F'},
+        {"uncertain-below", required_argument, NULL, 'u'}, {"with", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *mode_text = NULL, *shard_text = NULL, *out_dir = NULL;
+    const char *model = NULL, *mode_text = NULL, *shard_text = NULL, *out_dir = NULL, *fusion_text = NULL;
     double window_s = 0, hop_s = 1;
-    int json = 0, c;
+    int json = 0, c, nwith = 0;
+    const char *with[2];
     struct avemo_classifier_options copt = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:M:jk:c:", longopts, NULL)) != -1) {
@@ -136,6 +149,23 @@ static int run_classify(int argc, char **argv)
         case 'H': if (avemo_parse_double(optarg, 0, 1e6, &hop_s)) hop_s = -1; break;
         case 's': shard_text = optarg; break;
         case 'o': out_dir = optarg; break;
+        case 'F': fusion_text = optarg; break;
+        case 'W':
+            if (nwith == 2) {
+                fprintf(stderr, "avemo classify: --with at most twice (an audio and a face model)\n");
+                return CLI_EXIT_USAGE;
+            }
+            with[nwith++] = optarg;
+            break;
+        case 'u': {
+            double t;
+            if (avemo_parse_double(optarg, 0, 1, &t)) {
+                fprintf(stderr, "avemo classify: --uncertain-below %s: a probability from 0 to 1\n", optarg);
+                return CLI_EXIT_USAGE;
+            }
+            copt.uncertain_below = t > 0 ? (float)t : -1.0f; /* 0: never uncertain */
+            break;
+        }
         default: fprintf(stderr, "%s\n", classify_usage); return CLI_EXIT_USAGE;
         }
     }
@@ -146,6 +176,7 @@ static int run_classify(int argc, char **argv)
     if (!mode_given) mode_text = "av";
     if (window_s > 0 && strcmp(mode_text, "av") == 0) mode_text = "audio";
     if (avemo_mode_parse(mode_text, &mode, &err)) return cli_report(&err);
+    if (fusion_text && cli_parse_fusion(fusion_text, &copt.fusion)) return CLI_EXIT_USAGE;
     if (optind >= argc || copt.frames < 0 || copt.frames > 32 || window_s < 0 || hop_s < 0) {
         fprintf(stderr, "%s\n", classify_usage);
         return CLI_EXIT_USAGE;
@@ -156,6 +187,10 @@ static int run_classify(int argc, char **argv)
         if (default_models(mode, paths, extra, &copt.n_extra_models, &err)) return cli_report(&err);
         model = paths[0];
         copt.extra_models = extra;
+    }
+    if (nwith) {
+        copt.extra_models = with;
+        copt.n_extra_models = nwith;
     }
     avemo_classifier *clf = NULL;
     avemo_classify_ctx *ctx = NULL;
