@@ -10,7 +10,8 @@ static const char calibrate_usage[] =
     "usage: avemo calibrate MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--part validation]\n"
     "                       [--with AUDIO.avm --with FACE.avm] [--fusion auto|head|late]\n"
     "                       [--uncertain-below P] [--set S.K=V] --out OUT.avm\n"
-    "       avemo calibrate MODEL.avm --temperature T [--uncertain-below P] --out OUT.avm\n"
+    "       avemo calibrate MODEL.avm [--temperature T] [--late-weights WA,WF --fusion late|head]\n"
+    "                       [--uncertain-below P] --out OUT.avm\n"
     "  Temperature scaling: fit the one temperature T that minimises the negative log-likelihood of\n"
     "  the model's raw logits on labelled data (probabilities become softmax(logits / T)), and write\n"
     "  the model with it (array calib.temperature) to OUT (may be MODEL).  Fit on data the model did\n"
@@ -22,6 +23,7 @@ static const char calibrate_usage[] =
     "  --fusion F    which one av answers use from then on: late, head (the network), auto (default:\n"
     "                the one with the lower NLL on the fitting data)\n"
     "  --temperature T   store T without fitting (e.g. one fitted on a cross-validation fold's model)\n"
+    "  --late-weights WA,WF   store late-fusion weights without fitting (an av MODEL)\n"
     "  --uncertain-below P   store the threshold under which classify calls an answer uncertain\n"
     "  --part, --set, --cache, --data, --split as for `avemo eval`.";
 
@@ -93,7 +95,7 @@ static int store(const struct cli_eval_args *a, const struct calibration *c)
     size_t counts[3];
     float u = (float)a->uncertain_below;
     int n = 0;
-    names[n] = AVEMO_CALIB_TEMPERATURE, values[n] = &c->temperature, counts[n++] = 1;
+    if (c->temperature > 0) names[n] = AVEMO_CALIB_TEMPERATURE, values[n] = &c->temperature, counts[n++] = 1;
     if (c->fused) names[n] = AVEMO_FUSION_WEIGHTS, values[n] = c->w, counts[n++] = 3;
     if (a->uncertain_below >= 0) names[n] = AVEMO_CALIB_UNCERTAIN, values[n] = &u, counts[n++] = 1;
     struct avemo_error err = {0};
@@ -110,7 +112,11 @@ static int run_calibrate(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     struct calibration c = {.temperature = (float)a.temperature};
-    if (a.opt.ndata == 0) return store(&a, &c); /* --temperature T */
+    if (a.opt.ndata == 0) { /* values given, nothing fitted */
+        c.fused = a.late_weights[0] >= 0;
+        c.w[0] = a.late_weights[0], c.w[1] = a.late_weights[1], c.w[2] = a.fusion != AVEMO_FUSION_HEAD;
+        return store(&a, &c);
+    }
     struct avemo_eval_set set;
     int shown, ra, rf;
     if (a.fusion == AVEMO_FUSION_AUTO && a.nwith == 0) a.fusion = AVEMO_FUSION_HEAD; /* nothing to fuse with */

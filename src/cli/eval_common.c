@@ -51,6 +51,16 @@ static int parse_eval_option(int c, enum cli_eval_command cmd, struct cli_eval_a
         return 0;
     case 'T': return !cal || avemo_parse_double(optarg, AVEMO_CALIB_T_MIN, AVEMO_CALIB_T_MAX, &a->temperature) ? -1 : 0;
     case 'U': return !cal || avemo_parse_double(optarg, 0, 1, &a->uncertain_below) ? -1 : 0;
+    case 'L': {
+        double w[2];
+        char *comma = strchr(optarg, ',');
+        if (!cal || !comma) return -1;
+        *comma = 0;
+        int bad = avemo_parse_double(optarg, 0, 100, &w[0]) || avemo_parse_double(comma + 1, 0, 100, &w[1]);
+        *comma = ',';
+        a->late_weights[0] = (float)w[0], a->late_weights[1] = (float)w[1];
+        return bad ? -1 : 0;
+    }
     default: return -1;
     }
 }
@@ -62,6 +72,7 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, str
         {"reliability", required_argument, NULL, 'R'}, {"fusion", required_argument, NULL, 'F'},
         {"part", required_argument, NULL, 'P'},        {"with", required_argument, NULL, 'W'},
         {"temperature", required_argument, NULL, 'T'}, {"uncertain-below", required_argument, NULL, 'U'},
+        {"late-weights", required_argument, NULL, 'L'},
         {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
         {"json", no_argument, NULL, 'j'},         {"report", required_argument, NULL, 'r'},
         {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
@@ -70,6 +81,7 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, str
     };
     memset(a, 0, sizeof *a);
     a->uncertain_below = -1;
+    a->late_weights[0] = a->late_weights[1] = -1;
     a->opt.data = a->data;
     a->opt.seed = 1;
     a->opt.progress = 1;
@@ -104,7 +116,8 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, str
         a->models[a->nmodels++] = argv[i];
     }
     /* calibrate --temperature T needs no data */
-    return a->nmodels > 0 && (a->opt.ndata > 0 || (cmd == CLI_CALIBRATE && a->temperature > 0)) ? 0 : -1;
+    int given = a->temperature > 0 || a->late_weights[0] >= 0 || a->uncertain_below >= 0;
+    return a->nmodels > 0 && (a->opt.ndata > 0 || (cmd == CLI_CALIBRATE && given)) ? 0 : -1;
 }
 
 int cli_write_report(const char *dir, const char *prefix, const struct avemo_eval_result *r)

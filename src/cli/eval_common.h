@@ -20,6 +20,7 @@ struct cli_eval_args {
     int nwith;
     double temperature;                 /* calibrate --temperature T (0: fit it) */
     double uncertain_below;             /* calibrate --uncertain-below P (-1: leave as is) */
+    float late_weights[2];              /* calibrate --late-weights WA,WF (negative: none) */
 };
 
 /* Which command parses: options are accepted by the commands that use them. */

@@ -340,9 +340,9 @@ static void set_top_two(struct avemo_prediction *pred)
     pred->confidence = pred->probs[pred->label];
 }
 
-/* av by late fusion: the audio model on the sound, the face model on the faces (each with its
- * own temperature), their log-probabilities weighted and summed.  The faces were found with the
- * av model's face settings, which the shipped models share. */
+/* av by late fusion: the audio model on the sound, the face model on the faces (found with the
+ * face model's settings; each model with its own temperature), their log-probabilities weighted
+ * and summed. */
 static enum avemo_status run_late_fusion(avemo_classify_ctx *ctx, struct request *r, struct avemo_prediction *pred,
                                          struct avemo_error *err)
 {
@@ -413,6 +413,9 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
         fall_back(clf, AVEMO_MODE_AUDIO, "no video stream", &mi, pred);
     const struct avemo_model *m = &clf->models[mi];
     enum avemo_status st = AVEMO_OK;
+    /* Late fusion frames faces as the face model it runs was trained to see them. */
+    int late = pred->mode_used == AVEMO_MODE_AV && clf->late;
+    if (late) m = &clf->models[clf->slot[AVEMO_MODE_FACE]];
     if (m->face_input >= 0) {
         if (!ctx->det) return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no face detector", r->name);
         if (r->media && !info.has_video)
@@ -427,12 +430,13 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
             snprintf(why, sizeof why, "no face found in %d frames", r->frames_sampled);
             fall_back(clf, AVEMO_MODE_AUDIO, why, &mi, pred);
             m = &clf->models[mi];
+            late = 0;
         } else if (r->ncrops == 0) {
             return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
         }
     }
     if (m->audio_input >= 0 && (st = decode_audio(ctx, r, m, pred, err))) return st;
-    if (pred->mode_used == AVEMO_MODE_AV && clf->late) st = run_late_fusion(ctx, r, pred, err);
+    if (late) st = run_late_fusion(ctx, r, pred, err);
     else st = run_model(ctx, r, mi, pred, err);
     if (st) return st;
     if (m->face_input >= 0) keep_face_for_page(r, m, pred);
