@@ -15,9 +15,10 @@ static const char eval_usage[] =
     "  Calibration: the expected calibration error (ECE, 15 equal-width bins of the top probability),\n"
     "  the NLL and the reliability table are reported; --reliability FILE.png draws the diagram.\n"
     "  --part test|validation|train   the split's part measured (default: test)\n"
-    "  --fusion auto|head|late   an av model is measured as `avemo classify` answers with it: auto\n"
-    "  follows the model file (late fusion when it selects it), head its network, late the late\n"
-    "  fusion of the audio and face models (--with A.avm --with F.avm, default the shipped ones).\n"
+    "  --fusion head|late|auto   what an av model is measured as: head (default) its network, late\n"
+    "  the late fusion of the audio and face models with the weights it stores (--with A.avm\n"
+    "  --with F.avm, default the shipped ones), auto what `avemo classify` answers with it (late\n"
+    "  when the file selects it).  --shard measures the network only.\n"
     "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
     "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.\n"
     "  --shard I/N --out DIR   evaluate the I-th of N blocks of the data's items (default: from\n"
@@ -50,7 +51,13 @@ static int run_eval(int argc, char **argv)
         fprintf(stderr, "avemo eval: --shard needs --out DIR\n%s\n", eval_usage);
         return CLI_EXIT_USAGE;
     }
+    if (a.out_dir && a.fusion_given && a.fusion != AVEMO_FUSION_HEAD) {
+        fprintf(stderr, "avemo eval: --shard measures the model's network: --fusion %s needs one process\n",
+                a.fusion == AVEMO_FUSION_LATE ? "late" : "auto");
+        return CLI_EXIT_USAGE;
+    }
     if (a.out_dir) return eval_shard(&a);
+    if (!a.fusion_given) a.fusion = AVEMO_FUSION_HEAD; /* the file's network, as shards measure it */
     struct avemo_eval_set set;
     int shown, rc = cli_evaluate_as_classified(&a, 0, &set, &shown, NULL, NULL);
     if (rc) return rc;

@@ -43,7 +43,9 @@ static int parse_eval_option(int c, enum cli_eval_command cmd, struct cli_eval_a
     int eval = cmd == CLI_EVAL, cal = cmd == CLI_CALIBRATE;
     switch (c) {
     case 'R': if (!eval) return -1; a->reliability_png = optarg; return 0;
-    case 'F': return cmd == CLI_COMPARE || cli_parse_fusion(optarg, &a->fusion) ? -1 : 0;
+    case 'F':
+        a->fusion_given = 1;
+        return cmd == CLI_COMPARE || cli_parse_fusion(optarg, &a->fusion) ? -1 : 0;
     case 'P': return cmd == CLI_COMPARE || parse_part(optarg, &a->opt.part) ? -1 : 0;
     case 'W':
         if (cmd == CLI_COMPARE || a->nwith == 2) return -1;

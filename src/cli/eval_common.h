@@ -16,6 +16,7 @@ struct cli_eval_args {
     /* eval and calibrate (src/cli/eval_common.c, cmd_calibrate.c) */
     const char *reliability_png;        /* --reliability FILE.png */
     enum avemo_fusion fusion;           /* --fusion auto|head|late */
+    int fusion_given;
     const char *with[2];                /* --with MODEL: the audio and face models of late fusion */
     int nwith;
     double temperature;                 /* calibrate --temperature T (0: fit it) */
