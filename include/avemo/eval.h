@@ -25,6 +25,13 @@ struct avemo_classifier_options {
      * audio-visual model, or the fallback of av on a clip without a face or without sound. */
     const char *const *extra_models;
     int n_extra_models;
+    /* How an av answer is made when the main model is av and the audio and face models are
+     * there too: AUTO follows the av model file ("fusion.late" selected: late fusion, else its
+     * learned head), HEAD its network, LATE late fusion with its stored weights (1, 1 without). */
+    enum avemo_fusion { AVEMO_FUSION_AUTO = 0, AVEMO_FUSION_HEAD, AVEMO_FUSION_LATE } fusion;
+    /* An answer whose top probability is below this is "uncertain": 0 = the answering model's
+     * stored calib.uncertain_below, else AVEMO_UNCERTAIN_DEFAULT; negative = never uncertain. */
+    float uncertain_below;
 };
 
 typedef struct avemo_classifier avemo_classifier;
@@ -40,6 +47,8 @@ const char *avemo_classifier_name(const avemo_classifier *clf);
 int avemo_classifier_num_classes(const avemo_classifier *clf);
 const char *avemo_classifier_label(const avemo_classifier *clf, int k);
 int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode);
+/* 1 when av answers come from late fusion (options and the av model decide), with its weights. */
+int avemo_classifier_late_fusion(const avemo_classifier *clf, float *w_audio, float *w_face);
 enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
 
 /* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, the source tree's models/,
@@ -61,6 +70,10 @@ struct avemo_prediction {
     enum avemo_mode mode_requested;
     enum avemo_mode mode_used;          /* differs when av fell back to one modality */
     char fallback_reason[160];          /* why, when it fell back; "" otherwise */
+    int late_fusion;                    /* 1: av by late fusion of the audio and face models */
+    int uncertain;                      /* 1: confidence below the threshold: show the top two */
+    int second;                         /* index of the second most probable class */
+    float uncertain_below;              /* the threshold applied */
     int face_found;                     /* a face was found in at least one frame (face/av) */
     int frames_used;                    /* frames whose face went into the network */
     int frames_sampled;
@@ -109,6 +122,9 @@ struct avemo_eval_options {
     /* NULL, or evaluate only the units of this shard's block of the items (avemo_eval_shard):
      * the label-matched partners are still those of the whole item list. */
     const struct avemo_shard *shard;
+    /* The split's part evaluated: its test part (default), or its validation part (what
+     * `avemo calibrate` fits on); a part other than test needs split_path. */
+    enum avemo_eval_part { AVEMO_EVAL_TEST = 0, AVEMO_EVAL_VALIDATION, AVEMO_EVAL_TRAIN } part;
 };
 
 /* What one model predicted for the evaluation units. */
@@ -117,6 +133,10 @@ struct avemo_eval_result {
     int mode;                  /* of the model: 0 av, 1 audio, 2 face */
     struct avemo_metrics metrics;
     int *pred;                 /* per unit */
+    float *probs;              /* per unit: num_classes probabilities (the model's temperature applied) */
+    float *logits;             /* raw logits, logit_rows x n x num_classes (rows: 2 with the mirror test) */
+    int logit_rows;
+    float w_audio, w_face;     /* a late-fusion result (avemo_eval_add_late_fusion): its weights, else 0 */
 };
 
 /* The units are the test items with sound (each paired with its own face, or a face image
@@ -157,6 +177,16 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
 /* The text report of result r: the whole, labels left out, a table per --data when there
  * are several, the skipped files by name; malloc'ed. */
 char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
+
+/* ---- calibration of evaluated results (src/eval/eval_calib.c) ---- */
+#define AVEMO_EVAL_ECE_BINS 15 /* equal-width confidence bins of the ECE that eval reports */
+/* The reliability (ECE, per-bin accuracy and confidence, NLL) of result r's probabilities. */
+enum avemo_status avemo_eval_reliability(const struct avemo_eval_set *set, int r, int bins, struct avemo_reliability *rel,
+                                         struct avemo_error *err);
+/* Append a result: late fusion (avemo_fuse_late) of an audio model's result and a face model's
+ * result on the same units, with these weights; its model name is "late(AUDIO,FACE)". */
+enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_audio, int r_face, float w_audio,
+                                             float w_face, struct avemo_error *err);
 
 /* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
  * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the

@@ -292,6 +292,74 @@ enum avemo_status avemo_heatmap_png(const struct avemo_heatmap *map, uint8_t **p
                                     struct avemo_error *err);
 enum avemo_status avemo_heatmap_write_png(const struct avemo_heatmap *map, const char *path, struct avemo_error *err);
 
+/* ---- calibration and late fusion (src/model/calib.c, src/model/plot_reliability.c) ----
+ * Named arrays of a model file (absent: off).  Logits are stored raw; the temperature is applied
+ * by avemo_model_predict_probs, so classify, eval and serve all give calibrated probabilities. */
+#define AVEMO_CALIB_TEMPERATURE "calib.temperature"   /* [T]: probabilities = softmax(logits / T) */
+#define AVEMO_CALIB_UNCERTAIN "calib.uncertain_below" /* [p]: a top probability below p is "uncertain" */
+#define AVEMO_FUSION_WEIGHTS "fusion.late"               /* [w_audio, w_face, selected] of an av model */
+#define AVEMO_CALIB_T_MIN 0.05f
+#define AVEMO_CALIB_T_MAX 20.0f
+#define AVEMO_UNCERTAIN_DEFAULT 0.5f                  /* when the model stores no threshold */
+#define AVEMO_RELIABILITY_MAX_BINS 50
+
+/* The stored temperature (1 when absent or out of range) and uncertainty threshold. */
+float avemo_model_temperature(const avemo_net *net);
+float avemo_model_uncertain_below(const avemo_net *net);
+/* The stored late-fusion weights: -1 none, 0 stored but not selected, 1 selected. */
+int avemo_model_late_fusion(const avemo_net *net, float *w_audio, float *w_face);
+
+/* softmax(logits / temperature) of one row of k. */
+void avemo_softmax_temperature(const float *logits, int k, float temperature, float *probs);
+/* logits: rows x n x k (rows = 2 when each unit was also seen mirrored); probs: n x k, the mean
+ * over rows of softmax(logits / T), as avemo_model_predict_probs computes them. */
+void avemo_calib_probs(const float *logits, int rows, size_t n, int k, float temperature, float *probs);
+/* Mean negative log-likelihood of the truth under avemo_calib_probs. */
+double avemo_calib_nll(const float *logits, int rows, const int *truth, size_t n, int k, float temperature);
+/* The temperature in [AVEMO_CALIB_T_MIN, AVEMO_CALIB_T_MAX] minimising the NLL (1 when nothing
+ * beats it); *nll_before (T = 1) and *nll_after may be NULL. */
+float avemo_calib_fit_temperature(const float *logits, int rows, const int *truth, size_t n, int k, double *nll_before,
+                                  double *nll_after);
+
+/* Expected calibration error over `bins` equal-width confidence bins of [0, 1] (a confidence of
+ * exactly 1 falls in the last): ECE = sum_b n_b / n * |accuracy_b - confidence_b|, where
+ * confidence is the top probability and accuracy whether the top class is the truth. */
+struct avemo_reliability {
+    int bins;
+    size_t n;
+    size_t count[AVEMO_RELIABILITY_MAX_BINS];
+    double confidence[AVEMO_RELIABILITY_MAX_BINS], accuracy[AVEMO_RELIABILITY_MAX_BINS]; /* means per bin */
+    double ece, mce;               /* expected and maximum calibration error */
+    double nll;                    /* mean negative log-likelihood of the truth */
+    double accuracy_all, confidence_all;
+};
+enum avemo_status avemo_reliability_compute(const float *probs, const int *truth, size_t n, int k, int bins,
+                                            struct avemo_reliability *r, struct avemo_error *err);
+/* The reliability diagram: accuracy per confidence bin against the diagonal, gaps shaded,
+ * the share of answers per bin below, ECE in the title (PNG). */
+enum avemo_status avemo_plot_reliability(const struct avemo_reliability *r, const char *title, const char *png_path,
+                                         struct avemo_error *err);
+
+/* Late fusion: out = softmax(w_audio * log p_audio + w_face * log p_face) over k classes. */
+void avemo_fuse_late(const float *p_audio, const float *p_face, int k, float w_audio, float w_face, float *out);
+/* The weights in [0, 3] (grid 0.05, then 0.005) minimising the fused NLL of n units (rows of k);
+ * returns that NLL. */
+double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *truth, size_t n, int k, float *w_audio,
+                        float *w_face);
+
+/* Copy the model file in_path to out_path (may be the same) with these named arrays set
+ * (replaced when present): how `avemo calibrate` stores a temperature or fusion weights. */
+enum avemo_status avemo_model_store_arrays(const char *in_path, const char *out_path, int n, const char *const *names,
+                                           const float *const *values, const size_t *counts, struct avemo_error *err);
+
+/* The raw logits of a forward pass: rows x batch x k into logits (rows = 2 with mirror: the faces',
+ * then their mirror images'); *rows receives 1 or 2.  avemo_model_predict_probs is
+ * avemo_calib_probs of these with the model's stored temperature. */
+enum avemo_status avemo_model_predict_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                             int batch, unsigned shared_inputs, float *face_in, int face_size,
+                                             int face_channels, int mirror, float *logits, int *rows,
+                                             struct avemo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

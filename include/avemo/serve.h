@@ -51,6 +51,8 @@ struct avemo_serve_options {
     int quiet;                 /* 1: no access log on stderr */
     const char *cors_origin;   /* NULL: no CORS headers; "https://app.example" or "*": answers carry
                                 * Access-Control-Allow-Origin and OPTIONS preflights are answered */
+    float uncertain_below;     /* answers under this top probability are "uncertain" (0: each model's
+                                * stored threshold or 0.5; negative: never); see avemo_classifier_options */
 };
 
 /* Fill opt with the defaults above. */

@@ -1,5 +1,6 @@
 /* avemo classify FILE|DIR|LIST.txt|-... [--manifest FILE] [--model M] [--mode av|audio|face] [--json|--csv]
- *                [--frames K] [--cascade XML] [--window W --hop H] [--shard I/N] [--out DIR] */
+ *                [--frames K] [--cascade XML] [--window W --hop H] [--shard I/N] [--out DIR]
+ *                [--with M]... [--fusion auto|head|late] [--uncertain-below P] */
 #include "cli/classify_output.h"
 #include "cli/cli.h"
 #include "cli/default_models.h"
@@ -12,7 +13,8 @@
 static const char classify_usage[] =
     "usage: avemo classify FILE|DIR|LIST.txt|-... [--manifest FILE|-] [--model M.avm] [--mode av|audio|face]\n"
     "                      [--json | --csv] [--frames K] [--cascade XML] [--window W [--hop H]]\n"
-    "                      [--shard I/N] [--out DIR]\n"
+    "                      [--shard I/N] [--out DIR] [--with M]... [--fusion auto|head|late]\n"
+    "                      [--uncertain-below P]\n"
     "  Tell the emotion of each clip, audio file or face image (JPEG, PNG, BMP, TIFF,\n"
     "  WebP); a folder means its media files (sorted), a .txt/.list manifest one path per line,\n"
     "  - the file read from standard input (at most 512 MiB), e.g. cat clip.flv | avemo classify -\n"
@@ -20,11 +22,17 @@ static const char classify_usage[] =
     "                folder; any name; - reads the list from standard input)\n"
     "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
     "                audio and face models as fallbacks for clips without a face or sound)\n"
+    "  --with M      an audio or face model beside --model (fallbacks, late fusion); repeatable\n"
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"
     "  --json        one JSON object per file (JSON lines); a failed file gets {\"file\",\"error\"}\n"
     "  --csv         a header line, then one row per file: label, emotion, confidence, one column\n"
     "                per class, mode, ...; a failed file's row has only file and error\n"
     "  --frames K    video frames searched for faces, 1..32 (default: the model's, 8)\n"
+    "  --fusion F    how av answers are made: head (the av model's network), late (late fusion of\n"
+    "                the audio and face models' calibrated log-probabilities with the weights stored\n"
+    "                in the av model), auto (default: what the av model file selects)\n"
+    "  --uncertain-below P   answers whose top probability is below P are \"uncertain\" and show\n"
+    "                the top two (default: the model's stored threshold, else 0.5; 0: never)\n"
     "  --cascade X   OpenCV cascade XML for face detection\n"
     "  --window W --hop H   follow a long recording: one prediction per window of W every H\n"
     "                (audio mode; durations such as 3s, 250ms, 2.5 or 1:30; hop default 1s),\n"
@@ -37,9 +45,12 @@ static const char classify_usage[] =
 
 static void print_text(FILE *out, const char *file, const struct avemo_prediction *p)
 {
-    fprintf(out, "%s: %s %.2f  [", file, p->labels[p->label], (double)p->confidence);
+    if (p->uncertain)
+        fprintf(out, "%s: uncertain (%s %.2f or %s %.2f)  [", file, p->labels[p->label], (double)p->confidence,
+                p->labels[p->second], (double)p->probs[p->second]);
+    else fprintf(out, "%s: %s %.2f  [", file, p->labels[p->label], (double)p->confidence);
     for (int c = 0; c < p->num_classes; c++) fprintf(out, "%s%s %.2f", c ? " " : "", p->labels[c], (double)p->probs[c]);
-    fprintf(out, "]  %s", avemo_mode_name(p->mode_used));
+    fprintf(out, "]  %s%s", avemo_mode_name(p->mode_used), p->late_fusion ? " (late fusion)" : "");
     if (p->mode_used != AVEMO_MODE_AUDIO) fprintf(out, ", faces in %d/%d frames", p->frames_used, p->frames_sampled);
     fprintf(out, ", %.0f ms", 1e3 * p->t_total_s);
     if (p->fallback_reason[0]) fprintf(out, "\n  (%s)", p->fallback_reason);
@@ -70,7 +81,9 @@ static void report_item(void *user, const char *file, const struct avemo_error *
 
 /* What the command line asked for. */
 struct classify_args {
-    const char *model, *mode_text, *shard_text, *out_dir, *manifest;
+    const char *model, *mode_text, *shard_text, *out_dir, *manifest, *fusion_text;
+    const char *with[2];           /* --with: audio/face models beside --model */
+    int nwith;
     double window_s, hop_s;        /* window_s 0: whole files */
     int hop_given;
     enum cli_format format;
@@ -231,6 +244,17 @@ static int parse_option(int c, struct classify_args *a)
     case 's': a->shard_text = optarg; break;
     case 'o': a->out_dir = optarg; break;
     case 'f': a->manifest = optarg; break;
+    case 'F': a->fusion_text = optarg; break;
+    case 'W':
+        if (a->nwith == 2) return cli_usage_error("classify", "--with at most twice (an audio and a face model)");
+        a->with[a->nwith++] = optarg;
+        break;
+    case 'u': {
+        double t;
+        if (cli_double_arg("classify", "--uncertain-below", optarg, 0, 1, &t)) return CLI_EXIT_USAGE;
+        a->copt.uncertain_below = t > 0 ? (float)t : -1.0f; /* 0: never uncertain */
+        break;
+    }
     default: fprintf(stderr, "%s\n", classify_usage); return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
@@ -264,7 +288,9 @@ static int parse_classify_args(int argc, char **argv, struct classify_args *a)
         {"cascade", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
         {"hop", required_argument, NULL, 'H'},     {"shard", required_argument, NULL, 's'},
         {"out", required_argument, NULL, 'o'},     {"csv", no_argument, NULL, 'C'},
-        {"manifest", required_argument, NULL, 'f'}, {NULL, 0, NULL, 0},
+        {"manifest", required_argument, NULL, 'f'}, {"fusion", required_argument, NULL, 'F'},
+        {"uncertain-below", required_argument, NULL, 'u'}, {"with", required_argument, NULL, 'W'},
+        {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     a->hop_s = 1;
@@ -278,6 +304,7 @@ static int parse_classify_args(int argc, char **argv, struct classify_args *a)
     struct avemo_error err = {0};
     if (a->mode_text && avemo_mode_parse(a->mode_text, &mode, &err))
         return cli_usage_error("classify", "--mode: %s", err.message);
+    if (a->fusion_text && cli_parse_fusion(a->fusion_text, &a->copt.fusion)) return CLI_EXIT_USAGE;
     return check_args(a);
 }
 
@@ -296,6 +323,10 @@ static int run_classify(int argc, char **argv)
         if (cli_default_models(mode, paths, extra, &a.copt.n_extra_models, &err)) return cli_report(&err);
         a.model = paths[0];
         a.copt.extra_models = extra;
+    }
+    if (a.nwith) {
+        a.copt.extra_models = a.with;
+        a.copt.n_extra_models = a.nwith;
     }
     avemo_classifier *clf = NULL;
     avemo_classify_ctx *ctx = NULL;

@@ -1,4 +1,5 @@
-/* avemo eval MODEL --data DIR [--split FILE] [--json] [--report DIR] [--shard I/N --out DIR] */
+/* avemo eval MODEL --data DIR [--split FILE] [--part P] [--json] [--report DIR] [--reliability PNG]
+ *            [--fusion auto|head|late] [--with MODEL]... [--shard I/N --out DIR] */
 #include "cli/cli.h"
 #include "cli/eval_common.h"
 
@@ -11,6 +12,13 @@ static const char eval_usage[] =
     "  With several --data, each one is also reported on its own (cross-corpus evaluation);\n"
     "  files that cannot be read are named and skipped.\n"
     "  --report DIR writes report.txt, metrics.json and confusion.png.\n"
+    "  Calibration: the expected calibration error (ECE, 15 equal-width bins of the top probability),\n"
+    "  the NLL and the reliability table are reported; --reliability FILE.png draws the diagram.\n"
+    "  --part test|validation|train   the split's part measured (default: test)\n"
+    "  --fusion head|late|auto   what an av model is measured as: head (default) its network, late\n"
+    "  the late fusion of the audio and face models with the weights it stores (--with A.avm\n"
+    "  --with F.avm, default the shipped ones), auto what `avemo classify` answers with it (late\n"
+    "  when the file selects it).  --shard measures the network only.\n"
     "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
     "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.\n"
     "  --shard I/N --out DIR   evaluate the I-th of N blocks of the data's items (default: from\n"
@@ -44,21 +52,28 @@ static int run_eval(int argc, char **argv)
         fprintf(stderr, "avemo eval: --shard needs --out DIR\n%s\n", eval_usage);
         return CLI_EXIT_USAGE;
     }
+    if (a.out_dir && a.fusion_given && a.fusion != AVEMO_FUSION_HEAD) {
+        fprintf(stderr, "avemo eval: --shard measures the model's network: --fusion %s needs one process\n",
+                a.fusion == AVEMO_FUSION_LATE ? "late" : "auto");
+        return CLI_EXIT_USAGE;
+    }
     if (a.out_dir) return eval_shard(&a);
+    if (!a.fusion_given) a.fusion = AVEMO_FUSION_HEAD; /* the file's network, as shards measure it */
     struct avemo_eval_set set;
-    struct avemo_error err = {0};
-    if (avemo_evaluate(a.models, 1, &a.opt, &set, &err)) return cli_report(&err);
-    const struct avemo_eval_result *r = &set.results[0];
+    int shown, rc = cli_evaluate_as_classified(&a, 0, &set, &shown, NULL, NULL);
+    if (rc) return rc;
+    const struct avemo_eval_result *r = &set.results[shown];
     if (a.json) {
-        char *json = avemo_eval_set_json(&set, 0);
+        char *json = avemo_eval_set_json(&set, shown);
         printf("%s\n", json ? json : "{}");
         free(json);
     } else {
-        char *text = avemo_eval_set_report(&set, 0);
+        char *text = avemo_eval_set_report(&set, shown);
         printf("%s", text ? text : "");
         free(text);
     }
-    int rc = a.report_dir ? cli_write_report(a.report_dir, "", r) : CLI_EXIT_OK;
+    rc = a.report_dir ? cli_write_report(a.report_dir, "", r) : CLI_EXIT_OK;
+    if (!rc && a.reliability_png) rc = cli_write_reliability(&set, shown, a.reliability_png);
     avemo_eval_free(&set);
     return rc;
 }

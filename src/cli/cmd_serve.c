@@ -35,6 +35,8 @@ static const char serve_usage[] =
     "  --max-connections-per-client N  from one IP address (default: half of --max-connections;\n"
     "                       behind a reverse proxy, set it to --max-connections)\n"
     "  --cors ORIGIN        let web pages from ORIGIN (e.g. https://app.example, or *) call the API\n"
+    "  --uncertain-below P  answers whose top probability is below P say \"uncertain\" with the top\n"
+    "                       two (default: the model's stored threshold, else 0.5; 0: never)\n"
     "  --quiet              no access log on stderr";
 
 static int parse_count(const char *text, int lo, int hi, int *out)
@@ -70,6 +72,7 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
         {"max-connections", required_argument, NULL, 'c'},
         {"request-timeout", required_argument, NULL, 'R'}, {"max-connections-per-client", required_argument, NULL, 'C'},
         {"quiet", no_argument, NULL, 'Q'},              {"cors", required_argument, NULL, 'O'},
+        {"uncertain-below", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     avemo_serve_options_default(opt);
@@ -111,6 +114,12 @@ static int parse_serve_options(int argc, char **argv, struct avemo_serve_options
                 return usage_error("--max-connections-per-client", optarg);
             break;
         case 'Q': opt->quiet = 1; break;
+        case 'B': {
+            double t;
+            if (avemo_parse_double(optarg, 0, 1, &t)) return usage_error("--uncertain-below", optarg);
+            opt->uncertain_below = t > 0 ? (float)t : -1.0f; /* 0: never uncertain */
+            break;
+        }
         case 'O':
             if (!*optarg || strpbrk(optarg, "\r\n ,")) return usage_error("--cors origin", optarg);
             opt->cors_origin = optarg;

@@ -29,6 +29,9 @@ struct avemo_classifier {
     avemo_cascade *cascade;
     struct avemo_media_limits limits;
     int frames;
+    int late;                 /* av answers: late fusion of the audio and face models */
+    float w_audio, w_face;    /* its weights */
+    float uncertain_below;    /* the option (0: each model's own threshold) */
 };
 
 struct avemo_model_ctx {
@@ -46,6 +49,21 @@ struct avemo_classify_ctx {
 };
 
 /* --- loading ----------------------------------------------------------------------- */
+
+/* Late fusion or the learned head for av answers: the option, else what the av model file says. */
+static enum avemo_status choose_fusion(avemo_classifier *clf, const char *path, const struct avemo_classifier_options *opt,
+                                       struct avemo_error *err)
+{
+    enum avemo_fusion want = opt ? opt->fusion : AVEMO_FUSION_AUTO;
+    int selected = avemo_model_late_fusion(clf->models[0].net, &clf->w_audio, &clf->w_face);
+    if (selected < 0) clf->w_audio = clf->w_face = 1; /* no fitted weights: the plain product of the two */
+    int both = clf->slot[AVEMO_MODE_AUDIO] >= 0 && clf->slot[AVEMO_MODE_FACE] >= 0;
+    int av = clf->models[0].p.mode == AVEMO_MODE_AV;
+    if (want == AVEMO_FUSION_LATE && !both)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: late fusion needs an audio model and a face model beside it", path);
+    clf->late = want == AVEMO_FUSION_LATE || (want == AVEMO_FUSION_AUTO && av && both && selected == 1);
+    return AVEMO_OK;
+}
 
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err)
@@ -76,12 +94,21 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
         const char *cascade = opt && opt->cascade_path ? opt->cascade_path : face_model->p.face.cascade;
         st = avemo_cascade_load(cascade, NULL, &clf->cascade, err);
     }
+    if (!st) st = choose_fusion(clf, model_path, opt, err);
+    clf->uncertain_below = opt ? opt->uncertain_below : 0;
     if (st) {
         avemo_classifier_close(clf);
         return st;
     }
     *out = clf;
     return AVEMO_OK;
+}
+
+int avemo_classifier_late_fusion(const avemo_classifier *clf, float *w_audio, float *w_face)
+{
+    if (w_audio) *w_audio = clf->w_audio;
+    if (w_face) *w_face = clf->w_face;
+    return clf->late;
 }
 
 void avemo_classifier_close(avemo_classifier *clf)
@@ -318,6 +345,55 @@ int classify_last_inputs(const avemo_classify_ctx *ctx, struct classify_inputs *
     return 0;
 }
 
+/* The top class of pred->probs, its confidence and the runner-up. */
+static void set_top_two(struct avemo_prediction *pred)
+{
+    pred->label = 0;
+    for (int c = 1; c < pred->num_classes; c++)
+        if (pred->probs[c] > pred->probs[pred->label]) pred->label = c;
+    pred->second = pred->label == 0 && pred->num_classes > 1 ? 1 : 0;
+    for (int c = 0; c < pred->num_classes; c++)
+        if (c != pred->label && pred->probs[c] > pred->probs[pred->second]) pred->second = c;
+    pred->confidence = pred->probs[pred->label];
+}
+
+/* av by late fusion: the audio model on the sound, the face model on the faces (found with the
+ * face model's settings; each model with its own temperature), their log-probabilities weighted
+ * and summed. */
+static enum avemo_status run_late_fusion(avemo_classify_ctx *ctx, struct request *r, struct avemo_prediction *pred,
+                                         struct avemo_error *err)
+{
+    const avemo_classifier *clf = ctx->clf;
+    int ma = clf->slot[AVEMO_MODE_AUDIO], mf = clf->slot[AVEMO_MODE_FACE];
+    float pa[AVEMO_MAX_CLASSES];
+    enum avemo_status st = decode_audio(ctx, r, &clf->models[ma], pred, err);
+    if (!st) st = run_model(ctx, r, ma, pred, err);
+    if (st) return st;
+    memcpy(pa, pred->probs, sizeof pa);
+    int k = pred->num_classes;
+    if ((st = run_model(ctx, r, mf, pred, err))) return st;
+    if (pred->num_classes != k)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the audio model has %d classes, the face model %d", r->name, k,
+                          pred->num_classes);
+    float fused[AVEMO_MAX_CLASSES];
+    avemo_fuse_late(pa, pred->probs, k, clf->w_audio, clf->w_face, fused);
+    memcpy(pred->probs, fused, sizeof(float) * (size_t)k);
+    set_top_two(pred);
+    pred->late_fusion = 1;
+    snprintf(pred->model, sizeof pred->model, "%s", clf->models[0].name);
+    return AVEMO_OK;
+}
+
+/* Uncertain when the top probability is below the option's threshold or the model's own. */
+static void mark_uncertain(const avemo_classifier *clf, const struct avemo_model *m, struct avemo_prediction *pred)
+{
+    set_top_two(pred);
+    float t = clf->uncertain_below != 0 ? clf->uncertain_below : avemo_model_uncertain_below(m->net);
+    if (t < 0) t = 0; /* the option asked for never */
+    pred->uncertain_below = t;
+    pred->uncertain = pred->num_classes > 1 && pred->confidence < t;
+}
+
 static void keep_face_for_page(const struct request *r, const struct avemo_model *m, struct avemo_prediction *pred)
 {
     int used[CLF_MAX_FRAMES], n = 0;
@@ -354,6 +430,9 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
         fall_back(clf, AVEMO_MODE_AUDIO, "no video stream", &mi, pred);
     const struct avemo_model *m = &clf->models[mi];
     enum avemo_status st = AVEMO_OK;
+    /* Late fusion frames faces as the face model it runs was trained to see them. */
+    int late = pred->mode_used == AVEMO_MODE_AV && clf->late;
+    if (late) m = &clf->models[clf->slot[AVEMO_MODE_FACE]];
     if (m->face_input >= 0) {
         if (!ctx->det) return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no face detector", r->name);
         if (r->media && !info.has_video)
@@ -368,13 +447,17 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
             snprintf(why, sizeof why, "no face found in %d frames", r->frames_sampled);
             fall_back(clf, AVEMO_MODE_AUDIO, why, &mi, pred);
             m = &clf->models[mi];
+            late = 0;
         } else if (r->ncrops == 0) {
             return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
         }
     }
     if (m->audio_input >= 0 && (st = decode_audio(ctx, r, m, pred, err))) return st;
-    if ((st = run_model(ctx, r, mi, pred, err))) return st;
+    if (late) st = run_late_fusion(ctx, r, pred, err);
+    else st = run_model(ctx, r, mi, pred, err);
+    if (st) return st;
     if (m->face_input >= 0) keep_face_for_page(r, m, pred);
+    mark_uncertain(clf, &clf->models[pred->late_fusion ? 0 : mi], pred);
     return AVEMO_OK;
 }
 
@@ -455,6 +538,13 @@ static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred,
     cJSON_AddStringToObject(o, "label", pred->labels[pred->label]);
     cJSON_AddStringToObject(o, "emotion", emotion_name(pred->labels[pred->label]));
     cJSON_AddNumberToObject(o, "confidence", pred->confidence);
+    /* Not confident: say so, with the runner-up, rather than a bare top answer. */
+    cJSON_AddBoolToObject(o, "uncertain", pred->uncertain);
+    cJSON_AddNumberToObject(o, "uncertain_below", pred->uncertain_below);
+    cJSON *second = cJSON_AddObjectToObject(o, "second");
+    cJSON_AddStringToObject(second, "label", pred->labels[pred->second]);
+    cJSON_AddStringToObject(second, "emotion", emotion_name(pred->labels[pred->second]));
+    cJSON_AddNumberToObject(second, "confidence", pred->probs[pred->second]);
     cJSON *probs = cJSON_AddObjectToObject(o, "probabilities");
     for (int c = 0; c < pred->num_classes; c++) cJSON_AddNumberToObject(probs, pred->labels[c], pred->probs[c]);
     cJSON_AddStringToObject(o, "mode", avemo_mode_name(pred->mode_used));
@@ -462,6 +552,7 @@ static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred,
     if (pred->fallback_reason[0]) cJSON_AddStringToObject(o, "fallback", pred->fallback_reason);
     else cJSON_AddNullToObject(o, "fallback");
     cJSON_AddStringToObject(o, "model", pred->model);
+    if (pred->mode_used == AVEMO_MODE_AV) cJSON_AddStringToObject(o, "fusion", pred->late_fusion ? "late" : "head");
     cJSON_AddBoolToObject(o, "face_found", pred->face_found);
     cJSON_AddNumberToObject(o, "frames_used", pred->frames_used);
     cJSON_AddNumberToObject(o, "frames_sampled", pred->frames_sampled);
@@ -549,6 +640,7 @@ enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *pa
         r.audio.count = n;
         st = run_model(ctx, &r, mi, &pred, err);
         pred.t_total_s = avemo_now() - tw + pred.t_decode_s;
+        if (!st) mark_uncertain(clf, m, &pred);
         if (!st && on_window(user, (double)at / rate, (double)(at + n) / rate, &pred)) break;
     }
     r.audio = whole;

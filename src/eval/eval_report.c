@@ -9,6 +9,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "calibration": ECE over AVEMO_EVAL_ECE_BINS equal-width bins, NLL, mean confidence and the
+ * reliability table (absent for merged shards, which keep no probabilities). */
+static void add_calibration_json(cJSON *o, const struct avemo_eval_set *set, int r)
+{
+    struct avemo_reliability rel;
+    if (avemo_eval_reliability(set, r, AVEMO_EVAL_ECE_BINS, &rel, NULL) != AVEMO_OK) return;
+    cJSON *c = cJSON_AddObjectToObject(o, "calibration");
+    cJSON_AddNumberToObject(c, "ece", rel.ece);
+    cJSON_AddNumberToObject(c, "mce", rel.mce);
+    cJSON_AddNumberToObject(c, "bins", rel.bins);
+    cJSON_AddStringToObject(c, "binning", "equal-width over [0, 1] of the top probability");
+    cJSON_AddNumberToObject(c, "nll", rel.nll);
+    cJSON_AddNumberToObject(c, "mean_confidence", rel.confidence_all);
+    const struct avemo_eval_result *res = &set->results[r];
+    if (res->w_audio > 0 || res->w_face > 0) {
+        cJSON_AddNumberToObject(c, "w_audio", res->w_audio);
+        cJSON_AddNumberToObject(c, "w_face", res->w_face);
+    }
+    cJSON *bins = cJSON_AddArrayToObject(c, "reliability");
+    for (int b = 0; b < rel.bins; b++) {
+        cJSON *one = cJSON_CreateObject();
+        cJSON_AddNumberToObject(one, "low", (double)b / rel.bins);
+        cJSON_AddNumberToObject(one, "high", (double)(b + 1) / rel.bins);
+        cJSON_AddNumberToObject(one, "n", (double)rel.count[b]);
+        cJSON_AddNumberToObject(one, "confidence", rel.confidence[b]);
+        cJSON_AddNumberToObject(one, "accuracy", rel.accuracy[b]);
+        cJSON_AddItemToArray(bins, one);
+    }
+}
+
 char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
 {
     if (!set || r < 0 || r >= set->nresults) return NULL;
@@ -20,6 +50,7 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
     cJSON *files = cJSON_AddArrayToObject(o, "skipped_files");
     for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
     cJSON_AddStringToObject(o, "dropped_labels", set->dropped);
+    add_calibration_json(o, set, r);
     cJSON *per = cJSON_AddArrayToObject(o, "per_data");
     for (int s = 0; s < set->nsources; s++) {
         struct avemo_metrics m;
@@ -75,6 +106,10 @@ char *avemo_eval_set_report(const struct avemo_eval_set *set, int r)
     int ok = whole && append(&buf, &len, &cap, "model: %s (%zu test units, %zu items skipped)\n\n%s", res->model, set->n,
                              set->skipped, whole);
     free(whole);
+    struct avemo_reliability rel;
+    if (ok && avemo_eval_reliability(set, r, AVEMO_EVAL_ECE_BINS, &rel, NULL) == AVEMO_OK)
+        ok = append(&buf, &len, &cap, "\ncalibration: ECE %.3f (%d equal-width bins), NLL %.3f, mean confidence %.1f%%\n",
+                    rel.ece, rel.bins, rel.nll, 100 * rel.confidence_all);
     if (ok && set->dropped[0]) ok = append(&buf, &len, &cap, "\nlabels without a class, left out: %s\n", set->dropped);
     if (ok && set->nsources > 1) {
         ok = append(&buf, &len, &cap, "\nper data:\n  %-50s %-9s %6s %9s %11s\n", "data", "corpus", "n", "accuracy",

@@ -53,6 +53,11 @@ static char *unit_lines(const struct avemo_eval_set *set, const char *model)
         cJSON_AddStringToObject(o, "truth", set->labels[set->truth[u]]);
         cJSON_AddStringToObject(o, "pred", set->labels[set->results[0].pred[u]]);
         cJSON_AddNumberToObject(o, "data", set->source[u]);
+        /* The probabilities, so that the merged report has the calibration of one process
+         * (cJSON prints a float's value so that it reads back to the same float). */
+        const float *pu = set->results[0].probs ? set->results[0].probs + u * (size_t)set->num_classes : NULL;
+        cJSON *probs = pu ? cJSON_AddArrayToObject(o, "probs") : NULL;
+        for (int c = 0; probs && c < set->num_classes; c++) cJSON_AddItemToArray(probs, cJSON_CreateNumber(pu[c]));
         line = cJSON_PrintUnformatted(o);
         fprintf(m, "%s\n", line ? line : "{}");
         free(line);
@@ -116,6 +121,8 @@ static int label_index(const cJSON *labels, const char *code)
 /* The merged units and what the shards' first lines say. */
 struct unit_list {
     int *truth, *pred, *source;
+    float *probs;              /* n x classes, while every unit line has them; NULL once one lacks them */
+    int with_probs;
     size_t n, cap;
     struct avemo_eval_set *set;
 };
@@ -132,6 +139,9 @@ static enum avemo_status add_unit(struct unit_list *u, int t, int p, int d, cons
         int *dd = pp ? realloc(u->source, cap * sizeof *dd) : NULL;
         if (dd) u->source = dd;
         if (!dd) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        float *pr = realloc(u->probs, cap * AVEMO_MAX_CLASSES * sizeof *pr);
+        if (!pr) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+        u->probs = pr;
         u->cap = cap;
     }
     u->truth[u->n] = t;
@@ -176,6 +186,19 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
     return AVEMO_OK;
 }
 
+/* The unit's probabilities (the last one added); a line without them (an older shard) leaves
+ * the merged set without probabilities, and its report without calibration. */
+static void take_probs(struct unit_list *u, const cJSON *probs, int k)
+{
+    if (u->n == 1) u->with_probs = 1;
+    if (!cJSON_IsArray(probs) || cJSON_GetArraySize(probs) != k) u->with_probs = 0;
+    for (int c = 0; u->with_probs && c < k; c++) {
+        const cJSON *v = cJSON_GetArrayItem(probs, c);
+        if (!cJSON_IsNumber(v)) u->with_probs = 0;
+        else u->probs[(u->n - 1) * (size_t)k + (size_t)c] = (float)v->valuedouble;
+    }
+}
+
 /* One shard's lines into u; its labels must be those of the first shard (*labels). */
 static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit_list *u, struct avemo_error *err)
 {
@@ -198,6 +221,7 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
             if (t < 0 || p < 0 || di < 0 || (u->set->nsources > 0 && di >= u->set->nsources))
                 s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: not a unit line", path, lineno);
             if (!s) s = add_unit(u, t, p, di, path, err);
+            if (!s) take_probs(u, cJSON_GetObjectItemCaseSensitive(o, "probs"), cJSON_GetArraySize(*labels));
         }
         cJSON_Delete(o);
     }
@@ -230,6 +254,12 @@ enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avem
     set->truth = u.truth;
     if (set->results) set->results[0].pred = u.pred;
     else free(u.pred);
+    /* The probabilities were stored with the classes' stride; kept when every unit had them. */
+    if (set->results && u.with_probs && u.n) {
+        set->results[0].probs = u.probs;
+        u.probs = NULL;
+    }
+    free(u.probs);
     set->source = u.source;
     cJSON_Delete(labels);
     if (s) avemo_eval_free(set);

@@ -19,6 +19,7 @@ struct eval_model {
     struct avemo_train_data td;
     signed char *part;
     unsigned char *own;        /* with a shard: 1 for the items of its block; NULL: every item */
+    int tested;                /* the split's part evaluated (AVEMO_PART_TEST unless options say) */
 };
 
 static void eval_model_free(struct eval_model *m)
@@ -47,7 +48,7 @@ static enum avemo_status items_to_read(struct eval_model *m, const struct avemo_
     if (shard) avemo_shard_range(shard, m->ds.count, &b, &e);
     for (size_t i = b; !st && i < e; i++) {
         if (m->own) m->own[i] = 1;
-        if (m->part[i] != AVEMO_PART_TEST) continue; /* not evaluated */
+        if (m->part[i] != m->tested) continue; /* not evaluated */
         (*only)[i] = 1;
         if (partner[i] != (size_t)-1) (*only)[partner[i]] = 1;
     }
@@ -61,7 +62,12 @@ static enum avemo_status load_parts(struct eval_model *m, const char *path, cons
 {
     m->part = malloc(m->ds.count ? m->ds.count : 1);
     if (!m->part) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    m->tested = opt->part == AVEMO_EVAL_VALIDATION ? AVEMO_PART_VALIDATION
+                : opt->part == AVEMO_EVAL_TRAIN    ? AVEMO_PART_TRAIN
+                                                   : AVEMO_PART_TEST;
     if (!opt->split_path) {
+        if (opt->part != AVEMO_EVAL_TEST)
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: evaluating a validation or training part needs a split file", path);
         memset(m->part, AVEMO_PART_TEST, m->ds.count);
         return AVEMO_OK;
     }
@@ -114,23 +120,27 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
 /* A test item of this evaluation (of its block, for a shard). */
 static int is_own_test(const struct eval_model *m, size_t i)
 {
-    return m->part[i] == AVEMO_PART_TEST && (!m->own || m->own[i]);
+    return m->part[i] == m->tested && (!m->own || m->own[i]);
 }
 
 /* A unit: a test item with sound (and a face, own or matched), or a face item when no
  * item has sound. */
-static int is_unit(const struct eval_model *m, size_t i, int data_has_audio)
+static int is_unit(const struct eval_model *m, size_t i, int data_has_audio, int pairs)
 {
     if (!is_own_test(m, i) || m->fs.failure[i]) return 0;
     if (!data_has_audio) return m->fs.face_count[i] > 0;
     struct avemo_train_data td = m->td;
+    /* Beside an av model, every model takes the av units (sound and a face, own or matched),
+     * so that unimodal models and their late fusion are measured on the same pairs. */
+    if (pairs) return avemo_train_data_usable(&td, i);
     /* A face model takes every face, from a clip or an image, when the data mixes both. */
     if (m->td.audio_input < 0) return m->fs.face_count[i] > 0;
     return avemo_train_data_usable(&td, i) || (m->fs.has_audio[i] && m->td.audio_input >= 0 && m->td.face_input < 0);
 }
 
+/* Raw logits (rows x n x k, r->logit_rows) and the model's probabilities (n x k) of the units. */
 static enum avemo_status predict(struct eval_model *m, const size_t *units, size_t n, int *pred, int *truth,
-                                 struct avemo_error *err)
+                                 struct avemo_eval_result *r, struct avemo_error *err)
 {
     const int batch = 32;
     avemo_nn_ctx *ctx = NULL;
@@ -139,9 +149,12 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     float *fin = malloc(sizeof(float) * (m->td.face_floats * batch + 1));
     int labels[32];
     int k = avemo_net_classes(m->model.net);
-    float *probs = malloc(sizeof(float) * (size_t)batch * (size_t)k);
-    if (!st && (!ain || !fin || !probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
-    int mirror = m->td.face_input >= 0 && m->model.p.face.mirror_test;
+    float *logits = malloc(sizeof(float) * 2 * (size_t)batch * (size_t)k);
+    int mirror = m->td.face_input >= 0 && m->model.p.face.mirror_test, rows = 1;
+    r->logit_rows = mirror ? 2 : 1;
+    r->logits = malloc(sizeof(float) * (size_t)r->logit_rows * (n ? n : 1) * (size_t)k);
+    r->probs = malloc(sizeof(float) * (n ? n : 1) * (size_t)k);
+    if (!st && (!ain || !fin || !logits || !r->logits || !r->probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     /* Units were chosen with both modalities prepared, but only the model's own inputs are
      * built: an audio model's unit may have no face at all, neither its own nor a matched one. */
     struct avemo_train_data td = m->td;
@@ -152,20 +165,26 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
         avemo_train_data_batch(&td, units + at, b, 0, NULL, ain, fin, labels);
         const float *inputs[2];
         for (int i = 0; i < avemo_net_input_count(m->model.net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
-        st = avemo_model_predict_probs(m->model.net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,
-                                       mirror, probs, err);
-        for (int j = 0; !st && j < b; j++) {
-            int best = 0;
-            for (int c = 1; c < k; c++)
-                if (probs[j * k + c] > probs[j * k + best]) best = c;
-            pred[at + (size_t)j] = best;
-            truth[at + (size_t)j] = labels[j];
-        }
+        st = avemo_model_predict_logits(m->model.net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,
+                                        mirror, logits, &rows, err);
+        for (int row = 0; !st && row < rows; row++)
+            memcpy(r->logits + ((size_t)row * n + at) * (size_t)k, logits + (size_t)row * (size_t)b * (size_t)k,
+                   sizeof(float) * (size_t)b * (size_t)k);
+        for (int j = 0; !st && j < b; j++) truth[at + (size_t)j] = labels[j];
+    }
+    /* The probabilities the model gives (its stored temperature applied), and their top class. */
+    if (!st) avemo_calib_probs(r->logits, r->logit_rows, n, k, avemo_model_temperature(m->model.net), r->probs);
+    for (size_t u = 0; !st && u < n; u++) {
+        const float *p = r->probs + u * (size_t)k;
+        int best = 0;
+        for (int c = 1; c < k; c++)
+            if (p[c] > p[best]) best = c;
+        pred[u] = best;
     }
     avemo_nn_ctx_free(ctx);
     free(ain);
     free(fin);
-    free(probs);
+    free(logits);
     return st;
 }
 
@@ -251,9 +270,11 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
     int has_audio = 0;
     for (size_t i = 0; !st && i < count; i++) has_audio |= (models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO) != 0;
     size_t n = 0;
+    int pairs = 0;
+    for (int mi = 0; !st && mi < nmodels; mi++) pairs |= models[mi].model.p.mode == AVEMO_MODE_AV;
     for (size_t i = 0; !st && i < count; i++) {
         int ok = 1, tested = is_own_test(&models[0], i);
-        for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
+        for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio, pairs);
         if (ok) units[n++] = i;
         else if (tested && (has_audio || !(models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO))) set->skipped++;
     }
@@ -282,7 +303,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         r->pred = malloc(sizeof(int) * n);
         int *truth = malloc(sizeof(int) * n);
         if (!r->pred || !truth) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
-        if (!st) st = predict(&models[mi], units, n, r->pred, truth, err);
+        if (!st) st = predict(&models[mi], units, n, r->pred, truth, r, err);
         if (!st) memcpy(set->truth, truth, sizeof(int) * n);
         const char *labels[AVEMO_MAX_CLASSES];
         for (int c = 0; c < set->num_classes; c++) labels[c] = set->labels[c];
@@ -300,7 +321,11 @@ void avemo_eval_free(struct avemo_eval_set *set)
 {
     if (!set) return;
     for (size_t i = 0; set->paths && i < set->n; i++) free(set->paths[i]);
-    for (int i = 0; set->results && i < set->nresults; i++) free(set->results[i].pred);
+    for (int i = 0; set->results && i < set->nresults; i++) {
+        free(set->results[i].pred);
+        free(set->results[i].probs);
+        free(set->results[i].logits);
+    }
     for (size_t i = 0; set->failures && i < set->nfailures; i++) free(set->failures[i]);
     free(set->failures);
     free(set->source);

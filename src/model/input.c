@@ -6,6 +6,7 @@
 #include <avemo/model.h>
 
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 void avemo_model_face_input(const uint8_t *crop, int size, int channels, float *out)
@@ -27,26 +28,40 @@ void avemo_model_face_mirror(float *faces, int n, int size, int channels)
     }
 }
 
+enum avemo_status avemo_model_predict_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+                                             int batch, unsigned shared_inputs, float *face_in, int face_size,
+                                             int face_channels, int mirror, float *logits, int *rows,
+                                             struct avemo_error *err)
+{
+    const float *out;
+    size_t row = (size_t)batch * (size_t)avemo_net_classes(net);
+    *rows = 1;
+    enum avemo_status st = avemo_net_forward_shared(net, ctx, inputs, batch, shared_inputs, &out, err);
+    if (st) return st;
+    memcpy(logits, out, sizeof(float) * row);
+    if (!mirror || !face_in) return AVEMO_OK;
+    /* Faces are roughly symmetric: the mirror image is a second, nearly independent look. */
+    avemo_model_face_mirror(face_in, batch, face_size, face_channels);
+    st = avemo_net_forward_shared(net, ctx, inputs, batch, shared_inputs, &out, err);
+    avemo_model_face_mirror(face_in, batch, face_size, face_channels);
+    if (st) return st;
+    memcpy(logits + row, out, sizeof(float) * row);
+    *rows = 2;
+    return AVEMO_OK;
+}
+
 enum avemo_status avemo_model_predict_probs(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
                                             int batch, unsigned shared_inputs, float *face_in, int face_size,
                                             int face_channels, int mirror, float *probs, struct avemo_error *err)
 {
-    const float *logits;
-    int k = avemo_net_classes(net);
-    enum avemo_status st = avemo_net_forward_shared(net, ctx, inputs, batch, shared_inputs, &logits, err);
-    if (st) return st;
-    avemo_nn_softmax(logits, batch, k, probs);
-    if (!mirror || !face_in) return AVEMO_OK;
-    /* Faces are roughly symmetric: the mirror image is a second, nearly independent look. */
-    avemo_model_face_mirror(face_in, batch, face_size, face_channels);
-    st = avemo_net_forward_shared(net, ctx, inputs, batch, shared_inputs, &logits, err);
-    avemo_model_face_mirror(face_in, batch, face_size, face_channels);
-    if (st) return st;
-    float row[AVEMO_MAX_CLASSES];
+    int k = avemo_net_classes(net), rows;
     assert(k >= 1 && k <= AVEMO_MAX_CLASSES); /* avemo_model_open refuses more classes */
-    for (int b = 0; b < batch; b++) {
-        avemo_nn_softmax(logits + (size_t)b * k, 1, k, row);
-        for (int c = 0; c < k; c++) probs[b * k + c] = 0.5f * (probs[b * k + c] + row[c]);
-    }
-    return AVEMO_OK;
+    float *logits = malloc(sizeof(float) * 2 * (size_t)batch * (size_t)k);
+    if (!logits) return avemo_fail(err, AVEMO_ERR_NOMEM, "predict: out of memory");
+    enum avemo_status st = avemo_model_predict_logits(net, ctx, inputs, batch, shared_inputs, face_in, face_size,
+                                                      face_channels, mirror, logits, &rows, err);
+    /* The stored temperature (1 for an uncalibrated model) scales the logits. */
+    if (!st) avemo_calib_probs(logits, rows, (size_t)batch, k, avemo_model_temperature(net), probs);
+    free(logits);
+    return st;
 }

@@ -168,3 +168,77 @@ enum avemo_status avemo_plot_curves(const char *title, const char *y_label, cons
     cairo_destroy(cr);
     return write_png(surf, png_path, err);
 }
+
+/* Axis ticks 0, 0.25 ... 1 on both axes of the unit square at (x0, y0) of side `side`. */
+static void unit_square_axes(cairo_t *cr, double x0, double y0, double side)
+{
+    char buf[16];
+    cairo_set_line_width(cr, 1);
+    for (int g = 0; g <= 4; g++) {
+        double t = g / 4.0;
+        cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
+        cairo_move_to(cr, x0, y0 + side - side * t);
+        cairo_line_to(cr, x0 + side, y0 + side - side * t);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        snprintf(buf, sizeof buf, "%.2g", t);
+        text_centred(cr, x0 - 18, y0 + side - side * t, buf);
+        text_centred(cr, x0 + side * t, y0 + side + 14, buf);
+    }
+}
+
+enum avemo_status avemo_plot_reliability(const struct avemo_reliability *r, const char *title, const char *png_path,
+                                         struct avemo_error *err)
+{
+    if (r->bins < 1 || r->bins > AVEMO_RELIABILITY_MAX_BINS || r->n == 0)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: nothing to plot (%zu answers, %d bins)", png_path, r->n, r->bins);
+    const int width = 520, left = 60, top = 60, side = 400, hist = 70, height = top + side + 40 + hist + 40;
+    cairo_surface_t *surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+    cairo_t *cr = cairo_create(surf);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    cairo_set_font_size(cr, 14);
+    text_centred(cr, width / 2.0, 18, title ? title : "reliability diagram");
+    char buf[128];
+    snprintf(buf, sizeof buf, "ECE %.3f (%d bins)   accuracy %.1f%%   mean confidence %.1f%%   n = %zu", r->ece, r->bins,
+             100 * r->accuracy_all, 100 * r->confidence_all, r->n);
+    cairo_set_font_size(cr, 11);
+    text_centred(cr, width / 2.0, 40, buf);
+    unit_square_axes(cr, left, top, side);
+    double bw = (double)side / r->bins;
+    size_t most = 1;
+    for (int b = 0; b < r->bins; b++) most = r->count[b] > most ? r->count[b] : most;
+    for (int b = 0; b < r->bins; b++) {
+        if (!r->count[b]) continue;
+        double x = left + b * bw, acc = side * r->accuracy[b], conf = side * r->confidence[b];
+        /* The bar is the bin's accuracy; red between it and the bin's mean confidence is the gap. */
+        cairo_set_source_rgb(cr, 0.12, 0.47, 0.71);
+        cairo_rectangle(cr, x + 1, top + side - acc, bw - 2, acc);
+        cairo_fill(cr);
+        cairo_set_source_rgba(cr, 0.84, 0.15, 0.16, 0.45);
+        cairo_rectangle(cr, x + 1, top + side - fmax(acc, conf), bw - 2, fabs(acc - conf));
+        cairo_fill(cr);
+        double h = (double)hist * (double)r->count[b] / (double)most;
+        cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
+        cairo_rectangle(cr, x + 1, top + side + 40 + hist - h, bw - 2, h);
+        cairo_fill(cr);
+    }
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    cairo_set_line_width(cr, 1.5);
+    cairo_set_dash(cr, (double[]){4, 3}, 2, 0);
+    cairo_move_to(cr, left, top + side);
+    cairo_line_to(cr, left + side, top);
+    cairo_stroke(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    text_centred(cr, left + side / 2.0, top + side + 30, "confidence (top probability)");
+    text_centred(cr, left + side / 2.0, height - 14, "answers per bin (grey); blue: accuracy, red: gap to confidence");
+    cairo_save(cr);
+    cairo_move_to(cr, 16, top + side / 2.0 + 25);
+    cairo_rotate(cr, -M_PI / 2);
+    cairo_show_text(cr, "accuracy");
+    cairo_restore(cr);
+    cairo_destroy(cr);
+    return write_png(surf, png_path, err);
+}

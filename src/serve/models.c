@@ -154,6 +154,7 @@ enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error
         struct avemo_classifier_options copt = {0};
         copt.extra_models = extras;
         copt.n_extra_models = extras_for(&srv->opt, path, extras);
+        copt.uncertain_below = srv->opt.uncertain_below;
         enum avemo_status s = avemo_classifier_open(path, &copt, &srv->models[i].clf, err);
         if (s) return s;
         srv->num_models = i + 1;

@@ -69,6 +69,19 @@ function renderFallback(p) {
   box.textContent = reason ? 'Answered in ' + (p.mode_used || p.mode) + ' mode, not ' + p.mode_requested + ': ' + reason : '';
 }
 
+// Not confident (the API's `uncertain`): say so and give the top two rather than one answer.
+function renderUncertain(p, top) {
+  const box = $('uncertain');
+  const second = p.second;
+  box.hidden = !(p.uncertain && top && second);
+  if (box.hidden) { box.textContent = ''; return; }
+  const pct = (x) => (100 * x).toFixed(1) + ' %';
+  $('label').textContent = 'Uncertain: ' + emotionName(top.label) + ' or ' + emotionName(second.label);
+  box.textContent = 'Not confident: ' + emotionName(top.label) + ' ' + pct(top.probability) + ', ' +
+    emotionName(second.label) + ' ' + pct(second.confidence) + ' (answers below ' +
+    pct(p.uncertain_below) + ' are called uncertain).';
+}
+
 // The face the network saw; for a photo without one, the photo itself, said so.
 function renderFace(p, upload) {
   const box = $('face-box'), face = $('face');
@@ -113,6 +126,7 @@ function renderResult(p, upload, asked) {
   const code = top ? top.label : String(p.label);
   $('label').textContent = emotionName(code);
   $('confidence').textContent = top ? 'confidence ' + (100 * top.probability).toFixed(1) + ' %' : '';
+  renderUncertain(p, top);
   const parts = [];
   if (p.model) parts.push('model ' + p.model);
   if (p.mode_used || p.mode) parts.push('mode ' + (p.mode_used || p.mode));

@@ -29,9 +29,9 @@ function check(condition, message) {
   if (!condition) throw new Error('check failed: ' + message);
 }
 
-function startServer() {
-  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--db', db, '--quiet',
-                '--model', path.join(models, 'avemo-av.avm')];
+function startServer(extraArgs = [], dbFile = db) {
+  const args = ['serve', '--host', '127.0.0.1', '--port', '0', '--db', dbFile, '--quiet',
+                '--model', path.join(models, 'avemo-av.avm'), ...extraArgs];
   for (const extra of ['avemo-audio.avm', 'avemo-face.avm'])
     if (fs.existsSync(path.join(models, extra))) args.push('--extra-model', path.join(models, extra));
   const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -63,7 +63,12 @@ async function classify(page, file, mode) {
 
   // the label shown is the server's label, the bars are its probabilities
   const label = (await page.textContent('#label')).trim();
-  check(label === (NAMES[prediction.label] || prediction.label), `label '${label}' vs '${prediction.label}'`);
+  const name = (code) => NAMES[code] || code;
+  const shown = prediction.uncertain ? `Uncertain: ${name(prediction.label)} or ${name(prediction.second.label)}`
+                                     : name(prediction.label);
+  check(typeof prediction.uncertain === 'boolean', 'the server says whether it is uncertain');
+  check(label === shown, `label '${label}' vs '${shown}'`);
+  check((await page.isVisible('#uncertain')) === prediction.uncertain, 'the uncertain note is shown only when uncertain');
   const bars = await page.$$eval('#bars li', (items) => items.map((li) => ({
     label: li.dataset.label,
     width: parseFloat(li.querySelector('.bar span').style.width),
@@ -82,6 +87,31 @@ async function classify(page, file, mode) {
   // the history lists the new row
   await page.waitForSelector(`#history-rows tr[data-id="${prediction.id}"]`, { timeout: 10000 });
   return { prediction, label, bars };
+}
+
+// A server whose every answer is under its threshold (--uncertain-below 0.999): the page says
+// "Uncertain" with the top two names and both probabilities, as the server's JSON has them.
+async function checkUncertain(browser) {
+  const file = path.join(artifacts, `serve_browser_uncertain_${process.pid}.sqlite`);
+  const server = await startServer(['--uncertain-below', '0.999'], file);
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  try {
+    await page.goto(server.url);
+    await page.waitForSelector('#model option', { state: 'attached', timeout: 20000 });
+    const { prediction, label } = await classify(page, clip, 'av');
+    check(prediction.uncertain === true && prediction.uncertain_below > 0.99, 'the server says uncertain');
+    check(prediction.second && prediction.second.label !== prediction.label, 'the server gives the runner-up');
+    check(label.startsWith('Uncertain: '), 'the page says uncertain');
+    const note = await page.textContent('#uncertain');
+    for (const p of [prediction.confidence, prediction.second.confidence])
+      check(note.includes((100 * p).toFixed(1) + ' %'), 'the note gives both probabilities: ' + note);
+    await page.screenshot({ path: path.join(artifacts, 'serve_browser_uncertain.png'), fullPage: true });
+  } finally {
+    await page.close();
+    server.child.kill('SIGTERM');
+    await new Promise((resolve) => server.child.on('exit', resolve));
+    for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true });
+  }
 }
 
 // Pixels with ink on a canvas.
@@ -289,6 +319,7 @@ async function main() {
       ? prediction : prediction, 'FLV desktop');
     await desk.screenshot({ path: path.join(artifacts, 'serve_browser_desktop.png'), fullPage: true });
     check(fs.statSync(shot).size > 10000, 'screenshot written');
+    await checkUncertain(browser);
     console.log(`page shows '${label}' with ${bars.length} bars; screenshot ${shot}`);
     check(errors.length === 0, 'no page errors: ' + errors.join('; '));
   } finally {

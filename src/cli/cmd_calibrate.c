@@ -1,0 +1,135 @@
+/* avemo calibrate MODEL --data DIR... [--split FILE] [--part validation] [--with A.avm --with F.avm]
+ *                 [--fusion auto|head|late] [--temperature T] [--uncertain-below P] --out OUT.avm */
+#include "cli/cli.h"
+#include "cli/eval_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char calibrate_usage[] =
+    "usage: avemo calibrate MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--part validation]\n"
+    "                       [--with AUDIO.avm --with FACE.avm] [--fusion auto|head|late]\n"
+    "                       [--uncertain-below P] [--set S.K=V] --out OUT.avm\n"
+    "       avemo calibrate MODEL.avm [--temperature T] [--late-weights WA,WF --fusion late|head]\n"
+    "                       [--uncertain-below P] --out OUT.avm\n"
+    "  Temperature scaling: fit the one temperature T that minimises the negative log-likelihood of\n"
+    "  the model's raw logits on labelled data (probabilities become softmax(logits / T)), and write\n"
+    "  the model with it (array calib.temperature) to OUT (may be MODEL).  Fit on data the model did\n"
+    "  not train on and that is not its test set: --split FILE --part validation takes the split's\n"
+    "  validation part.  Predictions do not change; only the probabilities do.\n"
+    "  --with AUDIO.avm --with FACE.avm   (an av MODEL) also fit late fusion on the same pairs: the\n"
+    "                weights of the two models' calibrated log-probabilities minimising the NLL\n"
+    "                (calibrate each of them first); stored as fusion.late\n"
+    "  --fusion F    which one av answers use from then on: late, head (the network), auto (default:\n"
+    "                the one with the lower NLL on the fitting data)\n"
+    "  --temperature T   store T without fitting (e.g. one fitted on a cross-validation fold's model)\n"
+    "  --late-weights WA,WF   store late-fusion weights without fitting (an av MODEL)\n"
+    "  --uncertain-below P   store the threshold under which classify calls an answer uncertain\n"
+    "  --part, --set, --cache, --data, --split as for `avemo eval`.";
+
+/* ECE, NLL and accuracy of a result's probabilities, one line. */
+static void print_line(const struct avemo_eval_set *set, int r, const char *what)
+{
+    struct avemo_reliability rel;
+    if (avemo_eval_reliability(set, r, AVEMO_EVAL_ECE_BINS, &rel, NULL)) return;
+    printf("  %-34s accuracy %5.1f%%  NLL %.3f  ECE %.3f  mean confidence %5.1f%%\n", what, 100 * rel.accuracy_all,
+           rel.nll, rel.ece, 100 * rel.confidence_all);
+}
+
+/* Replace result r's probabilities by those of its raw logits at temperature t. */
+static void rescale(struct avemo_eval_set *set, int r, float t)
+{
+    struct avemo_eval_result *res = &set->results[r];
+    avemo_calib_probs(res->logits, res->logit_rows, set->n, set->num_classes, t, res->probs);
+}
+
+struct calibration {
+    float temperature;
+    int fused;              /* late fusion fitted */
+    float w[3];             /* w_audio, w_face, selected */
+};
+
+/* Fit the model's temperature (and late fusion) on the evaluated units and say what changed. */
+static int fit(const struct cli_eval_args *a, struct avemo_eval_set *set, int ra, int rf, struct calibration *c)
+{
+    const struct avemo_eval_result *m = &set->results[0];
+    double before, after;
+    c->temperature = avemo_calib_fit_temperature(m->logits, m->logit_rows, set->truth, set->n, set->num_classes, &before,
+                                                 &after);
+    printf("%s on %zu units: temperature %.3f\n", m->model, set->n, (double)c->temperature);
+    rescale(set, 0, 1.0f);
+    print_line(set, 0, "before (T = 1)");
+    rescale(set, 0, c->temperature);
+    print_line(set, 0, "after");
+    if (ra < 0) return CLI_EXIT_OK;
+    struct avemo_error err = {0};
+    c->fused = 1;
+    avemo_fusion_fit(set->results[ra].probs, set->results[rf].probs, set->truth, set->n, set->num_classes, &c->w[0],
+                     &c->w[1]);
+    /* The late result added before used the stored weights: the fitted ones replace it. */
+    struct avemo_eval_result *old = &set->results[set->nresults - 1];
+    free(old->pred);
+    free(old->probs);
+    free(old->logits);
+    set->nresults--;
+    if (avemo_eval_add_late_fusion(set, ra, rf, c->w[0], c->w[1], &err)) return cli_report(&err);
+    int late = set->nresults - 1;
+    struct avemo_reliability head, fused;
+    avemo_eval_reliability(set, 0, AVEMO_EVAL_ECE_BINS, &head, NULL);
+    avemo_eval_reliability(set, late, AVEMO_EVAL_ECE_BINS, &fused, NULL);
+    c->w[2] = a->fusion == AVEMO_FUSION_LATE || (a->fusion == AVEMO_FUSION_AUTO && fused.nll < head.nll) ? 1.0f : 0.0f;
+    printf("late fusion of %s and %s: w_audio %.3f, w_face %.3f\n", set->results[ra].model, set->results[rf].model,
+           (double)c->w[0], (double)c->w[1]);
+    print_line(set, ra, set->results[ra].model);
+    print_line(set, rf, set->results[rf].model);
+    print_line(set, 0, "head (calibrated)");
+    print_line(set, late, "late fusion");
+    printf("av answers: %s\n", c->w[2] > 0 ? "late fusion" : "the learned head");
+    return CLI_EXIT_OK;
+}
+
+static int store(const struct cli_eval_args *a, const struct calibration *c)
+{
+    const char *names[3];
+    const float *values[3];
+    size_t counts[3];
+    float u = (float)a->uncertain_below;
+    int n = 0;
+    if (c->temperature > 0) names[n] = AVEMO_CALIB_TEMPERATURE, values[n] = &c->temperature, counts[n++] = 1;
+    if (c->fused) names[n] = AVEMO_FUSION_WEIGHTS, values[n] = c->w, counts[n++] = 3;
+    if (a->uncertain_below >= 0) names[n] = AVEMO_CALIB_UNCERTAIN, values[n] = &u, counts[n++] = 1;
+    struct avemo_error err = {0};
+    if (avemo_model_store_arrays(a->models[0], a->out_dir, n, names, values, counts, &err)) return cli_report(&err);
+    fprintf(stderr, "avemo calibrate: wrote %s\n", a->out_dir);
+    return CLI_EXIT_OK;
+}
+
+static int run_calibrate(int argc, char **argv)
+{
+    struct cli_eval_args a;
+    if (cli_parse_eval_command(argc, argv, CLI_CALIBRATE, &a) || !a.out_dir || (a.nwith != 0 && a.nwith != 2)) {
+        fprintf(stderr, "%s\n", calibrate_usage);
+        return CLI_EXIT_USAGE;
+    }
+    struct calibration c = {.temperature = (float)a.temperature};
+    if (a.opt.ndata == 0) { /* values given, nothing fitted */
+        c.fused = a.late_weights[0] >= 0;
+        c.w[0] = a.late_weights[0], c.w[1] = a.late_weights[1], c.w[2] = a.fusion != AVEMO_FUSION_HEAD;
+        return store(&a, &c);
+    }
+    struct avemo_eval_set set;
+    int shown, ra, rf;
+    if (a.fusion == AVEMO_FUSION_AUTO && a.nwith == 0) a.fusion = AVEMO_FUSION_HEAD; /* nothing to fuse with */
+    int rc = cli_evaluate_as_classified(&a, 1, &set, &shown, &ra, &rf);
+    if (rc) return rc;
+    rc = fit(&a, &set, ra, rf, &c);
+    if (!rc && a.temperature > 0) c.temperature = (float)a.temperature; /* given beats fitted */
+    if (!rc) rc = store(&a, &c);
+    avemo_eval_free(&set);
+    return rc;
+}
+
+const struct cli_command cli_cmd_calibrate = {
+    "calibrate", "fit a model's temperature (and an av model's late fusion) on validation data", calibrate_usage,
+    run_calibrate,
+};

@@ -1,0 +1,263 @@
+/*
+ * Calibration and late fusion: the temperature fitted on real faces (the CK+ fixtures) lowers
+ * their NLL and, stored in a model file, is what evaluation then applies; the ECE of a case
+ * worked out by hand; the reliability diagram is a PNG that decodes; classify says "uncertain"
+ * with the top two when the top probability is under the threshold, and not otherwise; late
+ * fusion is the weighted sum of the two models' log-probabilities, in classify and in eval.
+ */
+#include "common/testutil.h"
+
+#include <avemo/eval.h>
+#include <avemo/model.h>
+#include <cairo.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+
+static char paths[3][1024], tmp[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    for (int m = 0; m < 3; m++)
+        if (avemo_default_model((enum avemo_mode)m, paths[m], sizeof paths[m], &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return -1;
+        }
+    return test_make_tmpdir(tmp, sizeof tmp, "calibration");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return test_remove_tmpdir(tmp);
+}
+
+/* The shipped face model on the CK+ fixtures (posed faces it never saw: 10 of six classes). */
+static void eval_ckplus(const char *model, struct avemo_eval_set *set)
+{
+    const char *data[1] = {TEST_DATA("ckplus")};
+    struct avemo_eval_options opt = {.data = data, .ndata = 1, .threads = 1, .seed = 1};
+    struct avemo_error err = {0};
+    if (avemo_evaluate(&model, 1, &opt, set, &err)) fail_msg("%s", err.message);
+    assert_int_equal(set->n, 10); /* contempt and surprise have no class */
+}
+
+static void test_temperature_lowers_nll(void **state)
+{
+    (void)state;
+    struct avemo_eval_set set;
+    eval_ckplus(paths[AVEMO_MODE_FACE], &set);
+    const struct avemo_eval_result *r = &set.results[0];
+    assert_int_equal(r->logit_rows, 2); /* the shipped face model averages each face with its mirror image */
+    double before, after;
+    float t = avemo_calib_fit_temperature(r->logits, r->logit_rows, set.truth, set.n, 6, &before, &after);
+    printf("  CK+ fixtures: T %.3f, NLL %.3f -> %.3f\n", (double)t, before, after);
+    /* The fit moved T and lowered the NLL (the shipped face model: 2.31, 1.663 -> 1.435); a model
+     * that had trained on these faces would move it too, the other way. */
+    assert_true(t != 1.0f && after < before);
+    assert_true(fabs(before - avemo_calib_nll(r->logits, 2, set.truth, set.n, 6, 1.0f)) < 1e-9);
+    /* A minimum: a tenth either way is no better. */
+    assert_true(avemo_calib_nll(r->logits, 2, set.truth, set.n, 6, t * 1.1f) >= after);
+    assert_true(avemo_calib_nll(r->logits, 2, set.truth, set.n, 6, t / 1.1f) >= after);
+
+    /* Stored in a model file, the temperature is what evaluation applies to the same raw logits. */
+    char cal[128];
+    snprintf(cal, sizeof cal, "%s/face-cal.avm", tmp);
+    const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
+    const float *values[1] = {&t};
+    size_t counts[1] = {1};
+    struct avemo_error err = {0};
+    if (avemo_model_store_arrays(paths[AVEMO_MODE_FACE], cal, 1, names, values, counts, &err)) fail_msg("%s", err.message);
+    struct avemo_eval_set again;
+    eval_ckplus(cal, &again);
+    assert_memory_equal(again.results[0].logits, r->logits, sizeof(float) * 2 * set.n * 6);
+    struct avemo_reliability rel;
+    assert_int_equal(avemo_eval_reliability(&again, 0, 15, &rel, &err), AVEMO_OK);
+    assert_true(fabs(rel.nll - after) < 1e-4);
+    assert_memory_equal(again.results[0].pred, r->pred, sizeof(int) * set.n); /* only probabilities change */
+    avemo_eval_free(&again);
+    avemo_eval_free(&set);
+}
+
+/* Four answers over two classes, 10 bins:
+ *   [0.9 0.1] truth 0: right, confidence 0.9 (bin 9)    [0.8 0.2] truth 1: wrong, 0.8 (bin 8)
+ *   [0.6 0.4] truth 0: right, 0.6 (bin 6)               [0.3 0.7] truth 1: right, 0.7 (bin 7)
+ * gaps 0.1, 0.8, 0.4, 0.3, one answer each: ECE = 1.6 / 4 = 0.4, MCE 0.8. */
+static void test_ece_by_hand(void **state)
+{
+    (void)state;
+    const float probs[] = {0.9f, 0.1f, 0.8f, 0.2f, 0.6f, 0.4f, 0.3f, 0.7f};
+    const int truth[] = {0, 1, 0, 1};
+    struct avemo_reliability r;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_reliability_compute(probs, truth, 4, 2, 10, &r, &err), AVEMO_OK);
+    assert_true(fabs(r.ece - 0.4) < 1e-6);
+    assert_true(fabs(r.mce - 0.8) < 1e-6);
+    assert_int_equal(r.count[9] + r.count[8] + r.count[7] + r.count[6], 4);
+    assert_true(fabs(r.accuracy_all - 0.75) < 1e-9);
+    assert_true(fabs(r.confidence_all - 0.75) < 1e-6); /* right on average, wrong per bin: ECE sees it */
+    double nll = -(log(0.9) + log(0.2) + log(0.6) + log(0.7)) / 4;
+    assert_true(fabs(r.nll - nll) < 1e-6);
+    /* A confidence of exactly 1 falls in the last bin; a label that is no class is an error. */
+    const float sure[] = {1.0f, 0.0f};
+    assert_int_equal(avemo_reliability_compute(sure, truth, 1, 2, 15, &r, &err), AVEMO_OK);
+    assert_int_equal(r.count[14], 1);
+    assert_true(r.ece < 1e-9);
+    const int bad[] = {5};
+    assert_int_equal(avemo_reliability_compute(sure, bad, 1, 2, 15, &r, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_reliability_compute(sure, truth, 1, 2, 0, &r, &err), AVEMO_ERR_INVALID_ARG);
+}
+
+static void test_reliability_png(void **state)
+{
+    (void)state;
+    struct avemo_eval_set set;
+    eval_ckplus(paths[AVEMO_MODE_FACE], &set);
+    struct avemo_reliability rel;
+    struct avemo_error err = {0};
+    char png[128];
+    snprintf(png, sizeof png, "%s/reliability.png", tmp);
+    assert_int_equal(avemo_eval_reliability(&set, 0, AVEMO_EVAL_ECE_BINS, &rel, &err), AVEMO_OK);
+    if (avemo_plot_reliability(&rel, "CK+ fixtures", png, &err)) fail_msg("%s", err.message);
+    cairo_surface_t *s = cairo_image_surface_create_from_png(png);
+    assert_int_equal(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
+    assert_int_equal(cairo_image_surface_get_width(s), 520);
+    assert_true(cairo_image_surface_get_height(s) > 400);
+    cairo_surface_destroy(s);
+    /* The JSON report carries the ECE of the same bins. */
+    char *json = avemo_eval_set_json(&set, 0);
+    cJSON *o = cJSON_Parse(json), *c = cJSON_GetObjectItem(o, "calibration");
+    assert_non_null(c);
+    assert_true(fabs(cJSON_GetObjectItem(c, "ece")->valuedouble - rel.ece) < 1e-9);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(c, "reliability")), AVEMO_EVAL_ECE_BINS);
+    cJSON_Delete(o);
+    free(json);
+    /* Nothing to plot is an error naming the file, not an empty picture. */
+    struct avemo_reliability none = {.bins = 15};
+    assert_int_equal(avemo_plot_reliability(&none, "x", png, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, png));
+    avemo_eval_free(&set);
+}
+
+/* A classifier of the shipped av model with the audio and face models beside it. */
+static void open_classifier(const struct avemo_classifier_options *base, avemo_classifier **clf, avemo_classify_ctx **ctx)
+{
+    const char *extra[2] = {paths[AVEMO_MODE_AUDIO], paths[AVEMO_MODE_FACE]};
+    struct avemo_classifier_options opt = *base;
+    opt.extra_models = extra;
+    opt.n_extra_models = 2;
+    struct avemo_error err = {0};
+    if (avemo_classifier_open(paths[AVEMO_MODE_AV], &opt, clf, &err) || avemo_classify_ctx_new(*clf, ctx, &err))
+        fail_msg("%s", err.message);
+}
+
+static void classify(const struct avemo_classifier_options *opt, const char *file, enum avemo_mode mode,
+                     struct avemo_prediction *p)
+{
+    avemo_classifier *clf;
+    avemo_classify_ctx *ctx;
+    struct avemo_error err = {0};
+    open_classifier(opt, &clf, &ctx);
+    if (avemo_classify_file(ctx, file, mode, p, &err)) fail_msg("%s", err.message);
+    avemo_classify_ctx_free(ctx);
+    avemo_classifier_close(clf);
+}
+
+static void test_uncertain(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    const char *clip = TEST_DATA("cremad/1001_DFA_SAD_XX.flv");
+    /* Above every top probability of six classes but 1: uncertain, with the runner-up. */
+    classify(&(struct avemo_classifier_options){.uncertain_below = 0.999f}, clip, AVEMO_MODE_AV, &p);
+    assert_true(p.uncertain);
+    assert_int_not_equal(p.second, p.label);
+    for (int c = 0; c < p.num_classes; c++)
+        if (c != p.label) assert_true(p.probs[c] <= p.probs[p.second]);
+    char *json = avemo_prediction_json(&p, "x.flv");
+    cJSON *o = cJSON_Parse(json);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "uncertain")));
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "second"), "label")->valuestring, p.labels[p.second]);
+    cJSON_Delete(o);
+    free(json);
+    /* Never (a negative option), and the default: the model's threshold or 0.5. */
+    classify(&(struct avemo_classifier_options){.uncertain_below = -1}, clip, AVEMO_MODE_AV, &p);
+    assert_false(p.uncertain);
+    classify(&(struct avemo_classifier_options){0}, clip, AVEMO_MODE_AUDIO, &p);
+    assert_true(p.uncertain_below > 0 && p.uncertain_below < 1);
+    assert_int_equal(p.uncertain, p.confidence < p.uncertain_below);
+}
+
+/* Late fusion in classify: softmax(w_a log p_audio + w_f log p_face) of the audio and face
+ * modes' answers on the same clip; the head answers otherwise. */
+static void test_late_fusion_classify(void **state)
+{
+    (void)state;
+    const char *clip = TEST_DATA("cremad/1001_DFA_ANG_XX.flv");
+    struct avemo_prediction late, audio, face, head;
+    struct avemo_classifier_options opt = {.fusion = AVEMO_FUSION_LATE, .uncertain_below = -1};
+    classify(&opt, clip, AVEMO_MODE_AV, &late);
+    classify(&opt, clip, AVEMO_MODE_AUDIO, &audio);
+    classify(&opt, clip, AVEMO_MODE_FACE, &face);
+    assert_true(late.late_fusion);
+    assert_int_equal(late.mode_used, AVEMO_MODE_AV);
+    avemo_classifier *clf;
+    avemo_classify_ctx *ctx;
+    open_classifier(&opt, &clf, &ctx);
+    float wa, wf, want[AVEMO_MAX_CLASSES];
+    assert_true(avemo_classifier_late_fusion(clf, &wa, &wf));
+    avemo_classify_ctx_free(ctx);
+    avemo_classifier_close(clf);
+    double z[AVEMO_MAX_CLASSES], sum = 0;
+    for (int c = 0; c < 6; c++) sum += z[c] = pow(audio.probs[c], wa) * pow(face.probs[c], wf);
+    for (int c = 0; c < 6; c++) assert_true(fabs(late.probs[c] - z[c] / sum) < 1e-5);
+    avemo_fuse_late(audio.probs, face.probs, 6, wa, wf, want);
+    for (int c = 0; c < 6; c++) assert_true(fabsf(late.probs[c] - want[c]) < 1e-6f);
+    opt.fusion = AVEMO_FUSION_HEAD;
+    classify(&opt, clip, AVEMO_MODE_AV, &head);
+    assert_false(head.late_fusion);
+    assert_true(memcmp(head.probs, late.probs, sizeof head.probs) != 0);
+}
+
+/* Late fusion in eval: the unimodal models take the av model's units (the six CREMA-D clips),
+ * and the added result is the fusion of their probabilities, unit by unit. */
+static void test_late_fusion_eval(void **state)
+{
+    (void)state;
+    const char *models[3] = {paths[AVEMO_MODE_AV], paths[AVEMO_MODE_AUDIO], paths[AVEMO_MODE_FACE]};
+    const char *data[1] = {TEST_DATA("cremad")};
+    struct avemo_eval_options opt = {.data = data, .ndata = 1, .threads = 1, .seed = 1};
+    struct avemo_eval_set set;
+    struct avemo_error err = {0};
+    if (avemo_evaluate(models, 3, &opt, &set, &err)) fail_msg("%s", err.message);
+    assert_int_equal(set.n, 6);
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 0, 2, 1, 1, &err), AVEMO_ERR_INVALID_ARG); /* 0 is av */
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, 0.8f, 0.3f, &err), AVEMO_OK);
+    assert_int_equal(set.nresults, 4);
+    const struct avemo_eval_result *f = &set.results[3];
+    assert_int_equal(f->metrics.n, 6);
+    for (size_t u = 0; u < set.n; u++) {
+        float want[6];
+        avemo_fuse_late(set.results[1].probs + u * 6, set.results[2].probs + u * 6, 6, 0.8f, 0.3f, want);
+        assert_memory_equal(f->probs + u * 6, want, sizeof want);
+    }
+    /* Fitted weights give a fused NLL no worse than the plain product's. */
+    float wa, wf;
+    struct avemo_reliability plain;
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, 1, 1, &err), AVEMO_OK);
+    avemo_eval_reliability(&set, 4, 15, &plain, &err);
+    double fitted = avemo_fusion_fit(set.results[1].probs, set.results[2].probs, set.truth, set.n, 6, &wa, &wf);
+    assert_true(fitted <= plain.nll + 1e-9);
+    avemo_eval_free(&set);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_temperature_lowers_nll), cmocka_unit_test(test_ece_by_hand),
+        cmocka_unit_test(test_reliability_png),        cmocka_unit_test(test_uncertain),
+        cmocka_unit_test(test_late_fusion_classify),   cmocka_unit_test(test_late_fusion_eval),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
