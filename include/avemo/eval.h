@@ -25,12 +25,17 @@ struct avemo_classifier_options {
      * audio-visual model, or the fallback of av on a clip without a face or without sound. */
     const char *const *extra_models;
     int n_extra_models;
+    /* Without extra_models, the companions are found: for each mode the main model cannot serve,
+     * the shipped unimodal model (avemo-audio.avm, avemo-face.avm) beside the main model, else the
+     * shipped one (avemo_default_model), when it has the main model's classes.  1: none. */
+    int no_companions;
 };
 
 typedef struct avemo_classifier avemo_classifier;
 typedef struct avemo_classify_ctx avemo_classify_ctx;
 
-/* Load a model file (.avm).  Its pipeline says which modes it supports. */
+/* Load a model file (.avm).  Its pipeline says which modes it supports; the extra models or,
+ * without them, the companions found beside it or shipped serve the others (opt may be NULL). */
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err);
 void avemo_classifier_close(avemo_classifier *clf);
@@ -42,8 +47,9 @@ const char *avemo_classifier_label(const avemo_classifier *clf, int k);
 int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode);
 enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
 
-/* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, the source tree's models/,
- * then the install prefix's share/avemo/models.  AVEMO_ERR_NOT_FOUND when none exists. */
+/* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, then the models/ of avemo's data
+ * folder (avemo_data_dir: <prefix>/share/avemo/models of the install prefix, or the build
+ * tree's).  AVEMO_ERR_NOT_FOUND when none exists. */
 enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t size, struct avemo_error *err);
 
 /* Per-thread workspace over a shared classifier. */
@@ -143,6 +149,11 @@ struct avemo_eval_set {
     char **failures;           /* "path: cause" of each test file that could not be read */
     size_t nfailures;
     char dropped[256];         /* items left out by the label map, per code: "45 BOR, 39 CON" */
+    /* Test items left out because a model was trained or validated on them (the file's SHA-256
+     * is in the model's training record, nn.h), and the models without a record, which could
+     * not be checked ("a.avm, b.avm"; "" when every model has one). */
+    size_t trained_on;
+    char unchecked[256];
 };
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err);
@@ -157,6 +168,9 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
 /* The text report of result r: the whole, labels left out, a table per --data when there
  * are several, the skipped files by name; malloc'ed. */
 char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
+/* One line on the training records: how many test items were left out, or that none was a
+ * training file, and which models had no record to check (no newline). */
+void avemo_eval_record_note(const struct avemo_eval_set *set, char *buf, size_t size);
 
 /* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
  * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the
@@ -183,6 +197,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
  * The data's items (in the order --data lists them) are split into N blocks; shard I
  * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
  * {"model":...,"labels":[...],"skipped":N,"skipped_files":[...],"dropped_labels":"...",
+ *  "left_out_trained":N,"no_training_record":"...",
  *  "data":[{"data":...,"corpus":...}]} and one line per unit
  * {"file":...,"truth":"ANG","pred":"HAP","data":I} (I: the index of its --data)
  * (written whole, then renamed: a restarted shard whose file is there is done).

@@ -97,20 +97,6 @@ static int print_window(void *user, double start_s, double end_s, const struct a
     return 0;
 }
 
-/* The shipped models: the mode's own first, the unimodal ones as fallbacks. */
-static int default_models(enum avemo_mode mode, char paths[3][1024], const char *extra[2], int *nextra,
-                          struct avemo_error *err)
-{
-    if (avemo_default_model(mode, paths[0], sizeof paths[0], err)) return -1;
-    *nextra = 0;
-    for (int m = AVEMO_MODE_AUDIO; m <= AVEMO_MODE_FACE; m++)
-        if (m != (int)mode && avemo_default_model((enum avemo_mode)m, paths[1 + *nextra], sizeof paths[0], NULL) == AVEMO_OK) {
-            extra[*nextra] = paths[1 + *nextra];
-            (*nextra)++;
-        }
-    return 0;
-}
-
 static int run_classify(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -150,12 +136,11 @@ static int run_classify(int argc, char **argv)
         fprintf(stderr, "%s\n", classify_usage);
         return CLI_EXIT_USAGE;
     }
-    char paths[3][1024];
-    const char *extra[2];
+    /* The shipped model of the mode; the library finds its companions for the other modes. */
+    char shipped[4096];
     if (!model) {
-        if (default_models(mode, paths, extra, &copt.n_extra_models, &err)) return cli_report(&err);
-        model = paths[0];
-        copt.extra_models = extra;
+        if (avemo_default_model(mode, shipped, sizeof shipped, &err)) return cli_report(&err);
+        model = shipped;
     }
     avemo_classifier *clf = NULL;
     avemo_classify_ctx *ctx = NULL;

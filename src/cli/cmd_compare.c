@@ -17,6 +17,10 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "n", (double)set->n);
+    char note[700];
+    avemo_eval_record_note(set, note, sizeof note);
+    cJSON_AddNumberToObject(o, "left_out_trained", (double)set->trained_on);
+    cJSON_AddStringToObject(o, "training_record", note);
     cJSON *models = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < set->nresults; i++) {
         const struct avemo_eval_result *r = &set->results[i];
@@ -50,6 +54,7 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
 
 static void print_table(const cJSON *o)
 {
+    printf("%s\n\n", cJSON_GetObjectItem(o, "training_record")->valuestring);
     printf("%-28s %-6s %-22s %-10s %-8s\n", "model", "mode", "accuracy [95% CI]", "unweighted", "macro F1");
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(o, "models"))

@@ -4,9 +4,9 @@
  * (avemo_train_data_batch without augmentation): the middle frame's face of a clip,
  * or a fixed label-matched face image for audio without video.
  */
-#include <avemo/eval.h>
+#include "eval/eval_internal.h"
+
 #include <avemo/model.h>
-#include <avemo/train.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,7 @@ struct eval_model {
     struct avemo_train_data td;
     signed char *part;
     unsigned char *own;        /* with a shard: 1 for the items of its block; NULL: every item */
+    unsigned char *trained;    /* 1 for the test items a model trained on (left out), or NULL */
 };
 
 static void eval_model_free(struct eval_model *m)
@@ -29,6 +30,7 @@ static void eval_model_free(struct eval_model *m)
     avemo_train_data_free(&m->td);
     free(m->part);
     free(m->own);
+    free(m->trained);
 }
 
 /* The items evaluated: every item, or a shard's block (they give its units, skipped items and
@@ -74,8 +76,8 @@ static enum avemo_status load_parts(struct eval_model *m, const char *path, cons
 }
 
 /* Load the model, read the data with its label map, extract features for both modalities. */
-static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, struct eval_model *m,
-                                 struct avemo_error *err)
+static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, const struct eval_record *rec,
+                                 struct eval_model *m, struct avemo_error *err)
 {
     enum avemo_status st = avemo_model_open(path, opt->overrides, opt->noverrides, &m->model, err);
     if (st) return st;
@@ -90,6 +92,10 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
                           avemo_net_classes(net), m->ds.num_classes);
     unsigned char *only = NULL;
     if ((st = load_parts(m, path, opt, err))) return st;
+    /* Before the pairs are drawn, so that no training file is a partner either. */
+    if (rec->n && !(m->trained = calloc(m->ds.count ? m->ds.count : 1, 1)))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    if (rec->n) eval_leave_out_trained(&m->ds, m->part, rec, m->trained);
     if ((st = items_to_read(m, opt->shard, opt->seed, &only, err))) {
         free(only);
         return st;
@@ -236,10 +242,11 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     }
     set->nresults = nmodels;
-    enum avemo_status st = AVEMO_OK;
+    struct eval_record rec;
+    enum avemo_status st = eval_record_load(model_paths, nmodels, &rec, set->unchecked, sizeof set->unchecked, err);
     for (int i = 0; !st && i < nmodels; i++) {
         models[i].td.audio_input = models[i].td.face_input = -1;
-        st = prepare(model_paths[i], opt, &models[i], err);
+        st = prepare(model_paths[i], opt, &rec, &models[i], err);
         if (!st && i > 0 && models[i].ds.count != models[0].ds.count)
             st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its label map keeps %zu items, %s keeps %zu: compare needs the same classes",
                             model_paths[i], models[i].ds.count, model_paths[0], models[0].ds.count);
@@ -256,9 +263,14 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
         if (ok) units[n++] = i;
         else if (tested && (has_audio || !(models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO))) set->skipped++;
+        set->trained_on += models[0].trained && models[0].trained[i] && (!models[0].own || models[0].own[i]);
     }
     if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
     /* A shard without units still reports its skipped items and failures. */
+    if (!st && n == 0 && !opt->shard && set->trained_on)
+        st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item left to measure: %zu are files the model(s) were "
+                        "trained or validated on (their SHA-256 is in the training record) and were left out; evaluate "
+                        "the test part of the model's split (--split) or other data", set->trained_on);
     if (!st && n == 0 && !opt->shard) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
     if (!st) {
         set->n = n;
@@ -290,6 +302,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         free(truth);
     }
     for (int i = 0; i < nmodels; i++) eval_model_free(&models[i]);
+    eval_record_free(&rec);
     free(models);
     free(units);
     if (st) avemo_eval_free(set);
