@@ -229,6 +229,22 @@ enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, in
     return st;
 }
 
+/* Why nothing can be measured: every test item was a training file (the command refuses to
+ * score a model on what it learnt from), or the items do not suit the model(s). */
+static enum avemo_status no_units_error(const struct eval_model *m, size_t trained_on, struct avemo_error *err)
+{
+    size_t tests = 0;
+    for (size_t i = 0; i < m->ds.count; i++) tests += is_own_test(m, i);
+    if (trained_on && tests == 0)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: every test item is a file the model(s) were trained or validated "
+                          "on (%zu, by the SHA-256 in the training record): nothing left to measure; evaluate the test "
+                          "part of the model's split (--split) or other data", trained_on);
+    if (trained_on)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s) (and %zu were left out as "
+                          "files they were trained or validated on)", trained_on);
+    return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+}
+
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err)
 {
@@ -267,11 +283,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
     }
     if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
     /* A shard without units still reports its skipped items and failures. */
-    if (!st && n == 0 && !opt->shard && set->trained_on)
-        st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item left to measure: %zu are files the model(s) were "
-                        "trained or validated on (their SHA-256 is in the training record) and were left out; evaluate "
-                        "the test part of the model's split (--split) or other data", set->trained_on);
-    if (!st && n == 0 && !opt->shard) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+    if (!st && n == 0 && !opt->shard) st = no_units_error(&models[0], set->trained_on, err);
     if (!st) {
         set->n = n;
         set->truth = malloc(sizeof(int) * (n + 1));
