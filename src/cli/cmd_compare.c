@@ -9,6 +9,8 @@ static const char compare_usage[] =
     "usage: avemo compare MODEL.avm... --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F] [--set S.K=V]\n"
     "  Put models side by side on the same test units: accuracy with a bootstrap 95% interval,\n"
     "  unweighted accuracy, macro F1, and McNemar's exact test for each pair.\n"
+    "  Test files any of the models was trained or validated on (their training records) are left\n"
+    "  out for all of them and counted.\n"
     "  --set SEC.KEY=VAL changes an inference setting of every model's stored pipeline\n"
     "  (e.g. face.mirror_test=yes); --cache F keeps the extracted features.";
 
