@@ -154,6 +154,9 @@ struct avemo_eval_set {
      * not be checked ("a.avm, b.avm"; "" when every model has one). */
     size_t trained_on;
     char unchecked[256];
+    /* Test items kept that have the name of a training file (extension aside) but other bytes:
+     * perhaps the same recording encoded anew, which the content cannot show. */
+    size_t same_name;
 };
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err);
@@ -162,8 +165,9 @@ void avemo_eval_free(struct avemo_eval_set *set);
 enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, int r, int source,
                                             struct avemo_metrics *m, struct avemo_error *err);
 /* `avemo eval --json` of result r: avemo_metrics_json's object plus "skipped", "skipped_files"
- * (each "path: cause"), "dropped_labels" and "per_data" (one metrics object per --data, with
- * "data" and "corpus"); malloc'ed. */
+ * (each "path: cause"), "dropped_labels", "left_out_trained", "kept_same_name",
+ * "no_training_record" (model names), "training_record" (avemo_eval_record_note) and "per_data"
+ * (one metrics object per --data, with "data" and "corpus"); malloc'ed. */
 char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
 /* The text report of result r: the whole, labels left out, a table per --data when there
  * are several, the skipped files by name; malloc'ed. */
@@ -197,7 +201,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
  * The data's items (in the order --data lists them) are split into N blocks; shard I
  * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
  * {"model":...,"labels":[...],"skipped":N,"skipped_files":[...],"dropped_labels":"...",
- *  "left_out_trained":N,"no_training_record":"...",
+ *  "left_out_trained":N,"kept_same_name":N,"no_training_record":"...",
  *  "data":[{"data":...,"corpus":...}]} and one line per unit
  * {"file":...,"truth":"ANG","pred":"HAP","data":I} (I: the index of its --data)
  * (written whole, then renamed: a restarted shard whose file is there is done).

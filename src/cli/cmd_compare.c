@@ -22,6 +22,7 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
     char note[700];
     avemo_eval_record_note(set, note, sizeof note);
     cJSON_AddNumberToObject(o, "left_out_trained", (double)set->trained_on);
+    cJSON_AddNumberToObject(o, "kept_same_name", (double)set->same_name);
     cJSON_AddStringToObject(o, "training_record", note);
     cJSON *models = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < set->nresults; i++) {

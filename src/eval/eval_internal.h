@@ -9,6 +9,8 @@
 struct eval_record {
     uint8_t (*sha)[AVEMO_SHA256_SIZE];
     size_t n;
+    char **stems;              /* the entries' file names without extension, sorted */
+    size_t nstems;
 };
 /* Read the records of the model files into rec; the names of the models that have none go
  * into unchecked ("a.avm, b.avm"; "" when every model has one). */
@@ -16,8 +18,9 @@ enum avemo_status eval_record_load(const char *const *paths, int n, struct eval_
                                    size_t size, struct avemo_error *err);
 void eval_record_free(struct eval_record *rec);
 /* Every test item (part AVEMO_PART_TEST) whose file's SHA-256 is in rec leaves the test part
- * (part -1) and gets trained[i] = 1.  Files that cannot be read are left to the feature
- * extraction, which names them. */
+ * (part -1) and gets trained[i] = 1; one with another content but the name of a recorded file
+ * (extension aside) stays and gets trained[i] = 2.  Files that cannot be read are left to the
+ * feature extraction, which names them. */
 void eval_leave_out_trained(const struct avemo_dataset *ds, signed char *part, const struct eval_record *rec,
                             unsigned char *trained);
 

@@ -16,6 +16,7 @@ static void add_record_fields(cJSON *o, const struct avemo_eval_set *set)
     char note[700];
     avemo_eval_record_note(set, note, sizeof note);
     cJSON_AddNumberToObject(o, "left_out_trained", (double)set->trained_on);
+    cJSON_AddNumberToObject(o, "kept_same_name", (double)set->same_name);
     cJSON *missing = cJSON_AddArrayToObject(o, "no_training_record");
     char list[sizeof set->unchecked];
     snprintf(list, sizeof list, "%s", set->unchecked);

@@ -279,7 +279,9 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio);
         if (ok) units[n++] = i;
         else if (tested && (has_audio || !(models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO))) set->skipped++;
-        set->trained_on += models[0].trained && models[0].trained[i] && (!models[0].own || models[0].own[i]);
+        int mine = models[0].trained && (!models[0].own || models[0].own[i]);
+        set->trained_on += mine && models[0].trained[i] == 1;
+        set->same_name += mine && models[0].trained[i] == 2;
     }
     if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
     /* A shard without units still reports its skipped items and failures. */

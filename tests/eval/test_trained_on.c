@@ -146,6 +146,7 @@ static void test_eval_leaves_out_by_content(void **state)
     evaluate(models, 1, data, &set);
     assert_int_equal(set.n, 2);
     assert_int_equal(set.trained_on, 2);
+    assert_int_equal(set.same_name, 0);
     assert_string_equal(set.unchecked, "");
     char *text = avemo_eval_set_report(&set, 0);
     printf("%s", text);
@@ -165,8 +166,11 @@ static void test_eval_leaves_out_by_content(void **state)
     evaluate(models, 1, data, &set);
     assert_int_equal(set.n, 2);
     assert_int_equal(set.trained_on, 0);
+    assert_int_equal(set.same_name, 1); /* named like the training file: kept, and said */
     text = avemo_eval_set_report(&set, 0);
+    printf("%.300s\n", text);
     assert_non_null(strstr(text, "training record checked: no test item"));
+    assert_non_null(strstr(text, "1 test item named like a training file but with other bytes"));
     free(text);
     avemo_eval_free(&set);
 }
