@@ -24,7 +24,12 @@
  *         return st ? 1 : 0;
  *     }
  *
- * Link with `pkg-config --cflags --libs avemo`.  The modules, lowest first:
+ * With the audio-visual model, a wav or a photo is answered by its companions (the unimodal models
+ * beside it, or the shipped ones: see avemo_classifier_options).  avemo_default_model() gives the
+ * shipped model of a mode, found relative to the install prefix (avemo_data_dir()).
+ *
+ * Link with `pkg-config --cflags --libs avemo`, or in CMake `find_package(avemo)` and
+ * `target_link_libraries(app PRIVATE avemo::avemo)`.  The modules, lowest first:
  *   core.h    status codes, errors, configuration (avemo_cfg), small helpers
  *   media.h   decoding clips, audio files and images with FFmpeg
  *   audio.h   MFCC / log-mel features (librosa's)

@@ -188,6 +188,16 @@ double avemo_now(void);
 
 /* CRC-32 (IEEE 802.3, as zlib's crc32(crc, data, size)), computed with FFmpeg's av_crc. */
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
+/* SHA-256 of a file's bytes, computed with FFmpeg's hash API (av_hash): the content key of
+ * the training record of a model (nn.h). */
+#define AVEMO_SHA256_SIZE 32
+enum avemo_status avemo_sha256_file(const char *path, uint8_t out[AVEMO_SHA256_SIZE], struct avemo_error *err);
+
+/* avemo's data folder (models/, pipelines/): $AVEMO_DATA_DIR, else <prefix>/share/avemo of the
+ * install prefix of the library (or the program) that runs, found at run time from where it
+ * was loaded (a build tree's build/share/avemo links to the source tree's folders).
+ * AVEMO_ERR_NOT_FOUND when there is none. */
+enum avemo_status avemo_data_dir(char *path, size_t size, struct avemo_error *err);
 
 /* ---- binary files: the one writer and reader of every avemo file format ----
  * Each format is documented at the top of the file that defines it (model_file.c, optim.c,

@@ -32,12 +32,17 @@ struct avemo_classifier_options {
     /* An answer whose top probability is below this is "uncertain": 0 = the answering model's
      * stored calib.uncertain_below, else AVEMO_UNCERTAIN_DEFAULT; negative = never uncertain. */
     float uncertain_below;
+    /* Without extra_models, the companions are found: for each mode the main model cannot serve,
+     * the shipped unimodal model (avemo-audio.avm, avemo-face.avm) beside the main model, else the
+     * shipped one (avemo_default_model), when it has the main model's classes.  1: none. */
+    int no_companions;
 };
 
 typedef struct avemo_classifier avemo_classifier;
 typedef struct avemo_classify_ctx avemo_classify_ctx;
 
-/* Load a model file (.avm).  Its pipeline says which modes it supports. */
+/* Load a model file (.avm).  Its pipeline says which modes it supports; the extra models or,
+ * without them, the companions found beside it or shipped serve the others (opt may be NULL). */
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err);
 void avemo_classifier_close(avemo_classifier *clf);
@@ -51,8 +56,9 @@ int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode)
 int avemo_classifier_late_fusion(const avemo_classifier *clf, float *w_audio, float *w_face);
 enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
 
-/* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, the source tree's models/,
- * then the install prefix's share/avemo/models.  AVEMO_ERR_NOT_FOUND when none exists. */
+/* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, then the models/ of avemo's data
+ * folder (avemo_data_dir: <prefix>/share/avemo/models of the install prefix, or the build
+ * tree's).  AVEMO_ERR_NOT_FOUND when none exists. */
 enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t size, struct avemo_error *err);
 
 /* Per-thread workspace over a shared classifier. */
@@ -163,6 +169,14 @@ struct avemo_eval_set {
     char **failures;           /* "path: cause" of each test file that could not be read */
     size_t nfailures;
     char dropped[256];         /* items left out by the label map, per code: "45 BOR, 39 CON" */
+    /* Test items left out because a model was trained or validated on them (the file's SHA-256
+     * is in the model's training record, nn.h), and the models without a record, which could
+     * not be checked ("a.avm, b.avm"; "" when every model has one). */
+    size_t trained_on;
+    char unchecked[256];
+    /* Test items kept that have the name of a training file (extension aside) but other bytes:
+     * perhaps the same recording encoded anew, which the content cannot show. */
+    size_t same_name;
 };
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err);
@@ -171,12 +185,16 @@ void avemo_eval_free(struct avemo_eval_set *set);
 enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, int r, int source,
                                             struct avemo_metrics *m, struct avemo_error *err);
 /* `avemo eval --json` of result r: avemo_metrics_json's object plus "skipped", "skipped_files"
- * (each "path: cause"), "dropped_labels" and "per_data" (one metrics object per --data, with
- * "data" and "corpus"); malloc'ed. */
+ * (each "path: cause"), "dropped_labels", "left_out_trained", "kept_same_name",
+ * "no_training_record" (model names), "training_record" (avemo_eval_record_note) and "per_data"
+ * (one metrics object per --data, with "data" and "corpus"); malloc'ed. */
 char *avemo_eval_set_json(const struct avemo_eval_set *set, int r);
 /* The text report of result r: the whole, labels left out, a table per --data when there
  * are several, the skipped files by name; malloc'ed. */
 char *avemo_eval_set_report(const struct avemo_eval_set *set, int r);
+/* One line on the training records: how many test items were left out, or that none was a
+ * training file, and which models had no record to check (no newline). */
+void avemo_eval_record_note(const struct avemo_eval_set *set, char *buf, size_t size);
 
 /* ---- calibration of evaluated results (src/eval/eval_calib.c) ---- */
 #define AVEMO_EVAL_ECE_BINS 15 /* equal-width confidence bins of the ECE that eval reports */
@@ -217,6 +235,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
  * The data's items (in the order --data lists them) are split into N blocks; shard I
  * evaluates the units of its block and writes DIR/eval-IIIII-of-NNNNN.jsonl: a first line
  * {"model":...,"labels":[...],"skipped":N,"skipped_files":[...],"dropped_labels":"...",
+ *  "left_out_trained":N,"kept_same_name":N,"no_training_record":"...",
  *  "data":[{"data":...,"corpus":...}]} and one line per unit
  * {"file":...,"truth":"ANG","pred":"HAP","data":I} (I: the index of its --data)
  * (written whole, then renamed: a restarted shard whose file is there is done).

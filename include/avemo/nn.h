@@ -113,6 +113,26 @@ enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const fl
 /* NULL (and *count 0) when absent. */
 const float *avemo_net_array(const avemo_net *net, const char *name, size_t *count);
 
+/* The training record: what a model was trained and validated on, so that evaluation can
+ * leave those files out (avemo eval / compare).  One entry per file of the training and
+ * validation parts: the part, the SHA-256 of the file's bytes (avemo_sha256_file) and its name
+ * relative to the --data it came from ("ravdess/Actor_01/03-01-05-01-01-01-01.wav").
+ * Saved in the model file from version 2; a version-1 file has none (avemo_net_has_record 0). */
+#define AVEMO_RECORD_MAX_ITEMS 2000000
+#define AVEMO_RECORD_NAME_MAX 1024
+struct avemo_record_entry {
+    int part;                               /* 0 training, 1 validation (enum avemo_split_part) */
+    uint8_t sha256[AVEMO_SHA256_SIZE];
+    char *name;
+};
+/* Replace the record by a copy of entries[0..n) (n = 0: a record saying "nothing"). */
+enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record_entry *entries, size_t n,
+                                       struct avemo_error *err);
+/* 1 when the model has a record (it may be empty). */
+int avemo_net_has_record(const avemo_net *net);
+/* The entries, NULL and *n = 0 without a record. */
+const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *n);
+
 /* ---- model files (.avm) ---- */
 enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct avemo_error *err);
 enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo_error *err);

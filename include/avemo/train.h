@@ -232,11 +232,33 @@ struct avemo_train_result {
     int has_test;
     double test_acc, test_uar;
     size_t n_train, n_val, n_test, skipped;
+    size_t recorded[2];        /* training and validation files in the model's training record */
     double seconds;
 };
 
 enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct avemo_train_result *res,
                                   struct avemo_error *err);
+
+/* ---- the training record of a model (avemo_net_set_record, nn.h) ----
+ * avemo_train_run records the files of the training and validation parts, and the records of
+ * the --init models.  For a model trained without one (an older avemo): */
+
+/* The record of the items of parts 0 and 1 (hashing every such file), malloc'ed. */
+enum avemo_status avemo_record_from_split(const struct avemo_dataset *ds, const signed char *part,
+                                          struct avemo_record_entry **out, size_t *n, struct avemo_error *err);
+/* Add the record of the model file at path to (*e, *n), one entry per content. */
+enum avemo_status avemo_record_merge_model(const char *path, struct avemo_record_entry **e, size_t *n,
+                                           struct avemo_error *err);
+void avemo_record_free(struct avemo_record_entry *entries, size_t n);
+/* Give the model file at model_path the record of the data it was trained on: the training
+ * and validation files of the split file (NULL: the split its stored pipeline makes of the
+ * data, as `avemo train` without --split did), plus the records of the models it started
+ * from (from_models, its --init).  Every training and validation file of the split file must
+ * be in the data.  The file is rewritten in the current format; counts[0] training and
+ * counts[1] validation files.  (`avemo split MODEL.avm --record ...`) */
+enum avemo_status avemo_record_attach(const char *model_path, const char *const *data, int ndata,
+                                      const char *split_path, const char *const *from_models, int nfrom,
+                                      size_t counts[2], struct avemo_error *err);
 
 #ifdef __cplusplus
 }

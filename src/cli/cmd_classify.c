@@ -3,7 +3,6 @@
  *                [--with M]... [--fusion auto|head|late] [--uncertain-below P] */
 #include "cli/classify_output.h"
 #include "cli/cli.h"
-#include "cli/default_models.h"
 
 #include <avemo/eval.h>
 #include <getopt.h>
@@ -317,12 +316,11 @@ static int run_classify(int argc, char **argv)
     enum avemo_mode mode;
     /* No --mode: windows are audio, a named model runs in its own mode, the default is av. */
     avemo_mode_parse(a.mode_text ? a.mode_text : a.window_s > 0 ? "audio" : "av", &mode, NULL);
-    char paths[3][1024];
-    const char *extra[2];
+    /* The shipped model of the mode; the library finds its companions for the other modes. */
+    char shipped[4096];
     if (!a.model) {
-        if (cli_default_models(mode, paths, extra, &a.copt.n_extra_models, &err)) return cli_report(&err);
-        a.model = paths[0];
-        a.copt.extra_models = extra;
+        if (avemo_default_model(mode, shipped, sizeof shipped, &err)) return cli_report(&err);
+        a.model = shipped;
     }
     if (a.nwith) {
         a.copt.extra_models = a.with;

@@ -9,6 +9,8 @@ static const char compare_usage[] =
     "usage: avemo compare MODEL.avm... --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F] [--set S.K=V]\n"
     "  Put models side by side on the same test units: accuracy with a bootstrap 95% interval,\n"
     "  unweighted accuracy, macro F1, and McNemar's exact test for each pair.\n"
+    "  Test files any of the models was trained or validated on (their training records) are left\n"
+    "  out for all of them and counted.\n"
     "  --set SEC.KEY=VAL changes an inference setting of every model's stored pipeline\n"
     "  (e.g. face.mirror_test=yes); --cache F keeps the extracted features.";
 
@@ -17,6 +19,11 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "n", (double)set->n);
+    char note[700];
+    avemo_eval_record_note(set, note, sizeof note);
+    cJSON_AddNumberToObject(o, "left_out_trained", (double)set->trained_on);
+    cJSON_AddNumberToObject(o, "kept_same_name", (double)set->same_name);
+    cJSON_AddStringToObject(o, "training_record", note);
     cJSON *models = cJSON_AddArrayToObject(o, "models");
     for (int i = 0; i < set->nresults; i++) {
         const struct avemo_eval_result *r = &set->results[i];
@@ -50,6 +57,7 @@ static cJSON *compare_json(const struct avemo_eval_set *set)
 
 static void print_table(const cJSON *o)
 {
+    printf("%s\n\n", cJSON_GetObjectItem(o, "training_record")->valuestring);
     printf("%-28s %-6s %-22s %-10s %-8s\n", "model", "mode", "accuracy [95% CI]", "unweighted", "macro F1");
     const cJSON *m;
     cJSON_ArrayForEach(m, cJSON_GetObjectItem(o, "models"))

@@ -1,4 +1,5 @@
-/* avemo split PIPELINE.ini --data DIR... --out SPLIT.txt [--set train.fold=K] [--leave-out DIR] */
+/* avemo split PIPELINE.ini --data DIR... --out SPLIT.txt [--set train.fold=K] [--leave-out DIR]
+ * avemo split MODEL.avm --record --data DIR... [--split SPLIT.txt] [--from M.avm]... */
 #include "cli/cli.h"
 
 #include <avemo/train.h>
@@ -12,20 +13,43 @@ static const char split_usage[] =
     "  Write the train/validation/test split that `avemo train` makes for this pipeline and data\n"
     "  (its [labels] and [train] split, folds, fold, seed), for `--split` in train, eval and compare.\n"
     "  --leave-out D (one of the --data): leave that corpus out: all of it is the test part, the\n"
-    "  other corpora train (and validate, as the pipeline says): a leave-one-corpus-out split.";
+    "  other corpora train (and validate, as the pipeline says): a leave-one-corpus-out split.\n"
+    "       avemo split MODEL.avm --record --data DIR|LIST.csv [--data ...] [--split SPLIT.txt] [--from M.avm]...\n"
+    "  Give a model trained without a training record (model files before version 2) the record of\n"
+    "  what it was trained on: the training and validation files of SPLIT.txt (default: the split\n"
+    "  its stored pipeline makes of the data, as `avemo train` without --split), by SHA-256, plus\n"
+    "  the records of the models it started from (--from: its `train --init` models).  MODEL.avm is\n"
+    "  rewritten with the record; `avemo eval` and `avemo compare` then leave those files out.\n"
+    "  `avemo train` records this itself.";
+
+/* avemo split MODEL.avm --record ... */
+static int attach_record(const char *model, const char *const *data, int ndata, const char *split,
+                         const char *const *from, int nfrom)
+{
+    struct avemo_error err = {0};
+    size_t counts[2];
+    if (avemo_record_attach(model, data, ndata, split, from, nfrom, counts, &err)) return cli_report(&err);
+    printf("%s: training record of %zu training and %zu validation files (SHA-256) attached\n", model, counts[0],
+           counts[1]);
+    return CLI_EXIT_OK;
+}
 
 static int run_split(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
         {"set", required_argument, NULL, 'x'},  {"leave-out", required_argument, NULL, 'l'},
-        {NULL, 0, NULL, 0},
+        {"record", no_argument, NULL, 'R'},     {"split", required_argument, NULL, 's'},
+        {"from", required_argument, NULL, 'f'}, {NULL, 0, NULL, 0},
     };
-    const char *data[32], *sets[16], *out = NULL, *leave_out = NULL;
-    int ndata = 0, nsets = 0, c;
+    const char *data[32], *sets[16], *from[8], *out = NULL, *leave_out = NULL, *split = NULL;
+    int ndata = 0, nsets = 0, nfrom = 0, record = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:o:x:l:", longopts, NULL)) != -1) {
         if (c == 'd' && ndata < 32) data[ndata++] = optarg;
+        else if (c == 'R') record = 1;
+        else if (c == 's') split = optarg;
+        else if (c == 'f' && nfrom < 8) from[nfrom++] = optarg;
         else if (c == 'o') out = optarg;
         else if (c == 'l') leave_out = optarg;
         else if (c == 'x' && nsets < 16) sets[nsets++] = optarg;
@@ -34,6 +58,11 @@ static int run_split(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
+    if (record && optind == argc - 1 && ndata > 0 && !out && !leave_out && nsets == 0)
+        return attach_record(argv[optind], data, ndata, split, from, nfrom);
+    if (record || split || nfrom)
+        return cli_usage_error("split", "--record, --split and --from attach a record: MODEL.avm --record --data D... "
+                               "(no --out, --leave-out or --set)");
     if (optind != argc - 1 || !out || ndata == 0)
         return cli_usage_error("split", "%s", optind == argc ? "no PIPELINE.ini given" : optind < argc - 1 ? "one PIPELINE.ini"
                                : !out ? "no --out SPLIT.txt given" : "no --data given");

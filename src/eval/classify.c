@@ -5,7 +5,8 @@
  * extractor, face detector).  In av mode a clip without sound or without a
  * face falls back to the unimodal model and says why.
  */
-#include <avemo/eval.h>
+#include "eval/eval_internal.h"
+
 #include <avemo/model.h>
 #include <avemo/nn.h>
 #include <avemo/vision.h>
@@ -65,6 +66,37 @@ static enum avemo_status choose_fusion(avemo_classifier *clf, const char *path, 
     return AVEMO_OK;
 }
 
+/* Same classes in the same order: a companion answers in the main model's terms. */
+static int same_labels(const struct avemo_model *a, const struct avemo_model *b)
+{
+    int k = avemo_net_classes(a->net);
+    if (avemo_net_classes(b->net) != k) return 0;
+    for (int c = 0; c < k; c++) {
+        const char *x = avemo_net_label(a->net, c), *y = avemo_net_label(b->net, c);
+        if (!x || !y || strcmp(x, y) != 0) return 0;
+    }
+    return 1;
+}
+
+/* The unimodal models for the modes the main model cannot serve, found as the CLI's users
+ * expect without passing them: beside the main model, then the shipped ones
+ * (eval_companion_path).  One that cannot be read or has other classes is not used: the main
+ * model still works, only without that fallback. */
+static void open_companions(avemo_classifier *clf, const char *model_path)
+{
+    for (int mode = AVEMO_MODE_AUDIO; mode <= AVEMO_MODE_FACE && clf->nmodels < CLF_MAX_MODELS; mode++) {
+        char path[4096];
+        if (clf->slot[mode] >= 0 || !eval_companion_path(model_path, (enum avemo_mode)mode, path, sizeof path)) continue;
+        struct avemo_model *m = &clf->models[clf->nmodels];
+        if (avemo_model_open(path, NULL, 0, m, NULL) != AVEMO_OK) continue;
+        if (m->p.mode != mode || !same_labels(&clf->models[0], m)) {
+            avemo_model_close(m);
+            continue;
+        }
+        clf->slot[mode] = clf->nmodels++;
+    }
+}
+
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err)
 {
@@ -85,6 +117,7 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
         /* The main model serves its mode; extras fill the modes still free. */
         if (!st && clf->slot[m->p.mode] < 0) clf->slot[m->p.mode] = clf->nmodels - 1;
     }
+    if (!st && !(opt && (opt->extra_models || opt->no_companions))) open_companions(clf, model_path);
     const struct avemo_model *face_model = NULL;
     for (int i = 0; !st && i < clf->nmodels; i++)
         if (clf->models[i].face_input >= 0 && !face_model) face_model = &clf->models[i];
@@ -590,20 +623,16 @@ char *avemo_window_json(const struct avemo_prediction *pred, const char *file, d
 
 enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t size, struct avemo_error *err)
 {
-    static const char *const files[3] = {"avemo-av.avm", "avemo-audio.avm", "avemo-face.avm"};
     if ((int)mode < 0 || mode > AVEMO_MODE_FACE) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "unknown mode %d", (int)mode);
-    const char *dirs[3] = {getenv("AVEMO_MODEL_DIR"), AVEMO_SOURCE_DIR "/models", AVEMO_DATA_DIR "/models"};
-    for (int i = 0; i < 3; i++) {
-        if (!dirs[i] || !dirs[i][0]) continue;
-        snprintf(path, size, "%s/%s", dirs[i], files[mode]);
-        FILE *f = fopen(path, "rb");
-        if (f) {
-            fclose(f);
-            return AVEMO_OK;
-        }
-    }
-    return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "no shipped %s model (%s) in $AVEMO_MODEL_DIR, %s/models or %s/models",
-                      avemo_mode_name(mode), files[mode], AVEMO_SOURCE_DIR, AVEMO_DATA_DIR);
+    char data[4096] = "";
+    const char *env = getenv("AVEMO_MODEL_DIR");
+    if (env && env[0] && eval_model_in(env, eval_shipped_model[mode], path, size)) return AVEMO_OK;
+    int have_data = avemo_data_dir(data, sizeof data, NULL) == AVEMO_OK;
+    if (have_data && strlen(data) + 8 < sizeof data) strcat(data, "/models");
+    if (have_data && eval_model_in(data, eval_shipped_model[mode], path, size)) return AVEMO_OK;
+    return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "no shipped %s model (%s) in %s%s%s", avemo_mode_name(mode),
+                      eval_shipped_model[mode], env && env[0] ? "$AVEMO_MODEL_DIR or " : "",
+                      have_data ? data : "avemo's data folder", have_data ? "" : " (not found: set AVEMO_DATA_DIR)");
 }
 
 /* --- windows over a long recording ----------------------------------------------------- */

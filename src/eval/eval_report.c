@@ -39,6 +39,23 @@ static void add_calibration_json(cJSON *o, const struct avemo_eval_set *set, int
     }
 }
 
+/* What the training records left out: "left_out_trained" (count), "no_training_record" (the
+ * models that could not be checked) and the sentence of avemo_eval_record_note. */
+static void add_record_fields(cJSON *o, const struct avemo_eval_set *set)
+{
+    char note[700];
+    avemo_eval_record_note(set, note, sizeof note);
+    cJSON_AddNumberToObject(o, "left_out_trained", (double)set->trained_on);
+    cJSON_AddNumberToObject(o, "kept_same_name", (double)set->same_name);
+    cJSON *missing = cJSON_AddArrayToObject(o, "no_training_record");
+    char list[sizeof set->unchecked];
+    snprintf(list, sizeof list, "%s", set->unchecked);
+    char *save = NULL;
+    for (char *name = strtok_r(list, ", ", &save); name; name = strtok_r(NULL, ", ", &save))
+        cJSON_AddItemToArray(missing, cJSON_CreateString(name));
+    cJSON_AddStringToObject(o, "training_record", note);
+}
+
 char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
 {
     if (!set || r < 0 || r >= set->nresults) return NULL;
@@ -51,6 +68,7 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
     for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
     cJSON_AddStringToObject(o, "dropped_labels", set->dropped);
     add_calibration_json(o, set, r);
+    add_record_fields(o, set);
     cJSON *per = cJSON_AddArrayToObject(o, "per_data");
     for (int s = 0; s < set->nsources; s++) {
         struct avemo_metrics m;
@@ -103,8 +121,10 @@ char *avemo_eval_set_report(const struct avemo_eval_set *set, int r)
     char *whole = avemo_metrics_report(&res->metrics);
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int ok = whole && append(&buf, &len, &cap, "model: %s (%zu test units, %zu items skipped)\n\n%s", res->model, set->n,
-                             set->skipped, whole);
+    char note[700];
+    avemo_eval_record_note(set, note, sizeof note);
+    int ok = whole && append(&buf, &len, &cap, "model: %s (%zu test units, %zu items skipped)\n%s%s\n%s", res->model,
+                             set->n, set->skipped, note, note[0] ? "\n" : "", whole);
     free(whole);
     struct avemo_reliability rel;
     if (ok && avemo_eval_reliability(set, r, AVEMO_EVAL_ECE_BINS, &rel, NULL) == AVEMO_OK)

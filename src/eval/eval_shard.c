@@ -26,6 +26,9 @@ static cJSON *head_line(const struct avemo_eval_set *set, const char *model)
     cJSON *files = cJSON_AddArrayToObject(head, "skipped_files");
     for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));
     cJSON_AddStringToObject(head, "dropped_labels", set->dropped);
+    cJSON_AddNumberToObject(head, "left_out_trained", (double)set->trained_on);
+    cJSON_AddNumberToObject(head, "kept_same_name", (double)set->same_name);
+    cJSON_AddStringToObject(head, "no_training_record", set->unchecked);
     cJSON *data = cJSON_AddArrayToObject(head, "data");
     for (int d = 0; d < set->nsources; d++) {
         cJSON *one = cJSON_CreateObject();
@@ -162,6 +165,10 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
     const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(o, "skipped"), *f;
     if (cJSON_IsNumber(skipped) && skipped->valuedouble >= 0) set->skipped += (size_t)skipped->valuedouble;
+    const cJSON *trained = cJSON_GetObjectItemCaseSensitive(o, "left_out_trained");
+    if (cJSON_IsNumber(trained) && trained->valuedouble >= 0) set->trained_on += (size_t)trained->valuedouble;
+    const cJSON *same = cJSON_GetObjectItemCaseSensitive(o, "kept_same_name");
+    if (cJSON_IsNumber(same) && same->valuedouble >= 0) set->same_name += (size_t)same->valuedouble;
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(o, "skipped_files")) {
         char **more = cJSON_IsString(f) ? realloc(set->failures, (set->nfailures + 1) * sizeof *more) : NULL;
         if (more) set->failures = more;
@@ -176,6 +183,9 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
     snprintf(set->results[0].model, sizeof set->results[0].model, "%s", base ? base + 1 : model ? model : "");
     const char *dropped = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "dropped_labels"));
     snprintf(set->dropped, sizeof set->dropped, "%s", dropped ? dropped : "");
+    const char *unchecked = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "no_training_record"));
+    /* Shards written before training records were checked: the model counts as unchecked. */
+    snprintf(set->unchecked, sizeof set->unchecked, "%s", unchecked ? unchecked : set->results[0].model);
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(o, "data")) {
         const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "data"));
         const char *c = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(f, "corpus"));

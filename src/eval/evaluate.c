@@ -4,9 +4,9 @@
  * (avemo_train_data_batch without augmentation): the middle frame's face of a clip,
  * or a fixed label-matched face image for audio without video.
  */
-#include <avemo/eval.h>
+#include "eval/eval_internal.h"
+
 #include <avemo/model.h>
-#include <avemo/train.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@ struct eval_model {
     signed char *part;
     unsigned char *own;        /* with a shard: 1 for the items of its block; NULL: every item */
     int tested;                /* the split's part evaluated (AVEMO_PART_TEST unless options say) */
+    unsigned char *trained;    /* 1 for the test items a model trained on (left out), or NULL */
 };
 
 static void eval_model_free(struct eval_model *m)
@@ -30,6 +31,7 @@ static void eval_model_free(struct eval_model *m)
     avemo_train_data_free(&m->td);
     free(m->part);
     free(m->own);
+    free(m->trained);
 }
 
 /* The items evaluated: every item, or a shard's block (they give its units, skipped items and
@@ -80,8 +82,8 @@ static enum avemo_status load_parts(struct eval_model *m, const char *path, cons
 }
 
 /* Load the model, read the data with its label map, extract features for both modalities. */
-static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, struct eval_model *m,
-                                 struct avemo_error *err)
+static enum avemo_status prepare(const char *path, const struct avemo_eval_options *opt, const struct eval_record *rec,
+                                 struct eval_model *m, struct avemo_error *err)
 {
     enum avemo_status st = avemo_model_open(path, opt->overrides, opt->noverrides, &m->model, err);
     if (st) return st;
@@ -96,6 +98,10 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
                           avemo_net_classes(net), m->ds.num_classes);
     unsigned char *only = NULL;
     if ((st = load_parts(m, path, opt, err))) return st;
+    /* Before the pairs are drawn, so that no training file is a partner either. */
+    if (rec->n && !(m->trained = calloc(m->ds.count ? m->ds.count : 1, 1)))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    if (rec->n) eval_leave_out_trained(&m->ds, m->part, rec, m->trained);
     if ((st = items_to_read(m, opt->shard, opt->seed, &only, err))) {
         free(only);
         return st;
@@ -242,6 +248,22 @@ enum avemo_status avemo_eval_source_metrics(const struct avemo_eval_set *set, in
     return st;
 }
 
+/* Why nothing can be measured: every test item was a training file (the command refuses to
+ * score a model on what it learnt from), or the items do not suit the model(s). */
+static enum avemo_status no_units_error(const struct eval_model *m, size_t trained_on, struct avemo_error *err)
+{
+    size_t tests = 0;
+    for (size_t i = 0; i < m->ds.count; i++) tests += is_own_test(m, i);
+    if (trained_on && tests == 0)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: every test item is a file the model(s) were trained or validated "
+                          "on (%zu, by the SHA-256 in the training record): nothing left to measure; evaluate the test "
+                          "part of the model's split (--split) or other data", trained_on);
+    if (trained_on)
+        return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s) (and %zu were left out as "
+                          "files they were trained or validated on)", trained_on);
+    return avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+}
+
 enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, const struct avemo_eval_options *opt,
                                  struct avemo_eval_set *set, struct avemo_error *err)
 {
@@ -255,10 +277,11 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         return avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
     }
     set->nresults = nmodels;
-    enum avemo_status st = AVEMO_OK;
+    struct eval_record rec;
+    enum avemo_status st = eval_record_load(model_paths, nmodels, &rec, set->unchecked, sizeof set->unchecked, err);
     for (int i = 0; !st && i < nmodels; i++) {
         models[i].td.audio_input = models[i].td.face_input = -1;
-        st = prepare(model_paths[i], opt, &models[i], err);
+        st = prepare(model_paths[i], opt, &rec, &models[i], err);
         if (!st && i > 0 && models[i].ds.count != models[0].ds.count)
             st = avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its label map keeps %zu items, %s keeps %zu: compare needs the same classes",
                             model_paths[i], models[i].ds.count, model_paths[0], models[0].ds.count);
@@ -277,10 +300,13 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         for (int mi = 0; mi < nmodels; mi++) ok &= is_unit(&models[mi], i, has_audio, pairs);
         if (ok) units[n++] = i;
         else if (tested && (has_audio || !(models[0].ds.items[i].kind & AVEMO_ITEM_AUDIO))) set->skipped++;
+        int mine = models[0].trained && (!models[0].own || models[0].own[i]);
+        set->trained_on += mine && models[0].trained[i] == 1;
+        set->same_name += mine && models[0].trained[i] == 2;
     }
     if (!st) st = record_sources_and_failures(&models[0], opt, set, err);
     /* A shard without units still reports its skipped items and failures. */
-    if (!st && n == 0 && !opt->shard) st = avemo_fail(err, AVEMO_ERR_EMPTY, "eval: no test item is usable by the model(s)");
+    if (!st && n == 0 && !opt->shard) st = no_units_error(&models[0], set->trained_on, err);
     if (!st) {
         set->n = n;
         set->truth = malloc(sizeof(int) * (n + 1));
@@ -311,6 +337,7 @@ enum avemo_status avemo_evaluate(const char *const *model_paths, int nmodels, co
         free(truth);
     }
     for (int i = 0; i < nmodels; i++) eval_model_free(&models[i]);
+    eval_record_free(&rec);
     free(models);
     free(units);
     if (st) avemo_eval_free(set);

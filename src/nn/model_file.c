@@ -1,18 +1,23 @@
 /* Model files (.avm), little-endian:
  *
  *   "AVEMOMDL"                      8 bytes magic
- *   u32 version (1), u32 reserved   
+ *   u32 version (2), u32 reserved
  *   u64 file size                   (detects truncation before anything else is read)
  *   u32 n, n bytes                  the pipeline text the network was built from
  *   u32 n, n x (u32 len, bytes)     labels (0 or one per class)
  *   u32 n, n x (u32 len, name, u64 count, count x f32)   feature arrays ("audio.mean", ...)
+ *   u32 has_record (0 or 1), u64 n,  the training record (version 2 only): the files the model
+ *   n x (u8 part, 32 bytes SHA-256,  was trained (part 0) and validated (part 1) on, by the
+ *        u32 len, name)              SHA-256 of their bytes and their name relative to the --data
+ *                                    they came from; has_record 0 (and n 0): nothing is known
  *   u64 n, n x f32                  parameters (avemo's flat order)
  *   u64 n, n x f32                  batch-norm running statistics
  *   u32 crc32 of every byte before it
  *
  * Written and read with the binary writer and reader of core (avemo_binw / avemo_binr):
- * little-endian whatever the host; the CRC is zlib's CRC-32 (FFmpeg's av_crc).  Version 1 is
- * the only version; a file of another version is AVEMO_ERR_VERSION.
+ * little-endian whatever the host; the CRC is zlib's CRC-32 (FFmpeg's av_crc).  Files are
+ * written in version 2; version 1 (the same without the training record) is still read, as a
+ * model without a record.  A file of another version is AVEMO_ERR_VERSION.
  */
 #include "nn/nn_internal.h"
 
@@ -23,7 +28,8 @@
 #include <string.h>
 
 #define AVM_MAGIC "AVEMOMDL"
-#define AVM_VERSION 1u
+#define AVM_VERSION 2u
+#define AVM_OLDEST_VERSION 1u
 #define AVM_HEADER 24
 #define AVM_MAX_BYTES ((size_t)1 << 30)
 
@@ -36,6 +42,8 @@ static uint64_t file_size(const avemo_net *net)
     for (int i = 0; net->labels && i < net->classes; i++) n += 4 + strlen(net->labels[i]);
     n += 4;
     for (int i = 0; i < net->narrays; i++) n += 4 + strlen(net->arrays[i].name) + 8 + 4 * (uint64_t)net->arrays[i].count;
+    n += 4 + 8;
+    for (size_t i = 0; i < net->nrecord; i++) n += 1 + AVEMO_SHA256_SIZE + 4 + strlen(net->record[i].name);
     return n + 8 + 4 * (uint64_t)net->nparams + 8 + 4 * (uint64_t)net->nstats + 4;
 }
 
@@ -56,6 +64,13 @@ enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct 
         avemo_binw_str(w, net->arrays[i].name, strlen(net->arrays[i].name));
         avemo_binw_u64(w, net->arrays[i].count);
         avemo_binw_f32(w, net->arrays[i].data, net->arrays[i].count);
+    }
+    avemo_binw_u32(w, (uint32_t)net->has_record);
+    avemo_binw_u64(w, net->nrecord);
+    for (size_t i = 0; i < net->nrecord; i++) {
+        avemo_binw_u8(w, (uint8_t)net->record[i].part);
+        avemo_binw_bytes(w, net->record[i].sha256, AVEMO_SHA256_SIZE);
+        avemo_binw_str(w, net->record[i].name, strlen(net->record[i].name));
     }
     avemo_binw_u64(w, net->nparams);
     avemo_binw_f32(w, net->params, net->nparams);
@@ -91,7 +106,8 @@ static char *take_str(struct avemo_binr *r, size_t max)
 }
 
 /* The checks on the container: magic, version, size, checksum, each with its own status. */
-static enum avemo_status check_container(const char *path, const uint8_t *data, size_t size, struct avemo_error *err)
+static enum avemo_status check_container(const char *path, const uint8_t *data, size_t size, uint32_t *version,
+                                         struct avemo_error *err)
 {
     if (size < 8 || memcmp(data, AVM_MAGIC, 8) != 0)
         return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: not an avemo model file (wrong magic)", path);
@@ -100,12 +116,12 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
                           path, size, AVM_HEADER);
     struct avemo_binr r;
     avemo_binr_memory(&r, data + 8, AVM_HEADER - 8);
-    uint32_t version = avemo_binr_u32(&r);
+    *version = avemo_binr_u32(&r);
     avemo_binr_u32(&r); /* reserved */
     uint64_t declared = avemo_binr_u64(&r);
-    if (version != AVM_VERSION)
-        return avemo_fail(err, AVEMO_ERR_VERSION, "%s: model file version %u, this build reads version %u", path,
-                          version, AVM_VERSION);
+    if (*version < AVM_OLDEST_VERSION || *version > AVM_VERSION)
+        return avemo_fail(err, AVEMO_ERR_VERSION, "%s: model file version %u, this build reads versions %u to %u", path,
+                          *version, AVM_OLDEST_VERSION, AVM_VERSION);
     if (declared > size)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated model file (%zu of %llu bytes)", path, size,
                           (unsigned long long)declared);
@@ -121,8 +137,35 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
     return AVEMO_OK;
 }
 
-static enum avemo_status parse_model(const char *path, const uint8_t *data, size_t size, avemo_net **out,
-                                     struct avemo_error *err)
+/* The training record (version 2), handed to the net when the section is sound. */
+static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const char *path, struct avemo_error *err)
+{
+    uint32_t has = avemo_binr_u32(r);
+    uint64_t n = avemo_binr_u64(r);
+    /* Each entry takes at least 37 bytes: a count the rest of the file cannot hold is refused
+     * before anything is allocated for it. */
+    if (r->bad || has > 1 || (!has && n) || n > AVEMO_RECORD_MAX_ITEMS ||
+        n > (r->size - r->pos) / (1 + AVEMO_SHA256_SIZE + 4)) {
+        r->bad = 1;
+        return AVEMO_OK;
+    }
+    struct avemo_record_entry *e = calloc(n ? n : 1, sizeof *e);
+    if (!e) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        e[i].part = avemo_binr_u8(r);
+        const uint8_t *sha = avemo_binr_take(r, AVEMO_SHA256_SIZE);
+        if (sha) memcpy(e[i].sha256, sha, AVEMO_SHA256_SIZE);
+        e[i].name = take_str(r, AVEMO_RECORD_NAME_MAX);
+        if (!sha || e[i].part > 1) r->bad = 1;
+    }
+    enum avemo_status st = !r->bad && has ? avemo_net_set_record(net, e, (size_t)n, err) : AVEMO_OK;
+    for (uint64_t i = 0; i < n; i++) free(e[i].name);
+    free(e);
+    return st;
+}
+
+static enum avemo_status parse_model(const char *path, const uint8_t *data, size_t size, uint32_t version,
+                                     avemo_net **out, struct avemo_error *err)
 {
     struct avemo_binr r; /* the sections between the header and the CRC (checked by check_container) */
     avemo_binr_memory(&r, data + AVM_HEADER, size - 4 - AVM_HEADER);
@@ -154,6 +197,7 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
         free(copy);
         free(name);
     }
+    if (!st && !r.bad && version >= 2) st = read_record(&r, net, path, err);
     if (st) {
         avemo_net_free(net);
         return st;
@@ -184,8 +228,9 @@ enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo
     *out = NULL;
     enum avemo_status st = avemo_read_file(path, AVM_MAX_BYTES, &data, &size, err);
     if (st) return st;
-    st = check_container(path, data, size, err);
-    if (!st) st = parse_model(path, data, size, out, err);
+    uint32_t version = 0;
+    st = check_container(path, data, size, &version, err);
+    if (!st) st = parse_model(path, data, size, version, out, err);
     free(data);
     return st;
 }

@@ -106,6 +106,7 @@ void avemo_net_free(avemo_net *net)
         for (int i = 0; i < net->classes; i++) free(net->labels[i]);
     free(net->labels);
     for (int i = 0; i < net->narrays; i++) free(net->arrays[i].data);
+    nn_record_free(net);
     free(net);
 }
 

@@ -61,7 +61,11 @@ struct avemo_net {
     char **labels;                  /* classes entries or NULL */
     struct nn_array arrays[NN_MAX_ARRAYS];
     int narrays;
+    struct avemo_record_entry *record; /* the training record (record.c), NULL when none */
+    size_t nrecord;
+    int has_record;
 };
+void nn_record_free(avemo_net *net);
 
 /* Worker threads of a context (pool.c).  nn_pool_for runs fn(arg, item, worker) for every item
  * in [0, items), each once, on whichever worker claims it (worker 0 is the caller; a worker

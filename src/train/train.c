@@ -210,16 +210,19 @@ static enum avemo_status compute_stats(struct session *s, struct avemo_error *er
 }
 
 /* --init MODEL[:prefix,prefix]: copy the named layers of another model. */
+const char *train_init_spec(const char *spec, char *path, size_t size)
+{
+    snprintf(path, size, "%s", spec);
+    char *colon = strrchr(path, ':');
+    if (!colon || strchr(colon, '/')) return "";
+    *colon = 0;
+    return spec + (colon - path) + 1;
+}
+
 static enum avemo_status init_from(struct session *s, const char *spec, struct avemo_error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s", spec);
-    char *colon = strrchr(path, ':');
-    const char *prefixes = "";
-    if (colon && !strchr(colon, '/')) {
-        *colon = 0;
-        prefixes = colon + 1;
-    }
+    const char *prefixes = train_init_spec(spec, path, sizeof path);
     char list[512];
     snprintf(list, sizeof list, "%s", prefixes);
     int copied = 0;
@@ -816,6 +819,8 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
         compute_class_weights(&s);
         st = build_net(&s, err);
     }
+    /* What the model learnt from goes into its file, for avemo eval to leave out. */
+    if (!st) st = train_set_record(s.net, &s.ds, s.split.part, opt->init, opt->ninit, res->recorded, err);
     if (!st) st = run_epochs(&s, res, err);
     if (!st) st = final_report(&s, res, err);
     res->seconds = avemo_now() - t0;

@@ -16,6 +16,13 @@ void train_spec_augment(float *x, int rows, int cols, const struct avemo_augment
 void train_face_augment(const uint8_t *crop, int size, int channels, float *out, const struct avemo_augment *a,
                         struct avemo_rng *rng);
 
+/* --init MODEL[:prefix,...]: the model file's path into path; returns the prefixes ("" for all). */
+const char *train_init_spec(const char *spec, char *path, size_t size);
+/* The training record of a model trained on ds with these parts (and started from the --init
+ * models: their records are added) into net; counts[0] training, counts[1] validation files. */
+enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
+                                   const char *const *init, int ninit, size_t counts[2], struct avemo_error *err);
+
 /* ---- batches made one ahead by a producer thread (prefetch.c) ---- */
 struct train_prefetch {
     size_t count;                 /* batches in the epoch */

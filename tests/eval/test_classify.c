@@ -184,9 +184,10 @@ static void test_bad_input(void **state)
     enum avemo_status st = avemo_classify_memory(ctx, clip, 10 * 1024, "cut.flv", AVEMO_MODE_AV, &p, &err);
     assert_int_equal(st, AVEMO_ERR_CORRUPT);
     free(clip);
-    /* An audio model cannot answer in face mode. */
+    /* An audio model without companions cannot answer in face mode. */
     avemo_classifier *audio_only = NULL;
-    assert_int_equal(avemo_classifier_open(paths[AVEMO_MODE_AUDIO], NULL, &audio_only, &err), AVEMO_OK);
+    struct avemo_classifier_options alone = {.no_companions = 1};
+    assert_int_equal(avemo_classifier_open(paths[AVEMO_MODE_AUDIO], &alone, &audio_only, &err), AVEMO_OK);
     assert_false(avemo_classifier_supports(audio_only, AVEMO_MODE_FACE));
     avemo_classify_ctx *c2 = NULL;
     assert_int_equal(avemo_classify_ctx_new(audio_only, &c2, &err), AVEMO_OK);
@@ -199,12 +200,48 @@ static void test_bad_input(void **state)
     assert_non_null(strstr(err.message, "1001_DFA_ANG_XX.flv"));
 }
 
+/* Without extra models the library finds the companions itself, as the CLI's users get them:
+ * the shipped av model answers a wav with avemo-audio and a photo with avemo-face. */
+static void test_companions(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_prediction p;
+    avemo_classifier *av = NULL;
+    avemo_classify_ctx *c = NULL;
+    if (avemo_classifier_open(paths[AVEMO_MODE_AV], NULL, &av, &err) || avemo_classify_ctx_new(av, &c, &err))
+        fail_msg("%s", err.message);
+    assert_true(avemo_classifier_supports(av, AVEMO_MODE_AUDIO) && avemo_classifier_supports(av, AVEMO_MODE_FACE));
+    if (avemo_classify_file(c, TEST_DATA("audio/1001_DFA_ANG_XX.wav"), AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    check_prediction(&p);
+    assert_int_equal(p.mode_used, AVEMO_MODE_AUDIO);
+    assert_string_equal(p.model, "avemo-audio");
+    if (avemo_classify_file(c, TEST_DATA("faces/happy_PublicTest_10130075.jpg"), AVEMO_MODE_AV, &p, &err))
+        fail_msg("%s", err.message);
+    check_prediction(&p);
+    assert_int_equal(p.mode_used, AVEMO_MODE_FACE);
+    assert_string_equal(p.model, "avemo-face");
+    avemo_classify_ctx_free(c);
+    avemo_classifier_close(av);
+    /* The same model with companions turned off has nothing to answer a wav with. */
+    struct avemo_classifier_options alone = {.no_companions = 1};
+    if (avemo_classifier_open(paths[AVEMO_MODE_AV], &alone, &av, &err) || avemo_classify_ctx_new(av, &c, &err))
+        fail_msg("%s", err.message);
+    assert_false(avemo_classifier_supports(av, AVEMO_MODE_AUDIO));
+    enum avemo_status st = avemo_classify_file(c, TEST_DATA("audio/1001_DFA_ANG_XX.wav"), AVEMO_MODE_AV, &p, &err);
+    printf("  without companions: %s: %s\n", avemo_status_name(st), err.message);
+    assert_int_not_equal(st, AVEMO_OK);
+    avemo_classify_ctx_free(c);
+    avemo_classifier_close(av);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_av_on_every_clip), cmocka_unit_test(test_unimodal_modes),
         cmocka_unit_test(test_av_fallbacks),     cmocka_unit_test(test_memory_equals_file),
         cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_companions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -67,6 +67,7 @@ trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/seed.c" <<'C'
 #include <avemo/nn.h>
 #include <stdio.h>
+#include <string.h>
 int main(int argc, char **argv)
 {
     struct avemo_error err = {0};
@@ -74,6 +75,9 @@ int main(int argc, char **argv)
         avemo_net *net = NULL;
         if (avemo_net_create(argv[i], "seed", &net, &err)) { fprintf(stderr, "%s\n", err.message); return 1; }
         avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+        /* a training record (model file version 2) in the files named *record* */
+        struct avemo_record_entry rec[2] = {{0, {1, 2, 3}, "corpus/a/1.wav"}, {1, {4, 5, 6}, "corpus/b/2.jpg"}};
+        if (strstr(argv[i + 1], "record") && avemo_net_set_record(net, rec, 2, &err)) { fprintf(stderr, "%s\n", err.message); return 1; }
         if (avemo_net_save(net, argv[i + 1], &err)) { fprintf(stderr, "%s\n", err.message); return 1; }
         avemo_net_free(net);
     }
@@ -87,8 +91,8 @@ if grep -q 'AVEMO_SANITIZE:BOOL=ON' "$build/CMakeCache.txt"; then cflags="-fsani
 cc $cflags -I"$src/include" "$tmp/seed.c" "$build/libavemo.a" $libs -lpthread -lm -o "$tmp/seed"
 dense=$'[network]\ninputs = x:1x1x8\nlabels = A, B\n[branch.x]\nlayers = dense 4, relu\n[head]\nlayers = dense 2, softmax\n'
 conv=$'[network]\ninputs = a:1x6x6, b:1x4x4\n[branch.a]\nlayers = conv 2 3 same, bn, relu, maxpool 2, gap\n[branch.b]\nlayers = conv 2 3 valid, relu, gap, dropout 0.5\n[head]\nlayers = dense 3, bn, relu, dense 2, softmax\n'
-ASAN_OPTIONS=detect_leaks=0 "$tmp/seed" "$dense" "$tmp/dense.avm" "$conv" "$tmp/conv.avm"
-for name in dense conv; do
+ASAN_OPTIONS=detect_leaks=0 "$tmp/seed" "$dense" "$tmp/dense.avm" "$conv" "$tmp/conv.avm" "$dense" "$tmp/record.avm"
+for name in dense conv record; do
   { printf '\0'; cat "$tmp/$name.avm"; } > "$corpus/model/$name.avm"
 done
 # multipart: requests to POST /v1/predict (first byte: 0 body, 1 content type + body,

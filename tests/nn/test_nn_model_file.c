@@ -140,20 +140,16 @@ static void test_wrong_magic_and_version(void **state)
     write_bytes("magic.avm", data, size);
     expect_load_error("magic.avm", AVEMO_ERR_UNSUPPORTED, "wrong magic");
     data[0] = 'A';
-    data[8] = 2; /* version 2 */
+    data[8] = 3; /* version 3 */
     write_bytes("version.avm", data, size);
-    expect_load_error("version.avm", AVEMO_ERR_VERSION, "version 2");
+    expect_load_error("version.avm", AVEMO_ERR_VERSION, "version 3");
     free(data);
     expect_load_error("does-not-exist.avm", AVEMO_ERR_NOT_FOUND, "cannot open");
 }
 
-/* A file whose container is valid (CRC recomputed) but whose parameter count does not match
- * the network its own pipeline text describes. */
-static void test_parameter_count_mismatch(void **state)
+/* The offset of the training record section: after the pipeline, labels and arrays. */
+static size_t record_offset(const uint8_t *data)
 {
-    (void)state;
-    size_t size;
-    uint8_t *data = saved_bytes("mismatch.avm", &size);
     size_t pos = 24;
     uint32_t len;
     memcpy(&len, data + pos, 4);
@@ -168,13 +164,28 @@ static void test_parameter_count_mismatch(void **state)
     uint32_t narrays;
     memcpy(&narrays, data + pos, 4);
     assert_int_equal(narrays, 0);
-    pos += 4;
+    return pos + 4;
+}
+
+static void fix_crc(uint8_t *data, size_t size)
+{
+    uint32_t crc = avemo_crc32(0, data, size - 4);
+    memcpy(data + size - 4, &crc, 4);
+}
+
+/* A file whose container is valid (CRC recomputed) but whose parameter count does not match
+ * the network its own pipeline text describes. */
+static void test_parameter_count_mismatch(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *data = saved_bytes("mismatch.avm", &size);
+    size_t pos = record_offset(data) + 12; /* no record: has_record 0, n 0 */
     uint64_t nparams;
     memcpy(&nparams, data + pos, 8);
     nparams -= 1;
     memcpy(data + pos, &nparams, 8);
-    uint32_t crc = avemo_crc32(0, data, size - 4);
-    memcpy(data + size - 4, &crc, 4);
+    fix_crc(data, size);
     write_bytes("mismatch.avm", data, size);
     expect_load_error("mismatch.avm", AVEMO_ERR_MISMATCH, "parameters stored");
     free(data);
@@ -208,6 +219,82 @@ static void test_crafted_damage(void **state)
     assert_true(refused > 50);
     free(data);
     free(orig);
+}
+
+/* The training record (version 2) comes back entry for entry; a net without one has none. */
+static void test_record_round_trip(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("audio-mfcc"), 5);
+    assert_int_equal(avemo_net_has_record(net), 0);
+    struct avemo_record_entry e[3] = {{0, {1, 2, 3}, "ravdess/Actor_01/a.wav"}, {1, {0}, "ravdess/Actor_02/b.wav"},
+                                      {0, {0}, ""}};
+    for (int i = 0; i < AVEMO_SHA256_SIZE; i++) e[1].sha256[i] = (uint8_t)(255 - i);
+    assert_int_equal(avemo_net_set_record(net, e, 3, &err), AVEMO_OK);
+    save_or_fail(net, "record.avm");
+    avemo_net *back;
+    if (avemo_net_load("record.avm", &back, &err)) fail_msg("%s", err.message);
+    size_t n;
+    const struct avemo_record_entry *r = avemo_net_record(back, &n);
+    assert_int_equal(avemo_net_has_record(back), 1);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].part, e[i].part);
+        assert_memory_equal(r[i].sha256, e[i].sha256, AVEMO_SHA256_SIZE);
+        assert_string_equal(r[i].name, e[i].name);
+    }
+    avemo_net_free(back);
+    /* An empty record is a record ("nothing"), not the absence of one. */
+    assert_int_equal(avemo_net_set_record(net, NULL, 0, &err), AVEMO_OK);
+    save_or_fail(net, "record.avm");
+    if (avemo_net_load("record.avm", &back, &err)) fail_msg("%s", err.message);
+    assert_int_equal(avemo_net_has_record(back), 1);
+    (void)avemo_net_record(back, &n);
+    assert_int_equal(n, 0);
+    avemo_net_free(back);
+    e[2].part = 2; /* neither training nor validation */
+    assert_int_equal(avemo_net_set_record(net, e, 3, &err), AVEMO_ERR_INVALID_ARG);
+    avemo_net_free(net);
+}
+
+/* A version-1 file (no record section) still loads, as a model without a record, with its
+ * arrays; a record whose count the file cannot hold is refused cleanly. */
+static void test_version1_and_bad_record(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("audio-mfcc"), 6);
+    save_or_fail(net, "v2.avm");
+    size_t size;
+    uint8_t *data = test_read_file("v2.avm", &size);
+    size_t at = record_offset(data);
+    uint8_t *v1 = malloc(size);
+    memcpy(v1, data, at);
+    memcpy(v1 + at, data + at + 12, size - at - 12); /* without has_record and n */
+    size_t v1_size = size - 12;
+    uint32_t one = 1;
+    uint64_t declared = v1_size;
+    memcpy(v1 + 8, &one, 4);
+    memcpy(v1 + 16, &declared, 8);
+    fix_crc(v1, v1_size);
+    write_bytes("v1.avm", v1, v1_size);
+    avemo_net *back;
+    if (avemo_net_load("v1.avm", &back, &err)) fail_msg("%s", err.message);
+    assert_int_equal(avemo_net_has_record(back), 0);
+    assert_memory_equal(back->params, net->params, sizeof(float) * net->nparams);
+    avemo_net_free(back);
+    /* has_record 1 with 2^40 entries in a small file */
+    uint32_t has = 1;
+    uint64_t huge = (uint64_t)1 << 40;
+    memcpy(data + at, &has, 4);
+    memcpy(data + at + 4, &huge, 8);
+    fix_crc(data, size);
+    write_bytes("bad-record.avm", data, size);
+    expect_load_error("bad-record.avm", AVEMO_ERR_CORRUPT, "inconsistent");
+    free(v1);
+    free(data);
+    avemo_net_free(net);
 }
 
 /* Transfer learning: the audio branch of a dual-stream model into an audio-only network. */
@@ -259,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_parameter_count_mismatch),
         cmocka_unit_test(test_crafted_damage),
         cmocka_unit_test(test_load_params_into_branch),
+        cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_version1_and_bad_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,6 +36,16 @@ static void test_smoke_av_fits_six_clips(void **state)
     assert_int_equal(res.n_train, 6);
     assert_int_equal(res.skipped, 0);
     assert_true(res.train_acc == 1.0);
+    /* The model records the six clips it learnt from, and evaluation refuses to score it on them. */
+    assert_int_equal(res.recorded[0] + res.recorded[1], 6);
+    struct avemo_eval_options eo = {0};
+    const char *models[1] = {model};
+    struct avemo_eval_set set;
+    eo.data = data;
+    eo.ndata = 1;
+    assert_int_equal(avemo_evaluate(models, 1, &eo, &set, &err), AVEMO_ERR_EMPTY);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "every test item is a file the model(s) were trained or validated on (6"));
 
     /* The saved model classifies each clip as its file name says. */
     avemo_classifier *clf = NULL;

@@ -1,0 +1,59 @@
+/* The training record of a model (see avemo_net_set_record in nn.h): which files, by name and
+ * SHA-256, it was trained and validated on.  Kept in the net so that the model file carries it
+ * (model_file.c, version 2). */
+#include "nn/nn_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void nn_record_free(avemo_net *net)
+{
+    for (size_t i = 0; i < net->nrecord; i++) free(net->record[i].name);
+    free(net->record);
+    net->record = NULL;
+    net->nrecord = 0;
+    net->has_record = 0;
+}
+
+enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record_entry *entries, size_t n,
+                                       struct avemo_error *err)
+{
+    if (n > AVEMO_RECORD_MAX_ITEMS)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: training record of %zu files (limit %d)", net->name, n,
+                          AVEMO_RECORD_MAX_ITEMS);
+    struct avemo_record_entry *copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = entries[i].name ? entries[i].name : "";
+        size_t len = strlen(name);
+        enum avemo_status st = AVEMO_OK;
+        if (entries[i].part != 0 && entries[i].part != 1)
+            st = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: record entry %s: part %d is neither training (0) nor "
+                            "validation (1)", net->name, name, entries[i].part);
+        else if (len > AVEMO_RECORD_NAME_MAX)
+            st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: record entry name of %zu bytes (limit %d)", net->name, len,
+                            AVEMO_RECORD_NAME_MAX);
+        else if (!(copy[i].name = strdup(name)))
+            st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+        if (st) {
+            for (size_t j = 0; j < i; j++) free(copy[j].name);
+            free(copy);
+            return st;
+        }
+        copy[i].part = entries[i].part;
+        memcpy(copy[i].sha256, entries[i].sha256, AVEMO_SHA256_SIZE);
+    }
+    nn_record_free(net);
+    net->record = copy;
+    net->nrecord = n;
+    net->has_record = 1;
+    return AVEMO_OK;
+}
+
+int avemo_net_has_record(const avemo_net *net) { return net->has_record; }
+
+const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *n)
+{
+    *n = net->nrecord;
+    return net->has_record ? net->record : NULL;
+}
