@@ -40,6 +40,7 @@ struct video_pass {
     enum avemo_pixel_format format;
     AVCodecContext *dec;
     struct SwsContext *sws;
+    struct media_gray_lut gray;   /* GRAY8 output without a swscale pass per frame */
     int64_t *targets;         /* sorted frame indices to keep */
     int ntargets;
     int next;                 /* next target to reach */
@@ -193,7 +194,10 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
                                  f->height);
     uint8_t *dst[4] = {data, NULL, NULL, NULL};
     int dst_stride[4] = {f->width * channels, 0, 0, 0};
-    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
+    if (v->format == AVEMO_PIX_GRAY8 && media_gray_lut_ready(&v->gray, v->sws, f))
+        media_gray_lut_apply(&v->gray, f, data);
+    else
+        sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
 
     struct avemo_frames *out = v->out;
     struct avemo_frame *fr = &out->frames[out->count++];

@@ -64,4 +64,17 @@ enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t 
 /* The video size the probe could not give, read without allocating a frame (into info). */
 void media_guard_peek_size(avemo_media *media);
 
+/* media_gray.c: GRAY8 frames from the luma plane through a table learnt from swscale (the
+ * same bytes as sws_scale, without its per-frame pass), for 8-bit planar YUV input. */
+struct SwsContext;
+struct media_gray_lut {
+    int state;                        /* 0 not learnt, 1 usable, -1 use swscale */
+    int width, height, format;        /* the frames it was learnt for */
+    int linesize[AV_NUM_DATA_POINTERS];
+    uint8_t map[256];
+};
+/* 1 when frames like f can be converted with the table (learning it through sws if needed). */
+int media_gray_lut_ready(struct media_gray_lut *lut, struct SwsContext *sws, const AVFrame *f);
+void media_gray_lut_apply(const struct media_gray_lut *lut, const AVFrame *f, uint8_t *dst);
+
 #endif

@@ -149,6 +149,50 @@ static void test_frames_equal_ffmpeg(void **state)
     compare_frames_with_ffmpeg(clips[0], 0);
 }
 
+/* Every frame of a clip as ffmpeg converts it to gray (swscale, bicubic, as avemo asks). */
+static uint8_t *ffmpeg_gray_frames(const char *path, size_t *bytes)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -nostdin -v error -i '%s' -an -fps_mode passthrough -pix_fmt gray -f rawvideo -", AVEMO_FFMPEG,
+             path);
+    uint8_t *raw = test_run_capture(cmd, bytes);
+    assert_non_null(raw);
+    return raw;
+}
+
+/* Gray frames are byte for byte swscale's (avemo converts through a table learnt from it). */
+static void compare_gray_with_ffmpeg(const char *rel, int count)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", AVEMO_TEST_DATA, rel);
+    size_t bytes = 0;
+    uint8_t *ref = ffmpeg_gray_frames(path, &bytes);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_frames fr;
+    enum avemo_status st = avemo_media_decode_frames(m, count, AVEMO_PIX_GRAY8, &fr, &err);
+    if (st) fail_msg("%s", err.message);
+    size_t frame_bytes = (size_t)fr.frames[0].width * fr.frames[0].height;
+    size_t ref_frames = bytes / frame_bytes;
+    if (count == 0) assert_int_equal(fr.count, ref_frames);
+    for (int i = 0; i < fr.count; i++) {
+        assert_true(fr.frames[i].index >= 0 && (size_t)fr.frames[i].index < ref_frames);
+        assert_memory_equal(fr.frames[i].data, ref + (size_t)fr.frames[i].index * frame_bytes, frame_bytes);
+    }
+    printf("  %s: %d gray frames of %zu equal ffmpeg's\n", rel, fr.count, ref_frames);
+    avemo_frames_free(&fr);
+    avemo_media_close(m);
+    free(ref);
+}
+
+static void test_gray_equals_ffmpeg(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 6; i++) compare_gray_with_ffmpeg(clips[i], 0);
+}
+
 static void test_frames_evenly_spaced(void **state)
 {
     (void)state;
@@ -249,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_audio_equals_ffmpeg),
         cmocka_unit_test(test_audio_from_memory_equals_ffmpeg),
         cmocka_unit_test(test_frames_equal_ffmpeg),
+        cmocka_unit_test(test_gray_equals_ffmpeg),
         cmocka_unit_test(test_frames_evenly_spaced),
         cmocka_unit_test(test_decode_av_one_pass),
         cmocka_unit_test(test_raw_f32le_exact),
