@@ -100,11 +100,43 @@ int media_gray_lut_ready(struct media_gray_lut *lut, struct SwsContext *sws, con
     return lut->state > 0;
 }
 
+static void apply_row(const uint8_t map[256], const uint8_t *row, int width, uint8_t *o)
+{
+    for (int x = 0; x < width; x++) o[x] = map[row[x]];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 64 lookups at a time: the table is four 64-byte registers; vpermi2b looks up the low 7 bits
+ * in two halves and bit 7 picks the half (AVX-512 VBMI). */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void apply_row_vbmi(const uint8_t map[256],
+                                                                                  const uint8_t *row, int width,
+                                                                                  uint8_t *o)
+{
+    const __m512i t0 = _mm512_loadu_si512((const void *)map), t1 = _mm512_loadu_si512((const void *)(map + 64));
+    const __m512i t2 = _mm512_loadu_si512((const void *)(map + 128)), t3 = _mm512_loadu_si512((const void *)(map + 192));
+    int x = 0;
+    for (; x + 64 <= width; x += 64) {
+        __m512i idx = _mm512_loadu_si512((const void *)(row + x));
+        __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1), hi = _mm512_permutex2var_epi8(t2, idx, t3);
+        _mm512_storeu_si512((void *)(o + x), _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+    }
+    apply_row(map, row + x, width - x, o + x);
+}
+
+static int have_vbmi(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+}
+#endif
+
 void media_gray_lut_apply(const struct media_gray_lut *lut, const AVFrame *f, uint8_t *dst)
 {
-    for (int y = 0; y < f->height; y++) {
-        const uint8_t *row = f->data[0] + (ptrdiff_t)y * f->linesize[0];
-        uint8_t *o = dst + (size_t)y * (size_t)f->width;
-        for (int x = 0; x < f->width; x++) o[x] = lut->map[row[x]];
-    }
+    void (*row_fn)(const uint8_t *, const uint8_t *, int, uint8_t *) = apply_row;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_vbmi()) row_fn = apply_row_vbmi;
+#endif
+    for (int y = 0; y < f->height; y++)
+        row_fn(lut->map, f->data[0] + (ptrdiff_t)y * f->linesize[0], f->width, dst + (size_t)y * (size_t)f->width);
 }
