@@ -40,6 +40,7 @@ struct video_pass {
     enum avemo_pixel_format format;
     AVCodecContext *dec;
     struct SwsContext *sws;
+    struct media_gray_lut gray;   /* GRAY8 output without a swscale pass per frame */
     int64_t *targets;         /* sorted frame indices to keep */
     int ntargets;
     int next;                 /* next target to reach */
@@ -47,6 +48,8 @@ struct video_pass {
     struct avemo_frames *out;
     int bad_packets;
     int done;
+    struct media_plan plan;   /* packets that may be skipped (media_plan.c) */
+    int plan_failed;          /* the plan did not hold: decode again without one */
 };
 
 /* --- decoders -------------------------------------------------------------- */
@@ -193,7 +196,10 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
                                  f->height);
     uint8_t *dst[4] = {data, NULL, NULL, NULL};
     int dst_stride[4] = {f->width * channels, 0, 0, 0};
-    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
+    if (v->format == AVEMO_PIX_GRAY8 && media_gray_lut_ready(&v->gray, v->sws, f))
+        media_gray_lut_apply(&v->gray, f, data);
+    else
+        sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
 
     struct avemo_frames *out = v->out;
     struct avemo_frame *fr = &out->frames[out->count++];
@@ -219,6 +225,15 @@ static enum avemo_status video_take_frame(avemo_media *media, struct video_pass 
                               media->limits.max_frames);
         st = video_store_frame(media, v, f, err);
     } else {
+        if (v->plan.skipping) {
+            /* Skipped pictures never come out: a frame's index is the rank of its time. */
+            int64_t rank = media_plan_rank(&v->plan, f->pts);
+            if (rank < v->decoded) {
+                v->plan_failed = 1;
+                return AVEMO_ERR_INTERNAL;
+            }
+            v->decoded = rank;
+        }
         /* Several targets may name one frame when the clip has fewer frames than asked. */
         while (!st && v->next < v->ntargets && v->targets[v->next] == v->decoded) {
             st = video_store_frame(media, v, f, err);
@@ -275,12 +290,14 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     }
     media->fmt_fresh = 0;
     enum avemo_status st = AVEMO_OK;
-    int audio_open = a->stream >= 0, rc;
-    while (!st && !(!audio_open && (v->stream < 0 || v->done)) && (rc = av_read_frame(media->fmt, pkt)) >= 0) {
-        if (audio_open && pkt->stream_index == a->stream)
+    int audio_open = a->stream >= 0, keep;
+    while (!st && !(!audio_open && (v->stream < 0 || v->done)) && media_plan_next(media, &v->plan, pkt, &keep) >= 0) {
+        if (audio_open && pkt->stream_index == a->stream) {
             st = decode_packet(media, a->dec, pkt, frame, &a->bad_packets, a, NULL, err);
-        else if (v->stream >= 0 && !v->done && pkt->stream_index == v->stream)
+        } else if (v->stream >= 0 && !v->done && pkt->stream_index == v->stream) {
+            v->dec->skip_frame = keep ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
             st = decode_packet(media, v->dec, pkt, frame, &v->bad_packets, NULL, v, err);
+        }
         av_packet_unref(pkt);
     }
     /* Drain what the decoders and the resampler still hold. */
@@ -354,6 +371,7 @@ static void release_pass(struct audio_pass *a, struct video_pass *v)
     avcodec_free_context(&v->dec);
     sws_freeContext(v->sws);
     free(v->targets);
+    media_plan_free(&v->plan);
     a->buf = NULL;
     v->targets = NULL;
     v->sws = NULL;
@@ -374,10 +392,12 @@ static enum avemo_status prepare_video(avemo_media *media, struct video_pass *v,
     return AVEMO_OK;
 }
 
-/* One decode pass with the given requests; fills audio and/or frames. */
+/* One decode pass with the given requests; fills audio and/or frames.  With may_plan, frames
+ * that are not sampled may be skipped (media_plan.c); *plan_failed says when that did not hold
+ * and the pass has to be made again without. */
 static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct avemo_audio *audio, int count,
                                      enum avemo_pixel_format format, struct avemo_frames *frames, int64_t total,
-                                     int *short_of_frames, struct avemo_error *err)
+                                     int may_plan, int *plan_failed, int *short_of_frames, struct avemo_error *err)
 {
     struct audio_pass a = {.stream = audio ? media->audio_stream : -1, .out_rate = sample_rate};
     struct video_pass v = {.stream = frames ? media->video_stream : -1, .format = format, .out = frames};
@@ -388,7 +408,15 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
     if (!st && a.stream >= 0) st = open_decoder(media, a.stream, &a.dec, err);
     if (!st && v.stream >= 0) st = open_decoder(media, v.stream, &v.dec, err);
     if (!st && v.stream >= 0) st = prepare_video(media, &v, count, total, err);
+    if (!st && may_plan && media_plan_eligible(media, v.stream, count))
+        media_plan_build(media, v.stream, v.targets, v.ntargets, &v.plan);
     if (!st) st = run_pass(media, &a, &v, err);
+    /* A plan must give every sampled frame, in order; else the caller decodes without one. */
+    *plan_failed = v.plan_failed || (!st && v.plan.skipping && !v.done);
+    if (*plan_failed) {
+        release_pass(&a, &v);
+        return AVEMO_OK;
+    }
     if (!st && a.stream >= 0) st = check_audio_result(media, &a, err);
     if (!st && v.stream >= 0) st = check_video_result(media, &v, err);
     *short_of_frames = !st && v.stream >= 0 && count && !v.done ? (int)v.decoded : 0;
@@ -421,13 +449,18 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
     if (frames && media->video_stream < 0)
         return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream (the file has %s audio only)", media->name,
                           media->info.audio_codec);
-    int short_of = 0;
-    enum avemo_status st =
-        decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, &short_of, err);
+    int short_of = 0, plan_failed = 0;
+    enum avemo_status st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 1,
+                                       &plan_failed, &short_of, err);
+    if (!st && plan_failed) {
+        avemo_frames_free(frames);
+        st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 0, &plan_failed,
+                         &short_of, err);
+    }
     if (!st && short_of > 0) {
         /* The container overstated its frame count: pick again over the frames that exist. */
         avemo_audio_free(audio);
-        st = decode_once(media, sample_rate, audio, count, format, frames, short_of, &short_of, err);
+        st = decode_once(media, sample_rate, audio, count, format, frames, short_of, 0, &plan_failed, &short_of, err);
     }
     if (st) {
         avemo_audio_free(audio);

@@ -64,4 +64,38 @@ enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t 
 /* The video size the probe could not give, read without allocating a frame (into info). */
 void media_guard_peek_size(avemo_media *media);
 
+/* media_plan.c: which packets of a sampling pass may be skipped (H.264 in MP4/MOV: pictures
+ * no other picture refers to, when they are not sampled).  The packets are read first and
+ * replayed; plan->skipping says whether the pass skips and indexes frames by rank. */
+struct media_plan {
+    AVPacket **packets;               /* read ahead, replayed in order */
+    int npackets, next;
+    int ended;                        /* the demuxer has nothing more */
+    int skipping;                     /* 1: keep[] and the ranks are valid */
+    uint8_t *keep;                    /* per packet: 1 when it must be decoded fully */
+    int64_t *sorted_pts;              /* the video packets' presentation times, sorted */
+    int nvideo;
+};
+/* 1 when a pass sampling count frames of this stream should build a plan. */
+int media_plan_eligible(const avemo_media *media, int stream, int count);
+void media_plan_build(avemo_media *media, int stream, const int64_t *targets, int ntargets, struct media_plan *plan);
+/* The next packet of the pass (replayed, then read); *keep 0 when it may be skipped. */
+int media_plan_next(avemo_media *media, struct media_plan *plan, AVPacket *pkt, int *keep);
+/* The display index of the video frame with this presentation time, or -1. */
+int64_t media_plan_rank(const struct media_plan *plan, int64_t pts);
+void media_plan_free(struct media_plan *plan);
+
+/* media_gray.c: GRAY8 frames from the luma plane through a table learnt from swscale (the
+ * same bytes as sws_scale, without its per-frame pass), for 8-bit planar YUV input. */
+struct SwsContext;
+struct media_gray_lut {
+    int state;                        /* 0 not learnt, 1 usable, -1 use swscale */
+    int width, height, format;        /* the frames it was learnt for */
+    int linesize[AV_NUM_DATA_POINTERS];
+    uint8_t map[256];
+};
+/* 1 when frames like f can be converted with the table (learning it through sws if needed). */
+int media_gray_lut_ready(struct media_gray_lut *lut, struct SwsContext *sws, const AVFrame *f);
+void media_gray_lut_apply(const struct media_gray_lut *lut, const AVFrame *f, uint8_t *dst);
+
 #endif

@@ -37,6 +37,13 @@ def vmrss_kib(pid):
     return -1
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def multipart(path, data):
     boundary = uuid.uuid4().hex
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
@@ -176,6 +183,7 @@ def main():
                     if done[0] == min(100, a.requests) and pid:
                         rss["after_first_100_kib"] = vmrss_kib(pid)
 
+        cpu0 = cpu_seconds(pid) if pid else None
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(a.clients)]
         for t in threads:
@@ -183,6 +191,7 @@ def main():
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
+        cpu_used = cpu_seconds(pid) - cpu0 if pid else None
         if pid:
             rss["after_last_kib"] = vmrss_kib(pid)
 
@@ -198,6 +207,8 @@ def main():
             "clients": a.clients, "requests": a.requests, "mode": a.mode, "server_threads": a.threads,
             "correct": a.requests - len(wrong), "wrong_or_failed": len(wrong),
             "seconds": round(elapsed, 3), "requests_per_s": round(a.requests / elapsed, 2),
+            # the server's CPU time (all threads) per request: steadier than requests/s on a shared machine
+            "server_cpu_ms_per_request": round(1000 * cpu_used / a.requests, 1) if pid else None,
             "latency_p50_ms": round(1000 * percentile(lat, 50), 1),
             "latency_p99_ms": round(1000 * percentile(lat, 99), 1),
             "latency_max_ms": round(1000 * lat[-1], 1) if lat else None,

@@ -8,11 +8,15 @@
 #include <avemo/media.h>
 #include <math.h>
 
+#include "media/media_internal.h"
+
 static const char *const clips[] = {
     "cremad/1001_DFA_ANG_XX.flv", "cremad/1001_DFA_DIS_XX.flv", "cremad/1001_DFA_FEA_XX.flv",
     "cremad/1001_DFA_HAP_XX.flv", "cremad/1001_DFA_NEU_XX.flv", "cremad/1001_DFA_SAD_XX.flv",
     "audio/1002_DFA_ANG_XX.mp3",  "audio/1001_DFA_ANG_XX.wav",
 };
+
+#define H264_CLIP "media/h264_1001_DFA_ANG_XX.mp4"
 
 static void test_probe_facts(void **state)
 {
@@ -149,6 +153,104 @@ static void test_frames_equal_ffmpeg(void **state)
     compare_frames_with_ffmpeg(clips[0], 0);
 }
 
+/* Every frame of a clip as ffmpeg converts it to gray (swscale, bicubic, as avemo asks). */
+static uint8_t *ffmpeg_gray_frames(const char *path, size_t *bytes)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' -nostdin -v error -i '%s' -an -fps_mode passthrough -pix_fmt gray -f rawvideo -", AVEMO_FFMPEG,
+             path);
+    uint8_t *raw = test_run_capture(cmd, bytes);
+    assert_non_null(raw);
+    return raw;
+}
+
+/* Gray frames are byte for byte swscale's (avemo converts through a table learnt from it). */
+static void compare_gray_with_ffmpeg(const char *rel, int count)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", AVEMO_TEST_DATA, rel);
+    size_t bytes = 0;
+    uint8_t *ref = ffmpeg_gray_frames(path, &bytes);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_frames fr;
+    enum avemo_status st = avemo_media_decode_frames(m, count, AVEMO_PIX_GRAY8, &fr, &err);
+    if (st) fail_msg("%s", err.message);
+    size_t frame_bytes = (size_t)fr.frames[0].width * fr.frames[0].height;
+    size_t ref_frames = bytes / frame_bytes;
+    if (count == 0) assert_int_equal(fr.count, ref_frames);
+    for (int i = 0; i < fr.count; i++) {
+        assert_true(fr.frames[i].index >= 0 && (size_t)fr.frames[i].index < ref_frames);
+        assert_memory_equal(fr.frames[i].data, ref + (size_t)fr.frames[i].index * frame_bytes, frame_bytes);
+    }
+    printf("  %s: %d gray frames of %zu equal ffmpeg's\n", rel, fr.count, ref_frames);
+    avemo_frames_free(&fr);
+    avemo_media_close(m);
+    free(ref);
+}
+
+static void test_gray_equals_ffmpeg(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 6; i++) compare_gray_with_ffmpeg(clips[i], 0);
+    compare_gray_with_ffmpeg(H264_CLIP, 0);
+}
+
+/* H.264 in MP4 with B-frames: 8 sampled frames skip the pictures nothing refers to
+ * (media_plan.c), and are still exactly the frames ffmpeg decodes at those indices, in
+ * gray and RGB; the sound of the same pass equals a pass for the sound alone. */
+static void test_h264_sampled_frames_exact(void **state)
+{
+    (void)state;
+    compare_gray_with_ffmpeg(H264_CLIP, 8);
+    compare_gray_with_ffmpeg(H264_CLIP, 20);
+    compare_frames_with_ffmpeg(H264_CLIP, 8);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA(H264_CLIP), NULL, &m, &err), AVEMO_OK);
+    struct avemo_audio a1, a2;
+    struct avemo_frames f1;
+    assert_int_equal(avemo_media_decode_av(m, 22050, &a1, 8, AVEMO_PIX_GRAY8, &f1, &err), AVEMO_OK);
+    assert_int_equal(avemo_media_decode_audio(m, 22050, &a2, &err), AVEMO_OK);
+    assert_int_equal(a1.count, a2.count);
+    assert_memory_equal(a1.samples, a2.samples, a1.count * sizeof(float));
+    int64_t want[8];
+    avemo_media_pick_frames(68, 8, want);
+    for (int i = 0; i < 8; i++) assert_int_equal(f1.frames[i].index, want[i]);
+    avemo_audio_free(&a1);
+    avemo_audio_free(&a2);
+    avemo_frames_free(&f1);
+    avemo_media_close(m);
+}
+
+/* The plan behind it: the MP4's 68 video packets are ranked, the 8 sampled ones kept, and a
+ * VP6 clip in FLV (every picture a reference) gets no plan. */
+static void test_h264_plan(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA(H264_CLIP), NULL, &m, &err), AVEMO_OK);
+    assert_true(media_plan_eligible(m, m->video_stream, 8));
+    assert_false(media_plan_eligible(m, m->video_stream, 0));
+    int64_t want[8];
+    avemo_media_pick_frames(68, 8, want);
+    struct media_plan plan;
+    media_plan_build(m, m->video_stream, want, 8, &plan);
+    assert_true(plan.skipping && plan.ended);
+    assert_int_equal(plan.nvideo, 68);
+    int kept = 0;
+    for (int i = 0; i < plan.npackets; i++) kept += plan.packets[i]->stream_index == m->video_stream && plan.keep[i];
+    assert_int_equal(kept, 8);
+    media_plan_free(&plan);
+    avemo_media_close(m);
+    assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), NULL, &m, &err), AVEMO_OK);
+    assert_false(media_plan_eligible(m, m->video_stream, 8));
+    avemo_media_close(m);
+}
+
 static void test_frames_evenly_spaced(void **state)
 {
     (void)state;
@@ -249,6 +351,9 @@ int main(void)
         cmocka_unit_test(test_audio_equals_ffmpeg),
         cmocka_unit_test(test_audio_from_memory_equals_ffmpeg),
         cmocka_unit_test(test_frames_equal_ffmpeg),
+        cmocka_unit_test(test_gray_equals_ffmpeg),
+        cmocka_unit_test(test_h264_sampled_frames_exact),
+        cmocka_unit_test(test_h264_plan),
         cmocka_unit_test(test_frames_evenly_spaced),
         cmocka_unit_test(test_decode_av_one_pass),
         cmocka_unit_test(test_raw_f32le_exact),
