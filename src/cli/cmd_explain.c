@@ -1,4 +1,5 @@
-/* avemo explain FILE --out DIR [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML] */
+/* avemo explain FILE --out DIR [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML]
+ *               [--fusion auto|head|late] */
 #include "cli/cli.h"
 
 #include <avemo/eval.h>
@@ -10,7 +11,7 @@
 
 static const char explain_usage[] =
     "usage: avemo explain FILE --out DIR [--model M.avm] [--mode av|audio|face] [--json] [--frames K]\n"
-    "                     [--cascade XML]\n"
+    "                     [--cascade XML] [--fusion auto|head|late]\n"
     "  Classify FILE as `avemo classify` does and show why: Grad-CAM heat maps of the predicted\n"
     "  class over each face crop (DIR/face-01.png, ...) and over the audio features\n"
     "  (DIR/audio.png, time left to right, low coefficients at the bottom), and each modality's\n"
@@ -25,7 +26,9 @@ static const char explain_usage[] =
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"
     "  --json        one JSON object: classify's fields plus \"explanation\" (docs/cli.md)\n"
     "  --frames K    video frames searched for faces (default: the model's, 8)\n"
-    "  --cascade X   OpenCV cascade XML for face detection";
+    "  --cascade X   OpenCV cascade XML for face detection\n"
+    "  --fusion F    how av answers are made, as for classify: head (the av network), late (the\n"
+    "                audio and face models), auto (default: what the av model file selects)";
 
 struct explain_args {
     const char *file, *out_dir, *model, *mode_text;
@@ -40,7 +43,7 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
         {"out", required_argument, NULL, 'o'},     {"model", required_argument, NULL, 'm'},
         {"mode", required_argument, NULL, 'M'},    {"json", no_argument, NULL, 'j'},
         {"frames", required_argument, NULL, 'k'},  {"cascade", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
+        {"fusion", required_argument, NULL, 'F'},  {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     int c;
@@ -55,6 +58,9 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
             if (cli_int_arg("explain", "--frames", optarg, 1, 32, &a->copt.frames)) return CLI_EXIT_USAGE;
             break;
         case 'c': a->copt.cascade_path = optarg; break;
+        case 'F':
+            if (cli_parse_fusion("explain", optarg, &a->copt.fusion)) return CLI_EXIT_USAGE;
+            break;
         default: return CLI_EXIT_USAGE; /* getopt said why */
         }
     }

@@ -89,6 +89,8 @@ static void export_case(const char *dir, avemo_net *net, const float *const *inp
         meta[2 + i] = layer ? (float)atoi(strchr(layer, '.') + 1) : -1.0f;
     }
     write_npy(dir, "meta", meta, 2 + (size_t)avemo_net_input_count(net));
+    float t = avemo_model_temperature(net); /* the shares are of the calibrated probability */
+    write_npy(dir, "temperature", &t, 1);
 }
 
 /* Raw maps to 1e-3 of their largest value; the normalised maps (the explanation's) to 2e-3. */
@@ -392,11 +394,33 @@ static void test_late_fusion_explains_both_models(void **state)
     close_classifier(&o);
 }
 
+/* --fusion head on a calibrated av model: the shares are of the probability the answer reports
+ * (softmax of the logits over the model's temperature), not of the raw softmax. */
+static void test_head_shares_use_the_temperature(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {MODEL("avemo-audio.avm"), MODEL("avemo-face.avm")};
+    struct avemo_classifier_options opt = {.extra_models = extra, .n_extra_models = 2, .fusion = AVEMO_FUSION_HEAD};
+    struct opened o;
+    struct avemo_error err;
+    struct avemo_explanation ex;
+    if (avemo_classifier_open(MODEL("avemo-av.avm"), &opt, &o.clf, &err) || avemo_classify_ctx_new(o.clf, &o.ctx, &err))
+        fail_msg("%s", err.message);
+    explain(&o, TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), AVEMO_MODE_AV, &ex);
+    assert_int_equal(ex.pred.late_fusion, 0);
+    assert_string_equal(ex.audio_model, "avemo-av");
+    assert_float_equal(ex.prob_all, ex.pred.confidence, 1e-5);
+    assert_float_equal(ex.audio_contribution + ex.face_contribution, ex.prob_all - ex.prob_none, 1e-5);
+    avemo_explanation_free(&ex);
+    close_classifier(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcam_av_matches_torch),
         cmocka_unit_test(test_late_fusion_explains_both_models),
+        cmocka_unit_test(test_head_shares_use_the_temperature),
         cmocka_unit_test(test_gradcam_audio_matches_torch),
         cmocka_unit_test(test_gradcam_face_matches_torch),
         cmocka_unit_test(test_gradcam_logmel_cnn_matches_torch),
