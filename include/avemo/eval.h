@@ -278,6 +278,10 @@ struct avemo_explanation {
     float audio_share, face_share; /* sum to 1 */
     float audio_contribution, face_contribution; /* Shapley values of the probability */
     float prob_all, prob_none;     /* the class's probability with both branches, with none */
+    char audio_model[64], face_model[64]; /* the model each map comes from: the one that answered,
+                                           * or under late fusion (pred.late_fusion) the audio model
+                                           * and the face model, the shares then being those of the
+                                           * two models in the fused probability */
 };
 enum avemo_status avemo_explain_file(avemo_classify_ctx *ctx, const char *path, enum avemo_mode mode,
                                      struct avemo_explanation *ex, struct avemo_error *err);
@@ -289,10 +293,11 @@ void avemo_explanation_free(struct avemo_explanation *ex);
 void avemo_explanation_face_map(const struct avemo_explanation *ex, int i, struct avemo_heatmap *map);
 void avemo_explanation_audio_map(const struct avemo_explanation *ex, struct avemo_heatmap *map);
 /* The JSON of `avemo explain --json`: avemo_prediction_json's object plus "explanation":
- * {"class", "score", "occlusion", "probability_all", "probability_none",
+ * {"class", "score", "occlusion" ("zero": a branch left out is zeros; "model": late fusion, a
+ *  model left out is uniform), "probability_all", "probability_none",
  *  "modalities": {"audio": {"share", "contribution"}, "face": {...}},
- *  "audio": {"layer", "feature", "rows", "frames", "heatmap"} or null,
- *  "faces": [{"layer", "size", "heatmap"}, ...]}
+ *  "audio": {"model", "layer", "feature", "rows", "frames", "heatmap"} or null,
+ *  "faces": [{"model", "layer", "size", "heatmap"}, ...]}
  * where each "heatmap" is the caller's string for that map (a file path or a data: URL; null
  * when NULL).  face_maps has nfaces entries or is NULL.  malloc'ed. */
 char *avemo_explanation_json(const struct avemo_explanation *ex, const char *file, const char *const *face_maps,

@@ -42,8 +42,8 @@ int cli_quiet(void);
 /* "-": standard input into memory (a pipe or a file, not a terminal), at most
  * avemo_media_limits' max_file_bytes; CLI_EXIT_OK or the exit status after the message. */
 int cli_read_stdin(const char *command, uint8_t **data, size_t *size);
-/* --fusion auto|head|late (cmd_calibrate.c); prints the problem and returns -1 when unknown. */
-int cli_parse_fusion(const char *text, enum avemo_fusion *fusion);
+/* --fusion auto|head|late (eval_common.c): 0, or -1 after a usage error that names the value. */
+int cli_parse_fusion(const char *command, const char *text, enum avemo_fusion *fusion);
 
 /* The commands (each in cmd_<name>.c). */
 extern const struct cli_command cli_cmd_help;

@@ -9,7 +9,7 @@
 static const char calibrate_usage[] =
     "usage: avemo calibrate MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--part validation]\n"
     "                       [--with AUDIO.avm --with FACE.avm] [--fusion auto|head|late]\n"
-    "                       [--uncertain-below P] [--set S.K=V] --out OUT.avm\n"
+    "                       [--uncertain-below P] [--cache F] [--set S.K=V] --out OUT.avm\n"
     "       avemo calibrate MODEL.avm [--temperature T] [--late-weights WA,WF --fusion late|head]\n"
     "                       [--uncertain-below P] --out OUT.avm\n"
     "  Temperature scaling: fit the one temperature T that minimises the negative log-likelihood of\n"
@@ -25,7 +25,8 @@ static const char calibrate_usage[] =
     "  --temperature T   store T without fitting (e.g. one fitted on a cross-validation fold's model)\n"
     "  --late-weights WA,WF   store late-fusion weights without fitting (an av MODEL)\n"
     "  --uncertain-below P   store the threshold under which classify calls an answer uncertain\n"
-    "  --part, --set, --cache, --data, --split as for `avemo eval`.";
+    "  --out OUT.avm   the calibrated model (may be MODEL itself)\n"
+    "  --data, --split, --part, --cache, --set as for `avemo eval`.";
 
 /* ECE, NLL and accuracy of a result's probabilities, one line. */
 static void print_line(const struct avemo_eval_set *set, int r, const char *what)
@@ -104,13 +105,24 @@ static int store(const struct cli_eval_args *a, const struct calibration *c)
     return CLI_EXIT_OK;
 }
 
+/* The options calibrate takes (src/cli/eval_common.c parses them). */
+static const struct option calibrate_options[] = {
+    {"data", required_argument, NULL, 'd'},        {"split", required_argument, NULL, 's'},
+    {"part", required_argument, NULL, 'P'},        {"with", required_argument, NULL, 'W'},
+    {"fusion", required_argument, NULL, 'F'},      {"temperature", required_argument, NULL, 'T'},
+    {"late-weights", required_argument, NULL, 'L'}, {"uncertain-below", required_argument, NULL, 'U'},
+    {"cache", required_argument, NULL, 'c'},       {"set", required_argument, NULL, 'S'},
+    {"out", required_argument, NULL, 'o'},         {NULL, 0, NULL, 0},
+};
+
 static int run_calibrate(int argc, char **argv)
 {
     struct cli_eval_args a;
-    if (cli_parse_eval_command(argc, argv, CLI_CALIBRATE, &a) || !a.out_dir || (a.nwith != 0 && a.nwith != 2)) {
-        fprintf(stderr, "%s\n", calibrate_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_parse_eval_command(argc, argv, CLI_CALIBRATE, calibrate_options, &a)) return CLI_EXIT_USAGE;
+    if (!a.out_dir) return cli_usage_error("calibrate", "no --out OUT.avm given (may be MODEL itself)");
+    if (a.nwith != 0 && a.nwith != 2)
+        return cli_usage_error("calibrate", "--with %s: late fusion needs both --with AUDIO.avm and --with FACE.avm",
+                               a.with[0]);
     struct calibration c = {.temperature = (float)a.temperature};
     if (a.opt.ndata == 0) { /* values given, nothing fitted */
         c.fused = a.late_weights[0] >= 0;

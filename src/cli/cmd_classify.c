@@ -303,7 +303,7 @@ static int parse_classify_args(int argc, char **argv, struct classify_args *a)
     struct avemo_error err = {0};
     if (a->mode_text && avemo_mode_parse(a->mode_text, &mode, &err))
         return cli_usage_error("classify", "--mode: %s", err.message);
-    if (a->fusion_text && cli_parse_fusion(a->fusion_text, &a->copt.fusion)) return CLI_EXIT_USAGE;
+    if (a->fusion_text && cli_parse_fusion("classify", a->fusion_text, &a->copt.fusion)) return CLI_EXIT_USAGE;
     return check_args(a);
 }
 

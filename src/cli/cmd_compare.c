@@ -79,13 +79,18 @@ static void print_table(const cJSON *o)
     }
 }
 
+/* The options compare takes (src/cli/eval_common.c parses them). */
+static const struct option compare_options[] = {
+    {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
+    {"json", no_argument, NULL, 'j'},         {"report", required_argument, NULL, 'r'},
+    {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
+    {NULL, 0, NULL, 0},
+};
+
 static int run_compare(int argc, char **argv)
 {
     struct cli_eval_args a;
-    if (cli_parse_eval_args(argc, argv, 8, &a)) {
-        fprintf(stderr, "%s\n", compare_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_parse_eval_command(argc, argv, CLI_COMPARE, compare_options, &a)) return CLI_EXIT_USAGE;
     struct avemo_eval_set set;
     struct avemo_error err = {0};
     if (avemo_evaluate(a.models, a.nmodels, &a.opt, &set, &err)) return cli_report(&err);

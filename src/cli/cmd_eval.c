@@ -1,33 +1,39 @@
 /* avemo eval MODEL --data DIR [--split FILE] [--part P] [--json] [--report DIR] [--reliability PNG]
- *            [--fusion auto|head|late] [--with MODEL]... [--shard I/N --out DIR] */
+ *            [--fusion auto|head|late] [--with MODEL]... [--cache F] [--set S.K=V] [--shard I/N --out DIR] */
 #include "cli/cli.h"
 #include "cli/eval_common.h"
 
 #include <stdlib.h>
 
 static const char eval_usage[] =
-    "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--json] [--report DIR] [--cache F] [--set S.K=V]\n"
+    "usage: avemo eval MODEL.avm --data DIR|LIST.csv [--data ...] [--split FILE] [--part P] [--json]\n"
+    "                  [--report DIR] [--reliability FILE.png] [--fusion F] [--with A.avm --with F.avm]\n"
+    "                  [--cache F] [--set S.K=V]... [--shard I/N --out DIR]\n"
     "  Measure a model on labelled data: accuracy, unweighted accuracy, per-class precision,\n"
-    "  recall and F1, confusion matrix.  With --split, only the split's test part is used.\n"
-    "  With several --data, each one is also reported on its own (cross-corpus evaluation);\n"
-    "  files that cannot be read are named and skipped.\n"
+    "  recall and F1, confusion matrix.  With several --data, each one is also reported on its own\n"
+    "  (cross-corpus evaluation); files that cannot be read are named and skipped.\n"
     "  Test files the model was trained or validated on (the SHA-256 of each file is in the\n"
     "  training record of its model file) are left out and counted, and the command refuses when\n"
     "  nothing is left; a model without a record (older files) is evaluated with a note.\n"
-    "  --report DIR writes report.txt, metrics.json and confusion.png.\n"
     "  Calibration: the expected calibration error (ECE, 15 equal-width bins of the top probability),\n"
-    "  the NLL and the reliability table are reported; --reliability FILE.png draws the diagram.\n"
+    "  the NLL and the reliability table are reported.\n"
+    "  --split FILE   only the split's test part (or --part)\n"
     "  --part test|validation|train   the split's part measured (default: test)\n"
+    "  --json         the metrics as JSON\n"
+    "  --report DIR   write report.txt, metrics.json and confusion.png\n"
+    "  --reliability FILE.png   draw the reliability diagram\n"
     "  --fusion head|late|auto   what an av model is measured as: head (default) its network, late\n"
-    "  the late fusion of the audio and face models with the weights it stores (--with A.avm\n"
-    "  --with F.avm, default the shipped ones), auto what `avemo classify` answers with it (late\n"
-    "  when the file selects it).  --shard measures the network only.\n"
-    "  --set SEC.KEY=VAL changes an inference setting of the model's stored pipeline for this run,\n"
-    "  e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable.\n"
+    "                 the late fusion of the audio and face models with the weights it stores,\n"
+    "                 auto what `avemo classify` answers with it (late when the file selects it)\n"
+    "  --with MODEL   the audio and the face model of late fusion (twice; default the shipped ones)\n"
+    "  --cache F      keep the extracted features\n"
+    "  --set SEC.KEY=VAL   change an inference setting of the model's stored pipeline for this run,\n"
+    "                 e.g. --set face.mirror_test=yes (average each face with its mirror image); repeatable\n"
     "  --shard I/N --out DIR   evaluate the I-th of N blocks of the data's items (default: from\n"
-    "  SLURM_ARRAY_TASK_ID/..._COUNT or JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT) into\n"
-    "  DIR/eval-IIIII-of-NNNNN.jsonl; `avemo merge --metrics OUT.json DIR/eval-*` gives the metrics\n"
-    "  (equal to one process, label-matched pairs included: they are drawn over all the items).";
+    "                 SLURM_ARRAY_TASK_ID/..._COUNT or JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT) into\n"
+    "                 DIR/eval-IIIII-of-NNNNN.jsonl; `avemo merge --metrics OUT.json DIR/eval-*` gives\n"
+    "                 the metrics (equal to one process, label-matched pairs included: they are drawn\n"
+    "                 over all the items).  Shards measure the network (--fusion head).";
 
 /* This task's shard of the evaluation into a.out_dir. */
 static int eval_shard(const struct cli_eval_args *a)
@@ -44,22 +50,25 @@ static int eval_shard(const struct cli_eval_args *a)
     return CLI_EXIT_OK;
 }
 
+/* The options eval takes (src/cli/eval_common.c parses them). */
+static const struct option eval_options[] = {
+    {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
+    {"part", required_argument, NULL, 'P'},   {"json", no_argument, NULL, 'j'},
+    {"report", required_argument, NULL, 'r'}, {"reliability", required_argument, NULL, 'R'},
+    {"fusion", required_argument, NULL, 'F'}, {"with", required_argument, NULL, 'W'},
+    {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
+    {"shard", required_argument, NULL, 'x'},  {"out", required_argument, NULL, 'o'},
+    {NULL, 0, NULL, 0},
+};
+
 static int run_eval(int argc, char **argv)
 {
     struct cli_eval_args a;
-    if (cli_parse_eval_args(argc, argv, 1, &a)) {
-        fprintf(stderr, "%s\n", eval_usage);
-        return CLI_EXIT_USAGE;
-    }
-    if (a.shard_text && !a.out_dir) {
-        fprintf(stderr, "avemo eval: --shard needs --out DIR\n%s\n", eval_usage);
-        return CLI_EXIT_USAGE;
-    }
-    if (a.out_dir && a.fusion_given && a.fusion != AVEMO_FUSION_HEAD) {
-        fprintf(stderr, "avemo eval: --shard measures the model's network: --fusion %s needs one process\n",
-                a.fusion == AVEMO_FUSION_LATE ? "late" : "auto");
-        return CLI_EXIT_USAGE;
-    }
+    if (cli_parse_eval_command(argc, argv, CLI_EVAL, eval_options, &a)) return CLI_EXIT_USAGE;
+    if (a.shard_text && !a.out_dir) return cli_usage_error("eval", "--shard needs --out DIR");
+    if (a.out_dir && a.fusion_given && a.fusion != AVEMO_FUSION_HEAD)
+        return cli_usage_error("eval", "--shard measures the model's network: --fusion %s needs one process",
+                               a.fusion == AVEMO_FUSION_LATE ? "late" : "auto");
     if (a.out_dir) return eval_shard(&a);
     if (!a.fusion_given) a.fusion = AVEMO_FUSION_HEAD; /* the file's network, as shards measure it */
     struct avemo_eval_set set;

@@ -1,6 +1,6 @@
-/* avemo explain FILE --out DIR [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML] */
+/* avemo explain FILE --out DIR [--model M] [--mode av|audio|face] [--json] [--frames K] [--cascade XML]
+ *               [--fusion auto|head|late] */
 #include "cli/cli.h"
-#include "cli/default_models.h"
 
 #include <avemo/eval.h>
 #include <errno.h>
@@ -11,19 +11,24 @@
 
 static const char explain_usage[] =
     "usage: avemo explain FILE --out DIR [--model M.avm] [--mode av|audio|face] [--json] [--frames K]\n"
-    "                     [--cascade XML]\n"
+    "                     [--cascade XML] [--fusion auto|head|late]\n"
     "  Classify FILE as `avemo classify` does and show why: Grad-CAM heat maps of the predicted\n"
     "  class over each face crop (DIR/face-01.png, ...) and over the audio features\n"
     "  (DIR/audio.png, time left to right, low coefficients at the bottom), and each modality's\n"
     "  share of the decision (the Shapley values of the class's probability when the audio or\n"
-    "  the face branch's features are replaced by zeros; the shares sum to 1).\n"
+    "  the face branch's features are replaced by zeros; the shares sum to 1).  When the av answer is\n"
+    "  the late fusion of the audio and face models (the model file selects it), each map is that\n"
+    "  of its own model and the shares are the two models' in the fused probability (a model left\n"
+    "  out counts as uniform).\n"
     "  --out DIR     folder for the PNG files (made when missing)\n"
-    "  --model M     the model (default: the shipped model of the mode, with the shipped\n"
-    "                audio and face models as fallbacks for clips without a face or sound)\n"
+    "  --model M     the model (default: the shipped model of the mode; the audio and face models\n"
+    "                beside it, else the shipped ones, serve clips without a face or sound)\n"
     "  --mode MODE   av, audio or face (default: av, or the mode of the model given)\n"
     "  --json        one JSON object: classify's fields plus \"explanation\" (docs/cli.md)\n"
     "  --frames K    video frames searched for faces (default: the model's, 8)\n"
-    "  --cascade X   OpenCV cascade XML for face detection";
+    "  --cascade X   OpenCV cascade XML for face detection\n"
+    "  --fusion F    how av answers are made, as for classify: head (the av network), late (the\n"
+    "                audio and face models), auto (default: what the av model file selects)";
 
 struct explain_args {
     const char *file, *out_dir, *model, *mode_text;
@@ -38,7 +43,7 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
         {"out", required_argument, NULL, 'o'},     {"model", required_argument, NULL, 'm'},
         {"mode", required_argument, NULL, 'M'},    {"json", no_argument, NULL, 'j'},
         {"frames", required_argument, NULL, 'k'},  {"cascade", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
+        {"fusion", required_argument, NULL, 'F'},  {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     int c;
@@ -50,20 +55,18 @@ static int parse_args(int argc, char **argv, struct explain_args *a)
         case 'M': a->mode_text = optarg; break;
         case 'j': a->json = 1; break;
         case 'k':
-            if (avemo_parse_int(optarg, 1, 32, &a->copt.frames)) {
-                fprintf(stderr, "avemo explain: --frames '%s' is not a number in 1..32\n", optarg);
-                return CLI_EXIT_USAGE;
-            }
+            if (cli_int_arg("explain", "--frames", optarg, 1, 32, &a->copt.frames)) return CLI_EXIT_USAGE;
             break;
         case 'c': a->copt.cascade_path = optarg; break;
-        default: fprintf(stderr, "%s\n", explain_usage); return CLI_EXIT_USAGE;
+        case 'F':
+            if (cli_parse_fusion("explain", optarg, &a->copt.fusion)) return CLI_EXIT_USAGE;
+            break;
+        default: return CLI_EXIT_USAGE; /* getopt said why */
         }
     }
-    if (optind != argc - 1 || !a->out_dir) {
-        fprintf(stderr, "avemo explain: %s\n%s\n", !a->out_dir ? "--out DIR is required" : "expected one FILE",
-                explain_usage);
-        return CLI_EXIT_USAGE;
-    }
+    if (!a->out_dir) return cli_usage_error("explain", "--out DIR is required");
+    if (optind != argc - 1)
+        return cli_usage_error("explain", "expected one FILE (got %d)", argc - optind);
     a->file = argv[optind];
     return 0;
 }
@@ -120,12 +123,16 @@ static void print_text(const struct explain_args *a, const struct avemo_explanat
     const char *label = p->labels[p->label];
     printf("%s: %s %.2f  %s", a->file, label, (double)p->confidence, avemo_mode_name(p->mode_used));
     if (p->fallback_reason[0]) printf("  (%s)", p->fallback_reason);
+    if (p->late_fusion)
+        printf("\n  late fusion of %s and %s: each model's maps; shares of the two models in the fused answer",
+               ex->audio_model, ex->face_model);
     printf("\n  share of the decision: audio %.2f, face %.2f\n", (double)ex->audio_share, (double)ex->face_share);
-    printf("  P(%s) %.3f with both branches, %.3f with neither; Shapley values: audio %+.3f, face %+.3f\n", label,
-           (double)ex->prob_all, (double)ex->prob_none, (double)ex->audio_contribution,
+    printf("  P(%s) %.3f with both %s, %.3f with neither; Shapley values: audio %+.3f, face %+.3f\n", label,
+           (double)ex->prob_all, p->late_fusion ? "models" : "branches", (double)ex->prob_none, (double)ex->audio_contribution,
            (double)ex->face_contribution);
-    if (ex->has_audio) printf("  %s (%s, layer %s)\n", audio_path, ex->audio_feature, ex->audio_layer);
-    for (int i = 0; i < ex->nfaces; i++) printf("  %s (face crop %d, layer %s)\n", face_paths[i], i + 1, ex->face_layer);
+    if (ex->has_audio) printf("  %s (%s, %s layer %s)\n", audio_path, ex->audio_feature, ex->audio_model, ex->audio_layer);
+    for (int i = 0; i < ex->nfaces; i++)
+        printf("  %s (face crop %d, %s layer %s)\n", face_paths[i], i + 1, ex->face_model, ex->face_layer);
 }
 
 static int explain_file(avemo_classify_ctx *ctx, enum avemo_mode mode, const struct explain_args *a)
@@ -156,16 +163,13 @@ static int run_explain(int argc, char **argv)
     if (rc) return rc;
     struct avemo_error err = {0};
     enum avemo_mode mode = AVEMO_MODE_AV;
-    if (a.mode_text && avemo_mode_parse(a.mode_text, &mode, &err)) {
-        fprintf(stderr, "avemo explain: %s\n", err.message);
-        return CLI_EXIT_USAGE;
-    }
-    char paths[3][1024];
-    const char *extra[2];
+    if (a.mode_text && avemo_mode_parse(a.mode_text, &mode, &err))
+        return cli_usage_error("explain", "--mode: %s", err.message);
+    /* The shipped model of the mode; the library finds its companions for the other modes. */
+    char shipped[4096];
     if (!a.model) {
-        if (cli_default_models(mode, paths, extra, &a.copt.n_extra_models, &err)) return cli_report(&err);
-        a.model = paths[0];
-        a.copt.extra_models = extra;
+        if (avemo_default_model(mode, shipped, sizeof shipped, &err)) return cli_report(&err);
+        a.model = shipped;
     }
     if (make_dir(a.out_dir)) return CLI_EXIT_FAIL;
     avemo_classifier *clf = NULL;

@@ -10,17 +10,17 @@
 static const char split_usage[] =
     "usage: avemo split PIPELINE.ini --data DIR|LIST.csv [--data ...] --out SPLIT.txt [--set train.KEY=VALUE]...\n"
     "                   [--leave-out DIR|LIST.csv]\n"
+    "       avemo split MODEL.avm --record --data DIR|LIST.csv [--data ...] [--split SPLIT.txt] [--from M.avm]...\n"
     "  Write the train/validation/test split that `avemo train` makes for this pipeline and data\n"
     "  (its [labels] and [train] split, folds, fold, seed), for `--split` in train, eval and compare.\n"
     "  --leave-out D (one of the --data): leave that corpus out: all of it is the test part, the\n"
     "  other corpora train (and validate, as the pipeline says): a leave-one-corpus-out split.\n"
-    "       avemo split MODEL.avm --record --data DIR|LIST.csv [--data ...] [--split SPLIT.txt] [--from M.avm]...\n"
-    "  Give a model trained without a training record (model files before version 2) the record of\n"
-    "  what it was trained on: the training and validation files of SPLIT.txt (default: the split\n"
-    "  its stored pipeline makes of the data, as `avemo train` without --split), by SHA-256, plus\n"
-    "  the records of the models it started from (--from: its `train --init` models).  MODEL.avm is\n"
-    "  rewritten with the record; `avemo eval` and `avemo compare` then leave those files out.\n"
-    "  `avemo train` records this itself.";
+    "  --record: give a model trained without a training record (model files before version 2) the\n"
+    "  record of what it was trained on: the training and validation files of --split SPLIT.txt\n"
+    "  (default: the split its stored pipeline makes of the data, as `avemo train` without --split),\n"
+    "  by SHA-256, plus the records of the models it started from (--from: its `train --init`\n"
+    "  models).  MODEL.avm is rewritten with the record; `avemo eval` and `avemo compare` then leave\n"
+    "  those files out.  `avemo train` records this itself.";
 
 /* avemo split MODEL.avm --record ... */
 static int attach_record(const char *model, const char *const *data, int ndata, const char *split,
@@ -46,17 +46,16 @@ static int run_split(int argc, char **argv)
     int ndata = 0, nsets = 0, nfrom = 0, record = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:o:x:l:", longopts, NULL)) != -1) {
-        if (c == 'd' && ndata < 32) data[ndata++] = optarg;
+        if (c == '?') return CLI_EXIT_USAGE; /* getopt said why */
+        if ((c == 'd' && ndata == 32) || (c == 'f' && nfrom == 8) || (c == 'x' && nsets == 16))
+            return cli_usage_error("split", "at most 32 --data, 8 --from and 16 --set");
+        if (c == 'd') data[ndata++] = optarg;
         else if (c == 'R') record = 1;
         else if (c == 's') split = optarg;
-        else if (c == 'f' && nfrom < 8) from[nfrom++] = optarg;
+        else if (c == 'f') from[nfrom++] = optarg;
         else if (c == 'o') out = optarg;
         else if (c == 'l') leave_out = optarg;
-        else if (c == 'x' && nsets < 16) sets[nsets++] = optarg;
-        else {
-            fprintf(stderr, "%s\n", split_usage);
-            return CLI_EXIT_USAGE;
-        }
+        else sets[nsets++] = optarg;
     }
     if (record && optind == argc - 1 && ndata > 0 && !out && !leave_out && nsets == 0)
         return attach_record(argv[optind], data, ndata, split, from, nfrom);
@@ -69,10 +68,7 @@ static int run_split(int argc, char **argv)
     int left_out = -1;
     for (int i = 0; leave_out && i < ndata; i++)
         if (strcmp(data[i], leave_out) == 0) left_out = i;
-    if (leave_out && left_out < 0) {
-        fprintf(stderr, "avemo: --leave-out %s: not one of the --data given\n", leave_out);
-        return CLI_EXIT_USAGE;
-    }
+    if (leave_out && left_out < 0) return cli_usage_error("split", "--leave-out %s: not one of the --data given", leave_out);
     struct avemo_error err = {0};
     uint8_t *text = NULL;
     size_t size;
@@ -86,10 +82,8 @@ static int run_split(int argc, char **argv)
     for (int i = 0; i < nsets; i++) {
         char sec[32], key[64];
         const char *eq = strchr(sets[i], '=');
-        if (!eq || sscanf(sets[i], "%31[^.].%63[^=]", sec, key) != 2) {
-            fprintf(stderr, "avemo: --set '%s': expected section.key=value\n", sets[i]);
-            return CLI_EXIT_USAGE;
-        }
+        if (!eq || sscanf(sets[i], "%31[^.].%63[^=]", sec, key) != 2)
+            return cli_usage_error("split", "--set '%s': expected section.key=value", sets[i]);
         if (avemo_pipeline_set(&p, sec, key, eq + 1, argv[optind], &err)) return cli_report(&err);
     }
     struct avemo_dataset ds = {0};

@@ -1,4 +1,4 @@
-/* Argument parsing and report files shared by `avemo eval` and `avemo compare`. */
+/* Argument parsing and report files shared by `avemo eval`, `avemo compare` and `avemo calibrate`. */
 #include "cli/eval_common.h"
 #include "cli/cli.h"
 
@@ -8,12 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_args *a)
-{
-    return cli_parse_eval_command(argc, argv, max_models == 1 ? CLI_EVAL : CLI_COMPARE, a);
-}
-
-int cli_parse_fusion(const char *text, enum avemo_fusion *fusion)
+int cli_parse_fusion(const char *command, const char *text, enum avemo_fusion *fusion)
 {
     static const char *const names[] = {"auto", "head", "late"};
     for (int i = 0; i < 3; i++)
@@ -21,11 +16,11 @@ int cli_parse_fusion(const char *text, enum avemo_fusion *fusion)
             *fusion = (enum avemo_fusion)i;
             return 0;
         }
-    fprintf(stderr, "avemo: --fusion %s: auto, head or late\n", text);
+    cli_usage_error(command, "--fusion '%s': expected auto, head or late", text);
     return -1;
 }
 
-static int parse_part(const char *text, enum avemo_eval_part *part)
+static int parse_part(const char *command, const char *text, enum avemo_eval_part *part)
 {
     static const char *const names[] = {"test", "validation", "train"};
     for (int i = 0; i < 3; i++)
@@ -33,54 +28,62 @@ static int parse_part(const char *text, enum avemo_eval_part *part)
             *part = (enum avemo_eval_part)i;
             return 0;
         }
-    fprintf(stderr, "avemo: --part %s: test, validation or train\n", text);
+    cli_usage_error(command, "--part '%s': expected test, validation or train", text);
     return -1;
 }
 
-/* The options only eval and calibrate take. */
-static int parse_eval_option(int c, enum cli_eval_command cmd, struct cli_eval_args *a)
+/* --late-weights WA,WF: two weights in 0..100. */
+static int parse_late_weights(const char *command, const char *text, float w[2])
 {
-    int eval = cmd == CLI_EVAL, cal = cmd == CLI_CALIBRATE;
+    double v[2];
+    char first[64] = "";
+    const char *comma = strchr(text, ',');
+    if (comma && (size_t)(comma - text) < sizeof first) memcpy(first, text, (size_t)(comma - text));
+    if (!comma || avemo_parse_double(first, 0, 100, &v[0]) || avemo_parse_double(comma + 1, 0, 100, &v[1])) {
+        cli_usage_error(command, "--late-weights '%s': expected WA,WF (two numbers in 0..100)", text);
+        return -1;
+    }
+    w[0] = (float)v[0], w[1] = (float)v[1];
+    return 0;
+}
+
+/* The options of eval and calibrate (each command's own option table says which it takes):
+ * 0, or -1 after saying why the value is wrong. */
+static int parse_eval_option(int c, const char *command, struct cli_eval_args *a)
+{
     switch (c) {
-    case 'R': if (!eval) return -1; a->reliability_png = optarg; return 0;
-    case 'F':
-        a->fusion_given = 1;
-        return cmd == CLI_COMPARE || cli_parse_fusion(optarg, &a->fusion) ? -1 : 0;
-    case 'P': return cmd == CLI_COMPARE || parse_part(optarg, &a->opt.part) ? -1 : 0;
+    case 'R': a->reliability_png = optarg; return 0;
+    case 'F': a->fusion_given = 1; return cli_parse_fusion(command, optarg, &a->fusion);
+    case 'P': return parse_part(command, optarg, &a->opt.part);
     case 'W':
-        if (cmd == CLI_COMPARE || a->nwith == 2) return -1;
+        if (a->nwith == 2) {
+            cli_usage_error(command, "--with %s: at most two --with (the audio model and the face model)", optarg);
+            return -1;
+        }
         a->with[a->nwith++] = optarg;
         return 0;
-    case 'T': return !cal || avemo_parse_double(optarg, AVEMO_CALIB_T_MIN, AVEMO_CALIB_T_MAX, &a->temperature) ? -1 : 0;
-    case 'U': return !cal || avemo_parse_double(optarg, 0, 1, &a->uncertain_below) ? -1 : 0;
-    case 'L': {
-        double w[2];
-        char *comma = strchr(optarg, ',');
-        if (!cal || !comma) return -1;
-        *comma = 0;
-        int bad = avemo_parse_double(optarg, 0, 100, &w[0]) || avemo_parse_double(comma + 1, 0, 100, &w[1]);
-        *comma = ',';
-        a->late_weights[0] = (float)w[0], a->late_weights[1] = (float)w[1];
-        return bad ? -1 : 0;
-    }
-    default: return -1;
+    case 'T':
+        return cli_double_arg(command, "--temperature", optarg, AVEMO_CALIB_T_MIN, AVEMO_CALIB_T_MAX, &a->temperature);
+    case 'U': return cli_double_arg(command, "--uncertain-below", optarg, 0, 1, &a->uncertain_below);
+    case 'L': return parse_late_weights(command, optarg, a->late_weights);
+    case 'x': a->shard_text = optarg; return 0;
+    case 'o': a->out_dir = optarg; return 0;
+    default: /* an option table names a letter this parser does not know: a programming error */
+        cli_usage_error(command, "option -%c is not handled", c);
+        return -1;
     }
 }
 
-int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, struct cli_eval_args *a)
+/* A short option is taken when the command's table has its long form (-j only with --json, ...). */
+static int takes(const struct option *longopts, int c)
 {
-    int max_models = cmd == CLI_COMPARE ? 8 : 1;
-    static const struct option longopts[] = {
-        {"reliability", required_argument, NULL, 'R'}, {"fusion", required_argument, NULL, 'F'},
-        {"part", required_argument, NULL, 'P'},        {"with", required_argument, NULL, 'W'},
-        {"temperature", required_argument, NULL, 'T'}, {"uncertain-below", required_argument, NULL, 'U'},
-        {"late-weights", required_argument, NULL, 'L'},
-        {"data", required_argument, NULL, 'd'},   {"split", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},         {"report", required_argument, NULL, 'r'},
-        {"cache", required_argument, NULL, 'c'},  {"set", required_argument, NULL, 'S'},
-        {"shard", required_argument, NULL, 'x'},  {"out", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0},
-    };
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == c) return 1;
+    return 0;
+}
+
+static void eval_args_init(struct cli_eval_args *a)
+{
     memset(a, 0, sizeof *a);
     a->uncertain_below = -1;
     a->late_weights[0] = a->late_weights[1] = -1;
@@ -88,12 +91,21 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, str
     a->opt.seed = 1;
     a->opt.progress = !cli_quiet();
     a->opt.overrides = (const char *const *)a->overrides;
+}
+
+int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, const struct option *longopts,
+                           struct cli_eval_args *a)
+{
+    const char *command = argv[0];
+    int max_models = cmd == CLI_COMPARE ? 8 : 1;
+    eval_args_init(a);
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:s:jr:c:S:", longopts, NULL)) != -1) {
+        if (c != '?' && !takes(longopts, c)) return cli_usage_error(command, "-%c is not an option of avemo %s", c, command);
         switch (c) {
         case 'd':
-            if (a->opt.ndata == 32) return cli_usage_error(argv[0], "at most 32 --data");
+            if (a->opt.ndata == 32) return cli_usage_error(command, "at most 32 --data");
             a->data[a->opt.ndata++] = optarg;
             break;
         case 's': a->opt.split_path = optarg; break;
@@ -101,30 +113,24 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, str
         case 'r': a->report_dir = optarg; break;
         case 'c': a->opt.cache_path = optarg; break;
         case 'S':
-            if (a->opt.noverrides == 16) return cli_usage_error(argv[0], "at most 16 --set");
-            if (cli_assignment_arg(argv[0], optarg)) return CLI_EXIT_USAGE;
+            if (a->opt.noverrides == 16) return cli_usage_error(command, "at most 16 --set");
+            if (cli_assignment_arg(command, optarg)) return CLI_EXIT_USAGE;
             a->overrides[a->opt.noverrides++] = optarg;
-            break;
-        case 'x':
-        case 'o':
-            if (max_models != 1 || (c == 'x' && cmd != CLI_EVAL)) /* eval only; calibrate --out */
-                return cli_usage_error(argv[0], "--shard is for avemo eval, --out for eval and calibrate");
-            *(c == 'x' ? &a->shard_text : &a->out_dir) = optarg;
             break;
         case '?': return CLI_EXIT_USAGE; /* getopt said why */
         default:
-            if (parse_eval_option(c, cmd, a)) return cli_usage_error(argv[0], "a bad or misplaced option (see --help)");
+            if (parse_eval_option(c, command, a)) return CLI_EXIT_USAGE;
         }
     }
     for (int i = optind; i < argc; i++) {
-        if (a->nmodels == max_models) return cli_usage_error(argv[0], "at most %d MODEL", max_models);
+        if (a->nmodels == max_models) return cli_usage_error(command, "at most %d MODEL (got %s too)", max_models, argv[i]);
         a->models[a->nmodels++] = argv[i];
     }
     /* calibrate --temperature T needs no data */
     int given = a->temperature > 0 || a->late_weights[0] >= 0 || a->uncertain_below >= 0;
-    if (a->nmodels == 0) return cli_usage_error(argv[0], "no MODEL given");
+    if (a->nmodels == 0) return cli_usage_error(command, "no MODEL given");
     if (a->opt.ndata == 0 && !(cmd == CLI_CALIBRATE && given))
-        return cli_usage_error(argv[0], "no --data given (a folder or a .csv manifest)");
+        return cli_usage_error(command, "no --data given (a folder or a .csv manifest)");
     return 0;
 }
 

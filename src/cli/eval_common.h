@@ -1,8 +1,9 @@
-/* Options shared by `avemo eval` and `avemo compare`. */
+/* Options shared by `avemo eval`, `avemo compare` and `avemo calibrate`. */
 #ifndef AVEMO_CLI_EVAL_COMMON_H
 #define AVEMO_CLI_EVAL_COMMON_H
 
 #include <avemo/eval.h>
+#include <getopt.h>
 
 struct cli_eval_args {
     const char *models[8];
@@ -27,10 +28,14 @@ struct cli_eval_args {
 /* Which command parses: options are accepted by the commands that use them. */
 enum cli_eval_command { CLI_EVAL, CLI_COMPARE, CLI_CALIBRATE };
 
-/* Parse MODEL... --data D... [--split F] [--json] [--report DIR] [--cache F] [--set S.K=V]...; 0 on success,
- * else a usage error said why (argv[0] is the command's name). */
-int cli_parse_eval_args(int argc, char **argv, int max_models, struct cli_eval_args *a);
-int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, struct cli_eval_args *a);
+/* Parse MODEL... --data D... and the options of longopts, the command's own table (the options
+ * it takes and no other; its --help lists them, docs/avemo.1 and the completion follow it): -d -s
+ * -j -r -c -S are --data --split --json --report --cache --set; 'R' --reliability, 'F' --fusion,
+ * 'P' --part, 'W' --with, 'T' --temperature, 'U' --uncertain-below, 'L' --late-weights,
+ * 'x' --shard, 'o' --out.  0 on success, else CLI_EXIT_USAGE after saying why (argv[0] is the
+ * command's name). */
+int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, const struct option *longopts,
+                           struct cli_eval_args *a);
 
 /* Evaluate a.models[0] as `avemo classify` would answer with it: an av model whose file selects
  * late fusion (or --fusion late) is evaluated with the audio and face models (--with, else the

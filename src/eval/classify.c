@@ -47,6 +47,10 @@ struct avemo_classify_ctx {
     float *audio_in, *face_in;
     size_t audio_cap, face_cap;
     int last_model, last_batch; /* what the last run_model ran (classify_last_inputs), -1 / 0: none */
+    /* the last answer's late fusion (classify_last_late_inputs): the audio model's run, both
+     * models' probabilities; late_audio_model -1 when the last answer was not late fusion */
+    int late_audio_model, late_audio_batch;
+    float late_pa[AVEMO_MAX_CLASSES], late_pf[AVEMO_MAX_CLASSES];
 };
 
 /* --- loading ----------------------------------------------------------------------- */
@@ -170,6 +174,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
     if (!ctx) return avemo_fail(err, AVEMO_ERR_NOMEM, "classify: out of memory");
     ctx->clf = clf;
     ctx->last_model = -1;
+    ctx->late_audio_model = -1;
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i < clf->nmodels; i++) {
         const struct avemo_model *m = &clf->models[i];
@@ -378,6 +383,18 @@ int classify_last_inputs(const avemo_classify_ctx *ctx, struct classify_inputs *
     return 0;
 }
 
+int classify_last_late_inputs(const avemo_classify_ctx *ctx, struct classify_late_inputs *in)
+{
+    if (ctx->late_audio_model < 0 || classify_last_inputs(ctx, &in->face)) return -1;
+    const struct avemo_model *ma = &ctx->clf->models[ctx->late_audio_model];
+    in->audio = (struct classify_inputs){ma, ctx->audio_in, NULL, ctx->late_audio_batch};
+    in->p_audio = ctx->late_pa;
+    in->p_face = ctx->late_pf;
+    in->w_audio = ctx->clf->w_audio;
+    in->w_face = ctx->clf->w_face;
+    return 0;
+}
+
 /* The top class of pred->probs, its confidence and the runner-up. */
 static void set_top_two(struct avemo_prediction *pred)
 {
@@ -403,11 +420,16 @@ static enum avemo_status run_late_fusion(avemo_classify_ctx *ctx, struct request
     if (!st) st = run_model(ctx, r, ma, pred, err);
     if (st) return st;
     memcpy(pa, pred->probs, sizeof pa);
-    int k = pred->num_classes;
+    int k = pred->num_classes, audio_batch = ctx->last_batch;
     if ((st = run_model(ctx, r, mf, pred, err))) return st;
     if (pred->num_classes != k)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the audio model has %d classes, the face model %d", r->name, k,
                           pred->num_classes);
+    /* the face model has no audio input: ctx->audio_in still holds the audio model's features */
+    ctx->late_audio_model = ma;
+    ctx->late_audio_batch = audio_batch;
+    memcpy(ctx->late_pa, pa, sizeof pa);
+    memcpy(ctx->late_pf, pred->probs, sizeof ctx->late_pf);
     float fused[AVEMO_MAX_CLASSES];
     avemo_fuse_late(pa, pred->probs, k, clf->w_audio, clf->w_face, fused);
     memcpy(pred->probs, fused, sizeof(float) * (size_t)k);
@@ -500,6 +522,7 @@ static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request
 {
     memset(pred, 0, sizeof *pred);
     ctx->last_model = -1;
+    ctx->late_audio_model = -1;
     double t0 = avemo_now();
     enum avemo_status st = AVEMO_OK;
     struct avemo_media_open_options mo = {.name = r->name, .limits = &ctx->clf->limits};

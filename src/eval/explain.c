@@ -8,6 +8,7 @@
 #include "eval/eval_internal.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,29 +104,69 @@ static void keep_shares(const struct avemo_model *m, const struct avemo_modality
     }
 }
 
-/* Grad-CAM and the shares of the model the last classification of cctx used. */
-static enum avemo_status explain_last(avemo_classify_ctx *cctx, struct avemo_explanation *ex, struct avemo_error *err)
+/* Grad-CAM of one model on its inputs for the explained class (its maps into ex); with sh, also
+ * the shares of its branches. */
+static enum avemo_status explain_model(const struct classify_inputs *in, struct avemo_explanation *ex,
+                                       struct avemo_modality_shares *sh, struct avemo_error *err)
 {
-    struct classify_inputs in;
-    if (classify_last_inputs(cctx, &in))
-        return avemo_fail(err, AVEMO_ERR_INTERNAL, "explain: the classification left no inputs");
-    const struct avemo_model *m = in.model;
+    const struct avemo_model *m = in->model;
     struct explain_inputs x;
-    enum avemo_status st = build_inputs(&in, &x, err);
+    enum avemo_status st = build_inputs(in, &x, err);
     avemo_nn_ctx *nn = NULL;
     if (!st) st = avemo_nn_ctx_create(m->net, x.batch, 1, 0, &nn, err);
     struct avemo_gradcam cams[AVEMO_NN_MAX_INPUTS];
     const int ni = avemo_net_input_count(m->net);
     if (!st) st = avemo_gradcam_run(m->net, nn, x.inputs, x.batch, ex->pred.label, x.shared, NULL, cams, err);
     if (!st) {
-        st = keep_maps(m, &in, cams, ex, err);
+        st = keep_maps(m, in, cams, ex, err);
         for (int i = 0; i < ni; i++) avemo_gradcam_free(&cams[i]);
     }
-    struct avemo_modality_shares sh;
-    if (!st) st = avemo_modality_shares(m->net, nn, x.inputs, x.batch, ex->pred.label, &sh, err);
-    if (!st) keep_shares(m, &sh, ex);
+    if (!st && m->audio_input >= 0) snprintf(ex->audio_model, sizeof ex->audio_model, "%s", m->name);
+    if (!st && m->face_input >= 0) snprintf(ex->face_model, sizeof ex->face_model, "%s", m->name);
+    if (!st && sh) st = avemo_modality_shares(m->net, nn, x.inputs, x.batch, ex->pred.label, sh, err);
     avemo_nn_ctx_free(nn);
     free(x.audio_rows);
+    return st;
+}
+
+/* Late fusion answered: each model's maps, and the shares of the fused probability of the class
+ * by the Shapley values of the two models, a model left out being uniform (it adds nothing to
+ * the weighted sum of log-probabilities): v(both) = the answer, v(one) = that model's
+ * probabilities at its weight, v(none) = 1/K. */
+static enum avemo_status explain_late(const struct classify_late_inputs *in, struct avemo_explanation *ex,
+                                      struct avemo_error *err)
+{
+    enum avemo_status st = explain_model(&in->audio, ex, NULL, err);
+    if (!st) st = explain_model(&in->face, ex, NULL, err);
+    if (st) return st;
+    const int k = ex->pred.num_classes, c = ex->pred.label;
+    float uniform[AVEMO_MAX_CLASSES], pa[AVEMO_MAX_CLASSES], pf[AVEMO_MAX_CLASSES];
+    for (int i = 0; i < k; i++) uniform[i] = 1.0f / (float)k;
+    avemo_fuse_late(in->p_audio, uniform, k, in->w_audio, 0, pa);
+    avemo_fuse_late(uniform, in->p_face, k, 0, in->w_face, pf);
+    const float all = ex->pred.probs[c], none = 1.0f / (float)k;
+    ex->prob_all = all;
+    ex->prob_none = none;
+    ex->audio_contribution = 0.5f * ((pa[c] - none) + (all - pf[c]));
+    ex->face_contribution = 0.5f * ((pf[c] - none) + (all - pa[c]));
+    float total = fabsf(ex->audio_contribution) + fabsf(ex->face_contribution);
+    ex->audio_share = total > 0 ? fabsf(ex->audio_contribution) / total : 0.5f;
+    ex->face_share = total > 0 ? fabsf(ex->face_contribution) / total : 0.5f;
+    return AVEMO_OK;
+}
+
+/* Grad-CAM and the shares of what answered the last classification of cctx: the model that
+ * ran, or both models of a late fusion. */
+static enum avemo_status explain_last(avemo_classify_ctx *cctx, struct avemo_explanation *ex, struct avemo_error *err)
+{
+    struct classify_late_inputs late;
+    if (ex->pred.late_fusion && classify_last_late_inputs(cctx, &late) == 0) return explain_late(&late, ex, err);
+    struct classify_inputs in;
+    if (classify_last_inputs(cctx, &in))
+        return avemo_fail(err, AVEMO_ERR_INTERNAL, "explain: the classification left no inputs");
+    struct avemo_modality_shares sh;
+    enum avemo_status st = explain_model(&in, ex, &sh, err);
+    if (!st) keep_shares(in.model, &sh, ex);
     return st;
 }
 
@@ -199,7 +240,8 @@ static cJSON *explanation_object(const struct avemo_explanation *ex, const char 
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "class", ex->pred.labels[ex->pred.label]);
     cJSON_AddStringToObject(o, "score", "logit");
-    cJSON_AddStringToObject(o, "occlusion", "zero");
+    /* a branch left out is zeros; under late fusion a model left out is uniform */
+    cJSON_AddStringToObject(o, "occlusion", ex->pred.late_fusion ? "model" : "zero");
     cJSON_AddNumberToObject(o, "probability_all", ex->prob_all);
     cJSON_AddNumberToObject(o, "probability_none", ex->prob_none);
     cJSON *mod = cJSON_AddObjectToObject(o, "modalities");
@@ -207,6 +249,7 @@ static cJSON *explanation_object(const struct avemo_explanation *ex, const char 
     add_modality(mod, "face", ex->face_share, ex->face_contribution);
     if (ex->has_audio) {
         cJSON *a = cJSON_AddObjectToObject(o, "audio");
+        cJSON_AddStringToObject(a, "model", ex->audio_model);
         cJSON_AddStringToObject(a, "layer", ex->audio_layer);
         cJSON_AddStringToObject(a, "feature", ex->audio_feature);
         cJSON_AddNumberToObject(a, "rows", ex->audio_rows);
@@ -218,6 +261,7 @@ static cJSON *explanation_object(const struct avemo_explanation *ex, const char 
     cJSON *faces = cJSON_AddArrayToObject(o, "faces");
     for (int i = 0; i < ex->nfaces; i++) {
         cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "model", ex->face_model);
         cJSON_AddStringToObject(f, "layer", ex->face_layer);
         cJSON_AddNumberToObject(f, "size", ex->face_size);
         cJSON_AddItemToObject(f, "heatmap", string_or_null(face_maps ? face_maps[i] : NULL));

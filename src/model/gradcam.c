@@ -131,7 +131,7 @@ float avemo_heatmap_normalise(float *map, size_t n)
 
 /* ---- each branch's share: occlusion ---- */
 
-/* v(S): the target's probability, averaged over the batch, with the branches outside the mask
+/* v(S): the target's (calibrated) probability, averaged over the batch, with the branches outside the mask
  * occluded (their features set to 0) in the head input. */
 static enum avemo_status coalition_value(const avemo_net *net, avemo_nn_ctx *ctx, const float *head, float *work,
                                          int batch, unsigned mask, int target, double *value, struct avemo_error *err)
@@ -149,8 +149,10 @@ static enum avemo_status coalition_value(const avemo_net *net, avemo_nn_ctx *ctx
     if (st) return st;
     float probs[AVEMO_MAX_CLASSES];
     double sum = 0.0;
+    /* the probability the classification reports: with the model's temperature (calibration) */
+    const float temperature = avemo_model_temperature(net);
     for (int b = 0; b < batch; b++) {
-        avemo_nn_softmax(logits + b * classes, 1, classes, probs);
+        avemo_softmax_temperature(logits + b * classes, classes, temperature, probs);
         sum += probs[target];
     }
     *value = sum / batch;
@@ -162,18 +164,19 @@ static void shapley(const double *v, int n, struct avemo_modality_shares *out)
 {
     double fact[AVEMO_NN_MAX_INPUTS + 1] = {1};
     for (int k = 1; k <= n; k++) fact[k] = fact[k - 1] * k;
-    double total = 0.0;
+    double total = 0.0, phi[AVEMO_NN_MAX_INPUTS];
     for (int i = 0; i < n; i++) {
-        double phi = 0.0;
+        phi[i] = 0.0;
         for (unsigned s = 0; s < 1u << n; s++) {
             if (s >> i & 1u) continue;
             const int size = __builtin_popcount(s);
-            phi += fact[size] * fact[n - size - 1] / fact[n] * (v[s | 1u << i] - v[s]);
+            phi[i] += fact[size] * fact[n - size - 1] / fact[n] * (v[s | 1u << i] - v[s]);
         }
-        out->contribution[i] = (float)phi;
-        total += fabs(phi);
+        out->contribution[i] = (float)phi[i];
+        total += fabs(phi[i]);
     }
-    for (int i = 0; i < n; i++) out->share[i] = total > 0.0 ? (float)(fabs(out->contribution[i]) / total) : 1.0f / n;
+    /* from the doubles: a lone branch's share is exactly 1 */
+    for (int i = 0; i < n; i++) out->share[i] = total > 0.0 ? (float)(fabs(phi[i]) / total) : 1.0f / n;
 }
 
 enum avemo_status avemo_modality_shares(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,

@@ -495,15 +495,24 @@ static void concat_forward(int count, const float *const *in, const size_t *size
     }
 }
 
-static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
-                                     const float *const *inputs, int batch, unsigned shared, int train,
-                                     const float **logits, struct avemo_error *err)
+/* The context is net's and batch fits it. */
+static enum avemo_status check_ctx_batch(const struct avemo_net *net, const avemo_nn_ctx *ctx, int batch,
+                                         struct avemo_error *err)
 {
     if (ctx->net != net)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
     if (batch < 1 || batch > ctx->max_batch)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch %d not in 1..%d (the context's size)", net->name,
                           batch, ctx->max_batch);
+    return AVEMO_OK;
+}
+
+static enum avemo_status run_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx,
+                                     const float *const *inputs, int batch, unsigned shared, int train,
+                                     const float **logits, struct avemo_error *err)
+{
+    enum avemo_status bad = check_ctx_batch(net, ctx, batch, err);
+    if (bad) return bad;
     for (int s = 0; s < net->ninputs; s++) {
         if (!inputs || !inputs[s])
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input '%s' is missing", net->name,
@@ -543,11 +552,8 @@ static enum avemo_status run_forward(const struct avemo_net *net, float *stats, 
 enum avemo_status avemo_net_forward_head(const avemo_net *net, avemo_nn_ctx *ctx, const float *head_input, int batch,
                                          const float **logits, struct avemo_error *err)
 {
-    if (ctx->net != net)
-        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
-    if (batch < 1 || batch > ctx->max_batch)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch %d not in 1..%d (the context's size)", net->name,
-                          batch, ctx->max_batch);
+    enum avemo_status bad = check_ctx_batch(net, ctx, batch, err);
+    if (bad) return bad;
     if (head_input != ctx->concat) memmove(ctx->concat, head_input, sizeof(float) * batch * net->concat_size);
     ctx->batch = batch;
     ctx->last_train = 0;

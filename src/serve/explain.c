@@ -38,17 +38,8 @@ static char *map_url(struct avemo_heatmap *map)
     size_t size;
     map->scale = SERVE_HEATMAP_SCALE;
     if (avemo_heatmap_png(map, &png, &size, NULL)) return NULL;
-    char *b64 = serve_base64(png, size);
+    char *url = serve_data_url("image/png", png, size);
     free(png);
-    if (!b64) return NULL;
-    static const char prefix[] = "data:image/png;base64,";
-    size_t n = strlen(b64);
-    char *url = malloc(sizeof prefix + n);
-    if (url) {
-        memcpy(url, prefix, sizeof prefix - 1);
-        memcpy(url + sizeof prefix - 1, b64, n + 1);
-    }
-    free(b64);
     return url;
 }
 

@@ -300,6 +300,8 @@ void serve_explanation_free(struct avemo_explanation *ex);
 char *serve_base64(const uint8_t *data, size_t size);
 /* The 64x64 RGB face crop as "data:image/jpeg;base64,..." (malloc'ed), or NULL. */
 char *serve_face_data_url(const uint8_t *rgb, int width, int height);
+/* "data:MIME;base64,..." of the bytes (malloc'ed), or NULL when out of memory. */
+char *serve_data_url(const char *mime, const uint8_t *data, size_t size);
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out);
 

@@ -50,23 +50,25 @@ char *serve_base64(const uint8_t *data, size_t size)
     return out;
 }
 
+char *serve_data_url(const char *mime, const uint8_t *data, size_t size)
+{
+    char *b64 = serve_base64(data, size);
+    if (!b64) return NULL;
+    size_t n = strlen(mime) + strlen(b64) + sizeof "data:;base64,";
+    char *url = malloc(n);
+    if (url) snprintf(url, n, "data:%s;base64,%s", mime, b64);
+    free(b64);
+    return url;
+}
+
 char *serve_face_data_url(const uint8_t *rgb, int width, int height)
 {
     struct avemo_image img = {width, height, 3, (uint8_t *)rgb};
     uint8_t *jpeg = NULL;
     size_t jpeg_size = 0;
     if (avemo_jpeg_write_memory(&img, 92, &jpeg, &jpeg_size, NULL)) return NULL;
-    char *b64 = serve_base64(jpeg, jpeg_size);
+    char *url = serve_data_url("image/jpeg", jpeg, jpeg_size);
     free(jpeg);
-    if (!b64) return NULL;
-    static const char prefix[] = "data:image/jpeg;base64,";
-    size_t n = strlen(b64);
-    char *url = malloc(sizeof prefix + n);
-    if (url) {
-        memcpy(url, prefix, sizeof prefix - 1);
-        memcpy(url + sizeof prefix - 1, b64, n + 1);
-    }
-    free(b64);
     return url;
 }
 

@@ -36,16 +36,13 @@ def commands(program):
 
 
 def parser_options(src, command):
-    """The long options of the command's getopt table (eval and compare share eval_common.c)."""
+    """The long options of the command's own getopt table in src/cli/cmd_COMMAND.c (eval, compare
+    and calibrate share a parser, src/cli/eval_common.c, but each has its table: getopt refuses
+    what is not in it)."""
     if command == "merge":
         return {"--metrics"}  # parsed by hand: `avemo merge --metrics OUT EVAL_SHARD...`
-    path = os.path.join(src, "src", "cli", "eval_common.c" if command in ("eval", "compare") else
-                        "cmd_%s.c" % command)
-    text = open(path).read()
-    opts = {"--" + m for m in re.findall(r'\{"([a-z][a-z-]*)", (?:no|required|optional)_argument', text)}
-    if command == "compare":
-        opts -= {"--shard", "--out"}  # refused by compare (eval only)
-    return opts
+    text = open(os.path.join(src, "src", "cli", "cmd_%s.c" % command)).read()
+    return {"--" + m for m in re.findall(r'\{"([a-z][a-z-]*)", (?:no|required|optional)_argument', text)}
 
 
 def cli_md(program, src, names, update):

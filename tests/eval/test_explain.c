@@ -89,6 +89,8 @@ static void export_case(const char *dir, avemo_net *net, const float *const *inp
         meta[2 + i] = layer ? (float)atoi(strchr(layer, '.') + 1) : -1.0f;
     }
     write_npy(dir, "meta", meta, 2 + (size_t)avemo_net_input_count(net));
+    float t = avemo_model_temperature(net); /* the shares are of the calibrated probability */
+    write_npy(dir, "temperature", &t, 1);
 }
 
 /* Raw maps to 1e-3 of their largest value; the normalised maps (the explanation's) to 2e-3. */
@@ -339,10 +341,86 @@ static void test_shares_follow_the_modalities(void **state)
     close_classifier(&o);
 }
 
+/* The class's probability from one model at its late-fusion weight, the other left out (uniform). */
+static float alone(const float *p, int k, float w, int is_audio, int c)
+{
+    float uniform[AVEMO_MAX_CLASSES], out[AVEMO_MAX_CLASSES];
+    for (int i = 0; i < k; i++) uniform[i] = 1.0f / (float)k;
+    avemo_fuse_late(is_audio ? p : uniform, is_audio ? uniform : p, k, is_audio ? w : 0, is_audio ? 0 : w, out);
+    return out[c];
+}
+
+static void classify_with(const char *model, const char *file, enum avemo_mode mode, struct avemo_prediction *pred)
+{
+    struct opened o;
+    struct avemo_error err;
+    open_classifier(&o, model, 0);
+    if (avemo_classify_file(o.ctx, file, mode, pred, &err)) fail_msg("%s", err.message);
+    close_classifier(&o);
+}
+
+/* The shipped av model answers by late fusion: the explanation is of what answered, the audio
+ * model's map and the face model's maps, and the shares are the two models' Shapley values in
+ * the fused probability (recomputed here from each model's own classification). */
+static void test_late_fusion_explains_both_models(void **state)
+{
+    (void)state;
+    const char *clip = TEST_DATA("cremad/1001_DFA_ANG_XX.flv");
+    struct opened o;
+    struct avemo_explanation ex;
+    float wa, wf;
+    open_classifier(&o, MODEL("avemo-av.avm"), 1);
+    if (avemo_classifier_late_fusion(o.clf, &wa, &wf) != 1) skip(); /* the shipped av model selects its head */
+    explain(&o, clip, AVEMO_MODE_AV, &ex);
+    assert_int_equal(ex.pred.late_fusion, 1);
+    assert_string_equal(ex.audio_model, "avemo-audio");
+    assert_string_equal(ex.face_model, "avemo-face");
+    assert_true(ex.has_audio && ex.nfaces == ex.pred.frames_used);
+    struct avemo_prediction pa, pf;
+    classify_with(MODEL("avemo-audio.avm"), clip, AVEMO_MODE_AUDIO, &pa);
+    classify_with(MODEL("avemo-face.avm"), clip, AVEMO_MODE_FACE, &pf);
+    const int k = ex.pred.num_classes, c = ex.pred.label;
+    float va = alone(pa.probs, k, wa, 1, c), vf = alone(pf.probs, k, wf, 0, c), none = 1.0f / (float)k;
+    assert_float_equal(ex.prob_none, none, 1e-6);
+    assert_float_equal(ex.prob_all, ex.pred.confidence, 1e-6);
+    assert_float_equal(ex.audio_contribution, 0.5f * ((va - none) + (ex.prob_all - vf)), 1e-5);
+    assert_float_equal(ex.face_contribution, 0.5f * ((vf - none) + (ex.prob_all - va)), 1e-5);
+    assert_float_equal(ex.audio_share + ex.face_share, 1.0f, 1e-6);
+    char *json = avemo_explanation_json(&ex, clip, NULL, NULL);
+    assert_non_null(strstr(json, "\"occlusion\":\"model\""));
+    assert_non_null(strstr(json, "\"model\":\"avemo-audio\""));
+    free(json);
+    avemo_explanation_free(&ex);
+    close_classifier(&o);
+}
+
+/* --fusion head on a calibrated av model: the shares are of the probability the answer reports
+ * (softmax of the logits over the model's temperature), not of the raw softmax. */
+static void test_head_shares_use_the_temperature(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {MODEL("avemo-audio.avm"), MODEL("avemo-face.avm")};
+    struct avemo_classifier_options opt = {.extra_models = extra, .n_extra_models = 2, .fusion = AVEMO_FUSION_HEAD};
+    struct opened o;
+    struct avemo_error err;
+    struct avemo_explanation ex;
+    if (avemo_classifier_open(MODEL("avemo-av.avm"), &opt, &o.clf, &err) || avemo_classify_ctx_new(o.clf, &o.ctx, &err))
+        fail_msg("%s", err.message);
+    explain(&o, TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), AVEMO_MODE_AV, &ex);
+    assert_int_equal(ex.pred.late_fusion, 0);
+    assert_string_equal(ex.audio_model, "avemo-av");
+    assert_float_equal(ex.prob_all, ex.pred.confidence, 1e-5);
+    assert_float_equal(ex.audio_contribution + ex.face_contribution, ex.prob_all - ex.prob_none, 1e-5);
+    avemo_explanation_free(&ex);
+    close_classifier(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcam_av_matches_torch),
+        cmocka_unit_test(test_late_fusion_explains_both_models),
+        cmocka_unit_test(test_head_shares_use_the_temperature),
         cmocka_unit_test(test_gradcam_audio_matches_torch),
         cmocka_unit_test(test_gradcam_face_matches_torch),
         cmocka_unit_test(test_gradcam_logmel_cnn_matches_torch),

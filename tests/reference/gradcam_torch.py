@@ -14,8 +14,9 @@ the batch; A = the explained layer's output, alpha_k = mean over the map of d sc
 cam = ReLU(sum_k alpha_k A_k), per sample, or once for a shared input (its rows are one sample:
 the gradients are summed over the batch).  Then F.interpolate(bilinear, align_corners=False) to
 the input's height and width and division by the maximum.
-Shares: v(S) = the target's softmax probability averaged over the batch with the branch outputs
-outside S set to 0 in the head's input; contributions are the Shapley values of v.
+Shares: v(S) = the target's probability, softmax(logits / T) with the model's temperature T
+(temperature.npy, 1 without), averaged over the batch with the branch outputs outside S set to 0
+in the head's input; contributions are the Shapley values of v.
 
 Writes cam_<input>.npy (maps x h x w), heat_<input>.npy (maps x H x W) and values.npy (v of each
 subset bit mask, 2^inputs) into DIR.
@@ -87,14 +88,14 @@ def gradcam(net, cp, xs, target, shared, layers):
     return cams, heats
 
 
-def coalition_values(net, xs, target):
+def coalition_values(net, xs, target, temperature):
     with torch.no_grad():
         outs = [torch.flatten(b(x), 1) for b, x in zip(net.branches, xs)]
         n = len(outs)
         values = []
         for mask in range(1 << n):
             parts = [o if mask >> i & 1 else torch.zeros_like(o) for i, o in enumerate(outs)]
-            p = torch.softmax(net.head(torch.cat(parts, 1)), 1)[:, target]
+            p = torch.softmax(net.head(torch.cat(parts, 1)) / temperature, 1)[:, target]
             values.append(p.mean().item())
     return values
 
@@ -128,7 +129,9 @@ def main():
         if i in cams:
             np.save(os.path.join(d, "cam_%s.npy" % name), cams[i].numpy().astype(np.float32))
             np.save(os.path.join(d, "heat_%s.npy" % name), heats[i].numpy().astype(np.float32))
-    values = coalition_values(net, xs, target)
+    t_path = os.path.join(d, "temperature.npy")
+    temperature = float(np.load(t_path)[0]) if os.path.exists(t_path) else 1.0
+    values = coalition_values(net, xs, target, temperature)
     np.save(os.path.join(d, "values.npy"), np.array(values, np.float32))
     np.save(os.path.join(d, "shapley.npy"), np.array(shapley(values, len(xs)), np.float32))
 
