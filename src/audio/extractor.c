@@ -52,6 +52,8 @@ struct avemo_audio_extractor {
     size_t full_cap;
     double *energy;        /* per-frame energy, for the energy crop */
     size_t energy_cap;
+    float *scaled;         /* the signal at its normalised loudness (loudness=rms) */
+    size_t scaled_cap;
 };
 
 /* Periodic Hann (scipy.signal.get_window('hann', N, fftbins=True)). */
@@ -169,6 +171,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
     free(ex->mel);
     free(ex->full);
     free(ex->energy);
+    free(ex->scaled);
     free(ex);
 }
 
@@ -401,7 +404,22 @@ static enum avemo_status check_signal(const avemo_audio_extractor *ex, const flo
     return AVEMO_OK;
 }
 
-/* The full feature matrix; energy (may be NULL) receives each frame's energy. */
+/* The samples the features are computed from: x itself, or with loudness=rms a
+ * copy scaled to the target level in the extractor's workspace. */
+static enum avemo_status leveled_signal(avemo_audio_extractor *ex, const float *x, size_t n, const float **out,
+                                        struct avemo_error *err)
+{
+    *out = x;
+    if (ex->p.loudness == AVEMO_LOUDNESS_NONE) return AVEMO_OK;
+    float gain = (float)avemo_audio_loudness_gain(&ex->p, x, n);
+    if (gain == 1.0f) return AVEMO_OK;
+    if (!reserve_floats(&ex->scaled, &ex->scaled_cap, n))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu samples", n);
+    for (size_t i = 0; i < n; i++) ex->scaled[i] = x[i] * gain;
+    *out = ex->scaled;
+    return AVEMO_OK;
+}
+
 /* The full feature matrix; energy (may be NULL) receives each frame's energy. */
 static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
                                           size_t frames, double *energy, struct avemo_error *err)
@@ -455,7 +473,26 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
     if (!out || out_frames != frames)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "audio features: %zu samples give %zu frames, the buffer has %zu",
                           n, frames, out ? out_frames : 0);
-    return compute_features(ex, samples, n, out, frames, NULL, err);
+    const float *x;
+    s = leveled_signal(ex, samples, n, &x, err);
+    if (s != AVEMO_OK) return s;
+    return compute_features(ex, x, n, out, frames, NULL, err);
+}
+
+/* The window of `frames` centred on the energy-weighted mean frame, kept inside the signal. */
+static size_t centroid_start(size_t total, size_t frames, const double *energy)
+{
+    double sum = 0.0, moment = 0.0;
+    for (size_t t = 0; t < total; t++) {
+        sum += energy[t];
+        moment += energy[t] * (double)t;
+    }
+    size_t spare = total - frames;
+    if (!(sum > 0.0)) return spare / 2;
+    double start = moment / sum - (double)(frames - 1) / 2.0;
+    if (start <= 0.0) return 0;
+    size_t s = (size_t)(start + 0.5);
+    return s < spare ? s : spare;
 }
 
 size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames, const double *energy)
@@ -463,7 +500,8 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
     if (total <= frames) return 0;
     size_t spare = total - frames;
     if (crop == AVEMO_CROP_CENTRE) return spare / 2;
-    if (crop != AVEMO_CROP_ENERGY || !energy) return 0;
+    if (!energy || (crop != AVEMO_CROP_ENERGY && crop != AVEMO_CROP_CENTROID)) return 0;
+    if (crop == AVEMO_CROP_CENTROID) return centroid_start(total, frames, energy);
     /* Sliding sum over windows of `frames` frames; the first maximum wins. */
     double sum = 0.0;
     for (size_t t = 0; t < frames; t++) sum += energy[t];
@@ -523,8 +561,11 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
         !reserve_doubles(&ex->energy, &ex->energy_cap, total))
         return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
     /* Frame energies cost a pass over the spectra: only for the energy crop. */
-    int need_energy = ex->p.crop == AVEMO_CROP_ENERGY && total > want;
-    s = compute_features(ex, samples, n, ex->full, total, need_energy ? ex->energy : NULL, err);
+    int need_energy = (ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want;
+    const float *x;
+    s = leveled_signal(ex, samples, n, &x, err);
+    if (s != AVEMO_OK) return s;
+    s = compute_features(ex, x, n, ex->full, total, need_energy ? ex->energy : NULL, err);
     if (s != AVEMO_OK) return s;
     size_t start = avemo_audio_crop_start(ex->p.crop, total, want, ex->energy);
     size_t valid = total - start < want ? total - start : want;
