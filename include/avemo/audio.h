@@ -72,7 +72,7 @@ enum avemo_crop {
 /* Level of the waveform before the features. */
 enum avemo_loudness {
     AVEMO_LOUDNESS_NONE = 0,     /* the samples as they are (librosa) */
-    AVEMO_LOUDNESS_RMS,          /* scaled so that the loud half of the signal has loudness_db dBFS RMS */
+    AVEMO_LOUDNESS_RMS,          /* scaled so that the loudest quarter has loudness_db dBFS RMS */
 };
 
 /* Normalisation of a fixed-size feature matrix, band by band. */
@@ -101,7 +101,7 @@ struct avemo_audio_params {
     enum avemo_crop crop;
     enum avemo_feature_norm norm;
     enum avemo_loudness loudness;
-    double loudness_db;          /* target level of the loud half, dBFS: 10*log10(mean square) (-20) */
+    double loudness_db;          /* target level of the loudest quarter, dBFS: 10*log10(mean square) (-20) */
     double max_gain_db;          /* cap on the gain loudness=rms applies (40) */
 };
 
@@ -197,7 +197,7 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
 
 /* The gain loudness=rms gives n samples (1.0 with loudness=none or a silent signal):
  * the signal is cut into blocks of params.hop samples, the mean square of the
- * louder half of the blocks is the level, and the gain brings it to loudness_db,
+ * loudest quarter of the blocks is the level, and the gain brings it to loudness_db,
  * at most max_gain_db up.  Pauses do not count, so a clip with long silences
  * and one without end at the same speech level; +-1 LSB of noise moves the
  * gain by a negligible amount. */

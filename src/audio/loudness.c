@@ -1,10 +1,11 @@
-/* Loudness normalisation of the waveform (loudness=rms): the level of the loud
- * half of a recording, and the gain that brings it to a fixed dBFS.
+/* Loudness normalisation of the waveform (loudness=rms): the level of the loudest
+ * quarter of a recording, and the gain that brings it to a fixed dBFS.
  *
- * Why the loud half: an utterance's overall RMS depends on how much of it is
+ * Why the loudest quarter: an utterance's overall RMS depends on how much of it is
  * pause (RAVDESS clips are 40-60% near-digital silence, EmoDB's 2 s cuts almost
- * none), the loud half is speech in both.  The median block level is found with
- * a histogram, so the computation needs no allocation and is deterministic. */
+ * none); the loudest quarter is voiced speech in both.  The quartile block level is
+ * found with a histogram, so the computation needs no allocation and is
+ * deterministic. */
 #include <avemo/audio.h>
 
 #include <math.h>
@@ -32,14 +33,14 @@ static int level_bin(double power)
     return pos >= LEVEL_BINS - 1 ? LEVEL_BINS - 1 : (int)pos;
 }
 
-/* Mean square of the louder half of the blocks of `len` samples. */
-static double loud_half_power(const float *x, size_t n, size_t len)
+/* Mean square of the loudest quarter of the blocks of `len` samples. */
+static double loud_quarter_power(const float *x, size_t n, size_t len)
 {
     unsigned hist[LEVEL_BINS] = {0};
     size_t blocks = (n + len - 1) / len;
     for (size_t b = 0; b < blocks; b++) hist[level_bin(block_power(x, n, b * len, len))]++;
-    /* The lowest bin that the louder half (rounded up) reaches from the top. */
-    size_t want = (blocks + 1) / 2, seen = 0;
+    /* The lowest bin that the loudest quarter (rounded up) reaches from the top. */
+    size_t want = (blocks + 3) / 4, seen = 0;
     int threshold = LEVEL_BINS - 1;
     for (; threshold > 0; threshold--) {
         seen += hist[threshold];
@@ -60,7 +61,7 @@ static double loud_half_power(const float *x, size_t n, size_t len)
 double avemo_audio_loudness_gain(const struct avemo_audio_params *p, const float *x, size_t n)
 {
     if (!p || !x || n == 0 || p->loudness != AVEMO_LOUDNESS_RMS || p->hop < 1) return 1.0;
-    double power = loud_half_power(x, n, (size_t)p->hop);
+    double power = loud_quarter_power(x, n, (size_t)p->hop);
     if (!(power > 0.0)) return 1.0; /* digital silence: nothing to scale */
     double gain_db = p->loudness_db - 10.0 * log10(power);
     if (gain_db > p->max_gain_db) gain_db = p->max_gain_db;
