@@ -103,6 +103,8 @@ struct avemo_audio_params {
     enum avemo_loudness loudness;
     double loudness_db;          /* target level of the loudest quarter, dBFS: 10*log10(mean square) (-20) */
     double max_gain_db;          /* cap on the gain loudness=rms applies (40) */
+    double trim_db;              /* model inputs (frames > 0) drop the leading and trailing frames more
+                                    than trim_db below the loudest frame; 0: no trimming (0) */
 };
 
 /* librosa's defaults, the 40 x 128 MFCC input at 22050 Hz. */
@@ -117,7 +119,7 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
  *   sample_rate n_fft hop n_mels n_mfcc fmin fmax power amin top_db  (numbers)
  *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
  *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
- *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db (numbers)
+ *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db trim_db (numbers)
  * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line;
  * on any failure params is left unchanged. */
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
@@ -175,7 +177,7 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
                                       float *out, size_t out_frames, struct avemo_error *err);
 
 /* The model input: the full features (dB reference and clipping over the whole
- * signal, as librosa), then cropped to params.frames by params.crop or padded
+ * signal, as librosa), then trimmed of leading and trailing silence (trim_db), then cropped to params.frames by params.crop or padded
  * with zero frames at the end, then normalised by params.norm (statistics over
  * the signal's own frames; padding frames stay zero).  out holds
  * feature_count x out_frames floats, out_frames = avemo_audio_output_frames(ex, n).

@@ -544,6 +544,24 @@ void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames,
     }
 }
 
+/* Silence trimming (trim_db > 0): the first and last frames whose energy is within
+ * trim_db of the loudest frame.  Leading and trailing pauses go, so a corpus that
+ * records a second of silence around each sentence (RAVDESS) and one cut to the speech
+ * (EmoDB) give the network the same kind of input. */
+static void trimmed_range(const double *energy, size_t total, double trim_db, size_t *first, size_t *last)
+{
+    double peak = 0.0;
+    for (size_t t = 0; t < total; t++)
+        if (energy[t] > peak) peak = energy[t];
+    if (!(peak > 0.0)) return; /* silence: keep everything */
+    double threshold = peak * pow(10.0, -trim_db / 10.0);
+    size_t a = 0, b = total - 1;
+    while (a < b && energy[a] < threshold) a++;
+    while (b > a && energy[b] < threshold) b--;
+    *first = a;
+    *last = b;
+}
+
 enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
                                             size_t out_frames, size_t *valid_frames, struct avemo_error *err)
 {
@@ -560,15 +578,19 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
     if (!reserve_floats(&ex->full, &ex->full_cap, rows * total) ||
         !reserve_doubles(&ex->energy, &ex->energy_cap, total))
         return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
-    /* Frame energies cost a pass over the spectra: only for the energy crop. */
-    int need_energy = (ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want;
+    /* Frame energies cost a pass over the spectra: only for the energy crops and trimming. */
+    int trim = ex->p.trim_db > 0.0 && ex->p.frames > 0;
+    int need_energy = trim || ((ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want);
     const float *x;
     s = leveled_signal(ex, samples, n, &x, err);
     if (s != AVEMO_OK) return s;
     s = compute_features(ex, x, n, ex->full, total, need_energy ? ex->energy : NULL, err);
     if (s != AVEMO_OK) return s;
-    size_t start = avemo_audio_crop_start(ex->p.crop, total, want, ex->energy);
-    size_t valid = total - start < want ? total - start : want;
+    size_t first = 0, last = total - 1;
+    if (trim) trimmed_range(ex->energy, total, ex->p.trim_db, &first, &last);
+    size_t kept = last - first + 1;
+    size_t start = first + avemo_audio_crop_start(ex->p.crop, kept, want, ex->energy + first);
+    size_t valid = last + 1 - start < want ? last + 1 - start : want;
     for (size_t f = 0; f < rows; f++) {
         float *dst = out + f * want;
         memcpy(dst, ex->full + f * total + start, sizeof(float) * valid);

@@ -31,6 +31,7 @@ void avemo_audio_params_default(struct avemo_audio_params *p)
     p->loudness = AVEMO_LOUDNESS_NONE;
     p->loudness_db = -20.0;
     p->max_gain_db = 40.0;
+    p->trim_db = 0.0;
 }
 
 /* Names of enum values as they appear in INI files; index = enum value. */
@@ -111,6 +112,9 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     if (!(p->max_gain_db >= 0.0 && p->max_gain_db <= 100.0))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] max_gain_db %g is outside 0..100", name,
                           p->max_gain_db);
+    if (!(p->trim_db >= 0.0 && p->trim_db <= 200.0))
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] trim_db %g is outside 0..200 (0: no trimming)", name,
+                          p->trim_db);
     if (!int_in_range(p->frames, 0, AVEMO_AUDIO_MAX_FRAMES))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] frames %d is outside 0..%d (0: all)", name,
                           p->frames, AVEMO_AUDIO_MAX_FRAMES);
@@ -189,6 +193,7 @@ static const struct key_spec keys[] = {
     {"loudness", KEY_CHOICE, FIELD(loudness), loudness_names},
     {"loudness_db", KEY_DOUBLE, FIELD(loudness_db), NULL},
     {"max_gain_db", KEY_DOUBLE, FIELD(max_gain_db), NULL},
+    {"trim_db", KEY_DOUBLE, FIELD(trim_db), NULL},
 };
 #undef FIELD
 
@@ -200,7 +205,7 @@ static enum avemo_status set_key(struct avemo_audio_params *p, const char *key, 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(keys[i].key, key) == 0) spec = &keys[i];
     if (!spec) {
-        char known[320] = "";
+        char known[360] = "";
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             size_t len = strlen(known);
             snprintf(known + len, sizeof known - len, "%s%s", i ? " " : "", keys[i].key);

@@ -226,6 +226,36 @@ static void test_loudness_rms(void **state)
     avemo_audio_extractor_free(ex);
 }
 
+/* trim_db: a 0.5 s tone between 1 s pauses keeps about the tone's frames, the rest is
+ * padding; without trimming the pauses fill the window. */
+static void test_trim_silence(void **state)
+{
+    (void)state;
+    size_t n = 55125; /* 2.5 s */
+    float *x = calloc(n, sizeof(float));
+    for (size_t i = 22050; i < 33075; i++) x[i] = 0.3f * sinf(2.0f * (float)M_PI * 330.0f * (float)i / 22050.0f);
+    for (size_t i = 0; i < n; i++) x[i] += (i % 2 ? 1.0f : -1.0f) / 32768.0f; /* +-1 LSB in the pauses */
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.crop = AVEMO_CROP_CENTROID;
+    float *out = malloc(sizeof(float) * 40 * 128);
+    struct avemo_error err = {0};
+    size_t valid_all = 0, valid_trim = 0;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 128, &valid_all, &err), AVEMO_OK);
+    avemo_audio_extractor_free(ex);
+    p.trim_db = 30.0;
+    ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 128, &valid_trim, &err), AVEMO_OK);
+    printf("  valid frames: %zu untrimmed, %zu trimmed (the tone spans ~22)\n", valid_all, valid_trim);
+    assert_int_equal(valid_all, 108); /* 1 + 55125 / 512 */
+    assert_true(valid_trim >= 21 && valid_trim <= 26);
+    for (size_t t = valid_trim; t < 128; t++) assert_true(out[t] == 0.0f); /* padding */
+    free(out);
+    free(x);
+    avemo_audio_extractor_free(ex);
+}
+
 static void test_normalisation(void **state)
 {
     (void)state;
@@ -509,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_crop_most_energetic_window),
         cmocka_unit_test(test_crop_centroid),
         cmocka_unit_test(test_loudness_rms),
+        cmocka_unit_test(test_trim_silence),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),
         cmocka_unit_test(test_htk_and_band_limits),

@@ -110,6 +110,7 @@ static void test_ini_errors_name_file_line_and_cause(void **state)
     expect_config_error("[audio]\nloudness = ebu\n", (const char *[]){"line 2", "'ebu'", "none|rms", NULL});
     expect_config_error("[audio]\nloudness_db = 3\n", (const char *[]){"loudness_db 3", "-100..0", NULL});
     expect_config_error("[audio]\nmax_gain_db = -1\n", (const char *[]){"max_gain_db -1", "0..100", NULL});
+    expect_config_error("[audio]\ntrim_db = -5\n", (const char *[]){"trim_db -5", "0..200", NULL});
     expect_config_error("[audio]\nthis line has no equals sign\n", (const char *[]){"line 2", NULL});
 }
 
