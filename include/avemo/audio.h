@@ -178,8 +178,9 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
 
 /* The model input: the full features (dB reference and clipping over the whole
  * signal, as librosa), then trimmed of leading and trailing silence (trim_db), then cropped to params.frames by params.crop or padded
- * with zero frames at the end, then normalised by params.norm (statistics over
- * the signal's own frames; padding frames stay zero).  out holds
+ * with zero frames at the end, then normalised by params.norm (utterance: statistics
+ * over the signal's own frames, padding frames stay zero; dataset: every frame, padding
+ * included, as training normalises its inputs).  out holds
  * feature_count x out_frames floats, out_frames = avemo_audio_output_frames(ex, n).
  * *valid_frames (may be NULL) receives how many leading frames come from the
  * signal, the rest being padding. */

@@ -596,7 +596,12 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
         memcpy(dst, ex->full + f * total + start, sizeof(float) * valid);
         memset(dst + valid, 0, sizeof(float) * (want - valid));
     }
-    avemo_audio_normalize(out, (int)rows, want, valid, ex->p.norm, ex->stats_mean, ex->stats_std);
+    /* Dataset statistics apply to every column, padding included: training and `avemo eval`
+     * normalise the cached (unnormalised) inputs that way (train/batch.c), so a clip shorter
+     * than the window must be given to the network as it was in training.  Per-utterance
+     * statistics are computed here in training too, over the signal's own frames. */
+    size_t norm_frames = ex->p.norm == AVEMO_NORM_DATASET ? want : valid;
+    avemo_audio_normalize(out, (int)rows, want, norm_frames, ex->p.norm, ex->stats_mean, ex->stats_std);
     if (valid_frames) *valid_frames = valid;
     return AVEMO_OK;
 }
