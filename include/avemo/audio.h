@@ -9,6 +9,11 @@
  *             clipped below at max - top_db
  *   MFCC      DCT-II with orthonormal scaling of the log-mel bands, first n_mfcc rows
  *
+ * Before the STFT the signal may be brought to a fixed loudness (loudness=rms,
+ * off by default): not librosa's, but it makes the features independent of a
+ * corpus' recording level, and with a raised amin the log-mel of near-silence
+ * independent of +-1 LSB of noise (docs/results.md, issue 15).
+ *
  * Matrices are row-major, features first: out[f * frames + t], like librosa's
  * (n_features, n_frames).  A signal of n samples gives 1 + n / hop frames
  * (1 + (n - 1) / hop for an odd n_fft, as librosa).
@@ -59,6 +64,15 @@ enum avemo_crop {
     AVEMO_CROP_START = 0,        /* the first frames */
     AVEMO_CROP_CENTRE,           /* the middle frames */
     AVEMO_CROP_ENERGY,           /* the window with the most signal energy */
+    AVEMO_CROP_CENTROID,         /* the window centred on the energy-weighted mean frame: unlike
+                                    ENERGY it does not jump when tiny noise breaks a tie between
+                                    windows that all hold the whole utterance */
+};
+
+/* Level of the waveform before the features. */
+enum avemo_loudness {
+    AVEMO_LOUDNESS_NONE = 0,     /* the samples as they are (librosa) */
+    AVEMO_LOUDNESS_RMS,          /* scaled so that the loudest quarter has loudness_db dBFS RMS */
 };
 
 /* Normalisation of a fixed-size feature matrix, band by band. */
@@ -86,6 +100,11 @@ struct avemo_audio_params {
     int frames;                  /* fixed output width; 0: all frames of the signal (128) */
     enum avemo_crop crop;
     enum avemo_feature_norm norm;
+    enum avemo_loudness loudness;
+    double loudness_db;          /* target level of the loudest quarter, dBFS: 10*log10(mean square) (-20) */
+    double max_gain_db;          /* cap on the gain loudness=rms applies (40) */
+    double trim_db;              /* model inputs (frames > 0) drop the leading and trailing frames more
+                                    than trim_db below the loudest frame; 0: no trimming (0) */
 };
 
 /* librosa's defaults, the 40 x 128 MFCC input at 22050 Hz. */
@@ -100,7 +119,7 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
  *   sample_rate n_fft hop n_mels n_mfcc fmin fmax power amin top_db  (numbers)
  *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
  *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
- *   norm=none|utterance|dataset
+ *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db trim_db (numbers)
  * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line;
  * on any failure params is left unchanged. */
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
@@ -158,9 +177,10 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
                                       float *out, size_t out_frames, struct avemo_error *err);
 
 /* The model input: the full features (dB reference and clipping over the whole
- * signal, as librosa), then cropped to params.frames by params.crop or padded
- * with zero frames at the end, then normalised by params.norm (statistics over
- * the signal's own frames; padding frames stay zero).  out holds
+ * signal, as librosa), then trimmed of leading and trailing silence (trim_db), then cropped to params.frames by params.crop or padded
+ * with zero frames at the end, then normalised by params.norm (utterance: statistics
+ * over the signal's own frames, padding frames stay zero; dataset: every frame, padding
+ * included, as training normalises its inputs).  out holds
  * feature_count x out_frames floats, out_frames = avemo_audio_output_frames(ex, n).
  * *valid_frames (may be NULL) receives how many leading frames come from the
  * signal, the rest being padding. */
@@ -175,8 +195,16 @@ enum avemo_status avemo_audio_features_from_media(avemo_audio_extractor *ex, ave
                                                   size_t *frames, size_t *valid_frames, struct avemo_error *err);
 
 /* First frame of the window of `frames` frames that `crop` keeps out of `total`
- * (0 when total <= frames); energy[total] is needed for AVEMO_CROP_ENERGY. */
+ * (0 when total <= frames); energy[total] is needed for AVEMO_CROP_ENERGY and _CENTROID. */
 size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames, const double *energy);
+
+/* The gain loudness=rms gives n samples (1.0 with loudness=none or a silent signal):
+ * the signal is cut into blocks of params.hop samples, the mean square of the
+ * loudest quarter of the blocks is the level, and the gain brings it to loudness_db,
+ * at most max_gain_db up.  Pauses do not count, so a clip with long silences
+ * and one without end at the same speech level; +-1 LSB of noise moves the
+ * gain by a negligible amount. */
+double avemo_audio_loudness_gain(const struct avemo_audio_params *params, const float *samples, size_t n);
 
 /* Band-by-band normalisation of the first `frames` columns of a features x
  * stride matrix.  mean/std are used for AVEMO_NORM_DATASET only. */

@@ -52,6 +52,8 @@ struct avemo_audio_extractor {
     size_t full_cap;
     double *energy;        /* per-frame energy, for the energy crop */
     size_t energy_cap;
+    float *scaled;         /* the signal at its normalised loudness (loudness=rms) */
+    size_t scaled_cap;
 };
 
 /* Periodic Hann (scipy.signal.get_window('hann', N, fftbins=True)). */
@@ -169,6 +171,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
     free(ex->mel);
     free(ex->full);
     free(ex->energy);
+    free(ex->scaled);
     free(ex);
 }
 
@@ -401,7 +404,22 @@ static enum avemo_status check_signal(const avemo_audio_extractor *ex, const flo
     return AVEMO_OK;
 }
 
-/* The full feature matrix; energy (may be NULL) receives each frame's energy. */
+/* The samples the features are computed from: x itself, or with loudness=rms a
+ * copy scaled to the target level in the extractor's workspace. */
+static enum avemo_status leveled_signal(avemo_audio_extractor *ex, const float *x, size_t n, const float **out,
+                                        struct avemo_error *err)
+{
+    *out = x;
+    if (ex->p.loudness == AVEMO_LOUDNESS_NONE) return AVEMO_OK;
+    float gain = (float)avemo_audio_loudness_gain(&ex->p, x, n);
+    if (gain == 1.0f) return AVEMO_OK;
+    if (!reserve_floats(&ex->scaled, &ex->scaled_cap, n))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu samples", n);
+    for (size_t i = 0; i < n; i++) ex->scaled[i] = x[i] * gain;
+    *out = ex->scaled;
+    return AVEMO_OK;
+}
+
 /* The full feature matrix; energy (may be NULL) receives each frame's energy. */
 static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
                                           size_t frames, double *energy, struct avemo_error *err)
@@ -455,7 +473,26 @@ enum avemo_status avemo_audio_compute(avemo_audio_extractor *ex, const float *sa
     if (!out || out_frames != frames)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "audio features: %zu samples give %zu frames, the buffer has %zu",
                           n, frames, out ? out_frames : 0);
-    return compute_features(ex, samples, n, out, frames, NULL, err);
+    const float *x;
+    s = leveled_signal(ex, samples, n, &x, err);
+    if (s != AVEMO_OK) return s;
+    return compute_features(ex, x, n, out, frames, NULL, err);
+}
+
+/* The window of `frames` centred on the energy-weighted mean frame, kept inside the signal. */
+static size_t centroid_start(size_t total, size_t frames, const double *energy)
+{
+    double sum = 0.0, moment = 0.0;
+    for (size_t t = 0; t < total; t++) {
+        sum += energy[t];
+        moment += energy[t] * (double)t;
+    }
+    size_t spare = total - frames;
+    if (!(sum > 0.0)) return spare / 2;
+    double start = moment / sum - (double)(frames - 1) / 2.0;
+    if (start <= 0.0) return 0;
+    size_t s = (size_t)(start + 0.5);
+    return s < spare ? s : spare;
 }
 
 size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames, const double *energy)
@@ -463,7 +500,8 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
     if (total <= frames) return 0;
     size_t spare = total - frames;
     if (crop == AVEMO_CROP_CENTRE) return spare / 2;
-    if (crop != AVEMO_CROP_ENERGY || !energy) return 0;
+    if (!energy || (crop != AVEMO_CROP_ENERGY && crop != AVEMO_CROP_CENTROID)) return 0;
+    if (crop == AVEMO_CROP_CENTROID) return centroid_start(total, frames, energy);
     /* Sliding sum over windows of `frames` frames; the first maximum wins. */
     double sum = 0.0;
     for (size_t t = 0; t < frames; t++) sum += energy[t];
@@ -506,6 +544,24 @@ void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames,
     }
 }
 
+/* Silence trimming (trim_db > 0): the first and last frames whose energy is within
+ * trim_db of the loudest frame.  Leading and trailing pauses go, so a corpus that
+ * records a second of silence around each sentence (RAVDESS) and one cut to the speech
+ * (EmoDB) give the network the same kind of input. */
+static void trimmed_range(const double *energy, size_t total, double trim_db, size_t *first, size_t *last)
+{
+    double peak = 0.0;
+    for (size_t t = 0; t < total; t++)
+        if (energy[t] > peak) peak = energy[t];
+    if (!(peak > 0.0)) return; /* silence: keep everything */
+    double threshold = peak * pow(10.0, -trim_db / 10.0);
+    size_t a = 0, b = total - 1;
+    while (a < b && energy[a] < threshold) a++;
+    while (b > a && energy[b] < threshold) b--;
+    *first = a;
+    *last = b;
+}
+
 enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
                                             size_t out_frames, size_t *valid_frames, struct avemo_error *err)
 {
@@ -522,18 +578,30 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
     if (!reserve_floats(&ex->full, &ex->full_cap, rows * total) ||
         !reserve_doubles(&ex->energy, &ex->energy_cap, total))
         return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
-    /* Frame energies cost a pass over the spectra: only for the energy crop. */
-    int need_energy = ex->p.crop == AVEMO_CROP_ENERGY && total > want;
-    s = compute_features(ex, samples, n, ex->full, total, need_energy ? ex->energy : NULL, err);
+    /* Frame energies cost a pass over the spectra: only for the energy crops and trimming. */
+    int trim = ex->p.trim_db > 0.0 && ex->p.frames > 0;
+    int need_energy = trim || ((ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want);
+    const float *x;
+    s = leveled_signal(ex, samples, n, &x, err);
     if (s != AVEMO_OK) return s;
-    size_t start = avemo_audio_crop_start(ex->p.crop, total, want, ex->energy);
-    size_t valid = total - start < want ? total - start : want;
+    s = compute_features(ex, x, n, ex->full, total, need_energy ? ex->energy : NULL, err);
+    if (s != AVEMO_OK) return s;
+    size_t first = 0, last = total - 1;
+    if (trim) trimmed_range(ex->energy, total, ex->p.trim_db, &first, &last);
+    size_t kept = last - first + 1;
+    size_t start = first + avemo_audio_crop_start(ex->p.crop, kept, want, ex->energy + first);
+    size_t valid = last + 1 - start < want ? last + 1 - start : want;
     for (size_t f = 0; f < rows; f++) {
         float *dst = out + f * want;
         memcpy(dst, ex->full + f * total + start, sizeof(float) * valid);
         memset(dst + valid, 0, sizeof(float) * (want - valid));
     }
-    avemo_audio_normalize(out, (int)rows, want, valid, ex->p.norm, ex->stats_mean, ex->stats_std);
+    /* Dataset statistics apply to every column, padding included: training and `avemo eval`
+     * normalise the cached (unnormalised) inputs that way (train/batch.c), so a clip shorter
+     * than the window must be given to the network as it was in training.  Per-utterance
+     * statistics are computed here in training too, over the signal's own frames. */
+    size_t norm_frames = ex->p.norm == AVEMO_NORM_DATASET ? want : valid;
+    avemo_audio_normalize(out, (int)rows, want, norm_frames, ex->p.norm, ex->stats_mean, ex->stats_std);
     if (valid_frames) *valid_frames = valid;
     return AVEMO_OK;
 }

@@ -28,6 +28,10 @@ void avemo_audio_params_default(struct avemo_audio_params *p)
     p->frames = 128;
     p->crop = AVEMO_CROP_START;
     p->norm = AVEMO_NORM_NONE;
+    p->loudness = AVEMO_LOUDNESS_NONE;
+    p->loudness_db = -20.0;
+    p->max_gain_db = 40.0;
+    p->trim_db = 0.0;
 }
 
 /* Names of enum values as they appear in INI files; index = enum value. */
@@ -35,8 +39,9 @@ static const char *const feature_names[] = {"mfcc", "logmel", "mel", "spectrogra
 static const char *const mel_scale_names[] = {"slaney", "htk", NULL};
 static const char *const mel_norm_names[] = {"slaney", "none", NULL};
 static const char *const db_ref_names[] = {"one", "max", NULL};
-static const char *const crop_names[] = {"start", "centre", "energy", NULL};
+static const char *const crop_names[] = {"start", "centre", "energy", "centroid", NULL};
 static const char *const norm_names[] = {"none", "utterance", "dataset", NULL};
+static const char *const loudness_names[] = {"none", "rms", NULL};
 
 const char *avemo_audio_feature_name(enum avemo_audio_feature feature)
 {
@@ -45,7 +50,7 @@ const char *avemo_audio_feature_name(enum avemo_audio_feature feature)
 
 const char *avemo_crop_name(enum avemo_crop crop)
 {
-    return (unsigned)crop < 3 ? crop_names[crop] : "?";
+    return (unsigned)crop <= AVEMO_CROP_CENTROID ? crop_names[crop] : "?";
 }
 
 int avemo_audio_params_feature_count(const struct avemo_audio_params *p)
@@ -90,7 +95,8 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
                           p->fmax, nyquist);
     if ((unsigned)p->mel_scale > AVEMO_MEL_HTK || (unsigned)p->mel_norm > AVEMO_MEL_NORM_NONE ||
         (unsigned)p->feature > AVEMO_AUDIO_SPECTROGRAM || (unsigned)p->db_ref > AVEMO_DB_REF_MAX ||
-        (unsigned)p->crop > AVEMO_CROP_ENERGY || (unsigned)p->norm > AVEMO_NORM_DATASET)
+        (unsigned)p->crop > AVEMO_CROP_CENTROID || (unsigned)p->norm > AVEMO_NORM_DATASET ||
+        (unsigned)p->loudness > AVEMO_LOUDNESS_RMS)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] an enumerated setting has an invalid value", name);
     if (p->power != 1 && p->power != 2)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] power %d must be 1 (magnitude) or 2 (power)", name,
@@ -100,6 +106,15 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     if (!(p->top_db >= 0.0 && p->top_db <= 1000.0))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] top_db %g is outside 0..1000 (0: no clipping)", name,
                           p->top_db);
+    if (!(p->loudness_db >= -100.0 && p->loudness_db <= 0.0))
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] loudness_db %g is outside -100..0 dBFS", name,
+                          p->loudness_db);
+    if (!(p->max_gain_db >= 0.0 && p->max_gain_db <= 100.0))
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] max_gain_db %g is outside 0..100", name,
+                          p->max_gain_db);
+    if (!(p->trim_db >= 0.0 && p->trim_db <= 200.0))
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] trim_db %g is outside 0..200 (0: no trimming)", name,
+                          p->trim_db);
     if (!int_in_range(p->frames, 0, AVEMO_AUDIO_MAX_FRAMES))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] frames %d is outside 0..%d (0: all)", name,
                           p->frames, AVEMO_AUDIO_MAX_FRAMES);
@@ -160,6 +175,10 @@ static const struct key_spec keys[] = {
     {"frames", KEY_INT, FIELD(frames), NULL},
     {"crop", KEY_CHOICE, FIELD(crop), crop_names},
     {"norm", KEY_CHOICE, FIELD(norm), norm_names},
+    {"loudness", KEY_CHOICE, FIELD(loudness), loudness_names},
+    {"loudness_db", KEY_DOUBLE, FIELD(loudness_db), NULL},
+    {"max_gain_db", KEY_DOUBLE, FIELD(max_gain_db), NULL},
+    {"trim_db", KEY_DOUBLE, FIELD(trim_db), NULL},
 };
 #undef FIELD
 
@@ -171,7 +190,7 @@ static enum avemo_status set_key(struct avemo_audio_params *p, const char *key, 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(keys[i].key, key) == 0) spec = &keys[i];
     if (!spec) {
-        char known[256] = "";
+        char known[360] = "";
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             size_t len = strlen(known);
             snprintf(known + len, sizeof known - len, "%s%s", i ? " " : "", keys[i].key);

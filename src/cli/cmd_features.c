@@ -20,7 +20,7 @@ static const char features_usage[] =
     "  --n-mfcc N             MFCC rows (default 40)\n"
     "  --n-mels N             mel bands (default 128)\n"
     "  --frames N|all         pad or crop to N frames (default 128), or keep all\n"
-    "  --crop C               start | centre | energy: which frames a long clip keeps\n"
+    "  --crop C               start | centre | energy | centroid: which frames a long clip keeps\n"
     "  --db-ref R             one | max: the 0 dB reference\n"
     "  --norm N               none | utterance: per-band normalisation (a pipeline's\n"
     "                         norm = dataset needs a model's statistics, so it writes none)\n"

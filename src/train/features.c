@@ -185,9 +185,10 @@ static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_ext
     const struct avemo_audio_params *a = &p->audio;
     const struct avemo_face_spec *f = &p->face;
     snprintf(k, sizeof k,
-             "a%d:%d:%d:%d:%d:%d:%g:%g:%d:%d:%d:%d:%d:%g:%g:%d:%d:%d|f%d:%d:%d:%s:%g:%d:%d:%d:%g:%d|%d%d%d", opt->need_audio,
+             "a%d:%d:%d:%d:%d:%d:%g:%g:%d:%d:%d:%d:%d:%g:%g:%d:%d:%d:%d:%g:%g:%g|f%d:%d:%d:%s:%g:%d:%d:%d:%g:%d|%d%d%d", opt->need_audio,
              a->sample_rate, a->n_fft, a->hop, a->n_mels, a->n_mfcc, a->fmin, a->fmax, a->mel_scale, a->mel_norm,
-             a->feature, a->power, a->db_ref, a->amin, a->top_db, a->frames, a->crop, a->norm, opt->need_faces, f->size,
+             a->feature, a->power, a->db_ref, a->amin, a->top_db, a->frames, a->crop, a->norm, a->loudness,
+             a->loudness_db, a->max_gain_db, a->trim_db, opt->need_faces, f->size,
              f->channels, f->cascade, f->detect.scale_factor, f->detect.min_neighbors, f->detect.min_width, f->frames,
              f->margin, f->track, opt->need_audio, opt->need_faces, opt->keep_wave);
     return avemo_crc32(0, k, strlen(k));

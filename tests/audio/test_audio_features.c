@@ -158,6 +158,104 @@ static void test_crop_most_energetic_window(void **state)
     avemo_audio_extractor_free(ex_all);
 }
 
+/* crop=centroid: the window centred on the energy-weighted mean frame, and the same
+ * window when every frame gets a little noise (where crop=energy, breaking a tie
+ * between windows that all hold the whole burst, jumps). */
+static void test_crop_centroid(void **state)
+{
+    (void)state;
+    double energy[20] = {0};
+    for (int t = 8; t < 12; t++) energy[t] = 1.0; /* centroid 9.5 */
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTROID, 20, 6, energy), 7);   /* frames 7..12 */
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 20, 6, energy), 6);     /* first of the ties */
+    double noisy[20];
+    for (int t = 0; t < 20; t++) noisy[t] = energy[t] + (t == 13 ? 1e-9 : 0.0);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTROID, 20, 6, noisy), 7);
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_ENERGY, 20, 6, noisy), 8);      /* jumped */
+    energy[19] = 100.0; /* near the end: the window stays inside the signal */
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTROID, 20, 6, energy), 14);
+    double silent[20] = {0};
+    assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTROID, 20, 6, silent), 7); /* centre */
+}
+
+/* loudness=rms: a tone with long pauses and the same tone without them reach the same
+ * level (the loudest quarter counts, not the pauses); the gain is capped; silence stays silence;
+ * and features of a quiet and a loud copy of one signal are the same. */
+static void test_loudness_rms(void **state)
+{
+    (void)state;
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.loudness = AVEMO_LOUDNESS_RMS;
+    p.loudness_db = -20.0;
+    size_t n = 44100;
+    float *x = calloc(n, sizeof(float)), *y = calloc(n, sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float tone = 0.01f * sinf(2.0f * (float)M_PI * 220.0f * (float)i / 22050.0f);
+        x[i] = tone;
+        y[i] = i < n / 3 ? tone : 0.0f; /* two thirds pause: the loudest quarter is tone */
+    }
+    double gx = avemo_audio_loudness_gain(&p, x, n), gy = avemo_audio_loudness_gain(&p, y, n);
+    /* A sine of amplitude 0.01 has mean square 5e-5 (-43 dB): +23 dB to reach -20. */
+    printf("  gain %.2f dB (continuous), %.2f dB (with pauses)\n", 20 * log10(gx), 20 * log10(gy));
+    assert_true(fabs(20 * log10(gx) - 23.01) < 0.1); /* blocks are not whole periods */
+    assert_true(fabs(20 * log10(gy) - 20 * log10(gx)) < 0.3);
+    p.max_gain_db = 10.0;
+    assert_true(fabs(20 * log10(avemo_audio_loudness_gain(&p, x, n)) - 10.0) < 1e-9);
+    memset(y, 0, n * sizeof(float));
+    assert_true(avemo_audio_loudness_gain(&p, y, n) == 1.0);
+    p.loudness = AVEMO_LOUDNESS_NONE;
+    assert_true(avemo_audio_loudness_gain(&p, x, n) == 1.0);
+
+    p.loudness = AVEMO_LOUDNESS_RMS;
+    p.max_gain_db = 40.0;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * 0.25f; /* 12 dB quieter: +35 dB, under the cap */
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float *a = malloc(sizeof(float) * 40 * 128), *b = malloc(sizeof(float) * 40 * 128);
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, a, 128, NULL, &err), AVEMO_OK);
+    assert_int_equal(avemo_audio_compute_fixed(ex, y, n, b, 128, NULL, &err), AVEMO_OK);
+    double worst = 0.0;
+    for (size_t i = 0; i < 40 * 128; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    printf("  MFCC of a copy 12 dB quieter: max |difference| %.3g\n", worst);
+    assert_true(worst < 0.5); /* float rounding near the 80 dB floor; c0 is about -300 */
+    free(a);
+    free(b);
+    free(x);
+    free(y);
+    avemo_audio_extractor_free(ex);
+}
+
+/* trim_db: a 0.5 s tone between 1 s pauses keeps about the tone's frames, the rest is
+ * padding; without trimming the pauses fill the window. */
+static void test_trim_silence(void **state)
+{
+    (void)state;
+    size_t n = 55125; /* 2.5 s */
+    float *x = calloc(n, sizeof(float));
+    for (size_t i = 22050; i < 33075; i++) x[i] = 0.3f * sinf(2.0f * (float)M_PI * 330.0f * (float)i / 22050.0f);
+    for (size_t i = 0; i < n; i++) x[i] += (i % 2 ? 1.0f : -1.0f) / 32768.0f; /* +-1 LSB in the pauses */
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.crop = AVEMO_CROP_CENTROID;
+    float *out = malloc(sizeof(float) * 40 * 128);
+    struct avemo_error err = {0};
+    size_t valid_all = 0, valid_trim = 0;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 128, &valid_all, &err), AVEMO_OK);
+    avemo_audio_extractor_free(ex);
+    p.trim_db = 30.0;
+    ex = make_extractor(&p);
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, out, 128, &valid_trim, &err), AVEMO_OK);
+    printf("  valid frames: %zu untrimmed, %zu trimmed (the tone spans ~22)\n", valid_all, valid_trim);
+    assert_int_equal(valid_all, 108); /* 1 + 55125 / 512 */
+    assert_true(valid_trim >= 21 && valid_trim <= 26);
+    for (size_t t = valid_trim; t < 128; t++) assert_true(out[t] == 0.0f); /* padding */
+    free(out);
+    free(x);
+    avemo_audio_extractor_free(ex);
+}
+
 static void test_normalisation(void **state)
 {
     (void)state;
@@ -439,6 +537,9 @@ int main(void)
         cmocka_unit_test(test_pad_short_clip),
         cmocka_unit_test(test_crop_start_and_centre),
         cmocka_unit_test(test_crop_most_energetic_window),
+        cmocka_unit_test(test_crop_centroid),
+        cmocka_unit_test(test_loudness_rms),
+        cmocka_unit_test(test_trim_silence),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),
         cmocka_unit_test(test_htk_and_band_limits),

@@ -17,6 +17,7 @@ static void test_defaults_are_librosa_mfcc40(void **state)
     assert_int_equal(p.feature, AVEMO_AUDIO_MFCC);
     assert_int_equal(p.db_ref, AVEMO_DB_REF_ONE);
     assert_true(p.amin == 1e-10 && p.top_db == 80.0);
+    assert_int_equal(p.loudness, AVEMO_LOUDNESS_NONE); /* the samples as librosa sees them */
     assert_int_equal(avemo_audio_params_feature_count(&p), 40);
     struct avemo_error err = {0};
     assert_int_equal(avemo_audio_params_validate(&p, "defaults", &err), AVEMO_OK);
@@ -106,6 +107,10 @@ static void test_ini_errors_name_file_line_and_cause(void **state)
     expect_config_error("[audio]\nsample_rate = 16000\nfmax = 11025\n", (const char *[]){"fmax 11025", NULL});
     expect_config_error("[audio]\nhop = 0\n", (const char *[]){"hop 0", NULL});
     expect_config_error("[audio]\npower = 3\n", (const char *[]){"power 3", NULL});
+    expect_config_error("[audio]\nloudness = ebu\n", (const char *[]){"line 2", "'ebu'", "none|rms", NULL});
+    expect_config_error("[audio]\nloudness_db = 3\n", (const char *[]){"loudness_db 3", "-100..0", NULL});
+    expect_config_error("[audio]\nmax_gain_db = -1\n", (const char *[]){"max_gain_db -1", "0..100", NULL});
+    expect_config_error("[audio]\ntrim_db = -5\n", (const char *[]){"trim_db -5", "0..200", NULL});
     expect_config_error("[audio]\nthis line has no equals sign\n", (const char *[]){"line 2", NULL});
 }
 
@@ -121,7 +126,14 @@ static void test_set_for_command_line(void **state)
     assert_int_equal(p.frames, 250);
     assert_int_equal(avemo_audio_params_feature_count(&p), 1025);
     assert_int_equal(avemo_audio_params_set(&p, "crop", "middle", "cli", &err), AVEMO_ERR_CONFIG);
-    assert_non_null(strstr(err.message, "start|centre|energy"));
+    assert_non_null(strstr(err.message, "start|centre|energy|centroid"));
+    assert_int_equal(avemo_audio_params_set(&p, "crop", "centroid", "cli", &err), AVEMO_OK);
+    assert_int_equal(p.crop, AVEMO_CROP_CENTROID);
+    assert_string_equal(avemo_crop_name(AVEMO_CROP_CENTROID), "centroid");
+    assert_int_equal(avemo_audio_params_set(&p, "loudness", "rms", "cli", &err), AVEMO_OK);
+    assert_int_equal(avemo_audio_params_set(&p, "loudness_db", "-23", "cli", &err), AVEMO_OK);
+    assert_int_equal(avemo_audio_params_set(&p, "max_gain_db", "30", "cli", &err), AVEMO_OK);
+    assert_true(p.loudness == AVEMO_LOUDNESS_RMS && p.loudness_db == -23.0 && p.max_gain_db == 30.0);
     assert_string_equal(avemo_audio_feature_name(AVEMO_AUDIO_LOGMEL), "logmel");
     assert_string_equal(avemo_crop_name(AVEMO_CROP_ENERGY), "energy");
 }
