@@ -10,7 +10,7 @@
 
 static const char faces_usage[] =
     "usage: avemo faces FILE [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
-    "                   [--size N] [--gray] [--margin M] [--track] [--fallback]\n"
+    "                   [--size N] [--gray] [--margin M] [--offset-y F] [--track] [--fallback]\n"
     "  Detect the largest face in K frames sampled evenly over a clip (or in a photo: JPEG, PNG, ...)\n"
     "  and print, per frame, its index, time, face_found and box [x, y, w, h] in pixels.\n"
     "  --frames K      frames to sample (default 8)\n"
@@ -20,7 +20,8 @@ static const char faces_usage[] =
     "  --cascade PATH  OpenCV cascade XML (default " AVEMO_DEFAULT_CASCADE ")\n"
     "  --size N        side of the square crop (default 64)\n"
     "  --gray          gray crops (default RGB)\n"
-    "  --margin M      border around the box, fraction of its side (default 0.1)\n"
+    "  --margin M      border around the box, fraction of its side (default 0.1; -0.25..2)\n"
+    "  --offset-y F    move the crop down by F of the box side (default 0; -0.5..0.5)\n"
     "  --track         search near the previous face first (faster)\n"
     "  --fallback      crop the centre square when no face is found";
 
@@ -38,6 +39,7 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
         {"draw", no_argument, NULL, 'd'},         {"size", required_argument, NULL, 's'},
         {"gray", no_argument, NULL, 'g'},         {"margin", required_argument, NULL, 'm'},
         {"track", no_argument, NULL, 't'},        {"fallback", no_argument, NULL, 'f'},
+        {"offset-y", required_argument, NULL, 'y'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
@@ -46,7 +48,7 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
     avemo_face_options_default(&a->opt);
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tf", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tfy:", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': if (avemo_parse_int(optarg, 1, 100000, &a->frames)) return 0; break;
         case 'o': a->out_dir = optarg; break;
@@ -56,6 +58,7 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
         case 's': if (avemo_parse_int(optarg, -100000, 100000, &a->opt.size)) return 0; break;
         case 'g': a->opt.channels = 1; break;
         case 'm': if (avemo_parse_double(optarg, -1e6, 1e6, &a->opt.margin)) return 0; break;
+        case 'y': if (avemo_parse_double(optarg, -1e6, 1e6, &a->opt.offset_y)) return 0; break;
         case 't': a->opt.track = 1; break;
         case 'f': a->opt.center_fallback = 1; break;
         default: return 0;

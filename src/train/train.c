@@ -131,6 +131,34 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
     return AVEMO_OK;
 }
 
+/* train.repeat: the training items of the k-th --data listed repeat[k] times (an epoch
+ * then sees a small corpus as often as asked; shuffling mixes the copies). */
+static enum avemo_status repeat_sources(struct session *s, struct avemo_error *err)
+{
+    const struct avemo_train_config *t = &s->p.train;
+    if (t->nrepeat > s->ds.nsources)
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "train.repeat has %d counts for %d --data", t->nrepeat, s->ds.nsources);
+    size_t n = s->n[AVEMO_PART_TRAIN], total = 0;
+    const size_t *idx = s->idx[AVEMO_PART_TRAIN];
+    for (size_t j = 0; j < n; j++) {
+        int src = s->ds.items[idx[j]].source;
+        total += src < t->nrepeat ? (size_t)t->repeat[src] : 1;
+    }
+    if (total == n) return AVEMO_OK;
+    size_t *out = malloc(sizeof *out * total);
+    if (!out) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        int src = s->ds.items[idx[j]].source, times = src < t->nrepeat ? t->repeat[src] : 1;
+        for (int r = 0; r < times; r++) out[m++] = idx[j];
+    }
+    free(s->idx[AVEMO_PART_TRAIN]);
+    s->idx[AVEMO_PART_TRAIN] = out;
+    s->n[AVEMO_PART_TRAIN] = total;
+    say(s, "train.repeat: %zu training samples become %zu\n", n, total);
+    return AVEMO_OK;
+}
+
 static enum avemo_status make_split(struct session *s, struct avemo_error *err)
 {
     const struct avemo_train_config *t = &s->p.train;
@@ -156,6 +184,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
     }
     say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
         s->n[1], s->n[2], unusable);
+    if ((st = repeat_sources(s, err))) return st;
     if (s->n[AVEMO_PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
     if (s->n[AVEMO_PART_VALIDATION] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
         /* A tiny corpus (e.g. six clips): validate on the training data so training still stops.
