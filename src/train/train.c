@@ -136,8 +136,11 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
 static enum avemo_status repeat_sources(struct session *s, struct avemo_error *err)
 {
     const struct avemo_train_config *t = &s->p.train;
+    /* The recipe names the corpora it was made for; run on fewer, the counts left over are
+     * unused (the first --data takes the first count), said so rather than refused. */
     if (t->nrepeat > s->ds.nsources)
-        return avemo_fail(err, AVEMO_ERR_CONFIG, "train.repeat has %d counts for %d --data", t->nrepeat, s->ds.nsources);
+        fprintf(stderr, "warning: train.repeat has %d counts for %d --data; the last %d are not used\n", t->nrepeat,
+                s->ds.nsources, t->nrepeat - s->ds.nsources);
     size_t n = s->n[AVEMO_PART_TRAIN], total = 0;
     const size_t *idx = s->idx[AVEMO_PART_TRAIN];
     for (size_t j = 0; j < n; j++) {
