@@ -488,8 +488,21 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
  * and without augmentation, as torch.optim.swa_utils.update_bn does; the weights stay. */
 static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *err)
 {
-    const size_t n = s->n[AVEMO_PART_TRAIN], *order = s->idx[AVEMO_PART_TRAIN];
+    const size_t n = s->n[AVEMO_PART_TRAIN];
     const int batch = s->p.train.batch;
+    /* Batches drawn in a shuffled order of their own: the training order is the dataset's
+     * (one class, one corpus after another) when no epoch has shuffled it yet, e.g. a run
+     * resumed after its last epoch, and batches of one class give too small a variance. */
+    size_t *order = malloc(sizeof *order * (n ? n : 1));
+    if (!order) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    memcpy(order, s->idx[AVEMO_PART_TRAIN], sizeof *order * n);
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, s->p.train.seed, 0xb17);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = avemo_rng_below(&rng, (uint32_t)i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
     enum avemo_status st = AVEMO_OK;
     avemo_nn_ctx_set_dropout(s->ctx, 0);
     int k = 0;
@@ -503,6 +516,7 @@ static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *e
     }
     avemo_nn_ctx_set_bn_momentum(s->ctx, 0);
     avemo_nn_ctx_set_dropout(s->ctx, s->p.train.dropout);
+    free(order);
     return st;
 }
 
