@@ -84,7 +84,9 @@ struct avemo_face_spec {
     int frames;               /* frames sampled per clip (8) */
     char cascade[512];        /* cascade XML path */
     struct avemo_detect_params detect;
-    double margin;
+    double margin;            /* border around the detector's box, fraction of its side (may be < 0) */
+    double offset_y;          /* crop centre moved down by this fraction of the box side */
+    int equalize;             /* 1: histogram-equalise every crop (training and inference) */
     int track;
     int mirror_test;          /* 1: predictions average each face and its mirror image (eval, classify) */
 };
@@ -110,6 +112,9 @@ struct avemo_train_config {
     int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
     int threads;              /* feature extraction and network threads (0: all cores; the
                                  network uses at most 8; results depend on it slightly) */
+    int nrepeat;              /* entries in repeat (0: every corpus once) */
+    int repeat[32];           /* training items of the k-th --data appear repeat[k] times an epoch,
+                                 so a small corpus (CK+) is not drowned by a large one (FER2013) */
 };
 
 struct avemo_augment {

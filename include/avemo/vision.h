@@ -64,6 +64,12 @@ enum avemo_status avemo_image_convert(const struct avemo_image *src, int channel
 enum avemo_status avemo_image_resize(const struct avemo_image *src, struct avemo_rect src_rect, int width,
                                      int height, struct avemo_image *dst, struct avemo_error *err);
 
+/* Contrast normalisation of a face crop, in place.  Histogram equalisation (the
+ * cumulative histogram of each channel mapped to 0..255, as cv2.equalizeHist does for
+ * gray images): faces from any camera, exposure or corpus reach the network with the
+ * same spread of grey levels. */
+void avemo_image_equalize(struct avemo_image *img);
+
 /* Draw the outline of r (clipped to the image) in the given color (gray images use color[0]). */
 void avemo_image_draw_rect(struct avemo_image *img, struct avemo_rect r, const uint8_t color[3], int thickness);
 
@@ -146,7 +152,9 @@ struct avemo_face_options {
     struct avemo_detect_params detect;
     int size;          /* side of the square crop, default 64 */
     int channels;      /* 3 RGB (default) or 1 gray */
-    double margin;     /* border added on each side of the box, as a fraction of its side; default 0.1 */
+    double margin;     /* border added on each side of the box, as a fraction of its side; default 0.1
+                        * (negative: a crop tighter than the box, down to -0.25) */
+    double offset_y;   /* the crop's centre moved down by this fraction of the box side (default 0) */
     int track;         /* 1: search near the previous frame's face first (faster, may differ slightly) */
     int center_fallback; /* 1: when no face is found, crop the centre square (face_found stays 0) */
 };

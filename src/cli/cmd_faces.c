@@ -13,7 +13,7 @@
 
 static const char faces_usage[] =
     "usage: avemo faces FILE|- [--frames K] [--out DIR] [--json] [--cascade PATH] [--draw]\n"
-    "                   [--size N] [--gray] [--margin M] [--track] [--fallback]\n"
+    "                   [--size N] [--gray] [--margin M] [--offset-y F] [--track] [--fallback]\n"
     "  Detect the largest face in K frames sampled evenly over a clip (or in a photo: JPEG, PNG, ...)\n"
     "  and print, per frame, its index, time, face_found and box [x, y, w, h] in pixels.\n"
     "  FILE - reads the clip or photo from standard input.\n"
@@ -24,7 +24,8 @@ static const char faces_usage[] =
     "  --cascade PATH  OpenCV cascade XML (default " AVEMO_DEFAULT_CASCADE ")\n"
     "  --size N        side of the square crop, 8..1024 (default 64)\n"
     "  --gray          gray crops (default RGB)\n"
-    "  --margin M      border around the box, fraction of its side, 0..2 (default 0.1)\n"
+    "  --margin M      border around the box, fraction of its side, -0.25..2 (default 0.1)\n"
+    "  --offset-y F    move the crop down by F of the box side, -0.5..0.5 (default 0)\n"
     "  --track         search near the previous face first (faster)\n"
     "  --fallback      crop the centre square when no face is found";
 
@@ -43,6 +44,7 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
         {"draw", no_argument, NULL, 'd'},         {"size", required_argument, NULL, 's'},
         {"gray", no_argument, NULL, 'g'},         {"margin", required_argument, NULL, 'm'},
         {"track", no_argument, NULL, 't'},        {"fallback", no_argument, NULL, 'f'},
+        {"offset-y", required_argument, NULL, 'y'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
@@ -51,7 +53,7 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
     avemo_face_options_default(&a->opt);
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tf", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:o:jc:ds:gm:tfy:", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': if (cli_int_arg("faces", "--frames", optarg, 1, 100000, &a->frames)) return CLI_EXIT_USAGE; break;
         case 'o': a->out_dir = optarg; break;
@@ -60,7 +62,8 @@ static int parse_args(int argc, char **argv, struct faces_args *a)
         case 'd': a->draw = 1; break;
         case 's': if (cli_int_arg("faces", "--size", optarg, 8, 1024, &a->opt.size)) return CLI_EXIT_USAGE; break;
         case 'g': a->opt.channels = 1; break;
-        case 'm': if (cli_double_arg("faces", "--margin", optarg, 0, 2, &a->opt.margin)) return CLI_EXIT_USAGE; break;
+        case 'm': if (cli_double_arg("faces", "--margin", optarg, -0.25, 2, &a->opt.margin)) return CLI_EXIT_USAGE; break;
+        case 'y': if (cli_double_arg("faces", "--offset-y", optarg, -0.5, 0.5, &a->opt.offset_y)) return CLI_EXIT_USAGE; break;
         case 't': a->opt.track = 1; break;
         case 'f': a->opt.center_fallback = 1; break;
         default: fprintf(stderr, "%s\n", faces_usage); return CLI_EXIT_USAGE;

@@ -255,6 +255,7 @@ static void face_options(const struct avemo_model *m, struct avemo_face_options 
     fo->size = m->p.face.size;
     fo->channels = m->p.face.channels;
     fo->margin = m->p.face.margin;
+    fo->offset_y = m->p.face.offset_y;
     fo->track = m->p.face.track;
 }
 
@@ -317,6 +318,24 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
     return st;
 }
 
+/* One crop as the model's input; a model trained on equalised crops gets an equalised copy
+ * (the crop itself stays as found: other models of the request may read it). */
+static enum avemo_status face_input(const struct avemo_model *m, const struct avemo_face *f, float *dst,
+                                    struct avemo_error *err)
+{
+    if (!m->p.face.equalize) {
+        avemo_model_face_input(f->image.data, m->p.face.size, m->p.face.channels, dst);
+        return AVEMO_OK;
+    }
+    struct avemo_image eq;
+    enum avemo_status st = avemo_image_convert(&f->image, f->image.channels, &eq, err);
+    if (st) return st;
+    avemo_image_equalize(&eq);
+    avemo_model_face_input(eq.data, m->p.face.size, m->p.face.channels, dst);
+    avemo_image_free(&eq);
+    return AVEMO_OK;
+}
+
 /* Fill the network inputs for model mi and run it; probabilities are averaged over the face crops. */
 static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
                                    struct avemo_error *err)
@@ -337,7 +356,8 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
         for (int i = 0; i < r->nfaces; i++) {
             const struct avemo_face *f = &r->faces[i];
             if (!f->has_crop || (r->media && !f->face_found)) continue;
-            avemo_model_face_input(f->image.data, m->p.face.size, m->p.face.channels, ctx->face_in + (size_t)batch * ff);
+            enum avemo_status st = face_input(m, f, ctx->face_in + (size_t)batch * ff, err);
+            if (st) return st;
             batch++;
         }
         if (batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);

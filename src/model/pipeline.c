@@ -139,14 +139,37 @@ static enum avemo_status set_face(struct avemo_face_spec *f, const char *key, co
         f->detect.min_height = f->detect.min_width;
         return st;
     }
-    if (strcmp(key, "margin") == 0) return parse_double(value, 0, 1, &f->margin, name, "face.margin", err);
+    if (strcmp(key, "margin") == 0) return parse_double(value, -0.25, 1, &f->margin, name, "face.margin", err);
+    if (strcmp(key, "offset_y") == 0) return parse_double(value, -0.5, 0.5, &f->offset_y, name, "face.offset_y", err);
+    if (strcmp(key, "equalize") == 0) return parse_choice(value, bool_names, &f->equalize, name, "face.equalize", err);
     if (strcmp(key, "track") == 0) return parse_choice(value, bool_names, &f->track, name, "face.track", err);
     if (strcmp(key, "mirror_test") == 0)
         return parse_choice(value, bool_names, &f->mirror_test, name, "face.mirror_test", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG,
                       "%s: unknown key '%s' in [face] (size, channels, frames, cascade, scale_factor, min_neighbors, "
-                      "min_size, margin, track, mirror_test)",
+                      "min_size, margin, offset_y, equalize, track, mirror_test)",
                       name, key);
+}
+
+/* "1 8": one count per --data, in order (commas or spaces between them). */
+static enum avemo_status parse_repeat(struct avemo_train_config *t, const char *value, const char *name,
+                                      struct avemo_error *err)
+{
+    char list[256], key[32];
+    if (strlen(value) >= sizeof list) return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: train.repeat too long", name);
+    snprintf(list, sizeof list, "%s", value);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        if (n == (int)(sizeof t->repeat / sizeof t->repeat[0]))
+            return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: train.repeat has more than %d counts", name, n);
+        snprintf(key, sizeof key, "train.repeat[%d]", n);
+        enum avemo_status st = parse_int(tok, 1, 1000, &t->repeat[n], name, key, err);
+        if (st) return st;
+        n++;
+    }
+    t->nrepeat = n;
+    return AVEMO_OK;
 }
 
 static enum avemo_status set_train(struct avemo_train_config *t, const char *key, const char *value, const char *name,
@@ -190,6 +213,7 @@ static enum avemo_status set_train(struct avemo_train_config *t, const char *key
     if (strcmp(key, "bn_recalibrate") == 0)
         return parse_choice(value, bool_names, &t->bn_recalibrate, name, "train.bn_recalibrate", err);
     if (strcmp(key, "threads") == 0) return parse_int(value, 0, 256, &t->threads, name, "train.threads", err);
+    if (strcmp(key, "repeat") == 0) return parse_repeat(t, value, name, err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [train]", name, key);
 }
 

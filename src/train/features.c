@@ -74,6 +74,7 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
         struct avemo_image img = {0};
         enum avemo_status st = avemo_face_from_image_file(it->path, fsp->size, fsp->channels, &img, err);
         if (st) return st;
+        if (fsp->equalize) avemo_image_equalize(&img);
         r->crops = img.data; /* exactly crop_bytes */
         r->ncrops = 1;
         return AVEMO_OK;
@@ -86,6 +87,7 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
     fo.size = fsp->size;
     fo.channels = fsp->channels;
     fo.margin = fsp->margin;
+    fo.offset_y = fsp->offset_y;
     fo.track = fsp->track;
     struct avemo_clip_faces cf = {0};
     if (!st) st = avemo_clip_faces(det, m, fsp->frames, &fo, 0, &cf, err);
@@ -94,7 +96,10 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
         r->crops = malloc(crop_bytes * (size_t)(cf.count ? cf.count : 1));
         if (!r->crops) st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", it->path);
         for (int k = 0; !st && k < cf.count; k++)
-            if (cf.faces[k].face_found && cf.faces[k].has_crop) memcpy(r->crops + crop_bytes * (size_t)r->ncrops++, cf.faces[k].image.data, crop_bytes);
+            if (cf.faces[k].face_found && cf.faces[k].has_crop) {
+                if (fsp->equalize) avemo_image_equalize(&cf.faces[k].image);
+                memcpy(r->crops + crop_bytes * (size_t)r->ncrops++, cf.faces[k].image.data, crop_bytes);
+            }
         if (!st && r->ncrops == 0)
             st = avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", it->path, fsp->frames);
     }
@@ -191,6 +196,11 @@ static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_ext
              a->loudness_db, a->max_gain_db, a->trim_db, opt->need_faces, f->size,
              f->channels, f->cascade, f->detect.scale_factor, f->detect.min_neighbors, f->detect.min_width, f->frames,
              f->margin, f->track, opt->need_audio, opt->need_faces, opt->keep_wave);
+    /* Framing and contrast options join the key only when set, so caches made before them stay valid. */
+    if (f->offset_y != 0 || f->equalize) {
+        size_t used = strlen(k);
+        snprintf(k + used, sizeof k - used, "|o%g:e%d", f->offset_y, f->equalize);
+    }
     return avemo_crc32(0, k, strlen(k));
 }
 

@@ -131,6 +131,37 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
     return AVEMO_OK;
 }
 
+/* train.repeat: the training items of the k-th --data listed repeat[k] times (an epoch
+ * then sees a small corpus as often as asked; shuffling mixes the copies). */
+static enum avemo_status repeat_sources(struct session *s, struct avemo_error *err)
+{
+    const struct avemo_train_config *t = &s->p.train;
+    /* The recipe names the corpora it was made for; run on fewer, the counts left over are
+     * unused (the first --data takes the first count), said so rather than refused. */
+    if (t->nrepeat > s->ds.nsources)
+        fprintf(stderr, "warning: train.repeat has %d counts for %d --data; the last %d are not used\n", t->nrepeat,
+                s->ds.nsources, t->nrepeat - s->ds.nsources);
+    size_t n = s->n[AVEMO_PART_TRAIN], total = 0;
+    const size_t *idx = s->idx[AVEMO_PART_TRAIN];
+    for (size_t j = 0; j < n; j++) {
+        int src = s->ds.items[idx[j]].source;
+        total += src < t->nrepeat ? (size_t)t->repeat[src] : 1;
+    }
+    if (total == n) return AVEMO_OK;
+    size_t *out = malloc(sizeof *out * total);
+    if (!out) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        int src = s->ds.items[idx[j]].source, times = src < t->nrepeat ? t->repeat[src] : 1;
+        for (int r = 0; r < times; r++) out[m++] = idx[j];
+    }
+    free(s->idx[AVEMO_PART_TRAIN]);
+    s->idx[AVEMO_PART_TRAIN] = out;
+    s->n[AVEMO_PART_TRAIN] = total;
+    say(s, "train.repeat: %zu training samples become %zu\n", n, total);
+    return AVEMO_OK;
+}
+
 static enum avemo_status make_split(struct session *s, struct avemo_error *err)
 {
     const struct avemo_train_config *t = &s->p.train;
@@ -156,6 +187,7 @@ static enum avemo_status make_split(struct session *s, struct avemo_error *err)
     }
     say(s, "split: %zu train, %zu validation, %zu test samples (%zu items are not samples of this mode)\n", s->n[0],
         s->n[1], s->n[2], unusable);
+    if ((st = repeat_sources(s, err))) return st;
     if (s->n[AVEMO_PART_TRAIN] == 0) return avemo_fail(err, AVEMO_ERR_EMPTY, "train: no usable training samples");
     if (s->n[AVEMO_PART_VALIDATION] == 0 && !(t->validation == 0 && t->swa_start > 0)) {
         /* A tiny corpus (e.g. six clips): validate on the training data so training still stops.
@@ -459,8 +491,21 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
  * and without augmentation, as torch.optim.swa_utils.update_bn does; the weights stay. */
 static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *err)
 {
-    const size_t n = s->n[AVEMO_PART_TRAIN], *order = s->idx[AVEMO_PART_TRAIN];
+    const size_t n = s->n[AVEMO_PART_TRAIN];
     const int batch = s->p.train.batch;
+    /* Batches drawn in a shuffled order of their own: the training order is the dataset's
+     * (one class, one corpus after another) when no epoch has shuffled it yet, e.g. a run
+     * resumed after its last epoch, and batches of one class give too small a variance. */
+    size_t *order = malloc(sizeof *order * (n ? n : 1));
+    if (!order) return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    memcpy(order, s->idx[AVEMO_PART_TRAIN], sizeof *order * n);
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, s->p.train.seed, 0xb17);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = avemo_rng_below(&rng, (uint32_t)i), t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
     enum avemo_status st = AVEMO_OK;
     avemo_nn_ctx_set_dropout(s->ctx, 0);
     int k = 0;
@@ -474,6 +519,7 @@ static enum avemo_status recalibrate_bn(struct session *s, struct avemo_error *e
     }
     avemo_nn_ctx_set_bn_momentum(s->ctx, 0);
     avemo_nn_ctx_set_dropout(s->ctx, s->p.train.dropout);
+    free(order);
     return st;
 }
 

@@ -20,6 +20,7 @@ void avemo_face_options_default(struct avemo_face_options *opt)
     opt->size = 64;
     opt->channels = 3;
     opt->margin = 0.1;
+    opt->offset_y = 0;
     opt->track = 0;
     opt->center_fallback = 0;
 }
@@ -36,21 +37,25 @@ static enum avemo_status check_options(const struct avemo_face_options *opt, str
                           FACE_MAX_SIZE);
     if (opt->channels != 1 && opt->channels != 3)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: %d channels (1 or 3 expected)", opt->channels);
-    if (!(opt->margin >= 0 && opt->margin <= 2))
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: margin %g not in 0..2", opt->margin);
+    if (!(opt->margin >= -0.25 && opt->margin <= 2))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: margin %g not in -0.25..2", opt->margin);
+    if (!(opt->offset_y >= -0.5 && opt->offset_y <= 0.5))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: vertical offset %g not in -0.5..0.5", opt->offset_y);
     return AVEMO_OK;
 }
 
-/* The square around box grown by margin on each side, moved (and if needed
- * shrunk) to lie inside the image. */
-static struct avemo_rect square_around(struct avemo_rect box, double margin, int w, int h)
+/* The square around box grown by margin on each side (shrunk when it is negative), its
+ * centre moved down by offset_y of the box side, moved (and if needed shrunk) to lie
+ * inside the image. */
+static struct avemo_rect square_around(struct avemo_rect box, double margin, double offset_y, int w, int h)
 {
     int side0 = box.w > box.h ? box.w : box.h;
     int side = (int)lrint(side0 * (1 + 2 * margin));
     if (side > w) side = w;
     if (side > h) side = h;
     if (side < 1) side = 1;
-    int x = (int)lrint(box.x + box.w * 0.5 - side * 0.5), y = (int)lrint(box.y + box.h * 0.5 - side * 0.5);
+    int x = (int)lrint(box.x + box.w * 0.5 - side * 0.5);
+    int y = (int)lrint(box.y + box.h * 0.5 + side0 * offset_y - side * 0.5);
     if (x > w - side) x = w - side;
     if (y > h - side) y = h - side;
     if (x < 0) x = 0;
@@ -157,7 +162,7 @@ enum avemo_status avemo_face_detect_image(avemo_detector *det, const struct avem
     if (found) {
         face->face_found = 1;
         face->box = box;
-        region = square_around(box, opt->margin, img->width, img->height);
+        region = square_around(box, opt->margin, opt->offset_y, img->width, img->height);
     } else if (opt->center_fallback) {
         region = centre_square(img->width, img->height);
     } else {

@@ -76,6 +76,28 @@ enum avemo_status avemo_image_convert(const struct avemo_image *src, int channel
     return AVEMO_OK;
 }
 
+void avemo_image_equalize(struct avemo_image *img)
+{
+    if (!image_valid(img)) return;
+    size_t n = (size_t)img->width * (size_t)img->height;
+    for (int c = 0; c < img->channels; c++) {
+        size_t hist[256] = {0};
+        uint8_t *px = img->data + c;
+        for (size_t i = 0; i < n; i++) hist[px[i * (size_t)img->channels]]++;
+        /* cv2.equalizeHist: the lowest level present maps to 0, the CDF is stretched over 0..255. */
+        size_t first = 0;
+        while (first < 256 && hist[first] == 0) first++;
+        if (first == 256 || hist[first] == n) continue; /* one grey level: nothing to spread */
+        size_t below = hist[first], total = n - hist[first];
+        uint8_t lut[256] = {0};
+        for (size_t v = first + 1; v < 256; v++) {
+            below += hist[v];
+            lut[v] = (uint8_t)lrint(255.0 * (double)(below - hist[first]) / (double)total);
+        }
+        for (size_t i = 0; i < n; i++) px[i * (size_t)img->channels] = lut[px[i * (size_t)img->channels]];
+    }
+}
+
 /* ---- Crop resampling: per-axis weight lists ---------------------------- */
 
 /* Source taps of one output sample. */

@@ -7,6 +7,8 @@
 
 #include <avemo/vision.h>
 #include <cjson/cJSON.h>
+#include <math.h>
+#include <string.h>
 
 #define AVEMO_BIN AVEMO_BINARY_DIR "/avemo"
 #define CLIP TEST_DATA("cremad/1001_DFA_ANG_XX.flv")
@@ -136,6 +138,55 @@ static void test_clip_faces_track_and_gray(void **state)
     avemo_cascade_free(c);
 }
 
+/* Framing: a negative margin crops inside the detector's box and offset_y moves the crop
+ * down by that fraction of the box side (the box itself does not change). */
+static void test_crop_margin_and_offset(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    avemo_media *m = NULL;
+    struct avemo_frames fr = {0};
+    assert_int_equal(avemo_media_open_file(CLIP, NULL, &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_media_decode_frames(m, 1, AVEMO_PIX_GRAY8, &fr, &err), AVEMO_OK);
+    avemo_media_close(m);
+    struct avemo_image img = avemo_image_from_frame(&fr.frames[0]);
+    struct avemo_face_options opt;
+    avemo_face_options_default(&opt);
+    opt.channels = 1;
+    struct avemo_face plain, framed;
+    assert_int_equal(avemo_face_detect_image(d, &img, &opt, NULL, &plain, &err), AVEMO_OK);
+    opt.margin = -0.1;
+    opt.offset_y = 0.2;
+    assert_int_equal(avemo_face_detect_image(d, &img, &opt, NULL, &framed, &err), AVEMO_OK);
+    assert_true(plain.face_found && framed.face_found);
+    struct avemo_rect b = framed.box, r = framed.crop;
+    printf("  box [%d %d %d %d], margin 0.1: [%d %d %d %d], margin -0.1 offset 0.2: [%d %d %d %d]\n", b.x, b.y, b.w, b.h,
+           plain.crop.x, plain.crop.y, plain.crop.w, plain.crop.h, r.x, r.y, r.w, r.h);
+    assert_memory_equal(&plain.box, &framed.box, sizeof b);
+    assert_int_equal(r.w, (int)lrint(b.w * 0.8));
+    assert_true(r.w < b.w && r.x > b.x && r.x + r.w < b.x + b.w);
+    double cy = r.y + r.h / 2.0, want = b.y + b.h / 2.0 + 0.2 * b.h;
+    assert_true(fabs(cy - want) <= 1.0);
+    assert_int_equal(framed.image.width, 64);
+    avemo_face_free(&plain);
+    avemo_face_free(&framed);
+    /* out of range: named */
+    opt.margin = -0.3;
+    assert_int_equal(avemo_face_detect_image(d, &img, &opt, NULL, &framed, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "margin"));
+    opt.margin = 0;
+    opt.offset_y = 0.6;
+    assert_int_equal(avemo_face_detect_image(d, &img, &opt, NULL, &framed, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "offset"));
+    avemo_frames_free(&fr);
+    avemo_detector_free(d);
+    avemo_cascade_free(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -152,6 +203,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_faces_json_and_crops),
+        cmocka_unit_test(test_crop_margin_and_offset),
         cmocka_unit_test(test_faces_errors),
         cmocka_unit_test(test_clip_faces_track_and_gray),
     };

@@ -9,6 +9,7 @@
 #include <avemo/vision.h>
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 #include <unistd.h>
 
 #define FER_FACE TEST_DATA("faces/happy_PublicTest_10181609.jpg")
@@ -40,6 +41,41 @@ static void test_resize_area_and_bilinear(void **state)
     struct avemo_rect outside = {5, 0, 4, 6};
     assert_int_equal(avemo_image_resize(&src, outside, 4, 4, &dst, &err), AVEMO_ERR_INVALID_ARG);
     avemo_image_free(&src);
+}
+
+/* Histogram equalisation as cv2.equalizeHist: the lowest grey level present goes to 0 and the
+ * cumulative histogram above it is stretched over 0..255; one grey level stays as it is. */
+static void test_equalize(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image img;
+    assert_int_equal(avemo_image_alloc(&img, 3, 2, 1, &err), AVEMO_OK);
+    const uint8_t in[6] = {10, 10, 10, 20, 30, 40}, want[6] = {0, 0, 0, 85, 170, 255};
+    memcpy(img.data, in, 6);
+    avemo_image_equalize(&img);
+    assert_memory_equal(img.data, want, 6);
+    memset(img.data, 77, 6);
+    avemo_image_equalize(&img);
+    for (int i = 0; i < 6; i++) assert_int_equal(img.data[i], 77);
+    avemo_image_free(&img);
+    /* A real face: the full range is used and the order of grey levels is kept. */
+    struct avemo_image face, eq;
+    assert_int_equal(avemo_jpeg_read_file(FER_FACE, 1, 0, &face, &err), AVEMO_OK);
+    assert_int_equal(avemo_image_convert(&face, 1, &eq, &err), AVEMO_OK);
+    avemo_image_equalize(&eq);
+    int lo = 255, hi = 0;
+    size_t n = (size_t)face.width * (size_t)face.height;
+    for (size_t i = 0; i < n; i++) {
+        lo = eq.data[i] < lo ? eq.data[i] : lo;
+        hi = eq.data[i] > hi ? eq.data[i] : hi;
+        for (size_t j = i + 1; j < n; j += 97)
+            if (face.data[i] < face.data[j]) assert_true(eq.data[i] <= eq.data[j]);
+    }
+    assert_int_equal(lo, 0);
+    assert_int_equal(hi, 255);
+    avemo_image_free(&face);
+    avemo_image_free(&eq);
 }
 
 static void test_jpeg_read_fer(void **state)
@@ -273,6 +309,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_area_and_bilinear),
+        cmocka_unit_test(test_equalize),
         cmocka_unit_test(test_jpeg_read_fer),
         cmocka_unit_test(test_jpeg_bad_input),
         cmocka_unit_test(test_fer_face_to_model_input),
