@@ -291,7 +291,7 @@ if __name__ == "__main__":
     case, PROGRAM, DATA, WORK = sys.argv[1:]
     os.makedirs(WORK, exist_ok=True)
     CLIP = os.path.join(DATA, "cremad", "1001_DFA_ANG_XX.flv")
-    PNG = os.path.join(DATA, "ckplus", "happy", "S011_006_00000013.png")
+    PNG = os.path.join(DATA, "ckplus", "happy", "S125_005_00000011.png")
     JPG = os.path.join(DATA, "faces", "happy_PublicTest_10130075.jpg")
     globals()["case_" + case]()
     if failures:

@@ -140,7 +140,7 @@ static void run_ok(const char *cmd)
 static void test_still_image_formats(void **state)
 {
     (void)state;
-    const char *png = TEST_DATA("ckplus/happy/S011_006_00000013.png");
+    const char *png = TEST_DATA("ckplus/happy/S125_005_00000011.png");
     struct avemo_image ref, img;
     struct avemo_error err = {0};
     assert_int_equal(avemo_image_read_file(png, 1, NULL, &ref, &err), AVEMO_OK);
@@ -189,7 +189,7 @@ static void test_classify_still_images(void **state)
     avemo_classify_ctx *ctx = NULL;
     assert_int_equal(avemo_classifier_open(paths[AVEMO_MODE_AV], &opt, &clf, &err), AVEMO_OK);
     assert_int_equal(avemo_classify_ctx_new(clf, &ctx, &err), AVEMO_OK);
-    const char *png = TEST_DATA("ckplus/happy/S011_006_00000013.png");
+    const char *png = TEST_DATA("ckplus/happy/S125_005_00000011.png");
     struct avemo_prediction a, b, c;
     assert_int_equal(avemo_classify_file(ctx, png, AVEMO_MODE_AV, &a, &err), AVEMO_OK);
     assert_int_equal(a.mode_used, AVEMO_MODE_FACE);
@@ -221,7 +221,7 @@ static void test_bad_files_and_per_corpus_eval(void **state)
     (void)state;
     char cmd[2048], dir[128];
     snprintf(dir, sizeof dir, "%s/ck", tmp);
-    snprintf(cmd, sizeof cmd, "cp -r %s %s && head -c 100 %s/happy/S011_006_00000013.png > %s/anger/S900_001_00000001.png"
+    snprintf(cmd, sizeof cmd, "cp -r %s %s && head -c 100 %s/happy/S125_005_00000011.png > %s/anger/S900_001_00000001.png"
                               " && : > %s/fear/S901_001_00000001.png",
              TEST_DATA("ckplus"), dir, dir, dir, dir);
     run_ok(cmd);
