@@ -571,18 +571,23 @@ static inline int stage4(const struct cascade_stage *st, const struct haar_stump
  * first stage rejected; *skip_next carries that from lane to lane and block to
  * block, and such windows get WINDOW_SKIPPED and are dropped after the first stage. */
 #define WINDOW_SKIPPED (-1000000)
-static inline void run_stumps4(const struct avemo_detector *d, const uint32_t *p, int step, const float norm[4],
-                               int res[4], int *skip_next)
+
+/* Lane bookkeeping of run_stumps4/8/16 (n lanes, one bit each): the lanes worth
+ * evaluating (res -1 for all), the first stage's verdict with OpenCV's skip rule,
+ * and a value written to every lane of a mask. */
+static inline int lanes_alive(const float *norm, int *res, int n)
 {
-    const struct avemo_cascade *c = d->c;
     int alive = 0;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < n; k++) {
         res[k] = -1;
         if (norm[k] != 0.f) alive |= 1 << k;
     }
-    const __m128 vnorm = _mm_loadu_ps(norm);
-    int fail0 = alive ? stage4(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
-    for (int k = 0; k < 4; k++) {
+    return alive;
+}
+
+static inline int lanes_after_first_stage(int alive, int fail0, int *res, int n, int *skip_next)
+{
+    for (int k = 0; k < n; k++) {
         if (*skip_next) {
             res[k] = WINDOW_SKIPPED;
             alive &= ~(1 << k);
@@ -592,18 +597,31 @@ static inline void run_stumps4(const struct avemo_detector *d, const uint32_t *p
             *skip_next = 1;
         }
     }
-    alive &= ~fail0;
+    return alive & ~fail0;
+}
+
+static inline void lanes_set(int mask, int value, int *res, int n)
+{
+    for (int k = 0; k < n; k++)
+        if (mask & (1 << k)) res[k] = value;
+}
+static inline void run_stumps4(const struct avemo_detector *d, const uint32_t *p, int step, const float norm[4],
+                               int res[4], int *skip_next)
+{
+    const struct avemo_cascade *c = d->c;
+    int alive = lanes_alive(norm, res, 4);
+    const __m128 vnorm = _mm_loadu_ps(norm);
+    int fail0 = alive ? stage4(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
+    alive = lanes_after_first_stage(alive, fail0, res, 4, skip_next);
     const struct haar_stump *s = d->stumps + c->stages[0].tree_count;
     for (int si = 1; si < c->nstages && alive; si++) {
         const struct cascade_stage *st = &c->stages[si];
         int died = alive & stage4(st, s, p, step, vnorm);
-        for (int k = 0; k < 4; k++)
-            if (died & (1 << k)) res[k] = -si;
+        lanes_set(died, -si, res, 4);
         alive &= ~died;
         s += st->tree_count;
     }
-    for (int k = 0; k < 4; k++)
-        if (alive & (1 << k)) res[k] = 1;
+    lanes_set(alive, 1, res, 4);
 }
 
 #ifdef VISION_AVX2
@@ -652,35 +670,19 @@ AVX2_FN static void run_stumps8(const struct avemo_detector *d, const uint32_t *
                                 int res[8], int *skip_next)
 {
     const struct avemo_cascade *c = d->c;
-    int alive = 0;
-    for (int k = 0; k < 8; k++) {
-        res[k] = -1;
-        if (norm[k] != 0.f) alive |= 1 << k;
-    }
+    int alive = lanes_alive(norm, res, 8);
     const __m256 vnorm = _mm256_loadu_ps(norm);
     int fail0 = alive ? stage8(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
-    for (int k = 0; k < 8; k++) {
-        if (*skip_next) {
-            res[k] = WINDOW_SKIPPED;
-            alive &= ~(1 << k);
-            *skip_next = 0;
-        } else if (fail0 & (1 << k)) {
-            res[k] = 0;
-            *skip_next = 1;
-        }
-    }
-    alive &= ~fail0;
+    alive = lanes_after_first_stage(alive, fail0, res, 8, skip_next);
     const struct haar_stump *s = d->stumps + c->stages[0].tree_count;
     for (int si = 1; si < c->nstages && alive; si++) {
         const struct cascade_stage *st = &c->stages[si];
         int died = alive & stage8(st, s, p, step, vnorm);
-        for (int k = 0; k < 8; k++)
-            if (died & (1 << k)) res[k] = -si;
+        lanes_set(died, -si, res, 8);
         alive &= ~died;
         s += st->tree_count;
     }
-    for (int k = 0; k < 8; k++)
-        if (alive & (1 << k)) res[k] = 1;
+    lanes_set(alive, 1, res, 8);
 }
 
 /* window_norm of 4 windows from their sums and squared sums, in the same double
@@ -773,35 +775,19 @@ AVX512_FN static void run_stumps16(const struct avemo_detector *d, const uint32_
                                    int res[16], int *skip_next)
 {
     const struct avemo_cascade *c = d->c;
-    int alive = 0;
-    for (int k = 0; k < 16; k++) {
-        res[k] = -1;
-        if (norm[k] != 0.f) alive |= 1 << k;
-    }
+    int alive = lanes_alive(norm, res, 16);
     const __m512 vnorm = _mm512_loadu_ps(norm);
     int fail0 = alive ? stage16(&c->stages[0], d->stumps, p, step, vnorm) & alive : 0;
-    for (int k = 0; k < 16; k++) {
-        if (*skip_next) {
-            res[k] = WINDOW_SKIPPED;
-            alive &= ~(1 << k);
-            *skip_next = 0;
-        } else if (fail0 & (1 << k)) {
-            res[k] = 0;
-            *skip_next = 1;
-        }
-    }
-    alive &= ~fail0;
+    alive = lanes_after_first_stage(alive, fail0, res, 16, skip_next);
     const struct haar_stump *s = d->stumps + c->stages[0].tree_count;
     for (int si = 1; si < c->nstages && alive; si++) {
         const struct cascade_stage *st = &c->stages[si];
         int died = alive & stage16(st, s, p, step, vnorm);
-        for (int k = 0; k < 16; k++)
-            if (died & (1 << k)) res[k] = -si;
+        lanes_set(died, -si, res, 16);
         alive &= ~died;
         s += st->tree_count;
     }
-    for (int k = 0; k < 16; k++)
-        if (alive & (1 << k)) res[k] = 1;
+    lanes_set(alive, 1, res, 16);
 }
 
 /* window_norm of 8 windows, as norm4. */
