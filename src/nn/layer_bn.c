@@ -6,11 +6,13 @@
  * normalising pass (one pass over memory less; its backward only needs its own output). */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <math.h>
 
 struct bn_task {
     const struct nn_layer *l;
     const float *gamma, *beta, *in, *dout, *relu_out, *mean_in, *rstd_in;
+    const struct nn_bn_pool *bn_pool;
     float *running, *out, *mean, *rstd, *dgamma, *dbeta, *din;
     float momentum;
     int B, relu, train;
@@ -71,9 +73,22 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
  *   dgamma = sum dy xhat,  dbeta = sum dy,
  *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
  *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
+/* The gradient reaching plane (n, c) of the ReLU's output: dout's, or the following pool's
+ * backward of that plane, made in the worker's scratch (the same values its own pass would write). */
+static const float *bn_plane_dout(const struct bn_task *t, int n, size_t c, int worker)
+{
+    const size_t hw = (size_t)t->l->in_h * t->l->in_w, at = ((size_t)n * t->l->in_c + c) * hw;
+    if (!t->bn_pool) return t->dout + at;
+    const struct nn_layer *p = t->bn_pool->l;
+    const size_t pat = ((size_t)n * p->in_c + c) * p->out_h * p->out_w;
+    float *dy = t->bn_pool->scratch[worker];
+    nn_maxpool2_backward_plane(t->relu_out + at, t->bn_pool->out + pat, t->dout + pat, dy, p->in_h, p->in_w,
+                               p->out_h, p->out_w);
+    return dy;
+}
+
 static void bn_backward_channel(void *arg, size_t c, int worker)
 {
-    (void)worker;
     const struct bn_task *t = arg;
     const int C = t->l->in_c, B = t->B;
     const size_t hw = (size_t)t->l->in_h * t->l->in_w, chw = (size_t)C * hw;
@@ -82,8 +97,8 @@ static void bn_backward_channel(void *arg, size_t c, int worker)
     double sum_dy = 0.0, sum_dy_dev = 0.0;
     for (int n = 0; n < B; n++) {
         const size_t at = n * chw + c * hw;
-        nn_vec_bn_sums(t->dout + at, t->relu_out ? t->relu_out + at : NULL, t->in + at, hw, m, &sum_dy,
-                       &sum_dy_dev);
+        nn_vec_bn_sums(bn_plane_dout(t, n, c, worker), t->relu_out ? t->relu_out + at : NULL, t->in + at, hw, m,
+                       &sum_dy, &sum_dy_dev);
     }
     const double sum_dy_xhat = sum_dy_dev * r;
     t->dgamma[c] += (float)sum_dy_xhat;
@@ -94,16 +109,20 @@ static void bn_backward_channel(void *arg, size_t c, int worker)
     const float k = t->train ? r * (float)(sum_dy_xhat / count) : 0.0f;
     for (int n = 0; n < B; n++) {
         const size_t at = n * chw + c * hw;
-        nn_vec_bn_dx(t->dout + at, t->relu_out ? t->relu_out + at : NULL, t->in + at, t->din + at, hw, g, a, m, k);
+        nn_vec_bn_dx(bn_plane_dout(t, n, c, worker), t->relu_out ? t->relu_out + at : NULL, t->in + at, t->din + at,
+                     hw, g, a, m, k);
     }
 }
 
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, const float *relu_out, float *din, int B, const float *mean,
-                    const float *rstd, int train, struct nn_pool *pool)
+                    const float *dout, const float *relu_out, const struct nn_bn_pool *bn_pool, float *din, int B,
+                    const float *mean, const float *rstd, int train, struct nn_pool *pool)
 {
+    assert(!bn_pool || (relu_out && bn_pool->l->k == 2 && bn_pool->l->in_c == l->in_c &&
+                        bn_pool->l->in_h == l->in_h && bn_pool->l->in_w == l->in_w));
     struct bn_task t = {.l = l, .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
-                        .relu_out = relu_out, .din = din, .B = B, .mean_in = mean, .rstd_in = rstd, .train = train};
+                        .relu_out = relu_out, .bn_pool = bn_pool, .din = din, .B = B, .mean_in = mean,
+                        .rstd_in = rstd, .train = train};
     nn_pool_for(pool, (size_t)l->in_c, bn_backward_channel, &t);
 }
 
@@ -136,8 +155,10 @@ static const float *bn_forward(const struct nn_layer *l, const struct nn_fwd *a)
 static void bn_backward(const struct nn_layer *l, const struct nn_bwd *a)
 {
     const avemo_nn_ctx *ctx = a->ctx;
-    nn_bn_backward(l, a->w, a->dw, a->db, a->in, a->dout, a->relu_out, a->din, a->B, ctx->bn_mean + l->s_off / 2,
-                   ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
+    const struct nn_bn_pool bn_pool = {.l = l + 2, .out = a->pool_out, .scratch = ctx->work.dcol};
+    assert(!a->pool_out || (size_t)l->in_h * l->in_w <= ctx->work.col_size);
+    nn_bn_backward(l, a->w, a->dw, a->db, a->in, a->dout, a->relu_out, a->pool_out ? &bn_pool : NULL, a->din, a->B,
+                   ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
 }
 
 /* A following ReLU runs in the batch norm's pass and writes the ReLU's buffer. */

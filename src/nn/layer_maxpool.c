@@ -92,8 +92,8 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
 /* 2 x 2 backward of one plane: the gradient goes to the first of the four inputs that equals
  * the output (the forward's winner), computed with 0/1 factors since the winner's position is
  * random and a branch would mispredict. */
-static void maxpool2_backward_plane(const float *x, const float *y, const float *dy, float *dx, int H, int W, int Ho,
-                                    int Wo)
+void nn_maxpool2_backward_plane(const float *x, const float *y, const float *dy, float *dx, int H, int W, int Ho,
+                                int Wo)
 {
     if (H != 2 * Ho || W != 2 * Wo) memset(dx, 0, sizeof(float) * (size_t)H * W); /* floor mode leaves a rim */
     for (int oh = 0; oh < Ho; oh++) {
@@ -138,7 +138,7 @@ static void maxpool2_backward_sample(void *arg, size_t n, int worker)
     const struct nn_layer *l = t->l;
     const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
     for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++)
-        maxpool2_backward_plane(t->in + p * hw, t->out + p * ohw, t->dout + p * ohw, t->din + p * hw, l->in_h,
+        nn_maxpool2_backward_plane(t->in + p * hw, t->out + p * ohw, t->dout + p * ohw, t->din + p * hw, l->in_h,
                                 l->in_w, l->out_h, l->out_w);
 }
 

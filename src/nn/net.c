@@ -659,15 +659,26 @@ enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const 
  * receives the gradient of its input.  relu_out (batch norm only): dout is the gradient of the
  * following ReLU, whose backward is folded in. */
 static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, int i, const float *dout,
-                           const float *relu_out, float *din)
+                           const float *relu_out, const float *pool_out, float *din)
 {
     const struct nn_layer *l = &net->layers[i];
     const struct nn_bwd a = {
         .net = net, .ctx = ctx, .i = i, .B = ctx->batch,
         .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .dout = dout, .relu_out = relu_out,
+        .pool_out = pool_out,
         .dw = ctx->grads + l->w_off, .db = ctx->grads + l->b_off, .din = din,
     };
     nn_layer_type_of(l)->backward(l, &a);
+}
+
+/* Batch norm, ReLU, then a 2x2 max pool ending at layer i: one backward pass (struct nn_bn_pool),
+ * unless the gradient between them is kept for inspection or does not fit the worker scratch. */
+static int bn_relu_pool_triple(const struct avemo_net *net, const avemo_nn_ctx *ctx, int first, int i, int end)
+{
+    const struct nn_layer *l = &net->layers[i];
+    return i - 2 >= first && bn_relu_pair(net, i - 2, end) && l->op == NN_MAXPOOL && l->k == 2 &&
+           (size_t)l->in_h * l->in_w <= ctx->work.col_size && ctx->work.dcol[0] &&
+           !(ctx->keep_grad && (ctx->keep_grad[i - 1] || ctx->keep_grad[i - 2]));
 }
 
 /* Runs the layers of stage s backwards from dout (in one of the ping-pong buffers);
@@ -678,13 +689,16 @@ static void stage_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
     const struct nn_stage *st = &net->stages[s];
     const int end = st->first + st->count;
     for (int i = end - 1; i >= st->first;) {
-        /* A batch norm + ReLU pair (fused in the forward too) in one backward pass. */
-        const int pair = i > st->first && bn_relu_pair(net, i - 1, end);
-        const int first = pair ? i - 1 : i;
+        /* A batch norm + ReLU pair (fused in the forward too) in one backward pass, with the 2x2
+         * max pool after them if there is one. */
+        const int triple = bn_relu_pool_triple(net, ctx, st->first, i, end);
+        const int pair = triple || (i > st->first && bn_relu_pair(net, i - 1, end));
+        const int first = triple ? i - 2 : pair ? i - 1 : i;
         float *din = first == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
         if (ctx->keep_grad && ctx->keep_grad[i]) /* dout is the gradient of layer i's output */
             memcpy(ctx->keep_grad[i], dout, sizeof(float) * ctx->batch * nn_out_size(&net->layers[i]));
-        layer_backward(net, ctx, s, first, dout, pair ? ctx->out[i] : NULL, din);
+        layer_backward(net, ctx, s, first, dout, pair ? ctx->out[first + 1] : NULL, triple ? ctx->out[i] : NULL,
+                       din);
         dout = din;
         i = first - 1;
     }

@@ -151,6 +151,8 @@ struct nn_bwd {
     int i, B;
     const float *in, *w, *dout;
     const float *relu_out;     /* batch norm: dout is the gradient of the following ReLU (relu_out) */
+    const float *pool_out;     /* batch norm + ReLU: dout is the gradient of the 2x2 max pool after them
+                                  (pool_out, layer i + 2); see struct nn_bn_pool */
     float *dw, *db, *din;
 };
 
@@ -211,11 +213,20 @@ void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const flo
                          struct nn_pool *pool);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
+/* A 2x2 max pool after a batch norm and its ReLU, whose backward runs inside the batch norm's
+ * (training contexts): dout is then the pool's output gradient.  The pool's input gradient is made
+ * one plane at a time in the worker's scratch, where the batch norm reads it at once, instead of
+ * a pass that writes it for the whole batch and two that read it back. */
+struct nn_bn_pool {
+    const struct nn_layer *l;  /* the max-pool layer (k = 2) */
+    const float *out;          /* its output */
+    float *const *scratch;     /* per worker, at least l->in_h * l->in_w floats */
+};
 /* relu_out != NULL: dout is the gradient of the following ReLU's output (relu_out), whose
- * backward is done on the fly. */
+ * backward is done on the fly; with pool != NULL too, dout is the gradient of that pool's output. */
 void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, const float *relu_out, float *din, int B, const float *mean,
-                    const float *rstd, int train, struct nn_pool *pool);
+                    const float *dout, const float *relu_out, const struct nn_bn_pool *bn_pool, float *din, int B,
+                    const float *mean, const float *rstd, int train, struct nn_pool *pool);
 #define NN_BN_EPS 1e-5f
 #define NN_BN_MOMENTUM 0.1f
 
@@ -249,6 +260,9 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
                         struct nn_pool *pool);
 void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
                          const float *dout, float *din, int B, struct nn_pool *pool);
+/* 2x2 backward of one plane: x (H x W) the input, y and dy (Ho x Wo) the output and its gradient. */
+void nn_maxpool2_backward_plane(const float *x, const float *y, const float *dy, float *dx, int H, int W, int Ho,
+                                int Wo);
 
 void nn_gap_forward(const struct nn_layer *l, const float *in, float *out, int B);
 void nn_gap_backward(const struct nn_layer *l, const float *dout, float *din, int B);
