@@ -13,6 +13,8 @@ struct bn_task {
     const struct nn_layer *l;
     const float *gamma, *beta, *in, *dout, *relu_out, *mean_in, *rstd_in;
     const struct nn_bn_pool *bn_pool;
+    const struct nn_layer *pool_l;
+    float *pool_y;
     float *running, *out, *mean, *rstd, *dgamma, *dbeta, *din;
     float momentum;
     int B, relu, train;
@@ -37,7 +39,12 @@ static void bn_forward_channel(void *arg, size_t c, int worker)
     t->mean[c] = m;
     t->rstd[c] = r;
     const float scale = t->gamma[c] * r, shift = t->beta[c] - m * scale;
-    for (int n = 0; n < B; n++) nn_vec_scale_shift(in + n * chw, t->out + n * chw + c * hw, hw, scale, shift, t->relu);
+    for (int n = 0; n < B; n++) {
+        float *y = t->out + n * chw + c * hw;
+        nn_vec_scale_shift(in + n * chw, y, hw, scale, shift, t->relu);
+        const struct nn_layer *p = t->pool_l;
+        if (p) nn_maxpool2_plane(y, p->in_w, t->pool_y + ((size_t)n * C + c) * p->out_h * p->out_w, p->out_h, p->out_w);
+    }
     if (t->running) {
         const double unbiased = count > 1 ? var * count / (count - 1) : var;
         float *running = t->running;
@@ -49,10 +56,13 @@ static void bn_forward_channel(void *arg, size_t c, int worker)
 
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
                          float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
-                         struct nn_pool *pool)
+                         const struct nn_layer *pool_l, float *pool_y, struct nn_pool *pool)
 {
+    assert(!pool_l || (relu && pool_y && pool_l->k == 2 && pool_l->in_c == l->in_c && pool_l->in_h == l->in_h &&
+                       pool_l->in_w == l->in_w));
     struct bn_task t = {.l = l, .gamma = gamma, .beta = beta, .running = running, .momentum = momentum, .in = in,
-                        .out = out, .B = B, .mean = mean, .rstd = rstd, .relu = relu};
+                        .out = out, .B = B, .mean = mean, .rstd = rstd, .relu = relu, .pool_l = pool_l,
+                        .pool_y = pool_y};
     nn_pool_for(pool, (size_t)l->in_c, bn_forward_channel, &t);
 }
 
@@ -141,7 +151,8 @@ static const float *bn_forward(const struct nn_layer *l, const struct nn_fwd *a)
     const struct avemo_net *net = a->net;
     if (a->train) {
         nn_bn_forward_train(l, a->w, a->b, a->stats ? a->stats + l->s_off : NULL, ctx->bn_momentum, a->in, a->y, a->B,
-                            ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, a->relu, ctx->work.pool);
+                            ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, a->relu,
+                            a->pool_y ? l + 2 : NULL, a->pool_y, ctx->work.pool);
     } else {
         nn_bn_forward_eval(l, a->w, a->b, net->stats + l->s_off, a->in, a->y, a->B, a->relu);
         for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */

@@ -10,7 +10,7 @@
 #endif
 
 /* Inference 2 x 2 pooling of one plane: no index to keep, so SSE's max needs no branch. */
-static void maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo)
+void nn_maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo)
 {
     for (int oh = 0; oh < Ho; oh++) {
         const float *r0 = x + (size_t)(2 * oh) * W, *r1 = r0 + W;
@@ -49,7 +49,7 @@ static void maxpool2_forward_sample(void *arg, size_t n, int worker)
     const struct pool_task *t = arg;
     const struct nn_layer *l = t->l;
     const size_t hw = (size_t)l->in_h * l->in_w, ohw = (size_t)l->out_h * l->out_w;
-    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++) maxpool2_plane(t->in + p * hw, l->in_w, t->y + p * ohw, l->out_h, l->out_w);
+    for (size_t p = n * l->in_c; p < (n + 1) * l->in_c; p++) nn_maxpool2_plane(t->in + p * hw, l->in_w, t->y + p * ohw, l->out_h, l->out_w);
 }
 
 void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, int32_t *idx, int B,

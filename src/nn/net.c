@@ -409,28 +409,39 @@ static const float *stage_output(const avemo_nn_ctx *ctx, int s)
     return st->count ? ctx->out[st->first + st->count - 1] : layer_input(ctx, s, st->first);
 }
 
-/* Forward of layer i; relu != 0 (batch norm only) applies the following ReLU in the same pass. */
+/* Forward of layer i; relu != 0 (batch norm only) applies the following ReLU in the same pass,
+ * pool != 0 the 2x2 max pool after the ReLU too. */
 static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ctx *ctx, int s, int i, int train,
-                          int B, int relu)
+                          int B, int relu, int pool)
 {
     const struct nn_layer *l = &net->layers[i];
     const struct nn_fwd a = {
         .net = net, .ctx = ctx, .i = i, .B = B, .train = train, .relu = relu,
         .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .b = net->params + l->b_off,
-        .y = ctx->act[relu ? i + 1 : i], .stats = stats,
+        .y = ctx->act[relu ? i + 1 : i], .stats = stats, .pool_y = pool ? ctx->act[i + 2] : NULL,
     };
     assert(!relu || (l->op == NN_BN && i + 1 < net->nlayers && net->layers[i + 1].op == NN_RELU));
+    assert(!pool || (relu && train && net->layers[i + 2].op == NN_MAXPOOL && ctx->act[i + 2]));
     assert(l->first_of_stage || nn_in_size(l) == nn_out_size(l - 1)); /* shapes chain within a stage */
     assert(B >= 1 && B <= ctx->max_batch);
     const float *y = nn_layer_type_of(l)->forward(l, &a);
     ctx->out[i] = y;
     if (relu) ctx->out[i + 1] = y;
+    if (pool) ctx->out[i + 2] = a.pool_y;
 }
 
 /* Batch norm then ReLU: the ReLU runs inside the batch norm's pass, in every context. */
 static int bn_relu_pair(const struct avemo_net *net, int i, int end)
 {
     return net->layers[i].op == NN_BN && i + 1 < end && net->layers[i + 1].op == NN_RELU;
+}
+
+/* Batch norm, ReLU and a 2x2 max pool from layer i: in training, the pool reads each plane of
+ * the ReLU's output right after the batch norm wrote it, instead of in a pass of its own. */
+static int bn_relu_pool_run(const struct avemo_net *net, int i, int end)
+{
+    return bn_relu_pair(net, i, end) && i + 2 < end && net->layers[i + 2].op == NN_MAXPOOL &&
+           net->layers[i + 2].k == 2;
 }
 
 /* Inference-only contexts run "conv, bn, relu" as one convolution: the batch norm's running
@@ -470,11 +481,14 @@ static void stage_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     for (int i = st->first; i < end;) {
         if (!ctx->training && net->layers[i].op == NN_CONV) {
             i += forward_fused_conv(net, ctx, s, i, end, B);
+        } else if (train && bn_relu_pool_run(net, i, end)) {
+            layer_forward(net, stats, ctx, s, i, train, B, 1, 1);
+            i += 3;
         } else if (bn_relu_pair(net, i, end)) {
-            layer_forward(net, stats, ctx, s, i, train, B, 1);
+            layer_forward(net, stats, ctx, s, i, train, B, 1, 0);
             i += 2;
         } else {
-            layer_forward(net, stats, ctx, s, i, train, B, 0);
+            layer_forward(net, stats, ctx, s, i, train, B, 0, 0);
             i++;
         }
     }

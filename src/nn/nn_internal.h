@@ -139,6 +139,8 @@ struct nn_fwd {
     int i, B;                  /* layer index, batch */
     int train;                 /* batch statistics and dropout (training forward) */
     int relu;                  /* batch norm: apply the following ReLU in the same pass */
+    float *pool_y;             /* batch norm + ReLU (training): also the 2x2 max pool after them (layer
+                                  i + 2), written to pool_y from each plane while it is in cache */
     const float *in, *w, *b;   /* input, the layer's weight and bias in the parameters */
     float *y;                  /* output buffer, NULL when the layer has none (see needs_output) */
     float *stats;              /* running statistics to update (training), or NULL */
@@ -207,10 +209,11 @@ void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float
                       const float *dout, float *din, int B, const struct nn_work *work);
 size_t nn_conv_col_size(const struct nn_layer *l);
 
-/* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output). */
+/* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output);
+ * pool_l != NULL: the 2x2 max pool after the ReLU too, into pool_y. */
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
                          float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
-                         struct nn_pool *pool);
+                         const struct nn_layer *pool_l, float *pool_y, struct nn_pool *pool);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
 /* A 2x2 max pool after a batch norm and its ReLU, whose backward runs inside the batch norm's
@@ -260,6 +263,8 @@ void nn_maxpool_forward(const struct nn_layer *l, const float *in, float *out, i
                         struct nn_pool *pool);
 void nn_maxpool_backward(const struct nn_layer *l, const float *in, const float *out, const int32_t *idx,
                          const float *dout, float *din, int B, struct nn_pool *pool);
+/* 2x2 forward of one plane: x has rows of W, y is Ho x Wo. */
+void nn_maxpool2_plane(const float *x, int W, float *y, int Ho, int Wo);
 /* 2x2 backward of one plane: x (H x W) the input, y and dy (Ho x Wo) the output and its gradient. */
 void nn_maxpool2_backward_plane(const float *x, const float *y, const float *dy, float *dx, int H, int W, int Ho,
                                 int Wo);
