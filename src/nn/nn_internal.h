@@ -72,7 +72,7 @@ void nn_record_free(avemo_net *net);
  * index names the worker's scratch); it returns when all are done.  A NULL pool runs the items
  * in order on worker 0. */
 #define NN_MAX_WORKERS 8
-#define NN_CHUNKS_PER_WORKER 2
+#define NN_CHUNKS_PER_WORKER 4 /* a chunk late on a busy core holds the others up less */
 struct nn_pool;
 typedef void (*nn_item_fn)(void *arg, size_t item, int worker);
 struct nn_pool *nn_pool_create(int threads); /* NULL for threads <= 1 */
