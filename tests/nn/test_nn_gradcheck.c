@@ -141,6 +141,8 @@ static const struct gc_case cases[] = {
     {"batch norm 2d eval", NET("x:2x4x5", "conv 3 3 same, bn", "dense 4"), 0, 3},
     {"relu and max pool 2", NET("x:2x6x7", "conv 3 3 same, relu, maxpool 2", "dense 4"), 0, 3},
     {"max pool 3", NET("x:2x7x6", "conv 2 3 same, maxpool 3", "dense 3"), 0, 2},
+    {"batch norm, relu, max pool 2 with a rim (one pass each way)",
+     NET("x:2x7x5", "conv 3 3 same, bn, relu, maxpool 2", "dense 4"), 1, 3},
     {"global average pool", NET("x:2x5x6", "conv 4 3 same, gap", "dense 3"), 0, 3},
     {"flatten and dense", NET("x:2x3x4", "conv 2 3 same, flatten, dense 5", "dense 3"), 0, 3},
     {"dense, batch norm 1d, relu, dropout", NET("x:6x1x1", "dense 8, bn, relu, dropout 0.3", "dense 5, bn, dense 3"),
