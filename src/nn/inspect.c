@@ -113,8 +113,10 @@ enum avemo_status avemo_nn_ctx_activation(const avemo_nn_ctx *ctx, int layer, st
                           "create the context with training = 1 to read its output", net->name, l->name);
     int batch = ctx->stage_batch[stage_of(net, layer)];
     if (batch < 1 || !ctx->out[layer])
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: layer %s did not run in the last forward", net->name,
-                          l->name);
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG,
+                          "%s: layer %s did not run in the last forward, or that forward did not keep its output (a "
+                          "training forward keeps no ReLU output that a 2x2 max pool follows: use avemo_net_forward)",
+                          net->name, l->name);
     tensor_of(l, ctx->out[layer], batch, t);
     return AVEMO_OK;
 }

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 struct bn_task {
     const struct nn_layer *l;
@@ -15,6 +16,7 @@ struct bn_task {
     const struct nn_bn_pool *bn_pool;
     const struct nn_layer *pool_l;
     float *pool_y;
+    float *const *scratch;
     float *running, *out, *mean, *rstd, *dgamma, *dbeta, *din;
     float momentum;
     int B, relu, train;
@@ -24,7 +26,6 @@ struct bn_task {
  * as with one worker (same order, same result). */
 static void bn_forward_channel(void *arg, size_t c, int worker)
 {
-    (void)worker;
     const struct bn_task *t = arg;
     const int C = t->l->in_c, B = t->B;
     const size_t hw = (size_t)t->l->in_h * t->l->in_w, chw = (size_t)C * hw;
@@ -40,9 +41,9 @@ static void bn_forward_channel(void *arg, size_t c, int worker)
     t->rstd[c] = r;
     const float scale = t->gamma[c] * r, shift = t->beta[c] - m * scale;
     for (int n = 0; n < B; n++) {
-        float *y = t->out + n * chw + c * hw;
-        nn_vec_scale_shift(in + n * chw, y, hw, scale, shift, t->relu);
         const struct nn_layer *p = t->pool_l;
+        float *y = p ? t->scratch[worker] : t->out + n * chw + c * hw;
+        nn_vec_scale_shift(in + n * chw, y, hw, scale, shift, t->relu);
         if (p) nn_maxpool2_plane(y, p->in_w, t->pool_y + ((size_t)n * C + c) * p->out_h * p->out_w, p->out_h, p->out_w);
     }
     if (t->running) {
@@ -56,13 +57,14 @@ static void bn_forward_channel(void *arg, size_t c, int worker)
 
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
                          float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
-                         const struct nn_layer *pool_l, float *pool_y, struct nn_pool *pool)
+                         const struct nn_layer *pool_l, float *pool_y, float *const *scratch, struct nn_pool *pool)
 {
-    assert(!pool_l || (relu && pool_y && pool_l->k == 2 && pool_l->in_c == l->in_c && pool_l->in_h == l->in_h &&
-                       pool_l->in_w == l->in_w));
+    assert(pool_l ? relu && pool_y && scratch && !out && pool_l->k == 2 && pool_l->in_c == l->in_c &&
+                        pool_l->in_h == l->in_h && pool_l->in_w == l->in_w
+                  : out != NULL);
     struct bn_task t = {.l = l, .gamma = gamma, .beta = beta, .running = running, .momentum = momentum, .in = in,
                         .out = out, .B = B, .mean = mean, .rstd = rstd, .relu = relu, .pool_l = pool_l,
-                        .pool_y = pool_y};
+                        .pool_y = pool_y, .scratch = scratch};
     nn_pool_for(pool, (size_t)l->in_c, bn_forward_channel, &t);
 }
 
@@ -83,17 +85,32 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
  *   dgamma = sum dy xhat,  dbeta = sum dy,
  *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
  *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
+/* Plane (n, c) of the ReLU's output (NULL without a ReLU): kept by the forward, or made again in
+ * the worker's scratch from the input with the forward's scale and shift (the same operations on
+ * the same numbers, so the same values). */
+static const float *bn_plane_relu(const struct bn_task *t, int n, size_t c, int worker)
+{
+    const size_t hw = (size_t)t->l->in_h * t->l->in_w, at = ((size_t)n * t->l->in_c + c) * hw;
+    if (!t->relu) return NULL;
+    if (t->relu_out) return t->relu_out + at;
+    float *y = t->bn_pool->scratch[worker] + hw;
+    const float r = t->rstd_in[c], scale = t->gamma[c] * r, shift = t->beta[c] - t->mean_in[c] * scale;
+    nn_vec_scale_shift(t->in + at, y, hw, scale, shift, 1);
+    return y;
+}
+
 /* The gradient reaching plane (n, c) of the ReLU's output: dout's, or the following pool's
- * backward of that plane, made in the worker's scratch (the same values its own pass would write). */
-static const float *bn_plane_dout(const struct bn_task *t, int n, size_t c, int worker)
+ * backward of that plane (relu its input plane), made in the worker's scratch (the same values
+ * its own pass would write). */
+static const float *bn_plane_dout(const struct bn_task *t, const float *relu, int n, size_t c, int worker)
 {
     const size_t hw = (size_t)t->l->in_h * t->l->in_w, at = ((size_t)n * t->l->in_c + c) * hw;
     if (!t->bn_pool) return t->dout + at;
     const struct nn_layer *p = t->bn_pool->l;
     const size_t pat = ((size_t)n * p->in_c + c) * p->out_h * p->out_w;
     float *dy = t->bn_pool->scratch[worker];
-    nn_maxpool2_backward_plane(t->relu_out + at, t->bn_pool->out + pat, t->dout + pat, dy, p->in_h, p->in_w,
-                               p->out_h, p->out_w);
+    nn_maxpool2_backward_plane(relu, t->bn_pool->out + pat, t->dout + pat, dy, p->in_h, p->in_w, p->out_h, p->out_w);
+    if (t->bn_pool->keep) memcpy(t->bn_pool->keep + at, dy, sizeof(float) * hw);
     return dy;
 }
 
@@ -107,8 +124,8 @@ static void bn_backward_channel(void *arg, size_t c, int worker)
     double sum_dy = 0.0, sum_dy_dev = 0.0;
     for (int n = 0; n < B; n++) {
         const size_t at = n * chw + c * hw;
-        nn_vec_bn_sums(bn_plane_dout(t, n, c, worker), t->relu_out ? t->relu_out + at : NULL, t->in + at, hw, m,
-                       &sum_dy, &sum_dy_dev);
+        const float *relu = bn_plane_relu(t, n, c, worker);
+        nn_vec_bn_sums(bn_plane_dout(t, relu, n, c, worker), relu, t->in + at, hw, m, &sum_dy, &sum_dy_dev);
     }
     const double sum_dy_xhat = sum_dy_dev * r;
     t->dgamma[c] += (float)sum_dy_xhat;
@@ -119,20 +136,22 @@ static void bn_backward_channel(void *arg, size_t c, int worker)
     const float k = t->train ? r * (float)(sum_dy_xhat / count) : 0.0f;
     for (int n = 0; n < B; n++) {
         const size_t at = n * chw + c * hw;
-        nn_vec_bn_dx(bn_plane_dout(t, n, c, worker), t->relu_out ? t->relu_out + at : NULL, t->in + at, t->din + at,
-                     hw, g, a, m, k);
+        const float *relu = bn_plane_relu(t, n, c, worker);
+        nn_vec_bn_dx(bn_plane_dout(t, relu, n, c, worker), relu, t->in + at, t->din + at, hw, g, a, m, k);
     }
 }
 
-void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, const float *relu_out, const struct nn_bn_pool *bn_pool, float *din, int B,
-                    const float *mean, const float *rstd, int train, struct nn_pool *pool)
+void nn_bn_backward(const struct nn_layer *l, const float *gamma, const float *beta, float *dgamma, float *dbeta,
+                    const float *in, const float *dout, int relu, const float *relu_out,
+                    const struct nn_bn_pool *bn_pool, float *din, int B, const float *mean, const float *rstd,
+                    int train, struct nn_pool *pool)
 {
-    assert(!bn_pool || (relu_out && bn_pool->l->k == 2 && bn_pool->l->in_c == l->in_c &&
-                        bn_pool->l->in_h == l->in_h && bn_pool->l->in_w == l->in_w));
-    struct bn_task t = {.l = l, .gamma = gamma, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
-                        .relu_out = relu_out, .bn_pool = bn_pool, .din = din, .B = B, .mean_in = mean,
-                        .rstd_in = rstd, .train = train};
+    assert(!bn_pool || (relu && bn_pool->l->k == 2 && bn_pool->l->in_c == l->in_c && bn_pool->l->in_h == l->in_h &&
+                        bn_pool->l->in_w == l->in_w));
+    assert(!relu || relu_out || bn_pool); /* a ReLU output that was not kept is made again on the pool's path */
+    struct bn_task t = {.l = l, .gamma = gamma, .beta = beta, .dgamma = dgamma, .dbeta = dbeta, .in = in,
+                        .dout = dout, .relu = relu, .relu_out = relu_out, .bn_pool = bn_pool, .din = din, .B = B,
+                        .mean_in = mean, .rstd_in = rstd, .train = train};
     nn_pool_for(pool, (size_t)l->in_c, bn_backward_channel, &t);
 }
 
@@ -152,7 +171,7 @@ static const float *bn_forward(const struct nn_layer *l, const struct nn_fwd *a)
     if (a->train) {
         nn_bn_forward_train(l, a->w, a->b, a->stats ? a->stats + l->s_off : NULL, ctx->bn_momentum, a->in, a->y, a->B,
                             ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, a->relu,
-                            a->pool_y ? l + 2 : NULL, a->pool_y, ctx->work.pool);
+                            a->pool_y ? l + 2 : NULL, a->pool_y, ctx->work.dcol, ctx->work.pool);
     } else {
         nn_bn_forward_eval(l, a->w, a->b, net->stats + l->s_off, a->in, a->y, a->B, a->relu);
         for (int c = 0; c < l->in_c; c++) { /* kept for a backward in inference mode */
@@ -166,10 +185,11 @@ static const float *bn_forward(const struct nn_layer *l, const struct nn_fwd *a)
 static void bn_backward(const struct nn_layer *l, const struct nn_bwd *a)
 {
     const avemo_nn_ctx *ctx = a->ctx;
-    const struct nn_bn_pool bn_pool = {.l = l + 2, .out = a->pool_out, .scratch = ctx->work.dcol};
-    assert(!a->pool_out || (size_t)l->in_h * l->in_w <= ctx->work.col_size);
-    nn_bn_backward(l, a->w, a->dw, a->db, a->in, a->dout, a->relu_out, a->pool_out ? &bn_pool : NULL, a->din, a->B,
-                   ctx->bn_mean + l->s_off / 2, ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
+    const struct nn_bn_pool bn_pool = {.l = l + 2, .out = a->pool_out, .scratch = ctx->work.dcol, .keep = a->relu_keep};
+    assert(!a->pool_out || 2 * (size_t)l->in_h * l->in_w <= ctx->work.col_size); /* bn_buffers */
+    nn_bn_backward(l, a->w, a->net->params + l->b_off, a->dw, a->db, a->in, a->dout, a->relu, a->relu_out,
+                   a->pool_out ? &bn_pool : NULL, a->din, a->B, ctx->bn_mean + l->s_off / 2,
+                   ctx->bn_rstd + l->s_off / 2, ctx->last_train, ctx->work.pool);
 }
 
 /* A following ReLU runs in the batch norm's pass and writes the ReLU's buffer. */
@@ -178,6 +198,14 @@ static int bn_needs_output(const struct nn_layer *l, const struct nn_layer *next
     (void)l;
     (void)training;
     return !(next && next->op == NN_RELU);
+}
+
+/* Training: two planes of scratch per worker for a 2x2 max pool after the ReLU (struct nn_bn_pool;
+ * the convolution before asks for more anyway). */
+static void bn_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
+{
+    (void)B;
+    if (training) b->col = 2 * (size_t)l->in_h * l->in_w;
 }
 
 /* gamma 1, beta 0, running mean 0 and variance 1 (PyTorch's defaults). */
@@ -195,5 +223,5 @@ static void bn_init(const struct nn_layer *l, float *w, float *b, float *stats, 
 const struct nn_layer_type nn_layer_bn = {
     .name = "bn", .min_words = 1, .max_words = 1, .takes_seq = 1, .has_params = 1,
     .parse = bn_parse, .forward = bn_forward, .backward = bn_backward,
-    .needs_output = bn_needs_output, .init = bn_init,
+    .needs_output = bn_needs_output, .buffers = bn_buffers, .init = bn_init,
 };

@@ -418,7 +418,7 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     const struct nn_fwd a = {
         .net = net, .ctx = ctx, .i = i, .B = B, .train = train, .relu = relu,
         .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .b = net->params + l->b_off,
-        .y = ctx->act[relu ? i + 1 : i], .stats = stats, .pool_y = pool ? ctx->act[i + 2] : NULL,
+        .y = pool ? NULL : ctx->act[relu ? i + 1 : i], .stats = stats, .pool_y = pool ? ctx->act[i + 2] : NULL,
     };
     assert(!relu || (l->op == NN_BN && i + 1 < net->nlayers && net->layers[i + 1].op == NN_RELU));
     assert(!pool || (relu && train && net->layers[i + 2].op == NN_MAXPOOL && ctx->act[i + 2]));
@@ -426,7 +426,7 @@ static void layer_forward(const struct avemo_net *net, float *stats, avemo_nn_ct
     assert(B >= 1 && B <= ctx->max_batch);
     const float *y = nn_layer_type_of(l)->forward(l, &a);
     ctx->out[i] = y;
-    if (relu) ctx->out[i + 1] = y;
+    if (relu) ctx->out[i + 1] = y; /* NULL with the pool: not kept (made again by the backward) */
     if (pool) ctx->out[i + 2] = a.pool_y;
 }
 
@@ -673,26 +673,24 @@ enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const 
  * receives the gradient of its input.  relu_out (batch norm only): dout is the gradient of the
  * following ReLU, whose backward is folded in. */
 static void layer_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s, int i, const float *dout,
-                           const float *relu_out, const float *pool_out, float *din)
+                           int relu, const float *pool_out, float *din)
 {
     const struct nn_layer *l = &net->layers[i];
     const struct nn_bwd a = {
         .net = net, .ctx = ctx, .i = i, .B = ctx->batch,
-        .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .dout = dout, .relu_out = relu_out,
-        .pool_out = pool_out,
+        .in = layer_input(ctx, s, i), .w = net->params + l->w_off, .dout = dout, .relu = relu,
+        .relu_out = relu ? ctx->out[i + 1] : NULL, .pool_out = pool_out,
+        .relu_keep = pool_out && ctx->keep_grad ? ctx->keep_grad[i + 1] : NULL,
         .dw = ctx->grads + l->w_off, .db = ctx->grads + l->b_off, .din = din,
     };
     nn_layer_type_of(l)->backward(l, &a);
 }
 
-/* Batch norm, ReLU, then a 2x2 max pool ending at layer i: one backward pass (struct nn_bn_pool),
- * unless the gradient between them is kept for inspection or does not fit the worker scratch. */
-static int bn_relu_pool_triple(const struct avemo_net *net, const avemo_nn_ctx *ctx, int first, int i, int end)
+/* Batch norm, ReLU, then a 2x2 max pool ending at layer i: one backward pass (struct nn_bn_pool,
+ * whose scratch bn_buffers sized). */
+static int bn_relu_pool_triple(const struct avemo_net *net, int first, int i, int end)
 {
-    const struct nn_layer *l = &net->layers[i];
-    return i - 2 >= first && bn_relu_pair(net, i - 2, end) && l->op == NN_MAXPOOL && l->k == 2 &&
-           (size_t)l->in_h * l->in_w <= ctx->work.col_size && ctx->work.dcol[0] &&
-           !(ctx->keep_grad && (ctx->keep_grad[i - 1] || ctx->keep_grad[i - 2]));
+    return i - 2 >= first && bn_relu_pool_run(net, i - 2, end);
 }
 
 /* Runs the layers of stage s backwards from dout (in one of the ping-pong buffers);
@@ -705,14 +703,13 @@ static void stage_backward(const struct avemo_net *net, avemo_nn_ctx *ctx, int s
     for (int i = end - 1; i >= st->first;) {
         /* A batch norm + ReLU pair (fused in the forward too) in one backward pass, with the 2x2
          * max pool after them if there is one. */
-        const int triple = bn_relu_pool_triple(net, ctx, st->first, i, end);
+        const int triple = bn_relu_pool_triple(net, st->first, i, end);
         const int pair = triple || (i > st->first && bn_relu_pair(net, i - 1, end));
         const int first = triple ? i - 2 : pair ? i - 1 : i;
         float *din = first == st->first ? din_stage : (dout == ctx->dbuf[0] ? ctx->dbuf[1] : ctx->dbuf[0]);
         if (ctx->keep_grad && ctx->keep_grad[i]) /* dout is the gradient of layer i's output */
             memcpy(ctx->keep_grad[i], dout, sizeof(float) * ctx->batch * nn_out_size(&net->layers[i]));
-        layer_backward(net, ctx, s, first, dout, pair ? ctx->out[first + 1] : NULL, triple ? ctx->out[i] : NULL,
-                       din);
+        layer_backward(net, ctx, s, first, dout, pair, triple ? ctx->out[i] : NULL, din);
         dout = din;
         i = first - 1;
     }

@@ -140,7 +140,8 @@ struct nn_fwd {
     int train;                 /* batch statistics and dropout (training forward) */
     int relu;                  /* batch norm: apply the following ReLU in the same pass */
     float *pool_y;             /* batch norm + ReLU (training): also the 2x2 max pool after them (layer
-                                  i + 2), written to pool_y from each plane while it is in cache */
+                                  i + 2), written to pool_y from each plane while it is in cache; the
+                                  ReLU's output is then not kept (y NULL) */
     const float *in, *w, *b;   /* input, the layer's weight and bias in the parameters */
     float *y;                  /* output buffer, NULL when the layer has none (see needs_output) */
     float *stats;              /* running statistics to update (training), or NULL */
@@ -152,9 +153,11 @@ struct nn_bwd {
     avemo_nn_ctx *ctx;
     int i, B;
     const float *in, *w, *dout;
-    const float *relu_out;     /* batch norm: dout is the gradient of the following ReLU (relu_out) */
+    int relu;                  /* batch norm: dout is the gradient of the following ReLU... */
+    const float *relu_out;     /* ...whose output this is (NULL when the forward did not keep it) */
     const float *pool_out;     /* batch norm + ReLU: dout is the gradient of the 2x2 max pool after them
                                   (pool_out, layer i + 2); see struct nn_bn_pool */
+    float *relu_keep;          /* with pool_out: where to keep the ReLU's output gradient, or NULL */
     float *dw, *db, *din;
 };
 
@@ -210,10 +213,11 @@ void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float
 size_t nn_conv_col_size(const struct nn_layer *l);
 
 /* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output);
- * pool_l != NULL: the 2x2 max pool after the ReLU too, into pool_y. */
+ * pool_l != NULL: the 2x2 max pool after the ReLU too, into pool_y, and the ReLU's output is
+ * not kept (out NULL): each plane goes through the worker's scratch (hw floats) to the pool. */
 void nn_bn_forward_train(const struct nn_layer *l, const float *gamma, const float *beta, float *running,
                          float momentum, const float *in, float *out, int B, float *mean, float *rstd, int relu,
-                         const struct nn_layer *pool_l, float *pool_y, struct nn_pool *pool);
+                         const struct nn_layer *pool_l, float *pool_y, float *const *scratch, struct nn_pool *pool);
 void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const float *beta, const float *running,
                         const float *in, float *out, int B, int relu);
 /* A 2x2 max pool after a batch norm and its ReLU, whose backward runs inside the batch norm's
@@ -223,13 +227,16 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
 struct nn_bn_pool {
     const struct nn_layer *l;  /* the max-pool layer (k = 2) */
     const float *out;          /* its output */
-    float *const *scratch;     /* per worker, at least l->in_h * l->in_w floats */
+    float *const *scratch;     /* per worker, at least 2 * l->in_h * l->in_w floats */
+    float *keep;               /* the ReLU's output gradient, kept for inspection, or NULL */
 };
-/* relu_out != NULL: dout is the gradient of the following ReLU's output (relu_out), whose
- * backward is done on the fly; with pool != NULL too, dout is the gradient of that pool's output. */
-void nn_bn_backward(const struct nn_layer *l, const float *gamma, float *dgamma, float *dbeta, const float *in,
-                    const float *dout, const float *relu_out, const struct nn_bn_pool *bn_pool, float *din, int B,
-                    const float *mean, const float *rstd, int train, struct nn_pool *pool);
+/* relu != 0: dout is the gradient of the following ReLU's output (relu_out), whose backward is
+ * done on the fly; with bn_pool != NULL too, dout is the gradient of that pool's output, and
+ * relu_out may be NULL: a training forward does not keep it, it is made again from in. */
+void nn_bn_backward(const struct nn_layer *l, const float *gamma, const float *beta, float *dgamma, float *dbeta,
+                    const float *in, const float *dout, int relu, const float *relu_out,
+                    const struct nn_bn_pool *bn_pool, float *din, int B, const float *mean, const float *rstd,
+                    int train, struct nn_pool *pool);
 #define NN_BN_EPS 1e-5f
 #define NN_BN_MOMENTUM 0.1f
 

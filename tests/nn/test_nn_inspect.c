@@ -167,10 +167,65 @@ static void test_refusals(void **state)
     fixture_close(&f);
 }
 
+/* Window (c, oh, ow) of sample n: the 2x2 max pool's gradient g went to exactly one of its four
+ * inputs (dx), the first equal to the pool's output y when the ReLU's output x is given. */
+static void check_window(const float *x, const float *dx, float y, float g, int W)
+{
+    int nonzero = 0, first = -1;
+    const int at[4] = {0, 1, W, W + 1};
+    for (int i = 0; i < 4; i++) {
+        nonzero += dx[at[i]] != 0.0f;
+        if (x && first < 0 && x[at[i]] == y) first = i;
+    }
+    assert_true(nonzero <= 1);
+    assert_float_equal(dx[at[0]] + dx[at[1]] + dx[at[2]] + dx[at[3]], g, 0.0);
+    if (x) assert_float_equal(dx[at[first]], g, 0.0);
+}
+
+/* The ReLU before a 2x2 max pool: a training forward does not keep its output (the batch norm's
+ * backward makes it again) and says so; its kept gradient is the pool's backward in both modes. */
+static void test_relu_gradient_before_pool(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f);
+    struct avemo_error err;
+    struct avemo_nn_tensor x, dx, y, dy;
+    const float *logits;
+    float dlogits[B * 3];
+    for (int i = 0; i < B * 3; i++) dlogits[i] = (float)(i % 5) - 1.7f;
+    const int relu = avemo_net_layer_find(f.net, "a.2"), pool = avemo_net_layer_find(f.net, "a.3");
+    assert_int_equal(avemo_nn_ctx_keep_gradient(f.ctx, relu, &err), AVEMO_OK);
+    assert_int_equal(avemo_nn_ctx_keep_gradient(f.ctx, pool, &err), AVEMO_OK);
+    for (int train = 0; train <= 1; train++) {
+        const float *const *in = (const float *const *)f.in;
+        assert_int_equal(train ? avemo_net_forward_train(f.net, f.ctx, in, B, &logits, &err)
+                               : avemo_net_forward(f.net, f.ctx, in, B, &logits, &err), AVEMO_OK);
+        assert_int_equal(avemo_net_backward_logits(f.net, f.ctx, dlogits, &err), AVEMO_OK);
+        assert_int_equal(avemo_nn_ctx_activation(f.ctx, relu, &x, &err), train ? AVEMO_ERR_INVALID_ARG : AVEMO_OK);
+        if (train) assert_non_null(strstr(err.message, "did not keep"));
+        assert_int_equal(avemo_nn_ctx_activation(f.ctx, pool, &y, &err), AVEMO_OK);
+        assert_int_equal(avemo_nn_ctx_gradient(f.ctx, relu, &dx, &err), AVEMO_OK);
+        assert_int_equal(avemo_nn_ctx_gradient(f.ctx, pool, &dy, &err), AVEMO_OK);
+        assert_true(dx.c == 4 && dx.h == 8 && dx.w == 8 && dy.h == 4 && dy.w == 4);
+        int routed = 0;
+        for (int p = 0; p < B * 4; p++) {
+            for (int o = 0; o < 16; o++) {
+                const size_t at = (size_t)p * 64 + (size_t)(o / 4) * 16 + (size_t)(o % 4) * 2;
+                check_window(train ? NULL : x.data + at, dx.data + at, y.data[p * 16 + o], dy.data[p * 16 + o], 8);
+                routed += dy.data[p * 16 + o] != 0.0f;
+            }
+        }
+        assert_true(routed > B * 4 * 8); /* most windows carry a gradient */
+    }
+    fixture_close(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kept_gradients_match_finite_differences),
+        cmocka_unit_test(test_relu_gradient_before_pool),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
