@@ -3,7 +3,8 @@
  * running averages as PyTorch does (momentum 0.1 unless the context sets another, unbiased
  * running variance); inference uses
  * the running statistics.  running = mean[C] then var[C].  A ReLU that follows is applied in the
- * normalising pass (one pass over memory less; its backward only needs its own output). */
+ * normalising pass (one pass over memory less; its backward only needs its own output), and in
+ * training a 2x2 max pool after that ReLU too, plane by plane (struct nn_bn_pool). */
 #include "nn/nn_internal.h"
 
 #include <assert.h>
@@ -80,11 +81,6 @@ void nn_bn_forward_eval(const struct nn_layer *l, const float *gamma, const floa
     }
 }
 
-/* mean/rstd: the statistics the forward normalised with (batch ones in training, running ones
- * in inference).  With xhat = (x - mean) * rstd:
- *   dgamma = sum dy xhat,  dbeta = sum dy,
- *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
- *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
 /* Plane (n, c) of the ReLU's output (NULL without a ReLU): kept by the forward, or made again in
  * the worker's scratch from the input with the forward's scale and shift (the same operations on
  * the same numbers, so the same values). */
@@ -114,6 +110,11 @@ static const float *bn_plane_dout(const struct bn_task *t, const float *relu, in
     return dy;
 }
 
+/* mean/rstd: the statistics the forward normalised with (batch ones in training, running ones
+ * in inference).  With xhat = (x - mean) * rstd:
+ *   dgamma = sum dy xhat,  dbeta = sum dy,
+ *   dx = gamma rstd (dy - dbeta / count - xhat dgamma / count)   in training, where the batch
+ *        statistics depend on x too; with fixed statistics simply dx = gamma rstd dy. */
 static void bn_backward_channel(void *arg, size_t c, int worker)
 {
     const struct bn_task *t = arg;
