@@ -51,6 +51,7 @@ struct haar_compiled {
 struct haar_stump {
     struct haar_compiled f;
     float threshold, left, right;
+    double left_d, right_d; /* the leaves widened once (exact), for the AVX-512 stage sums */
 };
 
 struct lbp_compiled {
@@ -205,6 +206,8 @@ static int compile_features(struct avemo_detector *d, int stride)
             /* child <= 0 is leaf -child */
             s->left = c->leaves[tr->first_leaf - (n->left > 0 ? 0 : n->left)];
             s->right = c->leaves[tr->first_leaf - (n->right > 0 ? 0 : n->right)];
+            s->left_d = s->left;
+            s->right_d = s->right;
         }
     } else {
         d->haar = malloc(sizeof *d->haar * (size_t)c->nfeatures);
@@ -743,13 +746,6 @@ AVX512_FN static inline __m512i rect_isum16(const uint32_t *p, const int32_t *o,
                             load16(p + o[3], step));
 }
 
-/* Float lanes 0-7 and 8-15 widened to double. */
-AVX512_FN static inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-AVX512_FN static inline __m512d hi_pd(__m512 v)
-{
-    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
 AVX512_FN static inline int stage16(const struct cascade_stage *st, const struct haar_stump *s, const uint32_t *p,
                                     int step, __m512 vnorm)
 {
@@ -763,9 +759,10 @@ AVX512_FN static inline int stage16(const struct cascade_stage *st, const struct
                                                _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[2], step))));
         v = _mm512_mul_ps(v, vnorm);
         __mmask16 lt = _mm512_cmp_ps_mask(v, _mm512_set1_ps(s->threshold), _CMP_LT_OQ);
-        __m512 leaf = _mm512_mask_blend_ps(lt, _mm512_set1_ps(s->right), _mm512_set1_ps(s->left));
-        sum_lo = _mm512_add_pd(sum_lo, lo_pd(leaf));
-        sum_hi = _mm512_add_pd(sum_hi, hi_pd(leaf));
+        /* the leaves as doubles already: a blend per half instead of widening 16 floats */
+        const __m512d left = _mm512_set1_pd(s->left_d), right = _mm512_set1_pd(s->right_d);
+        sum_lo = _mm512_add_pd(sum_lo, _mm512_mask_blend_pd((__mmask8)lt, right, left));
+        sum_hi = _mm512_add_pd(sum_hi, _mm512_mask_blend_pd((__mmask8)(lt >> 8), right, left));
     }
     __m512d thr = _mm512_set1_pd((double)st->threshold);
     return (int)_mm512_cmp_pd_mask(sum_lo, thr, _CMP_LT_OQ) | ((int)_mm512_cmp_pd_mask(sum_hi, thr, _CMP_LT_OQ) << 8);
