@@ -259,9 +259,10 @@ static void face_options(const struct avemo_model *m, struct avemo_face_options 
     fo->track = m->p.face.track;
 }
 
-/* Faces of the clip's sampled frames, or of the still image. */
+/* Faces of the clip's sampled frames, or of the still image.  audio_rate > 0: the request needs
+ * the sound too, at that rate (the av model's, or late fusion's audio model's). */
 static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *m,
-                                    struct avemo_prediction *pred, struct avemo_error *err)
+                                    int audio_rate, struct avemo_prediction *pred, struct avemo_error *err)
 {
     struct avemo_face_options fo;
     face_options(m, &fo);
@@ -286,11 +287,12 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
     }
     double t0 = avemo_now();
     struct avemo_frames frames = {0};
-    /* An audio-visual model needs the sound too: one pass over the file gives both. */
+    /* When the sound is needed too, one pass over the file gives both (the same samples as a
+     * pass for the sound alone: the same packets reach the same decoder). */
     struct avemo_media_info info;
     avemo_media_get_info(r->media, &info);
-    int with_audio = m->audio_input >= 0 && info.has_audio && !r->audio.samples;
-    st = avemo_media_decode_av(r->media, with_audio ? m->p.audio.sample_rate : 0, with_audio ? &r->audio : NULL,
+    int with_audio = audio_rate > 0 && info.has_audio && !r->audio.samples;
+    st = avemo_media_decode_av(r->media, with_audio ? audio_rate : 0, with_audio ? &r->audio : NULL,
                                ctx->clf->frames, fo.channels == 1 ? AVEMO_PIX_GRAY8 : AVEMO_PIX_RGB24, &frames, err);
     pred->t_decode_s += avemo_now() - t0;
     t0 = avemo_now();
@@ -512,7 +514,9 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
         if (!ctx->det) return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no face detector", r->name);
         if (r->media && !info.has_video)
             return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream for the face model", r->name);
-        st = find_faces(ctx, r, m, pred, err);
+        /* the sound of this answer: the av model's, or late fusion's audio model's */
+        const struct avemo_model *ma = late ? &clf->models[clf->slot[AVEMO_MODE_AUDIO]] : m;
+        st = find_faces(ctx, r, m, ma->audio_input >= 0 ? ma->p.audio.sample_rate : 0, pred, err);
         if (st) return st;
         pred->face_found = 0;
         for (int i = 0; i < r->nfaces; i++) pred->face_found |= r->faces[i].face_found;

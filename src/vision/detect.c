@@ -51,6 +51,7 @@ struct haar_compiled {
 struct haar_stump {
     struct haar_compiled f;
     float threshold, left, right;
+    double left_d, right_d; /* the leaves widened once (exact), for the AVX-512 stage sums */
 };
 
 struct lbp_compiled {
@@ -205,6 +206,8 @@ static int compile_features(struct avemo_detector *d, int stride)
             /* child <= 0 is leaf -child */
             s->left = c->leaves[tr->first_leaf - (n->left > 0 ? 0 : n->left)];
             s->right = c->leaves[tr->first_leaf - (n->right > 0 ? 0 : n->right)];
+            s->left_d = s->left;
+            s->right_d = s->right;
         }
     } else {
         d->haar = malloc(sizeof *d->haar * (size_t)c->nfeatures);
@@ -743,29 +746,28 @@ AVX512_FN static inline __m512i rect_isum16(const uint32_t *p, const int32_t *o,
                             load16(p + o[3], step));
 }
 
-/* Float lanes 0-7 and 8-15 widened to double. */
-AVX512_FN static inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-AVX512_FN static inline __m512d hi_pd(__m512 v)
-{
-    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
+/* Products and sums rounded one by one, as in the other paths: GCC contracts a plain
+ * _mm512_mul_ps feeding _mm512_add_ps into one FMA (one rounding), which the explicit
+ * rounding mode (round to nearest, the default mode) rules out. */
+#define ROUND16 (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define MUL16(a, b) _mm512_mul_round_ps((a), (b), ROUND16)
+#define ADD16(a, b) _mm512_add_round_ps((a), (b), ROUND16)
 
 AVX512_FN static inline int stage16(const struct cascade_stage *st, const struct haar_stump *s, const uint32_t *p,
                                     int step, __m512 vnorm)
 {
     __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
     for (int i = 0; i < st->tree_count; i++, s++) {
-        __m512 v = _mm512_add_ps(
-            _mm512_mul_ps(_mm512_set1_ps(s->f.weight[0]), _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[0], step))),
-            _mm512_mul_ps(_mm512_set1_ps(s->f.weight[1]), _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[1], step))));
+        __m512 v = ADD16(MUL16(_mm512_set1_ps(s->f.weight[0]), _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[0], step))),
+                         MUL16(_mm512_set1_ps(s->f.weight[1]), _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[1], step))));
         if (s->f.weight[2] != 0.0f)
-            v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(s->f.weight[2]),
-                                               _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[2], step))));
-        v = _mm512_mul_ps(v, vnorm);
+            v = ADD16(v, MUL16(_mm512_set1_ps(s->f.weight[2]), _mm512_cvtepi32_ps(rect_isum16(p, s->f.ofs[2], step))));
+        v = MUL16(v, vnorm);
         __mmask16 lt = _mm512_cmp_ps_mask(v, _mm512_set1_ps(s->threshold), _CMP_LT_OQ);
-        __m512 leaf = _mm512_mask_blend_ps(lt, _mm512_set1_ps(s->right), _mm512_set1_ps(s->left));
-        sum_lo = _mm512_add_pd(sum_lo, lo_pd(leaf));
-        sum_hi = _mm512_add_pd(sum_hi, hi_pd(leaf));
+        /* the leaves as doubles already: a blend per half instead of widening 16 floats */
+        const __m512d left = _mm512_set1_pd(s->left_d), right = _mm512_set1_pd(s->right_d);
+        sum_lo = _mm512_add_pd(sum_lo, _mm512_mask_blend_pd((__mmask8)lt, right, left));
+        sum_hi = _mm512_add_pd(sum_hi, _mm512_mask_blend_pd((__mmask8)(lt >> 8), right, left));
     }
     __m512d thr = _mm512_set1_pd((double)st->threshold);
     return (int)_mm512_cmp_pd_mask(sum_lo, thr, _CMP_LT_OQ) | ((int)_mm512_cmp_pd_mask(sum_hi, thr, _CMP_LT_OQ) << 8);
@@ -795,7 +797,7 @@ AVX512_FN static inline void norm8(__m256i sum, __m256i sq, __m512d area, float 
 {
     __m512d s = _mm512_cvtepi32_pd(sum);
     __m512d q = _mm512_cvtepi32_pd(sq); /* a window's squared sum is below 2^31 */
-    __m512d nf = _mm512_sub_pd(_mm512_mul_pd(area, q), _mm512_mul_pd(s, s));
+    __m512d nf = _mm512_sub_round_pd(_mm512_mul_round_pd(area, q, ROUND16), _mm512_mul_round_pd(s, s, ROUND16), ROUND16);
     __mmask8 positive = _mm512_cmp_pd_mask(nf, _mm512_setzero_pd(), _CMP_GT_OQ);
     __m256 inv = _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.), _mm512_sqrt_pd(nf)));
     __mmask8 keep = positive & _mm512_cmp_pd_mask(_mm512_mul_pd(area, _mm512_cvtps_pd(inv)), _mm512_set1_pd(1e-1),
