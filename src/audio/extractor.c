@@ -6,6 +6,7 @@
 #include <fftw3.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -420,6 +421,37 @@ static enum avemo_status leveled_signal(avemo_audio_extractor *ex, const float *
     return AVEMO_OK;
 }
 
+/* librosa.feature.delta(x, width=9, order, mode='interp') along time, row by row: the
+ * Savitzky-Golay derivative of a degree-`order` fit over 9 frames.  At either end 'interp'
+ * fits one polynomial to the first (last) 9 frames, whose first or second derivative is a
+ * constant: the value of the first (last) full window.  Fewer than 9 frames: the window is
+ * clamped to the signal (librosa refuses such a signal; it only occurs for clips under 0.2 s). */
+#define DELTA_HALF 4
+static void add_delta(const float *x, size_t rows, size_t frames, int order, float *out)
+{
+    /* Order 1: sum k x[t+k] / sum k^2 (60).  Order 2: 2 sum (k^2 - 20/3) x[t+k] / 308,
+     * the second derivative of the least-squares parabola. */
+    double c[2 * DELTA_HALF + 1];
+    for (int k = -DELTA_HALF; k <= DELTA_HALF; k++)
+        c[k + DELTA_HALF] = order == 1 ? k / 60.0 : 2.0 * (k * k - 20.0 / 3.0) / 308.0;
+    size_t lo = frames > 2 * DELTA_HALF ? DELTA_HALF : 0, hi = frames > 2 * DELTA_HALF ? frames - 1 - DELTA_HALF : frames - 1;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * frames;
+        float *d = out + r * frames;
+        for (size_t t = 0; t < frames; t++) {
+            size_t centre = t < lo ? lo : t > hi ? hi : t;
+            double sum = 0.0;
+            for (int k = -DELTA_HALF; k <= DELTA_HALF; k++) {
+                ptrdiff_t at = (ptrdiff_t)centre + k;
+                if (at < 0) at = 0;
+                if (at > (ptrdiff_t)frames - 1) at = (ptrdiff_t)frames - 1;
+                sum += c[k + DELTA_HALF] * row[at];
+            }
+            d[t] = (float)sum;
+        }
+    }
+}
+
 /* The full feature matrix; energy (may be NULL) receives each frame's energy. */
 static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
                                           size_t frames, double *energy, struct avemo_error *err)
@@ -451,7 +483,7 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
         if (mel) mel_project_block(ex, mel, stride, t0, stride - t0 < BLOCK ? (int)(stride - t0) : BLOCK);
         else copy_block(ex, out, frames, t0, count);
     }
-    size_t rows = (size_t)ex->n_features;
+    size_t rows = (size_t)avemo_audio_params_base_count(p);
     switch (p->feature) {
     case AVEMO_AUDIO_MEL: break;
     case AVEMO_AUDIO_LOGMEL:
@@ -461,6 +493,8 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
         apply_dct(ex, mel, stride, out, frames);
         break;
     }
+    if (p->deltas >= 1) add_delta(out, rows, frames, 1, out + rows * frames);
+    if (p->deltas >= 2) add_delta(out, rows, frames, 2, out + 2 * rows * frames);
     return AVEMO_OK;
 }
 
