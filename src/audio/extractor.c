@@ -55,6 +55,8 @@ struct avemo_audio_extractor {
     size_t energy_cap;
     float *scaled;         /* the signal at its normalised loudness (loudness=rms) */
     size_t scaled_cap;
+    float *padded;         /* pad=centre: a short signal between zeros */
+    size_t padded_cap;
 };
 
 /* Periodic Hann (scipy.signal.get_window('hann', N, fftbins=True)). */
@@ -173,6 +175,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
     free(ex->full);
     free(ex->energy);
     free(ex->scaled);
+    free(ex->padded);
     free(ex);
 }
 
@@ -596,6 +599,25 @@ static void trimmed_range(const double *energy, size_t total, double trim_db, si
     *last = b;
 }
 
+/* pad=centre: a signal shorter than the window, put in the middle of digital silence long
+ * enough for the window, after its loudness was set.  Its features then look like those of a
+ * corpus that records pauses around each sentence (RAVDESS): the silence sits at the log-mel
+ * floor on both sides instead of a sentence starting at frame 0 followed by zero padding. */
+static enum avemo_status centred_signal(avemo_audio_extractor *ex, const float **x, size_t *n, size_t want,
+                                        struct avemo_error *err)
+{
+    size_t hop = (size_t)ex->p.hop, total = avemo_audio_frame_count(ex, *n);
+    size_t left = (want - total) / 2 * hop, len = (want - 1) * hop;
+    if (len < *n + left) len = *n + left;
+    if (!reserve_floats(&ex->padded, &ex->padded_cap, len))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu samples", len);
+    memset(ex->padded, 0, sizeof(float) * len);
+    memcpy(ex->padded + left, *x, sizeof(float) * *n);
+    *x = ex->padded;
+    *n = len;
+    return AVEMO_OK;
+}
+
 enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
                                             size_t out_frames, size_t *valid_frames, struct avemo_error *err)
 {
@@ -618,6 +640,13 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
     const float *x;
     s = leveled_signal(ex, samples, n, &x, err);
     if (s != AVEMO_OK) return s;
+    if (ex->p.pad == AVEMO_PAD_CENTRE && ex->p.frames > 0 && total < want) {
+        if ((s = centred_signal(ex, &x, &n, want, err))) return s;
+        total = avemo_audio_frame_count(ex, n);
+        if (!reserve_floats(&ex->full, &ex->full_cap, rows * total) || !reserve_doubles(&ex->energy, &ex->energy_cap, total))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
+        need_energy = trim || ((ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want);
+    }
     s = compute_features(ex, x, n, ex->full, total, need_energy ? ex->energy : NULL, err);
     if (s != AVEMO_OK) return s;
     size_t first = 0, last = total - 1;

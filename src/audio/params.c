@@ -43,6 +43,7 @@ static const char *const db_ref_names[] = {"one", "max", NULL};
 static const char *const crop_names[] = {"start", "centre", "energy", "centroid", NULL};
 static const char *const norm_names[] = {"none", "utterance", "dataset", NULL};
 static const char *const loudness_names[] = {"none", "rms", NULL};
+static const char *const pad_names[] = {"end", "centre", NULL};
 
 const char *avemo_audio_feature_name(enum avemo_audio_feature feature)
 {
@@ -104,7 +105,7 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     if ((unsigned)p->mel_scale > AVEMO_MEL_HTK || (unsigned)p->mel_norm > AVEMO_MEL_NORM_NONE ||
         (unsigned)p->feature > AVEMO_AUDIO_SPECTROGRAM || (unsigned)p->db_ref > AVEMO_DB_REF_MAX ||
         (unsigned)p->crop > AVEMO_CROP_CENTROID || (unsigned)p->norm > AVEMO_NORM_DATASET ||
-        (unsigned)p->loudness > AVEMO_LOUDNESS_RMS)
+        (unsigned)p->loudness > AVEMO_LOUDNESS_RMS || (unsigned)p->pad > AVEMO_PAD_CENTRE)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] an enumerated setting has an invalid value", name);
     if (p->power != 1 && p->power != 2)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] power %d must be 1 (magnitude) or 2 (power)", name,
@@ -191,6 +192,7 @@ static const struct key_spec keys[] = {
     {"max_gain_db", KEY_DOUBLE, FIELD(max_gain_db), NULL},
     {"trim_db", KEY_DOUBLE, FIELD(trim_db), NULL},
     {"deltas", KEY_INT, FIELD(deltas), NULL},
+    {"pad", KEY_CHOICE, FIELD(pad), pad_names},
 };
 #undef FIELD
 

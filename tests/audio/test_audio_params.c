@@ -112,6 +112,7 @@ static void test_ini_errors_name_file_line_and_cause(void **state)
     expect_config_error("[audio]\nmax_gain_db = -1\n", (const char *[]){"max_gain_db -1", "0..100", NULL});
     expect_config_error("[audio]\ntrim_db = -5\n", (const char *[]){"trim_db -5", "0..200", NULL});
     expect_config_error("[audio]\ndeltas = 3\n", (const char *[]){"deltas 3", "0..2", NULL});
+    expect_config_error("[audio]\npad = both\n", (const char *[]){"line 2", "'both'", "end|centre", NULL});
     expect_config_error("[audio]\nthis line has no equals sign\n", (const char *[]){"line 2", NULL});
 }
 
