@@ -75,6 +75,12 @@ enum avemo_loudness {
     AVEMO_LOUDNESS_RMS,          /* scaled so that the loudest quarter has loudness_db dBFS RMS */
 };
 
+/* Where a signal shorter than the model's window sits. */
+enum avemo_pad {
+    AVEMO_PAD_END = 0,           /* at frame 0, zero feature frames after it */
+    AVEMO_PAD_CENTRE,            /* in the middle, digital silence (samples of 0) on both sides */
+};
+
 /* Normalisation of a fixed-size feature matrix, band by band. */
 enum avemo_feature_norm {
     AVEMO_NORM_NONE = 0,
@@ -105,6 +111,10 @@ struct avemo_audio_params {
     double max_gain_db;          /* cap on the gain loudness=rms applies (40) */
     double trim_db;              /* model inputs (frames > 0) drop the leading and trailing frames more
                                     than trim_db below the loudest frame; 0: no trimming (0) */
+    enum avemo_pad pad;          /* a signal shorter than `frames`: end or centre (end) */
+    int deltas;                  /* extra channels after the features: 1 their delta, 2 delta and
+                                    delta-delta (librosa.feature.delta, width 9, mode interp, over the
+                                    full matrix before the crop); 0: none (0) */
 };
 
 /* librosa's defaults, the 40 x 128 MFCC input at 22050 Hz. */
@@ -119,7 +129,8 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
  *   sample_rate n_fft hop n_mels n_mfcc fmin fmax power amin top_db  (numbers)
  *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
  *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
- *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db trim_db (numbers)
+ *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db trim_db (numbers)  deltas=0|1|2
+ *   pad=end|centre
  * An unknown key or value is an AVEMO_ERR_CONFIG naming the file and line;
  * on any failure params is left unchanged. */
 enum avemo_status avemo_audio_params_from_ini(const char *ini_text, const char *name_for_errors,
@@ -136,8 +147,13 @@ const char *avemo_crop_name(enum avemo_crop crop);
 enum avemo_status avemo_audio_params_set(struct avemo_audio_params *params, const char *key, const char *value,
                                          const char *name_for_errors, struct avemo_error *err);
 
-/* Rows of the chosen feature: n_mfcc, n_mels or n_fft/2+1. */
+/* Rows of the output: the base rows times the channels (channel-major, so the rows are the
+ * network's channels x base rows). */
 int avemo_audio_params_feature_count(const struct avemo_audio_params *params);
+/* Rows of the chosen feature: n_mfcc, n_mels or n_fft/2+1. */
+int avemo_audio_params_base_count(const struct avemo_audio_params *params);
+/* 1 + deltas: the features, then their delta and delta-delta. */
+int avemo_audio_params_channels(const struct avemo_audio_params *params);
 
 /* The mel filter bank (n_mels x (n_fft/2+1), row-major), built in double
  * precision and rounded to float32 as librosa.filters.mel does. */

@@ -6,6 +6,7 @@
 #include <fftw3.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,8 @@ struct avemo_audio_extractor {
     size_t energy_cap;
     float *scaled;         /* the signal at its normalised loudness (loudness=rms) */
     size_t scaled_cap;
+    float *padded;         /* pad=centre: a short signal between zeros */
+    size_t padded_cap;
 };
 
 /* Periodic Hann (scipy.signal.get_window('hann', N, fftbins=True)). */
@@ -172,6 +175,7 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
     free(ex->full);
     free(ex->energy);
     free(ex->scaled);
+    free(ex->padded);
     free(ex);
 }
 
@@ -420,6 +424,37 @@ static enum avemo_status leveled_signal(avemo_audio_extractor *ex, const float *
     return AVEMO_OK;
 }
 
+/* librosa.feature.delta(x, width=9, order, mode='interp') along time, row by row: the
+ * Savitzky-Golay derivative of a degree-`order` fit over 9 frames.  At either end 'interp'
+ * fits one polynomial to the first (last) 9 frames, whose first or second derivative is a
+ * constant: the value of the first (last) full window.  Fewer than 9 frames: the window is
+ * clamped to the signal (librosa refuses such a signal; it only occurs for clips under 0.2 s). */
+#define DELTA_HALF 4
+static void add_delta(const float *x, size_t rows, size_t frames, int order, float *out)
+{
+    /* Order 1: sum k x[t+k] / sum k^2 (60).  Order 2: 2 sum (k^2 - 20/3) x[t+k] / 308,
+     * the second derivative of the least-squares parabola. */
+    double c[2 * DELTA_HALF + 1];
+    for (int k = -DELTA_HALF; k <= DELTA_HALF; k++)
+        c[k + DELTA_HALF] = order == 1 ? k / 60.0 : 2.0 * (k * k - 20.0 / 3.0) / 308.0;
+    size_t lo = frames > 2 * DELTA_HALF ? DELTA_HALF : 0, hi = frames > 2 * DELTA_HALF ? frames - 1 - DELTA_HALF : frames - 1;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * frames;
+        float *d = out + r * frames;
+        for (size_t t = 0; t < frames; t++) {
+            size_t centre = t < lo ? lo : t > hi ? hi : t;
+            double sum = 0.0;
+            for (int k = -DELTA_HALF; k <= DELTA_HALF; k++) {
+                ptrdiff_t at = (ptrdiff_t)centre + k;
+                if (at < 0) at = 0;
+                if (at > (ptrdiff_t)frames - 1) at = (ptrdiff_t)frames - 1;
+                sum += c[k + DELTA_HALF] * row[at];
+            }
+            d[t] = (float)sum;
+        }
+    }
+}
+
 /* The full feature matrix; energy (may be NULL) receives each frame's energy. */
 static enum avemo_status compute_features(avemo_audio_extractor *ex, const float *x, size_t n, float *out,
                                           size_t frames, double *energy, struct avemo_error *err)
@@ -451,7 +486,7 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
         if (mel) mel_project_block(ex, mel, stride, t0, stride - t0 < BLOCK ? (int)(stride - t0) : BLOCK);
         else copy_block(ex, out, frames, t0, count);
     }
-    size_t rows = (size_t)ex->n_features;
+    size_t rows = (size_t)avemo_audio_params_base_count(p);
     switch (p->feature) {
     case AVEMO_AUDIO_MEL: break;
     case AVEMO_AUDIO_LOGMEL:
@@ -461,6 +496,8 @@ static enum avemo_status compute_features(avemo_audio_extractor *ex, const float
         apply_dct(ex, mel, stride, out, frames);
         break;
     }
+    if (p->deltas >= 1) add_delta(out, rows, frames, 1, out + rows * frames);
+    if (p->deltas >= 2) add_delta(out, rows, frames, 2, out + 2 * rows * frames);
     return AVEMO_OK;
 }
 
@@ -562,6 +599,25 @@ static void trimmed_range(const double *energy, size_t total, double trim_db, si
     *last = b;
 }
 
+/* pad=centre: a signal shorter than the window, put in the middle of digital silence long
+ * enough for the window, after its loudness was set.  Its features then look like those of a
+ * corpus that records pauses around each sentence (RAVDESS): the silence sits at the log-mel
+ * floor on both sides instead of a sentence starting at frame 0 followed by zero padding. */
+static enum avemo_status centred_signal(avemo_audio_extractor *ex, const float **x, size_t *n, size_t want,
+                                        struct avemo_error *err)
+{
+    size_t hop = (size_t)ex->p.hop, total = avemo_audio_frame_count(ex, *n);
+    size_t left = (want - total) / 2 * hop, len = (want - 1) * hop;
+    if (len < *n + left) len = *n + left;
+    if (!reserve_floats(&ex->padded, &ex->padded_cap, len))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu samples", len);
+    memset(ex->padded, 0, sizeof(float) * len);
+    memcpy(ex->padded + left, *x, sizeof(float) * *n);
+    *x = ex->padded;
+    *n = len;
+    return AVEMO_OK;
+}
+
 enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const float *samples, size_t n, float *out,
                                             size_t out_frames, size_t *valid_frames, struct avemo_error *err)
 {
@@ -584,6 +640,13 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
     const float *x;
     s = leveled_signal(ex, samples, n, &x, err);
     if (s != AVEMO_OK) return s;
+    if (ex->p.pad == AVEMO_PAD_CENTRE && ex->p.frames > 0 && total < want) {
+        if ((s = centred_signal(ex, &x, &n, want, err))) return s;
+        total = avemo_audio_frame_count(ex, n);
+        if (!reserve_floats(&ex->full, &ex->full_cap, rows * total) || !reserve_doubles(&ex->energy, &ex->energy_cap, total))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "audio features: out of memory for %zu frames", total);
+        need_energy = trim || ((ex->p.crop == AVEMO_CROP_ENERGY || ex->p.crop == AVEMO_CROP_CENTROID) && total > want);
+    }
     s = compute_features(ex, x, n, ex->full, total, need_energy ? ex->energy : NULL, err);
     if (s != AVEMO_OK) return s;
     size_t first = 0, last = total - 1;

@@ -32,6 +32,7 @@ void avemo_audio_params_default(struct avemo_audio_params *p)
     p->loudness_db = -20.0;
     p->max_gain_db = 40.0;
     p->trim_db = 0.0;
+    p->deltas = 0;
 }
 
 /* Names of enum values as they appear in INI files; index = enum value. */
@@ -42,6 +43,7 @@ static const char *const db_ref_names[] = {"one", "max", NULL};
 static const char *const crop_names[] = {"start", "centre", "energy", "centroid", NULL};
 static const char *const norm_names[] = {"none", "utterance", "dataset", NULL};
 static const char *const loudness_names[] = {"none", "rms", NULL};
+static const char *const pad_names[] = {"end", "centre", NULL};
 
 const char *avemo_audio_feature_name(enum avemo_audio_feature feature)
 {
@@ -54,6 +56,13 @@ const char *avemo_crop_name(enum avemo_crop crop)
 }
 
 int avemo_audio_params_feature_count(const struct avemo_audio_params *p)
+{
+    return avemo_audio_params_base_count(p) * avemo_audio_params_channels(p);
+}
+
+int avemo_audio_params_channels(const struct avemo_audio_params *p) { return 1 + p->deltas; }
+
+int avemo_audio_params_base_count(const struct avemo_audio_params *p)
 {
     switch (p->feature) {
     case AVEMO_AUDIO_MFCC: return p->n_mfcc;
@@ -96,7 +105,7 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     if ((unsigned)p->mel_scale > AVEMO_MEL_HTK || (unsigned)p->mel_norm > AVEMO_MEL_NORM_NONE ||
         (unsigned)p->feature > AVEMO_AUDIO_SPECTROGRAM || (unsigned)p->db_ref > AVEMO_DB_REF_MAX ||
         (unsigned)p->crop > AVEMO_CROP_CENTROID || (unsigned)p->norm > AVEMO_NORM_DATASET ||
-        (unsigned)p->loudness > AVEMO_LOUDNESS_RMS)
+        (unsigned)p->loudness > AVEMO_LOUDNESS_RMS || (unsigned)p->pad > AVEMO_PAD_CENTRE)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] an enumerated setting has an invalid value", name);
     if (p->power != 1 && p->power != 2)
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] power %d must be 1 (magnitude) or 2 (power)", name,
@@ -115,6 +124,9 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
     if (!(p->trim_db >= 0.0 && p->trim_db <= 200.0))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] trim_db %g is outside 0..200 (0: no trimming)", name,
                           p->trim_db);
+    if (!int_in_range(p->deltas, 0, 2))
+        return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] deltas %d is outside 0..2 (0: none, 1: delta, 2: and delta-delta)",
+                          name, p->deltas);
     if (!int_in_range(p->frames, 0, AVEMO_AUDIO_MAX_FRAMES))
         return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: [audio] frames %d is outside 0..%d (0: all)", name,
                           p->frames, AVEMO_AUDIO_MAX_FRAMES);
@@ -179,6 +191,8 @@ static const struct key_spec keys[] = {
     {"loudness_db", KEY_DOUBLE, FIELD(loudness_db), NULL},
     {"max_gain_db", KEY_DOUBLE, FIELD(max_gain_db), NULL},
     {"trim_db", KEY_DOUBLE, FIELD(trim_db), NULL},
+    {"deltas", KEY_INT, FIELD(deltas), NULL},
+    {"pad", KEY_CHOICE, FIELD(pad), pad_names},
 };
 #undef FIELD
 

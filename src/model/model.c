@@ -71,11 +71,11 @@ enum avemo_status avemo_model_check_inputs(const avemo_net *net, const struct av
     const char *name;
     if (*audio_input >= 0) {
         avemo_net_input_shape(net, *audio_input, &name, &c, &h, &w);
-        int rows = avemo_audio_params_feature_count(&p->audio);
-        if (c != 1 || h != rows || w != p->audio.frames)
+        int channels = avemo_audio_params_channels(&p->audio), rows = avemo_audio_params_base_count(&p->audio);
+        if (c != channels || h != rows || w != p->audio.frames)
             return avemo_fail(err, AVEMO_ERR_MISMATCH,
-                              "%s: network input audio is %dx%dx%d but the [audio] features are 1x%dx%d", p->name, c, h, w,
-                              rows, p->audio.frames);
+                              "%s: network input audio is %dx%dx%d but the [audio] features are %dx%dx%d", p->name, c, h, w,
+                              channels, rows, p->audio.frames);
     }
     if (*face_input >= 0) {
         avemo_net_input_shape(net, *face_input, &name, &c, &h, &w);

@@ -197,6 +197,10 @@ static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_ext
              f->channels, f->cascade, f->detect.scale_factor, f->detect.min_neighbors, f->detect.min_width, f->frames,
              f->margin, f->track, opt->need_audio, opt->need_faces, opt->keep_wave);
     /* Framing and contrast options join the key only when set, so caches made before them stay valid. */
+    if (a->deltas || a->pad) {
+        size_t used = strlen(k);
+        snprintf(k + used, sizeof k - used, "|d%d:p%d", a->deltas, a->pad);
+    }
     if (f->offset_y != 0 || f->equalize) {
         size_t used = strlen(k);
         snprintf(k + used, sizeof k - used, "|o%g:e%d", f->offset_y, f->equalize);

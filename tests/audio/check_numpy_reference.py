@@ -6,7 +6,8 @@ The transcription is first checked against the librosa golden files of
 tests/data/audio_ref (default parameters), so that it is known to be librosa's recipe;
 then it is the reference for the settings the golden files do not cover: 16 kHz speech
 front ends (n_fft 512 or 400, hop 160), HTK mel scale, no normalisation, fmin/fmax,
-an odd n_fft, power 1, the linear spectrogram, ref = max.
+an odd n_fft, power 1, the linear spectrogram, ref = max; and the delta channels
+(deltas = 2) against a least-squares fit, scipy's savgol_filter that librosa.feature.delta calls.
 
 usage: check_numpy_reference.py AVEMO_PROGRAM TEST_DATA_DIR WORK_DIR   (Debian /usr/bin/python3)
 """
@@ -175,6 +176,42 @@ for label, cfg in configs:
         else:
             e = rel_l2(x, r)
             check(tag, e <= 1e-4, "%s rel L2 %.3g" % (str(x.shape), e))
+
+# ---- 3. deltas = 2: librosa.feature.delta(width=9, mode='interp') of the MFCC rows, orders 1
+# and 2 (scipy's savgol_filter: a least-squares polynomial of that degree over 9 frames, its
+# derivative; at the ends the polynomial fitted to the first or last 9 frames). ----
+def delta_reference(x, order):
+    t_count = x.shape[1]
+    k = np.arange(-4, 5)
+    out = np.zeros_like(x)
+    for t in range(t_count):
+        c = min(max(t, 4), t_count - 5)
+        fit = np.polyfit(k, x[:, c - 4:c + 5].T, order)  # (order + 1) x rows, highest power first
+        out[:, t] = fit[0] * (1.0 if order == 1 else 2.0)
+    return out
+
+
+ini = os.path.join(work, "deltas.ini")
+with open(ini, "w") as f:
+    f.write("[audio]\ndeltas = 2\nframes = all\n")
+out = os.path.join(work, "deltas.npy")
+y = pcm("cremad_1001_ANG.pcm22050.f32")
+proc = subprocess.run([avemo, "features", os.path.join(ref_dir, "cremad_1001_ANG.pcm22050.f32"), "--input-format",
+                       "f32le", "--input-rate", "22050", "--pipeline", ini, "--out", out], capture_output=True, text=True)
+if proc.returncode != 0:
+    check("deltas = 2", False, proc.stderr.strip())
+else:
+    x = np.load(out).astype(np.float64)
+    mfcc = reference(y, {"sample_rate": 22050, "n_fft": 2048, "hop": 512})
+    ok = x.shape == (120, mfcc.shape[1])
+    check("deltas = 2: 120 rows (MFCC, delta, delta-delta)", ok, "shape %s" % (x.shape,))
+    if ok:
+        e = rel_l2(x[:40], mfcc)
+        check("deltas = 2: rows 0-39 are the MFCC", e <= 1e-4, "rel L2 %.3g" % e)
+        for order in (1, 2):
+            r = delta_reference(x[:40], order)
+            e = rel_l2(x[40 * order:40 * (order + 1)], r)
+            check("deltas = 2: rows of order %d = librosa.feature.delta" % order, e <= 1e-5, "rel L2 %.3g" % e)
 
 if failures:
     print("%d check(s) failed" % len(failures))

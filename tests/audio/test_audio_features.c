@@ -73,6 +73,65 @@ static void test_pad_short_clip(void **state)
     avemo_audio_extractor_free(ex_all);
 }
 
+/* Sum over the 40 rows of |column a - column b| of a 40 x 128 matrix. */
+static double column_distance(const float *x, int a, int b)
+{
+    double d = 0.0;
+    for (int f = 0; f < 40; f++) d += fabs((double)x[f * 128 + a] - (double)x[f * 128 + b]);
+    return d;
+}
+
+/* pad = centre: the 13-frame clip in the middle of digital silence, i.e. the features of the
+ * signal with 57 hops of zeros before it and zeros after it up to 128 frames. */
+static void test_pad_centre(void **state)
+{
+    (void)state;
+    size_t n;
+    float *x = read_f32("short_300ms.pcm22050.f32", &n);
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.top_db = 50;
+    p.pad = AVEMO_PAD_CENTRE;
+    size_t left = (128 - 13) / 2 * 512, len = 127 * 512;
+    assert_true(n + left <= len);
+    float *padded = calloc(len, sizeof(float));
+    assert_non_null(padded);
+    memcpy(padded + left, x, sizeof(float) * n);
+    p.frames = 0;
+    avemo_audio_extractor *ex_all = make_extractor(&p);
+    size_t total;
+    float *full = full_features(ex_all, padded, len, &total);
+    assert_int_equal(total, 128);
+
+    p.frames = 128;
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float *fixed = malloc(sizeof(float) * 40 * 128);
+    size_t valid = 0;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_compute_fixed(ex, x, n, fixed, 128, &valid, &err), AVEMO_OK);
+    assert_int_equal(valid, 128);
+    assert_memory_equal(fixed, full, sizeof(float) * 40 * 128);
+    /* Both ends are silence at the log-mel floor (equal columns), the middle is the tone. */
+    for (int f = 0; f < 40; f++) assert_true(fixed[f * 128] == fixed[f * 128 + 127]);
+    printf("  centred tone: column 64 vs silence %.1f, columns 0 vs 127 %.1f\n", column_distance(fixed, 64, 0),
+           column_distance(fixed, 0, 127));
+    assert_true(column_distance(fixed, 64, 0) > 50.0);
+    /* A signal as long as the window is not moved. */
+    float *y = calloc(len, sizeof(float));
+    assert_non_null(y);
+    memcpy(y, x, sizeof(float) * n);
+    assert_int_equal(avemo_audio_compute_fixed(ex, y, len, fixed, 128, &valid, &err), AVEMO_OK);
+    printf("  tone at the start: columns 0 vs 127 %.1f\n", column_distance(fixed, 0, 127));
+    assert_true(column_distance(fixed, 0, 127) > 50.0);
+    free(y);
+    free(fixed);
+    free(full);
+    free(padded);
+    free(x);
+    avemo_audio_extractor_free(ex);
+    avemo_audio_extractor_free(ex_all);
+}
+
 /* Crop the 167-frame RAVDESS clip to 40 frames and compare with the full matrix's columns. */
 static void check_crop(enum avemo_crop crop, size_t expected_start)
 {
@@ -535,6 +594,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pad_short_clip),
+        cmocka_unit_test(test_pad_centre),
         cmocka_unit_test(test_crop_start_and_centre),
         cmocka_unit_test(test_crop_most_energetic_window),
         cmocka_unit_test(test_crop_centroid),

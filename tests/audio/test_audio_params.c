@@ -111,6 +111,8 @@ static void test_ini_errors_name_file_line_and_cause(void **state)
     expect_config_error("[audio]\nloudness_db = 3\n", (const char *[]){"loudness_db 3", "-100..0", NULL});
     expect_config_error("[audio]\nmax_gain_db = -1\n", (const char *[]){"max_gain_db -1", "0..100", NULL});
     expect_config_error("[audio]\ntrim_db = -5\n", (const char *[]){"trim_db -5", "0..200", NULL});
+    expect_config_error("[audio]\ndeltas = 3\n", (const char *[]){"deltas 3", "0..2", NULL});
+    expect_config_error("[audio]\npad = both\n", (const char *[]){"line 2", "'both'", "end|centre", NULL});
     expect_config_error("[audio]\nthis line has no equals sign\n", (const char *[]){"line 2", NULL});
 }
 
@@ -125,6 +127,12 @@ static void test_set_for_command_line(void **state)
     assert_int_equal(p.feature, AVEMO_AUDIO_SPECTROGRAM);
     assert_int_equal(p.frames, 250);
     assert_int_equal(avemo_audio_params_feature_count(&p), 1025);
+    /* Delta channels multiply the rows: the features, their delta, their delta-delta. */
+    assert_int_equal(avemo_audio_params_set(&p, "deltas", "2", "cli", &err), AVEMO_OK);
+    assert_int_equal(avemo_audio_params_channels(&p), 3);
+    assert_int_equal(avemo_audio_params_base_count(&p), 1025);
+    assert_int_equal(avemo_audio_params_feature_count(&p), 3075);
+    p.deltas = 0;
     assert_int_equal(avemo_audio_params_set(&p, "crop", "middle", "cli", &err), AVEMO_ERR_CONFIG);
     assert_non_null(strstr(err.message, "start|centre|energy|centroid"));
     assert_int_equal(avemo_audio_params_set(&p, "crop", "centroid", "cli", &err), AVEMO_OK);

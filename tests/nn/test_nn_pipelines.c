@@ -25,10 +25,10 @@ static void check_recipe(const char *path, const struct avemo_pipeline *p, const
     int c, h, w;
     if (audio >= 0) {
         avemo_net_input_shape(net, audio, NULL, &c, &h, &w);
-        const int rows = avemo_audio_params_feature_count(&p->audio);
-        if (c != 1 || h != rows || w != p->audio.frames)
-            fail_msg("%s: network input audio is %dx%dx%d, the [audio] features are 1x%dx%d", path, c, h, w, rows,
-                     p->audio.frames);
+        const int channels = avemo_audio_params_channels(&p->audio), rows = avemo_audio_params_base_count(&p->audio);
+        if (c != channels || h != rows || w != p->audio.frames)
+            fail_msg("%s: network input audio is %dx%dx%d, the [audio] features are %dx%dx%d", path, c, h, w, channels,
+                     rows, p->audio.frames);
     }
     if (face >= 0) {
         avemo_net_input_shape(net, face, NULL, &c, &h, &w);
