@@ -356,6 +356,12 @@ double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *tr
  * (replaced when present): how `avemo calibrate` stores a temperature or fusion weights. */
 enum avemo_status avemo_model_store_arrays(const char *in_path, const char *out_path, int n, const char *const *names,
                                            const float *const *values, const size_t *counts, struct avemo_error *err);
+/* The same, with SEC.KEY=VALUE overrides of inference settings (e.g. face.mirror_test=no) written
+ * into the stored pipeline: `avemo calibrate --set` keeps the settings its temperature was fitted
+ * with.  An override that would change the network is refused (AVEMO_ERR_MISMATCH). */
+enum avemo_status avemo_model_store(const char *in_path, const char *out_path, const char *const *overrides,
+                                    int noverrides, int n, const char *const *names, const float *const *values,
+                                    const size_t *counts, struct avemo_error *err);
 
 /* The raw logits of a forward pass: rows x batch x k into logits (rows = 2 with mirror: the faces',
  * then their mirror images'); *rows receives 1 or 2.  avemo_model_predict_probs is

@@ -90,6 +90,9 @@ size_t avemo_net_input_shape(const avemo_net *net, int i, const char **name, int
 int avemo_net_input_index(const avemo_net *net, const char *name); /* -1 when absent */
 int avemo_net_classes(const avemo_net *net);
 const char *avemo_net_pipeline(const avemo_net *net);  /* the text it was built from */
+/* Replace that text (e.g. an inference setting such as face.mirror_test) when it builds the same
+ * network; AVEMO_ERR_MISMATCH when it would build another one. */
+enum avemo_status avemo_net_set_pipeline(avemo_net *net, const char *text, struct avemo_error *err);
 
 /* The flat parameter buffer and the running statistics (mean then var, per batch-norm layer). */
 float *avemo_net_params(avemo_net *net, size_t *count);

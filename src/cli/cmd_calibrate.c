@@ -26,7 +26,10 @@ static const char calibrate_usage[] =
     "  --late-weights WA,WF   store late-fusion weights without fitting (an av MODEL)\n"
     "  --uncertain-below P   store the threshold under which classify calls an answer uncertain\n"
     "  --out OUT.avm   the calibrated model (may be MODEL itself)\n"
-    "  --data, --split, --part, --cache, --set as for `avemo eval`.";
+    "  --set S.K=V   an inference setting (e.g. face.mirror_test=no), used for the fit and stored in\n"
+    "                OUT's pipeline, so the temperature goes with the setting it was fitted with;\n"
+    "                a setting that would change the network is refused\n"
+    "  --data, --split, --part, --cache as for `avemo eval`.";
 
 /* ECE, NLL and accuracy of a result's probabilities, one line. */
 static void print_line(const struct avemo_eval_set *set, int r, const char *what)
@@ -100,7 +103,9 @@ static int store(const struct cli_eval_args *a, const struct calibration *c)
     if (c->fused) names[n] = AVEMO_FUSION_WEIGHTS, values[n] = c->w, counts[n++] = 3;
     if (a->uncertain_below >= 0) names[n] = AVEMO_CALIB_UNCERTAIN, values[n] = &u, counts[n++] = 1;
     struct avemo_error err = {0};
-    if (avemo_model_store_arrays(a->models[0], a->out_dir, n, names, values, counts, &err)) return cli_report(&err);
+    /* The --set settings the temperature was fitted with stay with it in OUT. */
+    if (avemo_model_store(a->models[0], a->out_dir, a->opt.overrides, a->opt.noverrides, n, names, values, counts, &err))
+        return cli_report(&err);
     fprintf(stderr, "avemo calibrate: wrote %s\n", a->out_dir);
     return CLI_EXIT_OK;
 }

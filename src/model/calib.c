@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PROB_FLOOR 1e-12 /* log(0) of a class the model is sure against would be -inf */
@@ -207,13 +208,35 @@ double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *tr
 
 /* --- storing calibration in a model file --------------------------------------------- */
 
-enum avemo_status avemo_model_store_arrays(const char *in_path, const char *out_path, int n, const char *const *names,
-                                           const float *const *values, const size_t *counts, struct avemo_error *err)
+/* The stored pipeline text with SEC.KEY=VALUE overrides, checked as a model's pipeline is when
+ * it is opened (every value valid; the network itself unchanged: avemo_net_set_pipeline). */
+static enum avemo_status store_settings(avemo_net *net, const char *path, const char *const *overrides, int noverrides,
+                                        struct avemo_error *err)
+{
+    char *text = NULL;
+    struct avemo_pipeline p;
+    enum avemo_status st = avemo_pipeline_override(avemo_net_pipeline(net), overrides, noverrides, &text, err);
+    if (!st) st = avemo_pipeline_parse(text, path, &p, err);
+    if (!st) st = avemo_net_set_pipeline(net, text, err);
+    free(text);
+    return st;
+}
+
+enum avemo_status avemo_model_store(const char *in_path, const char *out_path, const char *const *overrides,
+                                    int noverrides, int n, const char *const *names, const float *const *values,
+                                    const size_t *counts, struct avemo_error *err)
 {
     avemo_net *net = NULL;
     enum avemo_status st = avemo_net_load(in_path, &net, err);
+    if (!st && noverrides > 0) st = store_settings(net, in_path, overrides, noverrides, err);
     for (int i = 0; !st && i < n; i++) st = avemo_net_set_array(net, names[i], values[i], counts[i], err);
     if (!st) st = avemo_net_save(net, out_path, err);
     avemo_net_free(net);
     return st;
+}
+
+enum avemo_status avemo_model_store_arrays(const char *in_path, const char *out_path, int n, const char *const *names,
+                                           const float *const *values, const size_t *counts, struct avemo_error *err)
+{
+    return avemo_model_store(in_path, out_path, NULL, 0, n, names, values, counts, err);
 }

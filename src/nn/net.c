@@ -196,6 +196,33 @@ size_t avemo_net_layer_params(const avemo_net *net, int layer, size_t *offset)
     return net->layers[layer].w_n + net->layers[layer].b_n;
 }
 
+/* Replace the pipeline text the network carries (its inference settings), provided the new
+ * text builds the same network: same inputs, layers, parameters and classes.  The weights are
+ * the old text's, so a text describing another network would make a model file that lies. */
+enum avemo_status avemo_net_set_pipeline(avemo_net *net, const char *text, struct avemo_error *err)
+{
+    avemo_net *other = NULL;
+    enum avemo_status st = avemo_net_create(text, net->name, &other, err);
+    if (st) return st;
+    int same = other->ninputs == net->ninputs && other->nlayers == net->nlayers && other->classes == net->classes &&
+               other->nparams == net->nparams && other->nstats == net->nstats;
+    char a[256], b[256];
+    for (int i = 0; same && i < net->nlayers; i++) {
+        avemo_net_layer_describe(net, i, a, sizeof a);
+        avemo_net_layer_describe(other, i, b, sizeof b);
+        same = strcmp(a, b) == 0;
+    }
+    char *copy = same ? strdup(text) : NULL;
+    avemo_net_free(other);
+    if (!same)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the new pipeline text builds another network "
+                          "(only settings outside [network], [branch.*] and [head] may change)", net->name);
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    free(net->pipeline);
+    net->pipeline = copy;
+    return AVEMO_OK;
+}
+
 enum avemo_status avemo_net_set_labels(avemo_net *net, const char *const *labels, int count,
                                        struct avemo_error *err)
 {

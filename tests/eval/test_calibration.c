@@ -12,6 +12,7 @@
 #include <cairo.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <unistd.h>
 
 static char paths[3][1024], tmp[64];
 
@@ -78,6 +79,49 @@ static void test_temperature_lowers_nll(void **state)
     assert_memory_equal(again.results[0].pred, r->pred, sizeof(int) * set.n); /* only probabilities change */
     avemo_eval_free(&again);
     avemo_eval_free(&set);
+}
+
+/* `avemo calibrate --set`: an inference setting goes into the stored pipeline with the
+ * temperature (the model then opens and evaluates with it); one that would change the network,
+ * or is not a valid value, is refused and nothing is written. */
+static void test_settings_stored(void **state)
+{
+    (void)state;
+    struct avemo_model m;
+    struct avemo_error err = {0};
+    if (avemo_model_open(paths[AVEMO_MODE_FACE], NULL, 0, &m, &err)) fail_msg("%s", err.message);
+    int mirror = m.p.face.mirror_test;
+    avemo_model_close(&m);
+    const char *flip[1] = {mirror ? "face.mirror_test=no" : "face.mirror_test=yes"};
+    const float t = 1.5f;
+    const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
+    const float *values[1] = {&t};
+    size_t counts[1] = {1};
+    char out[128];
+    snprintf(out, sizeof out, "%s/face-set.avm", tmp);
+    if (avemo_model_store(paths[AVEMO_MODE_FACE], out, flip, 1, 1, names, values, counts, &err))
+        fail_msg("%s", err.message);
+    if (avemo_model_open(out, NULL, 0, &m, &err)) fail_msg("%s", err.message);
+    assert_int_equal(m.p.face.mirror_test, !mirror);
+    size_t n = 0;
+    const float *stored = avemo_net_array(m.net, AVEMO_CALIB_TEMPERATURE, &n);
+    assert_true(stored && n == 1 && stored[0] == t);
+    avemo_model_close(&m);
+    struct avemo_eval_set set;
+    eval_ckplus(out, &set);
+    assert_int_equal(set.results[0].logit_rows, mirror ? 1 : 2); /* the mirror image as now stored */
+    avemo_eval_free(&set);
+
+    char refused[128];
+    snprintf(refused, sizeof refused, "%s/face-refused.avm", tmp);
+    const char *network[1] = {"head.layers=dense 6, softmax"};
+    assert_int_equal(avemo_model_store(paths[AVEMO_MODE_FACE], refused, network, 1, 0, NULL, NULL, NULL, &err),
+                     AVEMO_ERR_MISMATCH);
+    assert_non_null(strstr(err.message, "another network"));
+    const char *bad[1] = {"face.mirror_test=maybe"};
+    assert_int_not_equal(avemo_model_store(paths[AVEMO_MODE_FACE], refused, bad, 1, 0, NULL, NULL, NULL, &err), AVEMO_OK);
+    assert_non_null(strstr(err.message, "mirror_test"));
+    assert_int_equal(access(refused, F_OK), -1);
 }
 
 /* Four answers over two classes, 10 bins:
@@ -255,7 +299,8 @@ static void test_late_fusion_eval(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_temperature_lowers_nll), cmocka_unit_test(test_ece_by_hand),
+        cmocka_unit_test(test_temperature_lowers_nll), cmocka_unit_test(test_settings_stored),
+        cmocka_unit_test(test_ece_by_hand),
         cmocka_unit_test(test_reliability_png),        cmocka_unit_test(test_uncertain),
         cmocka_unit_test(test_late_fusion_classify),   cmocka_unit_test(test_late_fusion_eval),
     };
