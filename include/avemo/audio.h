@@ -204,6 +204,11 @@ enum avemo_status avemo_audio_compute_fixed(avemo_audio_extractor *ex, const flo
                                             float *out, size_t out_frames, size_t *valid_frames,
                                             struct avemo_error *err);
 
+/* The first n samples of the linear convolution of x (n samples) with h (m samples), by FFT,
+ * into out (n floats; out may be x).  Training's synthetic rooms (augment.room) use it. */
+enum avemo_status avemo_audio_convolve(const float *x, size_t n, const float *h, size_t m, float *out,
+                                       struct avemo_error *err);
+
 /* Decode the best audio stream of media at params.sample_rate (mono) and
  * compute the model input as avemo_audio_compute_fixed does.  *features is
  * malloc'ed (feature_count x *frames floats); valid_frames may be NULL. */

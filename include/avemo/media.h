@@ -120,6 +120,16 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
  * decoder and the tests): index[i] = floor((i + 0.5) * total / count). */
 void avemo_media_pick_frames(int64_t total, int count, int64_t *index);
 
+/* What a recording sounds like after a lossy codec: encode n mono float samples at `rate` with
+ * FFmpeg's audio encoder `encoder` ("libmp3lame", "libopus", "libgsm", ...) at bit_rate bit/s
+ * (0: the encoder's default) and decode them back to float at `rate`.  The encoder runs at
+ * `rate` when it takes it, else at the nearest rate it takes (GSM: 8 kHz).  Its priming samples
+ * are cut, so the output lines up with the input; out receives at most cap samples, *out_n
+ * says how many.  AVEMO_ERR_UNSUPPORTED names an encoder this FFmpeg lacks.  Training's codec
+ * augmentation (augment.codec) calls it; nothing touches the disk. */
+enum avemo_status avemo_media_codec_roundtrip(const float *in, size_t n, int rate, const char *encoder, int bit_rate,
+                                              float *out, size_t cap, size_t *out_n, struct avemo_error *err);
+
 /* 1 when the input is one still picture (PNG, BMP, TIFF, WebP, JPEG ... opened by one of
  * FFmpeg's image demuxers, with no sound): decode it as one frame, not as a clip. */
 int avemo_media_is_still_image(const avemo_media *media);

@@ -130,6 +130,10 @@ struct avemo_augment {
     float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
     float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what
                                * re-converting a recording adds), after gain and noise */
+    float room;               /* > 0: this fraction of samples gets a synthetic room (reverberation
+                               * 0.15-0.9 s, direct-to-reverberant -3..12 dB), before gain and noise */
+    float codec;              /* > 0: this fraction of samples passes a lossy codec (MP3 24/48 kbit/s,
+                               * Opus 8/16 kbit/s or GSM, through FFmpeg), after the noise */
 };
 
 struct avemo_pipeline {

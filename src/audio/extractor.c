@@ -14,6 +14,9 @@
  * a plan is.  This lock only serialises planning, never feature computation. */
 static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void audio_fftw_plan_lock(void) { pthread_mutex_lock(&fftw_planner_lock); }
+void audio_fftw_plan_unlock(void) { pthread_mutex_unlock(&fftw_planner_lock); }
+
 /* Frames transformed before the mel projection runs over them together
  * (one vector lane each, two vec4). */
 #define BLOCK 8
@@ -113,12 +116,12 @@ static enum avemo_status make_fft_plan(avemo_audio_extractor *ex, struct avemo_e
     ex->spectrum = (fftwf_complex *)(void *)ex->frame;
     if (!ex->frame || !ex->window)
         return avemo_fail(err, AVEMO_ERR_NOMEM, "audio extractor: out of memory for FFT buffers");
-    pthread_mutex_lock(&fftw_planner_lock);
+    audio_fftw_plan_lock();
     /* ESTIMATE, not MEASURE: planning takes ~2 ms instead of ~150 ms (the CLI
      * plans once per run) and always picks the same algorithm, so features are
      * bit-for-bit reproducible from run to run; MEASURE's plan is ~20% faster. */
     ex->plan = fftwf_plan_dft_r2c_1d(ex->p.n_fft, ex->frame, ex->spectrum, FFTW_ESTIMATE);
-    pthread_mutex_unlock(&fftw_planner_lock);
+    audio_fftw_plan_unlock();
     if (!ex->plan)
         return avemo_fail(err, AVEMO_ERR_INTERNAL, "audio extractor: FFTW could not plan a %d-point FFT",
                           ex->p.n_fft);
@@ -159,9 +162,9 @@ void avemo_audio_extractor_free(avemo_audio_extractor *ex)
 {
     if (!ex) return;
     if (ex->plan) {
-        pthread_mutex_lock(&fftw_planner_lock);
+        audio_fftw_plan_lock();
         fftwf_destroy_plan(ex->plan);
-        pthread_mutex_unlock(&fftw_planner_lock);
+        audio_fftw_plan_unlock();
     }
     fftwf_free(ex->frame);
     fftwf_free(ex->window_alloc);

@@ -234,6 +234,8 @@ static enum avemo_status set_augment(struct avemo_augment *a, const char *key, c
     if (strcmp(key, "contrast") == 0) return parse_float(value, 0, 1, &a->contrast, name, "augment.contrast", err);
     if (strcmp(key, "mixup") == 0) return parse_float(value, 0, 1, &a->mixup, name, "augment.mixup", err);
     if (strcmp(key, "dither") == 0) return parse_float(value, 0, 64, &a->dither, name, "augment.dither", err);
+    if (strcmp(key, "room") == 0) return parse_float(value, 0, 1, &a->room, name, "augment.room", err);
+    if (strcmp(key, "codec") == 0) return parse_float(value, 0, 1, &a->codec, name, "augment.codec", err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [augment]", name, key);
 }
 

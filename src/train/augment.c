@@ -1,21 +1,60 @@
 /*
- * Data augmentation and network inputs: waveform (speed, shift, gain, noise),
+ * Data augmentation and network inputs: waveform (speed, shift, room, gain, noise, codec, dither),
  * SpecAugment masks on feature matrices, and face crops (flip, shift/scale
  * jitter, brightness/contrast) turned into CHW float inputs.
  */
 #include "train/train_internal.h"
 
+#include <avemo/audio.h>
+#include <avemo/media.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static float uniform(struct avemo_rng *rng, float lo, float hi) { return lo + (hi - lo) * avemo_rng_uniform(rng); }
 
-size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, const struct avemo_augment *a,
-                          struct avemo_rng *rng)
+/* The codecs of augment.codec, one drawn per sample: what phone networks (GSM), calls and
+ * voice messages (Opus) and web audio (MP3) do to a voice, at bit rates where they are heard. */
+static const struct {
+    const char *encoder;
+    int bit_rate;
+} train_codecs[] = {{"libmp3lame", 24000}, {"libmp3lame", 48000}, {"libopus", 8000}, {"libopus", 16000},
+                    {"libgsm", 0}};
+#define TRAIN_CODECS (sizeof train_codecs / sizeof train_codecs[0])
+
+/* Synthetic rooms: reverberation times and direct-to-reverberant ratios of offices, living
+ * rooms and halls. */
+#define ROOM_RT60_MIN 0.15
+#define ROOM_RT60_MAX 0.9
+#define ROOM_DRR_MIN_DB -3.0
+#define ROOM_DRR_MAX_DB 12.0
+
+int train_augment_uses_wave(const struct avemo_augment *a)
 {
-    if (n == 0 || cap == 0) return 0;
-    /* Speed: read the signal at a random rate (changes tempo and pitch together). */
-    double rate = a->speed > 0 ? uniform(rng, 1 - a->speed, 1 + a->speed) : 1.0;
+    return a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0 ||
+           a->room > 0 || a->codec > 0;
+}
+
+enum avemo_status train_check_codecs(const struct avemo_augment *a, int rate, struct avemo_error *err)
+{
+    if (a->codec <= 0) return AVEMO_OK;
+    float tone[1600], out[1600];
+    for (int i = 0; i < 1600; i++) tone[i] = 0.1f * sinf(0.3f * (float)i);
+    for (size_t k = 0; k < TRAIN_CODECS; k++) {
+        size_t got;
+        struct avemo_error why = {0};
+        enum avemo_status st = avemo_media_codec_roundtrip(tone, 1600, rate, train_codecs[k].encoder,
+                                                           train_codecs[k].bit_rate, out, 1600, &got, &why);
+        if (st) return avemo_fail(err, st, "augment.codec needs FFmpeg's %s encoder: %s", train_codecs[k].encoder,
+                                  why.message);
+    }
+    return AVEMO_OK;
+}
+
+/* Speed: read the signal at a random rate (changes tempo and pitch together). */
+static size_t change_speed(const float *in, size_t n, float *out, size_t cap, float speed, struct avemo_rng *rng)
+{
+    double rate = speed > 0 ? uniform(rng, 1 - speed, 1 + speed) : 1.0;
     size_t m = (size_t)((double)n / rate);
     if (m > cap) m = cap;
     if (m == 0) m = 1;
@@ -26,34 +65,87 @@ size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, con
         float x0 = in[k < n ? k : n - 1], x1 = in[k + 1 < n ? k + 1 : n - 1];
         out[i] = (float)(x0 + frac * (x1 - x0));
     }
-    /* Shift: rotate by up to shift * length, so no sound is lost. */
-    if (a->shift > 0 && m > 1) {
-        size_t by = avemo_rng_below(rng, (uint32_t)((double)m * a->shift) + 1);
-        if (by) {
-            float tmp[4096];
-            /* Rotate right in chunks through a small buffer: three reversals would need no buffer
-             * but this keeps the code obvious. */
-            for (size_t done = 0; done < by;) {
-                size_t step = by - done < 4096 ? by - done : 4096;
-                memcpy(tmp, out + m - step, step * sizeof(float));
-                memmove(out + step, out, (m - step) * sizeof(float));
-                memcpy(out, tmp, step * sizeof(float));
-                done += step;
-            }
-        }
+    return m;
+}
+
+/* Shift: rotate right by up to shift * length, so no sound is lost. */
+static void rotate(float *x, size_t m, float shift, struct avemo_rng *rng)
+{
+    if (shift <= 0 || m < 2) return;
+    size_t by = avemo_rng_below(rng, (uint32_t)((double)m * shift) + 1);
+    float tmp[4096];
+    /* In chunks through a small buffer: three reversals would need none, this is obvious. */
+    for (size_t done = 0; done < by;) {
+        size_t step = by - done < 4096 ? by - done : 4096;
+        memcpy(tmp, x + m - step, step * sizeof(float));
+        memmove(x + step, x, (m - step) * sizeof(float));
+        memcpy(x, tmp, step * sizeof(float));
+        done += step;
     }
+}
+
+static double energy(const float *x, size_t m)
+{
+    double e = 0;
+    for (size_t i = 0; i < m; i++) e += (double)x[i] * x[i];
+    return e;
+}
+
+/* A synthetic room: the direct sound (1 at t = 0) plus a tail of white noise decaying by 60 dB
+ * in rt60 seconds, scaled to the drawn direct-to-reverberant ratio; the result keeps the dry
+ * signal's level.  Left dry when memory runs out. */
+static void add_room(float *x, size_t m, int rate, struct avemo_rng *rng)
+{
+    double rt60 = uniform(rng, ROOM_RT60_MIN, ROOM_RT60_MAX), drr_db = uniform(rng, ROOM_DRR_MIN_DB, ROOM_DRR_MAX_DB);
+    size_t len = (size_t)(rt60 * rate) + 1;
+    float *h = malloc(sizeof(float) * len);
+    if (!h) return;
+    h[0] = 0;
+    for (size_t t = 1; t < len; t++) h[t] = avemo_rng_normal(rng) * (float)pow(10.0, -3.0 * (double)t / (rt60 * rate));
+    double tail = sqrt(pow(10.0, -drr_db / 10.0) / (energy(h, len) + 1e-30));
+    for (size_t t = 1; t < len; t++) h[t] *= (float)tail;
+    h[0] = 1;
+    double before = energy(x, m);
+    if (avemo_audio_convolve(x, m, h, len, x, NULL) == AVEMO_OK) {
+        float level = (float)sqrt(before / (energy(x, m) + 1e-30));
+        for (size_t i = 0; i < m; i++) x[i] *= level;
+    }
+    free(h);
+}
+
+/* A lossy codec drawn from train_codecs; the length stays m.  Left as it was when the codec
+ * fails (train_check_codecs made sure every codec exists before training). */
+static void pass_codec(float *x, size_t m, int rate, struct avemo_rng *rng)
+{
+    uint32_t k = avemo_rng_below(rng, (uint32_t)TRAIN_CODECS);
+    float *coded = malloc(sizeof(float) * m);
+    size_t got = 0;
+    if (coded && avemo_media_codec_roundtrip(x, m, rate, train_codecs[k].encoder, train_codecs[k].bit_rate, coded, m,
+                                             &got, NULL) == AVEMO_OK) {
+        memcpy(x, coded, sizeof(float) * got);
+        memset(x + got, 0, sizeof(float) * (m - got));
+    }
+    free(coded);
+}
+
+size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, int rate, const struct avemo_augment *a,
+                          struct avemo_rng *rng)
+{
+    if (n == 0 || cap == 0) return 0;
+    size_t m = change_speed(in, n, out, cap, a->speed, rng);
+    rotate(out, m, a->shift, rng);
+    /* The order of a recording: the room, the microphone's level and noise, the codec, the
+     * re-conversion's dither. */
+    if (a->room > 0 && avemo_rng_uniform(rng) < a->room) add_room(out, m, rate, rng);
     float gain = a->gain_db > 0 ? powf(10.0f, uniform(rng, -a->gain_db, a->gain_db) / 20.0f) : 1.0f;
-    double energy = 0;
-    for (size_t i = 0; i < m; i++) {
-        out[i] *= gain;
-        energy += (double)out[i] * out[i];
-    }
+    for (size_t i = 0; i < m; i++) out[i] *= gain;
     if (a->noise_snr_db > 0) {
-        double rms = sqrt(energy / (double)m);
+        double rms = sqrt(energy(out, m) / (double)m);
         double snr = uniform(rng, a->noise_snr_db, a->noise_snr_db + 20);
         float std = (float)(rms / pow(10.0, snr / 20.0));
         for (size_t i = 0; i < m; i++) out[i] += std * avemo_rng_normal(rng);
     }
+    if (a->codec > 0 && avemo_rng_uniform(rng) < a->codec) pass_codec(out, m, rate, rng);
     /* Dither: the +-1 LSB of a 16-bit re-conversion, independent of the level. */
     if (a->dither > 0) {
         float lsb = a->dither / 32768.0f;

@@ -130,8 +130,7 @@ static void audio_sample(struct avemo_train_data *td, size_t i, int augment, str
 {
     const struct avemo_feature_set *fs = td->fs;
     const struct avemo_augment *a = &td->p->augment;
-    int wave_aug = augment && fs->wave && fs->wave[i] && td->ex &&
-                   (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0);
+    int wave_aug = augment && fs->wave && fs->wave[i] && td->ex && train_augment_uses_wave(a);
     if (wave_aug) {
         size_t need = (size_t)((double)fs->wave_len[i] / (1.0 - a->speed) + 2);
         if (need > td->wave_cap) {
@@ -142,7 +141,8 @@ static void audio_sample(struct avemo_train_data *td, size_t i, int augment, str
             }
         }
         if (td->wave_cap >= need) {
-            size_t m = train_augment_wave(fs->wave[i], fs->wave_len[i], td->wave_buf, td->wave_cap, a, rng);
+            size_t m = train_augment_wave(fs->wave[i], fs->wave_len[i], td->wave_buf, td->wave_cap,
+                                          td->p->audio.sample_rate, a, rng);
             if (avemo_audio_compute_fixed(td->ex, td->wave_buf, m, out, (size_t)fs->audio_cols, NULL, NULL) == AVEMO_OK) {
                 normalise(td, out);
                 train_spec_augment(out, fs->audio_rows, fs->audio_cols, a, rng);

@@ -112,7 +112,11 @@ static enum avemo_status extract(struct session *s, struct avemo_error *err)
     struct avemo_extract_options eo = {0};
     eo.need_audio = s->p.mode != AVEMO_MODE_FACE;
     eo.need_faces = s->p.mode != AVEMO_MODE_AUDIO;
-    eo.keep_wave = eo.need_audio && (a->noise_snr_db > 0 || a->gain_db > 0 || a->shift > 0 || a->speed > 0 || a->dither > 0);
+    eo.keep_wave = eo.need_audio && train_augment_uses_wave(a);
+    if (eo.need_audio) { /* before the extraction, which can take minutes */
+        enum avemo_status st = train_check_codecs(a, s->p.audio.sample_rate, err);
+        if (st) return st;
+    }
     eo.threads = s->p.train.threads;
     eo.cache_path = s->opt->cache_path;
     eo.progress = s->opt->progress;

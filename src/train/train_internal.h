@@ -7,9 +7,14 @@
 
 #include <pthread.h>
 
-/* Augment a waveform into out (capacity cap); returns the new length. */
-size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, const struct avemo_augment *a,
+/* Augment a waveform at `rate` Hz into out (capacity cap); returns the new length. */
+size_t train_augment_wave(const float *in, size_t n, float *out, size_t cap, int rate, const struct avemo_augment *a,
                           struct avemo_rng *rng);
+/* 1 when a turns on any waveform augmentation (training then keeps the decoded waves). */
+int train_augment_uses_wave(const struct avemo_augment *a);
+/* With augment.codec on: every codec it draws from works in this FFmpeg at `rate` (else an
+ * error naming the missing encoder, before any epoch runs). */
+enum avemo_status train_check_codecs(const struct avemo_augment *a, int rate, struct avemo_error *err);
 /* SpecAugment: zero random time and frequency bands of a rows x cols matrix. */
 void train_spec_augment(float *x, int rows, int cols, const struct avemo_augment *a, struct avemo_rng *rng);
 /* The same with random flip, shift/scale jitter and brightness/contrast. */

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 
 #define REF_DIR TEST_DATA("audio_ref")
 
@@ -590,6 +591,36 @@ static void test_threads_with_own_extractors(void **state)
     free(x);
 }
 
+/* FFT convolution equals the direct sum (random signal and response of awkward lengths), a
+ * delayed unit impulse delays, and out may be the input. */
+static void test_convolve(void **state)
+{
+    (void)state;
+    enum { N = 3001, M = 517 };
+    static float x[N], h[M], out[N];
+    unsigned seed = 12345;
+    for (int i = 0; i < N; i++) x[i] = (float)((seed = seed * 1103515245u + 12345u) >> 16 & 0x7fff) / 16384.0f - 1;
+    for (int i = 0; i < M; i++) h[i] = (float)((seed = seed * 1103515245u + 12345u) >> 16 & 0x7fff) / 16384.0f - 1;
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_convolve(x, N, h, M, out, &err), AVEMO_OK);
+    double worst = 0;
+    for (int t = 0; t < N; t++) {
+        double direct = 0;
+        for (int k = 0; k < M && k <= t; k++) direct += (double)h[k] * x[t - k];
+        worst = fmax(worst, fabs(direct - out[t]));
+    }
+    printf("  %d x %d: max |fft - direct| = %.2g\n", N, M, worst);
+    assert_true(worst < 1e-3); /* sums of ~500 terms of size ~1 in float */
+    float delay[4] = {0, 0, 0, 1};
+    static float y[N];
+    memcpy(y, x, sizeof x);
+    assert_int_equal(avemo_audio_convolve(y, N, delay, 4, y, &err), AVEMO_OK);
+    for (int t = 0; t < 3; t++) assert_true(fabsf(y[t]) < 1e-5f);
+    for (int t = 3; t < N; t++) assert_true(fabsf(y[t] - x[t - 3]) < 1e-5f);
+    assert_int_equal(avemo_audio_convolve(x, 0, h, M, out, &err), AVEMO_ERR_INVALID_ARG);
+    assert_int_equal(avemo_audio_convolve(x, (size_t)1 << 25, h, M, out, &err), AVEMO_ERR_TOO_LARGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_power_to_db),
         cmocka_unit_test(test_bad_signals),
         cmocka_unit_test(test_threads_with_own_extractors),
+        cmocka_unit_test(test_convolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

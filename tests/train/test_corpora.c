@@ -296,7 +296,7 @@ static void test_dither(void **state)
     struct avemo_rng rng;
     avemo_rng_seed(&rng, 7, 1);
     a.dither = 1;
-    assert_int_equal(train_augment_wave(in, N, out, N, &a, &rng), N);
+    assert_int_equal(train_augment_wave(in, N, out, N, 16000, &a, &rng), N);
     double worst = 0, sum = 0;
     for (int i = 0; i < N; i++) {
         double d = fabs((double)out[i] - in[i]);
