@@ -11,7 +11,6 @@
 #include "media/media_internal.h"
 
 #include <libavutil/channel_layout.h>
-#include <libavutil/opt.h>
 #include <libswresample/swresample.h>
 
 /* 10 minutes at 48 kHz: a training clip is seconds long, so anything longer is a caller bug. */
