@@ -28,6 +28,7 @@ struct audio_pass {
     int out_rate;
     AVCodecContext *dec;
     SwrContext *swr;
+    int in_format, in_rate, in_channels; /* what swr was set up for */
     float *buf;
     size_t count, cap;
     int64_t max_samples;
@@ -158,7 +159,16 @@ static enum avemo_status audio_take_frame(avemo_media *media, struct audio_pass 
     if (!a->swr) {
         enum avemo_status st = audio_setup_resampler(media, a, frame, err);
         if (st) return st;
+        a->in_format = frame->format, a->in_rate = frame->sample_rate;
+        a->in_channels = frame->ch_layout.nb_channels;
     }
+    /* swresample reads the planes it was set up for: a frame of another shape (a damaged or
+     * hostile stream that changes format mid-way) would make it read past them. */
+    if (frame->format != a->in_format || frame->sample_rate != a->in_rate ||
+        frame->ch_layout.nb_channels != a->in_channels)
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: the audio changes format mid-stream (%d Hz, %d channels, then "
+                          "%d Hz, %d channels)", media->name, a->in_rate, a->in_channels, frame->sample_rate,
+                          frame->ch_layout.nb_channels);
     return audio_resample(media, a, frame, err);
 }
 
