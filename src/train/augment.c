@@ -101,7 +101,11 @@ static void add_room(float *x, size_t m, int rate, struct avemo_rng *rng)
     float *h = malloc(sizeof(float) * len);
     if (!h) return;
     h[0] = 0;
-    for (size_t t = 1; t < len; t++) h[t] = avemo_rng_normal(rng) * (float)pow(10.0, -3.0 * (double)t / (rt60 * rate));
+    double decay = pow(10.0, -3.0 / (rt60 * rate)), envelope = 1.0; /* -60 dB after rt60 seconds */
+    for (size_t t = 1; t < len; t++) {
+        envelope *= decay;
+        h[t] = avemo_rng_normal(rng) * (float)envelope;
+    }
     double tail = sqrt(pow(10.0, -drr_db / 10.0) / (energy(h, len) + 1e-30));
     for (size_t t = 1; t < len; t++) h[t] *= (float)tail;
     h[0] = 1;
