@@ -170,6 +170,8 @@ struct avemo_model {
     struct avemo_pipeline p;     /* the pipeline stored in the model (with overrides applied) */
     int audio_input, face_input; /* network input indices, -1 when unused */
     const float *mean, *std;     /* dataset normalisation of the audio features (norm = dataset), or NULL */
+    int members;                 /* networks whose probabilities are averaged: 1, or an ensemble's */
+    avemo_net *member[AVEMO_NN_MAX_MEMBERS]; /* member[0] is net; the others are built from its file */
 };
 
 /* Load a model file, apply SEC.KEY=VALUE overrides to its stored pipeline (they may change how
@@ -181,6 +183,15 @@ void avemo_model_close(struct avemo_model *m);
 /* Save the network with the pipeline text it holds (avemo_net_save). */
 enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struct avemo_error *err);
 
+/* An ensemble of the models in paths (n >= 2) written to out_path: the first model's file with
+ * the others' parameters as its members (avemo_net_add_member).  Every model must have the same
+ * network, labels, inputs (the [audio] and [face] settings that make them) and audio
+ * normalisation; the first difference is AVEMO_ERR_MISMATCH naming the file.  The training
+ * record is the union of theirs; a stored temperature is reset to 1 (fit the ensemble's own
+ * with avemo calibrate).  *members receives the ensemble's size. */
+enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const char *out_path, int *members,
+                                       struct avemo_error *err);
+
 /* Check that the network's inputs match the pipeline's features; fills the input indices. */
 enum avemo_status avemo_model_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,
                                            int *face_input, struct avemo_error *err);
@@ -188,10 +199,11 @@ enum avemo_status avemo_model_check_inputs(const avemo_net *net, const struct av
 void avemo_model_face_input(const uint8_t *crop, int size, int channels, float *out);
 /* Mirror n network face inputs (NCHW floats) left to right, in place. */
 void avemo_model_face_mirror(float *faces, int n, int size, int channels);
-/* Class probabilities (batch x classes) of a forward pass; with mirror, the average of the
- * faces' and their mirror images' probabilities (face_in is mirrored and restored).
- * shared_inputs as avemo_net_forward_shared. */
-enum avemo_status avemo_model_predict_probs(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+/* Class probabilities (batch x classes) of a forward pass of every member (ctx: a context of
+ * m->net); with mirror, each member's pass on the faces and on their mirror images (face_in is
+ * mirrored and restored).  The probabilities are the mean over these passes of
+ * softmax(logits / T).  shared_inputs as avemo_net_forward_shared. */
+enum avemo_status avemo_model_predict_probs(const struct avemo_model *m, avemo_nn_ctx *ctx, const float *const *inputs,
                                             int batch, unsigned shared_inputs, float *face_in, int face_size,
                                             int face_channels, int mirror, float *probs, struct avemo_error *err);
 
@@ -367,10 +379,11 @@ enum avemo_status avemo_model_store(const char *in_path, const char *out_path, c
                                     int noverrides, int n, const char *const *names, const float *const *values,
                                     const size_t *counts, struct avemo_error *err);
 
-/* The raw logits of a forward pass: rows x batch x k into logits (rows = 2 with mirror: the faces',
- * then their mirror images'); *rows receives 1 or 2.  avemo_model_predict_probs is
- * avemo_calib_probs of these with the model's stored temperature. */
-enum avemo_status avemo_model_predict_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs,
+/* The raw logits of the passes: rows x batch x k into logits, member by member (with mirror two
+ * rows each: the faces', then their mirror images'); *rows receives avemo_model_logit_rows.
+ * avemo_model_predict_probs is avemo_calib_probs of these with the model's stored temperature. */
+int avemo_model_logit_rows(const struct avemo_model *m, int mirror); /* members x (mirror ? 2 : 1) */
+enum avemo_status avemo_model_predict_logits(const struct avemo_model *m, avemo_nn_ctx *ctx, const float *const *inputs,
                                              int batch, unsigned shared_inputs, float *face_in, int face_size,
                                              int face_channels, int mirror, float *logits, int *rows,
                                              struct avemo_error *err);

@@ -116,6 +116,21 @@ enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const fl
 /* NULL (and *count 0) when absent. */
 const float *avemo_net_array(const avemo_net *net, const char *name, size_t *count);
 
+/* Ensembles (src/nn/members.c): a network may carry the parameters of other networks of the
+ * same architecture, its members 1..count-1 (member 0 is the network itself), stored as the
+ * arrays "ensemble.K.params" and "ensemble.K.stats" of its model file.  Forward passes run one
+ * network; the model module averages the members' probabilities (avemo_model_predict_probs),
+ * and the ONNX export builds every member. */
+#define AVEMO_NN_MAX_MEMBERS 8
+#define AVEMO_NN_MEMBER_PREFIX "ensemble."
+int avemo_net_member_count(const avemo_net *net); /* 1 when the network is not an ensemble */
+/* Store member's parameters as the next member: same layers, shapes and labels, else
+ * AVEMO_ERR_MISMATCH naming the first difference. */
+enum avemo_status avemo_net_add_member(avemo_net *net, const avemo_net *member, struct avemo_error *err);
+/* Member k (1..count-1) as a network of its own, built from net's pipeline text (so that net's
+ * contexts serve it), with net's labels; free it with avemo_net_free. */
+enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out, struct avemo_error *err);
+
 /* The training record: what a model was trained and validated on, so that evaluation can
  * leave those files out (avemo eval / compare).  One entry per file of the training and
  * validation parts: the part, the SHA-256 of the file's bytes (avemo_sha256_file) and its name
@@ -149,7 +164,8 @@ enum avemo_status avemo_net_load_params(avemo_net *net, const char *path, const 
 typedef struct avemo_nn_ctx avemo_nn_ctx;
 
 /* A context for batches of up to max_batch samples.  training = 0 makes an inference-only
- * context (no gradients, smaller).  seed drives dropout. */
+ * context (no gradients, smaller).  seed drives dropout.  It serves net and every network built
+ * from the same pipeline text (an ensemble's members, avemo_net_member). */
 enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int training, uint64_t seed,
                                       avemo_nn_ctx **out, struct avemo_error *err);
 void avemo_nn_ctx_free(avemo_nn_ctx *ctx);

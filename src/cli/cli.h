@@ -61,5 +61,6 @@ extern const struct cli_command cli_cmd_merge;
 extern const struct cli_command cli_cmd_export;
 extern const struct cli_command cli_cmd_explain;
 extern const struct cli_command cli_cmd_calibrate;
+extern const struct cli_command cli_cmd_ensemble;
 
 #endif

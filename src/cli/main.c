@@ -16,6 +16,7 @@ static const struct cli_command *const commands[] = {
     &cli_cmd_eval,
     &cli_cmd_compare,
     &cli_cmd_calibrate,
+    &cli_cmd_ensemble,
     &cli_cmd_split,
     &cli_cmd_serve,
     &cli_cmd_merge,

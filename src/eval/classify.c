@@ -373,7 +373,7 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     int k = avemo_net_classes(m->net);
     float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
     assert(batch >= 1 && batch <= CLF_MAX_FRAMES && k <= AVEMO_MAX_CLASSES); /* probs' bounds */
-    enum avemo_status st = avemo_model_predict_probs(m->net, ctx->m[mi].nn, inputs, batch, shared,
+    enum avemo_status st = avemo_model_predict_probs(m, ctx->m[mi].nn, inputs, batch, shared,
                                                      m->face_input >= 0 ? ctx->face_in : NULL, m->p.face.size,
                                                      m->p.face.channels, m->p.face.mirror_test, probs, err);
     if (st) return st;

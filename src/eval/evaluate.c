@@ -155,9 +155,9 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
     float *fin = malloc(sizeof(float) * (m->td.face_floats * batch + 1));
     int labels[32];
     int k = avemo_net_classes(m->model.net);
-    float *logits = malloc(sizeof(float) * 2 * (size_t)batch * (size_t)k);
     int mirror = m->td.face_input >= 0 && m->model.p.face.mirror_test, rows = 1;
-    r->logit_rows = mirror ? 2 : 1;
+    r->logit_rows = avemo_model_logit_rows(&m->model, mirror);
+    float *logits = malloc(sizeof(float) * (size_t)r->logit_rows * (size_t)batch * (size_t)k);
     r->logits = malloc(sizeof(float) * (size_t)r->logit_rows * (n ? n : 1) * (size_t)k);
     r->probs = malloc(sizeof(float) * (n ? n : 1) * (size_t)k);
     if (!st && (!ain || !fin || !logits || !r->logits || !r->probs)) st = avemo_fail(err, AVEMO_ERR_NOMEM, "eval: out of memory");
@@ -171,7 +171,7 @@ static enum avemo_status predict(struct eval_model *m, const size_t *units, size
         avemo_train_data_batch(&td, units + at, b, 0, NULL, ain, fin, labels);
         const float *inputs[2];
         for (int i = 0; i < avemo_net_input_count(m->model.net); i++) inputs[i] = i == m->td.audio_input ? ain : fin;
-        st = avemo_model_predict_logits(m->model.net, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,
+        st = avemo_model_predict_logits(&m->model, ctx, inputs, b, 0, fin, m->fs.face_size, m->fs.face_channels,
                                         mirror, logits, &rows, err);
         for (int row = 0; !st && row < rows; row++)
             memcpy(r->logits + ((size_t)row * n + at) * (size_t)k, logits + (size_t)row * (size_t)b * (size_t)k,

@@ -104,6 +104,51 @@ static void keep_shares(const struct avemo_model *m, const struct avemo_modality
     }
 }
 
+/* An ensemble's maps are the mean of its members' (each for its own logit of the class), as its
+ * probabilities are the mean of theirs.  cams: member 0's, the sums added into them. */
+static enum avemo_status gradcam_members(const struct avemo_model *m, avemo_nn_ctx *nn, const struct explain_inputs *x,
+                                         int target, struct avemo_gradcam *cams, struct avemo_error *err)
+{
+    const int ni = avemo_net_input_count(m->net);
+    enum avemo_status st = avemo_gradcam_run(m->net, nn, x->inputs, x->batch, target, x->shared, NULL, cams, err);
+    for (int k = 1; !st && k < m->members; k++) {
+        struct avemo_gradcam more[AVEMO_NN_MAX_INPUTS];
+        st = avemo_gradcam_run(m->member[k], nn, x->inputs, x->batch, target, x->shared, NULL, more, err);
+        for (int i = 0; !st && i < ni; i++) {
+            size_t n = cams[i].layer >= 0 ? (size_t)cams[i].maps * cams[i].h * cams[i].w : 0;
+            for (size_t j = 0; j < n; j++) cams[i].cam[j] += more[i].cam[j];
+        }
+        for (int i = 0; !st && i < ni; i++) avemo_gradcam_free(&more[i]);
+    }
+    for (int i = 0; i < ni && m->members > 1; i++) {
+        size_t n = cams[i].layer >= 0 ? (size_t)cams[i].maps * cams[i].h * cams[i].w : 0;
+        for (size_t j = 0; j < n; j++) cams[i].cam[j] /= (float)m->members;
+        if (st) avemo_gradcam_free(&cams[i]); /* a later member failed: the caller frees nothing */
+    }
+    return st;
+}
+
+/* Shapley values are linear in the game: an ensemble's are the mean of its members'. */
+static enum avemo_status shares_members(const struct avemo_model *m, avemo_nn_ctx *nn, const struct explain_inputs *x,
+                                        int target, struct avemo_modality_shares *sh, struct avemo_error *err)
+{
+    struct avemo_modality_shares one;
+    memset(sh, 0, sizeof *sh);
+    enum avemo_status st = AVEMO_OK;
+    for (int k = 0; !st && k < m->members; k++) {
+        st = avemo_modality_shares(m->member[k], nn, x->inputs, x->batch, target, &one, err);
+        sh->inputs = one.inputs;
+        sh->prob_all += one.prob_all / (float)m->members;
+        sh->prob_none += one.prob_none / (float)m->members;
+        for (int i = 0; !st && i < one.inputs; i++) sh->contribution[i] += one.contribution[i] / (float)m->members;
+    }
+    float total = 0;
+    for (int i = 0; i < sh->inputs; i++) total += fabsf(sh->contribution[i]);
+    for (int i = 0; i < sh->inputs; i++)
+        sh->share[i] = total > 0 ? fabsf(sh->contribution[i]) / total : 1.0f / (float)sh->inputs;
+    return st;
+}
+
 /* Grad-CAM of one model on its inputs for the explained class (its maps into ex); with sh, also
  * the shares of its branches. */
 static enum avemo_status explain_model(const struct classify_inputs *in, struct avemo_explanation *ex,
@@ -116,14 +161,14 @@ static enum avemo_status explain_model(const struct classify_inputs *in, struct 
     if (!st) st = avemo_nn_ctx_create(m->net, x.batch, 1, 0, &nn, err);
     struct avemo_gradcam cams[AVEMO_NN_MAX_INPUTS];
     const int ni = avemo_net_input_count(m->net);
-    if (!st) st = avemo_gradcam_run(m->net, nn, x.inputs, x.batch, ex->pred.label, x.shared, NULL, cams, err);
+    if (!st) st = gradcam_members(m, nn, &x, ex->pred.label, cams, err);
     if (!st) {
         st = keep_maps(m, in, cams, ex, err);
         for (int i = 0; i < ni; i++) avemo_gradcam_free(&cams[i]);
     }
     if (!st && m->audio_input >= 0) snprintf(ex->audio_model, sizeof ex->audio_model, "%s", m->name);
     if (!st && m->face_input >= 0) snprintf(ex->face_model, sizeof ex->face_model, "%s", m->name);
-    if (!st && sh) st = avemo_modality_shares(m->net, nn, x.inputs, x.batch, ex->pred.label, sh, err);
+    if (!st && sh) st = shares_members(m, nn, &x, ex->pred.label, sh, err);
     avemo_nn_ctx_free(nn);
     free(x.audio_rows);
     return st;

@@ -136,6 +136,9 @@ enum avemo_status avemo_model_open(const char *path, const char *const *override
     if (st) return st;
     model_name_from_path(path, m->name, sizeof m->name);
     st = model_check(path, overrides, noverrides, m, err);
+    m->member[0] = m->net;
+    m->members = avemo_net_member_count(m->net);
+    for (int k = 1; !st && k < m->members; k++) st = avemo_net_member(m->net, k, &m->member[k], err);
     if (st) avemo_model_close(m);
     return st;
 }
@@ -143,6 +146,7 @@ enum avemo_status avemo_model_open(const char *path, const char *const *override
 void avemo_model_close(struct avemo_model *m)
 {
     if (!m) return;
+    for (int k = 1; k < AVEMO_NN_MAX_MEMBERS; k++) avemo_net_free(m->member[k]);
     avemo_net_free(m->net);
     memset(m, 0, sizeof *m);
     m->audio_input = m->face_input = -1;

@@ -540,7 +540,8 @@ static void concat_forward(int count, const float *const *in, const size_t *size
 static enum avemo_status check_ctx_batch(const struct avemo_net *net, const avemo_nn_ctx *ctx, int batch,
                                          struct avemo_error *err)
 {
-    if (ctx->net != net)
+    /* The same pipeline text gives the same layers: a context holds no parameters, only scratch. */
+    if (ctx->net != net && strcmp(ctx->net->pipeline, net->pipeline) != 0)
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: the context was created for another network", net->name);
     if (batch < 1 || batch > ctx->max_batch)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: batch %d not in 1..%d (the context's size)", net->name,

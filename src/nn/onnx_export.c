@@ -486,39 +486,92 @@ static char *labels_text(struct onnx_builder *b, const struct avemo_net *net)
     return text;
 }
 
+/* Prefix "mK/" to every name made since node0 and init0, except the graph's inputs and the
+ * empty names of left-out optional outputs: member K's copy of the network. */
+static void prefix_member_names(struct onnx_builder *b, const struct avemo_net *net, size_t node0, size_t init0, int k)
+{
+    for (size_t i = init0; i < b->ninits; i++) b->inits[i]->name = ob_str(b, "m%d/%s", k, b->inits[i]->name);
+    for (size_t i = node0; i < b->nnodes; i++) {
+        Onnx__NodeProto *n = b->nodes[i];
+        n->name = ob_str(b, "m%d/%s", k, n->name);
+        for (size_t j = 0; j < n->n_output; j++)
+            if (n->output[j][0]) n->output[j] = ob_str(b, "m%d/%s", k, n->output[j]);
+        for (size_t j = 0; j < n->n_input; j++) {
+            int graph_input = 0;
+            for (int s = 0; s < net->ninputs; s++) graph_input |= strcmp(n->input[j], net->stages[s].name) == 0;
+            if (!graph_input && n->input[j][0]) n->input[j] = ob_str(b, "m%d/%s", k, n->input[j]);
+        }
+    }
+}
+
+/* One network from the graph's inputs to "logits" (Flatten of the head) and "probabilities"
+ * (Softmax); returns NULL on failure (*st set, or the builder's failed flag). */
+static const char *export_network(struct onnx_builder *b, const struct avemo_net *net, struct avemo_error *err,
+                                  enum avemo_status *st)
+{
+    const char *branch[AVEMO_NN_MAX_INPUTS];
+    for (int s = 0; s < net->ninputs; s++) {
+        branch[s] = export_stage(b, net, s, net->stages[s].name, err, st);
+        if (!branch[s]) return NULL;
+    }
+    const char *head_in = export_concat(b, net, branch);
+    const char *head_out = head_in ? export_stage(b, net, net->ninputs, head_in, err, st) : NULL;
+    if (!head_out) return NULL;
+    const char *logits_out[1] = {"logits"}, *probs_out[1] = {"probabilities"};
+    Onnx__NodeProto *n = ob_node(b, "Flatten", "logits", &head_out, 1, logits_out, 1);
+    ob_attr_int(b, n, "axis", 1);
+    n = ob_node(b, "Softmax", "probabilities", logits_out, 1, probs_out, 1);
+    ob_attr_int(b, n, "axis", 1);
+    return n ? "probabilities" : NULL;
+}
+
+/* An ensemble: each member as "mK/...", "probabilities" the Mean of theirs (what avemo averages)
+ * and "logits" its Log, so that a softmax of the logits still gives the probabilities. */
+static enum avemo_status export_members(struct onnx_builder *b, const struct avemo_net *net, int count,
+                                        struct avemo_error *err)
+{
+    const char *probs[AVEMO_NN_MAX_MEMBERS];
+    enum avemo_status st = AVEMO_OK;
+    for (int k = 0; !st && k < count; k++) {
+        avemo_net *member = NULL;
+        if (k && (st = avemo_net_member(net, k, &member, err))) break;
+        size_t node0 = b->nnodes, init0 = b->ninits;
+        if (!export_network(b, k ? member : net, err, &st) && !st) b->failed = 1;
+        if (!st) prefix_member_names(b, net, node0, init0, k);
+        probs[k] = ob_str(b, "m%d/probabilities", k);
+        avemo_net_free(member);
+    }
+    if (st) return st;
+    const char *mean_out[1] = {"probabilities"};
+    ob_node(b, "Mean", "probabilities", probs, count, mean_out, 1);
+    ob_unary(b, "Log", "probabilities", "logits");
+    return AVEMO_OK;
+}
+
 /* Fills graph and model (messages on the stack, contents in the builder). */
 static enum avemo_status build_model(struct onnx_builder *b, const struct avemo_net *net, Onnx__GraphProto *graph,
                                      Onnx__ModelProto *model, struct avemo_error *err)
 {
     enum avemo_status st = AVEMO_OK;
-    const char *branch[AVEMO_NN_MAX_INPUTS];
     Onnx__ValueInfoProto **inputs = ob_alloc(b, sizeof *inputs * (size_t)net->ninputs);
     Onnx__ValueInfoProto **outputs = ob_alloc(b, sizeof *outputs * 2);
     if (!inputs || !outputs) goto nomem;
     for (int s = 0; s < net->ninputs; s++) {
         const struct nn_stage *stage = &net->stages[s];
         const int64_t dims[4] = {-1, stage->c, stage->h, stage->w};
-        inputs[s] = ob_value_info(b, stage->name, dims, 4);
-        branch[s] = export_stage(b, net, s, stage->name, err, &st);
-        if (st) return st;
-        if (!inputs[s] || !branch[s]) goto nomem;
+        if (!(inputs[s] = ob_value_info(b, stage->name, dims, 4))) goto nomem;
     }
-    const char *head_in = export_concat(b, net, branch);
-    const char *head_out = head_in ? export_stage(b, net, net->ninputs, head_in, err, &st) : NULL;
+    int members = avemo_net_member_count(net);
+    if (members > 1) st = export_members(b, net, members, err);
+    else if (!export_network(b, net, err, &st) && !st) goto nomem;
     if (st) return st;
-    if (!head_out) goto nomem;
-    const char *logits_out[1] = {"logits"}, *probs_out[1] = {"probabilities"};
-    Onnx__NodeProto *n = ob_node(b, "Flatten", "logits", &head_out, 1, logits_out, 1);
-    ob_attr_int(b, n, "axis", 1);
-    n = ob_node(b, "Softmax", "probabilities", logits_out, 1, probs_out, 1);
-    ob_attr_int(b, n, "axis", 1);
     const int64_t odims[2] = {-1, net->classes};
     outputs[0] = ob_value_info(b, "logits", odims, 2);
     outputs[1] = ob_value_info(b, "probabilities", odims, 2);
     Onnx__OperatorSetIdProto *opset = OB_NEW(b, Onnx__OperatorSetIdProto, ONNX__OPERATOR_SET_ID_PROTO__INIT);
     Onnx__OperatorSetIdProto **opsets = ob_alloc(b, sizeof *opsets);
     Onnx__StringStringEntryProto **meta = ob_alloc(b, sizeof *meta * 2);
-    if (b->failed || !n || !opset || !opsets || !meta) goto nomem;
+    if (b->failed || !opset || !opsets || !meta) goto nomem;
     opset->domain = ob_str(b, "");
     opset->has_version = 1;
     opset->version = ONNX_OPSET;

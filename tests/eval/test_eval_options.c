@@ -72,10 +72,11 @@ static void test_mirror_probs(void **state)
 {
     (void)state;
     struct avemo_error err = {0};
-    avemo_net *net;
+    struct avemo_model model;
     avemo_nn_ctx *ctx;
-    if (avemo_net_load(face_model, &net, &err) || avemo_nn_ctx_create(net, 2, 0, 1, &ctx, &err))
+    if (avemo_model_open(face_model, NULL, 0, &model, &err) || avemo_nn_ctx_create(model.net, 2, 0, 1, &ctx, &err))
         fail_msg("%s", err.message);
+    const struct avemo_model *net = &model;
     enum { N = 64 * 64 };
     float faces[2 * N], mirrored[2 * N], copy[2 * N];
     face_input("angry_PublicTest_10116449.jpg", faces);
@@ -97,7 +98,7 @@ static void test_mirror_probs(void **state)
     }
     assert_true(differs); /* a face and its mirror image are different inputs */
     avemo_nn_ctx_free(ctx);
-    avemo_net_free(net);
+    avemo_model_close(&model);
 }
 
 static void evaluate_faces(const char *const *sets, int nsets, struct avemo_eval_set *set, enum avemo_status want)

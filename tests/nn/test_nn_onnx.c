@@ -5,7 +5,9 @@
  *   - onnxruntime-node (npm, tests/nn/onnx) runs to the same probabilities as avemo's own forward
  *     within 1e-4, on fixture inputs: real features (tests/data/audio_ref MFCC / log-mel, FER2013
  *     faces from tests/data/faces) and two random samples.
- * usage: test_nn_onnx MODEL_OR_PIPELINE OUT_DIR   (exit 77 = skipped: node or onnxruntime missing) */
+ * An ensemble (a model file with members, or a pipeline given MEMBERS: that many untrained networks
+ * joined with avemo_net_add_member) must give the mean of its members' probabilities.
+ * usage: test_nn_onnx MODEL_OR_PIPELINE OUT_DIR [MEMBERS]   (exit 77 = skipped: node or onnxruntime missing) */
 #include <avemo/nn.h>
 #include <avemo/vision.h>
 #include <math.h>
@@ -109,6 +111,40 @@ static void randomise_bn(avemo_net *net, struct avemo_rng *rng)
     }
 }
 
+/* The pipeline's network, untrained (seed), with non-trivial batch-norm statistics. */
+static avemo_net *untrained(const char *pipeline, uint64_t seed, struct avemo_rng *rng)
+{
+    struct avemo_error err = {0};
+    avemo_net *net = NULL;
+    if (avemo_net_create_file(pipeline, &net, &err)) die(pipeline, &err);
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, seed);
+    randomise_bn(net, rng);
+    return net;
+}
+
+/* What avemo answers: the mean over the members of their softmax probabilities (batch x K). */
+static void member_mean_probs(const avemo_net *net, float *const *inputs, float *probs)
+{
+    struct avemo_error err = {0};
+    const int K = avemo_net_classes(net), members = avemo_net_member_count(net);
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, BATCH, 0, 1, &ctx, &err)) die("context", &err);
+    float one[BATCH * 64];
+    if (K > 64) die("too many classes", NULL);
+    memset(probs, 0, sizeof(float) * BATCH * K);
+    for (int k = 0; k < members; k++) {
+        avemo_net *member = NULL;
+        const float *logits;
+        if (k && avemo_net_member(net, k, &member, &err)) die("member", &err);
+        if (avemo_net_forward(k ? member : net, ctx, (const float *const *)inputs, BATCH, &logits, &err))
+            die("forward", &err);
+        avemo_nn_softmax(logits, BATCH, K, one);
+        for (int i = 0; i < BATCH * K; i++) probs[i] += one[i] / (float)members;
+        avemo_net_free(member);
+    }
+    avemo_nn_ctx_free(ctx);
+}
+
 static void write_floats(const char *path, const float *x, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -117,25 +153,29 @@ static void write_floats(const char *path, const float *x, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_nn_onnx MODEL_OR_PIPELINE OUT_DIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_nn_onnx MODEL_OR_PIPELINE OUT_DIR [MEMBERS]\n");
         return 2;
     }
+    const int members = argc == 4 ? atoi(argv[3]) : 1;
     const char *model = argv[1], *dir = argv[2];
     const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
     char stem[256], path[1024], cmd[4096];
-    snprintf(stem, sizeof stem, "%.*s", (int)(strcspn(base, ".")), base);
+    snprintf(stem, sizeof stem, "%.*s%s", (int)(strcspn(base, ".")), base, members > 1 ? "-ensemble" : "");
     mkdir(dir, 0755);
     struct avemo_error err = {0};
     avemo_net *net = NULL;
     const int pipeline = strstr(model, ".ini") != NULL;
-    if (pipeline ? avemo_net_create_file(model, &net, &err) : avemo_net_load(model, &net, &err)) die(model, &err);
     struct avemo_rng rng;
     avemo_rng_seed(&rng, 2026, 18);
-    if (pipeline) {
-        avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 7);
-        randomise_bn(net, &rng);
+    if (pipeline) net = untrained(model, 7, &rng);
+    else if (avemo_net_load(model, &net, &err)) die(model, &err);
+    for (int k = 1; pipeline && k < members; k++) {
+        avemo_net *other = untrained(model, 7 + (uint64_t)k, &rng);
+        if (avemo_net_add_member(net, other, &err)) die("add member", &err);
+        avemo_net_free(other);
     }
+    if (avemo_net_member_count(net) != (pipeline ? members : avemo_net_member_count(net))) die("member count", NULL);
     /* avemo's probabilities */
     float *inputs[AVEMO_NN_MAX_INPUTS] = {0};
     FILE *manifest;
@@ -158,14 +198,10 @@ int main(int argc, char **argv)
     }
     fprintf(manifest, "]}\n");
     fclose(manifest);
-    avemo_nn_ctx *ctx;
-    const float *logits;
-    if (avemo_nn_ctx_create(net, BATCH, 0, 1, &ctx, &err)) die("context", &err);
-    if (avemo_net_forward(net, ctx, (const float *const *)inputs, BATCH, &logits, &err)) die("forward", &err);
     const int K = avemo_net_classes(net);
     float *probs = malloc(sizeof(float) * BATCH * K);
     if (!probs) die("out of memory", NULL);
-    avemo_nn_softmax(logits, BATCH, K, probs);
+    member_mean_probs(net, inputs, probs);
     snprintf(path, sizeof path, "%s/%s.probs.f32", dir, stem);
     write_floats(path, probs, (size_t)BATCH * K);
     /* the export */
@@ -174,7 +210,6 @@ int main(int argc, char **argv)
     printf("%s: exported %s\n", model, path);
     for (int i = 0; i < AVEMO_NN_MAX_INPUTS; i++) free(inputs[i]);
     free(probs);
-    avemo_nn_ctx_free(ctx);
     avemo_net_free(net);
 
     snprintf(cmd, sizeof cmd, "%s %s/tests/nn/onnx/check_onnx.py %s/%s.onnx", AVEMO_PYTHON, AVEMO_SOURCE_DIR, dir,

@@ -1,0 +1,82 @@
+/* Ensembles of models: several trained networks of one recipe (e.g. other seeds) in one model
+ * file, whose probabilities are averaged (avemo_model_predict_probs).  The networks are stored
+ * as members of the first (src/nn/members.c); this file checks that they take the same inputs. */
+#include <avemo/model.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The same features made the same way: members are run on the first model's inputs. */
+static enum avemo_status check_same_inputs(const struct avemo_model *a, const struct avemo_model *b,
+                                           const char *path, struct avemo_error *err)
+{
+    const char *what = NULL;
+    if (a->p.mode != b->p.mode) what = "the mode is";
+    else if (memcmp(&a->p.audio, &b->p.audio, sizeof a->p.audio) != 0) what = "the [audio] settings are";
+    else if (memcmp(&a->p.face, &b->p.face, sizeof a->p.face) != 0) what = "the [face] settings are";
+    else if ((a->mean != NULL) != (b->mean != NULL)) what = "the audio normalisation is";
+    else if (a->mean) {
+        size_t n = (size_t)avemo_audio_params_feature_count(&a->p.audio);
+        if (memcmp(a->mean, b->mean, sizeof(float) * n) != 0 || memcmp(a->std, b->std, sizeof(float) * n) != 0)
+            what = "the audio normalisation (audio.mean, audio.std) is";
+    }
+    if (what) return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %s not the same as %s's", path, what, a->name);
+    return AVEMO_OK;
+}
+
+static int has_entry(const struct avemo_record_entry *e, size_t n, const struct avemo_record_entry *x)
+{
+    for (size_t i = 0; i < n; i++)
+        if (e[i].part == x->part && memcmp(e[i].sha256, x->sha256, AVEMO_SHA256_SIZE) == 0) return 1;
+    return 0;
+}
+
+/* Every file any member was trained or validated on, so that evaluation leaves all of them out.
+ * The first model's record decides whether there is one. */
+static enum avemo_status union_records(const struct avemo_model *m, int n, struct avemo_error *err)
+{
+    if (!avemo_net_has_record(m[0].net)) return AVEMO_OK;
+    size_t total = 0, count = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = 0;
+        avemo_net_record(m[i].net, &k);
+        total += k;
+    }
+    struct avemo_record_entry *all = malloc(sizeof *all * (total ? total : 1));
+    if (!all) return avemo_fail(err, AVEMO_ERR_NOMEM, "ensemble: out of memory");
+    for (int i = 0; i < n; i++) {
+        size_t k = 0;
+        const struct avemo_record_entry *e = avemo_net_record(m[i].net, &k);
+        for (size_t j = 0; j < k; j++)
+            if (!has_entry(all, count, &e[j])) all[count++] = e[j];
+    }
+    enum avemo_status st = avemo_net_set_record(m[0].net, all, count, err);
+    free(all);
+    return st;
+}
+
+enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const char *out_path, int *members,
+                                       struct avemo_error *err)
+{
+    if (n < 2 || n > AVEMO_NN_MAX_MEMBERS)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "ensemble: %d models given, 2 to %d are needed", n,
+                          AVEMO_NN_MAX_MEMBERS);
+    struct avemo_model m[AVEMO_NN_MAX_MEMBERS];
+    memset(m, 0, sizeof m);
+    enum avemo_status st = AVEMO_OK;
+    int opened = 0;
+    for (; !st && opened < n; opened++) {
+        st = avemo_model_open(paths[opened], NULL, 0, &m[opened], err);
+        if (!st && opened) st = check_same_inputs(&m[0], &m[opened], paths[opened], err);
+        if (!st && opened) st = avemo_net_add_member(m[0].net, m[opened].net, err);
+    }
+    if (!st) st = union_records(m, n, err);
+    /* A member's temperature was fitted to its own logits, not to the average. */
+    const float one = 1.0f;
+    if (!st && avemo_net_array(m[0].net, AVEMO_CALIB_TEMPERATURE, NULL))
+        st = avemo_net_set_array(m[0].net, AVEMO_CALIB_TEMPERATURE, &one, 1, err);
+    if (!st) st = avemo_net_save(m[0].net, out_path, err);
+    if (!st && members) *members = avemo_net_member_count(m[0].net);
+    for (int i = 0; i < opened; i++) avemo_model_close(&m[i]);
+    return st;
+}
