@@ -127,6 +127,17 @@ static enum avemo_status model_check(const char *path, const char *const *overri
     return AVEMO_OK;
 }
 
+/* Member k of an ensemble, with the ensemble's temperature: whatever runs a member alone
+ * (Grad-CAM, modality shares) then gives the probabilities the ensemble averages. */
+static enum avemo_status open_member(struct avemo_model *m, int k, struct avemo_error *err)
+{
+    enum avemo_status st = avemo_net_member(m->net, k, &m->member[k], err);
+    size_t n = 0;
+    const float *t = avemo_net_array(m->net, AVEMO_CALIB_TEMPERATURE, &n);
+    if (!st && t) st = avemo_net_set_array(m->member[k], AVEMO_CALIB_TEMPERATURE, t, n, err);
+    return st;
+}
+
 enum avemo_status avemo_model_open(const char *path, const char *const *overrides, int noverrides,
                                    struct avemo_model *m, struct avemo_error *err)
 {
@@ -138,7 +149,7 @@ enum avemo_status avemo_model_open(const char *path, const char *const *override
     st = model_check(path, overrides, noverrides, m, err);
     m->member[0] = m->net;
     m->members = avemo_net_member_count(m->net);
-    for (int k = 1; !st && k < m->members; k++) st = avemo_net_member(m->net, k, &m->member[k], err);
+    for (int k = 1; !st && k < m->members; k++) st = open_member(m, k, err);
     if (st) avemo_model_close(m);
     return st;
 }

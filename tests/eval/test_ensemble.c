@@ -141,12 +141,18 @@ static void test_explain_mean_of_members(void **state)
     struct avemo_error err = {0};
     const char *members[2] = {a_path, b_path};
     assert_int_equal(avemo_model_ensemble(members, 2, e_path, NULL, &err), AVEMO_OK);
+    /* a temperature, which every member's share of the answer must use */
+    const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
+    const float two = 2.0f, *values[1] = {&two};
+    const size_t counts[1] = {1};
+    assert_int_equal(avemo_model_store_arrays(e_path, e_path, 1, names, values, counts, &err), AVEMO_OK);
     avemo_classifier *clf;
     avemo_classify_ctx *ctx;
     struct avemo_explanation ex;
     if (avemo_classifier_open(e_path, NULL, &clf, &err) || avemo_classify_ctx_new(clf, &ctx, &err) ||
         avemo_explain_file(ctx, TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), AVEMO_MODE_AUDIO, &ex, &err))
         fail_msg("%s", err.message);
+    assert_true(fabsf(ex.prob_all - ex.pred.probs[ex.pred.label]) < 1e-5f);
     int h, w, h2, w2;
     float *ca = member_cam(a_path, ex.audio_image, ex.pred.label, &h, &w);
     float *cb = member_cam(b_path, ex.audio_image, ex.pred.label, &h2, &w2);
