@@ -93,9 +93,8 @@ static void export_case(const char *dir, avemo_net *net, const float *const *inp
     write_npy(dir, "temperature", &t, 1);
 }
 
-/* Raw maps to 1e-3 of their largest value; the normalised maps (the explanation's) to 2e-3. */
-static void compare_maps(const char *dir, const char *name, const struct avemo_gradcam *cam, const float *heat,
-                         size_t heat_n)
+/* Raw maps to 1e-3 of their largest value (each network's, against PyTorch's on its weights). */
+static float *compare_raw(const char *dir, const char *name, const struct avemo_gradcam *cam)
 {
     size_t n;
     char file[64], what[96];
@@ -104,31 +103,89 @@ static void compare_maps(const char *dir, const char *name, const struct avemo_g
     assert_int_equal(n, (size_t)cam->maps * cam->h * cam->w);
     snprintf(what, sizeof what, "Grad-CAM of %s (%d maps of %dx%d)", name, cam->maps, cam->h, cam->w);
     nn_ref_assert_close(what, cam->cam, ref, n, 1e-3, 1e-7);
-    free(ref);
+    return ref;
+}
+
+/* The explanation's normalised maps to 2e-3: PyTorch's own resized maps for one network; for an
+ * ensemble, the mean of the members' PyTorch maps resized and normalised the same way. */
+static void compare_heat(const char *dir, const char *name, const struct avemo_gradcam *cam, const float *torch_mean,
+                         int members, const float *heat, size_t heat_n, int out_h, int out_w)
+{
+    size_t n;
+    char file[64], what[96];
     snprintf(file, sizeof file, "heat_%s", name);
-    ref = nn_ref_load(dir, file, &n);
+    float *ref = nn_ref_load(dir, file, &n);
     assert_int_equal(n, heat_n);
+    const size_t in_plane = (size_t)cam->h * cam->w, out_plane = (size_t)out_h * out_w;
+    for (int i = 0; members > 1 && i < cam->maps; i++) {
+        avemo_heatmap_resize(torch_mean + i * in_plane, cam->h, cam->w, ref + i * out_plane, out_h, out_w);
+        avemo_heatmap_normalise(ref + i * out_plane, out_plane);
+    }
     snprintf(what, sizeof what, "heat map of %s at the input's size", name);
     nn_ref_assert_close(what, heat, ref, n, 2e-3, 0);
     free(ref);
 }
 
-static void compare_shares(const char *dir, const struct avemo_model *m, const struct avemo_explanation *ex)
+/* Shapley values are linear in the game: an ensemble's are the means of its members' (sums in v, phi). */
+static void add_shares(const char *dir, float *v, float *phi, int *ni, int members)
 {
-    size_t n;
-    float *v = nn_ref_load(dir, "values", &n);
-    float *phi = nn_ref_load(dir, "shapley", &n);
-    const int ni = (int)n;
+    size_t n, nv;
+    float *vk = nn_ref_load(dir, "values", &nv);
+    float *pk = nn_ref_load(dir, "shapley", &n);
+    *ni = (int)n;
+    for (size_t i = 0; i < nv; i++) v[i] += vk[i] / (float)members;
+    for (size_t i = 0; i < n; i++) phi[i] += pk[i] / (float)members;
+    free(vk);
+    free(pk);
+}
+
+static void compare_shares(const float *v, const float *phi, int ni, const struct avemo_model *m,
+                           const struct avemo_explanation *ex)
+{
     assert_true(fabs(ex->prob_all - v[(1 << ni) - 1]) < 1e-4);
     assert_true(fabs(ex->prob_none - v[0]) < 1e-4);
     if (m->audio_input >= 0) assert_true(fabs(ex->audio_contribution - phi[m->audio_input]) < 1e-4);
     if (m->face_input >= 0) assert_true(fabs(ex->face_contribution - phi[m->face_input]) < 1e-4);
-    free(v);
-    free(phi);
 }
 
-/* The explanation of `file` by `model`, its raw Grad-CAM recomputed through the public API, and
- * both compared with PyTorch's on the same weights and inputs. */
+/* Member k's raw Grad-CAM through the public API, checked against PyTorch's on its weights;
+ * PyTorch's maps are added into sums (their mean over members, by input), the maps' shapes
+ * kept in shapes. */
+static void check_member(const struct avemo_model *m, int k, const float *const *inputs, int batch, int target,
+                         unsigned shared, const char *tag, float **sums, struct avemo_gradcam *shapes, float *v,
+                         float *phi, int *ni)
+{
+    struct avemo_error err;
+    avemo_nn_ctx *nn;
+    struct avemo_gradcam cams[AVEMO_NN_MAX_INPUTS];
+    if (avemo_nn_ctx_create(m->net, batch, 1, 0, &nn, &err) ||
+        avemo_gradcam_run(m->member[k], nn, inputs, batch, target, shared, NULL, cams, &err))
+        fail_msg("%s", err.message);
+    char dir[256], cmd[1200];
+    snprintf(dir, sizeof dir, "explain_torch_%s_%d", tag, k);
+    mkdir(dir, 0777); /* may exist from an earlier run */
+    export_case(dir, m->member[k], inputs, batch, target, shared, cams);
+    snprintf(cmd, sizeof cmd, "%s %s/tests/reference/gradcam_torch.py %s", AVEMO_PYTHON, AVEMO_SOURCE_DIR, dir);
+    if (system(cmd) != 0) fail_msg("reference script failed: %s", cmd);
+    for (int i = 0; i < avemo_net_input_count(m->net); i++) {
+        if (cams[i].layer < 0) continue;
+        float *ref = compare_raw(dir, i == m->face_input ? "face" : "audio", &cams[i]);
+        size_t n = (size_t)cams[i].maps * cams[i].h * cams[i].w;
+        if (!sums[i]) sums[i] = calloc(n, sizeof(float));
+        assert_non_null(sums[i]);
+        for (size_t j = 0; j < n; j++) sums[i][j] += ref[j] / (float)m->members;
+        free(ref);
+        shapes[i] = cams[i];
+        shapes[i].cam = NULL; /* the shape only */
+    }
+    add_shares(dir, v, phi, ni, m->members);
+    for (int i = 0; i < avemo_net_input_count(m->net); i++) avemo_gradcam_free(&cams[i]);
+    avemo_nn_ctx_free(nn);
+}
+
+/* The explanation of `file` by `model` (an ensemble: the mean of its members), each network's
+ * raw Grad-CAM recomputed through the public API, all compared with PyTorch's on the same
+ * weights and inputs. */
 static void check_against_torch(const char *model, const char *file, enum avemo_mode mode, const char *tag)
 {
     struct opened o;
@@ -140,27 +197,23 @@ static void check_against_torch(const char *model, const char *file, enum avemo_
     if (avemo_model_open(model, NULL, 0, &m, &err)) fail_msg("%s", err.message);
     float *audio_rows;
     const float *inputs[2] = {0};
-    int batch;
+    int batch, ni = 0;
     inputs_of(&m, &ex, &audio_rows, inputs, &batch);
     unsigned shared = m.audio_input >= 0 ? 1u << m.audio_input : 0;
-    avemo_nn_ctx *nn;
-    struct avemo_gradcam cams[AVEMO_NN_MAX_INPUTS];
-    if (avemo_nn_ctx_create(m.net, batch, 1, 0, &nn, &err) ||
-        avemo_gradcam_run(m.net, nn, inputs, batch, ex.pred.label, shared, NULL, cams, &err))
-        fail_msg("%s", err.message);
-    char dir[256], cmd[1200];
-    snprintf(dir, sizeof dir, "explain_torch_%s", tag);
-    mkdir(dir, 0777); /* may exist from an earlier run */
-    export_case(dir, m.net, inputs, batch, ex.pred.label, shared, cams);
-    snprintf(cmd, sizeof cmd, "%s %s/tests/reference/gradcam_torch.py %s", AVEMO_PYTHON, AVEMO_SOURCE_DIR, dir);
-    if (system(cmd) != 0) fail_msg("reference script failed: %s", cmd);
+    float *sums[AVEMO_NN_MAX_INPUTS] = {0}, v[1 << AVEMO_NN_MAX_INPUTS] = {0}, phi[AVEMO_NN_MAX_INPUTS] = {0};
+    struct avemo_gradcam shapes[AVEMO_NN_MAX_INPUTS];
+    for (int k = 0; k < m.members; k++)
+        check_member(&m, k, inputs, batch, ex.pred.label, shared, tag, sums, shapes, v, phi, &ni);
+    char dir[256];
+    snprintf(dir, sizeof dir, "explain_torch_%s_0", tag);
     if (m.face_input >= 0)
-        compare_maps(dir, "face", &cams[m.face_input], ex.face_heat, (size_t)ex.nfaces * ex.face_size * ex.face_size);
+        compare_heat(dir, "face", &shapes[m.face_input], sums[m.face_input], m.members, ex.face_heat,
+                     (size_t)ex.nfaces * ex.face_size * ex.face_size, ex.face_size, ex.face_size);
     if (m.audio_input >= 0)
-        compare_maps(dir, "audio", &cams[m.audio_input], ex.audio_heat, (size_t)ex.audio_rows * ex.audio_frames);
-    compare_shares(dir, &m, &ex);
-    for (int i = 0; i < avemo_net_input_count(m.net); i++) avemo_gradcam_free(&cams[i]);
-    avemo_nn_ctx_free(nn);
+        compare_heat(dir, "audio", &shapes[m.audio_input], sums[m.audio_input], m.members, ex.audio_heat,
+                     (size_t)ex.audio_rows * ex.audio_frames, ex.audio_rows, ex.audio_frames);
+    compare_shares(v, phi, ni, &m, &ex);
+    for (int i = 0; i < AVEMO_NN_MAX_INPUTS; i++) free(sums[i]);
     free(audio_rows);
     avemo_model_close(&m);
     avemo_explanation_free(&ex);
@@ -220,7 +273,8 @@ static void check_pipeline_against_torch(const char *pipeline, const char *tag)
     export_case(dir, net, inputs, BATCH, 2, 0, &cam);
     snprintf(cmd, sizeof cmd, "%s %s/tests/reference/gradcam_torch.py %s", AVEMO_PYTHON, AVEMO_SOURCE_DIR, dir);
     if (system(cmd) != 0) fail_msg("reference script failed: %s", cmd);
-    compare_maps(dir, "audio", &cam, heat, (size_t)BATCH * h * w);
+    free(compare_raw(dir, "audio", &cam));
+    compare_heat(dir, "audio", &cam, NULL, 1, heat, (size_t)BATCH * h * w, h, w);
     size_t n;
     float *v = nn_ref_load(dir, "values", &n);
     assert_int_equal(n, 2);
