@@ -1,6 +1,7 @@
 /* libFuzzer harness: the model file loader (avemo_net_load reads a path, so the input
  * is written to a temporary file first).  A loaded network then runs one inference
- * on zeros, which checks that the shapes it accepted are consistent.
+ * on zeros, which checks that the shapes it accepted are consistent; so does each member of an
+ * ensemble (corpus/model/ensemble.avm).
  *
  * The first input byte picks a mode: even bytes load the rest as it is (the
  * container checks), odd bytes first repair the rest's size field and CRC32 so that
@@ -72,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fuzz_check(avemo_net_load(path, &net, &err), &err)) {
         for (int c = 0; c < avemo_net_classes(net); c++) avemo_net_label(net, c);
         run_once(net);
+        /* An ensemble's members (named arrays of any count the file claims) are built and run. */
+        for (int k = 1; k < avemo_net_member_count(net); k++) {
+            avemo_net *member = NULL;
+            if (!fuzz_check(avemo_net_member(net, k, &member, &err), &err)) run_once(member);
+            avemo_net_free(member);
+        }
         avemo_net_free(net);
     }
     unlink(path);
