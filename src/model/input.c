@@ -30,7 +30,7 @@ void avemo_model_face_mirror(float *faces, int n, int size, int channels)
 
 int avemo_model_logit_rows(const struct avemo_model *m, int mirror) { return m->members * (mirror ? 2 : 1); }
 
-/* One network's pass into logits (and its mirror pass after it); returns the rows written. */
+/* One network's pass into logits, and with mirror its pass on the mirrored faces after it. */
 static enum avemo_status member_logits(const avemo_net *net, avemo_nn_ctx *ctx, const float *const *inputs, int batch,
                                        unsigned shared_inputs, float *face_in, int face_size, int face_channels,
                                        int mirror, float *logits, struct avemo_error *err)
