@@ -74,7 +74,7 @@ enum avemo_split_kind {
  *   [network], [branch.*], [head]   the network (docs/nn.md)
  *   [train]    epochs batch lr optimizer weight_decay clip_norm patience plateau_patience
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
- *              bn_recalibrate swa_start validation
+ *              bn_recalibrate swa_start validation distill
  *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
  *              flip face_shift face_scale brightness contrast
  */
@@ -110,6 +110,8 @@ struct avemo_train_config {
     int dropout;              /* 1: dropout on while training */
     int bn_recalibrate;       /* 1: recompute batch-norm statistics with dropout off each epoch */
     int swa_start;            /* > 0: average the weights of this and every later epoch (SWA) */
+    float distill;            /* with a teacher (avemo train --teacher): the weight of its probabilities
+                                 in the loss, 0..1 (0.5) */
     int threads;              /* feature extraction and network threads (0: all cores; the
                                  network uses at most 8; results depend on it slightly) */
     int nrepeat;              /* entries in repeat (0: every corpus once) */

@@ -202,6 +202,11 @@ struct avemo_nn_loss {
      * + (1 - mix_lambda) * loss(mix_labels) (inputs mixed the same way by the caller) */
     const int *mix_labels;
     float mix_lambda;           /* 0..1 */
+    /* distillation: when soft_targets (batch x classes probabilities, e.g. a teacher model's) is
+     * set, the loss is (1 - soft_weight) * the loss above + soft_weight * the mean over samples of
+     * -sum_c q_c log p_c, torch.nn.CrossEntropyLoss with probability targets (no class weights) */
+    const float *soft_targets;
+    float soft_weight;          /* 0..1 */
 };
 /* Loss of the last forward's logits (either mode). */
 enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,

@@ -214,6 +214,8 @@ struct avemo_train_options {
                                 * learning), all of them or those whose names start with a prefix */
     int ninit;
     const char *freeze;        /* layer prefixes not trained ("audio.,face.") */
+    const char *teacher;       /* distillation: a model (or ensemble) whose probabilities the loss
+                                * also learns, with weight train.distill; NULL: none */
     int resume;                /* continue from out_path's checkpoint (out_path + ".ckpt") */
     const char *log_csv;       /* per-epoch log (default out_path + ".csv") */
     const char *plot_png;      /* loss/accuracy curves (default out_path + ".png") */

@@ -13,6 +13,8 @@ static const char train_usage[] =
     "  --init M[:P,...]    start from model M's layers (all, or those whose names start with the\n"
     "                      prefixes P, e.g. --init audio.avm:audio. --init face.avm:face.); repeatable\n"
     "  --freeze P,...      do not train the layers with these prefixes\n"
+    "  --teacher M         distillation: learn model M's probabilities too (M may be an ensemble;\n"
+    "                      weight train.distill, default 0.5); M must make the same inputs\n"
     "  --resume            continue from MODEL.avm.ckpt after an interruption\n"
     "  --cache FILE        feature cache (features are extracted once)\n"
     "  --set SEC.KEY=VAL   override a pipeline value, e.g. --set train.epochs=20 (repeatable)\n"
@@ -28,6 +30,7 @@ static int run_train(int argc, char **argv)
         {"freeze", required_argument, NULL, 'f'}, {"resume", no_argument, NULL, 'r'},
         {"cache", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 'x'},
         {"log", required_argument, NULL, 'l'},   {"quiet", no_argument, NULL, 'q'},
+        {"teacher", required_argument, NULL, 't'},
         {NULL, 0, NULL, 0},
     };
     const char *data[32], *overrides[64], *inits[8];
@@ -39,7 +42,7 @@ static int run_train(int argc, char **argv)
     opt.quiet = cli_quiet(); /* --quiet is taken by main() */
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "d:o:s:S:i:f:rc:x:l:q", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:o:s:S:i:f:rc:x:l:qt:", longopts, NULL)) != -1) {
         switch (c) {
         case 'd':
             if (opt.ndata == 32) { fprintf(stderr, "avemo: at most 32 --data\n"); return CLI_EXIT_USAGE; }
@@ -53,6 +56,7 @@ static int run_train(int argc, char **argv)
             inits[opt.ninit++] = optarg;
             break;
         case 'f': opt.freeze = optarg; break;
+        case 't': opt.teacher = optarg; break;
         case 'r': opt.resume = 1; break;
         case 'c': opt.cache_path = optarg; break;
         case 'x':

@@ -40,6 +40,7 @@ void avemo_pipeline_default(struct avemo_pipeline *p)
     t->fold = 0;
     t->validation = 1;
     t->dropout = 1;
+    t->distill = 0.5f;
 }
 
 /* --- typed values with ranges ------------------------------------------------- */
@@ -213,6 +214,7 @@ static enum avemo_status set_train(struct avemo_train_config *t, const char *key
     if (strcmp(key, "bn_recalibrate") == 0)
         return parse_choice(value, bool_names, &t->bn_recalibrate, name, "train.bn_recalibrate", err);
     if (strcmp(key, "threads") == 0) return parse_int(value, 0, 256, &t->threads, name, "train.threads", err);
+    if (strcmp(key, "distill") == 0) return parse_float(value, 0, 1, &t->distill, name, "train.distill", err);
     if (strcmp(key, "repeat") == 0) return parse_repeat(t, value, name, err);
     return avemo_fail(err, AVEMO_ERR_CONFIG, "%s: unknown key '%s' in [train]", name, key);
 }

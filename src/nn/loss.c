@@ -60,3 +60,31 @@ float nn_softmax_xent(const float *logits, const int *labels, int B, int C, cons
     }
     return (float)(total / S);
 }
+
+/* Cross-entropy against probability targets q (B x C), mean over samples, as
+ * torch.nn.CrossEntropyLoss()(z, q):
+ *   loss  = 1/B * sum_n sum_c -q_nc log p_nc
+ *   dz_nj = 1/B * (p_nj * sum_c q_nc - q_nj)
+ * The gradient times scale is ADDED to dlogits (when non-NULL), so that it can join another loss's. */
+float nn_softmax_soft_xent(const float *logits, const float *targets, int B, int C, float *probs, float scale,
+                           float *dlogits)
+{
+    double total = 0.0;
+    for (int n = 0; n < B; n++) {
+        const float *z = logits + (size_t)n * C, *q = targets + (size_t)n * C;
+        float mx = z[0];
+        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        double sum = 0.0, qsum = 0.0;
+        for (int c = 0; c < C; c++) sum += exp((double)z[c] - mx);
+        const double lse = mx + log(sum);
+        for (int c = 0; c < C; c++) {
+            total += q[c] * (lse - z[c]);
+            qsum += q[c];
+            probs[(size_t)n * C + c] = (float)exp((double)z[c] - lse);
+        }
+        if (dlogits)
+            for (int c = 0; c < C; c++)
+                dlogits[(size_t)n * C + c] += (float)(scale * (probs[(size_t)n * C + c] * qsum - q[c]) / B);
+    }
+    return (float)(total / B);
+}

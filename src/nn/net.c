@@ -655,6 +655,20 @@ static enum avemo_status check_label_array(const avemo_net *net, const avemo_nn_
     return AVEMO_OK;
 }
 
+/* Distillation targets: a weight in [0, 1] and finite, non-negative probabilities. */
+static enum avemo_status check_soft_targets(const avemo_net *net, const avemo_nn_ctx *ctx,
+                                            const struct avemo_nn_loss *opt, struct avemo_error *err)
+{
+    if (!(opt->soft_weight >= 0.0f && opt->soft_weight <= 1.0f))
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: soft-target weight %g not in [0, 1]", net->name,
+                          (double)opt->soft_weight);
+    for (size_t i = 0; i < (size_t)ctx->batch * net->classes; i++)
+        if (!(opt->soft_targets[i] >= 0.0f && opt->soft_targets[i] <= 1.0f))
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: soft target %g of sample %zu is not a probability",
+                              net->name, (double)opt->soft_targets[i], i / (size_t)net->classes);
+    return AVEMO_OK;
+}
+
 static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *ctx, const int *labels,
                                       const struct avemo_nn_loss *opt, struct avemo_error *err)
 {
@@ -668,6 +682,7 @@ static enum avemo_status check_labels(const avemo_net *net, const avemo_nn_ctx *
                           (double)opt->mix_lambda);
     enum avemo_status st = check_label_array(net, ctx, labels, opt, err);
     if (!st && opt && opt->mix_labels) st = check_label_array(net, ctx, opt->mix_labels, opt, err);
+    if (!st && opt && opt->soft_targets) st = check_soft_targets(net, ctx, opt, err);
     return st;
 }
 
@@ -680,12 +695,19 @@ static float loss_of(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,
     const float e = opt ? opt->label_smoothing : 0.0f;
     const int B = ctx->batch, C = net->classes;
     float value = nn_softmax_xent(logits, labels, B, C, w, e, ctx->probs, dlogits);
-    if (!opt || !opt->mix_labels) return value;
-    const float lam = opt->mix_lambda;
-    float other = nn_softmax_xent(logits, opt->mix_labels, B, C, w, e, ctx->probs, scratch);
+    if (opt && opt->mix_labels) {
+        const float lam = opt->mix_lambda;
+        float other = nn_softmax_xent(logits, opt->mix_labels, B, C, w, e, ctx->probs, scratch);
+        if (dlogits)
+            for (size_t i = 0; i < (size_t)B * C; i++) dlogits[i] = lam * dlogits[i] + (1.0f - lam) * scratch[i];
+        value = lam * value + (1.0f - lam) * other;
+    }
+    if (!opt || !opt->soft_targets) return value;
+    const float sw = opt->soft_weight;
     if (dlogits)
-        for (size_t i = 0; i < (size_t)B * C; i++) dlogits[i] = lam * dlogits[i] + (1.0f - lam) * scratch[i];
-    return lam * value + (1.0f - lam) * other;
+        for (size_t i = 0; i < (size_t)B * C; i++) dlogits[i] *= 1.0f - sw;
+    float soft = nn_softmax_soft_xent(logits, opt->soft_targets, B, C, ctx->probs, sw, dlogits);
+    return (1.0f - sw) * value + sw * soft;
 }
 
 enum avemo_status avemo_net_loss(const avemo_net *net, avemo_nn_ctx *ctx, const int *labels,

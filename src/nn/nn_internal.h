@@ -303,6 +303,9 @@ void nn_seq_backward(const struct nn_layer *l, const float *dout, float *din, in
 /* Softmax cross-entropy (loss.c): returns the loss, writes dlogits when non-NULL. */
 float nn_softmax_xent(const float *logits, const int *labels, int B, int C, const float *class_weights,
                       float label_smoothing, float *probs, float *dlogits);
+/* Cross-entropy against probability targets; adds scale x its gradient into dlogits. */
+float nn_softmax_soft_xent(const float *logits, const float *targets, int B, int C, float *probs, float scale,
+                           float *dlogits);
 
 /* graph.c */
 enum avemo_status nn_parse_network(struct avemo_net *net, const char *text, struct avemo_error *err);

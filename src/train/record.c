@@ -165,7 +165,8 @@ enum avemo_status avemo_record_attach(const char *model_path, const char *const 
 }
 
 enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
-                                   const char *const *init, int ninit, size_t counts[2], struct avemo_error *err)
+                                   const char *const *init, int ninit, const char *teacher, size_t counts[2],
+                                   struct avemo_error *err)
 {
     struct avemo_record_entry *e = NULL;
     size_t n = 0;
@@ -176,6 +177,7 @@ enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *d
         train_init_spec(init[i], path, sizeof path);
         st = avemo_record_merge_model(path, &e, &n, err);
     }
+    if (!st && teacher) st = avemo_record_merge_model(teacher, &e, &n, err);
     if (!st) st = avemo_net_set_record(net, e, n, err);
     for (size_t i = 0; !st && i < n; i++) counts[e[i].part == AVEMO_PART_VALIDATION]++;
     avemo_record_free(e, n);

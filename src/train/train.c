@@ -17,12 +17,16 @@
 
 /* --- a training session's state ---------------------------------------------- */
 
-/* One training batch: inputs, labels and how its loss is weighed (mixup). */
+/* One training batch: inputs, labels and how its loss is weighed (mixup, a teacher's
+ * probabilities); st and err say when the producer could not make it. */
 struct train_batch {
     float *audio, *face;
     int *labels, *mix_labels;
+    float *soft;
     int b;
     struct avemo_nn_loss lo;
+    enum avemo_status st;
+    struct avemo_error err;
 };
 
 struct session {
@@ -46,6 +50,7 @@ struct session {
     float class_weights[AVEMO_MAX_CLASSES];
     float *mean, *std;
     float *best_params, *best_stats;
+    struct train_teacher teacher; /* --teacher: distillation */
     double *swa_sum;          /* stochastic weight averaging: sum of the averaged epochs' weights */
     int swa_count;
     FILE *log;
@@ -72,6 +77,9 @@ static void session_free(struct session *s)
     free(s->slot[1].face);
     free(s->slot[1].labels);
     free(s->slot[1].mix_labels);
+    free(s->slot[0].soft);
+    free(s->slot[1].soft);
+    train_teacher_close(&s->teacher);
     free(s->mean);
     free(s->std);
     free(s->best_params);
@@ -275,6 +283,21 @@ static enum avemo_status init_from(struct session *s, const char *spec, struct a
     return AVEMO_OK;
 }
 
+/* --teacher: its probabilities for every training batch (src/train/teacher.c). */
+static enum avemo_status open_teacher(struct session *s, struct avemo_error *err)
+{
+    const int batch = s->p.train.batch, k = s->ds.num_classes;
+    enum avemo_status st = train_teacher_open(&s->teacher, s->opt->teacher, &s->p, s->net, s->td.mean, s->td.std,
+                                              s->fs.audio_rows, s->fs.audio_cols, batch, err);
+    if (st) return st;
+    for (int i = 0; i < 2; i++)
+        if (!(s->slot[i].soft = malloc(sizeof(float) * (size_t)batch * (size_t)k)))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    say(s, "teacher: %s (%d network%s), weight %g\n", s->opt->teacher, s->teacher.model.members,
+        s->teacher.model.members > 1 ? "s" : "", (double)s->teacher.weight);
+    return AVEMO_OK;
+}
+
 static enum avemo_status build_net(struct session *s, struct avemo_error *err)
 {
     enum avemo_status st = avemo_net_create(s->pipeline_text, s->opt->pipeline_path, &s->net, err);
@@ -312,7 +335,8 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     size_t widest = s->td.audio_floats > s->td.face_floats ? s->td.audio_floats : s->td.face_floats;
     s->mix_in = malloc(sizeof(float) * widest * (size_t)batch + 1);
     s->mix_labels = malloc(sizeof(int) * (size_t)batch);
-    s->slot[0] = (struct train_batch){s->audio_in, s->face_in, s->labels, s->mix_labels, 0, {0}};
+    s->slot[0] = (struct train_batch){.audio = s->audio_in, .face = s->face_in, .labels = s->labels,
+                                      .mix_labels = s->mix_labels};
     s->slot[1].audio = malloc(sizeof(float) * s->td.audio_floats * (size_t)batch + 1);
     s->slot[1].face = malloc(sizeof(float) * s->td.face_floats * (size_t)batch + 1);
     s->slot[1].labels = malloc(sizeof(int) * (size_t)batch);
@@ -320,6 +344,7 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     if (!s->audio_in || !s->face_in || !s->labels || !s->mix_in || !s->mix_labels || !s->slot[1].audio ||
         !s->slot[1].face || !s->slot[1].labels || !s->slot[1].mix_labels)
         return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
+    if (s->opt->teacher && (st = open_teacher(s, err))) return st;
     if (s->td.need_audio && (st = avemo_audio_extractor_create(&s->p.audio, &s->td.ex, err))) return st;
     if (s->td.ex && s->p.audio.norm == AVEMO_NORM_DATASET) {
         /* Augmented features must come out unnormalised, like the cached ones. */
@@ -349,7 +374,7 @@ static const float *const *batch_inputs(struct session *s, const float *inputs[2
 static enum avemo_status evaluate(struct session *s, const size_t *idx, size_t n, double *loss, double *acc, int *pred,
                                   int *truth, struct avemo_error *err)
 {
-    struct avemo_nn_loss lo = {s->class_weights, 0, NULL, 0};
+    struct avemo_nn_loss lo = {.class_weights = s->class_weights};
     double total = 0;
     size_t correct = 0;
     int batch = s->p.train.batch, k = s->ds.num_classes;
@@ -436,8 +461,14 @@ static void fill_batch(void *arg, size_t k, int slot)
     const size_t batch = (size_t)s->p.train.batch, at = k * batch;
     tb->b = e->n - at < batch ? (int)(e->n - at) : (int)batch;
     avemo_train_data_batch(&s->td, e->order + at, tb->b, 1, e->rng, tb->audio, tb->face, tb->labels);
-    tb->lo = (struct avemo_nn_loss){s->class_weights, s->p.train.label_smoothing, NULL, 0};
+    tb->lo = (struct avemo_nn_loss){.class_weights = s->class_weights, .label_smoothing = s->p.train.label_smoothing};
     if (s->p.augment.mixup > 0.0f) mixup_batch(s, e->rng, tb);
+    tb->st = AVEMO_OK;
+    if (s->teacher.open) { /* on the inputs the student sees: augmented and mixed */
+        tb->st = train_teacher_probs(&s->teacher, tb->audio, tb->face, tb->b, tb->soft, &tb->err);
+        tb->lo.soft_targets = tb->soft;
+        tb->lo.soft_weight = s->teacher.weight;
+    }
 }
 
 static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, double *loss, double *acc,
@@ -465,6 +496,10 @@ static enum avemo_status train_epoch(struct session *s, struct avemo_rng *rng, d
     for (size_t at = 0; !st && at < batches; at++) {
         const struct train_batch *tb = &s->slot[train_prefetch_wait(&pf, at)];
         const int b = tb->b;
+        if ((st = tb->st)) {
+            if (err) *err = tb->err;
+            break;
+        }
         const float *inputs[2], *logits;
         float l;
         st = avemo_net_forward_train(s->net, s->ctx, slot_inputs(s, tb, inputs), b, &logits, err);
@@ -870,7 +905,7 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
         st = build_net(&s, err);
     }
     /* What the model learnt from goes into its file, for avemo eval to leave out. */
-    if (!st) st = train_set_record(s.net, &s.ds, s.split.part, opt->init, opt->ninit, res->recorded, err);
+    if (!st) st = train_set_record(s.net, &s.ds, s.split.part, opt->init, opt->ninit, opt->teacher, res->recorded, err);
     if (!st) st = run_epochs(&s, res, err);
     if (!st) st = final_report(&s, res, err);
     res->seconds = avemo_now() - t0;

@@ -2,6 +2,7 @@
 #ifndef AVEMO_TRAIN_INTERNAL_H
 #define AVEMO_TRAIN_INTERNAL_H
 
+#include <avemo/model.h>
 #include <avemo/nn.h>
 #include <avemo/train.h>
 
@@ -24,9 +25,11 @@ void train_face_augment(const uint8_t *crop, int size, int channels, float *out,
 /* --init MODEL[:prefix,...]: the model file's path into path; returns the prefixes ("" for all). */
 const char *train_init_spec(const char *spec, char *path, size_t size);
 /* The training record of a model trained on ds with these parts (and started from the --init
- * models: their records are added) into net; counts[0] training, counts[1] validation files. */
+ * models, taught by the teacher: their records are added) into net; counts[0] training,
+ * counts[1] validation files. */
 enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
-                                   const char *const *init, int ninit, size_t counts[2], struct avemo_error *err);
+                                   const char *const *init, int ninit, const char *teacher, size_t counts[2],
+                                   struct avemo_error *err);
 
 /* ---- batches made one ahead by a producer thread (prefetch.c) ---- */
 struct train_prefetch {
@@ -48,5 +51,27 @@ int train_prefetch_wait(struct train_prefetch *pf, size_t k);
 void train_prefetch_release(struct train_prefetch *pf, size_t k);
 /* Stops the producer (also early, after an error) and frees the thread. */
 void train_prefetch_finish(struct train_prefetch *pf);
+
+/* ---- distillation: a teacher model's probabilities for each batch (teacher.c) ---- */
+struct train_teacher {
+    struct avemo_model model;
+    int open;
+    avemo_nn_ctx *ctx;        /* used by one thread at a time: the batch producer */
+    float weight;             /* train.distill */
+    const float *mean, *std;  /* the student's audio normalisation (NULL: none) */
+    size_t rows, cols;        /* audio features of one item */
+    float *audio;             /* a batch's audio in the teacher's normalisation (NULL: not needed) */
+    int mirror;               /* the teacher averages each face with its mirror image */
+};
+/* Open the teacher at path for a student trained with pipeline p into net student; mean and std
+ * are the student's audio normalisation (rows x cols features).  Refused by name
+ * (AVEMO_ERR_MISMATCH) when the teacher makes its inputs otherwise or has other classes. */
+enum avemo_status train_teacher_open(struct train_teacher *t, const char *path, const struct avemo_pipeline *p,
+                                     const avemo_net *student, const float *mean, const float *std, int rows,
+                                     int cols, int batch, struct avemo_error *err);
+/* The teacher's probabilities (b x classes) for a student batch (face is mirrored and restored). */
+enum avemo_status train_teacher_probs(struct train_teacher *t, const float *audio, float *face, int b,
+                                      float *probs, struct avemo_error *err);
+void train_teacher_close(struct train_teacher *t);
 
 #endif

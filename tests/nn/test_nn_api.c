@@ -268,7 +268,7 @@ static void test_mixup_loss(void **state)
     size_t n;
     float loss[3], *g[3];
     for (int r = 0; r < 3; r++) {
-        struct avemo_nn_loss lo = {w, 0.1f, r == 2 ? b : NULL, lam};
+        struct avemo_nn_loss lo = {.class_weights = w, .label_smoothing = 0.1f, .mix_labels = r == 2 ? b : NULL, .mix_lambda = lam};
         if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) ||
             avemo_net_backward(net, ctx, r == 1 ? b : a, &lo, &loss[r], &err))
             fail_msg("%s", err.message);
@@ -281,7 +281,7 @@ static void test_mixup_loss(void **state)
     for (size_t i = 0; i < n; i++) top = fabsf(g[2][i]) > top ? fabsf(g[2][i]) : top;
     assert_true(top > 0);
     for (size_t i = 0; i < n; i++) assert_float_equal(g[2][i], lam * g[0][i] + (1 - lam) * g[1][i], 1e-5 * top);
-    struct avemo_nn_loss bad = {NULL, 0, b, 1.5f};
+    struct avemo_nn_loss bad = {.mix_labels = b, .mix_lambda = 1.5f};
     float l;
     assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
     int out_of_range[4] = {0, 1, 6, 0};
@@ -289,6 +289,71 @@ static void test_mixup_loss(void **state)
     bad.mix_lambda = 0.5f;
     assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
     for (int r = 0; r < 3; r++) free(g[r]);
+    free(batch);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
+/* Gradients of one training forward and backward with loss options lo (malloc'ed copy). */
+static float *loss_grads(avemo_net *net, avemo_nn_ctx *ctx, const float *batch, const int *labels,
+                         const struct avemo_nn_loss *lo, float *loss, size_t *n)
+{
+    struct avemo_error err;
+    const float *in[1] = {batch}, *logits;
+    if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) || avemo_net_backward(net, ctx, labels, lo, loss, &err))
+        fail_msg("%s", err.message);
+    const float *grads = avemo_nn_ctx_grads(ctx, n);
+    float *copy = malloc(sizeof(float) * *n);
+    memcpy(copy, grads, sizeof(float) * *n);
+    return copy;
+}
+
+/* Distillation: one-hot soft targets give the loss and gradients of those labels; with weight w
+ * the loss and gradients are (1 - w) hard + w soft; bad weights and targets are refused. */
+static void test_soft_target_loss(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("face-fer"), 8);
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, 4, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
+    avemo_nn_ctx_set_dropout(ctx, 0);
+    float *batch = nn_random_batch(net, 0, 4, 3);
+    int a[4] = {0, 1, 2, 3}, b[4] = {5, 4, 2, 0};
+    float onehot[24] = {0}, teacher[24];
+    for (int i = 0; i < 4; i++) onehot[i * 6 + b[i]] = 1;
+    for (int i = 0; i < 24; i++) teacher[i] = (float)(1 + i % 5); /* made probabilities below */
+    for (int i = 0; i < 4; i++) {
+        float sum = 0;
+        for (int c = 0; c < 6; c++) sum += teacher[i * 6 + c];
+        for (int c = 0; c < 6; c++) teacher[i * 6 + c] /= sum;
+    }
+    const float w = 0.3f;
+    size_t n;
+    float loss[4];
+    struct avemo_nn_loss hard_b = {0}, hard_a = {0}, as_soft = {.soft_targets = onehot, .soft_weight = 1};
+    struct avemo_nn_loss only_teacher = {.soft_targets = teacher, .soft_weight = 1};
+    struct avemo_nn_loss mixed = {.soft_targets = teacher, .soft_weight = w};
+    float *g_b = loss_grads(net, ctx, batch, b, &hard_b, &loss[0], &n);
+    float *g_onehot = loss_grads(net, ctx, batch, a, &as_soft, &loss[1], &n);
+    assert_float_equal(loss[1], loss[0], 1e-5);
+    float top = 0;
+    for (size_t i = 0; i < n; i++) top = fabsf(g_b[i]) > top ? fabsf(g_b[i]) : top;
+    assert_true(top > 0);
+    for (size_t i = 0; i < n; i++) assert_float_equal(g_onehot[i], g_b[i], 1e-5 * top);
+    float *g_a = loss_grads(net, ctx, batch, a, &hard_a, &loss[0], &n);
+    float *g_t = loss_grads(net, ctx, batch, a, &only_teacher, &loss[1], &n);
+    float *g_m = loss_grads(net, ctx, batch, a, &mixed, &loss[2], &n);
+    assert_float_equal(loss[2], (1 - w) * loss[0] + w * loss[1], 1e-5);
+    for (size_t i = 0; i < n; i++) assert_float_equal(g_m[i], (1 - w) * g_a[i] + w * g_t[i], 1e-5 * top);
+    float l;
+    struct avemo_nn_loss bad = {.soft_targets = teacher, .soft_weight = 1.5f};
+    assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
+    teacher[7] = -0.1f;
+    bad.soft_weight = 0.5f;
+    assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "sample 1"));
+    free(g_b), free(g_onehot), free(g_a), free(g_t), free(g_m);
     free(batch);
     avemo_nn_ctx_free(ctx);
     avemo_net_free(net);
@@ -427,6 +492,7 @@ int main(void)
         cmocka_unit_test(test_workers_match_one),
         cmocka_unit_test(test_bn_momentum_average),
         cmocka_unit_test(test_mixup_loss),
+        cmocka_unit_test(test_soft_target_loss),
         cmocka_unit_test(test_freeze_branch),
         cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),

@@ -1,7 +1,7 @@
 /* nn_gradcheck: finite-difference checks of every layer's backward on small networks.
  *
  * Each case is a tiny network around one layer kind.  The analytic gradient of the
- * cross-entropy loss (with class weights and label smoothing) with respect to each
+ * cross-entropy loss (with class weights, label smoothing and soft targets) with respect to each
  * parameter is compared with (L(p + e) - L(p - e)) / 2e (or, when a ReLU / max-pool kink
  * falls inside [p - e, p + e], with one of the one-sided differences).  The forward runs in
  * float, so e is 1e-3 and the tolerance is relative with a small absolute floor. */
@@ -65,7 +65,16 @@ static void gradcheck(const struct gc_case *c)
     for (int n = 0; n < B; n++) labels[n] = (int)avemo_rng_below(&rng, (uint32_t)net->classes);
     float weights[16];
     for (int k = 0; k < net->classes; k++) weights[k] = 0.5f + avemo_rng_uniform(&rng);
-    struct avemo_nn_loss lopt = {.class_weights = weights, .label_smoothing = 0.1f};
+    /* The loss also learns from a teacher's probabilities (distillation's soft targets), weight 0.4:
+     * a wrong gradient of either part fails. */
+    float soft[16 * 16];
+    for (int n = 0; n < B; n++) {
+        float sum = 0;
+        for (int k = 0; k < net->classes; k++) sum += soft[n * net->classes + k] = avemo_rng_uniform(&rng);
+        for (int k = 0; k < net->classes; k++) soft[n * net->classes + k] /= sum;
+    }
+    struct avemo_nn_loss lopt = {
+        .class_weights = weights, .label_smoothing = 0.1f, .soft_targets = soft, .soft_weight = 0.4f};
     avemo_nn_ctx *ctx;
     if (avemo_nn_ctx_create(net, B, 1, 3, &ctx, &err)) fail_msg("%s", err.message);
     const float *const *in = (const float *const *)inputs;
