@@ -64,6 +64,10 @@ uint32_t avemo_rng_below(struct avemo_rng *rng, uint32_t n); /* [0, n), unbiased
 enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err);
 int avemo_nn_threads(void);
 
+/* The OpenBLAS kernel set in use, e.g. "Haswell" (AVX2) or "SkylakeX" (AVX-512): chosen when
+ * OpenBLAS loads, from the CPU or from OPENBLAS_CORETYPE (src/nn/blas.c). */
+const char *avemo_nn_blas_core(void);
+
 /* ---- the model ---- */
 typedef struct avemo_net avemo_net;
 

@@ -11,6 +11,7 @@ static int run_version(int argc, char **argv)
     printf("libavformat %u.%u.%u, libavcodec %u.%u.%u\n", avformat_version() >> 16,
            (avformat_version() >> 8) & 0xff, avformat_version() & 0xff, avcodec_version() >> 16,
            (avcodec_version() >> 8) & 0xff, avcodec_version() & 0xff);
+    printf("OpenBLAS kernels: %s\n", avemo_nn_blas_core());
     return CLI_EXIT_OK;
 }
 

@@ -121,6 +121,7 @@ void bench_nn(const struct bench_context *ctx, cJSON *out)
         return;
     }
     avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+    cJSON_AddStringToObject(out, "blas_core", avemo_nn_blas_core()); /* the products' kernels decide much */
     int big = ctx->repeats > 11 ? 11 : ctx->repeats; /* batch-32 runs take a while */
     for (int threads = 1; threads <= 2; threads++) {
         const char *suffix = threads == 1 ? "" : "_2t";

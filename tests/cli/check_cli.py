@@ -279,6 +279,13 @@ def case_usage():
     rc, out, err = run(["faces", CLIP, "--out", "/nonexistent"])
     check(rc == 1 and "/nonexistent" in err and "No such file or directory" in err,
           "faces --out /nonexistent -> exit 1 with the system's reason (%r)" % err.strip())
+    # avemo version names the BLAS kernels; a machine's OPENBLAS_CORETYPE, when set, decides them
+    rc, out, err = run(["version"])
+    kernels = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith("OpenBLAS kernels: ")]
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    check(rc == 0 and len(kernels) == 1 and kernels[0] not in ("", "unknown") and
+          (not forced or kernels[0].lower() == forced.lower()),
+          "avemo version names the OpenBLAS kernels (%r, OPENBLAS_CORETYPE %r)" % (kernels, forced))
     rc, out, err = run(["classify", "--window", "1.5", "--hop", "500ms", CLIP])
     w = json_lines(out)
     check(rc == 0 and len(w) >= 2 and w[0]["end_s"] - w[0]["start_s"] == 1.5 and w[1]["start_s"] == 0.5,
