@@ -3,6 +3,7 @@
  * as members of the first (src/nn/members.c); this file checks that they take the same inputs. */
 #include <avemo/model.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,10 +11,9 @@
 static enum avemo_status check_same_inputs(const struct avemo_model *a, const struct avemo_model *b,
                                            const char *path, struct avemo_error *err)
 {
-    const char *what = NULL;
-    if (a->p.mode != b->p.mode) what = "the mode is";
-    else if (memcmp(&a->p.audio, &b->p.audio, sizeof a->p.audio) != 0) what = "the [audio] settings are";
-    else if (memcmp(&a->p.face, &b->p.face, sizeof a->p.face) != 0) what = "the [face] settings are";
+    const char *what = avemo_pipeline_inputs_differ(&a->p, &b->p);
+    char phrase[64];
+    if (what) snprintf(phrase, sizeof phrase, "the %s", what), what = phrase;
     else if ((a->mean != NULL) != (b->mean != NULL)) what = "the audio normalisation is";
     else if (a->mean) {
         size_t n = (size_t)avemo_audio_params_feature_count(&a->p.audio);
@@ -79,4 +79,12 @@ enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const ch
     if (!st && members) *members = avemo_net_member_count(m[0].net);
     for (int i = 0; i < opened; i++) avemo_model_close(&m[i]);
     return st;
+}
+
+const char *avemo_pipeline_inputs_differ(const struct avemo_pipeline *a, const struct avemo_pipeline *b)
+{
+    if (a->mode != b->mode) return "mode is";
+    if (memcmp(&a->audio, &b->audio, sizeof a->audio) != 0) return "[audio] settings are";
+    if (memcmp(&a->face, &b->face, sizeof a->face) != 0) return "[face] settings are";
+    return NULL;
 }

@@ -17,16 +17,15 @@ static enum avemo_status teacher_matches(const struct train_teacher *t, const st
                                          const avemo_net *student, const char *path, struct avemo_error *err)
 {
     const struct avemo_model *m = &t->model;
-    const char *what = NULL;
-    if (m->p.mode != p->mode) what = "its mode is";
-    else if (memcmp(&m->p.audio, &p->audio, sizeof p->audio) != 0) what = "its [audio] settings are";
-    else if (memcmp(&m->p.face, &p->face, sizeof p->face) != 0) what = "its [face] settings are";
-    else if (avemo_net_classes(m->net) != avemo_net_classes(student)) what = "its number of classes is";
+    const char *what = avemo_pipeline_inputs_differ(&m->p, p);
+    if (!what && avemo_net_classes(m->net) != avemo_net_classes(student)) what = "number of classes is";
     for (int c = 0; !what && c < avemo_net_classes(student); c++) {
         const char *a = avemo_net_label(m->net, c), *b = avemo_net_label(student, c);
-        if (!a || !b || strcmp(a, b) != 0) what = "its class labels are";
+        if (!a || !b || strcmp(a, b) != 0) what = "class labels are";
     }
-    if (what) return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: %s not the student's (the teacher must see the same inputs)", path, what);
+    if (what)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its %s not the student's (the teacher must see the same inputs)",
+                          path, what);
     return AVEMO_OK;
 }
 

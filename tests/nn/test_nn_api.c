@@ -251,6 +251,20 @@ static void test_bn_momentum_average(void **state)
     avemo_net_free(net);
 }
 
+/* Gradients of one training forward and backward with loss options lo (malloc'ed copy). */
+static float *loss_grads(avemo_net *net, avemo_nn_ctx *ctx, const float *batch, const int *labels,
+                         const struct avemo_nn_loss *lo, float *loss, size_t *n)
+{
+    struct avemo_error err;
+    const float *in[1] = {batch}, *logits;
+    if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) || avemo_net_backward(net, ctx, labels, lo, loss, &err))
+        fail_msg("%s", err.message);
+    const float *grads = avemo_nn_ctx_grads(ctx, n);
+    float *copy = malloc(sizeof(float) * *n);
+    memcpy(copy, grads, sizeof(float) * *n);
+    return copy;
+}
+
 /* Mixup's loss is l loss(a) + (1 - l) loss(b), and so are its gradients; a weight outside
  * [0, 1] or a mixed label out of range is refused. */
 static void test_mixup_loss(void **state)
@@ -262,19 +276,13 @@ static void test_mixup_loss(void **state)
     if (avemo_nn_ctx_create(net, 4, 1, 1, &ctx, &err)) fail_msg("%s", err.message);
     avemo_nn_ctx_set_dropout(ctx, 0);
     float *batch = nn_random_batch(net, 0, 4, 3);
-    const float *in[1] = {batch}, *logits;
     int a[4] = {0, 1, 2, 3}, b[4] = {5, 4, 2, 0};
     const float w[6] = {1, 2, 1, 0.5f, 1, 1}, lam = 0.3f;
     size_t n;
     float loss[3], *g[3];
     for (int r = 0; r < 3; r++) {
         struct avemo_nn_loss lo = {.class_weights = w, .label_smoothing = 0.1f, .mix_labels = r == 2 ? b : NULL, .mix_lambda = lam};
-        if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) ||
-            avemo_net_backward(net, ctx, r == 1 ? b : a, &lo, &loss[r], &err))
-            fail_msg("%s", err.message);
-        const float *grads = avemo_nn_ctx_grads(ctx, &n);
-        g[r] = malloc(sizeof(float) * n);
-        memcpy(g[r], grads, sizeof(float) * n);
+        g[r] = loss_grads(net, ctx, batch, r == 1 ? b : a, &lo, &loss[r], &n);
     }
     assert_float_equal(loss[2], lam * loss[0] + (1 - lam) * loss[1], 1e-5);
     float top = 0; /* rounding differs by summation order: compare against the largest gradient */
@@ -292,20 +300,6 @@ static void test_mixup_loss(void **state)
     free(batch);
     avemo_nn_ctx_free(ctx);
     avemo_net_free(net);
-}
-
-/* Gradients of one training forward and backward with loss options lo (malloc'ed copy). */
-static float *loss_grads(avemo_net *net, avemo_nn_ctx *ctx, const float *batch, const int *labels,
-                         const struct avemo_nn_loss *lo, float *loss, size_t *n)
-{
-    struct avemo_error err;
-    const float *in[1] = {batch}, *logits;
-    if (avemo_net_forward_train(net, ctx, in, 4, &logits, &err) || avemo_net_backward(net, ctx, labels, lo, loss, &err))
-        fail_msg("%s", err.message);
-    const float *grads = avemo_nn_ctx_grads(ctx, n);
-    float *copy = malloc(sizeof(float) * *n);
-    memcpy(copy, grads, sizeof(float) * *n);
-    return copy;
 }
 
 /* Distillation: one-hot soft targets give the loss and gradients of those labels; with weight w
