@@ -194,8 +194,10 @@ enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struc
 enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const char *out_path, int *members,
                                        struct avemo_error *err);
 
-/* NULL when pipelines a and b make their inputs the same way (mode, [audio], [face]), else what
- * differs, worded to follow "the" or "its": "mode is", "[audio] settings are", "[face] settings are". */
+/* NULL when pipelines a and b make their inputs the same way (mode, every [audio] setting, the
+ * [face] settings that decide a crop: size, channels, cascade file name, detection, margin,
+ * offset_y, equalize), else what differs, worded to follow "the" or "its": "mode is",
+ * "[audio] settings are", "[face] settings are".  Frames, track and mirror_test may differ. */
 const char *avemo_pipeline_inputs_differ(const struct avemo_pipeline *a, const struct avemo_pipeline *b);
 /* Check that the network's inputs match the pipeline's features; fills the input indices. */
 enum avemo_status avemo_model_check_inputs(const avemo_net *net, const struct avemo_pipeline *p, int *audio_input,

@@ -81,10 +81,39 @@ enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const ch
     return st;
 }
 
+static int audio_params_equal(const struct avemo_audio_params *a, const struct avemo_audio_params *b)
+{
+    return a->sample_rate == b->sample_rate && a->n_fft == b->n_fft && a->hop == b->hop && a->n_mels == b->n_mels &&
+           a->n_mfcc == b->n_mfcc && a->fmin == b->fmin && a->fmax == b->fmax && a->mel_scale == b->mel_scale &&
+           a->mel_norm == b->mel_norm && a->feature == b->feature && a->power == b->power && a->db_ref == b->db_ref &&
+           a->amin == b->amin && a->top_db == b->top_db && a->frames == b->frames && a->crop == b->crop &&
+           a->norm == b->norm && a->loudness == b->loudness && a->loudness_db == b->loudness_db &&
+           a->max_gain_db == b->max_gain_db && a->trim_db == b->trim_db && a->pad == b->pad && a->deltas == b->deltas;
+}
+
+static const char *file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* The settings that decide a face crop: detection (the same cascade file, wherever it is
+ * installed) and framing.  Frames per clip, tracking and the mirror test only decide how often
+ * a model is asked, so models that differ in them still see the same crops. */
+static int face_crops_equal(const struct avemo_face_spec *a, const struct avemo_face_spec *b)
+{
+    const struct avemo_detect_params *da = &a->detect, *db = &b->detect;
+    return a->size == b->size && a->channels == b->channels &&
+           strcmp(file_name(a->cascade), file_name(b->cascade)) == 0 && da->scale_factor == db->scale_factor &&
+           da->min_neighbors == db->min_neighbors && da->min_width == db->min_width &&
+           da->min_height == db->min_height && da->max_width == db->max_width && da->max_height == db->max_height &&
+           a->margin == b->margin && a->offset_y == b->offset_y && a->equalize == b->equalize;
+}
+
 const char *avemo_pipeline_inputs_differ(const struct avemo_pipeline *a, const struct avemo_pipeline *b)
 {
     if (a->mode != b->mode) return "mode is";
-    if (memcmp(&a->audio, &b->audio, sizeof a->audio) != 0) return "[audio] settings are";
-    if (memcmp(&a->face, &b->face, sizeof a->face) != 0) return "[face] settings are";
+    if (!audio_params_equal(&a->audio, &b->audio)) return "[audio] settings are";
+    if (!face_crops_equal(&a->face, &b->face)) return "[face] settings are";
     return NULL;
 }

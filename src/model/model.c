@@ -4,6 +4,7 @@
  */
 #include <avemo/model.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,11 @@ static enum avemo_status model_check(const char *path, const char *const *overri
         if (!m->mean || !m->std || nm != (size_t)rows || ns != (size_t)rows)
             return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: norm = dataset but the model has no audio.mean/audio.std of %d bands",
                               path, rows);
+        /* every input is divided by its band's deviation: a zero or non-finite one would give inf */
+        for (int r = 0; r < rows; r++)
+            if (!isfinite(m->mean[r]) || !isfinite(m->std[r]) || !(m->std[r] > 0.0f))
+                return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: audio.mean or audio.std of band %d is not usable (%g, %g)",
+                                  path, r, (double)m->mean[r], (double)m->std[r]);
     }
     return AVEMO_OK;
 }

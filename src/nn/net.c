@@ -663,8 +663,9 @@ static enum avemo_status check_soft_targets(const avemo_net *net, const avemo_nn
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: soft-target weight %g not in [0, 1]", net->name,
                           (double)opt->soft_weight);
     for (size_t i = 0; i < (size_t)ctx->batch * net->classes; i++)
-        if (!(opt->soft_targets[i] >= 0.0f && opt->soft_targets[i] <= 1.0f))
-            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: soft target %g of sample %zu is not a probability",
+        /* 1 + 1e-5: an average of several probabilities of exactly 1 may round just above it */
+        if (!(opt->soft_targets[i] >= 0.0f && opt->soft_targets[i] <= 1.0f + 1e-5f))
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: soft target %.9g of sample %zu is not a probability",
                               net->name, (double)opt->soft_targets[i], i / (size_t)net->classes);
     return AVEMO_OK;
 }

@@ -13,20 +13,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What the teacher's file alone decides: the same inputs made the same way and an answer of its
+ * own network (not late fusion with companion models). */
+static enum avemo_status teacher_usable(const struct avemo_model *m, const struct avemo_pipeline *p, const char *path,
+                                        struct avemo_error *err)
+{
+    const char *what = avemo_pipeline_inputs_differ(&m->p, p);
+    if (what)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its %s not the student's (the teacher must see the same inputs)",
+                          path, what);
+    float w_audio, w_face;
+    if (avemo_model_late_fusion(m->net, &w_audio, &w_face) == 1)
+        return avemo_fail(err, AVEMO_ERR_MISMATCH,
+                          "%s: it answers by late fusion with the voice and face models beside it, which a teacher "
+                          "cannot do per batch (only its learned head would teach)",
+                          path);
+    return AVEMO_OK;
+}
+
 static enum avemo_status teacher_matches(const struct train_teacher *t, const struct avemo_pipeline *p,
                                          const avemo_net *student, const char *path, struct avemo_error *err)
 {
     const struct avemo_model *m = &t->model;
-    const char *what = avemo_pipeline_inputs_differ(&m->p, p);
-    if (!what && avemo_net_classes(m->net) != avemo_net_classes(student)) what = "number of classes is";
+    enum avemo_status st = teacher_usable(m, p, path, err);
+    if (st) return st;
+    const char *what = NULL;
+    if (avemo_net_classes(m->net) != avemo_net_classes(student)) what = "number of classes is";
     for (int c = 0; !what && c < avemo_net_classes(student); c++) {
         const char *a = avemo_net_label(m->net, c), *b = avemo_net_label(student, c);
         if (!a || !b || strcmp(a, b) != 0) what = "class labels are";
     }
-    if (what)
-        return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its %s not the student's (the teacher must see the same inputs)",
-                          path, what);
+    if (what) return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: its %s not the student's", path, what);
     return AVEMO_OK;
+}
+
+enum avemo_status train_teacher_check(const char *path, const struct avemo_pipeline *p, struct avemo_error *err)
+{
+    struct avemo_model m;
+    enum avemo_status st = avemo_model_open(path, NULL, 0, &m, err);
+    if (st) return st;
+    st = teacher_usable(&m, p, path, err);
+    avemo_model_close(&m);
+    return st;
 }
 
 enum avemo_status train_teacher_open(struct train_teacher *t, const char *path, const struct avemo_pipeline *p,

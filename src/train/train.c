@@ -344,7 +344,10 @@ static enum avemo_status build_net(struct session *s, struct avemo_error *err)
     if (!s->audio_in || !s->face_in || !s->labels || !s->mix_in || !s->mix_labels || !s->slot[1].audio ||
         !s->slot[1].face || !s->slot[1].labels || !s->slot[1].mix_labels)
         return avemo_fail(err, AVEMO_ERR_NOMEM, "train: out of memory");
-    if (s->opt->teacher && (st = open_teacher(s, err))) return st;
+    if (s->opt->teacher && s->p.train.distill == 0.0f)
+        fprintf(stderr, "warning: train.distill = 0: the teacher's probabilities would not count; it is not run\n");
+    else if (s->opt->teacher && (st = open_teacher(s, err)))
+        return st;
     if (s->td.need_audio && (st = avemo_audio_extractor_create(&s->p.audio, &s->td.ex, err))) return st;
     if (s->td.ex && s->p.audio.norm == AVEMO_NORM_DATASET) {
         /* Augmented features must come out unnormalised, like the cached ones. */
@@ -893,6 +896,7 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
      * caller's is restored at the end). */
     const int nn_threads_before = avemo_nn_threads();
     if (!st) st = avemo_nn_set_threads(s.p.train.threads > 0 ? s.p.train.threads : online_cores(), err);
+    if (!st && opt->teacher) st = train_teacher_check(opt->teacher, &s.p, err);
     if (!st) st = load_data(&s, err);
     if (!st) st = extract(&s, err);
     if (!st) st = make_split(&s, err);

@@ -73,5 +73,8 @@ enum avemo_status train_teacher_open(struct train_teacher *t, const char *path, 
 enum avemo_status train_teacher_probs(struct train_teacher *t, const float *audio, float *face, int b,
                                       float *probs, struct avemo_error *err);
 void train_teacher_close(struct train_teacher *t);
+/* The checks that need only the teacher's file (inputs, late fusion; avemo_model_open checks the rest), made before
+ * the student's features are extracted so a wrong teacher is refused at once. */
+enum avemo_status train_teacher_check(const char *path, const struct avemo_pipeline *p, struct avemo_error *err);
 
 #endif

@@ -204,6 +204,45 @@ static void test_refused(void **state)
     assert_int_equal(n, 3);
 }
 
+/* Which pipeline differences make other inputs: every [audio] setting and the [face] settings
+ * that decide a crop; not how often a model is asked (frames, track, mirror test) nor where the
+ * same cascade file is installed. */
+static void expect_differs(const struct avemo_pipeline *a, const struct avemo_pipeline *b, const char *want)
+{
+    const char *what = avemo_pipeline_inputs_differ(a, b);
+    if (!what) fail_msg("no difference found; expected \"%s\"", want);
+    assert_string_equal(what, want);
+}
+
+static void test_inputs_differ(void **state)
+{
+    (void)state;
+    struct avemo_pipeline a, b;
+    avemo_pipeline_default(&a);
+    b = a;
+    assert_null(avemo_pipeline_inputs_differ(&a, &b));
+    b.face.frames = 16, b.face.track = !a.face.track, b.face.mirror_test = !a.face.mirror_test;
+    snprintf(b.face.cascade, sizeof b.face.cascade, "/opt/elsewhere/haarcascade_frontalface_default.xml");
+    assert_null(avemo_pipeline_inputs_differ(&a, &b));
+    b.face.margin = a.face.margin + 0.05;
+    expect_differs(&a, &b, "[face] settings are");
+    b = a;
+    snprintf(b.face.cascade, sizeof b.face.cascade, "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml");
+    expect_differs(&a, &b, "[face] settings are");
+    b = a;
+    b.face.detect.min_width = a.face.detect.min_width + 8;
+    expect_differs(&a, &b, "[face] settings are");
+    b = a;
+    b.audio.hop = a.audio.hop / 2;
+    expect_differs(&a, &b, "[audio] settings are");
+    b = a;
+    b.audio.deltas = a.audio.deltas ? 0 : 2;
+    expect_differs(&a, &b, "[audio] settings are");
+    b = a;
+    b.mode = a.mode == AVEMO_MODE_AV ? AVEMO_MODE_AUDIO : AVEMO_MODE_AV;
+    expect_differs(&a, &b, "mode is");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_temperature_and_record),
         cmocka_unit_test(test_explain_mean_of_members),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_inputs_differ),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -343,6 +343,12 @@ static void test_soft_target_loss(void **state)
     float l;
     struct avemo_nn_loss bad = {.soft_targets = teacher, .soft_weight = 1.5f};
     assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);
+    /* a mean of several exact 1s may round to 1.0000001: a probability still; 1.001 is not */
+    onehot[6 + b[1]] = 1.0000001f;
+    assert_int_equal(avemo_net_loss(net, ctx, a, &as_soft, &l, &err), AVEMO_OK);
+    onehot[6 + b[1]] = 1.001f;
+    assert_int_equal(avemo_net_loss(net, ctx, a, &as_soft, &l, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "1.00100005 of sample 1"));
     teacher[7] = -0.1f;
     bad.soft_weight = 0.5f;
     assert_int_equal(avemo_net_loss(net, ctx, a, &bad, &l, &err), AVEMO_ERR_INVALID_ARG);

@@ -4,7 +4,8 @@
  * train.distill = 1, while the same student without the teacher learns the file's label.  The
  * teacher also saw six RAVDESS clips, so its audio normalisation differs from the student's
  * and the student's batches must be carried over into it.  The student's training record holds
- * the teacher's files; a teacher that makes other inputs is refused by name.
+ * the teacher's files; a teacher that makes other inputs, answers by late fusion or has a broken
+ * audio normalisation is refused by name.
  */
 #include "common/testutil.h"
 
@@ -29,6 +30,37 @@ static enum avemo_status train(const char *out, const char *const *data, int nda
     opt.noverrides = noverrides;
     opt.quiet = 1;
     return avemo_train_run(&opt, res, err);
+}
+
+/* Copies of a good teacher that must be refused, each naming the copy and why: one that answers
+ * by late fusion (only its head would teach) and one with a zero audio deviation (refused by
+ * avemo_model_open, for every use of the file). */
+static void check_broken_copies_refused(const char *teacher)
+{
+    char copy[128], out[128];
+    snprintf(copy, sizeof copy, "%s/copy.avm", dir);
+    snprintf(out, sizeof out, "%s/refused.avm", dir);
+    const char *cremad[1] = {TEST_DATA("cremad")};
+    const float fusion[3] = {1.0f, 1.0f, 1.0f}, zero_std[40] = {0};
+    static const struct {
+        const char *array, *why;
+        size_t count;
+    } cases[] = {
+        {AVEMO_FUSION_WEIGHTS, "late fusion", 3},
+        {"audio.std", "audio.mean or audio.std of band 0 is not usable", 40},
+    };
+    for (int i = 0; i < 2; i++) {
+        struct avemo_error err = {0};
+        const char *names[1] = {cases[i].array};
+        const float *values[1] = {i == 0 ? fusion : zero_std};
+        const size_t counts[1] = {cases[i].count};
+        if (avemo_model_store_arrays(teacher, copy, 1, names, values, counts, &err)) fail_msg("%s", err.message);
+        struct avemo_train_result res;
+        assert_int_equal(train(out, cremad, 1, copy, NULL, 0, &res, &err), i == 0 ? AVEMO_ERR_MISMATCH : AVEMO_ERR_CORRUPT);
+        printf("  %s\n", err.message);
+        assert_non_null(strstr(err.message, copy));
+        assert_non_null(strstr(err.message, cases[i].why));
+    }
 }
 
 /* The model's answer (class code) for each of the six clips of actor 1001, in audio mode. */
@@ -68,6 +100,7 @@ static void test_student_learns_the_teachers_answers(void **state)
     const char *t[6], *s[6], *p[6];
     answers(teacher, t);
     assert_string_equal(t[0], "DIS"); /* what it was taught */
+    check_broken_copies_refused(teacher);
 
     if (train(student, cremad, 1, teacher, distill, 1, &res, &err)) fail_msg("%s", err.message);
     assert_int_equal(res.recorded[0], 12); /* its own 6 clips are among the teacher's 12 */
