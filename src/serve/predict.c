@@ -164,13 +164,15 @@ static enum MHD_Result post_iterator(void *cls, enum MHD_ValueKind kind, const c
     (void)transfer_encoding;
     struct serve_request *req = cls;
     if (!key || strcmp(key, "file") != 0) return MHD_YES; /* other fields are ignored */
-    if (off == 0) {
+    /* A part starts at offset 0, but libmicrohttpd may call twice at offset 0 for one part: first
+     * with no data (while it holds back the part's first bytes), then with them. */
+    if (off == 0 && (req->file_parts == 0 || req->size > 0 || req->too_large)) {
         if (++req->file_parts > 1) {
             req->malformed = 1; /* two files: we would not know which one to classify */
             return MHD_NO;
         }
-        set_file_name(req, filename);
     }
+    if (off == 0) set_file_name(req, filename);
     if (size) append_upload(req, data, size);
     return MHD_YES;
 }
@@ -415,6 +417,14 @@ enum MHD_Result serve_predict_end(struct serve_request *req)
         return serve_respond(req, req->resp_status, "application/json", body);
     }
     if (req->state == SERVE_REQ_QUEUED) return MHD_YES; /* not expected: still waiting */
+    /* The post processor holds back the bytes that might start the boundary: only the closing
+     * boundary tells that the file is whole, and destroying the processor says whether it came. */
+    int unterminated = 0;
+    if (req->pp) {
+        unterminated = MHD_destroy_post_processor(req->pp) != MHD_YES;
+        req->pp = NULL;
+        req->multipart_done = 1;
+    }
     if (req->deferred_status)
         return serve_respond_error(req, req->deferred_status, req->deferred_code, "%s", req->deferred_message);
     if (req->malformed)
@@ -424,7 +434,10 @@ enum MHD_Result serve_predict_end(struct serve_request *req)
     if (req->too_large)
         return serve_respond_error(req, 413, "too_large", "the upload is larger than the limit of %zu bytes",
                                    req->srv->opt.max_upload_bytes);
-    if (req->pp && req->file_parts == 0)
+    if (unterminated)
+        return serve_respond_error(req, 400, "bad_request",
+                                   "the multipart/form-data body ends before its closing boundary");
+    if (req->multipart_done && req->file_parts == 0)
         return serve_respond_error(req, 400, "bad_request", "the form has no field named 'file'");
     if (req->size == 0) return serve_respond_error(req, 400, "empty", "the upload is empty");
     if (!enqueue(req)) {

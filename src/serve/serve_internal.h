@@ -230,6 +230,7 @@ struct serve_request {
     size_t size, cap;
     uint64_t received;               /* body bytes read so far */
     int too_large, malformed, file_parts;
+    int multipart_done;              /* a multipart body ended: its post processor is destroyed */
     unsigned deferred_status;        /* a refusal answered once the body has been read (predict.c) */
     char deferred_code[32];
     char deferred_message[AVEMO_ERROR_MESSAGE_MAX];

@@ -34,9 +34,23 @@ static void on_emit_message(j_common_ptr cinfo, int level)
     }
 }
 
+/* A progressive JPEG is decoded scan by scan, and a scan of a few bytes may visit every block
+ * of the image: a small file of many tiny scans would hold a service worker for minutes.
+ * Encoders write a few dozen scans at most (libjpeg's simple progression: 6 gray, 10 colour). */
+#define JPEG_MAX_SCANS 100
+
+static void on_progress(j_common_ptr cinfo)
+{
+    if (!cinfo->is_decompressor || ((j_decompress_ptr)cinfo)->input_scan_number <= JPEG_MAX_SCANS) return;
+    struct jpeg_failure *f = (struct jpeg_failure *)cinfo->err;
+    snprintf(f->message, sizeof f->message, "more than %d scans", JPEG_MAX_SCANS);
+    longjmp(f->jump, 1);
+}
+
 struct jpeg_reader {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_failure fail;
+    struct jpeg_progress_mgr progress;
     uint8_t *pixels;
 };
 
@@ -51,6 +65,8 @@ static enum avemo_status decode(struct jpeg_reader *r, const void *data, size_t 
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: bad JPEG: %s", name, r->fail.message);
     }
     jpeg_create_decompress(ci);
+    r->progress.progress_monitor = on_progress;
+    ci->progress = &r->progress;
     jpeg_mem_src(ci, (const unsigned char *)data, (unsigned long)size);
     jpeg_read_header(ci, TRUE);
     int comps = ci->num_components;

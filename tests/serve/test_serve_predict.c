@@ -9,6 +9,9 @@
 
 #include <avemo/eval.h>
 #include <avemo/serve.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* The shipped models (models/ of the source tree, or $AVEMO_MODEL_DIR as for `avemo classify`). */
 static char model_dir[512], main_model[600], audio_model[600], face_model[600], model_card[600];
@@ -265,6 +268,74 @@ static void expect_media_error(struct state *s, const char *path, const char *mo
     struct http_reply r = http_run(s->server.port, args, url);
     expect_status(&r, http_status, avemo_status_name(expected));
     http_reply_free(&r);
+}
+
+/* A request written byte for byte on a socket (curl cannot choose where chunks end); the whole
+ * reply, read to the server's close, is returned in reply (NUL-terminated). */
+static void raw_request(int port, const char *head, const char *const *pieces, const size_t *lens, int n, int chunked,
+                        char *reply, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    FILE *out = fdopen(dup(fd), "w");
+    fputs(head, out);
+    for (int i = 0; i < n; i++) {
+        if (chunked) fprintf(out, "%zx\r\n", lens[i]);
+        fwrite(pieces[i], 1, lens[i], out);
+        if (chunked) fputs("\r\n", out);
+        fflush(out); /* one chunk per write, as a client streaming it would */
+    }
+    if (chunked) fputs("0\r\n\r\n", out);
+    fclose(out);
+    size_t got = 0;
+    ssize_t k;
+    while (got + 1 < cap && (k = read(fd, reply + got, cap - 1 - got)) > 0) got += (size_t)k;
+    reply[got] = '\0';
+    close(fd);
+}
+
+/* Multipart uploads whose bytes arrive in awkward places: a chunked body whose first chunk ends
+ * two bytes into the file (libmicrohttpd then reports the part twice at offset 0) is one file;
+ * a body cut before its closing boundary is refused, not classified without its last bytes. */
+static void test_multipart_edges(void **state)
+{
+    struct state *s = *state;
+    size_t size = 0;
+    char *clip = (char *)test_read_file(TEST_DATA("cremad/1001_DFA_HAP_XX.flv"), &size);
+    char sha[65], reply[16384], head[512];
+    avemo_sha256_hex(clip, size, sha);
+    static const char part[] = "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"h.flv\"\r\n"
+                               "Content-Type: video/x-flv\r\n\r\n",
+                      closing[] = "\r\n--XyZ--\r\n";
+    const char *type = "Content-Type: multipart/form-data; boundary=XyZ\r\nConnection: close\r\n";
+
+    char *first = malloc(sizeof part + 2), *rest = malloc(size + sizeof closing);
+    memcpy(first, part, sizeof part - 1);
+    memcpy(first + sizeof part - 1, clip, 2);
+    memcpy(rest, clip + 2, size - 2);
+    memcpy(rest + size - 2, closing, sizeof closing - 1);
+    const char *chunks[2] = {first, rest};
+    const size_t chunk_lens[2] = {sizeof part + 1, size - 2 + sizeof closing - 1};
+    snprintf(head, sizeof head, "POST /v1/predict?mode=audio HTTP/1.1\r\nHost: x\r\n%sTransfer-Encoding: chunked\r\n\r\n",
+             type);
+    raw_request(s->server.port, head, chunks, chunk_lens, 2, 1, reply, sizeof reply);
+    printf("  chunked: %.200s\n", strstr(reply, "\r\n\r\n") ? strstr(reply, "\r\n\r\n") + 4 : reply);
+    assert_true(strncmp(reply, "HTTP/1.1 200", 12) == 0);
+    assert_non_null(strstr(reply, sha)); /* every byte of the file arrived */
+    assert_non_null(strstr(reply, "\"h.flv\""));
+    s->predictions_ok++;
+
+    const char *unclosed[2] = {part, clip};
+    const size_t unclosed_lens[2] = {sizeof part - 1, size};
+    snprintf(head, sizeof head, "POST /v1/predict?mode=audio HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
+             type, sizeof part - 1 + size);
+    raw_request(s->server.port, head, unclosed, unclosed_lens, 2, 0, reply, sizeof reply);
+    printf("  unclosed: %.200s\n", strstr(reply, "\r\n\r\n") ? strstr(reply, "\r\n\r\n") + 4 : reply);
+    assert_true(strncmp(reply, "HTTP/1.1 400", 12) == 0);
+    assert_non_null(strstr(reply, "ends before its closing boundary"));
+    free(first), free(rest), free(clip);
 }
 
 static void test_predict_errors(void **state)
@@ -675,6 +746,7 @@ int main(void)
         cmocka_unit_test(test_predict_every_clip_mode_and_transport),
         cmocka_unit_test(test_predict_defaults),
         cmocka_unit_test(test_predict_errors),
+        cmocka_unit_test(test_multipart_edges),
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_metrics_name_the_answering_model),
         cmocka_unit_test(test_metrics),

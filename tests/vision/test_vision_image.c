@@ -7,6 +7,7 @@
 #include "common/testutil.h"
 
 #include <avemo/vision.h>
+#include <jpeglib.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -158,6 +159,63 @@ static void test_jpeg_bad_input(void **state)
     assert_int_equal(avemo_jpeg_write_memory(&one, 0, &out, &n, &err), AVEMO_ERR_INVALID_ARG);
     assert_int_equal(avemo_jpeg_write_file("/nonexistent/dir/x.jpg", &one, 90, &err), AVEMO_ERR_IO);
     avemo_image_free(&one);
+}
+
+/* A progressive gray JPEG (libjpeg's simple progression: 6 scans) of a w x h gradient. */
+static uint8_t *progressive_jpeg(int w, int h, size_t *size)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    unsigned char *buf = NULL;
+    unsigned long n = 0;
+    jpeg_mem_dest(&c, &buf, &n);
+    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
+    c.input_components = 1, c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    uint8_t *row = malloc((size_t)w);
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < w; x++) row[x] = (uint8_t)((x * 7 + (int)c.next_scanline * 3) & 0xff);
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    free(row);
+    *size = n;
+    return buf;
+}
+
+/* Many tiny scans (the last scan of a progressive file repeated 300 times) are refused after
+ * the 100th, by name, instead of being decoded one after another. */
+static void test_jpeg_too_many_scans(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct avemo_image img;
+    size_t size;
+    uint8_t *jpg = progressive_jpeg(256, 256, &size);
+    assert_int_equal(avemo_jpeg_read_memory(jpg, size, "progressive.jpg", 0, 0, &img, &err), AVEMO_OK);
+    assert_int_equal(img.width, 256);
+    avemo_image_free(&img);
+    size_t last = 0; /* the last SOS marker: entropy-coded 0xFF bytes are followed by 0x00 */
+    for (size_t i = 0; i + 1 < size; i++)
+        if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) last = i;
+    assert_true(last > 0 && jpg[size - 2] == 0xFF && jpg[size - 1] == 0xD9);
+    const size_t scan = size - 2 - last, copies = 300;
+    uint8_t *many = malloc(size + copies * scan);
+    memcpy(many, jpg, size - 2);
+    for (size_t k = 0; k < copies; k++) memcpy(many + size - 2 + k * scan, jpg + last, scan);
+    memcpy(many + size - 2 + copies * scan, jpg + size - 2, 2);
+    assert_int_equal(avemo_jpeg_read_memory(many, size + copies * scan, "scans.jpg", 0, 0, &img, &err),
+                     AVEMO_ERR_CORRUPT);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "scans.jpg: bad JPEG: more than 100 scans"));
+    free(many);
+    free(jpg);
 }
 
 static void test_fer_face_to_model_input(void **state)
@@ -312,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_equalize),
         cmocka_unit_test(test_jpeg_read_fer),
         cmocka_unit_test(test_jpeg_bad_input),
+        cmocka_unit_test(test_jpeg_too_many_scans),
         cmocka_unit_test(test_fer_face_to_model_input),
         cmocka_unit_test(test_gray_matches_opencv),
         cmocka_unit_test(test_threads_share_cascade),
