@@ -386,16 +386,18 @@ enum MHD_Result serve_predict_body(struct serve_request *req, const char *data, 
 
 /* ---- the queue ---- */
 
-/* Queue the upload and suspend its connection; 0 when the queue is full or stopping.
- * The connection is suspended while holding the lock so that no worker can resume it
- * before it is suspended. */
-static int enqueue(struct serve_request *req)
+/* Queue the upload and suspend its connection: 1 queued, 0 the queue is full (*workers: how
+ * many there are, read under the lock), -1 the server is stopping.  The connection is
+ * suspended while holding the lock so that no worker can resume it before it is suspended. */
+static int enqueue(struct serve_request *req, int *workers)
 {
     struct avemo_server *srv = req->srv;
     pthread_mutex_lock(&srv->qlock);
+    *workers = srv->num_workers;
     if (srv->stopping || srv->qcount >= srv->qcap) {
+        int stopping = srv->stopping;
         pthread_mutex_unlock(&srv->qlock);
-        return 0;
+        return stopping ? -1 : 0;
     }
     req->state = SERVE_REQ_QUEUED;
     req->counted = 1;
@@ -440,10 +442,11 @@ enum MHD_Result serve_predict_end(struct serve_request *req)
     if (req->multipart_done && req->file_parts == 0)
         return serve_respond_error(req, 400, "bad_request", "the form has no field named 'file'");
     if (req->size == 0) return serve_respond_error(req, 400, "empty", "the upload is empty");
-    if (!enqueue(req)) {
+    int workers = 0, queued = enqueue(req, &workers);
+    if (queued < 0) return serve_respond_error(req, 503, "stopping", "the server is shutting down; retry on another");
+    if (queued == 0)
         return serve_respond_error(req, 503, "busy", "all %d workers are busy and %d uploads are waiting; retry later",
-                                   req->srv->num_workers, req->srv->qcap);
-    }
+                                   workers, req->srv->qcap);
     return MHD_YES;
 }
 

@@ -78,7 +78,7 @@ static void add_cors_headers(const struct avemo_server *srv, struct MHD_Response
 {
     if (!srv->cors_origin) return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", srv->cors_origin);
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "Retry-After, X-Request-Id, Idempotent-Replayed");
     if (strcmp(srv->cors_origin, "*") != 0) MHD_add_response_header(resp, "Vary", "Origin");
 }
 
@@ -203,7 +203,10 @@ static enum MHD_Result answer_preflight(struct serve_request *req)
     if (!resp) return MHD_NO;
     add_cors_headers(req->srv, resp);
     MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS");
-    MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type");
+    /* the headers a page may send: the key, the upload's type, its own request id and an
+     * idempotency key for a retried upload */
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, X-API-Key, Content-Type, X-Request-Id, Idempotency-Key");
     MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     req->status = 204;
     enum MHD_Result r = MHD_queue_response(req->conn, 204, resp);

@@ -363,13 +363,14 @@ static void test_cors(void **state)
     expect_status(&r, 200, NULL);
     assert_true(has_header(&r, "Access-Control-Allow-Origin: https://app.example"));
     assert_true(has_header(&r, "Vary: Origin"));
+    assert_true(has_header(&r, "Access-Control-Expose-Headers: Retry-After, X-Request-Id, Idempotent-Replayed"));
     http_reply_free(&r);
     r = http_run(f->port, "-X OPTIONS -H 'Origin: https://app.example' -H 'Access-Control-Request-Method: POST'",
                  "/v1/predict");
     expect_status(&r, 204, NULL);
     assert_true(has_header(&r, "Access-Control-Allow-Origin: https://app.example"));
     assert_true(has_header(&r, "Access-Control-Allow-Methods: GET, HEAD, POST, DELETE, OPTIONS"));
-    assert_true(has_header(&r, "Access-Control-Allow-Headers: Authorization, X-API-Key, Content-Type"));
+    assert_true(has_header(&r, "Access-Control-Allow-Headers: Authorization, X-API-Key, Content-Type, X-Request-Id, Idempotency-Key"));
     http_reply_free(&r);
     r = http_get(f->port, "/v1/nope"); /* errors too, so that a page can read them */
     expect_status(&r, 404, "not_found");
