@@ -10,8 +10,8 @@
  * Two replicas starting together serialise the creation with a transaction-level advisory
  * lock.  A database of a newer version is refused (AVEMO_ERR_VERSION).
  *
- * Connection loss: the failing call answers AVEMO_ERR_BUSY (HTTP 503 + Retry-After); the
- * next call reconnects (at most one attempt per second, connect_timeout 3 s) and prepares
+ * Connection loss, or a statement past lock_timeout (2 s) or statement_timeout (5 s): the
+ * failing call answers AVEMO_ERR_BUSY (HTTP 503 + Retry-After); after a loss the next call reconnects (at most one attempt per second, connect_timeout 3 s) and prepares
  * the statements again.  An insert is never retried by us: the client's retry with the
  * same Idempotency-Key gets the first answer if the row was committed after all. */
 #include "serve/serve_internal.h"
@@ -88,13 +88,23 @@ static enum avemo_status pg_lost(struct history_pg *h, struct avemo_error *err, 
                       what, h->conn ? PQerrorMessage(h->conn) : "no connection");
 }
 
-/* A failed statement: lost connection (BUSY) or an SQL error (IO). Clears res. */
+/* A statement cancelled by lock_timeout (55P03) or statement_timeout (57014): busy, not broken. */
+static int pg_timed_out(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state && (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0);
+}
+
+/* A failed statement: lost connection or a timeout (BUSY) or an SQL error (IO). Clears res. */
 static enum avemo_status pg_fail(struct history_pg *h, PGresult *res, struct avemo_error *err, const char *what)
 {
     enum avemo_status s;
     if (PQstatus(h->conn) != CONNECTION_OK) {
         h->prepared = 0;
         s = pg_lost(h, err, what);
+    } else if (pg_timed_out(res)) {
+        s = avemo_fail(err, AVEMO_ERR_BUSY, "%s: %s: the database did not answer in time (%s); retry later", h->name,
+                       what, PQresultErrorMessage(res));
     } else {
         s = avemo_fail(err, AVEMO_ERR_IO, "%s: %s: %s", h->name, what,
                        res ? PQresultErrorMessage(res) : PQerrorMessage(h->conn));
@@ -185,9 +195,11 @@ static enum avemo_status pg_open(const char *uri, void **out, struct avemo_error
     if (!h) return avemo_fail(err, AVEMO_ERR_NOMEM, "history: out of memory");
     pthread_mutex_init(&h->lock, NULL);
     serve_history_redact(uri, h->name, sizeof h->name);
-    /* expand_dbname: the URI's own parameters win over nothing; ours are defaults */
-    const char *const keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *const values[] = {uri, "3", "avemo", NULL};
+    /* Our defaults come before dbname, so that the URI's own parameters (expand_dbname) win.
+     * Every call holds the history's one mutex: a database that hangs (a locked table, a lost
+     * peer) must fail the call in seconds rather than hold every worker. */
+    const char *const keys[] = {"connect_timeout", "application_name", "options", "tcp_user_timeout", "dbname", NULL};
+    const char *const values[] = {"3", "avemo", "-c statement_timeout=5000 -c lock_timeout=2000", "10000", uri, NULL};
     h->conn = PQconnectdbParams(keys, values, 1);
     enum avemo_status s = AVEMO_OK;
     if (!h->conn) {

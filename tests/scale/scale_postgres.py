@@ -10,11 +10,16 @@ by initdb in a temporary folder, as the postgres user when run as root).
    200 is in the table exactly once, and the table has no other row.
 4. The database restarts under replica B: B answers 503 + Retry-After (or 200) meanwhile,
    never crashes, and reconnects.
+5. Another session holds the history table locked for 30 s: a prediction gets 503 +
+   Retry-After once lock_timeout passes (not an answer 30 s later), /healthz is answered
+   meanwhile, and predictions succeed again once the lock is gone.
 
   tests/scale/scale_postgres.py --program build/avemo
 """
 import argparse
+import json
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -150,6 +155,40 @@ def check_reconnect(pg, b):
     log(f"database restarted: replica B answered {statuses} (503 + Retry-After until it reconnected)")
 
 
+def check_locked_table(pg, b):
+    holder = subprocess.Popen([os.path.join(pg.bindir, "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "avemo",
+                               "-d", "avemo", "-Atq", "-c", "BEGIN; LOCK TABLE avemo_predictions IN ACCESS EXCLUSIVE "
+                               "MODE; SELECT pg_sleep(30); COMMIT"], stdout=subprocess.DEVNULL)
+    try:
+        locked = "SELECT count(*) FROM pg_locks WHERE relation = 'avemo_predictions'::regclass AND granted"
+        for _ in range(100):
+            if pg.sql(locked) != "0":
+                break
+            time.sleep(0.1)
+        else:
+            fail("the test's psql session never locked the table")
+        # the client gives up at 20 s: an insert waiting for the 30 s lock fails this
+        status, j, headers = predict(b.url, CLIPS[0], timeout=20)
+        if status != 503 or not headers.get("Retry-After") or "did not answer in time" not in json.dumps(j):
+            fail(f"a prediction while the table is locked: HTTP {status} {j}")
+        status, _, _ = get(b.url + "/healthz")
+        if status != 200:
+            fail(f"/healthz while the table is locked: HTTP {status}")
+    finally:
+        holder.kill()
+        holder.wait()
+        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' "
+               "AND pid <> pg_backend_pid()")
+    for _ in range(20):
+        status, j, _ = predict(b.url, CLIPS[0])
+        if status == 200:
+            break
+        time.sleep(0.5)
+    if status != 200:
+        fail(f"after the lock was released: HTTP {status} {j}")
+    log("table locked by another session: 503 + Retry-After after lock_timeout, /healthz answered, then 200")
+
+
 def test(stack, program):
     pg = Postgres(stack).start()
     reference = reference_answers(program)
@@ -167,6 +206,7 @@ def test(stack, program):
     check_idempotency(pg, a, b)
     check_kill(pg, a, b, reference)
     check_reconnect(pg, b)
+    check_locked_table(pg, b)
 
 
 if __name__ == "__main__":
