@@ -153,6 +153,11 @@ fail:
 
 static enum avemo_status pg_prepare_all(struct history_pg *h, struct avemo_error *err)
 {
+    /* A connection that survived an earlier, partial attempt still has its first statements:
+     * preparing them again would fail with "already exists" until a restart. */
+    PGresult *clean = PQexec(h->conn, "DEALLOCATE ALL");
+    if (PQresultStatus(clean) != PGRES_COMMAND_OK) return pg_fail(h, clean, err, "prepare");
+    PQclear(clean);
     for (size_t i = 0; i < sizeof pg_statements / sizeof pg_statements[0]; i++) {
         PGresult *res = PQprepare(h->conn, pg_statements[i].name, pg_statements[i].sql, pg_statements[i].nparams, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) return pg_fail(h, res, err, "prepare");
