@@ -228,8 +228,12 @@ static enum MHD_Result answer_readyz(struct serve_request *req)
 {
     if (!atomic_load(&req->srv->ready)) return serve_respond_error(req, 503, "not_ready", "no model is loaded");
     struct avemo_error err = {0};
-    if (serve_history_ping(req->srv->history, &err))
-        return serve_respond_error(req, 503, "database_unavailable", "%s", err.message);
+    if (serve_history_ping(req->srv->history, &err)) {
+        /* /readyz needs no key: the database's host, user and error stay in the server's log */
+        fprintf(stderr, "avemo serve: /readyz: %s\n", err.message);
+        return serve_respond_error(req, 503, "database_unavailable",
+                                   "the history database cannot be reached (the server's log says why)");
+    }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "ready");
     cJSON_AddNumberToObject(j, "models", req->srv->num_models);

@@ -134,6 +134,24 @@ def check_kill(pg, a, b, reference):
         f"every acknowledged prediction is in the table once, no other row")
 
 
+def check_readyz_database_down(pg, b):
+    """/readyz needs no key: with the database down it says 503 database_unavailable without
+    the database's address or libpq's text, which go to the replica's log."""
+    pg.stop()
+    try:
+        status, j, _ = get(b.url + "/readyz")
+        text = json.dumps(j)
+        if status != 503 or (j or {}).get("error", {}).get("code") != "database_unavailable":
+            fail(f"/readyz with the database down: {status} {j}")
+        if str(pg.port) in text or "127.0.0.1" in text:
+            fail(f"/readyz shows where the database is: {text}")
+        if "/readyz: " not in b.stack.log_tail(b.name, 200) or str(pg.port) not in b.stack.log_tail(b.name, 200):
+            fail(f"the replica's log does not say why /readyz failed:\n{b.stack.log_tail(b.name)}")
+    finally:
+        pg.launch()
+    log(f"database down: /readyz {status} {text}")
+
+
 def check_reconnect(pg, b):
     pg.restart()
     statuses = []
@@ -205,6 +223,8 @@ def test(stack, program):
     check_shared_history(a, b, reference)
     check_idempotency(pg, a, b)
     check_kill(pg, a, b, reference)
+    check_reconnect(pg, b)
+    check_readyz_database_down(pg, b)
     check_reconnect(pg, b)
     check_locked_table(pg, b)
 
