@@ -165,13 +165,17 @@ enum avemo_status avemo_record_attach(const char *model_path, const char *const 
 }
 
 enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
-                                   const char *const *init, int ninit, const char *teacher, size_t counts[2],
-                                   struct avemo_error *err)
+                                   char *const *failure, const char *const *init, int ninit, const char *teacher,
+                                   size_t counts[2], struct avemo_error *err)
 {
     struct avemo_record_entry *e = NULL;
     size_t n = 0;
     counts[0] = counts[1] = 0;
-    enum avemo_status st = avemo_record_from_split(ds, part, &e, &n, err);
+    signed char *learnt = malloc(ds->count ? ds->count : 1);
+    if (!learnt) return avemo_fail(err, AVEMO_ERR_NOMEM, "record: out of memory");
+    for (size_t i = 0; i < ds->count; i++) learnt[i] = failure && failure[i] ? -1 : part[i];
+    enum avemo_status st = avemo_record_from_split(ds, learnt, &e, &n, err);
+    free(learnt);
     for (int i = 0; !st && i < ninit; i++) {
         char path[4096];
         train_init_spec(init[i], path, sizeof path);

@@ -909,7 +909,7 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
         st = build_net(&s, err);
     }
     /* What the model learnt from goes into its file, for avemo eval to leave out. */
-    if (!st) st = train_set_record(s.net, &s.ds, s.split.part, opt->init, opt->ninit, opt->teacher, res->recorded, err);
+    if (!st) st = train_set_record(s.net, &s.ds, s.split.part, s.fs.failure, opt->init, opt->ninit, opt->teacher, res->recorded, err);
     if (!st) st = run_epochs(&s, res, err);
     if (!st) st = final_report(&s, res, err);
     res->seconds = avemo_now() - t0;

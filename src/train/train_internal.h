@@ -26,10 +26,11 @@ void train_face_augment(const uint8_t *crop, int size, int channels, float *out,
 const char *train_init_spec(const char *spec, char *path, size_t size);
 /* The training record of a model trained on ds with these parts (and started from the --init
  * models, taught by the teacher: their records are added) into net; counts[0] training,
- * counts[1] validation files. */
+ * counts[1] validation files.  Items with a failure (failure[i] != NULL: unreadable, reported
+ * and skipped) were not learnt from and are not hashed. */
 enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
-                                   const char *const *init, int ninit, const char *teacher, size_t counts[2],
-                                   struct avemo_error *err);
+                                   char *const *failure, const char *const *init, int ninit, const char *teacher,
+                                   size_t counts[2], struct avemo_error *err);
 
 /* ---- batches made one ahead by a producer thread (prefetch.c) ---- */
 struct train_prefetch {

@@ -157,11 +157,46 @@ static void test_swa_averages_epochs(void **state)
     assert_int_equal(test_remove_tmpdir(dir), 0);
 }
 
+/* A manifest naming a file that is not there: the file is reported and skipped, the run ends
+ * with a model, and its training record holds the six real clips (the missing file was never
+ * learnt from; hashing it had stopped the run). */
+static void test_missing_file_is_skipped(void **state)
+{
+    (void)state;
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "missing"), 0);
+    char manifest[128], out[128];
+    snprintf(manifest, sizeof manifest, "%s/manifest.csv", dir);
+    snprintf(out, sizeof out, "%s/model.avm", dir);
+    FILE *f = fopen(manifest, "w");
+    assert_non_null(f);
+    fprintf(f, "path,label,group\n");
+    static const char *const emotions[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    for (int i = 0; i < 6; i++) fprintf(f, "%s/cremad/1001_DFA_%s_XX.flv,%s,1001\n", AVEMO_TEST_DATA, emotions[i], emotions[i]);
+    fprintf(f, "%s/not-there_ANG.wav,ANG,1001\n", dir);
+    fclose(f);
+    const char *data[1] = {manifest}, *overrides[2] = {"train.split=all", "train.epochs=1"};
+    struct avemo_train_options opt = {0};
+    opt.pipeline_path = AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini";
+    opt.data = data;
+    opt.ndata = 1;
+    opt.out_path = out;
+    opt.overrides = overrides;
+    opt.noverrides = 2;
+    opt.quiet = 1;
+    struct avemo_train_result res;
+    struct avemo_error err = {0};
+    if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+    assert_int_equal(res.skipped, 1);
+    assert_int_equal(res.recorded[0], 6);
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smoke_av_fits_six_clips),
         cmocka_unit_test(test_swa_averages_epochs),
+        cmocka_unit_test(test_missing_file_is_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
