@@ -25,13 +25,26 @@
 #define MEDIA_DECODER_PIXEL_FACTOR 16
 /* Packets of the video stream read to learn a frame size the probe could not give. */
 #define MEDIA_PEEK_PACKETS 64
+/* Streams a file may declare: clips have one or two, films with dubs and subtitles a dozen.  Each
+ * probed stream's decoder keeps its frames until the probe ends, so a file of a thousand video
+ * streams would cost gigabytes before any check of ours.  FFmpeg itself stops creating streams
+ * at MEDIA_MAX_STREAMS_CREATED (formats that add streams as packets come). */
+#define MEDIA_MAX_STREAMS 32
+#define MEDIA_MAX_STREAMS_CREATED 64
 
-void media_guard_probe_bounds(AVFormatContext *fmt) { fmt->probesize = MEDIA_PROBE_BYTES; }
+/* The probe's bytes and the streams FFmpeg may create. */
+void media_guard_probe_bounds(AVFormatContext *fmt)
+{
+    fmt->probesize = MEDIA_PROBE_BYTES;
+    fmt->max_streams = MEDIA_MAX_STREAMS_CREATED;
+}
 
-enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***out, struct avemo_error *err)
+enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***out, unsigned *count,
+                                            struct avemo_error *err)
 {
     unsigned n = media->fmt->nb_streams;
     *out = NULL;
+    *count = 0;
     if (n == 0) return AVEMO_OK;
     AVDictionary **opts = av_calloc(n, sizeof *opts);
     if (!opts) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
@@ -41,15 +54,20 @@ enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictiona
         if (rc >= 0) rc = av_dict_set_int(&opts[i], "max_samples", MEDIA_MAX_FRAME_SAMPLES, 0);
         if (rc >= 0) rc = av_dict_set(&opts[i], "threads", "1", 0);
     }
+    if (rc < 0) {
+        media_guard_free_options(&opts, n);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    }
     *out = opts;
-    if (rc < 0) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    *count = n;
     return AVEMO_OK;
 }
 
-void media_guard_free_options(const avemo_media *media, AVDictionary ***opts)
+/* count: the streams the options were made for (the probe may add streams after). */
+void media_guard_free_options(AVDictionary ***opts, unsigned count)
 {
     if (!*opts) return;
-    for (unsigned i = 0; i < media->fmt->nb_streams; i++) av_dict_free(&(*opts)[i]);
+    for (unsigned i = 0; i < count; i++) av_dict_free(&(*opts)[i]);
     av_freep(opts);
 }
 
@@ -109,6 +127,9 @@ void media_guard_decoder(avemo_media *media, AVCodecContext *dec)
 enum avemo_status media_guard_check_declared(const avemo_media *media, struct avemo_error *err)
 {
     const struct avemo_media_limits *lim = &media->limits;
+    if (media->fmt->nb_streams > MEDIA_MAX_STREAMS)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: %u streams, more than the %d avemo reads", media->name,
+                          media->fmt->nb_streams, MEDIA_MAX_STREAMS);
     for (unsigned i = 0; i < media->fmt->nb_streams; i++) {
         const AVStream *s = media->fmt->streams[i];
         const AVCodecParameters *par = s->codecpar;

@@ -50,8 +50,9 @@ enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *er
 /* media_guard.c: bounds of the stream-info probe and options for its decoders (one
  * dictionary per stream, freed with media_guard_free_options). */
 void media_guard_probe_bounds(AVFormatContext *fmt);
-enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, struct avemo_error *err);
-void media_guard_free_options(const avemo_media *media, AVDictionary ***opts);
+enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, unsigned *count,
+                                            struct avemo_error *err);
+void media_guard_free_options(AVDictionary ***opts, unsigned count);
 /* The frame sizes the container's headers declare, checked before the probe decodes anything
  * (cover art excepted: it is not the video). */
 enum avemo_status media_guard_check_declared(const avemo_media *media, struct avemo_error *err);

@@ -176,10 +176,11 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     enum avemo_status st = media_guard_check_declared(media, err);
     if (st) return st;
     AVDictionary **probe_opts = NULL;
-    st = media_guard_probe_options(media, &probe_opts, err);
+    unsigned probed = 0;
+    st = media_guard_probe_options(media, &probe_opts, &probed, err);
     if (st) return st;
     rc = avformat_find_stream_info(media->fmt, probe_opts);
-    media_guard_free_options(media, &probe_opts);
+    media_guard_free_options(&probe_opts, probed);
     if (rc < 0) return media_fail_av(media, err, rc, "cannot read stream information");
     return AVEMO_OK;
 }

@@ -148,6 +148,34 @@ static void test_many_channels_without_layout(void **state)
     avemo_media_close(m);
 }
 
+/* A file declaring 40 streams (each probed stream's decoder holds frames) is refused by name
+ * before the probe; one of 2 streams opens. */
+static void test_too_many_streams(void **state)
+{
+    (void)state;
+    char dir[64], cmd[2048], path[128];
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "streams"), 0);
+    for (int n = 2; n <= 40; n += 38) {
+        int o = snprintf(cmd, sizeof cmd, "%s -v error -y -f lavfi -i sine=duration=0.5", AVEMO_FFMPEG);
+        for (int i = 0; i < n; i++) o += snprintf(cmd + o, sizeof cmd - (size_t)o, " -map 0:a");
+        snprintf(path, sizeof path, "%s/s%d.mkv", dir, n);
+        snprintf(cmd + o, sizeof cmd - (size_t)o, " -c:a pcm_s16le %s", path);
+        assert_int_equal(system(cmd), 0);
+        struct avemo_error err = {0};
+        avemo_media *m = NULL;
+        enum avemo_status st = avemo_media_open_file(path, NULL, &m, &err);
+        if (n == 2) {
+            assert_int_equal(st, AVEMO_OK);
+            avemo_media_close(m);
+            continue;
+        }
+        assert_int_equal(st, AVEMO_ERR_TOO_LARGE);
+        printf("  %s\n", err.message);
+        assert_non_null(strstr(err.message, "s40.mkv: 40 streams, more than the 32 avemo reads"));
+    }
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 static void test_video_without_audio_asked_for_audio(void **state)
 {
     (void)state;
@@ -231,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_truncated_flv),
         cmocka_unit_test(test_audio_only_asked_for_frames),
         cmocka_unit_test(test_many_channels_without_layout),
+        cmocka_unit_test(test_too_many_streams),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_bad_arguments),
