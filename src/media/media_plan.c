@@ -58,6 +58,9 @@ void media_plan_free(struct media_plan *plan)
 static int read_all(avemo_media *media, struct media_plan *plan)
 {
     int cap = 0;
+    /* The packets' bytes are no more than the file's, unless a sample table points many
+     * samples at the same bytes: then they could fill the memory, so the plan gives up. */
+    int64_t bytes = 0;
     for (;;) {
         if (plan->npackets == cap) {
             if (cap >= PLAN_MAX_PACKETS) return 0;
@@ -75,6 +78,7 @@ static int read_all(avemo_media *media, struct media_plan *plan)
             return 1;
         }
         plan->packets[plan->npackets++] = pkt;
+        if ((bytes += pkt->size) > PLAN_MAX_BYTES) return 0;
     }
 }
 
