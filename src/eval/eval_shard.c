@@ -116,8 +116,10 @@ enum avemo_status avemo_eval_shard(const char *model_path, const struct avemo_ev
 static int label_index(const cJSON *labels, const char *code)
 {
     int n = cJSON_GetArraySize(labels);
-    for (int c = 0; code && c < n; c++)
-        if (strcmp(cJSON_GetArrayItem(labels, c)->valuestring, code) == 0) return c;
+    for (int c = 0; code && c < n; c++) {
+        const cJSON *label = cJSON_GetArrayItem(labels, c);
+        if (cJSON_IsString(label) && strcmp(label->valuestring, code) == 0) return c;
+    }
     return -1;
 }
 
@@ -161,6 +163,10 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "labels");
     if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) < 2 || cJSON_GetArraySize(l) > AVEMO_MAX_CLASSES)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: not the output of avemo eval --shard", path);
+    const cJSON *label;
+    cJSON_ArrayForEach(label, l)
+        if (!cJSON_IsString(label) || strlen(label->valuestring) >= AVEMO_LABEL_MAX)
+            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: a class label is not a short text", path);
     if (*labels && !cJSON_Compare(l, *labels, 1))
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
     const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(o, "skipped"), *f;

@@ -254,7 +254,9 @@ static int entry_read(struct avemo_binr *r, const struct avemo_feature_set *fs, 
     if (e->nfloat && (e->nfloat != per || !(e->audio = malloc(per * 4)))) return 0;
     if (e->nfloat && !avemo_binr_f32(r, e->audio, per)) return 0;
     e->nwave = avemo_binr_u64(r);
-    if (e->nwave > ((uint64_t)1 << 31) || (e->nwave && !(e->wave = malloc(e->nwave * 4)))) return 0;
+    /* 2^24 samples: 12 minutes at 22050 Hz, past the longest clip media accepts; a damaged
+     * count must not allocate gigabytes before the read finds the file too short */
+    if (e->nwave > ((uint64_t)1 << 24) || (e->nwave && !(e->wave = malloc(e->nwave * 4)))) return 0;
     if (e->nwave && !avemo_binr_f32(r, e->wave, e->nwave)) return 0;
     e->ncrops = avemo_binr_u32(r);
     if (e->ncrops > 1024 || (e->ncrops && !(e->crops = malloc(crop_bytes * e->ncrops)))) return 0;
@@ -455,10 +457,15 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
         struct worker *workers = calloc((size_t)nthreads, sizeof *workers);
         pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
         if (!workers || !tids) st = avemo_fail(err, AVEMO_ERR_NOMEM, "features: out of memory");
-        int started = 0;
+        int started = 0, ran = 0;
         for (int t = 0; !st && t < nthreads; t++) {
-            workers[t].job = &job;
-            if (pthread_create(&tids[t], NULL, worker_main, &workers[t]) == 0) started++;
+            workers[started].job = &job;
+            if (pthread_create(&tids[started], NULL, worker_main, &workers[started]) == 0) started++;
+        }
+        if (!st && started == 0) { /* no thread could start (a process limit): this one works */
+            workers[0].job = &job;
+            worker_main(&workers[0]);
+            ran = 1;
         }
         double t0 = avemo_now();
         int show = opt->progress && isatty(2);
@@ -472,7 +479,7 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
         }
         for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
         if (show) show_progress(atomic_load(&job.done), job.total_todo, t0, 1);
-        for (int t = 0; t < started && !st; t++)
+        for (int t = 0; t < (started ? started : ran) && !st; t++)
             if (workers[t].status) st = avemo_fail(err, workers[t].status, "%s", workers[t].err.message);
         free(workers);
         free(tids);

@@ -269,6 +269,22 @@ static void test_shards_count_left_out(void **state)
     assert_int_equal(set.trained_on, 2);
     assert_string_equal(set.unchecked, "");
     avemo_eval_free(&set);
+
+    /* a shard whose first class label is a number (it crashed the merge): refused by name */
+    size_t size = 0;
+    char *text = (char *)test_read_file(names[0], &size), bad[512];
+    char *at = strstr(text, "\"labels\":[\""), *end = at ? strchr(at + 11, '"') : NULL;
+    assert_non_null(end);
+    snprintf(bad, sizeof bad, "%s/bad-shard.jsonl", out);
+    FILE *f = fopen(bad, "w");
+    assert_non_null(f);
+    fprintf(f, "%.*s7%s", (int)(at + 10 - text), text, end + 1);
+    fclose(f);
+    free(text);
+    inputs[0] = bad;
+    assert_int_equal(avemo_eval_merge(inputs, 2, &set, &err), AVEMO_ERR_CORRUPT);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "bad-shard.jsonl: a class label is not a short text"));
 }
 
 int main(void)
