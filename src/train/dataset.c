@@ -143,6 +143,14 @@ static int ckplus_subject(const char *base)
     return 1;
 }
 
+/* A corpus' own split name (folder or manifest column) as train, validation or test; NULL if unknown. */
+static const char *canonical_split(const char *name)
+{
+    for (int i = 0; split_names[i]; i++)
+        if (strcasecmp(name, split_names[i]) == 0) return i <= 1 ? "train" : i <= 4 ? "validation" : "test";
+    return NULL;
+}
+
 /* split/emotion/file */
 static int parse_folder(const char *path, const char *parent, const char *grand, struct avemo_item *item)
 {
@@ -151,11 +159,8 @@ static int parse_folder(const char *path, const char *parent, const char *grand,
     snprintf(item->code, sizeof item->code, "%s", code);
     /* No speaker is known: each file is its own group. */
     snprintf(item->group, sizeof item->group, "%.*s", AVEMO_GROUP_MAX - 1, path + (strlen(path) >= AVEMO_GROUP_MAX ? strlen(path) - (AVEMO_GROUP_MAX - 1) : 0));
-    for (int i = 0; split_names[i]; i++)
-        if (strcasecmp(grand, split_names[i]) == 0) {
-            const char *canon = i <= 1 ? "train" : i <= 4 ? "validation" : "test";
-            snprintf(item->split, sizeof item->split, "%s", canon);
-        }
+    const char *canon = canonical_split(grand);
+    if (canon) snprintf(item->split, sizeof item->split, "%s", canon);
     item->corpus = AVEMO_CORPUS_FOLDER;
     return 1;
 }
@@ -355,7 +360,15 @@ static enum avemo_status read_manifest(struct scan_state *ss, const char *csv, s
         item.corpus = avemo_item_from_path(path, &named, NULL) == AVEMO_OK ? named.corpus : AVEMO_CORPUS_MANIFEST;
         snprintf(item.code, sizeof item.code, "%s", code);
         snprintf(item.group, sizeof item.group, "%s", nf > 2 && fields[2][0] ? fields[2] : fields[0]);
-        if (nf > 3) snprintf(item.split, sizeof item.split, "%s", fields[3]);
+        if (nf > 3 && fields[3][0]) {
+            const char *canon = canonical_split(fields[3]);
+            if (!canon) {
+                st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: split '%s' is not train, validation (val, valid) or test",
+                                csv, lineno, fields[3]);
+                break;
+            }
+            snprintf(item.split, sizeof item.split, "%s", canon);
+        }
         ss->media_seen++;
         st = add_labelled(ss, &item, path, err);
     }

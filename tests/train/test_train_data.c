@@ -194,6 +194,23 @@ static void test_manifest(void **state)
     assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_CONFIG);
     assert_non_null(strstr(err.message, "list.csv:1"));
     avemo_dataset_free(&ds);
+    /* the split column is read as folder names are (val -> validation), not as typed; an
+     * unknown one is refused by line rather than leaving the file in no part */
+    f = fopen(path, "w");
+    fprintf(f, "path,label,group,split\na.wav,angry,s1,Val\nb.wav,happy,s2,TRAINING\nc.wav,sad,s3,\n");
+    fclose(f);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_OK);
+    assert_string_equal(ds.items[0].split, "validation");
+    assert_string_equal(ds.items[1].split, "train");
+    assert_string_equal(ds.items[2].split, "");
+    avemo_dataset_free(&ds);
+    f = fopen(path, "w");
+    fprintf(f, "path,label,group,split\na.wav,angry,s1,test\nb.wav,happy,s2,dev\n");
+    fclose(f);
+    assert_int_equal(avemo_dataset_add(&ds, path, &m, &err), AVEMO_ERR_CONFIG);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "list.csv:3: split 'dev' is not train, validation"));
+    avemo_dataset_free(&ds);
 }
 
 static void test_pipeline_errors(void **state)
