@@ -376,9 +376,15 @@ static enum avemo_status read_manifest(struct scan_state *ss, const char *csv, s
     return st;
 }
 
-enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *path, const struct avemo_label_map *map,
+enum avemo_status avemo_dataset_add(struct avemo_dataset *ds, const char *given, const struct avemo_label_map *map,
                                     struct avemo_error *err)
 {
+    /* "AudioMP3/" and "AudioMP3" name the same items: split files match paths on their last two
+     * components, which a doubled slash would change */
+    char path[4096];
+    if (strlen(given) >= sizeof path) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%.200s...: path too long", given);
+    copy_text(path, sizeof path, given);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--) path[n - 1] = '\0';
     if (ds->num_classes == 0) {
         ds->num_classes = map->num_classes;
         memcpy(ds->classes, map->classes, sizeof ds->classes);

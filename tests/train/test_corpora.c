@@ -112,9 +112,12 @@ static void test_ckplus(void **state)
     avemo_label_map_default(&m);
     struct avemo_dataset ds = {0};
     struct avemo_error err = {0};
-    assert_int_equal(avemo_dataset_add(&ds, TEST_DATA("ckplus"), &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_dataset_add(&ds, TEST_DATA("ckplus") "//", &m, &err), AVEMO_OK);
     assert_int_equal(ds.count, 10);
     assert_int_equal(ds.dropped, 4);
+    /* trailing slashes of --data do not change the items' paths (split files match on them) */
+    for (size_t i = 0; i < ds.count; i++) assert_null(strstr(ds.items[i].path, "//"));
+    assert_string_equal(ds.source_path[0], TEST_DATA("ckplus"));
     char text[64];
     avemo_dataset_dropped_text(&ds, text, sizeof text);
     assert_non_null(strstr(text, "2 CON"));
