@@ -237,6 +237,29 @@ static int cmp_item_path(const void *a, const void *b)
                   path_key((*(const struct avemo_item *const *)b)->path));
 }
 
+/* The item a split line names: matched on the last two path components, and where several
+ * items share those (fer/train/angry/1.png, fer/test/angry/1.png), on the whole path, else
+ * refused: a test file must never be taken for a training one.  NULL (st unchanged) when the
+ * data has no such file. */
+static const struct avemo_item **find_item(const struct avemo_item **sorted, size_t n, const char *name,
+                                           const char *path, int lineno, enum avemo_status *st, struct avemo_error *err)
+{
+    struct avemo_item key = {.path = (char *)name}; /* only compared */
+    const struct avemo_item *kp = &key;
+    const struct avemo_item **hit = bsearch(&kp, sorted, n, sizeof *sorted, cmp_item_path), **lo = hit, **hi = hit;
+    if (!hit) return NULL;
+    while (lo > sorted && cmp_item_path(lo - 1, &kp) == 0) lo--;
+    while (hi + 1 < sorted + n && cmp_item_path(hi + 1, &kp) == 0) hi++;
+    if (lo == hi) return hit;
+    for (const struct avemo_item **p = lo; p <= hi; p++)
+        if (strcmp((*p)->path, name) == 0) return p;
+    *st = avemo_fail(err, AVEMO_ERR_MISMATCH,
+                     "%s:%d: %s matches %d files of the data by its last two path components (%s, %s); "
+                     "write the split with the data's full paths",
+                     path, lineno, name, (int)(hi - lo + 1), (*lo)->path, (*hi)->path);
+    return NULL;
+}
+
 enum avemo_status avemo_split_load(const struct avemo_dataset *ds, const char *path, struct avemo_split *split,
                                    struct avemo_error *err)
 {
@@ -274,13 +297,16 @@ enum avemo_status avemo_split_load(const struct avemo_dataset *ds, const char *p
             st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: expected 'train|validation|test PATH'", path, lineno);
             break;
         }
-        struct avemo_item key = {.path = sp + 1};
-        const struct avemo_item *kp = &key;
-        const struct avemo_item **hit = bsearch(&kp, sorted, ds->count, sizeof *sorted, cmp_item_path);
-        if (hit) {
-            split->part[*hit - ds->items] = (signed char)part;
-            matched++;
+        const struct avemo_item **hit = find_item(sorted, ds->count, sp + 1, path, lineno, &st, err);
+        if (!hit) continue;
+        size_t i = (size_t)(*hit - ds->items);
+        if (split->part[i] >= 0 && split->part[i] != part) {
+            st = avemo_fail(err, AVEMO_ERR_CONFIG, "%s:%d: %s was given another part on an earlier line", path, lineno,
+                            sp + 1);
+            break;
         }
+        split->part[i] = (signed char)part;
+        matched++;
     }
     fclose(f);
     free(sorted);

@@ -213,6 +213,47 @@ static void test_manifest(void **state)
     avemo_dataset_free(&ds);
 }
 
+/* Split files match items on their last two path components.  Where two items share them
+ * (x/train/happy/im0.png, x/test/happy/im0.png) a short name is refused rather than taken
+ * for either; full paths choose; a file given two parts is refused. */
+static void test_split_file_same_names(void **state)
+{
+    (void)state;
+    char dir[128], cmd[1024], split[160];
+    snprintf(dir, sizeof dir, "%s/samename", tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/train/happy %s/test/happy && cp %s %s/train/happy/im0.png && cp %s %s/test/happy/im0.png",
+             dir, dir, TEST_DATA("ckplus/happy/S125_005_00000011.png"), dir, TEST_DATA("ckplus/happy/S125_005_00000011.png"),
+             dir);
+    assert_int_equal(system(cmd), 0);
+    struct avemo_label_map m;
+    avemo_label_map_default(&m);
+    struct avemo_dataset ds = {0};
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_dataset_add(&ds, dir, &m, &err), AVEMO_OK);
+    assert_int_equal(ds.count, 2);
+    snprintf(split, sizeof split, "%s/same.split", tmp);
+    struct avemo_split sp;
+    static const char *const cases[3] = {"train happy/im0.png\n", "train %s/train/happy/im0.png\ntest %s/test/happy/im0.png\n",
+                                         "train %s/train/happy/im0.png\ntest %s/train/happy/im0.png\n"};
+    for (int c = 0; c < 3; c++) {
+        FILE *f = fopen(split, "w");
+        fprintf(f, cases[c], dir, dir);
+        fclose(f);
+        enum avemo_status st = avemo_split_load(&ds, split, &sp, &err);
+        if (c == 1) {
+            assert_int_equal(st, AVEMO_OK);
+            for (size_t i = 0; i < ds.count; i++)
+                assert_int_equal(sp.part[i], strstr(ds.items[i].path, "/test/") ? AVEMO_PART_TEST : AVEMO_PART_TRAIN);
+            avemo_split_free(&sp);
+            continue;
+        }
+        printf("  %s\n", err.message);
+        assert_int_equal(st, c == 0 ? AVEMO_ERR_MISMATCH : AVEMO_ERR_CONFIG);
+        assert_non_null(strstr(err.message, c == 0 ? "same.split:1: happy/im0.png matches 2 files" : "same.split:2:"));
+    }
+    avemo_dataset_free(&ds);
+}
+
 static void test_pipeline_errors(void **state)
 {
     (void)state;
@@ -337,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_actor_independent_folds),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_manifest),
+        cmocka_unit_test(test_split_file_same_names),
         cmocka_unit_test(test_pipeline_errors),
         cmocka_unit_test(test_pipeline_overrides),
         cmocka_unit_test(test_feature_cache),
