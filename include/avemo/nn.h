@@ -152,6 +152,9 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
                                        struct avemo_error *err);
 /* 1 when the model has a record (it may be empty). */
 int avemo_net_has_record(const avemo_net *net);
+/* No record any more: what the model learnt from is not known (e.g. it includes a model that
+ * has no record), and avemo eval says its figures are unchecked. */
+void avemo_net_clear_record(avemo_net *net);
 /* The entries, NULL and *n = 0 without a record. */
 const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *n);
 

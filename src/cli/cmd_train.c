@@ -83,8 +83,11 @@ static int run_train(int argc, char **argv)
         printf("model: %s (best epoch %d of %d, %.0f s)\n", opt.out_path, res.best_epoch, res.epochs_run, res.seconds);
     printf("samples: %zu train, %zu validation, %zu test; %zu files skipped\n", res.n_train, res.n_val, res.n_test,
            res.skipped);
-    printf("training record: %zu training and %zu validation files (SHA-256), for avemo eval to leave out\n",
-           res.recorded[0], res.recorded[1]);
+    if (res.recorded[0] + res.recorded[1] > 0)
+        printf("training record: %zu training and %zu validation files (SHA-256), for avemo eval to leave out\n",
+               res.recorded[0], res.recorded[1]);
+    else
+        printf("training record: none (a model it started from or learnt from has none)\n");
     printf("accuracy: train %.4f", res.train_acc);
     /* Without validation samples the "best" accuracy is the training set's: do not call it validation. */
     if (res.n_val > 0) printf(", validation %.4f", res.best_val_acc);

@@ -32,10 +32,18 @@ static int has_entry(const struct avemo_record_entry *e, size_t n, const struct 
 }
 
 /* Every file any member was trained or validated on, so that evaluation leaves all of them out.
- * The first model's record decides whether there is one. */
+ * A member without a record leaves the ensemble without one: a partial union would pass for
+ * the whole. */
 static enum avemo_status union_records(const struct avemo_model *m, int n, struct avemo_error *err)
 {
-    if (!avemo_net_has_record(m[0].net)) return AVEMO_OK;
+    for (int i = 0; i < n; i++)
+        if (!avemo_net_has_record(m[i].net)) {
+            if (i > 0)
+                fprintf(stderr, "warning: %s has no training record, so the ensemble has none: avemo eval cannot "
+                                "leave out what it learnt from\n", m[i].name);
+            avemo_net_clear_record(m[0].net);
+            return AVEMO_OK;
+        }
     size_t total = 0, count = 0;
     for (int i = 0; i < n; i++) {
         size_t k = 0;

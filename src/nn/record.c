@@ -52,6 +52,8 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
 
 int avemo_net_has_record(const avemo_net *net) { return net->has_record; }
 
+void avemo_net_clear_record(avemo_net *net) { nn_record_free(net); }
+
 const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *n)
 {
     *n = net->nrecord;

@@ -164,6 +164,24 @@ enum avemo_status avemo_record_attach(const char *model_path, const char *const 
     return st;
 }
 
+/* avemo_record_merge_model, and *complete = 0 (with a warning) for a model without a record:
+ * what it learnt from is unknown, so the new model gets no record rather than a partial one. */
+static enum avemo_status merge_known_record(const char *path, struct avemo_record_entry **e, size_t *n,
+                                            int *complete, struct avemo_error *err)
+{
+    avemo_net *net = NULL;
+    enum avemo_status st = avemo_net_load(path, &net, err);
+    if (st) return st;
+    int has = avemo_net_has_record(net);
+    avemo_net_free(net);
+    if (has) return avemo_record_merge_model(path, e, n, err);
+    if (*complete)
+        fprintf(stderr, "warning: %s has no training record, so this model has none either: avemo eval cannot "
+                        "leave out what it learnt from\n", path);
+    *complete = 0;
+    return AVEMO_OK;
+}
+
 enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *ds, const signed char *part,
                                    char *const *failure, const char *const *init, int ninit, const char *teacher,
                                    size_t counts[2], struct avemo_error *err)
@@ -176,14 +194,15 @@ enum avemo_status train_set_record(avemo_net *net, const struct avemo_dataset *d
     for (size_t i = 0; i < ds->count; i++) learnt[i] = failure && failure[i] ? -1 : part[i];
     enum avemo_status st = avemo_record_from_split(ds, learnt, &e, &n, err);
     free(learnt);
+    int complete = 1;
     for (int i = 0; !st && i < ninit; i++) {
         char path[4096];
         train_init_spec(init[i], path, sizeof path);
-        st = avemo_record_merge_model(path, &e, &n, err);
+        st = merge_known_record(path, &e, &n, &complete, err);
     }
-    if (!st && teacher) st = avemo_record_merge_model(teacher, &e, &n, err);
-    if (!st) st = avemo_net_set_record(net, e, n, err);
-    for (size_t i = 0; !st && i < n; i++) counts[e[i].part == AVEMO_PART_VALIDATION]++;
+    if (!st && teacher) st = merge_known_record(teacher, &e, &n, &complete, err);
+    if (!st && complete) st = avemo_net_set_record(net, e, n, err);
+    for (size_t i = 0; !st && complete && i < n; i++) counts[e[i].part == AVEMO_PART_VALIDATION]++;
     avemo_record_free(e, n);
     return st;
 }

@@ -204,6 +204,29 @@ static void test_refused(void **state)
     assert_int_equal(n, 3);
 }
 
+/* A member without a training record leaves the ensemble without one (a partial union would
+ * let avemo eval test on what that member learnt from), wherever the member stands. */
+static void test_member_without_record(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    char bare[1200];
+    snprintf(bare, sizeof bare, "%s/bare.avm", tmp);
+    avemo_net *net;
+    if (avemo_net_load(b_path, &net, &err)) fail_msg("%s", err.message);
+    assert_true(avemo_net_has_record(net));
+    avemo_net_clear_record(net);
+    if (avemo_net_save(net, bare, &err)) fail_msg("%s", err.message);
+    avemo_net_free(net);
+    const char *orders[2][2] = {{a_path, bare}, {bare, a_path}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(avemo_model_ensemble(orders[i], 2, e_path, NULL, &err), AVEMO_OK);
+        if (avemo_net_load(e_path, &net, &err)) fail_msg("%s", err.message);
+        assert_false(avemo_net_has_record(net));
+        avemo_net_free(net);
+    }
+}
+
 /* Which pipeline differences make other inputs: every [audio] setting and the [face] settings
  * that decide a crop; not how often a model is asked (frames, track, mirror test) nor where the
  * same cascade file is installed. */
@@ -251,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_explain_mean_of_members),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_inputs_differ),
+        cmocka_unit_test(test_member_without_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -63,6 +63,28 @@ static void check_broken_copies_refused(const char *teacher)
     }
 }
 
+/* A teacher without a training record: the student gets none either (a record of its own files
+ * alone would let avemo eval test on what the teacher learnt from). */
+static void check_teacher_without_record(const char *teacher)
+{
+    char bare[128], out[128];
+    snprintf(bare, sizeof bare, "%s/bare-teacher.avm", dir);
+    snprintf(out, sizeof out, "%s/student-of-bare.avm", dir);
+    struct avemo_error err = {0};
+    avemo_net *net;
+    if (avemo_net_load(teacher, &net, &err)) fail_msg("%s", err.message);
+    avemo_net_clear_record(net);
+    if (avemo_net_save(net, bare, &err)) fail_msg("%s", err.message);
+    avemo_net_free(net);
+    const char *cremad[1] = {TEST_DATA("cremad")}, *one_epoch[1] = {"train.epochs=1"};
+    struct avemo_train_result res;
+    if (train(out, cremad, 1, bare, one_epoch, 1, &res, &err)) fail_msg("%s", err.message);
+    assert_int_equal(res.recorded[0], 0);
+    if (avemo_net_load(out, &net, &err)) fail_msg("%s", err.message);
+    assert_false(avemo_net_has_record(net));
+    avemo_net_free(net);
+}
+
 /* The model's answer (class code) for each of the six clips of actor 1001, in audio mode. */
 static void answers(const char *model, const char *out[6])
 {
@@ -101,6 +123,7 @@ static void test_student_learns_the_teachers_answers(void **state)
     answers(teacher, t);
     assert_string_equal(t[0], "DIS"); /* what it was taught */
     check_broken_copies_refused(teacher);
+    check_teacher_without_record(teacher);
 
     if (train(student, cremad, 1, teacher, distill, 1, &res, &err)) fail_msg("%s", err.message);
     assert_int_equal(res.recorded[0], 12); /* its own 6 clips are among the teacher's 12 */
