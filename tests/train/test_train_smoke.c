@@ -13,6 +13,22 @@
 
 static char dir[64];
 
+/* Options for a quiet run of a tests/train pipeline on one --data. */
+static struct avemo_train_options smoke_options(const char *pipeline, const char *const *data, const char *out,
+                                                const char *cache, const char *const *overrides, int noverrides)
+{
+    struct avemo_train_options opt = {0};
+    opt.pipeline_path = pipeline;
+    opt.data = data;
+    opt.ndata = 1;
+    opt.out_path = out;
+    opt.cache_path = cache;
+    opt.overrides = overrides;
+    opt.noverrides = noverrides;
+    opt.quiet = 1;
+    return opt;
+}
+
 static void test_smoke_av_fits_six_clips(void **state)
 {
     (void)state;
@@ -21,13 +37,8 @@ static void test_smoke_av_fits_six_clips(void **state)
     snprintf(model, sizeof model, "%s/smoke.avm", dir);
     snprintf(cache, sizeof cache, "%s/features.cache", dir);
     const char *data[1] = {TEST_DATA("cremad")};
-    struct avemo_train_options opt = {0};
-    opt.pipeline_path = AVEMO_SOURCE_DIR "/tests/train/smoke-av.ini";
-    opt.data = data;
-    opt.ndata = 1;
-    opt.out_path = model;
-    opt.cache_path = cache;
-    opt.quiet = 1;
+    struct avemo_train_options opt =
+        smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-av.ini", data, model, cache, NULL, 0);
     struct avemo_train_result res;
     struct avemo_error err = {0};
     enum avemo_status st = avemo_train_run(&opt, &res, &err);
@@ -80,16 +91,9 @@ static struct avemo_train_result run(const char *out, int resume, const char *ep
     snprintf(cache, sizeof cache, "%s/features.cache", dir);
     const char *data[1] = {TEST_DATA("cremad")};
     const char *overrides[2] = {epochs, swa_start};
-    struct avemo_train_options opt = {0};
-    opt.pipeline_path = AVEMO_SOURCE_DIR "/tests/train/smoke-av.ini";
-    opt.data = data;
-    opt.ndata = 1;
-    opt.out_path = out;
-    opt.cache_path = cache;
-    opt.overrides = overrides;
-    opt.noverrides = 2;
+    struct avemo_train_options opt =
+        smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-av.ini", data, out, cache, overrides, 2);
     opt.resume = resume;
-    opt.quiet = 1;
     struct avemo_train_result res;
     struct avemo_error err = {0};
     if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
@@ -175,14 +179,8 @@ static void test_missing_file_is_skipped(void **state)
     fprintf(f, "%s/not-there_ANG.wav,ANG,1001\n", dir);
     fclose(f);
     const char *data[1] = {manifest}, *overrides[2] = {"train.split=all", "train.epochs=1"};
-    struct avemo_train_options opt = {0};
-    opt.pipeline_path = AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini";
-    opt.data = data;
-    opt.ndata = 1;
-    opt.out_path = out;
-    opt.overrides = overrides;
-    opt.noverrides = 2;
-    opt.quiet = 1;
+    struct avemo_train_options opt =
+        smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini", data, out, NULL, overrides, 2);
     struct avemo_train_result res;
     struct avemo_error err = {0};
     if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
