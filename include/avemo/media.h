@@ -27,6 +27,9 @@ struct avemo_media_limits {
     int max_frames;           /* frames returned by one decode (default 10000) */
     int64_t max_decoded_bytes; /* audio samples and frames one decode call holds (default 256 MiB;
                                 * 0: the default) */
+    double max_decode_s;      /* wall-clock seconds one decode call may take (default 60; 0: the
+                               * default): a small file can hold many frames that cost time
+                               * (a sample table pointing at the same bytes again and again) */
 };
 
 void avemo_media_limits_default(struct avemo_media_limits *limits);

@@ -302,7 +302,10 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     enum avemo_status st = AVEMO_OK;
     int audio_open = a->stream >= 0, keep;
     while (!st && !(!audio_open && (v->stream < 0 || v->done)) && media_plan_next(media, &v->plan, pkt, &keep) >= 0) {
-        if (audio_open && pkt->stream_index == a->stream) {
+        if (avemo_now() > media->decode_deadline)
+            st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: decoding takes more than %g s (media limit max_decode_s)",
+                            media->name, media->limits.max_decode_s);
+        else if (audio_open && pkt->stream_index == a->stream) {
             st = decode_packet(media, a->dec, pkt, frame, &a->bad_packets, a, NULL, err);
         } else if (v->stream >= 0 && !v->done && pkt->stream_index == v->stream) {
             v->dec->skip_frame = keep ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
@@ -460,6 +463,7 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
         return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream (the file has %s audio only)", media->name,
                           media->info.audio_codec);
     int short_of = 0, plan_failed = 0;
+    media->decode_deadline = avemo_now() + media->limits.max_decode_s;
     enum avemo_status st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 1,
                                        &plan_failed, &short_of, err);
     if (!st && plan_failed) {

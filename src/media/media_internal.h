@@ -36,6 +36,7 @@ struct avemo_media {
     int video_stream;                 /* index of the best video stream, -1 if none */
     struct avemo_media_info info;
     struct media_guard guard;
+    double decode_deadline;           /* avemo_now() past which the current decode call fails */
 };
 
 /* Open (or reopen, for a second pass) the demuxer of media. */

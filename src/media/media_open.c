@@ -25,6 +25,7 @@ void avemo_media_limits_default(struct avemo_media_limits *limits)
     limits->max_samples = (int64_t)300 * 48000;
     limits->max_frames = 10000;
     limits->max_decoded_bytes = (int64_t)256 << 20;
+    limits->max_decode_s = 60.0;
 }
 
 enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *err, int averr, const char *what)
@@ -284,6 +285,7 @@ static enum avemo_status media_new(const char *name, const struct avemo_media_op
     if (opt && opt->limits) m->limits = *opt->limits;
     else avemo_media_limits_default(&m->limits);
     if (m->limits.max_decoded_bytes <= 0) m->limits.max_decoded_bytes = (int64_t)256 << 20;
+    if (!(m->limits.max_decode_s > 0)) m->limits.max_decode_s = 60.0;
     if (opt && opt->format) m->format = strdup(opt->format);
     if (opt && opt->options) m->options = strdup(opt->options);
     if (!m->name || (opt && opt->format && !m->format) || (opt && opt->options && !m->options)) {

@@ -229,6 +229,18 @@ static void test_limits(void **state)
     l = lim;
     l.max_samples = 10000;
     expect_limit(l, AVEMO_OK, AVEMO_ERR_TOO_LARGE);
+    l = lim;
+    l.max_decode_s = 1e-9; /* past at the first packet: the budget is checked as packets come */
+    expect_limit(l, AVEMO_OK, AVEMO_ERR_TOO_LARGE);
+    l.max_decode_s = 0; /* 0 is the default (60 s), not "no time" */
+    struct avemo_media_open_options opt = {.limits = &l};
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &opt, &m, &err), AVEMO_OK);
+    struct avemo_audio a;
+    assert_int_equal(avemo_media_decode_audio(m, 22050, &a, &err), AVEMO_OK);
+    avemo_audio_free(&a);
+    avemo_media_close(m);
 }
 
 static void test_bad_arguments(void **state)
