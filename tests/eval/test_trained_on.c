@@ -272,7 +272,10 @@ static void test_shards_count_left_out(void **state)
 
     /* a shard whose first class label is a number (it crashed the merge): refused by name */
     size_t size = 0;
-    char *text = (char *)test_read_file(names[0], &size), bad[512];
+    char *bytes = (char *)test_read_file(names[0], &size), bad[512];
+    char *text = calloc(size + 1, 1); /* test_read_file's bytes end without a NUL */
+    memcpy(text, bytes, size);
+    free(bytes);
     char *at = strstr(text, "\"labels\":[\""), *end = at ? strchr(at + 11, '"') : NULL;
     assert_non_null(end);
     snprintf(bad, sizeof bad, "%s/bad-shard.jsonl", out);
