@@ -221,7 +221,10 @@ def raw_exchange(port, payload, read_timeout=10, shutdown=True):
     try:
         s.sendall(payload)
         if shutdown:
-            s.shutdown(socket.SHUT_WR)
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:  # the server answered and closed first (a 100 KB URL): read what it sent
+                pass
         chunks = []
         while True:
             try:
