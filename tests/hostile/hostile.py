@@ -219,7 +219,10 @@ def raw_exchange(port, payload, read_timeout=10, shutdown=True):
     """Send bytes on a raw socket; return what the server answered (b'' when it closed)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
     try:
-        s.sendall(payload)
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):  # closed while we sent: read its answer
+            pass
         if shutdown:
             try:
                 s.shutdown(socket.SHUT_WR)
