@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char split_usage[] =
     "usage: avemo split PIPELINE.ini --data DIR|LIST.csv [--data ...] --out SPLIT.txt [--set train.KEY=VALUE]...\n"
@@ -32,6 +33,16 @@ static int attach_record(const char *model, const char *const *data, int ndata, 
     printf("%s: training record of %zu training and %zu validation files (SHA-256) attached\n", model, counts[0],
            counts[1]);
     return CLI_EXIT_OK;
+}
+
+/* --leave-out names one of the --data however it is spelt (../shared/data/emodb/ and
+ * /work/shared/data/emodb are one corpus): the same device and inode, or the same text when
+ * either does not exist. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return strcmp(a, b) == 0;
 }
 
 static int run_split(int argc, char **argv)
@@ -67,7 +78,7 @@ static int run_split(int argc, char **argv)
                                : !out ? "no --out SPLIT.txt given" : "no --data given");
     int left_out = -1;
     for (int i = 0; leave_out && i < ndata; i++)
-        if (strcmp(data[i], leave_out) == 0) left_out = i;
+        if (same_file(data[i], leave_out)) left_out = i;
     if (leave_out && left_out < 0) return cli_usage_error("split", "--leave-out %s: not one of the --data given", leave_out);
     struct avemo_error err = {0};
     uint8_t *text = NULL;
