@@ -305,6 +305,10 @@ char *serve_face_data_url(const uint8_t *rgb, int width, int height);
 char *serve_data_url(const char *mime, const uint8_t *data, size_t size);
 /* Parse a decimal integer in [lo, hi]; 0 on success. */
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out);
+/* The request's declared Content-Length, digits only, as an unsigned number; a value past
+ * 2^64 - 1 reads as UINT64_MAX, so a huge declaration is refused as too large, not waited for.
+ * -1 when the header is absent or not a number. */
+int serve_content_length(struct MHD_Connection *conn, uint64_t *out);
 
 /* Length (1..4) of the valid UTF-8 character at p (n bytes left) and its code point in *cp;
  * 0 when the bytes are not one (RFC 3629: no overlong forms, surrogates or values past U+10FFFF). */
