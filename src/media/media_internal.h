@@ -51,6 +51,8 @@ enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *er
 /* media_guard.c: bounds of the stream-info probe and options for its decoders (one
  * dictionary per stream, freed with media_guard_free_options). */
 void media_guard_probe_bounds(AVFormatContext *fmt);
+/* Create the streams of a format without a header before the probe (they get its options). */
+enum avemo_status media_guard_find_streams(avemo_media *media, struct avemo_error *err);
 enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, unsigned *count,
                                             struct avemo_error *err);
 void media_guard_free_options(AVDictionary ***opts, unsigned count);

@@ -172,9 +172,10 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     if (unused_options)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input options '%s' not understood by the %s demuxer",
                           media->name, media->options, media->fmt->iformat->name);
-    /* The sizes the headers declare first; then the probe decodes a few frames, with the
-     * limits' pixel cap, never one too large. */
-    enum avemo_status st = media_guard_check_declared(media, err);
+    /* The streams and the sizes the headers declare first; then the probe decodes a few frames,
+     * with the limits' pixel cap, never one too large. */
+    enum avemo_status st = media_guard_find_streams(media, err);
+    if (!st) st = media_guard_check_declared(media, err);
     if (st) return st;
     AVDictionary **probe_opts = NULL;
     unsigned probed = 0;

@@ -42,6 +42,61 @@ static void expect_open_error(const char *path, enum avemo_status want)
     assert_non_null(strstr(err.message, path));
 }
 
+/* The peak resident size of this process in KB after starting it again from the current one
+ * (Linux clear_refs), or -1 when it cannot be measured: under a sanitizer RSS says little. */
+static long reset_peak_kb(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return -1;
+#else
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f || fputs("5", f) < 0) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+#endif
+}
+
+static long peak_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* FLV has no header listing its streams: FFmpeg creates them inside the probe, whose decoders
+ * then had no pixel cap and sized an 8K H.264 picture (+80 MB).  Refused by its size, and the
+ * probe's decoder stops at the cap like those of MP4 streams (H.264 still sizes its tables). */
+static void test_headerless_8k_flv(void **state)
+{
+    (void)state;
+    char path[128], cmd[512];
+    snprintf(path, sizeof path, "%s/8k.flv", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s -v error -y -f lavfi -i color=c=gray:s=7680x4320:r=25 -frames:v 1 -c:v libx264 -preset ultrafast %s",
+             AVEMO_FFMPEG, path);
+    assert_int_equal(system(cmd), 0);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    int measured = reset_peak_kb() == 0;
+    long before = peak_kb();
+    enum avemo_status st = avemo_media_open_file(path, NULL, &m, &err);
+    long grown = peak_kb() - before;
+    printf("  8K FLV -> %s: %s (peak RSS +%ld KB%s)\n", avemo_status_name(st), err.message, grown,
+           measured ? "" : ", not measured");
+    assert_int_equal(st, AVEMO_ERR_TOO_LARGE);
+    assert_null(m);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, "7680x4320"));
+    if (measured) assert_true(grown < 48 * 1024);
+}
+
 static void test_empty_file(void **state)
 {
     (void)state;
@@ -264,6 +319,7 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_headerless_8k_flv), /* first: the peak RSS of a fresh heap */
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_random_bytes),
