@@ -298,6 +298,48 @@ static void test_limits(void **state)
     avemo_media_close(m);
 }
 
+/* A clip whose metadata understates its duration (0.5 s declared, 2.2 s of sound) passes the
+ * open-time check of max_duration_s; its decode stops at the limit with TOO_LONG instead of
+ * returning sound up to max_samples. */
+static void test_understated_duration(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    /* onMetaData: "duration", then an AMF number (type 0, a big-endian double) */
+    uint8_t *at = NULL;
+    for (size_t i = 0; !at && i + 17 < size && i < 1024; i++)
+        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i;
+    assert_non_null(at);
+    const uint8_t half[8] = {0x3f, 0xe0, 0, 0, 0, 0, 0, 0}; /* 0.5 */
+    memcpy(at + 9, half, sizeof half);
+    struct avemo_media_limits lim;
+    avemo_media_limits_default(&lim);
+    lim.max_duration_s = 1.0;
+    struct avemo_media_open_options opt = {.name = "understated.flv", .limits = &lim};
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+    struct avemo_media_info info;
+    avemo_media_get_info(m, &info);
+    assert_float_equal(info.duration_s, 0.5, 1e-9);
+    struct avemo_audio a;
+    enum avemo_status st = avemo_media_decode_audio(m, 22050, &a, &err);
+    printf("  understated duration -> %s: %s\n", avemo_status_name(st), err.message);
+    assert_int_equal(st, AVEMO_ERR_TOO_LONG);
+    assert_null(a.samples);
+    assert_non_null(strstr(err.message, "understated.flv: the audio runs past the limit of 1.0 s"));
+    avemo_media_close(m);
+    /* Within the limit the same clip decodes whole. */
+    lim.max_duration_s = 3.0;
+    assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+    if (avemo_media_decode_audio(m, 22050, &a, &err)) fail_msg("%s", err.message);
+    assert_true(a.count > 2 * 22050);
+    avemo_audio_free(&a);
+    avemo_media_close(m);
+    free(clip);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -330,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_too_many_streams),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_understated_duration),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
