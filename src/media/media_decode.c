@@ -314,8 +314,9 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     }
     media->fmt_fresh = 0;
     enum avemo_status st = AVEMO_OK;
-    int audio_open = a->stream >= 0, keep;
-    while (!st && !(!audio_open && (v->stream < 0 || v->done)) && media_plan_next(media, &v->plan, pkt, &keep) >= 0) {
+    int audio_open = a->stream >= 0, keep, rc = 0;
+    while (!st && !(!audio_open && (v->stream < 0 || v->done)) &&
+           (rc = media_plan_next(media, &v->plan, pkt, &keep)) >= 0) {
         if (avemo_now() > media->decode_deadline)
             st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: decoding takes more than %g s (media limit max_decode_s)",
                             media->name, media->limits.max_decode_s);
@@ -327,6 +328,9 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
         }
         av_packet_unref(pkt);
     }
+    /* A read that failed is not the end of the clip: the part before it would pass for the whole
+     * (the truncation check after the pass catches only less than half). */
+    if (!st && (rc = media_read_error(media, rc)) < 0) st = media_fail_av(media, err, rc, "cannot read packets");
     /* Drain what the decoders and the resampler still hold. */
     if (!st && audio_open) st = decode_packet(media, a->dec, NULL, frame, &a->bad_packets, a, NULL, err);
     if (!st && audio_open) st = audio_resample(media, a, NULL, err);

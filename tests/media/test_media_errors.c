@@ -8,6 +8,8 @@
 
 #include <avemo/media.h>
 
+#include "media/media_internal.h" /* the memory input's reader, to make its reads fail */
+
 static char tmpdir[64];
 
 static void write_file(const char *path, const void *data, size_t size)
@@ -340,6 +342,48 @@ static void test_understated_duration(void **state)
     free(clip);
 }
 
+/* The memory input's read callback, failing with EIO from 3/4 of the bytes on, as a disk can. */
+static int failing_read(void *opaque, uint8_t *buf, int size)
+{
+    struct media_memory_reader *r = opaque;
+    size_t fail_at = r->size / 4 * 3;
+    if (r->pos >= fail_at) return AVERROR(EIO);
+    size_t n = fail_at - r->pos < (size_t)size ? fail_at - r->pos : (size_t)size;
+    memcpy(buf, r->data + r->pos, n);
+    r->pos += n;
+    return (int)n;
+}
+
+/* A read error in mid-clip fails the decode with its cause; it was taken for the end of the
+ * file, and 3/4 of a clip passed for the whole.  Both a plain pass (FLV sound) and a pass that
+ * reads its packets ahead (sampled H.264 frames in MP4, media_plan.c) see it. */
+static void test_read_error(void **state)
+{
+    (void)state;
+    const char *clips[] = {"cremad/1001_DFA_ANG_XX.flv", "media/h264_1001_DFA_ANG_XX.mp4"};
+    for (int k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", AVEMO_TEST_DATA, clips[k]);
+        size_t size;
+        uint8_t *clip = test_read_file(path, &size);
+        struct avemo_media_open_options opt = {.name = clips[k]};
+        struct avemo_error err = {0};
+        avemo_media *m = NULL;
+        assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+        m->avio->read_packet = failing_read; /* from here on: the first decode reads on the same input */
+        struct avemo_audio a;
+        struct avemo_frames fr;
+        enum avemo_status st = k == 0 ? avemo_media_decode_audio(m, 22050, &a, &err)
+                                      : avemo_media_decode_frames(m, 8, AVEMO_PIX_RGB24, &fr, &err);
+        printf("  read error in %s -> %s: %s\n", clips[k], avemo_status_name(st), err.message);
+        assert_int_equal(st, AVEMO_ERR_CORRUPT); /* memory input: only a file's read is AVEMO_ERR_IO */
+        assert_non_null(strstr(err.message, clips[k]));
+        assert_non_null(strstr(err.message, "cannot read packets: Input/output error"));
+        avemo_media_close(m);
+        free(clip);
+    }
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -373,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_understated_duration),
+        cmocka_unit_test(test_read_error),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
