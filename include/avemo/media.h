@@ -19,7 +19,9 @@ extern "C" {
 /* Caps on what a file may make us allocate or decode. */
 struct avemo_media_limits {
     int64_t max_file_bytes;   /* input size in bytes (default 512 MiB) */
-    double max_duration_s;    /* container or stream duration (default 300 s) */
+    double max_duration_s;    /* container or stream duration, and the sound a decode returns
+                               * (default 300 s; a file that declares less and runs longer is
+                               * refused with AVEMO_ERR_TOO_LONG at 0.5 s past the limit) */
     int max_width;            /* video frame width (default 2048) */
     int max_height;           /* video frame height (default 2048) */
     int64_t max_pixels;       /* width * height (default 1920 * 1088) */

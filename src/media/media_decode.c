@@ -22,6 +22,9 @@
 #define MEDIA_TRUNCATED_FRACTION 0.5
 /* Give up on a stream after this many packets the decoder rejects. */
 #define MEDIA_MAX_BAD_PACKETS 64
+/* Decoded sound may run this far past max_duration_s: a clip declared at the limit can decode
+ * a little longer (a codec's padding, a last frame past the declared end). */
+#define MEDIA_DURATION_SLACK_S 0.5
 
 struct audio_pass {
     int stream;
@@ -136,6 +139,17 @@ static enum avemo_status audio_setup_resampler(avemo_media *media, struct audio_
     return AVEMO_OK;
 }
 
+/* max_duration_s bounds the sound a decode returns too: a file that understates its duration
+ * (FLV metadata, a WAV header) would else be decoded up to max_samples (653 s at 22050 Hz). */
+static enum avemo_status audio_check_duration(const avemo_media *media, const struct audio_pass *a,
+                                              struct avemo_error *err)
+{
+    double limit = media->limits.max_duration_s;
+    if (!(a->out_rate > 0) || (double)a->count <= (limit + MEDIA_DURATION_SLACK_S) * a->out_rate) return AVEMO_OK;
+    return avemo_fail(err, AVEMO_ERR_TOO_LONG, "%s: the audio runs past the limit of %.1f s (the file declares %.1f s)",
+                      media->name, limit, media->info.duration_s);
+}
+
 /* Resample `frame` (NULL: drain the resampler) onto the end of a->buf. */
 static enum avemo_status audio_resample(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
                                         struct avemo_error *err)
@@ -150,7 +164,7 @@ static enum avemo_status audio_resample(avemo_media *media, struct audio_pass *a
     int got = swr_convert(a->swr, &outp, (int)room + 1, frame ? (const uint8_t **)frame->extended_data : NULL, in);
     if (got < 0) return media_fail_av(media, err, got, "audio resampling failed");
     a->count += (size_t)got;
-    return AVEMO_OK;
+    return audio_check_duration(media, a, err);
 }
 
 static enum avemo_status audio_take_frame(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
@@ -300,8 +314,9 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     }
     media->fmt_fresh = 0;
     enum avemo_status st = AVEMO_OK;
-    int audio_open = a->stream >= 0, keep;
-    while (!st && !(!audio_open && (v->stream < 0 || v->done)) && media_plan_next(media, &v->plan, pkt, &keep) >= 0) {
+    int audio_open = a->stream >= 0, keep, rc = 0;
+    while (!st && !(!audio_open && (v->stream < 0 || v->done)) &&
+           (rc = media_plan_next(media, &v->plan, pkt, &keep)) >= 0) {
         if (avemo_now() > media->decode_deadline)
             st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: decoding takes more than %g s (media limit max_decode_s)",
                             media->name, media->limits.max_decode_s);
@@ -313,6 +328,9 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
         }
         av_packet_unref(pkt);
     }
+    /* A read that failed is not the end of the clip: the part before it would pass for the whole
+     * (the truncation check after the pass catches only less than half). */
+    if (!st && (rc = media_read_error(media, rc)) < 0) st = media_fail_av(media, err, rc, "cannot read packets");
     /* Drain what the decoders and the resampler still hold. */
     if (!st && audio_open) st = decode_packet(media, a->dec, NULL, frame, &a->bad_packets, a, NULL, err);
     if (!st && audio_open) st = audio_resample(media, a, NULL, err);

@@ -1,7 +1,8 @@
 /*
  * The memory budget of one media input, enforced before FFmpeg allocates:
  *   - the stream-info probe is bounded (probesize) and its decoders get max_pixels and
- *     max_samples, so a probe never decodes a frame larger than the limits;
+ *     max_samples, so a probe never decodes a frame larger than the limits; in formats without
+ *     a header (FLV, MPEG-PS/TS) the streams are found first, so that every stream has them;
  *   - every decoder of a pass gets a get_buffer2 guard that checks each frame's size
  *     before its buffer exists, so a size change in mid-stream is checked again;
  *   - when the probe could not size the video (it refused to decode a frame too large),
@@ -31,12 +32,41 @@
  * at MEDIA_MAX_STREAMS_CREATED (formats that add streams as packets come). */
 #define MEDIA_MAX_STREAMS 32
 #define MEDIA_MAX_STREAMS_CREATED 64
+/* Packets the stream search reads at most besides MEDIA_PROBE_BYTES of them: a window of tiny
+ * packets costs time, not memory. */
+#define MEDIA_FIND_PACKETS 100000
 
 /* The probe's bytes and the streams FFmpeg may create. */
 void media_guard_probe_bounds(AVFormatContext *fmt)
 {
     fmt->probesize = MEDIA_PROBE_BYTES;
     fmt->max_streams = MEDIA_MAX_STREAMS_CREATED;
+}
+
+/* Formats without a header create their streams as packets come, inside the probe, and
+ * avformat_find_stream_info gives the decoders of streams it did not know at its start no
+ * options: no max_pixels, so an 8K H.264 FLV was decoded there (+80 MB).  So the packets of
+ * the probe window are read first, demuxed but not decoded, and the demuxer goes back to
+ * its first packet: the probe then knows every stream. */
+enum avemo_status media_guard_find_streams(avemo_media *media, struct avemo_error *err)
+{
+    AVFormatContext *fmt = media->fmt;
+    if (!(fmt->ctx_flags & AVFMTCTX_NOHEADER) || (fmt->iformat->flags & AVFMT_NO_BYTE_SEEK) || !fmt->pb ||
+        !(fmt->pb->seekable & AVIO_SEEKABLE_NORMAL))
+        return AVEMO_OK;
+    AVPacket *pkt = av_packet_alloc();
+    if (!pkt) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    int64_t bytes = 0;
+    /* A read error ends the window, as it ends the probe: the probe meets it again and judges. */
+    for (int n = 0; n < MEDIA_FIND_PACKETS && bytes < MEDIA_PROBE_BYTES && av_read_frame(fmt, pkt) >= 0; n++) {
+        bytes += pkt->size;
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    /* A byte seek flushes what the demuxer buffered and starts again at its first packet. */
+    int rc = av_seek_frame(fmt, -1, 0, AVSEEK_FLAG_BYTE);
+    if (rc < 0) return media_fail_av(media, err, rc, "cannot return to the first packet");
+    return AVEMO_OK;
 }
 
 enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***out, unsigned *count,

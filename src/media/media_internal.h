@@ -47,10 +47,14 @@ void media_close_demuxer(avemo_media *media);
 enum avemo_status media_rewind(avemo_media *media, struct avemo_error *err);
 /* Map an FFmpeg error code to a status with a message naming the media. */
 enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *err, int averr, const char *what);
+/* The read error behind av_read_frame's answer rc, or 0 when it is a packet or the end of the input. */
+int media_read_error(const avemo_media *media, int rc);
 
 /* media_guard.c: bounds of the stream-info probe and options for its decoders (one
  * dictionary per stream, freed with media_guard_free_options). */
 void media_guard_probe_bounds(AVFormatContext *fmt);
+/* Create the streams of a format without a header before the probe (they get its options). */
+enum avemo_status media_guard_find_streams(avemo_media *media, struct avemo_error *err);
 enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictionary ***opts, unsigned *count,
                                             struct avemo_error *err);
 void media_guard_free_options(AVDictionary ***opts, unsigned count);
@@ -73,6 +77,7 @@ struct media_plan {
     AVPacket **packets;               /* read ahead, replayed in order */
     int npackets, next;
     int ended;                        /* the demuxer has nothing more */
+    int end_rc;                       /* ... and said so with this (AVERROR_EOF or a read error) */
     int skipping;                     /* 1: keep[] and the ranks are valid */
     uint8_t *keep;                    /* per packet: 1 when it must be decoded fully */
     int64_t *sorted_pts;              /* the video packets' presentation times, sorted */

@@ -44,6 +44,15 @@ enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *er
     return avemo_fail(err, AVEMO_ERR_IO, "%s: %s: %s", media->name, what, text);
 }
 
+int media_read_error(const avemo_media *media, int rc)
+{
+    if (rc >= 0) return 0;
+    if (rc != AVERROR_EOF) return rc;
+    /* A demuxer may answer a failed read with AVERROR_EOF; the I/O context keeps the cause. */
+    const AVIOContext *pb = media->fmt ? media->fmt->pb : NULL;
+    return pb && pb->error < 0 && pb->error != AVERROR_EOF ? pb->error : 0;
+}
+
 /* --- custom I/O over a memory buffer ------------------------------------ */
 
 static int memory_read(void *opaque, uint8_t *buf, int size)
@@ -172,9 +181,10 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     if (unused_options)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input options '%s' not understood by the %s demuxer",
                           media->name, media->options, media->fmt->iformat->name);
-    /* The sizes the headers declare first; then the probe decodes a few frames, with the
-     * limits' pixel cap, never one too large. */
-    enum avemo_status st = media_guard_check_declared(media, err);
+    /* The streams and the sizes the headers declare first; then the probe decodes a few frames,
+     * with the limits' pixel cap, never one too large. */
+    enum avemo_status st = media_guard_find_streams(media, err);
+    if (!st) st = media_guard_check_declared(media, err);
     if (st) return st;
     AVDictionary **probe_opts = NULL;
     unsigned probed = 0;

@@ -72,9 +72,11 @@ static int read_all(avemo_media *media, struct media_plan *plan)
         }
         AVPacket *pkt = av_packet_alloc();
         if (!pkt) return 0;
-        if (av_read_frame(media->fmt, pkt) < 0) {
+        int rc = av_read_frame(media->fmt, pkt);
+        if (rc < 0) {
             av_packet_free(&pkt);
             plan->ended = 1;
+            plan->end_rc = rc; /* a read error reaches the pass after the packets read before it */
             return 1;
         }
         plan->packets[plan->npackets++] = pkt;
@@ -125,7 +127,7 @@ int media_plan_next(avemo_media *media, struct media_plan *plan, AVPacket *pkt, 
         plan->next++;
         return 0;
     }
-    if (plan->ended) return AVERROR_EOF;
+    if (plan->ended) return plan->end_rc;
     return av_read_frame(media->fmt, pkt);
 }
 

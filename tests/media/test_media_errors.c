@@ -8,6 +8,8 @@
 
 #include <avemo/media.h>
 
+#include "media/media_internal.h" /* the memory input's reader, to make its reads fail */
+
 static char tmpdir[64];
 
 static void write_file(const char *path, const void *data, size_t size)
@@ -40,6 +42,61 @@ static void expect_open_error(const char *path, enum avemo_status want)
     assert_int_equal(st, want);
     assert_null(m);
     assert_non_null(strstr(err.message, path));
+}
+
+/* The peak resident size of this process in KB after starting it again from the current one
+ * (Linux clear_refs), or -1 when it cannot be measured: under a sanitizer RSS says little. */
+static long reset_peak_kb(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return -1;
+#else
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f || fputs("5", f) < 0) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+#endif
+}
+
+static long peak_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* FLV has no header listing its streams: FFmpeg creates them inside the probe, whose decoders
+ * then had no pixel cap and sized an 8K H.264 picture (+80 MB).  Refused by its size, and the
+ * probe's decoder stops at the cap like those of MP4 streams (H.264 still sizes its tables). */
+static void test_headerless_8k_flv(void **state)
+{
+    (void)state;
+    char path[128], cmd[512];
+    snprintf(path, sizeof path, "%s/8k.flv", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s -v error -y -f lavfi -i color=c=gray:s=7680x4320:r=25 -frames:v 1 -c:v libx264 -preset ultrafast %s",
+             AVEMO_FFMPEG, path);
+    assert_int_equal(system(cmd), 0);
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    int measured = reset_peak_kb() == 0;
+    long before = peak_kb();
+    enum avemo_status st = avemo_media_open_file(path, NULL, &m, &err);
+    long grown = peak_kb() - before;
+    printf("  8K FLV -> %s: %s (peak RSS +%ld KB%s)\n", avemo_status_name(st), err.message, grown,
+           measured ? "" : ", not measured");
+    assert_int_equal(st, AVEMO_ERR_TOO_LARGE);
+    assert_null(m);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, "7680x4320"));
+    if (measured) assert_true(grown < 48 * 1024);
 }
 
 static void test_empty_file(void **state)
@@ -243,6 +300,90 @@ static void test_limits(void **state)
     avemo_media_close(m);
 }
 
+/* A clip whose metadata understates its duration (0.5 s declared, 2.2 s of sound) passes the
+ * open-time check of max_duration_s; its decode stops at the limit with TOO_LONG instead of
+ * returning sound up to max_samples. */
+static void test_understated_duration(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    /* onMetaData: "duration", then an AMF number (type 0, a big-endian double) */
+    uint8_t *at = NULL;
+    for (size_t i = 0; !at && i + 17 < size && i < 1024; i++)
+        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i;
+    assert_non_null(at);
+    const uint8_t half[8] = {0x3f, 0xe0, 0, 0, 0, 0, 0, 0}; /* 0.5 */
+    memcpy(at + 9, half, sizeof half);
+    struct avemo_media_limits lim;
+    avemo_media_limits_default(&lim);
+    lim.max_duration_s = 1.0;
+    struct avemo_media_open_options opt = {.name = "understated.flv", .limits = &lim};
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+    struct avemo_media_info info;
+    avemo_media_get_info(m, &info);
+    assert_float_equal(info.duration_s, 0.5, 1e-9);
+    struct avemo_audio a;
+    enum avemo_status st = avemo_media_decode_audio(m, 22050, &a, &err);
+    printf("  understated duration -> %s: %s\n", avemo_status_name(st), err.message);
+    assert_int_equal(st, AVEMO_ERR_TOO_LONG);
+    assert_null(a.samples);
+    assert_non_null(strstr(err.message, "understated.flv: the audio runs past the limit of 1.0 s"));
+    avemo_media_close(m);
+    /* Within the limit the same clip decodes whole. */
+    lim.max_duration_s = 3.0;
+    assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+    if (avemo_media_decode_audio(m, 22050, &a, &err)) fail_msg("%s", err.message);
+    assert_true(a.count > 2 * 22050);
+    avemo_audio_free(&a);
+    avemo_media_close(m);
+    free(clip);
+}
+
+/* The memory input's read callback, failing with EIO from 3/4 of the bytes on, as a disk can. */
+static int failing_read(void *opaque, uint8_t *buf, int size)
+{
+    struct media_memory_reader *r = opaque;
+    size_t fail_at = r->size / 4 * 3;
+    if (r->pos >= fail_at) return AVERROR(EIO);
+    size_t n = fail_at - r->pos < (size_t)size ? fail_at - r->pos : (size_t)size;
+    memcpy(buf, r->data + r->pos, n);
+    r->pos += n;
+    return (int)n;
+}
+
+/* A read error in mid-clip fails the decode with its cause; it was taken for the end of the
+ * file, and 3/4 of a clip passed for the whole.  Both a plain pass (FLV sound) and a pass that
+ * reads its packets ahead (sampled H.264 frames in MP4, media_plan.c) see it. */
+static void test_read_error(void **state)
+{
+    (void)state;
+    const char *clips[] = {"cremad/1001_DFA_ANG_XX.flv", "media/h264_1001_DFA_ANG_XX.mp4"};
+    for (int k = 0; k < 2; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", AVEMO_TEST_DATA, clips[k]);
+        size_t size;
+        uint8_t *clip = test_read_file(path, &size);
+        struct avemo_media_open_options opt = {.name = clips[k]};
+        struct avemo_error err = {0};
+        avemo_media *m = NULL;
+        assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+        m->avio->read_packet = failing_read; /* from here on: the first decode reads on the same input */
+        struct avemo_audio a;
+        struct avemo_frames fr;
+        enum avemo_status st = k == 0 ? avemo_media_decode_audio(m, 22050, &a, &err)
+                                      : avemo_media_decode_frames(m, 8, AVEMO_PIX_RGB24, &fr, &err);
+        printf("  read error in %s -> %s: %s\n", clips[k], avemo_status_name(st), err.message);
+        assert_int_equal(st, AVEMO_ERR_CORRUPT); /* memory input: only a file's read is AVEMO_ERR_IO */
+        assert_non_null(strstr(err.message, clips[k]));
+        assert_non_null(strstr(err.message, "cannot read packets: Input/output error"));
+        avemo_media_close(m);
+        free(clip);
+    }
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -264,6 +405,7 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_headerless_8k_flv), /* first: the peak RSS of a fresh heap */
         cmocka_unit_test(test_empty_file),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_random_bytes),
@@ -274,6 +416,8 @@ int main(void)
         cmocka_unit_test(test_too_many_streams),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_understated_duration),
+        cmocka_unit_test(test_read_error),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
