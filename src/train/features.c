@@ -19,6 +19,7 @@
 struct item_result {
     uint8_t *crops;   /* ncrops crops */
     int ncrops;
+    int transient;    /* it failed for a cause that may be gone next run: not cached */
 };
 
 struct extract_job {
@@ -108,6 +109,26 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
     return st;
 }
 
+/* 1 when a failure is a property of the file's bytes, which its size and mtime in the cache stand
+ * for.  A file that could not be opened or read (EMFILE, EIO, EACCES), memory that ran out or
+ * anything unexpected may be gone next run with the same size and mtime: such failures are not
+ * cached, and the item is tried again.  (A missing file, a disk not mounted, has no size and mtime
+ * and would be retried once it is there, but is not cached either.) */
+static int failure_of_content(enum avemo_status st)
+{
+    switch (st) {
+    case AVEMO_ERR_EMPTY:
+    case AVEMO_ERR_UNSUPPORTED:
+    case AVEMO_ERR_CORRUPT:
+    case AVEMO_ERR_NO_AUDIO:
+    case AVEMO_ERR_NO_VIDEO:
+    case AVEMO_ERR_TOO_LARGE:
+    case AVEMO_ERR_TOO_LONG:
+    case AVEMO_ERR_NO_FACE: return 1;
+    default: return 0;
+    }
+}
+
 static void extract_item(struct extract_job *job, avemo_audio_extractor *ex, avemo_detector *det, size_t i)
 {
     const struct avemo_item *it = &job->ds->items[i];
@@ -116,7 +137,10 @@ static void extract_item(struct extract_job *job, avemo_audio_extractor *ex, ave
     if (job->opt->need_audio && (it->kind & AVEMO_ITEM_AUDIO)) st = item_audio(job, ex, i, &err);
     if (!st && job->opt->need_faces && (it->kind & (AVEMO_ITEM_IMAGE | AVEMO_ITEM_VIDEO)))
         st = item_faces(job, det, i, &err);
-    if (st) job->fs->failure[i] = failure_text(&err);
+    if (st) {
+        job->fs->failure[i] = failure_text(&err);
+        job->results[i].transient = !failure_of_content(st);
+    }
 }
 
 /* --- workers and progress --------------------------------------------------------- */
@@ -172,7 +196,7 @@ static void show_progress(size_t done, size_t total, double t0, int final)
  *   count entries:
  *     u32 n, n bytes   the item's path
  *     i64 size, i64 mtime of the file when it was extracted (a changed file is extracted again)
- *     u8 failed
+ *     u8 failed (only failures of the file's content: see failure_of_content)
  *     failed:   u32 n, n bytes   why the item could not be used
  *     else:     u64 n, n x f32   audio features (0 or rows x cols)
  *               u64 n, n x f32   waveform samples (0 unless kept for augmentation)
@@ -374,11 +398,11 @@ static void cache_save(struct extract_job *job, uint32_t key)
     avemo_binw_u32(w, key);
     const unsigned char *only = job->opt->only;
     uint64_t kept = 0;
-    for (size_t i = 0; i < job->ds->count; i++) kept += !only || only[i];
+    for (size_t i = 0; i < job->ds->count; i++) kept += (!only || only[i]) && !job->results[i].transient;
     avemo_binw_u64(w, kept);
     avemo_binw_crc(w);
     for (size_t i = 0; i < job->ds->count; i++) {
-        if (only && !only[i]) continue; /* not extracted: not known */
+        if ((only && !only[i]) || job->results[i].transient) continue; /* not extracted, or tried again */
         const char *path = job->ds->items[i].path;
         int64_t size, mtime;
         file_stamp(path, &size, &mtime);

@@ -7,6 +7,7 @@
 #include "train/train_internal.h"
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static char tmp[64];
 
@@ -308,17 +309,23 @@ static void test_pipeline_overrides(void **state)
 
 /* Extract the audio features of the six CREMA-D clips (of those marked in only, when not NULL)
  * with the cache at cache_path. */
-static void extract_cremad_only(const char *cache_path, const unsigned char *only, struct avemo_dataset *ds,
-                                struct avemo_feature_set *fs)
+static enum avemo_status extract_audio(const char *data, const char *cache_path, const unsigned char *only,
+                                       struct avemo_dataset *ds, struct avemo_feature_set *fs, struct avemo_error *err)
 {
     struct avemo_pipeline p;
     avemo_pipeline_default(&p);
     p.mode = AVEMO_MODE_AUDIO;
-    struct avemo_error err = {0};
     memset(ds, 0, sizeof *ds);
-    if (avemo_dataset_add(ds, TEST_DATA("cremad"), &p.labels, &err)) fail_msg("%s", err.message);
+    enum avemo_status st = avemo_dataset_add(ds, data, &p.labels, err);
     struct avemo_extract_options eo = {.need_audio = 1, .threads = 1, .cache_path = cache_path, .only = only};
-    if (avemo_features_extract(&p, ds, &eo, fs, &err)) fail_msg("%s", err.message);
+    return st ? st : avemo_features_extract(&p, ds, &eo, fs, err);
+}
+
+static void extract_cremad_only(const char *cache_path, const unsigned char *only, struct avemo_dataset *ds,
+                                struct avemo_feature_set *fs)
+{
+    struct avemo_error err = {0};
+    if (extract_audio(TEST_DATA("cremad"), cache_path, only, ds, fs, &err)) fail_msg("%s", err.message);
     assert_int_equal(fs->count, 6);
 }
 
@@ -468,6 +475,82 @@ static void test_feature_cache_version(void **state)
     avemo_features_free(&first);
 }
 
+static void write_file(const char *path, const void *data, size_t size, mode_t mode)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The index of the item whose path ends in name. */
+static size_t item_named(const struct avemo_dataset *ds, const char *name)
+{
+    for (size_t i = 0; i < ds->count; i++) {
+        size_t n = strlen(ds->items[i].path), k = strlen(name);
+        if (n >= k && strcmp(ds->items[i].path + n - k, name) == 0) return i;
+    }
+    fail_msg("no item %s", name);
+    return 0;
+}
+
+/* A failure of the environment is not cached, one of the file's content is: a clip that could not be
+ * opened (EACCES, as an unprivileged user) is extracted once it can be, though its size and mtime are
+ * the same, while a file that is not media is still read from the cache as a failure. */
+static void test_feature_cache_transient(void **state)
+{
+    (void)state;
+    char dir[64], cache[128], path[160];
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "train_cache_acl"), 0);
+    assert_int_equal(chmod(dir, 0777), 0); /* the unprivileged child writes the cache there */
+    snprintf(cache, sizeof cache, "%s/features.cache", dir);
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    snprintf(path, sizeof path, "%s/1001_DFA_ANG_XX.flv", dir);
+    write_file(path, clip, size, 0644);
+    snprintf(path, sizeof path, "%s/1001_DFA_DIS_XX.flv", dir);
+    write_file(path, clip, size, 0); /* cannot be opened */
+    free(clip);
+    char garbage[4096];
+    memset(garbage, 'x', sizeof garbage);
+    snprintf(path, sizeof path, "%s/1001_DFA_FEA_XX.flv", dir);
+    write_file(path, garbage, sizeof garbage, 0644);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* root reads any file: the first extraction runs as nobody */
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(77);
+        struct avemo_dataset ds;
+        struct avemo_feature_set fs;
+        struct avemo_error err = {0};
+        if (extract_audio(dir, cache, NULL, &ds, &fs, &err) || fs.count != 3) _exit(2);
+        const char *why = fs.failure[item_named(&ds, "DIS_XX.flv")];
+        _exit(fs.failed == 2 && why && strstr(why, "Permission denied") ? 0 : 3);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        test_remove_tmpdir(dir);
+        skip(); /* root that cannot become nobody */
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    snprintf(path, sizeof path, "%s/1001_DFA_DIS_XX.flv", dir);
+    assert_int_equal(chmod(path, 0644), 0); /* readable now; size and mtime as before */
+    struct avemo_dataset ds;
+    struct avemo_feature_set fs;
+    struct avemo_error err = {0};
+    if (extract_audio(dir, cache, NULL, &ds, &fs, &err)) fail_msg("%s", err.message);
+    assert_int_equal(fs.from_cache, 2); /* ANG, and FEA as a failure */
+    assert_int_equal(fs.failed, 1);
+    assert_true(fs.has_audio[item_named(&ds, "DIS_XX.flv")]);
+    assert_non_null(fs.failure[item_named(&ds, "FEA_XX.flv")]);
+    avemo_dataset_free(&ds);
+    avemo_features_free(&fs);
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_overrides),
         cmocka_unit_test(test_feature_cache),
         cmocka_unit_test(test_feature_cache_version),
+        cmocka_unit_test(test_feature_cache_transient),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
