@@ -129,6 +129,13 @@ size_t *avemo_split_indices(const struct avemo_split *split, int part, size_t *n
 
 /* ---- features of a dataset, extracted once (cached) ---- */
 
+/* The version of the features avemo extracts (audio feature matrices, waveforms, face crops),
+ * written into every feature cache: a cache of another version is not trusted and its items are
+ * extracted again.  Bump it when extracted features change, i.e. when the same file and pipeline
+ * give other numbers (decoding, resampling, MFCC or log-mel, loudness, face detection or
+ * cropping); the pipeline parameters are keyed separately.  Caches from before it count as 0. */
+#define AVEMO_FEATURE_VERSION 1u
+
 struct avemo_feature_set {
     size_t count;              /* = dataset items */
     int audio_rows, audio_cols;/* feature matrix of one item (e.g. 40 x 128) */

@@ -37,9 +37,10 @@ enum avemo_status media_fail_av(const avemo_media *media, struct avemo_error *er
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: %s: invalid data (%s)", media->name, what, text);
     if (averr == AVERROR(ENOENT)) return avemo_fail(err, AVEMO_ERR_NOT_FOUND, "%s: %s: %s", media->name, what, text);
     /* Only a file can fail to be read; anything else FFmpeg refuses (EINVAL from a demuxer, a
-     * missing decoder, ...) is a property of the data: uploads get "bad media", never "internal". */
+     * missing decoder, ...) is a property of the data: uploads get "bad media", never "internal".
+     * Out of file descriptors is not the file's fault (a feature cache would keep it as such). */
     int io = media->path && (averr == AVERROR(EIO) || averr == AVERROR(EACCES) || averr == AVERROR(EPERM) ||
-                             averr == AVERROR(EISDIR));
+                             averr == AVERROR(EISDIR) || averr == AVERROR(EMFILE) || averr == AVERROR(ENFILE));
     if (!io) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: %s: %s", media->name, what, text);
     return avemo_fail(err, AVEMO_ERR_IO, "%s: %s: %s", media->name, what, text);
 }

@@ -1,7 +1,7 @@
 /*
  * Feature extraction over a dataset: audio feature matrices (and waveforms for
  * augmentation) and face crops, computed once in parallel and cached in a file
- * keyed by the feature parameters.  Items that fail keep their reason.
+ * keyed by the feature parameters and version.  Items that fail keep their reason.
  */
 #include <avemo/media.h>
 #include <avemo/train.h>
@@ -19,6 +19,7 @@
 struct item_result {
     uint8_t *crops;   /* ncrops crops */
     int ncrops;
+    int transient;    /* it failed for a cause that may be gone next run: not cached */
 };
 
 struct extract_job {
@@ -29,6 +30,7 @@ struct extract_job {
     struct item_result *results;
     const avemo_cascade *cascade;
     signed char *todo;          /* 1: not in the cache */
+    int cache_stale;            /* the cache file holds features of another AVEMO_FEATURE_VERSION */
     atomic_size_t next, done;
     size_t total_todo;
 };
@@ -107,6 +109,26 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
     return st;
 }
 
+/* 1 when a failure is a property of the file's bytes, which its size and mtime in the cache stand
+ * for.  A file that could not be opened or read (EMFILE, EIO, EACCES), memory that ran out or
+ * anything unexpected may be gone next run with the same size and mtime: such failures are not
+ * cached, and the item is tried again.  (A missing file, a disk not mounted, has no size and mtime
+ * and would be retried once it is there, but is not cached either.) */
+static int failure_of_content(enum avemo_status st)
+{
+    switch (st) {
+    case AVEMO_ERR_EMPTY:
+    case AVEMO_ERR_UNSUPPORTED:
+    case AVEMO_ERR_CORRUPT:
+    case AVEMO_ERR_NO_AUDIO:
+    case AVEMO_ERR_NO_VIDEO:
+    case AVEMO_ERR_TOO_LARGE:
+    case AVEMO_ERR_TOO_LONG:
+    case AVEMO_ERR_NO_FACE: return 1;
+    default: return 0;
+    }
+}
+
 static void extract_item(struct extract_job *job, avemo_audio_extractor *ex, avemo_detector *det, size_t i)
 {
     const struct avemo_item *it = &job->ds->items[i];
@@ -115,7 +137,10 @@ static void extract_item(struct extract_job *job, avemo_audio_extractor *ex, ave
     if (job->opt->need_audio && (it->kind & AVEMO_ITEM_AUDIO)) st = item_audio(job, ex, i, &err);
     if (!st && job->opt->need_faces && (it->kind & (AVEMO_ITEM_IMAGE | AVEMO_ITEM_VIDEO)))
         st = item_faces(job, det, i, &err);
-    if (st) job->fs->failure[i] = failure_text(&err);
+    if (st) {
+        job->fs->failure[i] = failure_text(&err);
+        job->results[i].transient = !failure_of_content(st);
+    }
 }
 
 /* --- workers and progress --------------------------------------------------------- */
@@ -166,11 +191,12 @@ static void show_progress(size_t done, size_t total, double t0, int final)
  * and everything before it is still used:
  *
  *   "AVEMOFCH"  8 bytes magic
- *   u32 version (3), u32 key (CRC of the extraction parameters), u64 count, u32 crc of the header
+ *   u32 version (4), u32 feature version (AVEMO_FEATURE_VERSION of the avemo that extracted them),
+ *   u32 key (CRC of the extraction parameters), u64 count, u32 crc of the header
  *   count entries:
  *     u32 n, n bytes   the item's path
  *     i64 size, i64 mtime of the file when it was extracted (a changed file is extracted again)
- *     u8 failed
+ *     u8 failed (only failures of the file's content: see failure_of_content)
  *     failed:   u32 n, n bytes   why the item could not be used
  *     else:     u64 n, n x f32   audio features (0 or rows x cols)
  *               u64 n, n x f32   waveform samples (0 unless kept for augmentation)
@@ -179,10 +205,16 @@ static void show_progress(size_t done, size_t total, double t0, int final)
  *   u32 crc of the last section (the writer's trailer; nothing follows it)
  *
  * Version 2 ("AVEMOFC2", host-endian, no CRC) is not read: such a cache, or one for other
- * parameters, is ignored, the features are extracted again and the cache is rewritten. */
+ * parameters, is ignored, the features are extracted again and the cache is rewritten.
+ * Version 3 is version 4 without the feature version; the key alone let features computed by an
+ * older front end (before a fix in decoding or MFCC) be used by a newer one, so it counts as
+ * feature version 0.  A cache of another feature version is not read either: the user is told
+ * once, the items are extracted again and the cache is rewritten (also when only some items are
+ * extracted, since nothing in it can be used). */
 
 #define CACHE_MAGIC "AVEMOFCH"
-#define CACHE_VERSION 3u
+#define CACHE_VERSION 4u
+#define CACHE_VERSION_UNVERSIONED 3u /* before the feature version: read as feature version 0 */
 
 static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_extract_options *opt)
 {
@@ -315,16 +347,34 @@ static int cache_read_entry(struct avemo_binr *r, struct extract_job *job, const
     return ok;
 }
 
+/* Read the header; 1 when the entries that follow are for these parameters and this feature
+ * version.  A cache that would have been used but for its feature version sets cache_stale. */
+static int cache_header(struct avemo_binr *r, struct extract_job *job, uint32_t key, uint64_t *count)
+{
+    char magic[8];
+    if (!avemo_binr_bytes(r, magic, 8) || memcmp(magic, CACHE_MAGIC, 8) != 0) return 0;
+    uint32_t version = avemo_binr_u32(r);
+    if (version != CACHE_VERSION && version != CACHE_VERSION_UNVERSIONED) return 0;
+    uint32_t features = version == CACHE_VERSION ? avemo_binr_u32(r) : 0;
+    uint32_t its_key = avemo_binr_u32(r);
+    *count = avemo_binr_u64(r);
+    if (!avemo_binr_crc(r) || its_key != key) return 0;
+    if (features != AVEMO_FEATURE_VERSION) {
+        fprintf(stderr, "warning: cache %s was written by feature version %u, this is %u: extracting again\n",
+                job->opt->cache_path, (unsigned)features, (unsigned)AVEMO_FEATURE_VERSION);
+        job->cache_stale = 1;
+        return 0;
+    }
+    return 1;
+}
+
 static void cache_load(struct extract_job *job, uint32_t key)
 {
     struct avemo_binr r;
     if (avemo_binr_open(&r, job->opt->cache_path, NULL)) return;
-    char magic[8];
     const struct avemo_item **sorted = malloc(sizeof *sorted * (job->ds->count ? job->ds->count : 1));
-    int ours = sorted && avemo_binr_bytes(&r, magic, 8) && memcmp(magic, CACHE_MAGIC, 8) == 0 &&
-               avemo_binr_u32(&r) == CACHE_VERSION && avemo_binr_u32(&r) == key;
-    uint64_t n = ours ? avemo_binr_u64(&r) : 0;
-    if (ours && avemo_binr_crc(&r)) {
+    uint64_t n = 0;
+    if (sorted && cache_header(&r, job, key, &n)) {
         for (size_t i = 0; i < job->ds->count; i++) sorted[i] = &job->ds->items[i];
         qsort(sorted, job->ds->count, sizeof *sorted, cmp_item_path);
         for (uint64_t e = 0; e < n && e < AVEMO_DATASET_MAX_ITEMS; e++)
@@ -344,14 +394,15 @@ static void cache_save(struct extract_job *job, uint32_t key)
     size_t crop_bytes = (size_t)fs->face_size * fs->face_size * fs->face_channels;
     avemo_binw_bytes(w, CACHE_MAGIC, 8);
     avemo_binw_u32(w, CACHE_VERSION);
+    avemo_binw_u32(w, AVEMO_FEATURE_VERSION);
     avemo_binw_u32(w, key);
     const unsigned char *only = job->opt->only;
     uint64_t kept = 0;
-    for (size_t i = 0; i < job->ds->count; i++) kept += !only || only[i];
+    for (size_t i = 0; i < job->ds->count; i++) kept += (!only || only[i]) && !job->results[i].transient;
     avemo_binw_u64(w, kept);
     avemo_binw_crc(w);
     for (size_t i = 0; i < job->ds->count; i++) {
-        if (only && !only[i]) continue; /* not extracted: not known */
+        if ((only && !only[i]) || job->results[i].transient) continue; /* not extracted, or tried again */
         const char *path = job->ds->items[i].path;
         int64_t size, mtime;
         file_stamp(path, &size, &mtime);
@@ -486,8 +537,9 @@ enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const s
     }
     if (!st) st = gather_crops(&job, err);
     /* Extracting part of the items (opt->only), a cache file that is there is not replaced:
-     * it may hold the other items (a training cache). */
-    if (!st && opt->cache_path && job.total_todo && (!opt->only || access(opt->cache_path, F_OK) != 0))
+     * it may hold the other items (a training cache), unless they are of another feature version. */
+    if (!st && opt->cache_path && job.total_todo &&
+        (!opt->only || job.cache_stale || access(opt->cache_path, F_OK) != 0))
         cache_save(&job, key);
     for (size_t i = 0; job.results && i < ds->count; i++) free(job.results[i].crops);
     for (size_t i = 0; !st && i < ds->count; i++) fs->failed += fs->failure[i] != NULL;

@@ -4,7 +4,9 @@
  */
 #include "common/testutil.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <sys/resource.h>
 
 #include <avemo/media.h>
 
@@ -402,6 +404,27 @@ static void test_bad_arguments(void **state)
     assert_int_equal(avemo_media_open_file(AVEMO_TEST_DATA, NULL, &m, &err), AVEMO_ERR_IO);
 }
 
+/* Out of file descriptors is a failure to read, not bad data (a feature cache keeps bad data). */
+static void test_out_of_descriptors(void **state)
+{
+    (void)state;
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 64;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = open("/dev/null", O_RDONLY)) >= 0) n++;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    enum avemo_status st = avemo_media_open_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), NULL, &m, &err);
+    while (n > 0) close(fds[--n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    avemo_media_close(m);
+    assert_int_equal(st, AVEMO_ERR_IO);
+    assert_non_null(strstr(err.message, "1001_DFA_ANG_XX.flv"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_understated_duration),
         cmocka_unit_test(test_read_error),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_out_of_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

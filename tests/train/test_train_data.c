@@ -5,7 +5,9 @@
 #include <avemo/train.h>
 
 #include "train/train_internal.h"
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static char tmp[64];
 
@@ -305,18 +307,31 @@ static void test_pipeline_overrides(void **state)
     assert_non_null(strstr(err.message, "epochs=3"));
 }
 
-/* Extract the audio features of the six CREMA-D clips with the cache at cache_path. */
-static void extract_cremad(const char *cache_path, struct avemo_dataset *ds, struct avemo_feature_set *fs)
+/* Extract the audio features of the six CREMA-D clips (of those marked in only, when not NULL)
+ * with the cache at cache_path. */
+static enum avemo_status extract_audio(const char *data, const char *cache_path, const unsigned char *only,
+                                       struct avemo_dataset *ds, struct avemo_feature_set *fs, struct avemo_error *err)
 {
     struct avemo_pipeline p;
     avemo_pipeline_default(&p);
     p.mode = AVEMO_MODE_AUDIO;
-    struct avemo_error err = {0};
     memset(ds, 0, sizeof *ds);
-    if (avemo_dataset_add(ds, TEST_DATA("cremad"), &p.labels, &err)) fail_msg("%s", err.message);
-    struct avemo_extract_options eo = {.need_audio = 1, .threads = 1, .cache_path = cache_path};
-    if (avemo_features_extract(&p, ds, &eo, fs, &err)) fail_msg("%s", err.message);
+    enum avemo_status st = avemo_dataset_add(ds, data, &p.labels, err);
+    struct avemo_extract_options eo = {.need_audio = 1, .threads = 1, .cache_path = cache_path, .only = only};
+    return st ? st : avemo_features_extract(&p, ds, &eo, fs, err);
+}
+
+static void extract_cremad_only(const char *cache_path, const unsigned char *only, struct avemo_dataset *ds,
+                                struct avemo_feature_set *fs)
+{
+    struct avemo_error err = {0};
+    if (extract_audio(TEST_DATA("cremad"), cache_path, only, ds, fs, &err)) fail_msg("%s", err.message);
     assert_int_equal(fs->count, 6);
+}
+
+static void extract_cremad(const char *cache_path, struct avemo_dataset *ds, struct avemo_feature_set *fs)
+{
+    extract_cremad_only(cache_path, NULL, ds, fs);
 }
 
 static void flip_byte(const char *path, long at)
@@ -370,6 +385,172 @@ static void test_feature_cache(void **state)
     avemo_features_free(&old);
 }
 
+/* Give the feature cache at path the header an avemo of feature version `features` would have
+ * written (UINT32_MAX: one from before feature versions, format version 3, which has no such field). */
+static void set_cache_feature_version(const char *path, uint32_t features)
+{
+    size_t size;
+    uint8_t *old = test_read_file(path, &size);
+    assert_true(size > 32 && memcmp(old, "AVEMOFCH", 8) == 0);
+    uint32_t version = old[8] | (uint32_t)old[9] << 8 | (uint32_t)old[10] << 16 | (uint32_t)old[11] << 24;
+    size_t key_at = version == 3 ? 12 : 16, body_at = key_at + 12 + 4; /* key, count, header crc */
+    uint8_t head[32];
+    size_t n = 8;
+    memcpy(head, "AVEMOFCH", 8);
+    uint32_t words[2] = {features == UINT32_MAX ? 3 : 4, features};
+    for (int w = 0; w < (features == UINT32_MAX ? 1 : 2); w++)
+        for (int b = 0; b < 4; b++) head[n++] = (uint8_t)(words[w] >> (8 * b));
+    memcpy(head + n, old + key_at, 12);
+    n += 12;
+    uint32_t crc = avemo_crc32(0, head, n);
+    for (int b = 0; b < 4; b++) head[n++] = (uint8_t)(crc >> (8 * b));
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(head, 1, n, f), n);
+    assert_int_equal(fwrite(old + body_at, 1, size - body_at, f), size - body_at);
+    assert_int_equal(fclose(f), 0);
+    free(old);
+}
+
+/* Extract with the cache as extract_cremad_only, stderr going to the file at log. */
+static void extract_cremad_logged(const char *cache_path, const unsigned char *only, const char *log,
+                                  struct avemo_dataset *ds, struct avemo_feature_set *fs)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    extract_cremad_only(cache_path, only, ds, fs);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+/* Features extracted by another front end are not used: a cache of another feature version, or
+ * of the format before feature versions (3), is extracted again with one warning and rewritten,
+ * also by an extraction of some items only (eval); a cache of this version is still read. */
+static void test_feature_cache_version(void **state)
+{
+    (void)state;
+    char cache[128], log[128], want[256];
+    snprintf(cache, sizeof cache, "%s/versions.cache", tmp);
+    snprintf(log, sizeof log, "%s/versions.log", tmp);
+    struct avemo_dataset ds;
+    struct avemo_feature_set first, fs;
+    extract_cremad(cache, &ds, &first);
+    avemo_dataset_free(&ds);
+    size_t floats = first.count * (size_t)first.audio_rows * (size_t)first.audio_cols;
+    const uint32_t versions[] = {UINT32_MAX, AVEMO_FEATURE_VERSION + 1, 0};
+    for (int v = 0; v < 3; v++) {
+        set_cache_feature_version(cache, versions[v]);
+        extract_cremad_logged(cache, NULL, log, &ds, &fs);
+        assert_int_equal(fs.from_cache, 0);
+        assert_memory_equal(first.audio, fs.audio, floats * sizeof(float));
+        avemo_dataset_free(&ds);
+        avemo_features_free(&fs);
+        size_t size;
+        char *text = (char *)test_read_file(log, &size);
+        text[size] = 0;
+        snprintf(want, sizeof want, "warning: cache %s was written by feature version %u, this is %u: extracting again\n",
+                 cache, versions[v] == UINT32_MAX ? 0u : versions[v], AVEMO_FEATURE_VERSION);
+        assert_string_equal(text, want);
+        free(text);
+        extract_cremad(cache, &ds, &fs); /* rewritten with this version */
+        assert_int_equal(fs.from_cache, 6);
+        avemo_dataset_free(&ds);
+        avemo_features_free(&fs);
+    }
+    set_cache_feature_version(cache, AVEMO_FEATURE_VERSION + 1);
+    const unsigned char only[6] = {1, 1, 0, 0, 0, 0};
+    extract_cremad_logged(cache, only, log, &ds, &fs);
+    assert_int_equal(fs.from_cache, 0);
+    avemo_dataset_free(&ds);
+    avemo_features_free(&fs);
+    extract_cremad(cache, &ds, &fs); /* the stale cache was replaced by the two items */
+    assert_int_equal(fs.from_cache, 2);
+    assert_memory_equal(first.audio, fs.audio, floats * sizeof(float));
+    avemo_dataset_free(&ds);
+    avemo_features_free(&fs);
+    avemo_features_free(&first);
+}
+
+static void write_file(const char *path, const void *data, size_t size, mode_t mode)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The index of the item whose path ends in name. */
+static size_t item_named(const struct avemo_dataset *ds, const char *name)
+{
+    for (size_t i = 0; i < ds->count; i++) {
+        size_t n = strlen(ds->items[i].path), k = strlen(name);
+        if (n >= k && strcmp(ds->items[i].path + n - k, name) == 0) return i;
+    }
+    fail_msg("no item %s", name);
+    return 0;
+}
+
+/* A failure of the environment is not cached, one of the file's content is: a clip that could not be
+ * opened (EACCES, as an unprivileged user) is extracted once it can be, though its size and mtime are
+ * the same, while a file that is not media is still read from the cache as a failure. */
+static void test_feature_cache_transient(void **state)
+{
+    (void)state;
+    char dir[64], cache[128], path[160];
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "train_cache_acl"), 0);
+    assert_int_equal(chmod(dir, 0777), 0); /* the unprivileged child writes the cache there */
+    snprintf(cache, sizeof cache, "%s/features.cache", dir);
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    snprintf(path, sizeof path, "%s/1001_DFA_ANG_XX.flv", dir);
+    write_file(path, clip, size, 0644);
+    snprintf(path, sizeof path, "%s/1001_DFA_DIS_XX.flv", dir);
+    write_file(path, clip, size, 0); /* cannot be opened */
+    free(clip);
+    char garbage[4096];
+    memset(garbage, 'x', sizeof garbage);
+    snprintf(path, sizeof path, "%s/1001_DFA_FEA_XX.flv", dir);
+    write_file(path, garbage, sizeof garbage, 0644);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* root reads any file: the first extraction runs as nobody */
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(77);
+        struct avemo_dataset ds;
+        struct avemo_feature_set fs;
+        struct avemo_error err = {0};
+        if (extract_audio(dir, cache, NULL, &ds, &fs, &err) || fs.count != 3) _exit(2);
+        const char *why = fs.failure[item_named(&ds, "DIS_XX.flv")];
+        _exit(fs.failed == 2 && why && strstr(why, "Permission denied") ? 0 : 3);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+        test_remove_tmpdir(dir);
+        skip(); /* root that cannot become nobody */
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    snprintf(path, sizeof path, "%s/1001_DFA_DIS_XX.flv", dir);
+    assert_int_equal(chmod(path, 0644), 0); /* readable now; size and mtime as before */
+    struct avemo_dataset ds;
+    struct avemo_feature_set fs;
+    struct avemo_error err = {0};
+    if (extract_audio(dir, cache, NULL, &ds, &fs, &err)) fail_msg("%s", err.message);
+    assert_int_equal(fs.from_cache, 2); /* ANG, and FEA as a failure */
+    assert_int_equal(fs.failed, 1);
+    assert_true(fs.has_audio[item_named(&ds, "DIS_XX.flv")]);
+    assert_non_null(fs.failure[item_named(&ds, "FEA_XX.flv")]);
+    avemo_dataset_free(&ds);
+    avemo_features_free(&fs);
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +563,8 @@ int main(void)
         cmocka_unit_test(test_pipeline_errors),
         cmocka_unit_test(test_pipeline_overrides),
         cmocka_unit_test(test_feature_cache),
+        cmocka_unit_test(test_feature_cache_version),
+        cmocka_unit_test(test_feature_cache_transient),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
