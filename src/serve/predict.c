@@ -47,12 +47,11 @@ static enum MHD_Result refuse(struct serve_request *req, unsigned status, const 
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int chunked = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
     uint64_t declared = 0;
-    int parsed = serve_content_length(req->conn, &declared) == 0;
+    int length = serve_content_length(req->conn, &declared);
     uint64_t limit = req->srv->opt.max_upload_bytes + MULTIPART_SLACK_BYTES;
-    int body_follows = length ? parsed && declared > 0 && declared <= limit : chunked;
+    int body_follows = length ? length > 0 && declared > 0 && declared <= limit : chunked;
     if (!body_follows) return serve_respond_error(req, status, code, "%s", message);
     req->deferred_status = status;
     snprintf(req->deferred_code, sizeof req->deferred_code, "%s", code);
@@ -328,7 +327,7 @@ enum MHD_Result serve_predict_begin(struct serve_request *req)
     /* Refuse a declared oversize body before reading it. */
     uint64_t declared = 0;
     uint64_t limit = srv->opt.max_upload_bytes + (multipart ? MULTIPART_SLACK_BYTES : 0);
-    if (serve_content_length(req->conn, &declared) == 0 && declared > limit)
+    if (serve_content_length(req->conn, &declared) > 0 && declared > limit)
         return serve_respond_error(req, 413, "too_large", "the upload has %llu bytes, the limit is %zu",
                                    (unsigned long long)declared, srv->opt.max_upload_bytes);
 

@@ -307,7 +307,7 @@ char *serve_data_url(const char *mime, const uint8_t *data, size_t size);
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out);
 /* The request's declared Content-Length, digits only, as an unsigned number; a value past
  * 2^64 - 1 reads as UINT64_MAX, so a huge declaration is refused as too large, not waited for.
- * -1 when the header is absent or not a number. */
+ * Returns 1 with *out set, 0 when the header is absent, -1 when it is not a number. */
 int serve_content_length(struct MHD_Connection *conn, uint64_t *out);
 
 /* Length (1..4) of the valid UTF-8 character at p (n bytes left) and its code point in *cp;

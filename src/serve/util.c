@@ -75,7 +75,8 @@ char *serve_face_data_url(const uint8_t *rgb, int width, int height)
 int serve_content_length(struct MHD_Connection *conn, uint64_t *out)
 {
     const char *text = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (!text || !*text) return -1;
+    if (!text) return 0;
+    if (!*text) return -1;
     uint64_t v = 0;
     for (const char *c = text; *c; c++) {
         if (*c < '0' || *c > '9') return -1;
@@ -83,7 +84,7 @@ int serve_content_length(struct MHD_Connection *conn, uint64_t *out)
         v = v > (UINT64_MAX - digit) / 10 ? UINT64_MAX : v * 10 + digit;
     }
     *out = v;
-    return 0;
+    return 1;
 }
 
 int serve_parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out)
