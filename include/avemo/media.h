@@ -31,7 +31,9 @@ struct avemo_media_limits {
                                 * 0: the default) */
     double max_decode_s;      /* wall-clock seconds one decode call may take (default 60; 0: the
                                * default): a small file can hold many frames that cost time
-                               * (a sample table pointing at the same bytes again and again) */
+                               * (a sample table pointing at the same bytes again and again).
+                               * Past it the call fails with AVEMO_ERR_TIMEOUT, not TOO_LARGE:
+                               * the time depends on the machine's load as much as on the file */
 };
 
 void avemo_media_limits_default(struct avemo_media_limits *limits);

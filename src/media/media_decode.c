@@ -317,8 +317,8 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     int audio_open = a->stream >= 0, keep, rc = 0;
     while (!st && !(!audio_open && (v->stream < 0 || v->done)) &&
            (rc = media_plan_next(media, &v->plan, pkt, &keep)) >= 0) {
-        if (avemo_now() > media->decode_deadline)
-            st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: decoding takes more than %g s (media limit max_decode_s)",
+        if (avemo_now() > media->decode_deadline) /* TIMEOUT, not TOO_LARGE: it depends on the load */
+            st = avemo_fail(err, AVEMO_ERR_TIMEOUT, "%s: decoding takes more than %g s (media limit max_decode_s)",
                             media->name, media->limits.max_decode_s);
         else if (audio_open && pkt->stream_index == a->stream) {
             st = decode_packet(media, a->dec, pkt, frame, &a->bad_packets, a, NULL, err);

@@ -52,7 +52,10 @@ unsigned serve_http_status(enum avemo_status status)
     case AVEMO_ERR_NO_FACE: return 422;         /* media without what the mode needs */
     case AVEMO_ERR_TOO_LARGE:
     case AVEMO_ERR_TOO_LONG: return 413;
-    case AVEMO_ERR_BUSY: return 503;
+    /* A full queue, or a decode past its time budget (which depends on the load more than on
+     * the upload): the service could not do the work now.  Every 503 carries Retry-After. */
+    case AVEMO_ERR_BUSY:
+    case AVEMO_ERR_TIMEOUT: return 503;
     default: return 500;
     }
 }

@@ -110,7 +110,8 @@ static enum avemo_status item_faces(struct extract_job *job, avemo_detector *det
 }
 
 /* 1 when a failure is a property of the file's bytes, which its size and mtime in the cache stand
- * for.  A file that could not be opened or read (EMFILE, EIO, EACCES), memory that ran out or
+ * for.  A file that could not be opened or read (EMFILE, EIO, EACCES), memory that ran out, a
+ * decode that ran out of time (AVEMO_ERR_TIMEOUT: its cost depends on the machine's load) or
  * anything unexpected may be gone next run with the same size and mtime: such failures are not
  * cached, and the item is tried again.  (A missing file, a disk not mounted, has no size and mtime
  * and would be retried once it is there, but is not cached either.) */

@@ -511,9 +511,22 @@ static void test_history_store(void **state)
     unlink(db);
 }
 
+/* Library statuses to HTTP: a decode past its time budget is the server's load, not the
+ * upload's size (413) nor a bug (500); as a 503 it gets Retry-After like every 503. */
+static void test_status_mapping(void **state)
+{
+    (void)state;
+    assert_int_equal(serve_http_status(AVEMO_ERR_TIMEOUT), 503);
+    assert_int_equal(serve_http_status(AVEMO_ERR_BUSY), 503);
+    assert_int_equal(serve_http_status(AVEMO_ERR_TOO_LARGE), 413);
+    assert_int_equal(serve_http_status(AVEMO_ERR_TOO_LONG), 413);
+    assert_int_equal(serve_http_status(AVEMO_ERR_INTERNAL), 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_mapping),
         cmocka_unit_test(test_sha256),
         cmocka_unit_test(test_history_store),
         cmocka_unit_test_setup_teardown(test_health_and_readiness, setup, teardown),
