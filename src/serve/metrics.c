@@ -243,7 +243,7 @@ char *serve_metrics_text(struct avemo_server *srv)
                 "# TYPE avemo_workers_busy gauge\navemo_workers_busy %d\n"
                 "# HELP avemo_workers Inference workers.\n"
                 "# TYPE avemo_workers gauge\navemo_workers %d\n"
-                "# HELP avemo_http_unavailable_total Requests answered 503 (queue full, not ready).\n"
+                "# HELP avemo_http_unavailable_total Requests answered 503 (queue full, not ready, decode time limit).\n"
                 "# TYPE avemo_http_unavailable_total counter\navemo_http_unavailable_total %llu\n"
                 "# HELP avemo_http_deadline_cut_total Connections shut down at the request deadline.\n"
                 "# TYPE avemo_http_deadline_cut_total counter\navemo_http_deadline_cut_total %llu\n"
