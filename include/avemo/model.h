@@ -193,6 +193,11 @@ enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struc
  * with avemo calibrate).  *members receives the ensemble's size. */
 enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const char *out_path, int *members,
                                        struct avemo_error *err);
+/* Member k (0..count-1) of the ensemble in in_path as a model file of its own at out_path: the
+ * same pipeline, arrays and training record with member k's weights (avemo_net_keep_member);
+ * the ensemble's temperature, fitted to the mean of its members, is reset to 1. */
+enum avemo_status avemo_model_ensemble_member(const char *in_path, int k, const char *out_path,
+                                              struct avemo_error *err);
 
 /* NULL when pipelines a and b make their inputs the same way (mode, every [audio] setting, the
  * [face] settings that decide a crop: size, channels, cascade file name, detection, margin,

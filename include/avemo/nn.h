@@ -134,6 +134,10 @@ enum avemo_status avemo_net_add_member(avemo_net *net, const avemo_net *member, 
 /* Member k (1..count-1) as a network of its own, built from net's pipeline text (so that net's
  * contexts serve it), with net's labels; free it with avemo_net_free. */
 enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out, struct avemo_error *err);
+/* Make net the single network of its member k (0..count-1): member k's parameters and
+ * statistics become net's own and every member is dropped; the pipeline, arrays and record stay
+ * (e.g. one seed of a shipped ensemble, to join it with another model). */
+enum avemo_status avemo_net_keep_member(avemo_net *net, int k, struct avemo_error *err);
 
 /* The training record: what a model was trained and validated on, so that evaluation can
  * leave those files out (avemo eval / compare).  One entry per file of the training and

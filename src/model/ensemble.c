@@ -89,6 +89,21 @@ enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const ch
     return st;
 }
 
+enum avemo_status avemo_model_ensemble_member(const char *in_path, int k, const char *out_path,
+                                              struct avemo_error *err)
+{
+    struct avemo_model m;
+    enum avemo_status st = avemo_model_open(in_path, NULL, 0, &m, err);
+    if (st) return st;
+    st = avemo_net_keep_member(m.net, k, err);
+    const float one = 1.0f;
+    if (!st && avemo_net_array(m.net, AVEMO_CALIB_TEMPERATURE, NULL))
+        st = avemo_net_set_array(m.net, AVEMO_CALIB_TEMPERATURE, &one, 1, err);
+    if (!st) st = avemo_net_save(m.net, out_path, err);
+    avemo_model_close(&m);
+    return st;
+}
+
 static int audio_params_equal(const struct avemo_audio_params *a, const struct avemo_audio_params *b)
 {
     return a->sample_rate == b->sample_rate && a->n_fft == b->n_fft && a->hop == b->hop && a->n_mels == b->n_mels &&

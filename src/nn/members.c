@@ -8,7 +8,9 @@
  * it.  The model module averages the members' probabilities; the ONNX export builds every member. */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void member_array_names(int k, char *params, char *stats, size_t size)
@@ -61,7 +63,7 @@ enum avemo_status avemo_net_add_member(avemo_net *net, const avemo_net *member, 
         return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: an ensemble holds at most %d networks", net->name,
                           AVEMO_NN_MAX_MEMBERS);
     if (avemo_net_member_count(member) > 1)
-        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: is an ensemble itself; give its members one by one",
+        return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: is an ensemble itself; give its members one by one (avemo ensemble --member K)",
                           member->name);
     enum avemo_status st = check_same_architecture(net, member, err);
     char p[64], s[64];
@@ -96,5 +98,36 @@ enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out,
         return st;
     }
     *out = m;
+    return AVEMO_OK;
+}
+
+/* Remove array i, keeping the others in order. */
+static void drop_array(avemo_net *net, int i)
+{
+    free(net->arrays[i].data);
+    memmove(&net->arrays[i], &net->arrays[i + 1], sizeof net->arrays[0] * (size_t)(net->narrays - i - 1));
+    net->narrays--;
+}
+
+enum avemo_status avemo_net_keep_member(avemo_net *net, int k, struct avemo_error *err)
+{
+    int count = avemo_net_member_count(net);
+    if (k < 0 || k >= count)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: has no ensemble member %d (it has %d networks)", net->name, k,
+                          count);
+    if (k > 0) {
+        char p[64], s[64];
+        member_array_names(k, p, s, sizeof p);
+        size_t np = 0, ns = 0;
+        const float *params = avemo_net_array(net, p, &np), *stats = avemo_net_array(net, s, &ns);
+        if (np != net->nparams || ns != net->nstats)
+            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: member %d has %zu parameters and %zu statistics, not %zu and %zu",
+                              net->name, k, np, ns, net->nparams, net->nstats);
+        memcpy(net->params, params, sizeof(float) * np);
+        memcpy(net->stats, stats, sizeof(float) * ns);
+    }
+    for (int i = net->narrays - 1; i >= 0; i--)
+        if (strncmp(net->arrays[i].name, AVEMO_NN_MEMBER_PREFIX, strlen(AVEMO_NN_MEMBER_PREFIX)) == 0) drop_array(net, i);
+    assert(avemo_net_member_count(net) == 1);
     return AVEMO_OK;
 }

@@ -1,8 +1,10 @@
 /*
- * Ensembles (avemo_model_ensemble, `avemo ensemble`): the shipped voice model and a copy with other
- * weights joined in one file answer a real clip with the mean of the two models' probabilities;
- * evaluation sees one logit row per member; a stored temperature is reset; the training record is
- * the union; models that take other inputs or have another network are refused by name.
+ * Ensembles (avemo_model_ensemble, `avemo ensemble`): the first network of the shipped voice model
+ * (itself an ensemble of two seeds, taken apart by avemo_model_ensemble_member) and a copy with
+ * other weights joined in one file answer a real clip with the mean of the two models'
+ * probabilities; evaluation sees one logit row per member; a stored temperature is reset; the
+ * training record is the union; models that take other inputs or have another network are
+ * refused by name; a member taken out of an ensemble answers as that network alone.
  */
 #include "common/testutil.h"
 
@@ -12,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char shipped[1024], face[1024], tmp[64], a_path[1100], b_path[1100], e_path[1100];
+static char shipped[1024], face[1024], tmp[64], base[1100], a_path[1100], b_path[1100], e_path[1100];
 
 /* b: the shipped model with every weight moved by up to 20%, deterministically (another member's
  * answers and maps: not a scaled copy, whose normalised Grad-CAM maps would be the same). */
@@ -36,14 +38,21 @@ static int setup(void **state)
     if (avemo_default_model(AVEMO_MODE_AUDIO, shipped, sizeof shipped, &err) ||
         avemo_default_model(AVEMO_MODE_FACE, face, sizeof face, &err) || test_make_tmpdir(tmp, sizeof tmp, "ensemble"))
         return -1;
+    snprintf(base, sizeof base, "%s/base.avm", tmp);
     snprintf(a_path, sizeof a_path, "%s/a.avm", tmp);
     snprintf(b_path, sizeof b_path, "%s/b.avm", tmp);
     snprintf(e_path, sizeof e_path, "%s/e.avm", tmp);
-    /* Members without a temperature, so that the mean of their probabilities is the ensemble's. */
+    /* base: the shipped model's first network with a temperature of its own; a: the same
+     * without one, so that the mean of the members' probabilities is the ensemble's. */
     const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
-    const float one = 1.0f, *values[1] = {&one};
+    const float one = 1.0f, t = 1.5f, *values[1] = {&t}, *ones[1] = {&one};
     const size_t counts[1] = {1};
-    if (avemo_model_store_arrays(shipped, a_path, 1, names, values, counts, &err)) return -1;
+    if (avemo_model_ensemble_member(shipped, 0, base, &err) ||
+        avemo_model_store_arrays(base, base, 1, names, values, counts, &err) ||
+        avemo_model_store_arrays(base, a_path, 1, names, ones, counts, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
     return make_other_member(a_path, b_path);
 }
 
@@ -91,15 +100,15 @@ static void test_mean_of_members(void **state)
     avemo_model_close(&m);
 }
 
-/* The shipped model's temperature belongs to it alone; the record is the union (same files here). */
+/* A member's temperature belongs to it alone; the record is the union (same files here). */
 static void test_temperature_and_record(void **state)
 {
     (void)state;
     struct avemo_error err = {0};
-    const char *members[2] = {shipped, b_path};
+    const char *members[2] = {base, b_path};
     assert_int_equal(avemo_model_ensemble(members, 2, e_path, NULL, &err), AVEMO_OK);
     avemo_net *s, *e;
-    assert_int_equal(avemo_net_load(shipped, &s, &err), AVEMO_OK);
+    assert_int_equal(avemo_net_load(base, &s, &err), AVEMO_OK);
     assert_int_equal(avemo_net_load(e_path, &e, &err), AVEMO_OK);
     assert_true(avemo_model_temperature(s) > 1.1f);
     assert_float_equal(avemo_model_temperature(e), 1.0f, 0);
@@ -204,6 +213,48 @@ static void test_refused(void **state)
     assert_int_equal(n, 3);
 }
 
+/* The shipped voice ensemble taken apart: its answer (temperature 1) is the mean of its two
+ * members' answers, each member keeps the record and none has members; a member it does not
+ * have is refused by number. */
+static void test_member_taken_out(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    char whole[1200], m0[1200], m1[1200];
+    snprintf(whole, sizeof whole, "%s/whole.avm", tmp);
+    snprintf(m0, sizeof m0, "%s/m0.avm", tmp);
+    snprintf(m1, sizeof m1, "%s/m1.avm", tmp);
+    const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
+    const float one = 1.0f, *values[1] = {&one};
+    const size_t counts[1] = {1};
+    assert_int_equal(avemo_model_store_arrays(shipped, whole, 1, names, values, counts, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_ensemble_member(shipped, 0, m0, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_ensemble_member(shipped, 1, m1, &err), AVEMO_OK);
+    struct avemo_prediction pw, p0, p1;
+    classify_audio(whole, &pw);
+    classify_audio(m0, &p0);
+    classify_audio(m1, &p1);
+    float apart = 0;
+    for (int c = 0; c < pw.num_classes; c++) {
+        assert_float_equal(pw.probs[c], 0.5f * (p0.probs[c] + p1.probs[c]), 1e-5);
+        apart = fmaxf(apart, fabsf(p0.probs[c] - p1.probs[c]));
+    }
+    assert_true(apart > 0.01f); /* two seeds, two answers */
+    avemo_net *s, *m;
+    assert_int_equal(avemo_net_load(shipped, &s, &err), AVEMO_OK);
+    assert_int_equal(avemo_net_load(m1, &m, &err), AVEMO_OK);
+    assert_int_equal(avemo_net_member_count(s), 2);
+    assert_int_equal(avemo_net_member_count(m), 1);
+    size_t ns = 0, nm = 0;
+    avemo_net_record(s, &ns);
+    avemo_net_record(m, &nm);
+    assert_true(ns > 100 && nm == ns);
+    avemo_net_free(s);
+    avemo_net_free(m);
+    assert_int_equal(avemo_model_ensemble_member(shipped, 2, m1, &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "member 2"));
+}
+
 /* A member without a training record leaves the ensemble without one (a partial union would
  * let avemo eval test on what that member learnt from), wherever the member stands. */
 static void test_member_without_record(void **state)
@@ -275,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_inputs_differ),
         cmocka_unit_test(test_member_without_record),
+        cmocka_unit_test(test_member_taken_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
