@@ -74,6 +74,21 @@ static void classify_audio(const char *model, struct avemo_prediction *pred)
     avemo_classifier_close(clf);
 }
 
+/* The ensemble at whole answers the clip with the mean of the answers of x and y, which differ. */
+static void expect_mean_of(const char *whole, const char *x, const char *y)
+{
+    struct avemo_prediction pw, px, py;
+    classify_audio(whole, &pw);
+    classify_audio(x, &px);
+    classify_audio(y, &py);
+    float apart = 0;
+    for (int c = 0; c < pw.num_classes; c++) {
+        assert_float_equal(pw.probs[c], 0.5f * (px.probs[c] + py.probs[c]), 1e-5);
+        apart = fmaxf(apart, fabsf(px.probs[c] - py.probs[c]));
+    }
+    assert_true(apart > 0.01f); /* the members answer differently */
+}
+
 static void test_mean_of_members(void **state)
 {
     (void)state;
@@ -82,16 +97,7 @@ static void test_mean_of_members(void **state)
     int n = 0;
     assert_int_equal(avemo_model_ensemble(members, 2, e_path, &n, &err), AVEMO_OK);
     assert_int_equal(n, 2);
-    struct avemo_prediction pa, pb, pe;
-    classify_audio(a_path, &pa);
-    classify_audio(b_path, &pb);
-    classify_audio(e_path, &pe);
-    float apart = 0;
-    for (int c = 0; c < pe.num_classes; c++) {
-        assert_float_equal(pe.probs[c], 0.5f * (pa.probs[c] + pb.probs[c]), 1e-5);
-        apart = fmaxf(apart, fabsf(pa.probs[c] - pb.probs[c]));
-    }
-    assert_true(apart > 0.01f); /* the members answer differently */
+    expect_mean_of(e_path, a_path, b_path);
     struct avemo_model m;
     assert_int_equal(avemo_model_open(e_path, NULL, 0, &m, &err), AVEMO_OK);
     assert_int_equal(m.members, 2);
@@ -230,16 +236,7 @@ static void test_member_taken_out(void **state)
     assert_int_equal(avemo_model_store_arrays(shipped, whole, 1, names, values, counts, &err), AVEMO_OK);
     assert_int_equal(avemo_model_ensemble_member(shipped, 0, m0, &err), AVEMO_OK);
     assert_int_equal(avemo_model_ensemble_member(shipped, 1, m1, &err), AVEMO_OK);
-    struct avemo_prediction pw, p0, p1;
-    classify_audio(whole, &pw);
-    classify_audio(m0, &p0);
-    classify_audio(m1, &p1);
-    float apart = 0;
-    for (int c = 0; c < pw.num_classes; c++) {
-        assert_float_equal(pw.probs[c], 0.5f * (p0.probs[c] + p1.probs[c]), 1e-5);
-        apart = fmaxf(apart, fabsf(p0.probs[c] - p1.probs[c]));
-    }
-    assert_true(apart > 0.01f); /* two seeds, two answers */
+    expect_mean_of(whole, m0, m1); /* two seeds, two answers */
     avemo_net *s, *m;
     assert_int_equal(avemo_net_load(shipped, &s, &err), AVEMO_OK);
     assert_int_equal(avemo_net_load(m1, &m, &err), AVEMO_OK);
