@@ -113,8 +113,8 @@ enum avemo_status avemo_net_keep_member(avemo_net *net, int k, struct avemo_erro
 {
     int count = avemo_net_member_count(net);
     if (k < 0 || k >= count)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: has no ensemble member %d (it has %d networks)", net->name, k,
-                          count);
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: has no ensemble member %d (it has %d network%s)", net->name, k,
+                          count, count == 1 ? "" : "s");
     if (k > 0) {
         char p[64], s[64];
         member_array_names(k, p, s, sizeof p);
