@@ -24,6 +24,14 @@ static enum avemo_status check_same_inputs(const struct avemo_model *a, const st
     return AVEMO_OK;
 }
 
+/* A stored temperature back to 1: it belonged to other logits than the new file's. */
+static enum avemo_status reset_temperature(avemo_net *net, struct avemo_error *err)
+{
+    const float one = 1.0f;
+    if (!avemo_net_array(net, AVEMO_CALIB_TEMPERATURE, NULL)) return AVEMO_OK;
+    return avemo_net_set_array(net, AVEMO_CALIB_TEMPERATURE, &one, 1, err);
+}
+
 static int has_entry(const struct avemo_record_entry *e, size_t n, const struct avemo_record_entry *x)
 {
     for (size_t i = 0; i < n; i++)
@@ -80,9 +88,7 @@ enum avemo_status avemo_model_ensemble(const char *const *paths, int n, const ch
     }
     if (!st) st = union_records(m, n, err);
     /* A member's temperature was fitted to its own logits, not to the average. */
-    const float one = 1.0f;
-    if (!st && avemo_net_array(m[0].net, AVEMO_CALIB_TEMPERATURE, NULL))
-        st = avemo_net_set_array(m[0].net, AVEMO_CALIB_TEMPERATURE, &one, 1, err);
+    if (!st) st = reset_temperature(m[0].net, err);
     if (!st) st = avemo_net_save(m[0].net, out_path, err);
     if (!st && members) *members = avemo_net_member_count(m[0].net);
     for (int i = 0; i < opened; i++) avemo_model_close(&m[i]);
@@ -96,9 +102,7 @@ enum avemo_status avemo_model_ensemble_member(const char *in_path, int k, const 
     enum avemo_status st = avemo_model_open(in_path, NULL, 0, &m, err);
     if (st) return st;
     st = avemo_net_keep_member(m.net, k, err);
-    const float one = 1.0f;
-    if (!st && avemo_net_array(m.net, AVEMO_CALIB_TEMPERATURE, NULL))
-        st = avemo_net_set_array(m.net, AVEMO_CALIB_TEMPERATURE, &one, 1, err);
+    if (!st) st = reset_temperature(m.net, err); /* the ensemble's was fitted to the mean */
     if (!st) st = avemo_net_save(m.net, out_path, err);
     avemo_model_close(&m);
     return st;

@@ -73,25 +73,37 @@ enum avemo_status avemo_net_add_member(avemo_net *net, const avemo_net *member, 
     return st;
 }
 
-enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out, struct avemo_error *err)
+/* The parameters and statistics of member k (1..count-1), checked against the network's sizes. */
+static enum avemo_status member_arrays(const avemo_net *net, int k, const float **params, const float **stats,
+                                       struct avemo_error *err)
 {
-    *out = NULL;
-    char p[64], s[64], name[sizeof net->name + 16];
+    char p[64], s[64];
     member_array_names(k, p, s, sizeof p);
     size_t np = 0, ns = 0;
-    const float *params = avemo_net_array(net, p, &np), *stats = avemo_net_array(net, s, &ns);
-    if (k < 1 || !params || !stats)
+    *params = avemo_net_array(net, p, &np);
+    *stats = avemo_net_array(net, s, &ns);
+    if (k < 1 || !*params || !*stats)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: has no ensemble member %d", net->name, k);
     if (np != net->nparams || ns != net->nstats)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: member %d has %zu parameters and %zu statistics, not %zu and %zu",
                           net->name, k, np, ns, net->nparams, net->nstats);
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out, struct avemo_error *err)
+{
+    *out = NULL;
+    char name[sizeof net->name + 16];
+    const float *params, *stats;
+    enum avemo_status st = member_arrays(net, k, &params, &stats, err);
+    if (st) return st;
     snprintf(name, sizeof name, "%s#%d", net->name, k);
     avemo_net *m;
     /* The same pipeline text: the same layers, and contexts of the first network serve it. */
-    enum avemo_status st = avemo_net_create(net->pipeline, name, &m, err);
+    st = avemo_net_create(net->pipeline, name, &m, err);
     if (st) return st;
-    memcpy(m->params, params, sizeof(float) * np);
-    memcpy(m->stats, stats, sizeof(float) * ns);
+    memcpy(m->params, params, sizeof(float) * net->nparams);
+    memcpy(m->stats, stats, sizeof(float) * net->nstats);
     if (net->labels) st = avemo_net_set_labels(m, (const char *const *)net->labels, net->classes, err);
     if (st) {
         avemo_net_free(m);
@@ -116,15 +128,11 @@ enum avemo_status avemo_net_keep_member(avemo_net *net, int k, struct avemo_erro
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: has no ensemble member %d (it has %d network%s)", net->name, k,
                           count, count == 1 ? "" : "s");
     if (k > 0) {
-        char p[64], s[64];
-        member_array_names(k, p, s, sizeof p);
-        size_t np = 0, ns = 0;
-        const float *params = avemo_net_array(net, p, &np), *stats = avemo_net_array(net, s, &ns);
-        if (np != net->nparams || ns != net->nstats)
-            return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: member %d has %zu parameters and %zu statistics, not %zu and %zu",
-                              net->name, k, np, ns, net->nparams, net->nstats);
-        memcpy(net->params, params, sizeof(float) * np);
-        memcpy(net->stats, stats, sizeof(float) * ns);
+        const float *params, *stats;
+        enum avemo_status st = member_arrays(net, k, &params, &stats, err);
+        if (st) return st;
+        memcpy(net->params, params, sizeof(float) * net->nparams);
+        memcpy(net->stats, stats, sizeof(float) * net->nstats);
     }
     for (int i = net->narrays - 1; i >= 0; i--)
         if (strncmp(net->arrays[i].name, AVEMO_NN_MEMBER_PREFIX, strlen(AVEMO_NN_MEMBER_PREFIX)) == 0) drop_array(net, i);
