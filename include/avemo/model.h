@@ -76,7 +76,7 @@ enum avemo_split_kind {
  *              plateau_factor min_lr class_weights label_smoothing seed split folds fold dropout
  *              bn_recalibrate swa_start validation distill
  *   [augment]  noise_snr_db gain_db dither shift speed time_mask freq_mask masks
- *              flip face_shift face_scale brightness contrast
+ *              flip face_shift face_scale face_rotate brightness contrast
  */
 struct avemo_face_spec {
     int size;                 /* crop side (64) */
@@ -128,6 +128,7 @@ struct avemo_augment {
     int masks;                /* masks of each kind per sample */
     int flip;                 /* faces: random horizontal flip */
     float face_shift, face_scale; /* random crop jitter (fraction of the side) */
+    float face_rotate;        /* random in-plane rotation of the crop in [-r, r] degrees */
     float brightness, contrast;   /* random brightness offset / contrast factor ranges */
     float mixup;              /* > 0: mix each batch with a shuffled copy of itself, weight ~ Beta(a, a) */
     float dither;             /* > 0: add uniform noise of +-dither 16-bit steps (1: +-1 LSB, what

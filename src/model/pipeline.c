@@ -232,6 +232,7 @@ static enum avemo_status set_augment(struct avemo_augment *a, const char *key, c
     if (strcmp(key, "flip") == 0) return parse_choice(value, bool_names, &a->flip, name, "augment.flip", err);
     if (strcmp(key, "face_shift") == 0) return parse_float(value, 0, 0.5, &a->face_shift, name, "augment.face_shift", err);
     if (strcmp(key, "face_scale") == 0) return parse_float(value, 0, 0.5, &a->face_scale, name, "augment.face_scale", err);
+    if (strcmp(key, "face_rotate") == 0) return parse_float(value, 0, 45, &a->face_rotate, name, "augment.face_rotate", err);
     if (strcmp(key, "brightness") == 0) return parse_float(value, 0, 1, &a->brightness, name, "augment.brightness", err);
     if (strcmp(key, "contrast") == 0) return parse_float(value, 0, 1, &a->contrast, name, "augment.contrast", err);
     if (strcmp(key, "mixup") == 0) return parse_float(value, 0, 1, &a->mixup, name, "augment.mixup", err);

@@ -197,14 +197,18 @@ void train_face_augment(const uint8_t *crop, int size, int channels, float *out,
     float scale = a->face_scale > 0 ? uniform(rng, 1 - a->face_scale, 1 + a->face_scale) : 1.0f;
     float dx = a->face_shift > 0 ? uniform(rng, -a->face_shift, a->face_shift) * size : 0;
     float dy = a->face_shift > 0 ? uniform(rng, -a->face_shift, a->face_shift) * size : 0;
+    float angle = a->face_rotate > 0 ? uniform(rng, -a->face_rotate, a->face_rotate) * (float)(M_PI / 180) : 0;
+    float cos_a = cosf(angle) / scale, sin_a = sinf(angle) / scale;
     float bright = a->brightness > 0 ? uniform(rng, -a->brightness, a->brightness) : 0;
     float contrast = a->contrast > 0 ? uniform(rng, 1 - a->contrast, 1 + a->contrast) : 1;
     float centre = (size - 1) / 2.0f;
     size_t plane = (size_t)size * size;
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
-            /* Output pixel -> source pixel: undo the scale about the centre, then the shift. */
-            float sx = (x - centre) / scale + centre + dx, sy = (y - centre) / scale + centre + dy;
+            /* Output pixel -> source pixel: undo the rotation and scale about the centre, then
+             * the shift (a head tilted by +angle in the output). */
+            float ox = x - centre, oy = y - centre;
+            float sx = cos_a * ox + sin_a * oy + centre + dx, sy = -sin_a * ox + cos_a * oy + centre + dy;
             if (flip) sx = (float)(size - 1) - sx;
             for (int c = 0; c < channels; c++) {
                 float v = sample(crop, size, channels, c, sx, sy) * (1.0f / 255.0f);

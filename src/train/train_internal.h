@@ -18,7 +18,7 @@ int train_augment_uses_wave(const struct avemo_augment *a);
 enum avemo_status train_check_codecs(const struct avemo_augment *a, int rate, struct avemo_error *err);
 /* SpecAugment: zero random time and frequency bands of a rows x cols matrix. */
 void train_spec_augment(float *x, int rows, int cols, const struct avemo_augment *a, struct avemo_rng *rng);
-/* The same with random flip, shift/scale jitter and brightness/contrast. */
+/* The same with random flip, shift/scale/rotation jitter and brightness/contrast. */
 void train_face_augment(const uint8_t *crop, int size, int channels, float *out, const struct avemo_augment *a,
                         struct avemo_rng *rng);
 

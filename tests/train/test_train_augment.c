@@ -1,7 +1,8 @@
 /*
  * Waveform augmentation that imitates other recordings: a synthetic room adds a decaying
  * tail after every sound and keeps the level; a codec keeps the sound and its length; both
- * are drawn for the asked fraction of samples.
+ * are drawn for the asked fraction of samples.  Face crops: no jitter gives the crop itself, a
+ * rotation turns the face by no more than the asked angle.
  */
 #include "common/testutil.h"
 
@@ -91,12 +92,56 @@ static void test_fraction_of_samples(void **state)
     assert_true(wet >= 40 && wet <= 80);
 }
 
+/* The orientation in degrees of the bright pixels (> 0.5) of a size x size image: the main
+ * axis of their second moments. */
+static double bright_axis_degrees(const float *img, int size)
+{
+    double n = 0, mx = 0, my = 0, cxx = 0, cyy = 0, cxy = 0;
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+            if (img[y * size + x] > 0.5f) n++, mx += x, my += y;
+    mx /= n, my /= n;
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+            if (img[y * size + x] > 0.5f)
+                cxx += (x - mx) * (x - mx), cyy += (y - my) * (y - my), cxy += (x - mx) * (y - my);
+    return 0.5 * atan2(2 * cxy, cxx - cyy) * 180 / M_PI;
+}
+
+/* A horizontal bar through a 64x64 crop: without jitter the crop comes out as it is (scaled
+ * to [0, 1]); with face_rotate = 15 the bar turns by at most 15 degrees, both ways. */
+static void test_face_rotation(void **state)
+{
+    (void)state;
+    enum { S = 64 };
+    static uint8_t crop[S * S];
+    static float out[S * S];
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) crop[y * S + x] = (y >= 30 && y <= 33) ? 255 : (uint8_t)(x / 2);
+    struct avemo_augment a = {0};
+    struct avemo_rng rng;
+    avemo_rng_seed(&rng, 11, 1);
+    train_face_augment(crop, S, 1, out, &a, &rng);
+    for (int i = 0; i < S * S; i++) assert_float_equal(out[i], crop[i] / 255.0f, 1e-6);
+    a.face_rotate = 15;
+    double lo = 90, hi = -90;
+    for (int trial = 0; trial < 40; trial++) {
+        train_face_augment(crop, S, 1, out, &a, &rng);
+        double angle = bright_axis_degrees(out, S);
+        lo = fmin(lo, angle), hi = fmax(hi, angle);
+        assert_true(fabs(angle) <= 15.5);
+    }
+    printf("  face_rotate = 15: the bar at %.1f to %.1f degrees over 40 crops\n", lo, hi);
+    assert_true(lo < -7 && hi > 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_adds_a_tail),
         cmocka_unit_test(test_codec_keeps_the_sound),
         cmocka_unit_test(test_fraction_of_samples),
+        cmocka_unit_test(test_face_rotation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
