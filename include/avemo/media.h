@@ -25,6 +25,14 @@ struct avemo_media_limits {
     int max_width;            /* video frame width (default 2048) */
     int max_height;           /* video frame height (default 2048) */
     int64_t max_pixels;       /* width * height (default 1920 * 1088) */
+    int max_image_side;       /* a still picture's width and height (default 8192) and */
+    int64_t max_image_pixels; /* ... width * height (default 4096 * 4096, as avemo's JPEG reader):
+                               * a picture opened by one of FFmpeg's image demuxers (PNG, WebP,
+                               * BMP, TIFF ...) is one frame with nothing decoded before it, so
+                               * it may be as large as a phone photo or a screenshot; 0: the
+                               * video frame limits above */
+    int64_t max_image_bytes;  /* ... and its decoded frame in bytes (default 64 MiB: 16-bit and
+                               * float formats take 2-4x the bytes of 8-bit RGBA) */
     int64_t max_samples;      /* decoded audio samples after resampling (default 300 s at 48 kHz) */
     int max_frames;           /* frames returned by one decode (default 10000) */
     int64_t max_decoded_bytes; /* audio samples and frames one decode call holds (default 256 MiB;

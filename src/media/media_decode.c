@@ -194,9 +194,7 @@ static enum avemo_status video_check_size(avemo_media *media, const AVFrame *f, 
     if (f->width <= 0 || f->height <= 0)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: decoded a frame of size %dx%d", media->name, f->width,
                           f->height);
-    if (f->width > lim->max_width || f->height > lim->max_height || (int64_t)f->width * f->height > lim->max_pixels)
-        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: video frame %dx%d exceeds the limit of %dx%d", media->name,
-                          f->width, f->height, lim->max_width, lim->max_height);
+    if (!media_frame_fits(lim, f->width, f->height)) return media_frame_size_error(media, f->width, f->height, err);
     return AVEMO_OK;
 }
 

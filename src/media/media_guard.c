@@ -14,6 +14,7 @@
 #include "media/media_internal.h"
 
 #include <libavcodec/avcodec.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
 
 /* At most this many bytes are read (and buffered) while probing stream information. */
@@ -78,9 +79,13 @@ enum avemo_status media_guard_probe_options(const avemo_media *media, AVDictiona
     if (n == 0) return AVEMO_OK;
     AVDictionary **opts = av_calloc(n, sizeof *opts);
     if (!opts) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+    /* A picture's probe would decode the whole picture only to learn its size and format:
+     * refused at once, the size comes from the peek (nothing allocated), and the picture is
+     * decoded once, by the pass. */
+    int64_t probe_pixels = media->guard.picture ? 1 : media->limits.max_pixels;
     int rc = 0;
     for (unsigned i = 0; i < n && rc >= 0; i++) {
-        rc = av_dict_set_int(&opts[i], "max_pixels", media->limits.max_pixels, 0);
+        rc = av_dict_set_int(&opts[i], "max_pixels", probe_pixels, 0);
         if (rc >= 0) rc = av_dict_set_int(&opts[i], "max_samples", MEDIA_MAX_FRAME_SAMPLES, 0);
         if (rc >= 0) rc = av_dict_set(&opts[i], "threads", "1", 0);
     }
@@ -101,9 +106,28 @@ void media_guard_free_options(AVDictionary ***opts, unsigned count)
     av_freep(opts);
 }
 
-static int frame_fits(const struct avemo_media_limits *lim, int width, int height)
+int media_frame_fits(const struct avemo_media_limits *lim, int width, int height)
 {
     return width <= lim->max_width && height <= lim->max_height && (int64_t)width * height <= lim->max_pixels;
+}
+
+enum avemo_status media_frame_size_error(const avemo_media *media, int width, int height, struct avemo_error *err)
+{
+    const struct avemo_media_limits *lim = &media->limits;
+    /* A video's frames are held with their reference frames, so its limit is 1080p-sized; what a
+     * user with a 4K phone video can do is said in the message. */
+    return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: %s %dx%d exceeds the limit of %dx%d (%lld pixels)%s", media->name,
+                      media->guard.picture ? "picture" : "video frame", width, height, lim->max_width,
+                      lim->max_height, (long long)lim->max_pixels,
+                      media->guard.picture ? "" : "; scale it down first, e.g. ffmpeg -i IN -vf scale=-2:1080 OUT");
+}
+
+/* A picture's frame in bytes when its format makes it larger than the picture limit, else 0. */
+static int64_t picture_too_many_bytes(const avemo_media *media, const AVFrame *frame)
+{
+    if (!media->guard.picture || media->limits.max_image_bytes <= 0) return 0;
+    int64_t bytes = av_image_get_buffer_size(frame->format, frame->width, frame->height, 1);
+    return bytes > media->limits.max_image_bytes ? bytes : 0;
 }
 
 /* get_buffer2: the size is known, the buffer does not exist yet. */
@@ -112,9 +136,11 @@ static int guard_get_buffer(AVCodecContext *dec, AVFrame *frame, int flags)
     avemo_media *media = dec->opaque;
     struct media_guard *g = &media->guard;
     if (dec->codec_type == AVMEDIA_TYPE_VIDEO) {
-        if (g->peek || !frame_fits(&media->limits, frame->width, frame->height)) {
+        int64_t bytes = g->peek ? 0 : picture_too_many_bytes(media, frame);
+        if (g->peek || bytes || !media_frame_fits(&media->limits, frame->width, frame->height)) {
             g->width = frame->width;
             g->height = frame->height;
+            g->bytes = bytes;
             g->refused = 1;
             return AVERROR(ERANGE);
         }
@@ -130,9 +156,10 @@ static enum AVPixelFormat guard_get_format(AVCodecContext *dec, const enum AVPix
     struct media_guard *g = &media->guard;
     int width = dec->coded_width > dec->width ? dec->coded_width : dec->width;
     int height = dec->coded_height > dec->height ? dec->coded_height : dec->height;
-    if (width > 0 && height > 0 && (g->peek || !frame_fits(&media->limits, width, height))) {
+    if (width > 0 && height > 0 && (g->peek || !media_frame_fits(&media->limits, width, height))) {
         g->width = width;
         g->height = height;
+        g->bytes = 0;
         g->refused = 1;
         return AV_PIX_FMT_NONE;
     }
@@ -164,10 +191,8 @@ enum avemo_status media_guard_check_declared(const avemo_media *media, struct av
         const AVStream *s = media->fmt->streams[i];
         const AVCodecParameters *par = s->codecpar;
         if (par->codec_type != AVMEDIA_TYPE_VIDEO || (s->disposition & AV_DISPOSITION_ATTACHED_PIC)) continue;
-        if (par->width > 0 && par->height > 0 && !frame_fits(lim, par->width, par->height))
-            return avemo_fail(err, AVEMO_ERR_TOO_LARGE,
-                              "%s: video frame %dx%d exceeds the limit of %dx%d (%lld pixels)", media->name,
-                              par->width, par->height, lim->max_width, lim->max_height, (long long)lim->max_pixels);
+        if (par->width > 0 && par->height > 0 && !media_frame_fits(lim, par->width, par->height))
+            return media_frame_size_error(media, par->width, par->height, err);
     }
     return AVEMO_OK;
 }
@@ -175,9 +200,11 @@ enum avemo_status media_guard_check_declared(const avemo_media *media, struct av
 enum avemo_status media_guard_refusal(const avemo_media *media, struct avemo_error *err)
 {
     const struct media_guard *g = &media->guard;
-    const struct avemo_media_limits *lim = &media->limits;
-    return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: video frame %dx%d exceeds the limit of %dx%d (%lld pixels)",
-                      media->name, g->width, g->height, lim->max_width, lim->max_height, (long long)lim->max_pixels);
+    if (g->bytes)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: picture %dx%d takes %lld bytes decoded, over the limit of %lld",
+                          media->name, g->width, g->height, (long long)g->bytes,
+                          (long long)media->limits.max_image_bytes);
+    return media_frame_size_error(media, g->width, g->height, err);
 }
 
 enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t take, struct avemo_error *err)

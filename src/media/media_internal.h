@@ -19,6 +19,8 @@ struct media_guard {
     int peek;                         /* 1: refuse every video buffer, only learn the size */
     int refused;                      /* a decoder asked for a frame the limits refuse */
     int width, height;                /* ... of this size */
+    int64_t bytes;                    /* ... of this many bytes, when its format made it too large */
+    int picture;                      /* the input is a still picture (the picture limits apply) */
     int64_t held;                     /* bytes of samples and frames the current decode holds */
 };
 
@@ -63,12 +65,22 @@ void media_guard_free_options(AVDictionary ***opts, unsigned count);
 enum avemo_status media_guard_check_declared(const avemo_media *media, struct avemo_error *err);
 /* Install the frame-size guard on a decoder of media (before avcodec_open2). */
 void media_guard_decoder(avemo_media *media, AVCodecContext *dec);
+/* 1 when a frame of width x height is within the limits' frame size. */
+int media_frame_fits(const struct avemo_media_limits *lim, int width, int height);
+/* The TOO_LARGE error of a frame of width x height over the frame size limits. */
+enum avemo_status media_frame_size_error(const avemo_media *media, int width, int height, struct avemo_error *err);
 /* The TOO_LARGE error of a frame the guard refused. */
 enum avemo_status media_guard_refusal(const avemo_media *media, struct avemo_error *err);
 /* Account for a decode holding `take` more bytes and `release` fewer; TOO_LARGE over the cap. */
 enum avemo_status media_guard_hold(avemo_media *media, int64_t release, int64_t take, struct avemo_error *err);
 /* The video size the probe could not give, read without allocating a frame (into info). */
 void media_guard_peek_size(avemo_media *media);
+
+/* media_still.c: 1 when the demuxer `name` reads still pictures (png_pipe, image2 ...). */
+int media_is_image_demuxer(const char *name);
+/* After the demuxer is open: a still picture gets the limits' picture sizes in place of a
+ * video frame's (media->guard.picture says so). */
+void media_use_picture_limits(avemo_media *media);
 
 /* media_plan.c: which packets of a sampling pass may be skipped (H.264 in MP4/MOV: pictures
  * no other picture refers to, when they are not sampled).  The packets are read first and

@@ -22,6 +22,9 @@ void avemo_media_limits_default(struct avemo_media_limits *limits)
     limits->max_width = 2048;
     limits->max_height = 2048;
     limits->max_pixels = (int64_t)1920 * 1088;
+    limits->max_image_side = 8192;
+    limits->max_image_pixels = (int64_t)4096 * 4096;
+    limits->max_image_bytes = (int64_t)64 << 20;
     limits->max_samples = (int64_t)300 * 48000;
     limits->max_frames = 10000;
     limits->max_decoded_bytes = (int64_t)256 << 20;
@@ -182,6 +185,7 @@ static enum avemo_status open_input(avemo_media *media, struct avemo_error *err)
     if (unused_options)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: input options '%s' not understood by the %s demuxer",
                           media->name, media->options, media->fmt->iformat->name);
+    media_use_picture_limits(media);
     /* The streams and the sizes the headers declare first; then the probe decodes a few frames,
      * with the limits' pixel cap, never one too large. */
     enum avemo_status st = media_guard_find_streams(media, err);
@@ -273,11 +277,8 @@ static enum avemo_status check_limits(const avemo_media *media, struct avemo_err
     if (in->duration_s > lim->max_duration_s)
         return avemo_fail(err, AVEMO_ERR_TOO_LONG, "%s: duration %.1f s exceeds the limit of %.1f s", media->name,
                           in->duration_s, lim->max_duration_s);
-    if (in->has_video && (in->width > lim->max_width || in->height > lim->max_height ||
-                          (int64_t)in->width * in->height > lim->max_pixels))
-        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: video frame %dx%d exceeds the limit of %dx%d (%lld pixels)",
-                          media->name, in->width, in->height, lim->max_width, lim->max_height,
-                          (long long)lim->max_pixels);
+    if (in->has_video && !media_frame_fits(lim, in->width, in->height))
+        return media_frame_size_error(media, in->width, in->height, err);
     if (in->has_audio && (in->sample_rate <= 0 || in->sample_rate > 768000 || in->channels <= 0 || in->channels > 64))
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: implausible audio stream (%d Hz, %d channels)", media->name,
                           in->sample_rate, in->channels);

@@ -44,7 +44,7 @@ enum avemo_status avemo_image_read_file(const char *path, int channels, const st
     size_t got = f ? fread(head, 1, sizeof head, f) : 0;
     if (f) fclose(f);
     if (avemo_image_is_jpeg(head, got))
-        return avemo_jpeg_read_file(path, channels, limits ? limits->max_pixels : 0, out, err);
+        return avemo_jpeg_read_file(path, channels, limits ? limits->max_image_pixels : 0, out, err);
     struct avemo_media_open_options mo = {.limits = limits};
     avemo_media *media = NULL;
     enum avemo_status st = avemo_media_open_file(path, &mo, &media, err);

@@ -16,6 +16,8 @@ static void fuzz_limits(struct avemo_media_limits *limits)
     limits->max_duration_s = 60;
     limits->max_width = limits->max_height = 1024;
     limits->max_pixels = 640 * 480;
+    limits->max_image_side = 1024;
+    limits->max_image_pixels = 640 * 480;
     limits->max_samples = 60 * 16000;
     limits->max_frames = 16;
 }

@@ -279,6 +279,11 @@ def case_inputs(args):
     check(status == 200 and isinstance(parsed, dict) and parsed.get("frames_sampled") == 1
           and parsed.get("mode") == "face",
           "a PNG named .flv -> 200, one picture in face mode (got %d %s)" % (status, raw[:160]))
+    # A screenshot is larger than the video frames allowed: a picture has its own size limits.
+    shot = ffmpeg(["-f", "lavfi", "-i", "testsrc=s=2560x1440", "-frames:v", "1"], os.path.join(tmp, "shot.png"))
+    status, parsed, raw = predict(port, shot, "shot.png")
+    check(status == 200 and isinstance(parsed, dict) and parsed.get("frames_sampled") == 1,
+          "a 2560x1440 PNG screenshot -> 200, one picture (got %d %s)" % (status, raw[:160]))
     expect_error(port, "a truncated .flv (100 KB of 266 KB)", 415, ["corrupt"], clip[:100000])
     expect_error(port, "a .flv cut inside its header", 415, ["corrupt", "unsupported"], clip[:200])
     flipped = bytearray(clip)
@@ -472,11 +477,15 @@ def case_bombs(args):
     frame_8k = ffmpeg(["-r", "25", "-i", os.path.join(tmp, "8k.h264"), "-c", "copy"], os.path.join(tmp, "8k.mp4"))
     switch = ffmpeg(["-r", "25", "-i", os.path.join(tmp, "switch.h264"), "-c", "copy"],
                     os.path.join(tmp, "switch.ts"))
+    # Within the picture size limits, over the picture byte limit (16 bits a channel, 128 MiB).
+    deep = ffmpeg(["-f", "lavfi", "-i", "color=c=gray:s=4096x4096", "-frames:v", "1", "-pix_fmt", "rgba64be"],
+                  os.path.join(tmp, "deep.png"))
     idle = rss_kb(srv.proc.pid, "VmRSS")
     print("server idle: VmRSS %d KB, VmHWM %d KB" % (idle, rss_kb(srv.proc.pid, "VmHWM")))
     for what, data, name in [("a 746 KB PNG declaring 16000x16000", png_bomb(), "bomb.png"),
                              ("one 7680x4320 H.264 frame", frame_8k, "8k.mp4"),
-                             ("64x48 H.264 switching to 7680x4320 in mid-stream", switch, "switch.ts")]:
+                             ("64x48 H.264 switching to 7680x4320 in mid-stream", switch, "switch.ts"),
+                             ("a 204 KB PNG of 4096x4096 pixels of 64 bits", deep, "deep.png")]:
         reset_peak(srv.proc.pid)
         t0 = time.time()
         status, parsed, raw = predict(srv.port, data, name)
@@ -485,7 +494,7 @@ def case_bombs(args):
         code, message = error_code(parsed)
         print("  %s: %d %s in %.2f s, peak RSS +%.1f MB over idle: %s" % (name, status, code, seconds, grown, message))
         check(status == 413 and code == "too_large" and bool(message) and
-              ("7680x4320" in message or "16000x16000" in message),
+              any(size in message for size in ("7680x4320", "16000x16000", "4096x4096")),
               "%s (%d KB) -> 413 too_large naming the frame size (got %d %s)" % (what, len(data) // 1024, status,
                                                                                  raw[:120]))
         check(grown < 64, "%s: the server's peak RSS grew %.1f MB over idle (bound 64 MB)" % (what, grown))

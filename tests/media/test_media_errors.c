@@ -307,6 +307,52 @@ static void test_limits(void **state)
     avemo_media_close(m);
 }
 
+/* Opens the 48x48 gray CK+ picture with lim and decodes its one frame; the status of the
+ * step that fails (or AVEMO_OK), and err's message mentions `mention` when given. */
+static enum avemo_status open_picture(struct avemo_media_limits lim, const char *mention)
+{
+    struct avemo_media_open_options opt = {.limits = &lim};
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    enum avemo_status st = avemo_media_open_file(TEST_DATA("ckplus/happy/S026_006_00000011.png"), &opt, &m, &err);
+    struct avemo_frames fr = {0};
+    if (!st) st = avemo_media_decode_frames(m, 1, AVEMO_PIX_GRAY8, &fr, &err);
+    if (!st) assert_int_equal(fr.count, 1);
+    avemo_frames_free(&fr);
+    avemo_media_close(m);
+    printf("  picture -> %s: %s\n", avemo_status_name(st), err.message);
+    if (mention) assert_non_null(strstr(err.message, mention));
+    return st;
+}
+
+/* A still picture has its own size limits (screenshots and photos are larger than the video
+ * frames allowed): a picture over the video frame limits opens under the picture limits,
+ * and is refused, naming it a picture, over those or over the picture's byte limit. */
+static void test_picture_limits(void **state)
+{
+    (void)state;
+    struct avemo_media_limits lim;
+    avemo_media_limits_default(&lim);
+    lim.max_width = lim.max_height = 32;
+    lim.max_pixels = 32 * 32;
+    assert_int_equal(open_picture(lim, NULL), AVEMO_OK);
+    struct avemo_media_limits l = lim;
+    l.max_image_side = 40;
+    assert_int_equal(open_picture(l, "picture 48x48 exceeds the limit of 40x40"), AVEMO_ERR_TOO_LARGE);
+    l = lim;
+    l.max_image_pixels = 47 * 48;
+    assert_int_equal(open_picture(l, "picture 48x48 exceeds"), AVEMO_ERR_TOO_LARGE);
+    l = lim;
+    l.max_image_bytes = 48 * 48 - 1; /* the PNG is 8-bit gray: 2304 bytes decoded */
+    assert_int_equal(open_picture(l, "picture 48x48 takes 2304 bytes decoded, over the limit of 2303"),
+                     AVEMO_ERR_TOO_LARGE);
+    l.max_image_bytes = 48 * 48;
+    assert_int_equal(open_picture(l, NULL), AVEMO_OK);
+    l = lim;
+    l.max_image_side = 0; /* no picture limits: the video frame's apply */
+    assert_int_equal(open_picture(l, "video frame 48x48 exceeds the limit of 32x32"), AVEMO_ERR_TOO_LARGE);
+}
+
 /* A clip whose metadata understates its duration (0.5 s declared, 2.2 s of sound) passes the
  * open-time check of max_duration_s; its decode stops at the limit with TOO_LONG instead of
  * returning sound up to max_samples. */
@@ -444,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_too_many_streams),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_picture_limits),
         cmocka_unit_test(test_understated_duration),
         cmocka_unit_test(test_read_error),
         cmocka_unit_test(test_bad_arguments),
