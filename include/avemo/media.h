@@ -80,8 +80,11 @@ struct avemo_media_info {
     double audio_duration_s;
     int has_video;
     char video_codec[64];
-    int width;
+    int width;               /* the stored pictures' size; frames come out turned by rotation */
     int height;
+    int rotation;            /* clockwise degrees (0, 90, 180, 270) that show the video upright,
+                              * from its display matrix (a phone's portrait video): decoded frames
+                              * come out turned, as a player shows them */
     double fps;              /* average frame rate, 0 when unknown */
     int64_t frame_count;     /* from the container, or estimated from duration * fps */
     int frame_count_exact;   /* 1 when the container states it */

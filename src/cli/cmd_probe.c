@@ -21,8 +21,11 @@ static void print_text(const struct avemo_media_info *in)
     else
         printf("audio:     none\n");
     if (in->has_video)
-        printf("video:     %s, %dx%d, %.3f fps, %lld frames%s\n", in->video_codec, in->width, in->height, in->fps,
-               (long long)in->frame_count, in->frame_count_exact ? "" : " (estimated)");
+        printf("video:     %s, %dx%d, %.3f fps, %lld frames%s%s\n", in->video_codec, in->width, in->height, in->fps,
+               (long long)in->frame_count, in->frame_count_exact ? "" : " (estimated)",
+               in->rotation == 90 ? ", shown turned 90 degrees clockwise"
+               : in->rotation == 180 ? ", shown upside down"
+               : in->rotation == 270 ? ", shown turned 90 degrees counter-clockwise" : "");
     else
         printf("video:     none\n");
 }

@@ -44,6 +44,7 @@ struct video_pass {
     enum avemo_pixel_format format;
     AVCodecContext *dec;
     struct SwsContext *sws;
+    AVFrame *converted;       /* swscale's output, with FFmpeg's aligned and padded rows */
     struct media_gray_lut gray;   /* GRAY8 output without a swscale pass per frame */
     int64_t *targets;         /* sorted frame indices to keep */
     int ntargets;
@@ -198,6 +199,30 @@ static enum avemo_status video_check_size(avemo_media *media, const AVFrame *f, 
     return AVEMO_OK;
 }
 
+/* swscale's SIMD writes whole blocks of pixels: past the end of a row whose width is not a
+ * multiple of the block (a 360-pixel-wide video), past the end of a packed buffer on the last
+ * row.  So it writes into a frame FFmpeg allocates with aligned, padded rows, as the ffmpeg
+ * program does, and the rows are copied out packed. */
+static enum avemo_status video_convert(avemo_media *media, struct video_pass *v, const AVFrame *f,
+                                       enum AVPixelFormat dst_fmt, uint8_t *data, struct avemo_error *err)
+{
+    AVFrame *c = v->converted;
+    if (!c || c->width != f->width || c->height != f->height || c->format != dst_fmt) {
+        av_frame_free(&v->converted);
+        c = v->converted = av_frame_alloc();
+        if (!c) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", media->name);
+        c->width = f->width;
+        c->height = f->height;
+        c->format = dst_fmt;
+        int rc = av_frame_get_buffer(c, 0);
+        if (rc < 0) return media_fail_av(media, err, rc, "cannot allocate a frame");
+    }
+    sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, c->data, c->linesize);
+    size_t row = (size_t)f->width * (dst_fmt == AV_PIX_FMT_RGB24 ? 3 : 1);
+    for (int y = 0; y < f->height; y++) memcpy(data + (size_t)y * row, c->data[0] + (size_t)y * c->linesize[0], row);
+    return AVEMO_OK;
+}
+
 static enum avemo_status video_store_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,
                                            struct avemo_error *err)
 {
@@ -216,12 +241,12 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
     uint8_t *data = malloc(bytes);
     if (!data) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a %dx%d frame", media->name, f->width,
                                  f->height);
-    uint8_t *dst[4] = {data, NULL, NULL, NULL};
-    int dst_stride[4] = {f->width * channels, 0, 0, 0};
     if (v->format == AVEMO_PIX_GRAY8 && media_gray_lut_ready(&v->gray, v->sws, f))
         media_gray_lut_apply(&v->gray, f, data);
-    else
-        sws_scale(v->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
+    else if ((st = video_convert(media, v, f, dst_fmt, data, err))) {
+        free(data);
+        return st;
+    }
 
     struct avemo_frames *out = v->out;
     struct avemo_frame *fr = &out->frames[out->count++];
@@ -234,7 +259,7 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
     fr->index = v->decoded;
     fr->time_s = pts == AV_NOPTS_VALUE ? 0 : (double)(pts - start) * av_q2d(s->time_base);
     fr->data = data;
-    return AVEMO_OK;
+    return media_turn_frame(media, fr, media->info.rotation, err);
 }
 
 static enum avemo_status video_take_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,
@@ -399,6 +424,7 @@ static void release_pass(struct audio_pass *a, struct video_pass *v)
     free(a->buf);
     avcodec_free_context(&v->dec);
     sws_freeContext(v->sws);
+    av_frame_free(&v->converted);
     free(v->targets);
     media_plan_free(&v->plan);
     a->buf = NULL;

@@ -59,7 +59,10 @@ static int calibrate(struct media_gray_lut *lut, struct SwsContext *sws, const A
     size_t total = 0;
     for (int p = 0; p < 4; p++) total += sizes[p];
     uint8_t *src = av_malloc(total + 64);
-    uint8_t *out = malloc((size_t)f->width * (size_t)f->height);
+    /* Rows aligned and padded as in an FFmpeg frame: swscale's SIMD writes whole blocks of
+     * pixels, past a row's end when the width is not a multiple of the block. */
+    int stride = FFALIGN(f->width, 64);
+    uint8_t *out = av_malloc((size_t)stride * (size_t)f->height + 64);
     int ok = src && out;
     if (ok) {
         uint8_t *at = src;
@@ -69,21 +72,21 @@ static int calibrate(struct media_gray_lut *lut, struct SwsContext *sws, const A
         }
         fill_pattern(planes, linesize, f->width, f->height, f->format);
         uint8_t *dst[4] = {out, NULL, NULL, NULL};
-        int dst_stride[4] = {f->width, 0, 0, 0};
+        int dst_stride[4] = {stride, 0, 0, 0};
         ok = sws_scale(sws, (const uint8_t *const *)planes, linesize, 0, f->height, dst, dst_stride) == f->height;
     }
     int seen[256] = {0};
     for (int y = 0; ok && y < f->height; y++)
         for (int x = 0; ok && x < f->width; x++) {
             uint8_t v = planes[0][(size_t)y * (size_t)linesize[0] + (size_t)x];
-            uint8_t g = out[(size_t)y * (size_t)f->width + (size_t)x];
+            uint8_t g = out[(size_t)y * (size_t)stride + (size_t)x];
             if (seen[v] && lut->map[v] != g) ok = 0;
             seen[v] = 1;
             lut->map[v] = g;
         }
     for (int v = 0; ok && v < 256; v++) ok = seen[v];
     av_free(src);
-    free(out);
+    av_free(out);
     return ok;
 }
 

@@ -82,6 +82,12 @@ int media_is_image_demuxer(const char *name);
  * video frame's (media->guard.picture says so). */
 void media_use_picture_limits(avemo_media *media);
 
+/* media_rotate.c: the clockwise quarter turn (0, 90, 180, 270) that shows the stream's frames
+ * upright, from its display matrix; media_turn_frame turns a decoded frame by it. */
+int media_stream_rotation(const AVStream *s);
+enum avemo_status media_turn_frame(const avemo_media *media, struct avemo_frame *fr, int rotation,
+                                   struct avemo_error *err);
+
 /* media_plan.c: which packets of a sampling pass may be skipped (H.264 in MP4/MOV: pictures
  * no other picture refers to, when they are not sampled).  The packets are read first and
  * replayed; plan->skipping says whether the pass skips and indexes frames by rank. */

@@ -254,6 +254,7 @@ static void fill_info(avemo_media *media)
         snprintf(in->video_codec, sizeof in->video_codec, "%s", avcodec_get_name(s->codecpar->codec_id));
         in->width = s->codecpar->width;
         in->height = s->codecpar->height;
+        in->rotation = media_stream_rotation(s);
         AVRational rate = s->avg_frame_rate.num ? s->avg_frame_rate : s->r_frame_rate;
         in->fps = rate.den ? av_q2d(rate) : 0;
         double dur = stream_duration(s) > 0 ? stream_duration(s) : in->duration_s;
@@ -422,6 +423,7 @@ enum avemo_status avemo_media_info_json(const avemo_media *media, char **json, s
         cJSON_AddStringToObject(v, "codec", in->video_codec);
         cJSON_AddNumberToObject(v, "width", in->width);
         cJSON_AddNumberToObject(v, "height", in->height);
+        cJSON_AddNumberToObject(v, "rotation", in->rotation);
         cJSON_AddNumberToObject(v, "fps", in->fps);
         cJSON_AddNumberToObject(v, "frame_count", (double)in->frame_count);
         cJSON_AddBoolToObject(v, "frame_count_exact", in->frame_count_exact);

@@ -138,6 +138,38 @@ static void test_clip_faces_track_and_gray(void **state)
     avemo_cascade_free(c);
 }
 
+/* A phone's portrait video (pictures stored on their side, a display matrix turning them
+ * upright): the frames are searched upright, so the face is found in each, where the stored
+ * pictures have none the cascade can see. */
+static void test_portrait_video_faces(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_cascade *c = NULL;
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    struct avemo_face_options opt;
+    avemo_face_options_default(&opt);
+    struct avemo_clip_faces faces = {0};
+    avemo_media *m = NULL;
+    assert_int_equal(avemo_media_open_file(TEST_DATA("media/portrait_1001_DFA_HAP_XX.mp4"), NULL, &m, &err),
+                     AVEMO_OK);
+    assert_int_equal(avemo_clip_faces(d, m, 8, &opt, 0, &faces, &err), AVEMO_OK);
+    avemo_media_close(m);
+    assert_int_equal(faces.count, 8);
+    for (int i = 0; i < 8; i++) {
+        const struct avemo_face *f = &faces.faces[i];
+        printf("  frame %lld: face %d [%d %d %d %d]\n", (long long)f->frame_index, f->face_found, f->box.x, f->box.y,
+               f->box.w, f->box.h);
+        assert_true(f->face_found);
+        assert_true(f->box.w > 60 && f->box.y < 180); /* the upright frame is 480x360: the face is high */
+    }
+    avemo_clip_faces_free(&faces);
+    avemo_detector_free(d);
+    avemo_cascade_free(c);
+}
+
 /* Framing: a negative margin crops inside the detector's box and offset_y moves the crop
  * down by that fraction of the box side (the box itself does not change). */
 static void test_crop_margin_and_offset(void **state)
@@ -206,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_crop_margin_and_offset),
         cmocka_unit_test(test_faces_errors),
         cmocka_unit_test(test_clip_faces_track_and_gray),
+        cmocka_unit_test(test_portrait_video_faces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
