@@ -259,7 +259,7 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
     fr->index = v->decoded;
     fr->time_s = pts == AV_NOPTS_VALUE ? 0 : (double)(pts - start) * av_q2d(s->time_base);
     fr->data = data;
-    return media_turn_frame(media, fr, media->info.rotation, err);
+    return media_turn_frame(media, fr, media_frame_rotation(f, media->info.rotation), err);
 }
 
 static enum avemo_status video_take_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,

@@ -85,6 +85,8 @@ void media_use_picture_limits(avemo_media *media);
 /* media_rotate.c: the clockwise quarter turn (0, 90, 180, 270) that shows the stream's frames
  * upright, from its display matrix; media_turn_frame turns a decoded frame by it. */
 int media_stream_rotation(const AVStream *s);
+/* ... of a decoded frame: its own display matrix (a JPEG's Exif orientation), else the stream's. */
+int media_frame_rotation(const AVFrame *f, int stream_rotation);
 enum avemo_status media_turn_frame(const avemo_media *media, struct avemo_frame *fr, int rotation,
                                    struct avemo_error *err);
 

@@ -1,7 +1,8 @@
 /* Frames shown turned: phones store a portrait video as landscape pictures with a display
  * matrix saying "turn by 90 degrees", and players (and the ffmpeg program) turn them.  Faces in
  * the stored pictures lie on their side, where a face cascade finds none, so decoded frames
- * are turned upright here, as a player shows them.  Only quarter turns: a matrix that also
+ * are turned upright here, as a player shows them; so are photos whose JPEG Exif data says how
+ * to turn them (FFmpeg's decoder gives that as the frame's matrix).  Only quarter turns: a matrix that also
  * mirrors or shears is rare and is used as its nearest quarter turn, as ffmpeg 5.1 does. */
 #include "media/media_internal.h"
 
@@ -11,10 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int media_stream_rotation(const AVStream *s)
+static int matrix_rotation(const uint8_t *matrix, size_t size)
 {
-    size_t size = 0;
-    const uint8_t *matrix = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &size);
     if (!matrix || size < 9 * sizeof(int32_t)) return 0;
     int32_t m[9];
     memcpy(m, matrix, sizeof m); /* side data need not be aligned */
@@ -22,6 +21,20 @@ int media_stream_rotation(const AVStream *s)
     if (isnan(degrees)) return 0;
     long clockwise = lround(-degrees / 90.0) * 90;
     return (int)(((clockwise % 360) + 360) % 360);
+}
+
+int media_stream_rotation(const AVStream *s)
+{
+    size_t size = 0;
+    const uint8_t *matrix = av_stream_get_side_data(s, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    return matrix_rotation(matrix, size);
+}
+
+int media_frame_rotation(const AVFrame *f, int stream_rotation)
+{
+    /* A JPEG's Exif orientation comes with the frame (FFmpeg's decoder turns it into a matrix). */
+    const AVFrameSideData *sd = av_frame_get_side_data(f, AV_FRAME_DATA_DISPLAYMATRIX);
+    return sd ? matrix_rotation(sd->data, sd->size) : stream_rotation;
 }
 
 /* dst[r][c] of the turned picture (dw x dh) from src (sw x sh), `channels` bytes a pixel. */

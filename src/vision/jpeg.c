@@ -52,7 +52,17 @@ struct jpeg_reader {
     struct jpeg_failure fail;
     struct jpeg_progress_mgr progress;
     uint8_t *pixels;
+    int exif;                         /* the file has Exif data: read it again through FFmpeg */
+    int gray;                         /* it has one component */
 };
+
+/* 1 when one of the APP1 markers libjpeg kept holds Exif data. */
+static int has_exif(j_decompress_ptr ci)
+{
+    for (jpeg_saved_marker_ptr m = ci->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) return 1;
+    return 0;
+}
 
 static enum avemo_status decode(struct jpeg_reader *r, const void *data, size_t size, const char *name, int channels,
                                 int64_t max_pixels, struct avemo_image *out, struct avemo_error *err)
@@ -68,8 +78,11 @@ static enum avemo_status decode(struct jpeg_reader *r, const void *data, size_t 
     r->progress.progress_monitor = on_progress;
     ci->progress = &r->progress;
     jpeg_mem_src(ci, (const unsigned char *)data, (unsigned long)size);
+    jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(ci, TRUE);
     int comps = ci->num_components;
+    r->exif = has_exif(ci);
+    r->gray = comps == 1;
     if (comps != 1 && comps != 3) {
         jpeg_destroy_decompress(ci);
         return avemo_fail(err, AVEMO_ERR_UNSUPPORTED, "%s: JPEG with %d components (gray or colour expected)", name,
@@ -113,6 +126,22 @@ static enum avemo_status decode(struct jpeg_reader *r, const void *data, size_t 
     return AVEMO_OK;
 }
 
+/* A JPEG with Exif data, decoded by FFmpeg as a picture: turned upright as its orientation says. */
+static enum avemo_status decode_through_media(const void *data, size_t size, const char *name, int channels,
+                                              int64_t max_pixels, struct avemo_image *out, struct avemo_error *err)
+{
+    struct avemo_media_limits limits;
+    avemo_media_limits_default(&limits);
+    limits.max_image_side = AVEMO_IMAGE_MAX_SIDE;
+    limits.max_image_pixels = max_pixels;
+    struct avemo_media_open_options mo = {.name = name, .format = "jpeg_pipe", .limits = &limits};
+    avemo_media *media = NULL;
+    enum avemo_status st = avemo_media_open_memory(data, size, &mo, &media, err);
+    if (!st) st = avemo_image_from_media(media, channels, out, err);
+    avemo_media_close(media);
+    return st;
+}
+
 enum avemo_status avemo_jpeg_read_memory(const void *data, size_t size, const char *name, int channels,
                                          int64_t max_pixels, struct avemo_image *out, struct avemo_error *err)
 {
@@ -134,6 +163,13 @@ enum avemo_status avemo_jpeg_read_memory(const void *data, size_t size, const ch
     r->fail.mgr.error_exit = on_error_exit;
     r->fail.mgr.emit_message = on_emit_message;
     enum avemo_status rc = decode(r, data, size, name, channels, max_pixels, out, err);
+    if (!rc && r->exif) {
+        /* A photo's Exif data may say that it is shown turned (a phone held upright): libjpeg
+         * does not read it, FFmpeg's decoder does.  libjpeg has decoded the file first, so its
+         * limits (size, scans) hold for FFmpeg's pass too. */
+        avemo_image_free(out);
+        rc = decode_through_media(data, size, name, channels ? channels : r->gray ? 1 : 3, max_pixels, out, err);
+    }
     free(r);
     return rc;
 }

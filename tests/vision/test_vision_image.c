@@ -124,6 +124,43 @@ static void test_jpeg_read_fer(void **state)
     avemo_image_free(&rgb);
 }
 
+/* A phone's portrait photo: pixels stored on their side, Exif orientation 6 ("turn a quarter
+ * clockwise to show").  It is read upright, byte for byte as the ffmpeg program shows it, and
+ * the face is found in it. */
+static void test_jpeg_exif_orientation(void **state)
+{
+    (void)state;
+    const char *path = TEST_DATA("media/exif6_1001_DFA_HAP_XX.jpg");
+    struct avemo_error err = {0};
+    struct avemo_image img;
+    assert_int_equal(avemo_jpeg_read_file(path, 1, 0, &img, &err), AVEMO_OK);
+    assert_int_equal(img.width, 480);
+    assert_int_equal(img.height, 360);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' -nostdin -v error -i '%s' -pix_fmt gray -f rawvideo -", AVEMO_FFMPEG, path);
+    size_t bytes = 0;
+    uint8_t *ref = test_run_capture(cmd, &bytes);
+    assert_non_null(ref);
+    assert_int_equal(bytes, 480 * 360);
+    assert_memory_equal(img.data, ref, bytes);
+    free(ref);
+    avemo_image_free(&img);
+    avemo_cascade *c = NULL;
+    avemo_detector *d = NULL;
+    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
+    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    struct avemo_face_options opt;
+    avemo_face_options_default(&opt);
+    struct avemo_face face;
+    assert_int_equal(avemo_face_detect_image_file(d, path, &opt, &face, &err), AVEMO_OK);
+    printf("  %s: face %d [%d %d %d %d]\n", path, face.face_found, face.box.x, face.box.y, face.box.w, face.box.h);
+    assert_true(face.face_found);
+    assert_true(face.box.w > 60 && face.box.y < 180);
+    avemo_face_free(&face);
+    avemo_detector_free(d);
+    avemo_cascade_free(c);
+}
+
 static void test_jpeg_bad_input(void **state)
 {
     (void)state;
@@ -369,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_resize_area_and_bilinear),
         cmocka_unit_test(test_equalize),
         cmocka_unit_test(test_jpeg_read_fer),
+        cmocka_unit_test(test_jpeg_exif_orientation),
         cmocka_unit_test(test_jpeg_bad_input),
         cmocka_unit_test(test_jpeg_too_many_scans),
         cmocka_unit_test(test_fer_face_to_model_input),
