@@ -3,7 +3,7 @@
  * face box of about 120-140 px (the actor's face in the 480x360 CREMA-D frame),
  * and 8 JPEG crops of 64x64 in DIR.  Bad options fail with the usage or a message.
  */
-#include "common/testutil.h"
+#include "vision/vision_testutil.h"
 
 #include <avemo/vision.h>
 #include <cjson/cJSON.h>
@@ -98,8 +98,7 @@ static void test_clip_faces_track_and_gray(void **state)
     struct avemo_error err = {0};
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     struct avemo_clip_faces full = {0}, tracked = {0};
     struct avemo_face_options opt;
     avemo_face_options_default(&opt);
@@ -147,8 +146,7 @@ static void test_portrait_video_faces(void **state)
     struct avemo_error err = {0};
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     struct avemo_face_options opt;
     avemo_face_options_default(&opt);
     struct avemo_clip_faces faces = {0};
@@ -178,8 +176,7 @@ static void test_crop_margin_and_offset(void **state)
     struct avemo_error err = {0};
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     avemo_media *m = NULL;
     struct avemo_frames fr = {0};
     assert_int_equal(avemo_media_open_file(CLIP, NULL, &m, &err), AVEMO_OK);

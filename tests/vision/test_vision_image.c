@@ -4,7 +4,7 @@
  * FER2013 faces become 64x64 model inputs; a detector per thread over one
  * shared cascade gives the same boxes as a single thread.
  */
-#include "common/testutil.h"
+#include "vision/vision_testutil.h"
 
 #include <avemo/vision.h>
 #include <jpeglib.h>
@@ -147,8 +147,7 @@ static void test_jpeg_exif_orientation(void **state)
     avemo_image_free(&img);
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     struct avemo_face_options opt;
     avemo_face_options_default(&opt);
     struct avemo_face face;
@@ -281,8 +280,7 @@ static void test_fer_face_to_model_input(void **state)
     /* detection on a photo: a CREMA-D frame saved as JPEG */
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     avemo_media *m = NULL;
     struct avemo_frames fr = {0};
     assert_int_equal(avemo_media_open_file(TEST_DATA("cremad/1001_DFA_NEU_XX.flv"), NULL, &m, &err), AVEMO_OK);

@@ -8,7 +8,7 @@
  * path give identical boxes, and other cascades (LBP; Haar trees with tilted
  * features) give OpenCV's raw windows (min_neighbors 0) on some frames.
  */
-#include "common/testutil.h"
+#include "vision/vision_testutil.h"
 
 #include <avemo/vision.h>
 #include <cjson/cJSON.h>
@@ -130,8 +130,7 @@ static void test_same_faces_as_opencv(void **state)
     struct avemo_error err = {0};
     avemo_cascade *c = NULL;
     avemo_detector *d = NULL;
-    assert_int_equal(avemo_cascade_load(AVEMO_DEFAULT_CASCADE, NULL, &c, &err), AVEMO_OK);
-    assert_int_equal(avemo_detector_create(c, &d, &err), AVEMO_OK);
+    test_default_detector(&c, &d);
     struct avemo_detect_params p;
     avemo_detect_params_default(&p); /* 1.1, 5, 30x30 */
     int agree = 0, exact = 0, cv_found = 0, missed = 0, same_count = 0;
