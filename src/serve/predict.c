@@ -695,6 +695,14 @@ enum avemo_status serve_workers_start(struct avemo_server *srv, struct avemo_err
     return AVEMO_OK;
 }
 
+int serve_workers_count(struct avemo_server *srv)
+{
+    pthread_mutex_lock(&srv->qlock);
+    int n = srv->num_workers;
+    pthread_mutex_unlock(&srv->qlock);
+    return n;
+}
+
 void serve_workers_stop(struct avemo_server *srv)
 {
     if (!srv->queue_ready) return;

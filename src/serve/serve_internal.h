@@ -266,6 +266,9 @@ enum MHD_Result serve_predict_body(struct serve_request *req, const char *data, 
 enum MHD_Result serve_predict_end(struct serve_request *req);
 enum avemo_status serve_workers_start(struct avemo_server *srv, struct avemo_error *err);
 void serve_workers_stop(struct avemo_server *srv);
+/* The inference workers running (read under the queue lock: the stop writes it while the
+ * daemon may still answer /readyz). */
+int serve_workers_count(struct avemo_server *srv);
 
 /* models.c */
 enum avemo_status serve_models_load(struct avemo_server *srv, struct avemo_error *err);

@@ -240,7 +240,7 @@ static enum MHD_Result answer_readyz(struct serve_request *req)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "status", "ready");
     cJSON_AddNumberToObject(j, "models", req->srv->num_models);
-    cJSON_AddNumberToObject(j, "workers", req->srv->num_workers);
+    cJSON_AddNumberToObject(j, "workers", serve_workers_count(req->srv));
     cJSON_AddStringToObject(j, "database", serve_history_backend_name(req->srv->history));
     return serve_respond_json(req, 200, j);
 }
