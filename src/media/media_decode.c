@@ -111,7 +111,9 @@ static enum avemo_status audio_setup_resampler(avemo_media *media, struct audio_
                                                struct avemo_error *err)
 {
     AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    AVChannelLayout in_layout;
+    /* Zeroed: av_channel_layout_copy first uninits its destination, which frees the map of a
+     * custom layout (stack garbage made it free a wild pointer; seen by fuzz_media_replay). */
+    AVChannelLayout in_layout = {0};
     /* Some decoders leave the layout unspecified: take the default for the channel count. */
     if (frame->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_default(&in_layout, frame->ch_layout.nb_channels);
