@@ -52,6 +52,9 @@ void media_guard_probe_bounds(AVFormatContext *fmt)
 enum avemo_status media_guard_find_streams(avemo_media *media, struct avemo_error *err)
 {
     AVFormatContext *fmt = media->fmt;
+    /* A picture's demuxer has its one stream already, and image2 does not read its file again
+     * after the byte seek back (the probe and the size peek then saw no packet: 0x0). */
+    if (media->guard.picture) return AVEMO_OK;
     if (!(fmt->ctx_flags & AVFMTCTX_NOHEADER) || (fmt->iformat->flags & AVFMT_NO_BYTE_SEEK) || !fmt->pb ||
         !(fmt->pb->seekable & AVIO_SEEKABLE_NORMAL))
         return AVEMO_OK;

@@ -40,6 +40,13 @@ static void test_probe_facts(void **state)
     assert_int_equal(in.height, 360);
     assert_true(fabs(in.fps - 29.97) < 0.01);
     avemo_media_close(m);
+    /* A JPEG by path (FFmpeg's image2 demuxer) is sized too: it was 0x0 before session 19. */
+    assert_int_equal(avemo_media_open_file(TEST_DATA("media/exif6_1001_DFA_HAP_XX.jpg"), NULL, &m, &err), AVEMO_OK);
+    avemo_media_get_info(m, &in);
+    assert_string_equal(in.container, "image2");
+    assert_int_equal(in.width, 360);
+    assert_int_equal(in.height, 480);
+    avemo_media_close(m);
 }
 
 /* ffmpeg's samples for a file at 22050 Hz mono float32. */
