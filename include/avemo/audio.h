@@ -227,6 +227,20 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
  * gain by a negligible amount. */
 double avemo_audio_loudness_gain(const struct avemo_audio_params *params, const float *samples, size_t n);
 
+/* Below this level a recording is taken to hold no voice (avemo_audio_level_db): 60 dB
+ * under full scale is the quietest speech the shipped models' loudness=rms (-20 dBFS with
+ * at most +40 dB of gain) brings to the level they were trained on; a 16-bit recording's
+ * +-1 LSB noise floor is near -96 dBFS. */
+#define AVEMO_AUDIO_SILENT_DB (-60.0)
+/* Floor of avemo_audio_level_db: digital silence (every sample 0). */
+#define AVEMO_AUDIO_LEVEL_FLOOR_DB (-200.0)
+
+/* Level of n samples at sample_rate: the RMS of the loudest 50 ms block, in dBFS (a full-scale
+ * square wave is 0), AVEMO_AUDIO_LEVEL_FLOOR_DB for digital silence or no samples.  One loud
+ * syllable makes a recording audible; a single click does not count much (its power is spread
+ * over the block). */
+double avemo_audio_level_db(const float *samples, size_t n, int sample_rate);
+
 /* Band-by-band normalisation of the first `frames` columns of a features x
  * stride matrix.  mean/std are used for AVEMO_NORM_DATASET only. */
 void avemo_audio_normalize(float *x, int features, size_t stride, size_t frames, enum avemo_feature_norm norm,

@@ -44,6 +44,7 @@ enum avemo_status {
     AVEMO_ERR_BUSY,          /* a queue or resource is full */
     AVEMO_ERR_INTERNAL,      /* a bug or an unexpected library failure */
     AVEMO_ERR_TIMEOUT,       /* an operation ran past its time limit */
+    AVEMO_ERR_SILENT,        /* the audio holds no voice where one is required */
     AVEMO_STATUS_COUNT
 };
 

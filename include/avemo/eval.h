@@ -84,6 +84,9 @@ struct avemo_prediction {
     int frames_used;                    /* frames whose face went into the network */
     int frames_sampled;
     double audio_s;                     /* duration of the audio used */
+    int audio_heard;                    /* 1: the sound was decoded and its level measured */
+    double audio_level_db;              /* its level (avemo_audio_level_db), when audio_heard */
+    int silent;                         /* 1: a window below AVEMO_AUDIO_SILENT_DB: no answer, no label */
     double t_decode_s, t_features_s, t_faces_s, t_network_s, t_total_s;
     /* The face crop of the middle frame used (64x64 RGB), for the web page; valid when face_found. */
     uint8_t face_rgb[64 * 64 * 3];

@@ -67,3 +67,17 @@ double avemo_audio_loudness_gain(const struct avemo_audio_params *p, const float
     if (gain_db > p->max_gain_db) gain_db = p->max_gain_db;
     return pow(10.0, gain_db / 20.0);
 }
+
+double avemo_audio_level_db(const float *x, size_t n, int sample_rate)
+{
+    if (!x || n == 0 || sample_rate < 1) return AVEMO_AUDIO_LEVEL_FLOOR_DB;
+    size_t len = (size_t)sample_rate / 20;
+    if (len < 1) len = 1;
+    double loudest = 0.0;
+    for (size_t start = 0; start < n; start += len) {
+        double pw = block_power(x, n, start, len);
+        if (pw > loudest) loudest = pw;
+    }
+    double db = loudest > 0.0 ? 10.0 * log10(loudest) : AVEMO_AUDIO_LEVEL_FLOOR_DB;
+    return db < AVEMO_AUDIO_LEVEL_FLOOR_DB ? AVEMO_AUDIO_LEVEL_FLOOR_DB : db;
+}

@@ -33,6 +33,7 @@ static const struct status_text status_texts[AVEMO_STATUS_COUNT] = {
     [AVEMO_ERR_BUSY] = {"busy", "resource busy"},
     [AVEMO_ERR_INTERNAL] = {"internal", "internal error"},
     [AVEMO_ERR_TIMEOUT] = {"timeout", "time limit exceeded"},
+    [AVEMO_ERR_SILENT] = {"silent", "the audio is silent"},
 };
 
 const char *avemo_strerror(enum avemo_status status)

@@ -489,6 +489,56 @@ static void fall_back(const avemo_classifier *clf, enum avemo_mode to, const cha
     pred->mode_used = to;
 }
 
+/* "-72.3 dBFS", or "digital silence" when every sample is 0. */
+static void describe_level(double db, char *text, size_t size)
+{
+    if (db <= AVEMO_AUDIO_LEVEL_FLOOR_DB) snprintf(text, size, "digital silence");
+    else snprintf(text, size, "%.1f dBFS", db);
+}
+
+/* The level of the sound at the rate of model ma (decoded now unless the face pass did it). */
+static enum avemo_status hear_audio(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *ma,
+                                    struct avemo_prediction *pred, struct avemo_error *err)
+{
+    enum avemo_status st = decode_audio(ctx, r, ma, pred, err);
+    if (st) return st;
+    pred->audio_heard = 1;
+    pred->audio_level_db = avemo_audio_level_db(r->audio.samples, r->audio.count, r->audio.sample_rate);
+    return AVEMO_OK;
+}
+
+/* An answer that would rest on a silent sound (a muted phone video, a screen recording, an empty
+ * voice memo): the models never heard silence, so what they say of it is noise (the shipped voice
+ * model calls digital silence NEU 0.67, and in av it outweighed an angry face).  av answers by the
+ * faces alone; an answer by the voice alone is refused. */
+static enum avemo_status mind_silence(avemo_classify_ctx *ctx, struct request *r, int *mi, int *late,
+                                      struct avemo_prediction *pred, struct avemo_error *err)
+{
+    const avemo_classifier *clf = ctx->clf;
+    const struct avemo_model *ma = *late ? &clf->models[clf->slot[AVEMO_MODE_AUDIO]] : &clf->models[*mi];
+    if (pred->mode_used == AVEMO_MODE_FACE || ma->audio_input < 0) return AVEMO_OK;
+    enum avemo_status st = hear_audio(ctx, r, ma, pred, err);
+    if (st || pred->audio_level_db >= AVEMO_AUDIO_SILENT_DB) return st;
+    char level[32], why[96];
+    describe_level(pred->audio_level_db, level, sizeof level);
+    if (pred->mode_used == AVEMO_MODE_AV && r->ncrops > 0 && clf->slot[AVEMO_MODE_FACE] >= 0) {
+        snprintf(why, sizeof why, "the audio is silent (%s)", level);
+        fall_back(clf, AVEMO_MODE_FACE, why, mi, pred);
+        if (*late) {
+            *late = 0; /* the faces were found with the face model's framing */
+            return AVEMO_OK;
+        }
+        /* an av network's framing may differ from the face model's: find the faces again */
+        for (int i = 0; i < r->nfaces; i++) avemo_face_free(&r->faces[i]);
+        r->nfaces = r->ncrops = 0;
+        return find_faces(ctx, r, &clf->models[*mi], 0, pred, err);
+    }
+    /* av fell back to the voice: say why too ("no face found in 8 frames") */
+    int why_len = (int)strcspn(pred->fallback_reason, ":");
+    return avemo_fail(err, AVEMO_ERR_SILENT, "%s: the audio is silent (its loudest 50 ms: %s, below %.0f dBFS)%s%.*s: there is no voice to classify",
+                      r->name, level, AVEMO_AUDIO_SILENT_DB, why_len ? " and " : "", why_len, pred->fallback_reason);
+}
+
 static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct request *r, enum avemo_mode mode,
                                           struct avemo_prediction *pred, struct avemo_error *err)
 {
@@ -531,6 +581,8 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
             return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
         }
     }
+    if ((st = mind_silence(ctx, r, &mi, &late, pred, err))) return st;
+    if (!late) m = &clf->models[mi];
     if (m->audio_input >= 0 && (st = decode_audio(ctx, r, m, pred, err))) return st;
     if (late) st = run_late_fusion(ctx, r, pred, err);
     else st = run_model(ctx, r, mi, pred, err);
@@ -611,10 +663,44 @@ static const char *emotion_name(const char *code)
     return code;
 }
 
+static void add_times(cJSON *o, const struct avemo_prediction *pred)
+{
+    cJSON *t = cJSON_AddObjectToObject(o, "time_ms");
+    cJSON_AddNumberToObject(t, "decode", 1e3 * pred->t_decode_s);
+    cJSON_AddNumberToObject(t, "features", 1e3 * pred->t_features_s);
+    cJSON_AddNumberToObject(t, "faces", 1e3 * pred->t_faces_s);
+    cJSON_AddNumberToObject(t, "network", 1e3 * pred->t_network_s);
+    cJSON_AddNumberToObject(t, "total", 1e3 * pred->t_total_s);
+}
+
+/* The sound's level to 0.1 dB and whether it is silent, when the answer heard it. */
+static void add_level(cJSON *o, const struct avemo_prediction *pred)
+{
+    if (!pred->audio_heard) return;
+    cJSON_AddNumberToObject(o, "audio_level_db", round(pred->audio_level_db * 10) / 10);
+    cJSON_AddBoolToObject(o, "silent", pred->audio_level_db < AVEMO_AUDIO_SILENT_DB);
+}
+
+/* A silent window: no label and no probabilities, only that it is silent and how quiet. */
+static void add_silent_fields(cJSON *o, const struct avemo_prediction *pred)
+{
+    cJSON_AddNullToObject(o, "label");
+    add_level(o, pred);
+    cJSON_AddStringToObject(o, "mode", avemo_mode_name(pred->mode_used));
+    cJSON_AddStringToObject(o, "mode_requested", avemo_mode_name(pred->mode_requested));
+    cJSON_AddStringToObject(o, "model", pred->model);
+    cJSON_AddNumberToObject(o, "audio_s", pred->audio_s);
+    add_times(o, pred);
+}
+
 /* The fields of a prediction, added to o. */
 static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred, const char *file)
 {
     if (file) cJSON_AddStringToObject(o, "file", file);
+    if (pred->silent) {
+        add_silent_fields(o, pred);
+        return;
+    }
     cJSON_AddStringToObject(o, "label", pred->labels[pred->label]);
     cJSON_AddStringToObject(o, "emotion", emotion_name(pred->labels[pred->label]));
     cJSON_AddNumberToObject(o, "confidence", pred->confidence);
@@ -637,12 +723,8 @@ static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred,
     cJSON_AddNumberToObject(o, "frames_used", pred->frames_used);
     cJSON_AddNumberToObject(o, "frames_sampled", pred->frames_sampled);
     cJSON_AddNumberToObject(o, "audio_s", pred->audio_s);
-    cJSON *t = cJSON_AddObjectToObject(o, "time_ms");
-    cJSON_AddNumberToObject(t, "decode", 1e3 * pred->t_decode_s);
-    cJSON_AddNumberToObject(t, "features", 1e3 * pred->t_features_s);
-    cJSON_AddNumberToObject(t, "faces", 1e3 * pred->t_faces_s);
-    cJSON_AddNumberToObject(t, "network", 1e3 * pred->t_network_s);
-    cJSON_AddNumberToObject(t, "total", 1e3 * pred->t_total_s);
+    add_level(o, pred);
+    add_times(o, pred);
 }
 
 char *avemo_prediction_json(const struct avemo_prediction *pred, const char *file)
@@ -714,9 +796,18 @@ enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *pa
         /* A window is a view into the decoded recording, not a copy. */
         r.audio.samples = whole.samples + at;
         r.audio.count = n;
-        st = run_model(ctx, &r, mi, &pred, err);
+        pred.audio_heard = 1;
+        pred.audio_level_db = avemo_audio_level_db(r.audio.samples, n, (int)rate);
+        /* a pause is a silent window, not an emotion (see mind_silence) */
+        pred.silent = pred.audio_level_db < AVEMO_AUDIO_SILENT_DB;
+        if (pred.silent) {
+            snprintf(pred.model, sizeof pred.model, "%s", m->name);
+            pred.audio_s = (double)n / rate;
+        } else {
+            st = run_model(ctx, &r, mi, &pred, err);
+        }
         pred.t_total_s = avemo_now() - tw + pred.t_decode_s;
-        if (!st) mark_uncertain(clf, m, &pred);
+        if (!st && !pred.silent) mark_uncertain(clf, m, &pred);
         if (!st && on_window(user, (double)at / rate, (double)(at + n) / rate, &pred)) break;
     }
     r.audio = whole;

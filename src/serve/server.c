@@ -49,6 +49,7 @@ unsigned serve_http_status(enum avemo_status status)
     case AVEMO_ERR_CORRUPT: return 415;         /* not a media file we can read */
     case AVEMO_ERR_NO_AUDIO:
     case AVEMO_ERR_NO_VIDEO:
+    case AVEMO_ERR_SILENT:
     case AVEMO_ERR_NO_FACE: return 422;         /* media without what the mode needs */
     case AVEMO_ERR_TOO_LARGE:
     case AVEMO_ERR_TOO_LONG: return 413;

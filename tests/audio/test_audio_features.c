@@ -238,6 +238,31 @@ static void test_crop_centroid(void **state)
     assert_int_equal(avemo_audio_crop_start(AVEMO_CROP_CENTROID, 20, 6, silent), 7); /* centre */
 }
 
+/* The level that tells a voice from silence: the loudest 50 ms block's RMS in dBFS. */
+static void test_audio_level(void **state)
+{
+    (void)state;
+    size_t n = 22050; /* one second */
+    float *x = calloc(n, sizeof(float));
+    assert_true(avemo_audio_level_db(x, n, 22050) == AVEMO_AUDIO_LEVEL_FLOOR_DB); /* digital silence */
+    assert_true(avemo_audio_level_db(NULL, 0, 22050) == AVEMO_AUDIO_LEVEL_FLOOR_DB);
+    /* +-1 LSB of 16-bit dither: about -90 dBFS, silent */
+    for (size_t i = 0; i < n; i++) x[i] = (i * 2654435761u >> 16) % 3 == 0 ? 0.0f : (i & 1 ? 1.0f : -1.0f) / 32768.0f;
+    double dither = avemo_audio_level_db(x, n, 22050);
+    assert_true(dither > -100 && dither < -85 && dither < AVEMO_AUDIO_SILENT_DB);
+    /* A quiet voice-like tone for 100 ms of the second (amplitude 0.01: -43 dBFS) is audible;
+     * the rest of the second does not lower the level. */
+    memset(x, 0, n * sizeof(float));
+    for (size_t i = 11025; i < 11025 + 2205; i++) x[i] = 0.01f * sinf(2.0f * (float)M_PI * 200.0f * (float)i / 22050.0f);
+    double tone = avemo_audio_level_db(x, n, 22050);
+    assert_true(fabs(tone - -43.0) < 0.5 && tone > AVEMO_AUDIO_SILENT_DB);
+    /* One full-scale click in silence: spread over its block, -33 dBFS */
+    memset(x, 0, n * sizeof(float));
+    x[500] = 1.0f;
+    assert_true(fabs(avemo_audio_level_db(x, n, 22050) - 10 * log10(1.0 / 1102)) < 0.01);
+    free(x);
+}
+
 /* loudness=rms: a tone with long pauses and the same tone without them reach the same
  * level (the loudest quarter counts, not the pauses); the gain is capped; silence stays silence;
  * and features of a quiet and a loud copy of one signal are the same. */
@@ -630,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_crop_most_energetic_window),
         cmocka_unit_test(test_crop_centroid),
         cmocka_unit_test(test_loudness_rms),
+        cmocka_unit_test(test_audio_level),
         cmocka_unit_test(test_trim_silence),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),

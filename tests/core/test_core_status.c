@@ -27,6 +27,8 @@ static void test_stable_values(void **state)
     assert_int_equal(AVEMO_ERR_TIMEOUT, 19);
     assert_string_equal(avemo_status_name(AVEMO_ERR_TIMEOUT), "timeout");
     assert_string_equal(avemo_strerror(AVEMO_ERR_TIMEOUT), "time limit exceeded");
+    assert_int_equal(AVEMO_ERR_SILENT, 20);
+    assert_string_equal(avemo_status_name(AVEMO_ERR_SILENT), "silent");
 }
 
 int main(void)

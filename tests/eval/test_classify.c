@@ -127,6 +127,37 @@ static void test_av_fallbacks(void **state)
     free(json);
 }
 
+/* A silent sound track (a muted phone video): av answers by the face alone, exactly as face mode
+ * does, and says why; the voice model alone refuses rather than call silence an emotion. */
+static void test_silent_audio(void **state)
+{
+    (void)state;
+    struct avemo_prediction p, face;
+    struct avemo_error err = {0};
+    const char *muted = TEST_DATA("media/muted_1001_DFA_ANG_XX.mp4");
+    if (avemo_classify_file(ctx, muted, AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.mode_used, AVEMO_MODE_FACE);
+    assert_non_null(strstr(p.fallback_reason, "the audio is silent (digital silence)"));
+    assert_true(p.audio_heard);
+    assert_true(p.audio_level_db <= AVEMO_AUDIO_LEVEL_FLOOR_DB);
+    if (avemo_classify_file(ctx, muted, AVEMO_MODE_FACE, &face, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.label, face.label);
+    for (int c = 0; c < p.num_classes; c++) assert_float_equal(p.probs[c], face.probs[c], 1e-6);
+    assert_int_equal(avemo_classify_file(ctx, muted, AVEMO_MODE_AUDIO, &p, &err), AVEMO_ERR_SILENT);
+    assert_non_null(strstr(err.message, "muted_1001_DFA_ANG_XX.mp4: the audio is silent"));
+    /* The same clip with its sound: a level is measured and the voice is heard. */
+    if (avemo_classify_file(ctx, TEST_DATA("media/h264_1001_DFA_ANG_XX.mp4"), AVEMO_MODE_AV, &p, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(p.mode_used, AVEMO_MODE_AV);
+    assert_true(p.audio_heard && p.audio_level_db > -30 && p.audio_level_db < 0);
+    char *json = avemo_prediction_json(&p, "x.mp4");
+    cJSON *o = cJSON_Parse(json);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(o, "audio_level_db")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "silent")));
+    cJSON_Delete(o);
+    free(json);
+}
+
 static void test_memory_equals_file(void **state)
 {
     (void)state;
@@ -162,6 +193,44 @@ static void test_windows(void **state)
     assert_int_equal(n, 5);
     assert_int_equal(avemo_classify_windows(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), 0, 0.5, count_window, &n, &err),
                      AVEMO_ERR_INVALID_ARG);
+}
+
+struct window_record {
+    int n, silent[8];
+    char json[8][1024];
+};
+
+static int record_window(void *user, double start_s, double end_s, const struct avemo_prediction *pred)
+{
+    struct window_record *w = user;
+    if (w->n >= 8) return 1;
+    w->silent[w->n] = pred->silent;
+    char *json = avemo_window_json(pred, "pause.wav", start_s, end_s);
+    snprintf(w->json[w->n++], sizeof w->json[0], "%s", json);
+    free(json);
+    return 0;
+}
+
+/* 2 s of digital silence, then 2.4 s of speech, in 1 s windows: the pause is two silent
+ * windows without a label, the speech gets answers. */
+static void test_silent_windows(void **state)
+{
+    (void)state;
+    struct window_record w = {0};
+    struct avemo_error err = {0};
+    if (avemo_classify_windows(ctx, TEST_DATA("media/pause_1002_DFA_SAD_XX.wav"), 1.0, 1.0, record_window, &w, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(w.n, 4); /* 0-1, 1-2, 2-3, 3-4 (4-4.4 is less than half a window) */
+    assert_true(w.silent[0] && w.silent[1] && !w.silent[2] && !w.silent[3]);
+    cJSON *o = cJSON_Parse(w.json[0]);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "label")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(o, "silent")));
+    assert_null(cJSON_GetObjectItem(o, "probabilities"));
+    cJSON_Delete(o);
+    o = cJSON_Parse(w.json[2]);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(o, "label")));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "silent")));
+    cJSON_Delete(o);
 }
 
 static void test_bad_input(void **state)
@@ -241,7 +310,8 @@ int main(void)
         cmocka_unit_test(test_av_on_every_clip), cmocka_unit_test(test_unimodal_modes),
         cmocka_unit_test(test_av_fallbacks),     cmocka_unit_test(test_memory_equals_file),
         cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_companions),
+        cmocka_unit_test(test_companions),       cmocka_unit_test(test_silent_audio),
+        cmocka_unit_test(test_silent_windows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

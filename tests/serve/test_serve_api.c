@@ -522,6 +522,7 @@ static void test_status_mapping(void **state)
 {
     (void)state;
     assert_int_equal(serve_http_status(AVEMO_ERR_TIMEOUT), 503);
+    assert_int_equal(serve_http_status(AVEMO_ERR_SILENT), 422);
     assert_int_equal(serve_http_status(AVEMO_ERR_BUSY), 503);
     assert_int_equal(serve_http_status(AVEMO_ERR_TOO_LARGE), 413);
     assert_int_equal(serve_http_status(AVEMO_ERR_TOO_LONG), 413);

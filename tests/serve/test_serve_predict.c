@@ -344,6 +344,8 @@ static void test_predict_errors(void **state)
     int port = s->server.port;
     /* 422: media without the stream the mode needs */
     expect_media_error(s, TEST_DATA("media/noaudio_1001_DFA_ANG_XX.flv"), "audio", AVEMO_ERR_NO_AUDIO, 422);
+    /* 422: a sound track that is digital silence has no voice to classify */
+    expect_media_error(s, TEST_DATA("media/muted_1001_DFA_ANG_XX.mp4"), "audio", AVEMO_ERR_SILENT, 422);
     if (avemo_classifier_supports(s->clf, AVEMO_MODE_FACE))
         expect_media_error(s, TEST_DATA("audio/1001_DFA_ANG_XX.wav"), "face", AVEMO_ERR_NO_VIDEO, 422);
     else
