@@ -54,6 +54,7 @@ static void print_text(FILE *out, const char *file, const struct avemo_predictio
     if (p->mode_used != AVEMO_MODE_AUDIO) fprintf(out, ", faces in %d/%d frames", p->frames_used, p->frames_sampled);
     fprintf(out, ", %.0f ms", 1e3 * p->t_total_s);
     if (p->fallback_reason[0]) fprintf(out, "\n  (%s)", p->fallback_reason);
+    if (p->note[0]) fprintf(out, "\n  (%s)", p->note);
 }
 
 /* The text line(s) of one file, for the batch runner (malloc'ed). */

@@ -349,6 +349,8 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
                                                          (size_t)m->p.audio.frames, NULL, err);
         if (st) return st;
         pred->audio_s = (double)r->audio.count / r->audio.sample_rate;
+        double window_s = (double)m->p.audio.frames * m->p.audio.hop / m->p.audio.sample_rate;
+        pred->audio_heard_s = pred->audio_s < window_s ? pred->audio_s : window_s;
     }
     pred->t_features_s += avemo_now() - t0;
     int batch = 1;
@@ -539,6 +541,23 @@ static enum avemo_status mind_silence(avemo_classify_ctx *ctx, struct request *r
                       r->name, level, AVEMO_AUDIO_SILENT_DB, why_len ? " and " : "", why_len, pred->fallback_reason);
 }
 
+/* A recording much longer than the voice model's input is answered from one part of it: say
+ * which, and how to follow the whole (a 1-minute memo is not one emotion). */
+static void note_long_recording(const struct avemo_model *ma, struct avemo_prediction *pred)
+{
+    if (!(pred->audio_s > 2 * pred->audio_heard_s) || pred->audio_heard_s <= 0) return;
+    enum avemo_crop crop = ma->p.audio.crop;
+    char heard[64];
+    if (crop == AVEMO_CROP_CENTROID) snprintf(heard, sizeof heard, "%.1f s around its energy centre", pred->audio_heard_s);
+    else
+        snprintf(heard, sizeof heard, "the %s %.1f s",
+                 crop == AVEMO_CROP_START ? "first" : crop == AVEMO_CROP_CENTRE ? "middle" : "loudest", pred->audio_heard_s);
+    snprintf(pred->note, sizeof pred->note,
+             "a %.1f s recording: the voice model hears %s; windows of %.0f s follow the whole (avemo classify --window)",
+             pred->audio_s,
+             heard, ceil(pred->audio_heard_s));
+}
+
 static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct request *r, enum avemo_mode mode,
                                           struct avemo_prediction *pred, struct avemo_error *err)
 {
@@ -588,6 +607,7 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
     else st = run_model(ctx, r, mi, pred, err);
     if (st) return st;
     if (m->face_input >= 0) keep_face_for_page(r, m, pred);
+    if (pred->audio_heard_s > 0) note_long_recording(late ? &clf->models[clf->slot[AVEMO_MODE_AUDIO]] : m, pred);
     mark_uncertain(clf, &clf->models[pred->late_fusion ? 0 : mi], pred);
     return AVEMO_OK;
 }
@@ -724,6 +744,8 @@ static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred,
     cJSON_AddNumberToObject(o, "frames_sampled", pred->frames_sampled);
     cJSON_AddNumberToObject(o, "audio_s", pred->audio_s);
     add_level(o, pred);
+    if (pred->note[0]) cJSON_AddStringToObject(o, "note", pred->note);
+    else cJSON_AddNullToObject(o, "note");
     add_times(o, pred);
 }
 

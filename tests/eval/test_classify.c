@@ -158,6 +158,53 @@ static void test_silent_audio(void **state)
     free(json);
 }
 
+/* A WAV file (malloc'ed) of `copies` times the 16-bit samples of a WAV fixture: a long memo. */
+static uint8_t *repeated_wav(const char *path, int copies, size_t *size)
+{
+    size_t n;
+    uint8_t *wav = test_read_file(path, &n), *data = NULL;
+    uint32_t len = 0;
+    for (size_t i = 12; i + 8 <= n; i += 8 + len + (len & 1)) { /* RIFF chunks after "WAVE" */
+        len = (uint32_t)wav[i + 4] | (uint32_t)wav[i + 5] << 8 | (uint32_t)wav[i + 6] << 16 | (uint32_t)wav[i + 7] << 24;
+        if (memcmp(wav + i, "data", 4) == 0) {
+            data = wav + i + 8;
+            break;
+        }
+    }
+    assert_non_null(data);
+    size_t head = (size_t)(data - wav), body = (size_t)len * (size_t)copies;
+    uint8_t *out = malloc(head + body);
+    memcpy(out, wav, head);
+    for (int c = 0; c < copies; c++) memcpy(out + head + (size_t)c * len, data, len);
+    uint32_t riff = (uint32_t)(head + body - 8), dlen = (uint32_t)body;
+    for (int b = 0; b < 4; b++) out[4 + b] = (uint8_t)(riff >> (8 * b)), out[head - 4 + b] = (uint8_t)(dlen >> (8 * b));
+    free(wav);
+    *size = head + body;
+    return out;
+}
+
+/* A recording much longer than the voice model's 3 s is answered from part of it: the answer
+ * says which part and how long; a clip of the model's length gets no note. */
+static void test_long_recording_note(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    struct avemo_error err = {0};
+    size_t size;
+    uint8_t *wav = repeated_wav(TEST_DATA("media/pause_1002_DFA_SAD_XX.wav"), 4, &size); /* 17.6 s */
+    if (avemo_classify_memory(ctx, wav, size, "memo.wav", AVEMO_MODE_AUDIO, &p, &err)) fail_msg("%s", err.message);
+    free(wav);
+    assert_true(fabs(p.audio_s - 17.613) < 0.01);
+    assert_true(p.audio_heard_s > 2.9 && p.audio_heard_s < 3.1);
+    if (!strstr(p.note, "a 17.6 s recording: the voice model hears 3.0 s")) fail_msg("note: '%s'", p.note);
+    if (avemo_classify_file(ctx, TEST_DATA("audio/1002_DFA_SAD_XX.wav"), AVEMO_MODE_AUDIO, &p, &err))
+        fail_msg("%s", err.message);
+    assert_string_equal(p.note, "");
+    char *json = avemo_prediction_json(&p, "x.wav");
+    assert_non_null(strstr(json, "\"note\":null"));
+    free(json);
+}
+
 static void test_memory_equals_file(void **state)
 {
     (void)state;
@@ -311,7 +358,7 @@ int main(void)
         cmocka_unit_test(test_av_fallbacks),     cmocka_unit_test(test_memory_equals_file),
         cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_companions),       cmocka_unit_test(test_silent_audio),
-        cmocka_unit_test(test_silent_windows),
+        cmocka_unit_test(test_silent_windows),   cmocka_unit_test(test_long_recording_note),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

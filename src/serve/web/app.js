@@ -61,12 +61,16 @@ async function loadModels() {
 
 function emotionName(code) { return NAMES[code] || code; }
 
-// Why the answer comes from another mode than asked (the API's `fallback`).
+// Why the answer comes from another mode than asked (the API's `fallback`), and what part of a
+// long recording it is about (the API's `note`).
 function renderFallback(p) {
   const box = $('fallback');
   const reason = p.fallback || p.fallback_reason;
-  box.hidden = !reason;
-  box.textContent = reason ? 'Answered in ' + (p.mode_used || p.mode) + ' mode, not ' + p.mode_requested + ': ' + reason : '';
+  const lines = [];
+  if (reason) lines.push('Answered in ' + (p.mode_used || p.mode) + ' mode, not ' + p.mode_requested + ': ' + reason + '.');
+  if (p.note) lines.push(p.note.charAt(0).toUpperCase() + p.note.slice(1) + '.');
+  box.hidden = !lines.length;
+  box.textContent = lines.join(' ');
 }
 
 // Not confident (the API's `uncertain`): say so and give the top two rather than one answer.
