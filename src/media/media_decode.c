@@ -382,9 +382,13 @@ static enum avemo_status check_audio_result(avemo_media *media, const struct aud
 
 static enum avemo_status check_video_result(avemo_media *media, const struct video_pass *v, struct avemo_error *err)
 {
+    /* FFmpeg's WebP decoder reads animated WebP only from libavcodec 61.19 (FFmpeg 7.1) on; before,
+     * an animation (a sticker, a GIF converted by a website) decodes to nothing at all. */
+    int old_webp = LIBAVCODEC_VERSION_INT < AV_VERSION_INT(61, 19, 100) && strcmp(media->info.video_codec, "webp") == 0;
     if (v->decoded == 0)
-        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: no video frame could be decoded from the %s stream",
-                          media->name, media->info.video_codec);
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: no video frame could be decoded from the %s stream%s", media->name,
+                          media->info.video_codec,
+                          old_webp ? " (this FFmpeg decodes still WebP pictures, not animated ones: convert it to GIF or MP4)" : "");
     int64_t declared = media->info.frame_count;
     if (declared > 4 && v->decoded < MEDIA_TRUNCATED_FRACTION * (double)declared && !v->done)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated: decoded %lld video frames of the %lld declared",

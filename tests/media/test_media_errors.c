@@ -189,6 +189,28 @@ static void test_audio_only_asked_for_frames(void **state)
     avemo_media_close(m);
 }
 
+/* An animated WebP (a sticker): Debian's FFmpeg 5.1 decodes still WebP only, so nothing comes
+ * out; the error says why and what to do instead of calling the file damaged without a reason. */
+static void test_animated_webp(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    avemo_media *m = NULL;
+    const char *path = TEST_DATA("media/anim_testsrc.webp");
+    assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+    struct avemo_frames fr;
+    enum avemo_status st = avemo_media_decode_frames(m, 1, AVEMO_PIX_RGB24, &fr, &err);
+    if (st == AVEMO_OK) { /* a newer FFmpeg reads the animation: then the first frame is 64x64 */
+        assert_int_equal(fr.frames[0].width, 64);
+        avemo_frames_free(&fr);
+    } else {
+        assert_int_equal(st, AVEMO_ERR_CORRUPT);
+        assert_non_null(strstr(err.message, path));
+        assert_non_null(strstr(err.message, "not animated ones"));
+    }
+    avemo_media_close(m);
+}
+
 /* A WAV with 33 channels and no layout (found by fuzz_multipart: it was an internal error)
  * is mixed down with equal weights: the sine of channel 0 at 1/33 of its amplitude. */
 static void test_many_channels_without_layout(void **state)
@@ -487,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_truncated_flv),
         cmocka_unit_test(test_audio_only_asked_for_frames),
         cmocka_unit_test(test_many_channels_without_layout),
+        cmocka_unit_test(test_animated_webp),
         cmocka_unit_test(test_too_many_streams),
         cmocka_unit_test(test_video_without_audio_asked_for_audio),
         cmocka_unit_test(test_limits),
