@@ -83,9 +83,10 @@ struct avemo_prediction {
     int face_found;                     /* a face was found in at least one frame (face/av) */
     int frames_used;                    /* frames whose face went into the network */
     int frames_sampled;
+    int faces_in_frame_max;             /* the most faces found in one frame searched whole (2+: a group) */
     double audio_s;                     /* duration of the audio given */
     double audio_heard_s;               /* of it, how much the network's input holds (at most its frames) */
-    char note[200];                     /* what the answer is about when it is not the whole input; "" */
+    char note[320];                     /* what the answer is about when it is not the whole input; "" */
     int audio_heard;                    /* 1: the sound was decoded and its level measured */
     double audio_level_db;              /* its level (avemo_audio_level_db), when audio_heard */
     int silent;                         /* 1: a window below AVEMO_AUDIO_SILENT_DB: no answer, no label */

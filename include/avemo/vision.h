@@ -165,6 +165,8 @@ struct avemo_face {
     double time_s;
     int face_found;        /* 1 when the detector found a face */
     struct avemo_rect box; /* the largest face, in pixels of the frame (when face_found) */
+    int faces_in_frame;    /* faces the detector found in the whole frame; 0 when it was not searched
+                              whole (opt->track found the previous face near where it was) */
     int has_crop;          /* 1 when crop/image hold a crop (a face, or the centre fallback) */
     struct avemo_rect crop;   /* the square region that was resampled */
     struct avemo_image image; /* size x size x channels */

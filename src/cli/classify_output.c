@@ -12,7 +12,7 @@
  * stands for one column per class, named by its label; "error" is filled for failed files only. */
 static const char *const csv_columns[] = {
     "file", "label", "emotion", "confidence", "probabilities", "mode", "mode_requested", "fallback", "model",
-    "face_found", "frames_used", "frames_sampled", "audio_s", "audio_level_db", "silent", "uncertain", "second.label", "fusion", "time_ms.total",
+    "face_found", "frames_used", "frames_sampled", "faces_in_frame_max", "audio_s", "audio_level_db", "silent", "note", "uncertain", "second.label", "fusion", "time_ms.total",
     "error.message",
 };
 #define NCOLUMNS (sizeof csv_columns / sizeof csv_columns[0])

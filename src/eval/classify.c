@@ -541,6 +541,26 @@ static enum avemo_status mind_silence(avemo_classify_ctx *ctx, struct request *r
                       r->name, level, AVEMO_AUDIO_SILENT_DB, why_len ? " and " : "", why_len, pred->fallback_reason);
 }
 
+/* Append a sentence to the answer's note ("; " between sentences). */
+static void add_note(struct avemo_prediction *pred, const char *text)
+{
+    size_t n = strlen(pred->note);
+    snprintf(pred->note + n, sizeof pred->note - n, "%s%s", n ? "; " : "", text);
+}
+
+/* Several people in the picture: the answer is about one face, and the page's crop shows which. */
+static void note_group(const struct avemo_model *m, struct avemo_prediction *pred)
+{
+    if (pred->faces_in_frame_max < 2 || pred->frames_used == 0) return;
+    char text[160];
+    if (pred->frames_sampled <= 1)
+        snprintf(text, sizeof text, "%d faces in the picture: the answer is about the largest", pred->faces_in_frame_max);
+    else
+        snprintf(text, sizeof text, "%d faces in one frame: the answer is about the largest face %s",
+                 pred->faces_in_frame_max, m->p.face.track ? "of the first frame, followed from frame to frame" : "of each frame");
+    add_note(pred, text);
+}
+
 /* A recording much longer than the voice model's input is answered from one part of it: say
  * which, and how to follow the whole (a 1-minute memo is not one emotion). */
 static void note_long_recording(const struct avemo_model *ma, struct avemo_prediction *pred)
@@ -552,10 +572,11 @@ static void note_long_recording(const struct avemo_model *ma, struct avemo_predi
     else
         snprintf(heard, sizeof heard, "the %s %.1f s",
                  crop == AVEMO_CROP_START ? "first" : crop == AVEMO_CROP_CENTRE ? "middle" : "loudest", pred->audio_heard_s);
-    snprintf(pred->note, sizeof pred->note,
+    char text[256];
+    snprintf(text, sizeof text,
              "a %.1f s recording: the voice model hears %s; windows of %.0f s follow the whole (avemo classify --window)",
-             pred->audio_s,
-             heard, ceil(pred->audio_heard_s));
+             pred->audio_s, heard, ceil(pred->audio_heard_s));
+    add_note(pred, text);
 }
 
 static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct request *r, enum avemo_mode mode,
@@ -588,7 +609,10 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
         st = find_faces(ctx, r, m, ma->audio_input >= 0 ? ma->p.audio.sample_rate : 0, pred, err);
         if (st) return st;
         pred->face_found = 0;
-        for (int i = 0; i < r->nfaces; i++) pred->face_found |= r->faces[i].face_found;
+        for (int i = 0; i < r->nfaces; i++) {
+            pred->face_found |= r->faces[i].face_found;
+            if (r->faces[i].faces_in_frame > pred->faces_in_frame_max) pred->faces_in_frame_max = r->faces[i].faces_in_frame;
+        }
         pred->frames_sampled = r->frames_sampled;
         if (r->ncrops == 0 && pred->mode_used == AVEMO_MODE_AV && clf->slot[AVEMO_MODE_AUDIO] >= 0) {
             char why[64];
@@ -607,6 +631,7 @@ static enum avemo_status classify_request(avemo_classify_ctx *ctx, struct reques
     else st = run_model(ctx, r, mi, pred, err);
     if (st) return st;
     if (m->face_input >= 0) keep_face_for_page(r, m, pred);
+    if (m->face_input >= 0) note_group(m, pred);
     if (pred->audio_heard_s > 0) note_long_recording(late ? &clf->models[clf->slot[AVEMO_MODE_AUDIO]] : m, pred);
     mark_uncertain(clf, &clf->models[pred->late_fusion ? 0 : mi], pred);
     return AVEMO_OK;
@@ -742,6 +767,7 @@ static void add_prediction_fields(cJSON *o, const struct avemo_prediction *pred,
     cJSON_AddBoolToObject(o, "face_found", pred->face_found);
     cJSON_AddNumberToObject(o, "frames_used", pred->frames_used);
     cJSON_AddNumberToObject(o, "frames_sampled", pred->frames_sampled);
+    cJSON_AddNumberToObject(o, "faces_in_frame_max", pred->faces_in_frame_max);
     cJSON_AddNumberToObject(o, "audio_s", pred->audio_s);
     add_level(o, pred);
     if (pred->note[0]) cJSON_AddStringToObject(o, "note", pred->note);

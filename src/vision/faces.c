@@ -157,6 +157,7 @@ enum avemo_status avemo_face_detect_image(avemo_detector *det, const struct avem
         rc = avemo_detect(det, img, &opt->detect, &box, 1, &count, err);
         if (rc) return rc;
         found = count > 0;
+        face->faces_in_frame = count;
     }
     struct avemo_rect region;
     if (found) {

@@ -205,6 +205,20 @@ static void test_long_recording_note(void **state)
     free(json);
 }
 
+/* Two people side by side: the answer says it is about one of them; one person: no note. */
+static void test_group_note(void **state)
+{
+    (void)state;
+    struct avemo_prediction p;
+    struct avemo_error err = {0};
+    if (avemo_classify_file(ctx, TEST_DATA("media/two_1001_ANG_HAP.jpg"), AVEMO_MODE_FACE, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.faces_in_frame_max, 2);
+    assert_string_equal(p.note, "2 faces in the picture: the answer is about the largest");
+    if (avemo_classify_file(ctx, TEST_DATA("cremad/1001_DFA_SAD_XX.flv"), AVEMO_MODE_AV, &p, &err)) fail_msg("%s", err.message);
+    assert_int_equal(p.faces_in_frame_max, 1);
+    assert_string_equal(p.note, "");
+}
+
 static void test_memory_equals_file(void **state)
 {
     (void)state;
@@ -359,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_companions),       cmocka_unit_test(test_silent_audio),
         cmocka_unit_test(test_silent_windows),   cmocka_unit_test(test_long_recording_note),
+        cmocka_unit_test(test_group_note),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
