@@ -227,11 +227,11 @@ size_t avemo_audio_crop_start(enum avemo_crop crop, size_t total, size_t frames,
  * gain by a negligible amount. */
 double avemo_audio_loudness_gain(const struct avemo_audio_params *params, const float *samples, size_t n);
 
-/* Below this level a recording is taken to hold no voice (avemo_audio_level_db): 60 dB
- * under full scale is the quietest speech the shipped models' loudness=rms (-20 dBFS with
- * at most +40 dB of gain) brings to the level they were trained on; a 16-bit recording's
- * +-1 LSB noise floor is near -96 dBFS. */
-#define AVEMO_AUDIO_SILENT_DB (-60.0)
+/* Below this level a recording is taken to hold no voice (avemo_audio_level_db): the quietest
+ * clip of the training corpora (RAVDESS, EmoDB, CREMA-D) is a sad sentence at -56 dBFS, so
+ * -70 leaves a margin under real quiet speech, while a muted track (digital zero) or a 16-bit
+ * recording's +-1 LSB noise floor (near -90 dBFS) falls well below it. */
+#define AVEMO_AUDIO_SILENT_DB (-70.0)
 /* Floor of avemo_audio_level_db: digital silence (every sample 0). */
 #define AVEMO_AUDIO_LEVEL_FLOOR_DB (-200.0)
 

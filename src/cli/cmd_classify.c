@@ -36,7 +36,7 @@ static const char classify_usage[] =
     "  --window W --hop H   follow a long recording: one prediction per window of W every H\n"
     "                (audio mode; durations such as 3s, 250ms, 2.5 or 1:30; hop default 1s),\n"
     "                printed as JSON lines (CSV rows with --csv) with start_s and end_s; a silent\n"
-    "                window (below -60 dBFS) has \"silent\": true and no label\n"
+    "                window (below -70 dBFS) has \"silent\": true and no label\n"
     "  --shard I/N   do only the I-th of N equal blocks of the files (default: from\n"
     "                SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/AVEMO_SHARD_COUNT);\n"
     "                the shards' outputs in order are the output of one run (avemo merge)\n"
