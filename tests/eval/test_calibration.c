@@ -48,13 +48,15 @@ static void eval_unseen_faces(const char *model, struct avemo_eval_set *set)
     assert_int_equal(set->trained_on, 0);
 }
 
-/* The shipped face model's face.mirror_test (each face averaged with its mirror image). */
-static int face_mirror_test(void)
+/* The shipped face model's face.mirror_test (each face averaged with its mirror image) and its
+ * networks (an ensemble's members each give their own logits). */
+static int face_mirror_test(int *members)
 {
     struct avemo_model m;
     struct avemo_error err = {0};
     if (avemo_model_open(paths[AVEMO_MODE_FACE], NULL, 0, &m, &err)) fail_msg("%s", err.message);
     int mirror = m.p.face.mirror_test;
+    *members = avemo_net_member_count(m.net);
     avemo_model_close(&m);
     return mirror;
 }
@@ -65,7 +67,9 @@ static void test_temperature_lowers_nll(void **state)
     struct avemo_eval_set set;
     eval_unseen_faces(paths[AVEMO_MODE_FACE], &set);
     const struct avemo_eval_result *r = &set.results[0];
-    assert_int_equal(r->logit_rows, face_mirror_test() ? 2 : 1); /* with the mirror image: two looks */
+    int members;
+    int looks = face_mirror_test(&members) ? 2 : 1; /* with the mirror image: two looks */
+    assert_int_equal(r->logit_rows, looks * members);
     double before, after;
     float t = avemo_calib_fit_temperature(r->logits, r->logit_rows, set.truth, set.n, 6, &before, &after);
     printf("  CREMA-D faces: T %.3f, NLL %.3f -> %.3f\n", (double)t, before, after);
@@ -110,7 +114,8 @@ static void test_settings_stored(void **state)
     (void)state;
     struct avemo_model m;
     struct avemo_error err = {0};
-    int mirror = face_mirror_test();
+    int members;
+    int mirror = face_mirror_test(&members);
     const char *flip[1] = {mirror ? "face.mirror_test=no" : "face.mirror_test=yes"};
     const float t = 1.5f;
     const char *names[1] = {AVEMO_CALIB_TEMPERATURE};
@@ -128,7 +133,7 @@ static void test_settings_stored(void **state)
     avemo_model_close(&m);
     struct avemo_eval_set set;
     eval_unseen_faces(out, &set);
-    assert_int_equal(set.results[0].logit_rows, mirror ? 1 : 2); /* the mirror image as now stored */
+    assert_int_equal(set.results[0].logit_rows, (mirror ? 1 : 2) * members); /* the mirror image as now stored */
     avemo_eval_free(&set);
 
     char refused[128];
