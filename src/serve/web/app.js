@@ -61,8 +61,8 @@ async function loadModels() {
 
 function emotionName(code) { return NAMES[code] || code; }
 
-// Why the answer comes from another mode than asked (the API's `fallback`), and what part of a
-// long recording it is about (the API's `note`).
+// Why the answer comes from another mode than asked (the API's `fallback`), and what it is about
+// when that is not the whole input: a part of a long recording, one of several faces (`note`).
 function renderFallback(p) {
   const box = $('fallback');
   const reason = p.fallback || p.fallback_reason;
