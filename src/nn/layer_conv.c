@@ -232,6 +232,10 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
                           .shift = shift, .relu = relu};
+    if (!work->training && nn_winograd_fits(l)) {
+        nn_conv_forward_winograd(l, w, in, out, B, work, scale, shift, relu);
+        return;
+    }
     if (B >= work->workers) {
         nn_pool_for(work->pool, (size_t)B, conv_forward_sample, &t);
         return;
@@ -365,8 +369,8 @@ static int conv_needs_output(const struct nn_layer *l, const struct nn_layer *ne
 static void conv_buffers(const struct nn_layer *l, int B, int training, struct nn_buffers *b)
 {
     (void)B;
-    (void)training;
     b->col = nn_conv_col_size(l);
+    if (!training && nn_winograd_fits(l) && nn_winograd_scratch(l) > b->col) b->col = nn_winograd_scratch(l);
     b->grad = l->w_n + l->b_n; /* per chunk of samples after the first (struct nn_work) */
 }
 

@@ -111,6 +111,21 @@ static void add_torch_timings(const char *pipeline, int repeats, cJSON *out)
     cJSON_Delete(json);
 }
 
+/* The shipped face recipe's network on one av clip's 8 face crops (one member of avemo-face's
+ * ensemble), one thread: the part of classify_clip_s that the face network costs per member. */
+static void add_face_branch_timing(int repeats, cJSON *out)
+{
+    struct avemo_error err;
+    avemo_net *net;
+    if (avemo_net_create_file(AVEMO_SOURCE_DIR "/pipelines/avemo-face-deep.ini", &net, &err)) {
+        fprintf(stderr, "bench nn: %s\n", err.message);
+        return;
+    }
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+    add_timing(out, "net_face_fwd_b8_s", net, 8, 0, repeats, 1);
+    avemo_net_free(net);
+}
+
 void bench_nn(const struct bench_context *ctx, cJSON *out)
 {
     const char *pipeline = AVEMO_SOURCE_DIR "/pipelines/cremad-av.ini";
@@ -137,4 +152,5 @@ void bench_nn(const struct bench_context *ctx, cJSON *out)
     avemo_nn_set_threads(1, NULL);
     avemo_net_free(net);
     add_torch_timings(pipeline, big, out);
+    add_face_branch_timing(ctx->repeats * 3, out);
 }

@@ -1,0 +1,271 @@
+/* Winograd F(2x2, 3x3) for the 3x3 "same" convolutions of inference contexts.
+ *
+ * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016): each 2x2
+ * block of outputs (a tile) of one output channel is
+ *   Y[2][2] = A^T [ sum_c U_c (.) V_c ] A,   U_c = G g_c G^T (4x4),  V_c = B^T d_c B (4x4)
+ * where g_c is the 3x3 kernel of input channel c, d_c the 4x4 input patch under the tile and
+ * (.) the element-wise product.  For each of the 16 points xi of the 4x4 domain the sum over c
+ * is a matrix product, so a layer is 16 sgemms of K = in_c instead of one of K = 9 in_c over
+ * four times the columns: 16 multiply-adds per tile and channel pair instead of 36 (2.25x fewer).
+ *
+ * Shapes, with M = out_c, C = in_c and a block of P tiles (taken across the batch's images):
+ *   U[16][M][C]   the transformed weights (once per call, shared by the workers)
+ *   V[16][C][P]   the transformed input patches of the block
+ *   X[16][M][P]   = U[xi] . V[xi] for each xi
+ *   out           = A^T X A per tile and channel, then scale, shift and ReLU (conv_epilogue's)
+ *
+ * Inference only: the rounding differs from the im2col product's (sums taken in another order,
+ * the 0.5 factors of G), by about 1e-6 relative on the networks here, while training keeps the
+ * im2col path, whose gradients are checked against PyTorch's (tests/nn).  tests/nn checks this
+ * path against the im2col one on every layer shape of the shipped models. */
+#include "nn/nn_internal.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <stddef.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define WG_POINTS 16
+/* Scratch floats of one block (V and X): about 1 MB, so that a block's transformed input and
+ * products stay in the core's L2 between the transforms and the 16 products. */
+#define WG_BLOCK_FLOATS (256 * 1024)
+#define WG_MAX_ROWS 64
+
+int nn_winograd_fits(const struct nn_layer *l)
+{
+    return l->op == NN_CONV && l->k == 3 && l->stride == 1 && l->pad_t == 1 && l->pad_l == 1 &&
+           l->out_h == l->in_h && l->out_w == l->in_w && l->in_c >= NN_WINOGRAD_MIN_IN_C;
+}
+
+static size_t wg_weights_size(const struct nn_layer *l) { return (size_t)WG_POINTS * l->out_c * l->in_c; }
+static size_t wg_block_floats(const struct nn_layer *l, int rows);
+
+/* Tile rows per block: as many as keep V and X within WG_BLOCK_FLOATS, at least one. */
+static int wg_block_rows(const struct nn_layer *l)
+{
+    const size_t tw = (size_t)(l->out_w + 1) / 2, per_row = (size_t)WG_POINTS * (size_t)(l->in_c + l->out_c) * tw;
+    size_t rows = WG_BLOCK_FLOATS / per_row;
+    return rows < 1 ? 1 : rows > WG_MAX_ROWS ? WG_MAX_ROWS : (int)rows;
+}
+
+size_t nn_winograd_scratch(const struct nn_layer *l) { return wg_weights_size(l) + wg_block_floats(l, wg_block_rows(l)); }
+
+/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3].  Per output channel the
+ * nine taps are first gathered into rows over c (tap[k][c]), so that the transform runs along c
+ * and writes each U row in one contiguous pass. */
+static void wg_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tap)
+{
+    const int M = l->out_c, C = l->in_c;
+    for (int m = 0; m < M; m++) {
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < 9; k++) tap[(size_t)k * C + c] = w[((size_t)m * C + c) * 9 + k];
+        for (int i = 0; i < 4; i++) {
+            for (int c = 0; c < C; c++) {
+                const float *g = tap + c; /* g[k * C]: tap k of channel c */
+                float t[3];               /* row i of G g */
+                for (int j = 0; j < 3; j++) {
+                    float g0 = g[(size_t)j * C], g1 = g[(size_t)(3 + j) * C], g2 = g[(size_t)(6 + j) * C];
+                    t[j] = i == 0 ? g0 : i == 3 ? g2 : i == 1 ? 0.5f * (g0 + g1 + g2) : 0.5f * (g0 - g1 + g2);
+                }
+                float *u = U + ((size_t)(i * 4) * M + m) * C + c; /* (G g G^T)[i][j] at u[j * M * C] */
+                const size_t step = (size_t)M * C;
+                u[0] = t[0];
+                u[step] = 0.5f * (t[0] + t[1] + t[2]);
+                u[2 * step] = 0.5f * (t[0] - t[1] + t[2]);
+                u[3 * step] = t[2];
+            }
+        }
+    }
+}
+
+struct wg_task {
+    const struct nn_layer *l;
+    const float *in, *U, *scale, *shift;
+    float *out;
+    int relu, tiles_h, tiles_w;
+    int rows, blocks_per_image; /* a block: up to `rows` whole tile rows of one image */
+    const struct nn_work *work;
+};
+
+/* The two 1-D transforms, each over n tiles at once (four at a time with SSE: -O2 does not
+ * vectorise).  B^T on four rows x0..x3: (x0 - x2, x1 + x2, x2 - x1, x1 - x3). */
+static void wg_bt(const float *x0, const float *x1, const float *x2, const float *x3, float *o0, float *o1, float *o2,
+                  float *o3, int n)
+{
+    int k = 0;
+#if defined(__SSE2__)
+    for (; k + 4 <= n; k += 4) {
+        __m128 a = _mm_loadu_ps(x0 + k), b = _mm_loadu_ps(x1 + k), c = _mm_loadu_ps(x2 + k), d = _mm_loadu_ps(x3 + k);
+        _mm_storeu_ps(o0 + k, _mm_sub_ps(a, c));
+        _mm_storeu_ps(o1 + k, _mm_add_ps(b, c));
+        _mm_storeu_ps(o2 + k, _mm_sub_ps(c, b));
+        _mm_storeu_ps(o3 + k, _mm_sub_ps(b, d));
+    }
+#endif
+    for (; k < n; k++) {
+        float a = x0[k], b = x1[k], c = x2[k], d = x3[k];
+        o0[k] = a - c;
+        o1[k] = b + c;
+        o2[k] = c - b;
+        o3[k] = b - d;
+    }
+}
+
+/* A^T on four rows x0..x3: (x0 + x1 + x2, x1 - x2 - x3). */
+static void wg_at(const float *x0, const float *x1, const float *x2, const float *x3, float *o0, float *o1, int n)
+{
+    int k = 0;
+#if defined(__SSE2__)
+    for (; k + 4 <= n; k += 4) {
+        __m128 a = _mm_loadu_ps(x0 + k), b = _mm_loadu_ps(x1 + k), c = _mm_loadu_ps(x2 + k), d = _mm_loadu_ps(x3 + k);
+        _mm_storeu_ps(o0 + k, _mm_add_ps(_mm_add_ps(a, b), c));
+        _mm_storeu_ps(o1 + k, _mm_sub_ps(_mm_sub_ps(b, c), d));
+    }
+#endif
+    for (; k < n; k++) {
+        o0[k] = x0[k] + x1[k] + x2[k];
+        o1[k] = x1[k] - x2[k] - x3[k];
+    }
+}
+
+/* An output row from the two outputs of each tile (even and odd columns): out[2k] = ev[k],
+ * out[2k + 1] = od[k] (when inside W), after the epilogue y * s + t and the ReLU. */
+static void wg_store_row(const float *ev, const float *od, float *out, int tw, int W, float s, float t, int relu)
+{
+    int k = 0;
+#if defined(__SSE2__)
+    const __m128 vs = _mm_set1_ps(s), vt = _mm_set1_ps(t), zero = _mm_setzero_ps();
+    for (; k + 4 <= tw && 2 * (k + 4) <= W; k += 4) {
+        __m128 a = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(ev + k), vs), vt);
+        __m128 b = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(od + k), vs), vt);
+        if (relu) {
+            a = _mm_max_ps(a, zero);
+            b = _mm_max_ps(b, zero);
+        }
+        _mm_storeu_ps(out + 2 * k, _mm_unpacklo_ps(a, b));
+        _mm_storeu_ps(out + 2 * k + 4, _mm_unpackhi_ps(a, b));
+    }
+#endif
+    for (; k < tw; k++) {
+        float a = ev[k] * s + t, b = od[k] * s + t;
+        out[2 * k] = relu ? nn_relu_value(a) : a;
+        if (2 * k + 1 < W) out[2 * k + 1] = relu ? nn_relu_value(b) : b;
+    }
+}
+
+/* The row transform d B of one input row y for every tile of a tile row: e[j][tj] for the
+ * tile's four columns 2tj-1 .. 2tj+2.  With the row split into even and odd padded positions
+ * (ev[k] = x[2k-1], od[k] = x[2k], zero outside) the four columns are ev[tj], od[tj], ev[tj+1],
+ * od[tj+1], so every output is a unit-stride loop over tj. */
+static void wg_row_transform(const float *plane, int H, int W, int y, int tw, float *ev, float *od, float *e)
+{
+    if (y < 0 || y >= H) {
+        memset(e, 0, sizeof(float) * 4 * (size_t)tw);
+        return;
+    }
+    const float *x = plane + (size_t)y * W;
+    for (int k = 0; k <= tw; k++) {
+        ev[k] = (2 * k - 1 >= 0 && 2 * k - 1 < W) ? x[2 * k - 1] : 0.0f;
+        od[k] = 2 * k < W ? x[2 * k] : 0.0f;
+    }
+    wg_bt(ev, od, ev + 1, od + 1, e, e + tw, e + 2 * tw, e + 3 * tw, tw);
+}
+
+/* V[xi][c][q] = (B^T d B)[xi] for the block's tiles (tile rows r0 .. r0 + nrows - 1 of the
+ * batch, q = the tile's index in the block); rowbuf holds 4 * 4 * tw + 2 * (tw + 1) floats. */
+static void wg_transform_input(const struct wg_task *t, size_t r0, int nrows, float *V, float *rowbuf)
+{
+    const struct nn_layer *l = t->l;
+    const int C = l->in_c, H = l->in_h, W = l->in_w, tw = t->tiles_w;
+    const size_t P = (size_t)t->rows * tw, step = (size_t)C * P; /* from one point xi to the next */
+    float *e = rowbuf, *ev = rowbuf + 16 * (size_t)tw, *od = ev + tw + 1;
+    for (int c = 0; c < C; c++) {
+        for (int r = 0; r < nrows; r++) {
+            size_t row = r0 + (size_t)r, b = row / (size_t)t->tiles_h;
+            int ti = (int)(row % (size_t)t->tiles_h);
+            const float *plane = t->in + (b * (size_t)C + (size_t)c) * (size_t)H * W;
+            for (int a = 0; a < 4; a++) wg_row_transform(plane, H, W, 2 * ti - 1 + a, tw, ev, od, e + 4 * (size_t)a * tw);
+            float *v = V + (size_t)c * P + (size_t)r * tw;
+            for (int j = 0; j < 4; j++) { /* B^T (d B), column j of every tile */
+                const float *a0 = e + (size_t)j * tw, *a1 = a0 + 4 * (size_t)tw, *a2 = a1 + 4 * (size_t)tw,
+                            *a3 = a2 + 4 * (size_t)tw;
+                float *v0 = v + (size_t)j * step;
+                wg_bt(a0, a1, a2, a3, v0, v0 + 4 * step, v0 + 8 * step, v0 + 12 * step, tw);
+            }
+        }
+    }
+}
+
+/* out = A^T X A per tile and output channel, then the epilogue (scale, shift, ReLU); the row
+ * and column past an odd edge are not written.  rowbuf holds 10 * tw floats. */
+static void wg_transform_output(const struct wg_task *t, size_t r0, int nrows, const float *X, float *rowbuf)
+{
+    const struct nn_layer *l = t->l;
+    const int M = l->out_c, H = l->out_h, W = l->out_w, tw = t->tiles_w;
+    const size_t P = (size_t)t->rows * tw, step = (size_t)M * P;
+    float *r = rowbuf, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw; /* r[i * 4 + j]: row i, column j of A^T X */
+    for (int m = 0; m < M; m++) {
+        const float s = t->scale ? t->scale[m] : 1.0f, sh = t->shift[m];
+        for (int row = 0; row < nrows; row++) {
+            size_t tr = r0 + (size_t)row, b = tr / (size_t)t->tiles_h;
+            int oy = 2 * (int)(tr % (size_t)t->tiles_h);
+            const float *x = X + (size_t)m * P + (size_t)row * tw;
+            for (int j = 0; j < 4; j++) {
+                const float *x0 = x + (size_t)j * step;
+                wg_at(x0, x0 + 4 * step, x0 + 8 * step, x0 + 12 * step, r + (size_t)j * tw, r + (size_t)(4 + j) * tw, tw);
+            }
+            for (int i = 0; i < 2 && oy + i < H; i++) {
+                const float *ri = r + (size_t)i * 4 * tw;
+                wg_at(ri, ri + tw, ri + 2 * (size_t)tw, ri + 3 * (size_t)tw, ev, od, tw);
+                float *o = t->out + ((b * (size_t)M + (size_t)m) * (size_t)H + (size_t)(oy + i)) * W;
+                wg_store_row(ev, od, o, tw, W, s, sh, t->relu);
+            }
+        }
+    }
+}
+
+/* Scratch of one worker after the transformed weights: V, X, then the row buffers. */
+static size_t wg_block_floats(const struct nn_layer *l, int rows)
+{
+    const int tw = (l->out_w + 1) / 2;
+    return (size_t)WG_POINTS * (size_t)(l->in_c + l->out_c) * (size_t)rows * tw + 18 * (size_t)tw + 2;
+}
+
+/* Block blk: image blk / blocks_per_image, its tile rows from (blk % blocks_per_image) * rows.
+ * Blocks never span two images, so a sample's outputs are the same bits whatever else is in
+ * the batch (the products' columns are the same at the same places). */
+static void wg_run_block(void *arg, size_t blk, int worker)
+{
+    const struct wg_task *t = arg;
+    const struct nn_layer *l = t->l;
+    const int M = l->out_c, C = l->in_c;
+    const size_t P = (size_t)t->rows * t->tiles_w;
+    float *V = t->work->col[worker] + wg_weights_size(l), *X = V + WG_POINTS * (size_t)C * P,
+          *rowbuf = X + WG_POINTS * (size_t)M * P;
+    size_t b = blk / (size_t)t->blocks_per_image;
+    int first = (int)(blk % (size_t)t->blocks_per_image) * t->rows;
+    int nrows = t->tiles_h - first < t->rows ? t->tiles_h - first : t->rows;
+    size_t r0 = b * (size_t)t->tiles_h + (size_t)first;
+    int n = nrows * t->tiles_w;
+    wg_transform_input(t, r0, nrows, V, rowbuf);
+    for (int xi = 0; xi < WG_POINTS; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, C, 1.0f, t->U + (size_t)xi * M * C, C,
+                    V + (size_t)xi * C * P, (int)P, 0.0f, X + (size_t)xi * M * P, (int)P);
+    wg_transform_output(t, r0, nrows, X, rowbuf);
+}
+
+void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
+                              const struct nn_work *work, const float *scale, const float *shift, int relu)
+{
+    assert(nn_winograd_fits(l) && nn_winograd_scratch(l) <= work->col_size);
+    float *U = work->col[0]; /* the first part of worker 0's scratch; the blocks use what follows */
+    wg_transform_weights(l, w, U, U + wg_weights_size(l));
+    struct wg_task t = {.l = l, .in = in, .U = U, .scale = scale, .shift = shift, .out = out, .relu = relu,
+                        .tiles_h = (l->out_h + 1) / 2, .tiles_w = (l->out_w + 1) / 2, .rows = wg_block_rows(l),
+                        .work = work};
+    if (t.rows > t.tiles_h) t.rows = t.tiles_h;
+    t.blocks_per_image = (t.tiles_h + t.rows - 1) / t.rows;
+    nn_pool_for(work->pool, (size_t)B * (size_t)t.blocks_per_image, wg_run_block, &t);
+}
