@@ -1,4 +1,5 @@
-/* Winograd F(2x2, 3x3) for the 3x3 "same" convolutions of inference contexts.
+/* Winograd F(2x2, 3x3) for the 3x3 "same" convolutions: the forward, the input gradient and
+ * the weight gradient.
  *
  * Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016): each 2x2
  * block of outputs (a tile) of one output channel is
@@ -8,16 +9,18 @@
  * is a matrix product, so a layer is 16 sgemms of K = in_c instead of one of K = 9 in_c over
  * four times the columns: 16 multiply-adds per tile and channel pair instead of 36 (2.25x fewer).
  *
- * Shapes, with M = out_c, C = in_c and a block of P tiles (taken across the batch's images):
+ * Shapes, with M = out_c, C = in_c and a block of P tiles (whole tile rows of one image):
  *   U[16][M][C]   the transformed weights (once per call, shared by the workers)
  *   V[16][C][P]   the transformed input patches of the block
  *   X[16][M][P]   = U[xi] . V[xi] for each xi
  *   out           = A^T X A per tile and channel, then scale, shift and ReLU (conv_epilogue's)
+ * The input gradient is the same forward on dout with the kernels turned (layer_conv.c); the
+ * weight gradient is F(3x3, 2x2) on the same tiles (below).
  *
- * Inference only: the rounding differs from the im2col product's (sums taken in another order,
- * the 0.5 factors of G), by about 1e-6 relative on the networks here, while training keeps the
- * im2col path, whose gradients are checked against PyTorch's (tests/nn).  tests/nn checks this
- * path against the im2col one on every layer shape of the shipped models. */
+ * The rounding differs from the im2col product's (sums taken in another order, the 0.5 factors
+ * of G) by about 1e-6 relative on the networks here.  tests/nn/test_nn_winograd.c checks the
+ * three against direct sums on every 3x3 layer of the pipelines and on odd shapes, and
+ * nn_parity_torch the gradients of the shipped networks against PyTorch's. */
 #include "nn/nn_internal.h"
 
 #include <assert.h>
@@ -207,7 +210,7 @@ static void wg_transform_output(const struct wg_task *t, size_t r0, int nrows, c
     const size_t P = (size_t)t->rows * tw, step = (size_t)M * P;
     float *r = rowbuf, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw; /* r[i * 4 + j]: row i, column j of A^T X */
     for (int m = 0; m < M; m++) {
-        const float s = t->scale ? t->scale[m] : 1.0f, sh = t->shift[m];
+        const float s = t->scale ? t->scale[m] : 1.0f, sh = t->shift ? t->shift[m] : 0.0f;
         for (int row = 0; row < nrows; row++) {
             size_t tr = r0 + (size_t)row, b = tr / (size_t)t->tiles_h;
             int oy = 2 * (int)(tr % (size_t)t->tiles_h);
@@ -231,6 +234,137 @@ static size_t wg_block_floats(const struct nn_layer *l, int rows)
 {
     const int tw = (l->out_w + 1) / 2;
     return (size_t)WG_POINTS * (size_t)(l->in_c + l->out_c) * (size_t)rows * tw + 18 * (size_t)tw + 2;
+}
+
+/* ---- the weight gradient: F(3x3, 2x2), the same tiles seen from the kernel's side ----
+ *
+ * dW[m][c][ki][kj] = sum over outputs (oy, ox) of dout[m][oy][ox] in[c][oy - 1 + ki][ox - 1 + kj].
+ * Over one 2x2 tile of dout (Dy) this is a 3x3 correlation of the tile's 4x4 input patch d with
+ * Dy, and by the transposition principle the forward's matrices compute it:
+ *   dW_tile = G^T [ (A Dy A^T) (.) (B^T d B) ] G
+ * Summed over tiles and samples before G^T . G, the sum is 16 sgemms whose K is the number of
+ * tiles: Z[xi][m][c] = sum_p Y[xi][m][p] V[xi][c][p], with V the forward's input transform and
+ * Y = A Dy A^T; 16 multiply-adds per tile and channel pair where im2col needs 36. */
+
+/* A on two rows x0, x1 (a tile's two values): (x0, x0 + x1, x0 - x1, -x1). */
+static void wg_a(const float *x0, const float *x1, float *o0, float *o1, float *o2, float *o3, int n)
+{
+    int k = 0;
+#if defined(__SSE2__)
+    const __m128 zero = _mm_setzero_ps();
+    for (; k + 4 <= n; k += 4) {
+        __m128 a = _mm_loadu_ps(x0 + k), b = _mm_loadu_ps(x1 + k);
+        _mm_storeu_ps(o0 + k, a);
+        _mm_storeu_ps(o1 + k, _mm_add_ps(a, b));
+        _mm_storeu_ps(o2 + k, _mm_sub_ps(a, b));
+        _mm_storeu_ps(o3 + k, _mm_sub_ps(zero, b));
+    }
+#endif
+    for (; k < n; k++) {
+        float a = x0[k], b = x1[k];
+        o0[k] = a;
+        o1[k] = a + b;
+        o2[k] = a - b;
+        o3[k] = -b;
+    }
+}
+
+/* One dout row's transform for every tile: s[j][tx] of the row's pairs (2tx, 2tx + 1), zero
+ * past the edge or for a row past the bottom.  ev, od: tw floats each; s: 4 * tw. */
+static void wg_dout_row(const float *plane, int H, int W, int y, int tw, float *ev, float *od, float *s)
+{
+    if (y >= H) {
+        memset(s, 0, sizeof(float) * 4 * (size_t)tw);
+        return;
+    }
+    const float *x = plane + (size_t)y * W;
+    for (int k = 0; k < tw; k++) {
+        ev[k] = x[2 * k];
+        od[k] = 2 * k + 1 < W ? x[2 * k + 1] : 0.0f;
+    }
+    wg_a(ev, od, s, s + tw, s + 2 * (size_t)tw, s + 3 * (size_t)tw, tw);
+}
+
+/* Y[xi][m][q] = (A Dy A^T)[xi] for the block's tiles of dout (layout of V); rowbuf: 10 * tw. */
+static void wg_transform_dout(const struct wg_task *t, const float *dout, size_t r0, int nrows, float *Y,
+                              float *rowbuf)
+{
+    const struct nn_layer *l = t->l;
+    const int M = l->out_c, H = l->out_h, W = l->out_w, tw = t->tiles_w;
+    const size_t P = (size_t)t->rows * tw, step = (size_t)M * P;
+    float *s0 = rowbuf, *s1 = rowbuf + 4 * (size_t)tw, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw;
+    for (int m = 0; m < M; m++) {
+        for (int r = 0; r < nrows; r++) {
+            size_t row = r0 + (size_t)r, b = row / (size_t)t->tiles_h;
+            int oy = 2 * (int)(row % (size_t)t->tiles_h);
+            const float *plane = dout + (b * (size_t)M + (size_t)m) * (size_t)H * W;
+            wg_dout_row(plane, H, W, oy, tw, ev, od, s0);
+            wg_dout_row(plane, H, W, oy + 1, tw, ev, od, s1);
+            float *y = Y + (size_t)m * P + (size_t)r * tw;
+            for (int j = 0; j < 4; j++) { /* A along the column: rows i = 0..3 of A Dy A^T */
+                float *y0 = y + (size_t)j * step;
+                wg_a(s0 + (size_t)j * tw, s1 + (size_t)j * tw, y0, y0 + 4 * step, y0 + 8 * step, y0 + 12 * step, tw);
+            }
+        }
+    }
+}
+
+/* G^T on four values: (z0 + (z1 + z2) / 2, (z1 - z2) / 2, (z1 + z2) / 2 + z3). */
+static void wg_gt(const float z[4], float o[3])
+{
+    o[0] = z[0] + 0.5f * (z[1] + z[2]);
+    o[1] = 0.5f * (z[1] - z[2]);
+    o[2] = 0.5f * (z[1] + z[2]) + z[3];
+}
+
+/* dw[m][c][3][3] += G^T Z[m][c] G. */
+static void wg_weight_grad_out(const struct nn_layer *l, const float *Z, float *dw)
+{
+    const int M = l->out_c, C = l->in_c;
+    const size_t step = (size_t)M * C;
+    for (size_t mc = 0; mc < step; mc++) {
+        float h[4][3], col[4], g[3];
+        for (int i = 0; i < 4; i++) { /* along each row i: G^T over its four points */
+            float z[4] = {Z[(size_t)(i * 4) * step + mc], Z[(size_t)(i * 4 + 1) * step + mc],
+                          Z[(size_t)(i * 4 + 2) * step + mc], Z[(size_t)(i * 4 + 3) * step + mc]};
+            wg_gt(z, h[i]);
+        }
+        float *d = dw + mc * 9;
+        for (int kj = 0; kj < 3; kj++) { /* then down each column */
+            for (int i = 0; i < 4; i++) col[i] = h[i][kj];
+            wg_gt(col, g);
+            for (int ki = 0; ki < 3; ki++) d[ki * 3 + kj] += g[ki];
+        }
+    }
+}
+
+void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
+                                  float *dw, float *scratch)
+{
+    const int M = l->out_c, C = l->in_c;
+    struct wg_task t = {.l = l, .in = in, .tiles_h = (l->out_h + 1) / 2, .tiles_w = (l->out_w + 1) / 2,
+                        .rows = wg_block_rows(l)};
+    if (t.rows > t.tiles_h) t.rows = t.tiles_h;
+    t.blocks_per_image = (t.tiles_h + t.rows - 1) / t.rows;
+    const size_t P = (size_t)t.rows * t.tiles_w;
+    float *Z = scratch, *V = Z + wg_weights_size(l), *Y = V + WG_POINTS * (size_t)C * P,
+          *rowbuf = Y + WG_POINTS * (size_t)M * P;
+    assert(wg_weights_size(l) + wg_block_floats(l, t.rows) <= nn_winograd_scratch(l));
+    float beta = 0.0f; /* the first block sets Z, the others add to it */
+    for (size_t n = lo; n < hi; n++) {
+        for (int k = 0; k < t.blocks_per_image; k++) {
+            int first = k * t.rows, nrows = t.tiles_h - first < t.rows ? t.tiles_h - first : t.rows;
+            size_t r0 = n * (size_t)t.tiles_h + (size_t)first;
+            wg_transform_input(&t, r0, nrows, V, rowbuf);
+            wg_transform_dout(&t, dout, r0, nrows, Y, rowbuf);
+            for (int xi = 0; xi < WG_POINTS; xi++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, C, nrows * t.tiles_w, 1.0f,
+                            Y + (size_t)xi * M * P, (int)P, V + (size_t)xi * C * P, (int)P, beta,
+                            Z + (size_t)xi * M * C, C);
+            beta = 1.0f;
+        }
+    }
+    if (beta != 0.0f) wg_weight_grad_out(l, Z, dw);
 }
 
 /* Block blk: image blk / blocks_per_image, its tile rows from (blk % blocks_per_image) * rows.

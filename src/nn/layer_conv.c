@@ -1,4 +1,6 @@
-/* Conv2D: im2col then one sgemm per sample, forward and backward side by side.
+/* Conv2D: im2col then one sgemm per sample, forward and backward side by side.  3x3 "same"
+ * layers with 8 or more input channels take Winograd F(2x2, 3x3) instead (conv_winograd.c):
+ * the forward, the input gradient and the weight gradient.
  *
  * Per sample, with K = in_c * k * k and N = out_h * out_w:
  *   col[K][N]  = im2col(in)                    (zeros where the window leaves the image)
@@ -232,7 +234,7 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
                           .shift = shift, .relu = relu};
-    if (!work->training && nn_winograd_fits(l)) {
+    if (nn_winograd_fits(l)) {
         nn_conv_forward_winograd(l, w, in, out, B, work, scale, shift, relu);
         return;
     }
@@ -248,6 +250,22 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
             t.cols = work->col[0];
         }
         nn_pool_for(work->pool, (size_t)work->workers, conv_forward_channels, &t);
+    }
+}
+
+/* dW += sum over samples [lo, hi) of dout . im2col(in)^T. */
+static void conv_weight_grad_im2col(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
+                                    float *dw, float *col)
+{
+    const int M = l->out_c, N = l->out_h * l->out_w, K = l->in_c * l->k * l->k;
+    for (size_t n = lo; n < hi; n++) {
+        const float *cols = in + n * nn_in_size(l);
+        if (!conv_is_pointwise(l)) {
+            im2col(l, cols, col);
+            cols = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dout + n * nn_out_size(l), N, cols, N,
+                    1.0f, dw, K);
     }
 }
 
@@ -268,17 +286,12 @@ static void conv_backward_chunk(void *arg, size_t chunk, int worker)
     }
     size_t lo, hi;
     nn_share((size_t)t->B, chunk, (size_t)t->work->chunks, &lo, &hi);
+    if (nn_winograd_fits(l)) nn_conv_weight_grad_winograd(l, t->in, t->dout, lo, hi, dw, col);
+    else conv_weight_grad_im2col(l, t->in, t->dout, lo, hi, dw, col);
     for (size_t n = lo; n < hi; n++) {
-        const float *x = t->in + n * in_size;
         const float *dy = t->dout + n * out_size;
-        const float *cols = x;
-        if (!conv_is_pointwise(l)) {
-            im2col(l, x, col);
-            cols = col;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, cols, N, 1.0f, dw, K);
         for (int m = 0; m < M; m++) db[m] += (float)nn_vec_sum(dy + (size_t)m * N, (size_t)N);
-        if (!t->din) continue;
+        if (!t->din) continue; /* none asked, or made by conv_backward_input_winograd */
         float *dx = t->din + n * in_size;
         if (conv_is_pointwise(l)) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, t->w, K, dy, N, 0.0f, dx, N);
@@ -289,11 +302,32 @@ static void conv_backward_chunk(void *arg, size_t chunk, int worker)
     }
 }
 
+/* The input gradient of a 3x3 "same" convolution is itself one: of dout (out_c channels) with
+ * each kernel turned half a turn and input and output channels swapped, wt[c][m] = w[m][c]
+ * rotated, same padding.  So it takes the Winograd forward; wt is kept in worker 0's dcol. */
+static int conv_backward_input_winograd(const struct nn_layer *l, const float *w, const float *dout, float *din,
+                                        int B, const struct nn_work *work)
+{
+    struct nn_layer lt = *l;
+    lt.in_c = l->out_c;
+    lt.out_c = l->in_c;
+    if (!din || !nn_winograd_fits(l) || !nn_winograd_fits(&lt)) return 0;
+    assert(l->w_n <= work->col_size && nn_winograd_scratch(&lt) <= work->col_size); /* conv_buffers */
+    float *wt = work->dcol[0];
+    const int M = l->out_c, C = l->in_c;
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < 9; k++) wt[((size_t)c * M + m) * 9 + (8 - k)] = w[((size_t)m * C + c) * 9 + k];
+    nn_conv_forward_winograd(&lt, wt, dout, din, B, work, NULL, NULL, 0);
+    return 1;
+}
+
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, const struct nn_work *work)
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .dout = dout, .dw = dw, .db = db, .din = din, .B = B,
                           .work = work};
+    if (conv_backward_input_winograd(l, w, dout, din, B, work)) t.din = NULL;
     nn_pool_for(work->pool, (size_t)work->chunks, conv_backward_chunk, &t);
     for (int i = 1; i < work->chunks; i++) {
         nn_vec_add(dw, work->grad[i], l->w_n);
@@ -370,7 +404,14 @@ static void conv_buffers(const struct nn_layer *l, int B, int training, struct n
 {
     (void)B;
     b->col = nn_conv_col_size(l);
-    if (!training && nn_winograd_fits(l) && nn_winograd_scratch(l) > b->col) b->col = nn_winograd_scratch(l);
+    if (nn_winograd_fits(l)) { /* the forward, and in training the input gradient (its transpose) */
+        struct nn_layer lt = *l;
+        lt.in_c = l->out_c;
+        lt.out_c = l->in_c;
+        if (nn_winograd_scratch(l) > b->col) b->col = nn_winograd_scratch(l);
+        if (training && nn_winograd_scratch(&lt) > b->col) b->col = nn_winograd_scratch(&lt);
+        if (training && l->w_n > b->col) b->col = l->w_n; /* the turned kernels, in dcol[0] */
+    }
     b->grad = l->w_n + l->b_n; /* per chunk of samples after the first (struct nn_work) */
 }
 

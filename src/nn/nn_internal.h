@@ -92,7 +92,6 @@ static inline void nn_share(size_t n, size_t part, size_t parts, size_t *lo, siz
 struct nn_work {
     struct nn_pool *pool;
     int workers, chunks;
-    int training;              /* a training context's (inference alone takes the Winograd path) */
     size_t col_size, grad_size;
     float *col[NN_MAX_WORKERS], *dcol[NN_MAX_WORKERS], *grad[NN_MAX_WORKERS * NN_CHUNKS_PER_WORKER];
 };
@@ -212,15 +211,18 @@ void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, 
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, const struct nn_work *work);
 size_t nn_conv_col_size(const struct nn_layer *l);
-/* Winograd F(2x2, 3x3) for inference (conv_winograd.c): the layers it takes (3x3, stride 1,
- * "same", at least NN_WINOGRAD_MIN_IN_C input channels: below that the im2col product is as
- * cheap), the scratch floats it needs in work->col[0] (each worker's buffer has that size), and
- * the forward, with nn_conv_forward's arguments. */
+/* Winograd F(2x2, 3x3) (conv_winograd.c): the layers it takes (3x3, stride 1, "same", at least
+ * NN_WINOGRAD_MIN_IN_C input channels: below that the im2col product is as cheap), the scratch
+ * floats it needs in each worker's buffer (U in worker 0's), and the forward, with
+ * nn_conv_forward's arguments (shift may be NULL: no bias). */
 #define NN_WINOGRAD_MIN_IN_C 8
 int nn_winograd_fits(const struct nn_layer *l);
 size_t nn_winograd_scratch(const struct nn_layer *l);
 void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
                               const struct nn_work *work, const float *scale, const float *shift, int relu);
+/* dw += the weight gradient of samples [lo, hi) (F(3x3, 2x2)); scratch: nn_winograd_scratch floats. */
+void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
+                                  float *dw, float *scratch);
 
 /* relu != 0: a following ReLU is applied in the same pass (out is then the ReLU's output);
  * pool_l != NULL: the 2x2 max pool after the ReLU too, into pool_y, and the ReLU's output is

@@ -164,7 +164,6 @@ int nn_work_init(struct nn_work *work, int threads, size_t col_size, size_t grad
     work->pool = nn_pool_create(threads);
     work->workers = nn_pool_threads(work->pool);
     work->col_size = col_size;
-    work->training = training;
     work->grad_size = grad_size;
     for (int i = 0; i < work->workers; i++) {
         work->col[i] = malloc(sizeof(float) * (col_size ? col_size : 1));

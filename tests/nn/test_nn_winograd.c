@@ -1,7 +1,9 @@
-/* nn_winograd: the Winograd F(2x2, 3x3) convolution of inference contexts (src/nn/conv_winograd.c)
- * gives the im2col product's outputs on every 3x3 layer of every pipeline, on odd and tiny
- * shapes, with and without the folded batch norm and ReLU, and the same bits on one or two
- * workers and whatever else is in the batch; the layers it must not take keep the im2col path. */
+/* nn_winograd: the Winograd F(2x2, 3x3) convolution (src/nn/conv_winograd.c) gives a direct
+ * convolution's outputs (summed in double here) on every 3x3 layer of every pipeline, on odd
+ * and tiny shapes, with and without the folded batch norm and ReLU, and the same bits on one or
+ * two workers and whatever else is in the batch; the layers it must not take keep the im2col
+ * path.  In training it also gives the input gradient (a convolution too) and the weight
+ * gradient (F(3x3, 2x2)): both against direct sums here, and against PyTorch in nn_parity. */
 #include "common/testutil.h"
 #include "nn/nn_internal.h"
 #include "nn/nn_ref.h"
@@ -18,20 +20,41 @@ static float *random_floats(size_t n, uint64_t seed, float scale)
     return x;
 }
 
-/* A worker set for one layer: training = 1 forces the im2col path. */
-static void work_for(struct nn_work *work, const struct nn_layer *l, int threads, int training)
+/* The direct convolution of one layer ("same", stride 1), each output summed in double, then
+ * the epilogue: what the fast paths must give. */
+static float *conv_direct(const struct nn_layer *l, const float *w, const float *x, int B, const float *scale,
+                          const float *shift, int relu)
 {
-    size_t col = nn_conv_col_size(l);
-    if (!training && nn_winograd_scratch(l) > col) col = nn_winograd_scratch(l);
-    assert_int_equal(nn_work_init(work, threads, col, l->w_n + l->b_n, training), 0);
+    const int C = l->in_c, M = l->out_c, H = l->in_h, W = l->in_w, k = l->k;
+    float *y = malloc(sizeof(float) * (size_t)B * nn_out_size(l));
+    assert_non_null(y);
+    for (int b = 0; b < B; b++)
+        for (int m = 0; m < M; m++)
+            for (int oy = 0; oy < H; oy++)
+                for (int ox = 0; ox < W; ox++) {
+                    double sum = 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++) {
+                                int iy = oy - l->pad_t + ki, ix = ox - l->pad_l + kj;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                sum += (double)w[(((size_t)m * C + c) * k + ki) * k + kj] *
+                                       x[(((size_t)b * C + c) * H + iy) * W + ix];
+                            }
+                    double v = sum * (scale ? scale[m] : 1.0f) + shift[m];
+                    y[(((size_t)b * M + m) * H + oy) * W + ox] = (float)(relu && v < 0.0 ? 0.0 : v);
+                }
+    return y;
 }
 
-/* out of one layer, B samples, through the given path (fused epilogue as inference runs it). */
-static float *conv_out(const struct nn_layer *l, const float *w, const float *x, int B, int threads, int training,
+/* out of one layer, B samples, as an inference context computes it (fused epilogue). */
+static float *conv_out(const struct nn_layer *l, const float *w, const float *x, int B, int threads,
                        const float *scale, const float *shift, int relu)
 {
     struct nn_work work;
-    work_for(&work, l, threads, training);
+    size_t col = nn_conv_col_size(l);
+    if (nn_winograd_fits(l) && nn_winograd_scratch(l) > col) col = nn_winograd_scratch(l);
+    assert_int_equal(nn_work_init(&work, threads, col, l->w_n + l->b_n, 0), 0);
     float *y = malloc(sizeof(float) * (size_t)B * nn_out_size(l));
     assert_non_null(y);
     for (size_t i = 0; i < (size_t)B * nn_out_size(l); i++) y[i] = -1234.0f; /* every output must be written */
@@ -40,23 +63,23 @@ static float *conv_out(const struct nn_layer *l, const float *w, const float *x,
     return y;
 }
 
-/* Winograd against im2col on one layer; returns the largest relative difference seen. */
+/* Winograd against the direct convolution on one layer. */
 static void check_layer(const struct nn_layer *l, int B, uint64_t seed, int with_bn, int relu)
 {
     float *w = random_floats(l->w_n, seed, 0.2f), *x = random_floats((size_t)B * nn_in_size(l), seed + 1, 1.0f);
     float *scale = with_bn ? random_floats((size_t)l->out_c, seed + 2, 1.0f) : NULL;
     float *shift = random_floats((size_t)l->out_c, seed + 3, 0.5f);
-    float *ref = conv_out(l, w, x, B, 1, 1, scale, shift, relu);
-    float *wg = conv_out(l, w, x, B, 1, 0, scale, shift, relu);
+    float *ref = conv_direct(l, w, x, B, scale, shift, relu);
+    float *wg = conv_out(l, w, x, B, 1, scale, shift, relu);
     char what[160];
     snprintf(what, sizeof what, "%s %s on %dx%dx%d, batch %d", l->name, l->spec, l->in_c, l->in_h, l->in_w, B);
-    /* F(2x2, 3x3) sums in another order and scales by 0.5: a few float roundings apart */
+    /* float sums in another order, and the 0.5 factors of G: a few roundings from the double sum */
     nn_ref_assert_close(what, wg, ref, (size_t)B * nn_out_size(l), 2e-6, 1e-6);
-    float *two = conv_out(l, w, x, B, 2, 0, scale, shift, relu);
+    float *two = conv_out(l, w, x, B, 2, scale, shift, relu);
     assert_memory_equal(two, wg, sizeof(float) * (size_t)B * nn_out_size(l)); /* blocks do not depend on workers */
     /* nor on the rest of the batch: the last sample alone gives the same bits (avemo eval
      * --shard merges to one process's figures because of this) */
-    float *last = conv_out(l, w, x + (size_t)(B - 1) * nn_in_size(l), 1, 1, 0, scale, shift, relu);
+    float *last = conv_out(l, w, x + (size_t)(B - 1) * nn_in_size(l), 1, 1, scale, shift, relu);
     assert_memory_equal(last, wg + (size_t)(B - 1) * nn_out_size(l), sizeof(float) * nn_out_size(l));
     free(last);
     free(w);
@@ -128,6 +151,76 @@ static void test_odd_shapes(void **state)
     }
 }
 
+/* The backward of one layer in a training context (threads workers): dw and din against
+ * direct double sums over the batch. */
+static void check_backward(const struct nn_layer *l, int B, int threads, uint64_t seed)
+{
+    const int C = l->in_c, M = l->out_c, H = l->in_h, W = l->in_w;
+    float *w = random_floats(l->w_n, seed, 0.2f), *x = random_floats((size_t)B * nn_in_size(l), seed + 1, 1.0f);
+    float *dy = random_floats((size_t)B * nn_out_size(l), seed + 2, 1.0f);
+    float *dw = calloc(l->w_n + l->b_n, sizeof(float)), *din = malloc(sizeof(float) * (size_t)B * nn_in_size(l));
+    float *dw_ref = malloc(sizeof(float) * l->w_n), *din_ref = malloc(sizeof(float) * (size_t)B * nn_in_size(l));
+    assert_true(dw && din && dw_ref && din_ref);
+    struct nn_buffers nb = {0};
+    nn_layer_conv.buffers(l, B, 1, &nb);
+    struct nn_work work;
+    assert_int_equal(nn_work_init(&work, threads, nb.col, nb.grad, 1), 0);
+    nn_conv_backward(l, w, dw, dw + l->w_n, x, dy, din, B, &work);
+    nn_work_free(&work);
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < 9; k++) {
+                double sum = 0.0;
+                for (int b = 0; b < B; b++)
+                    for (int oy = 0; oy < H; oy++)
+                        for (int ox = 0; ox < W; ox++) {
+                            int iy = oy - 1 + k / 3, ix = ox - 1 + k % 3;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            sum += (double)dy[(((size_t)b * M + m) * H + oy) * W + ox] * x[(((size_t)b * C + c) * H + iy) * W + ix];
+                        }
+                dw_ref[((size_t)m * C + c) * 9 + k] = (float)sum;
+            }
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int iy = 0; iy < H; iy++)
+                for (int ix = 0; ix < W; ix++) {
+                    double sum = 0.0;
+                    for (int m = 0; m < M; m++)
+                        for (int k = 0; k < 9; k++) {
+                            int oy = iy + 1 - k / 3, ox = ix + 1 - k % 3;
+                            if (oy < 0 || oy >= H || ox < 0 || ox >= W) continue;
+                            sum += (double)dy[(((size_t)b * M + m) * H + oy) * W + ox] * w[((size_t)m * C + c) * 9 + k];
+                        }
+                    din_ref[(((size_t)b * C + c) * H + iy) * W + ix] = (float)sum;
+                }
+    char what[160];
+    snprintf(what, sizeof what, "weight gradient of %s on %dx%dx%d, batch %d, %d workers", l->spec, C, H, W, B, threads);
+    nn_ref_assert_close(what, dw, dw_ref, l->w_n, 1e-5, 1e-6);
+    snprintf(what, sizeof what, "input gradient of %s on %dx%dx%d, batch %d, %d workers", l->spec, C, H, W, B, threads);
+    nn_ref_assert_close(what, din, din_ref, (size_t)B * nn_in_size(l), 1e-5, 1e-6);
+    free(w);
+    free(x);
+    free(dy);
+    free(dw);
+    free(din);
+    free(dw_ref);
+    free(din_ref);
+}
+
+static void test_backward(void **state)
+{
+    (void)state;
+    static const int shapes[][4] = {{8, 7, 9, 8}, {8, 1, 1, 8}, {9, 2, 3, 12}, {16, 5, 33, 8}, {32, 8, 8, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        char item[32];
+        snprintf(item, sizeof item, "conv %d 3 same", shapes[s][3]);
+        struct nn_layer l = make_conv(item, shapes[s][0], shapes[s][1], shapes[s][2]);
+        assert_true(nn_winograd_fits(&l));
+        check_backward(&l, 3, 1, 300 + s);
+        check_backward(&l, 5, 2, 400 + s);
+    }
+}
+
 /* Layers the path must leave to im2col: other kernels, strides, padding, and few channels. */
 static void test_not_taken(void **state)
 {
@@ -149,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_layers),
         cmocka_unit_test(test_odd_shapes),
+        cmocka_unit_test(test_backward),
         cmocka_unit_test(test_not_taken),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
