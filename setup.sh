@@ -22,7 +22,7 @@ done
 PACKAGES_BUILD="build-essential cmake pkg-config
   libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
   libfftw3-dev libopenblas-dev libjpeg-dev libmicrohttpd-dev libsqlite3-dev libcjson-dev
-  libinih-dev libxml2-dev libcairo2-dev libpq-dev opencv-data
+  libinih-dev libxml2-dev libcairo2-dev libpq-dev zlib1g-dev opencv-data
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev"
 PACKAGES_TEST="libcmocka-dev ffmpeg curl groff-base python3 python3-numpy python3-opencv python3-torch python3-onnx chromium
   clang libclang-rt-14-dev

@@ -1,31 +1,22 @@
 /*
  * Binary files: one writer and one reader for every avemo format (model, optimiser state,
  * feature cache, weight average, cascade cache).  Little-endian fields whatever the host, CRC-32 trailers
- * computed with FFmpeg's av_crc (the same numbers as zlib's crc32), and writes that replace
+ * computed with zlib's crc32 (the same numbers as FFmpeg's av_crc with AV_CRC_32_IEEE_LE, which
+ * earlier versions used: zlib's is several times faster), and writes that replace
  * a file only once it is complete (PATH.tmpPID, then rename).
  */
 #include <avemo/core.h>
 
 #include <errno.h>
-#include <libavutil/crc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size)
 {
-    /* zlib's crc32 is FFmpeg's AV_CRC_32_IEEE_LE with the register inverted before and after. */
-    const AVCRC *table = av_crc_get_table(AV_CRC_32_IEEE_LE);
-    const uint8_t *p = data;
-    crc = ~crc;
-    while (size > 0) { /* av_crc takes a size_t, but keep each call's length modest */
-        size_t n = size < ((size_t)1 << 30) ? size : (size_t)1 << 30;
-        crc = av_crc(table, crc, p, n);
-        p += n;
-        size -= n;
-    }
-    return ~crc;
+    return (uint32_t)crc32_z(crc, data, size);
 }
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__

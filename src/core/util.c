@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,6 +50,20 @@ enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_
     return AVEMO_OK;
 }
 
+#define AVEMO_HUGE_PAGE ((size_t)2 << 20)
+
+void *avemo_alloc_large(size_t bytes)
+{
+    if (bytes < AVEMO_HUGE_PAGE) return malloc(bytes ? bytes : 1);
+    void *p = NULL;
+    size_t rounded = (bytes + AVEMO_HUGE_PAGE - 1) / AVEMO_HUGE_PAGE * AVEMO_HUGE_PAGE;
+    if (posix_memalign(&p, AVEMO_HUGE_PAGE, rounded) != 0) return NULL;
+#if defined(MADV_HUGEPAGE)
+    (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP the pages stay small */
+#endif
+    return p;
+}
+
 enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size,
                                   struct avemo_error *err)
 {
@@ -68,7 +83,7 @@ enum avemo_status avemo_read_file(const char *path, size_t max_bytes, uint8_t **
                           (long long)st.st_size, max_bytes);
     }
     size_t n = (size_t)st.st_size;
-    uint8_t *buf = malloc(n + 1);
+    uint8_t *buf = avemo_alloc_large(n + 1);
     if (!buf) {
         fclose(f);
         return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);

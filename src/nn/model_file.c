@@ -190,7 +190,7 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
     for (uint32_t i = 0; !st && !r.bad && i < narrays; i++) {
         char *name = take_str(&r, sizeof net->arrays[0].name - 1);
         uint64_t count = avemo_binr_u64(&r);
-        float *copy = count <= AVEMO_NN_MAX_ACT ? malloc(sizeof(float) * (count + 1)) : NULL;
+        float *copy = count <= AVEMO_NN_MAX_ACT ? avemo_alloc_large(sizeof(float) * (count + 1)) : NULL;
         if (count <= AVEMO_NN_MAX_ACT && !copy) st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
         else if (!name || !copy || !*name || !avemo_binr_f32(&r, copy, (size_t)count)) r.bad = 1;
         else st = avemo_net_set_array(net, name, copy, (size_t)count, err);

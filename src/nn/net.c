@@ -64,7 +64,8 @@ enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, 
         avemo_net_free(net);
         return st;
     }
-    net->params = calloc(net->nparams + 1, sizeof(float));
+    net->params = avemo_alloc_large(sizeof(float) * (net->nparams + 1));
+    if (net->params) memset(net->params, 0, sizeof(float) * (net->nparams + 1));
     net->stats = calloc(net->nstats + 1, sizeof(float));
     if (!net->params || !net->stats) {
         avemo_net_free(net);
@@ -271,7 +272,7 @@ enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const fl
             return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d arrays", net->name, NN_MAX_ARRAYS);
         slot = net->narrays;
     }
-    float *copy = malloc(sizeof(float) * (count + 1));
+    float *copy = avemo_alloc_large(sizeof(float) * (count + 1));
     if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
     if (count) memcpy(copy, data, sizeof(float) * count);
     if (slot == net->narrays) net->narrays++;
@@ -338,7 +339,7 @@ static int layer_needs_buffer(const struct avemo_net *net, int i, int training)
 
 static void *alloc_floats(size_t n, int *ok)
 {
-    void *p = malloc(sizeof(float) * (n ? n : 1));
+    void *p = avemo_alloc_large(sizeof(float) * (n ? n : 1));
     if (!p) *ok = 0;
     return p;
 }
