@@ -158,7 +158,8 @@ static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const
         e[i].name = take_str(r, AVEMO_RECORD_NAME_MAX);
         if (!sha || e[i].part > 1) r->bad = 1;
     }
-    enum avemo_status st = !r->bad && has ? avemo_net_set_record(net, e, (size_t)n, err) : AVEMO_OK;
+    enum avemo_status st = AVEMO_OK;
+    if (!r->bad && has && (st = nn_record_adopt(net, e, (size_t)n, err)) == AVEMO_OK) return AVEMO_OK; /* owned */
     for (uint64_t i = 0; i < n; i++) free(e[i].name);
     free(e);
     return st;

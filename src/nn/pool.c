@@ -166,10 +166,10 @@ int nn_work_init(struct nn_work *work, int threads, size_t col_size, size_t grad
     work->col_size = col_size;
     work->grad_size = grad_size;
     for (int i = 0; i < work->workers; i++) {
-        work->col[i] = malloc(sizeof(float) * (col_size ? col_size : 1));
+        work->col[i] = avemo_alloc_large(sizeof(float) * (col_size ? col_size : 1));
         if (!work->col[i]) return -1;
         if (!training) continue;
-        work->dcol[i] = malloc(sizeof(float) * (col_size ? col_size : 1));
+        work->dcol[i] = avemo_alloc_large(sizeof(float) * (col_size ? col_size : 1));
         if (!work->dcol[i]) return -1;
     }
     /* Convolution gradients are summed per chunk of samples (chunk 0 straight into the

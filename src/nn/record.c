@@ -15,39 +15,58 @@ void nn_record_free(avemo_net *net)
     net->has_record = 0;
 }
 
-enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record_entry *entries, size_t n,
-                                       struct avemo_error *err)
+/* Each entry is a training (0) or validation (1) file with a name of at most
+ * AVEMO_RECORD_NAME_MAX bytes; at most AVEMO_RECORD_MAX_ITEMS of them. */
+static enum avemo_status record_check(const avemo_net *net, const struct avemo_record_entry *entries, size_t n,
+                                      struct avemo_error *err)
 {
     if (n > AVEMO_RECORD_MAX_ITEMS)
         return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: training record of %zu files (limit %d)", net->name, n,
                           AVEMO_RECORD_MAX_ITEMS);
-    struct avemo_record_entry *copy = calloc(n ? n : 1, sizeof *copy);
-    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
     for (size_t i = 0; i < n; i++) {
         const char *name = entries[i].name ? entries[i].name : "";
         size_t len = strlen(name);
-        enum avemo_status st = AVEMO_OK;
         if (entries[i].part != 0 && entries[i].part != 1)
-            st = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: record entry %s: part %d is neither training (0) nor "
-                            "validation (1)", net->name, name, entries[i].part);
-        else if (len > AVEMO_RECORD_NAME_MAX)
-            st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: record entry name of %zu bytes (limit %d)", net->name, len,
-                            AVEMO_RECORD_NAME_MAX);
-        else if (!(copy[i].name = strdup(name)))
-            st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-        if (st) {
-            for (size_t j = 0; j < i; j++) free(copy[j].name);
-            free(copy);
-            return st;
-        }
-        copy[i].part = entries[i].part;
-        memcpy(copy[i].sha256, entries[i].sha256, AVEMO_SHA256_SIZE);
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: record entry %s: part %d is neither training (0) "
+                              "nor validation (1)", net->name, name, entries[i].part);
+        if (len > AVEMO_RECORD_NAME_MAX)
+            return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: record entry name of %zu bytes (limit %d)", net->name,
+                              len, AVEMO_RECORD_NAME_MAX);
     }
+    return AVEMO_OK;
+}
+
+enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n,
+                                  struct avemo_error *err)
+{
+    enum avemo_status st = record_check(net, entries, n, err);
+    if (st) return st;
+    for (size_t i = 0; i < n; i++) /* the record's names are never NULL */
+        if (!entries[i].name && !(entries[i].name = strdup("")))
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
     nn_record_free(net);
-    net->record = copy;
+    net->record = entries;
     net->nrecord = n;
     net->has_record = 1;
     return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record_entry *entries, size_t n,
+                                       struct avemo_error *err)
+{
+    enum avemo_status st = record_check(net, entries, n, err);
+    if (st) return st;
+    struct avemo_record_entry *copy = calloc(n ? n : 1, sizeof *copy);
+    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = entries[i];
+        if (!(copy[i].name = strdup(entries[i].name ? entries[i].name : ""))) {
+            for (size_t j = 0; j < i; j++) free(copy[j].name);
+            free(copy);
+            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
+        }
+    }
+    return nn_record_adopt(net, copy, n, err); /* checked above: cannot fail */
 }
 
 int avemo_net_has_record(const avemo_net *net) { return net->has_record; }
