@@ -55,31 +55,33 @@ static int wg_block_rows(const struct nn_layer *l)
 
 size_t nn_winograd_scratch(const struct nn_layer *l) { return wg_weights_size(l) + wg_block_floats(l, wg_block_rows(l)); }
 
-/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3].  Per output channel the
- * nine taps are first gathered into rows over c (tap[k][c]), so that the transform runs along c
- * and writes each U row in one contiguous pass. */
-static void wg_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tap)
+/* G on three values (a kernel column, or a row of G g): (g0, (g0 + g1 + g2) / 2,
+ * (g0 - g1 + g2) / 2, g2). */
+static void wg_g(float g0, float g1, float g2, float u[4])
+{
+    u[0] = g0;
+    u[1] = 0.5f * (g0 + g1 + g2);
+    u[2] = 0.5f * (g0 - g1 + g2);
+    u[3] = g2;
+}
+
+/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3].  One output channel at a
+ * time goes through tmp[xi][c] (16 C floats, in cache), so that U is written row by row. */
+static void wg_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
 {
     const int M = l->out_c, C = l->in_c;
     for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < 9; k++) tap[(size_t)k * C + c] = w[((size_t)m * C + c) * 9 + k];
-        for (int i = 0; i < 4; i++) {
-            for (int c = 0; c < C; c++) {
-                const float *g = tap + c; /* g[k * C]: tap k of channel c */
-                float t[3];               /* row i of G g */
-                for (int j = 0; j < 3; j++) {
-                    float g0 = g[(size_t)j * C], g1 = g[(size_t)(3 + j) * C], g2 = g[(size_t)(6 + j) * C];
-                    t[j] = i == 0 ? g0 : i == 3 ? g2 : i == 1 ? 0.5f * (g0 + g1 + g2) : 0.5f * (g0 - g1 + g2);
-                }
-                float *u = U + ((size_t)(i * 4) * M + m) * C + c; /* (G g G^T)[i][j] at u[j * M * C] */
-                const size_t step = (size_t)M * C;
-                u[0] = t[0];
-                u[step] = 0.5f * (t[0] + t[1] + t[2]);
-                u[2 * step] = 0.5f * (t[0] - t[1] + t[2]);
-                u[3 * step] = t[2];
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)m * C + c) * 9;
+            float t[3][4], u[4]; /* t[j]: G times kernel column j */
+            for (int j = 0; j < 3; j++) wg_g(g[j], g[3 + j], g[6 + j], t[j]);
+            for (int i = 0; i < 4; i++) { /* row i of G g, times G^T */
+                wg_g(t[0][i], t[1][i], t[2][i], u);
+                for (int j = 0; j < 4; j++) tmp[(size_t)(i * 4 + j) * C + c] = u[j];
             }
         }
+        for (int xi = 0; xi < WG_POINTS; xi++)
+            memcpy(U + ((size_t)xi * M + m) * C, tmp + (size_t)xi * C, sizeof(float) * (size_t)C);
     }
 }
 
@@ -184,12 +186,17 @@ static void wg_transform_input(const struct wg_task *t, size_t r0, int nrows, fl
     const int C = l->in_c, H = l->in_h, W = l->in_w, tw = t->tiles_w;
     const size_t P = (size_t)t->rows * tw, step = (size_t)C * P; /* from one point xi to the next */
     float *e = rowbuf, *ev = rowbuf + 16 * (size_t)tw, *od = ev + tw + 1;
+    const size_t slab = 4 * (size_t)tw; /* one input row's transform */
     for (int c = 0; c < C; c++) {
         for (int r = 0; r < nrows; r++) {
             size_t row = r0 + (size_t)r, b = row / (size_t)t->tiles_h;
-            int ti = (int)(row % (size_t)t->tiles_h);
+            int ti = (int)(row % (size_t)t->tiles_h), a = 0;
             const float *plane = t->in + (b * (size_t)C + (size_t)c) * (size_t)H * W;
-            for (int a = 0; a < 4; a++) wg_row_transform(plane, H, W, 2 * ti - 1 + a, tw, ev, od, e + 4 * (size_t)a * tw);
+            if (r > 0) { /* rows 2ti-1 and 2ti were the previous tile row's last two (one image per block) */
+                memcpy(e, e + 2 * slab, sizeof(float) * 2 * slab);
+                a = 2;
+            }
+            for (; a < 4; a++) wg_row_transform(plane, H, W, 2 * ti - 1 + a, tw, ev, od, e + (size_t)a * slab);
             float *v = V + (size_t)c * P + (size_t)r * tw;
             for (int j = 0; j < 4; j++) { /* B^T (d B), column j of every tile */
                 const float *a0 = e + (size_t)j * tw, *a1 = a0 + 4 * (size_t)tw, *a2 = a1 + 4 * (size_t)tw,
@@ -395,7 +402,7 @@ void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const fl
 {
     assert(nn_winograd_fits(l) && nn_winograd_scratch(l) <= work->col_size);
     float *U = work->col[0]; /* the first part of worker 0's scratch; the blocks use what follows */
-    wg_transform_weights(l, w, U, U + wg_weights_size(l));
+    wg_transform_weights(l, w, U, U + wg_weights_size(l)); /* tmp: worker 0's block scratch, free now */
     struct wg_task t = {.l = l, .in = in, .U = U, .scale = scale, .shift = shift, .out = out, .relu = relu,
                         .tiles_h = (l->out_h + 1) / 2, .tiles_w = (l->out_w + 1) / 2, .rows = wg_block_rows(l),
                         .work = work};

@@ -305,12 +305,18 @@ static void conv_backward_chunk(void *arg, size_t chunk, int worker)
 /* The input gradient of a 3x3 "same" convolution is itself one: of dout (out_c channels) with
  * each kernel turned half a turn and input and output channels swapped, wt[c][m] = w[m][c]
  * rotated, same padding.  So it takes the Winograd forward; wt is kept in worker 0's dcol. */
-static int conv_backward_input_winograd(const struct nn_layer *l, const float *w, const float *dout, float *din,
-                                        int B, const struct nn_work *work)
+static struct nn_layer conv_transposed(const struct nn_layer *l)
 {
     struct nn_layer lt = *l;
     lt.in_c = l->out_c;
     lt.out_c = l->in_c;
+    return lt;
+}
+
+static int conv_backward_input_winograd(const struct nn_layer *l, const float *w, const float *dout, float *din,
+                                        int B, const struct nn_work *work)
+{
+    const struct nn_layer lt = conv_transposed(l);
     if (!din || !nn_winograd_fits(l) || !nn_winograd_fits(&lt)) return 0;
     assert(l->w_n <= work->col_size && nn_winograd_scratch(&lt) <= work->col_size); /* conv_buffers */
     float *wt = work->dcol[0];
@@ -405,9 +411,7 @@ static void conv_buffers(const struct nn_layer *l, int B, int training, struct n
     (void)B;
     b->col = nn_conv_col_size(l);
     if (nn_winograd_fits(l)) { /* the forward, and in training the input gradient (its transpose) */
-        struct nn_layer lt = *l;
-        lt.in_c = l->out_c;
-        lt.out_c = l->in_c;
+        const struct nn_layer lt = conv_transposed(l);
         if (nn_winograd_scratch(l) > b->col) b->col = nn_winograd_scratch(l);
         if (training && nn_winograd_scratch(&lt) > b->col) b->col = nn_winograd_scratch(&lt);
         if (training && l->w_n > b->col) b->col = l->w_n; /* the turned kernels, in dcol[0] */

@@ -66,8 +66,9 @@ struct avemo_net {
     int has_record;
 };
 void nn_record_free(avemo_net *net);
-/* avemo_net_set_record without the copy: on success the net owns entries and their names (the
- * model reader's, whose record can hold tens of thousands of files); on failure the caller does. */
+/* avemo_net_set_record without the copy: on success the net owns entries and their names (none
+ * NULL: the model reader's, whose record can hold tens of thousands of files); on failure the
+ * caller does. */
 enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n,
                                   struct avemo_error *err);
 

@@ -3,6 +3,7 @@
  * (model_file.c, version 2). */
 #include "nn/nn_internal.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,18 +37,22 @@ static enum avemo_status record_check(const avemo_net *net, const struct avemo_r
     return AVEMO_OK;
 }
 
+/* Entries already checked (record_check) become the net's record. */
+static void record_install(avemo_net *net, struct avemo_record_entry *entries, size_t n)
+{
+    nn_record_free(net);
+    net->record = entries;
+    net->nrecord = n;
+    net->has_record = 1;
+}
+
 enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n,
                                   struct avemo_error *err)
 {
     enum avemo_status st = record_check(net, entries, n, err);
     if (st) return st;
-    for (size_t i = 0; i < n; i++) /* the record's names are never NULL */
-        if (!entries[i].name && !(entries[i].name = strdup("")))
-            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-    nn_record_free(net);
-    net->record = entries;
-    net->nrecord = n;
-    net->has_record = 1;
+    for (size_t i = 0; i < n; i++) assert(entries[i].name); /* the model reader's names are never NULL */
+    record_install(net, entries, n);
     return AVEMO_OK;
 }
 
@@ -66,7 +71,8 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
             return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
         }
     }
-    return nn_record_adopt(net, copy, n, err); /* checked above: cannot fail */
+    record_install(net, copy, n);
+    return AVEMO_OK;
 }
 
 int avemo_net_has_record(const avemo_net *net) { return net->has_record; }
