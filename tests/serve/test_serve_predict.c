@@ -645,16 +645,22 @@ static void test_graceful_stop(void **state)
                       i ? " --next" : "", AVEMO_TEST_DATA, clips[i], p.port);
     FILE *clients = popen(cmd, "r");
     assert_non_null(clients);
-    /* wait until uploads are waiting in the queue, then stop the server */
-    int queued = 0;
-    for (int tries = 0; tries < 3000 && !queued; tries++) {
+    /* Wait until all four uploads have arrived (waiting, running or answered) and one still
+     * waits, then stop the server: an upload still on its way would rightly get 503. */
+    int queued = 0, arrived = 0;
+    for (int tries = 0; tries < 3000 && !(arrived >= 4 && queued >= 1); tries++) {
         struct http_reply r = http_get(p.port, "/metrics");
         const char *depth = strstr(r.body, "\navemo_queue_depth ");
-        queued = depth && atoi(depth + 19) >= 1;
+        const char *busy = strstr(r.body, "\navemo_workers_busy ");
+        const char *done = strstr(r.body, "\navemo_queue_wait_seconds_count ");
+        queued = depth ? atoi(depth + strlen("\navemo_queue_depth ")) : 0;
+        arrived = queued + (busy ? atoi(busy + strlen("\navemo_workers_busy ")) : 0) +
+                  (done ? atoi(done + strlen("\navemo_queue_wait_seconds_count ")) : 0);
         http_reply_free(&r);
-        if (!queued) usleep(10000);
+        if (arrived < 4 || queued < 1) usleep(10000);
     }
-    assert_true(queued);
+    assert_int_equal(arrived, 4);
+    assert_true(queued >= 1);
     serve_stop(&p); /* asserts exit status 0 */
     char line[64];
     int answered = 0;
