@@ -241,9 +241,13 @@ struct avemo_binr {
     size_t size, pos;
     void *file;               /* FILE * of a streaming reader */
     uint32_t crc;             /* running CRC of the current section */
+    int checked;              /* the caller checked the whole buffer's CRC: no running CRC */
     int bad;
 };
 void avemo_binr_memory(struct avemo_binr *r, const void *data, size_t size);
+/* The same over a buffer whose checksum the caller has verified already (a model file's CRC
+ * covers the whole file): no CRC is computed a second time; avemo_binr_crc is not used. */
+void avemo_binr_memory_checked(struct avemo_binr *r, const void *data, size_t size);
 enum avemo_status avemo_binr_open(struct avemo_binr *r, const char *path, struct avemo_error *err);
 void avemo_binr_close(struct avemo_binr *r);
 /* n bytes into out (out NULL: skipped, still checksummed); 1 on success. */

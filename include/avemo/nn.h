@@ -63,6 +63,10 @@ uint32_t avemo_rng_below(struct avemo_rng *rng, uint32_t n); /* [0, n), unbiased
  * every run with the same n. */
 enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err);
 int avemo_nn_threads(void);
+/* Sets OpenBLAS to one thread and stops its thread pool, once per process.  The first context
+ * does it anyway; a program calls it first thing, because the pthread OpenBLAS's pool spins
+ * (about 0.1 s of CPU) from the moment the library is loaded until then. */
+void avemo_nn_init(void);
 
 /* The OpenBLAS kernel set in use, e.g. "Haswell" (AVX2) or "SkylakeX" (AVX-512): chosen when
  * OpenBLAS loads, from the CPU or from OPENBLAS_CORETYPE (src/nn/blas.c). */

@@ -105,6 +105,7 @@ static int empty_argument(const char *command, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    avemo_nn_init(); /* first: OpenBLAS's thread pool spins from load time until this */
     avemo_log_route(take_log_options(&argc, argv), log_to_stderr, NULL);
     if (argc < 2) {
         cli_print_command_list(stderr);

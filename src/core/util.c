@@ -59,7 +59,7 @@ void *avemo_alloc_large(size_t bytes)
     size_t rounded = (bytes + AVEMO_HUGE_PAGE - 1) / AVEMO_HUGE_PAGE * AVEMO_HUGE_PAGE;
     if (posix_memalign(&p, AVEMO_HUGE_PAGE, rounded) != 0) return NULL;
 #if defined(MADV_HUGEPAGE)
-    (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP the pages stay small */
+    if (!getenv("XNOHUGE")) (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: without THP the pages stay small */
 #endif
     return p;
 }

@@ -137,7 +137,18 @@ static enum avemo_status check_container(const char *path, const uint8_t *data, 
     return AVEMO_OK;
 }
 
-/* The training record (version 2), handed to the net when the section is sound. */
+/* One record entry's fields, name not copied (*name points into the file, len bytes). */
+static void take_entry(struct avemo_binr *r, int *part, const uint8_t **sha, const char **name, uint32_t *len)
+{
+    *part = avemo_binr_u8(r);
+    *sha = avemo_binr_take(r, AVEMO_SHA256_SIZE);
+    *len = avemo_binr_u32(r);
+    *name = r->bad || *len > AVEMO_RECORD_NAME_MAX ? NULL : (const char *)avemo_binr_take(r, *len);
+    if (!*sha || *part > 1 || !*name || memchr(*name, 0, *len)) r->bad = 1;
+}
+
+/* The training record (version 2), handed to the net when the section is sound.  Two passes:
+ * the first checks the entries and sizes the names, the second copies them into one block. */
 static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const char *path, struct avemo_error *err)
 {
     uint32_t has = avemo_binr_u32(r);
@@ -149,19 +160,36 @@ static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const
         r->bad = 1;
         return AVEMO_OK;
     }
-    struct avemo_record_entry *e = calloc(n ? n : 1, sizeof *e);
-    if (!e) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    size_t start = r->pos, bytes = 1;
+    int part;
+    const uint8_t *sha;
+    const char *name;
+    uint32_t len;
     for (uint64_t i = 0; i < n && !r->bad; i++) {
-        e[i].part = avemo_binr_u8(r);
-        const uint8_t *sha = avemo_binr_take(r, AVEMO_SHA256_SIZE);
-        if (sha) memcpy(e[i].sha256, sha, AVEMO_SHA256_SIZE);
-        e[i].name = take_str(r, AVEMO_RECORD_NAME_MAX);
-        if (!sha || e[i].part > 1) r->bad = 1;
+        take_entry(r, &part, &sha, &name, &len);
+        bytes += (size_t)len + 1;
     }
-    enum avemo_status st = AVEMO_OK;
-    if (!r->bad && has && (st = nn_record_adopt(net, e, (size_t)n, err)) == AVEMO_OK) return AVEMO_OK; /* owned */
-    for (uint64_t i = 0; i < n; i++) free(e[i].name);
-    free(e);
+    if (r->bad || !has) return AVEMO_OK;
+    struct avemo_record_entry *e = calloc(n ? n : 1, sizeof *e);
+    char *names = malloc(bytes);
+    if (!e || !names) {
+        free(e);
+        free(names);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    }
+    r->pos = start;
+    for (size_t i = 0, at = 0; i < n; i++, at += (size_t)len + 1) {
+        take_entry(r, &e[i].part, &sha, &name, &len);
+        memcpy(e[i].sha256, sha, AVEMO_SHA256_SIZE);
+        e[i].name = memcpy(names + at, name, len);
+        e[i].name[len] = 0;
+    }
+    assert(!r->bad); /* the second pass reads what the first checked */
+    enum avemo_status st = nn_record_adopt(net, e, (size_t)n, names, err);
+    if (st) {
+        free(e);
+        free(names);
+    }
     return st;
 }
 
@@ -169,7 +197,7 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
                                      avemo_net **out, struct avemo_error *err)
 {
     struct avemo_binr r; /* the sections between the header and the CRC (checked by check_container) */
-    avemo_binr_memory(&r, data + AVM_HEADER, size - 4 - AVM_HEADER);
+    avemo_binr_memory_checked(&r, data + AVM_HEADER, size - 4 - AVM_HEADER);
     avemo_net *net = NULL;
     char *pipeline = take_str(&r, AVEMO_NN_MAX_PIPELINE_BYTES);
     if (!pipeline) return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: bad pipeline text in the model file", path);

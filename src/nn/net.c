@@ -19,10 +19,25 @@ static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
  * samples and call it from each (a server runs one context per request thread). */
 static atomic_int nn_thread_setting = 1;
 
-/* OpenBLAS starts with one thread per core; applied once, when a context is created or threads set. */
-static void set_one_thread(void) { openblas_set_num_threads(1); }
+/* OpenBLAS's fork handler, exported by its pthread build but not declared in cblas.h: it joins
+ * the library's thread pool.  Weak, so that the serial and OpenMP builds link too. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+/* OpenBLAS starts with one thread per core; applied once, when a context is created or threads
+ * set.  The pthread build (Debian's default) starts its pool inside openblas_set_num_threads,
+ * even when asked for one thread, and each pool thread then spins in sched_yield for about 0.1 s
+ * (OPENBLAS_THREAD_TIMEOUT) after it starts, which is at load time: up to 150 ms of CPU in every
+ * `avemo classify` process, taken from the second worker.  avemo never gives OpenBLAS more than
+ * one thread, so the pool goes (avemo_nn_init: as early as a program can). */
+static void set_one_thread(void)
+{
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
 
 void nn_threads_default(void) { pthread_once(&threads_once, set_one_thread); }
+
+void avemo_nn_init(void) { nn_threads_default(); }
 
 enum avemo_status avemo_nn_set_threads(int threads, struct avemo_error *err)
 {
@@ -300,28 +315,17 @@ const float *avemo_net_array(const avemo_net *net, const char *name, size_t *cou
 void avemo_nn_ctx_free(avemo_nn_ctx *ctx)
 {
     if (!ctx) return;
-    if (ctx->act)
-        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->act[i]);
     if (ctx->pool_idx)
         for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->pool_idx[i]);
     if (ctx->drop_mask)
         for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->drop_mask[i]);
-    if (ctx->lstm_state)
-        for (int i = 0; i < ctx->net->nlayers; i++) free(ctx->lstm_state[i]);
     free(ctx->lstm_state);
     free(ctx->act);
     free(ctx->out);
     free(ctx->pool_idx);
     free(ctx->drop_mask);
-    free(ctx->concat);
     nn_work_free(&ctx->work);
-    free(ctx->bn_mean);
-    free(ctx->bn_rstd);
-    free(ctx->grads);
-    free(ctx->dbuf[0]);
-    free(ctx->dbuf[1]);
-    free(ctx->dconcat);
-    free(ctx->probs);
+    free(ctx->block); /* every float buffer: ctx_layout */
     nn_keep_free(ctx);
     free(ctx);
 }
@@ -337,11 +341,56 @@ static int layer_needs_buffer(const struct avemo_net *net, int i, int training)
     return !type->needs_output || type->needs_output(l, next, training);
 }
 
-static void *alloc_floats(size_t n, int *ok)
+/* A context's float buffers are carved from one block, allocated once (avemo_alloc_large: on
+ * huge pages when large): a new context then costs a few page faults instead of one per 4 KiB
+ * touched, and a fault costs ~14 us on the virtual machines we measure on (docs/performance.md). */
+struct ctx_block {
+    float *base; /* NULL while sizing */
+    size_t used; /* floats */
+};
+#define CTX_ALIGN_FLOATS 16 /* every buffer starts on a 64-byte line */
+
+static float *block_take(struct ctx_block *b, size_t n)
 {
-    void *p = avemo_alloc_large(sizeof(float) * (n ? n : 1));
-    if (!p) *ok = 0;
+    float *p = b->base ? b->base + b->used : NULL;
+    b->used += (n + CTX_ALIGN_FLOATS - 1) / CTX_ALIGN_FLOATS * CTX_ALIGN_FLOATS;
     return p;
+}
+
+/* Points every float buffer of ctx into b, or only sizes them (b->base NULL). */
+static void ctx_layout(avemo_nn_ctx *ctx, struct ctx_block *b)
+{
+    const struct avemo_net *net = ctx->net;
+    const size_t B = (size_t)ctx->max_batch;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (layer_needs_buffer(net, i, ctx->training)) ctx->act[i] = block_take(b, B * nn_out_size(l));
+        struct nn_buffers nb = {0};
+        const struct nn_layer_type *type = nn_layer_type_of(l);
+        if (type->buffers) type->buffers(l, ctx->max_batch, ctx->training, &nb);
+        if (nb.state) ctx->lstm_state[i] = block_take(b, nb.state);
+    }
+    ctx->concat = block_take(b, B * net->concat_size);
+    ctx->bn_mean = block_take(b, net->nstats / 2);
+    ctx->bn_rstd = block_take(b, net->nstats / 2);
+    ctx->probs = block_take(b, B * (size_t)net->classes);
+    if (!ctx->training) return;
+    ctx->grads = block_take(b, net->nparams);
+    ctx->dbuf[0] = block_take(b, ctx->dbuf_size);
+    ctx->dbuf[1] = block_take(b, ctx->dbuf_size);
+    ctx->dconcat = block_take(b, B * net->concat_size);
+}
+
+static int ctx_alloc_block(avemo_nn_ctx *ctx)
+{
+    struct ctx_block b = {0};
+    ctx_layout(ctx, &b);
+    if (!(b.base = avemo_alloc_large(sizeof(float) * b.used))) return 0;
+    ctx->block = b.base;
+    b.used = 0;
+    ctx_layout(ctx, &b);
+    if (ctx->training) memset(ctx->grads, 0, sizeof(float) * ctx->net->nparams);
+    return 1;
 }
 
 enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int training, uint64_t seed,
@@ -371,7 +420,6 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
     size_t col = 1, dmax = 1, conv_grad = 1;
     for (int i = 0; ok && i < L; i++) {
         const struct nn_layer *l = &net->layers[i];
-        if (layer_needs_buffer(net, i, ctx->training)) ctx->act[i] = alloc_floats(B * nn_out_size(l), &ok);
         if (nn_in_size(l) > dmax) dmax = nn_in_size(l);
         if (nn_out_size(l) > dmax) dmax = nn_out_size(l);
         struct nn_buffers nb = {0};
@@ -381,23 +429,10 @@ enum avemo_status avemo_nn_ctx_create(const avemo_net *net, int max_batch, int t
         if (nb.grad > conv_grad) conv_grad = nb.grad;
         if (nb.idx && !(ctx->pool_idx[i] = malloc(sizeof(int32_t) * nb.idx))) ok = 0;
         if (nb.mask && !(ctx->drop_mask[i] = malloc(nb.mask))) ok = 0;
-        if (nb.state) ctx->lstm_state[i] = alloc_floats(nb.state, &ok);
     }
-    if (ok) {
-        if (nn_work_init(&ctx->work, avemo_nn_threads(), col, conv_grad, ctx->training)) ok = 0;
-        ctx->concat = alloc_floats(B * net->concat_size, &ok);
-        ctx->bn_mean = alloc_floats(net->nstats / 2, &ok);
-        ctx->bn_rstd = alloc_floats(net->nstats / 2, &ok);
-        ctx->probs = alloc_floats(B * (size_t)net->classes, &ok);
-    }
-    if (ok && ctx->training) {
-        ctx->grads = alloc_floats(net->nparams, &ok);
-        ctx->dbuf_size = B * dmax;
-        ctx->dbuf[0] = alloc_floats(ctx->dbuf_size, &ok);
-        ctx->dbuf[1] = alloc_floats(ctx->dbuf_size, &ok);
-        ctx->dconcat = alloc_floats(B * net->concat_size, &ok);
-        if (ok) memset(ctx->grads, 0, sizeof(float) * net->nparams);
-    }
+    ctx->dbuf_size = B * dmax;
+    if (ok && nn_work_init(&ctx->work, avemo_nn_threads(), col, conv_grad, ctx->training)) ok = 0;
+    if (ok) ok = ctx_alloc_block(ctx);
     if (!ok) {
         avemo_nn_ctx_free(ctx);
         return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot allocate a context for batch %d", net->name, max_batch);

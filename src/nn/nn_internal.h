@@ -62,14 +62,16 @@ struct avemo_net {
     struct nn_array arrays[NN_MAX_ARRAYS];
     int narrays;
     struct avemo_record_entry *record; /* the training record (record.c), NULL when none */
+    char *record_names;             /* every entry's name, packed in one block (a record lists
+                                       up to tens of thousands of files: one allocation, not one
+                                       per name) */
     size_t nrecord;
     int has_record;
 };
 void nn_record_free(avemo_net *net);
-/* avemo_net_set_record without the copy: on success the net owns entries and their names (none
- * NULL: the model reader's, whose record can hold tens of thousands of files); on failure the
- * caller does. */
-enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n,
+/* avemo_net_set_record without the copy: on success the net owns entries and names, the block
+ * their names (none NULL) point into: the model reader's; on failure the caller does. */
+enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n, char *names,
                                   struct avemo_error *err);
 
 /* Worker threads of a context (pool.c).  nn_pool_for runs fn(arg, item, worker) for every item
@@ -109,6 +111,7 @@ struct avemo_nn_ctx {
     struct nn_work work;
     int max_batch, training, dropout, batch, last_train;
     float bn_momentum;      /* weight of a batch in the running statistics (NN_BN_MOMENTUM) */
+    float *block;           /* the float buffers below, carved from one allocation (net.c) */
     float **act;            /* per layer output, max_batch * out_size (NULL when not needed: see
                                layer_needs_buffer in net.c) */
     const float **out;      /* per layer output pointer of the last forward */

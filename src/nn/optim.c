@@ -227,7 +227,7 @@ enum avemo_status avemo_optim_load(avemo_optim *opt, const char *path, struct av
     uint32_t version = 0, kind = 0;
     uint64_t step = 0, count = 0;
     struct avemo_binr r;
-    avemo_binr_memory(&r, buf, size);
+    avemo_binr_memory_checked(&r, buf, size); /* its CRC: crc_matches, below */
     if (size >= OPT_HEADER) {
         avemo_binr_bytes(&r, NULL, 8); /* the magic, checked below */
         version = avemo_binr_u32(&r);

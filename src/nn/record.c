@@ -9,9 +9,10 @@
 
 void nn_record_free(avemo_net *net)
 {
-    for (size_t i = 0; i < net->nrecord; i++) free(net->record[i].name);
     free(net->record);
+    free(net->record_names);
     net->record = NULL;
+    net->record_names = NULL;
     net->nrecord = 0;
     net->has_record = 0;
 }
@@ -37,22 +38,24 @@ static enum avemo_status record_check(const avemo_net *net, const struct avemo_r
     return AVEMO_OK;
 }
 
-/* Entries already checked (record_check) become the net's record. */
-static void record_install(avemo_net *net, struct avemo_record_entry *entries, size_t n)
+/* Entries already checked (record_check), with the block their names point into, become the
+ * net's record. */
+static void record_install(avemo_net *net, struct avemo_record_entry *entries, size_t n, char *names)
 {
     nn_record_free(net);
     net->record = entries;
+    net->record_names = names;
     net->nrecord = n;
     net->has_record = 1;
 }
 
-enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n,
+enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n, char *names,
                                   struct avemo_error *err)
 {
     enum avemo_status st = record_check(net, entries, n, err);
     if (st) return st;
     for (size_t i = 0; i < n; i++) assert(entries[i].name); /* the model reader's names are never NULL */
-    record_install(net, entries, n);
+    record_install(net, entries, n, names);
     return AVEMO_OK;
 }
 
@@ -61,17 +64,24 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
 {
     enum avemo_status st = record_check(net, entries, n, err);
     if (st) return st;
+    size_t bytes = 1; /* names are at most AVEMO_RECORD_NAME_MAX each: no overflow */
+    for (size_t i = 0; i < n; i++) bytes += strlen(entries[i].name ? entries[i].name : "") + 1;
     struct avemo_record_entry *copy = calloc(n ? n : 1, sizeof *copy);
-    if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = entries[i];
-        if (!(copy[i].name = strdup(entries[i].name ? entries[i].name : ""))) {
-            for (size_t j = 0; j < i; j++) free(copy[j].name);
-            free(copy);
-            return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
-        }
+    char *names = malloc(bytes);
+    if (!copy || !names) {
+        free(copy);
+        free(names);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
     }
-    record_install(net, copy, n);
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = entries[i].name ? entries[i].name : "";
+        size_t len = strlen(name);
+        copy[i] = entries[i];
+        copy[i].name = memcpy(names + at, name, len + 1);
+        at += len + 1;
+    }
+    record_install(net, copy, n, names);
     return AVEMO_OK;
 }
 
