@@ -87,10 +87,11 @@ enum avemo_status avemo_open_regular(const char *path, FILE **out, struct avemo_
 /* "a FIFO", "a directory", ... for a struct stat st_mode. */
 const char *avemo_file_type_name(unsigned mode);
 
-/* A large buffer (model files, network parameters, activations), freed with free(): from 2 MB
- * on it is aligned to 2 MB and advised to use transparent huge pages, so that filling it takes a
- * few page faults instead of one per 4 kB page (a few microseconds each in a virtual machine:
- * 16 MB of models cost ~80 ms of faults at start-up).  NULL when out of memory. */
+/* A large buffer (model files, network parameters, activations), freed with free(): from 256 KB
+ * on it is rounded up to whole 2 MB pages, aligned to 2 MB and advised to use transparent huge
+ * pages, so that filling it takes a few page faults instead of one per 4 kB page (a few
+ * microseconds each in a virtual machine: 16 MB of models cost ~80 ms of faults at start-up).
+ * NULL when out of memory. */
 void *avemo_alloc_large(size_t bytes);
 
 /* Read a whole file into memory, refusing files larger than max_bytes.

@@ -170,8 +170,8 @@ static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const
         bytes += (size_t)len + 1;
     }
     if (r->bad || !has) return AVEMO_OK;
-    struct avemo_record_entry *e = calloc(n ? n : 1, sizeof *e);
-    char *names = malloc(bytes);
+    struct avemo_record_entry *e = avemo_alloc_large(sizeof *e * (n ? n : 1)); /* filled below */
+    char *names = avemo_alloc_large(bytes);
     if (!e || !names) {
         free(e);
         free(names);

@@ -66,8 +66,8 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
     if (st) return st;
     size_t bytes = 1; /* names are at most AVEMO_RECORD_NAME_MAX each: no overflow */
     for (size_t i = 0; i < n; i++) bytes += strlen(entries[i].name ? entries[i].name : "") + 1;
-    struct avemo_record_entry *copy = calloc(n ? n : 1, sizeof *copy);
-    char *names = malloc(bytes);
+    struct avemo_record_entry *copy = avemo_alloc_large(sizeof *copy * (n ? n : 1)); /* filled below */
+    char *names = avemo_alloc_large(bytes);
     if (!copy || !names) {
         free(copy);
         free(names);
