@@ -178,11 +178,6 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i < clf->nmodels; i++) {
         const struct avemo_model *m = &clf->models[i];
-        st = avemo_nn_ctx_create(m->net, clf->frames, 0, 0, &ctx->m[i].nn, err);
-        if (!st && m->audio_input >= 0) {
-            st = avemo_audio_extractor_create(&m->p.audio, &ctx->m[i].ex, err);
-            if (!st && m->mean) st = avemo_audio_extractor_set_stats(ctx->m[i].ex, m->mean, m->std, avemo_audio_feature_count(ctx->m[i].ex), err);
-        }
         size_t af = m->audio_input >= 0 ? (size_t)avemo_audio_params_feature_count(&m->p.audio) * (size_t)m->p.audio.frames : 0;
         size_t ff = m->face_input >= 0 ? (size_t)m->p.face.size * m->p.face.size * m->p.face.channels : 0;
         if (af > ctx->audio_cap) ctx->audio_cap = af; /* one sample: the audio branch runs once per clip */
@@ -338,11 +333,36 @@ static enum avemo_status face_input(const struct avemo_model *m, const struct av
     return AVEMO_OK;
 }
 
+/* Model mi's network context and feature extractor, made on its first use: a model a context
+ * never runs (the av network when late fusion answers) costs nothing. */
+static enum avemo_status model_ctx(avemo_classify_ctx *ctx, int mi, struct avemo_error *err)
+{
+    const struct avemo_model *m = &ctx->clf->models[mi];
+    /* One sample for a model without faces (run_model): its activations then take 1/8 of the
+     * memory a batch of face crops needs, and a first request touches no more than that. */
+    int max_batch = m->face_input >= 0 ? ctx->clf->frames : 1;
+    enum avemo_status st = AVEMO_OK;
+    if (!ctx->m[mi].nn) st = avemo_nn_ctx_create(m->net, max_batch, 0, 0, &ctx->m[mi].nn, err);
+    if (!st && m->audio_input >= 0 && !ctx->m[mi].ex) {
+        st = avemo_audio_extractor_create(&m->p.audio, &ctx->m[mi].ex, err);
+        if (!st && m->mean)
+            st = avemo_audio_extractor_set_stats(ctx->m[mi].ex, m->mean, m->std,
+                                                 avemo_audio_feature_count(ctx->m[mi].ex), err);
+        if (st) { /* half made: made again next time */
+            avemo_audio_extractor_free(ctx->m[mi].ex);
+            ctx->m[mi].ex = NULL;
+        }
+    }
+    return st;
+}
+
 /* Fill the network inputs for model mi and run it; probabilities are averaged over the face crops. */
 static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
                                    struct avemo_error *err)
 {
     const struct avemo_model *m = &ctx->clf->models[mi];
+    enum avemo_status made = model_ctx(ctx, mi, err);
+    if (made) return made;
     double t0 = avemo_now();
     if (m->audio_input >= 0) {
         enum avemo_status st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
