@@ -136,7 +136,9 @@ int avemo_net_member_count(const avemo_net *net); /* 1 when the network is not a
  * AVEMO_ERR_MISMATCH naming the first difference. */
 enum avemo_status avemo_net_add_member(avemo_net *net, const avemo_net *member, struct avemo_error *err);
 /* Member k (1..count-1) as a network of its own, built from net's pipeline text (so that net's
- * contexts serve it), with net's labels; free it with avemo_net_free. */
+ * contexts serve it), with net's labels.  It reads its parameters in net's arrays, without a
+ * copy: run it, do not train it or load parameters into it, and free it (avemo_net_free) before
+ * net or net's arrays change. */
 enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out, struct avemo_error *err);
 /* Make net the single network of its member k (0..count-1): member k's parameters and
  * statistics become net's own and every member is dropped; the pipeline, arrays and record stay

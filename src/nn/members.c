@@ -99,11 +99,11 @@ enum avemo_status avemo_net_member(const avemo_net *net, int k, avemo_net **out,
     if (st) return st;
     snprintf(name, sizeof name, "%s#%d", net->name, k);
     avemo_net *m;
-    /* The same pipeline text: the same layers, and contexts of the first network serve it. */
-    st = avemo_net_create(net->pipeline, name, &m, err);
+    /* The same pipeline text: the same layers, and contexts of the first network serve it.  Its
+     * parameters are read where net keeps them: a copy cost a one-clip process ~2 ms per
+     * megabyte of fresh memory (docs/performance.md). */
+    st = nn_net_create_borrowing(net->pipeline, name, params, stats, &m, err);
     if (st) return st;
-    memcpy(m->params, params, sizeof(float) * net->nparams);
-    memcpy(m->stats, stats, sizeof(float) * net->nstats);
     if (net->labels) st = avemo_net_set_labels(m, (const char *const *)net->labels, net->classes, err);
     if (st) {
         avemo_net_free(m);

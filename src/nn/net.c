@@ -56,8 +56,10 @@ int avemo_nn_threads(void)
 
 /* ---- the model ---- */
 
-enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, avemo_net **out,
-                                   struct avemo_error *err)
+/* The network of pipeline_text; with_params 0 leaves params and stats to the caller (an
+ * ensemble member reading its ensemble's arrays: nn_net_create_borrowing). */
+static enum avemo_status net_create(const char *pipeline_text, const char *name, int with_params, avemo_net **out,
+                                    struct avemo_error *err)
 {
     *out = NULL;
     if (!name) name = "network";
@@ -79,6 +81,11 @@ enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, 
         avemo_net_free(net);
         return st;
     }
+    if (!with_params) {
+        net->params_borrowed = 1;
+        *out = net;
+        return AVEMO_OK;
+    }
     net->params = avemo_alloc_large(sizeof(float) * (net->nparams + 1));
     if (net->params) memset(net->params, 0, sizeof(float) * (net->nparams + 1));
     net->stats = calloc(net->nstats + 1, sizeof(float));
@@ -92,6 +99,23 @@ enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, 
             for (int c = 0; c < l->in_c; c++) net->stats[l->s_off + l->in_c + c] = 1.0f;
     }
     *out = net;
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_create(const char *pipeline_text, const char *name, avemo_net **out,
+                                   struct avemo_error *err)
+{
+    return net_create(pipeline_text, name, 1, out, err);
+}
+
+enum avemo_status nn_net_create_borrowing(const char *pipeline_text, const char *name, const float *params,
+                                          const float *stats, avemo_net **out, struct avemo_error *err)
+{
+    enum avemo_status st = net_create(pipeline_text, name, 0, out, err);
+    if (st) return st;
+    /* Read only: a borrowing network is run, never trained or loaded into. */
+    (*out)->params = (float *)params;
+    (*out)->stats = (float *)stats;
     return AVEMO_OK;
 }
 
@@ -116,8 +140,10 @@ void avemo_net_free(avemo_net *net)
     if (!net) return;
     free(net->pipeline);
     free(net->layers);
-    free(net->params);
-    free(net->stats);
+    if (!net->params_borrowed) {
+        free(net->params);
+        free(net->stats);
+    }
     if (net->labels)
         for (int i = 0; i < net->classes; i++) free(net->labels[i]);
     free(net->labels);

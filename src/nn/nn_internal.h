@@ -61,6 +61,8 @@ struct avemo_net {
     char **labels;                  /* classes entries or NULL */
     struct nn_array arrays[NN_MAX_ARRAYS];
     int narrays;
+    int params_borrowed;            /* params and stats are another network's arrays (an ensemble
+                                       member: nn_net_create_borrowing), not freed with this one */
     struct avemo_record_entry *record; /* the training record (record.c), NULL when none */
     char *record_names;             /* every entry's name, packed in one block (a record lists
                                        up to tens of thousands of files: one allocation, not one
@@ -69,6 +71,10 @@ struct avemo_net {
     int has_record;
 };
 void nn_record_free(avemo_net *net);
+/* A network of pipeline_text whose parameters and statistics are params and stats, read in
+ * place (they must outlive it; it is never trained): an ensemble member's, without a copy. */
+enum avemo_status nn_net_create_borrowing(const char *pipeline_text, const char *name, const float *params,
+                                          const float *stats, avemo_net **out, struct avemo_error *err);
 /* avemo_net_set_record without the copy: on success the net owns entries and names, the block
  * their names (none NULL) point into: the model reader's; on failure the caller does. */
 enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n, char *names,
