@@ -222,7 +222,10 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
         float *copy = count <= AVEMO_NN_MAX_ACT ? avemo_alloc_large(sizeof(float) * (count + 1)) : NULL;
         if (count <= AVEMO_NN_MAX_ACT && !copy) st = avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
         else if (!name || !copy || !*name || !avemo_binr_f32(&r, copy, (size_t)count)) r.bad = 1;
-        else st = avemo_net_set_array(net, name, copy, (size_t)count, err);
+        else {
+            st = nn_net_adopt_array(net, name, copy, (size_t)count, err); /* the net's now */
+            copy = NULL;
+        }
         free(copy);
         free(name);
     }

@@ -295,33 +295,44 @@ const char *avemo_net_label(const avemo_net *net, int class_index)
     return net->labels[class_index];
 }
 
-enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const float *data, size_t count,
-                                      struct avemo_error *err)
+enum avemo_status nn_net_adopt_array(avemo_net *net, const char *name, float *data, size_t count,
+                                     struct avemo_error *err)
 {
     size_t len = strlen(name);
-    if (len == 0 || len >= sizeof net->arrays[0].name)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: array name '%s' must have 1 to %zu characters",
-                          net->name, name, sizeof net->arrays[0].name - 1);
-    if (count > AVEMO_NN_MAX_ACT)
-        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: array '%s' has %zu floats (limit %zu)", net->name, name,
-                          count, AVEMO_NN_MAX_ACT);
+    enum avemo_status st = AVEMO_OK;
     int slot = -1;
     for (int i = 0; i < net->narrays; i++)
         if (strcmp(net->arrays[i].name, name) == 0) slot = i;
-    if (slot < 0) {
-        if (net->narrays == NN_MAX_ARRAYS)
-            return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d arrays", net->name, NN_MAX_ARRAYS);
-        slot = net->narrays;
+    if (len == 0 || len >= sizeof net->arrays[0].name)
+        st = avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: array name '%s' must have 1 to %zu characters", net->name,
+                        name, sizeof net->arrays[0].name - 1);
+    else if (count > AVEMO_NN_MAX_ACT)
+        st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: array '%s' has %zu floats (limit %zu)", net->name, name, count,
+                        AVEMO_NN_MAX_ACT);
+    else if (slot < 0 && net->narrays == NN_MAX_ARRAYS)
+        st = avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: more than %d arrays", net->name, NN_MAX_ARRAYS);
+    if (st) {
+        free(data);
+        return st;
     }
+    if (slot < 0) slot = net->narrays++;
+    else free(net->arrays[slot].data);
+    snprintf(net->arrays[slot].name, sizeof net->arrays[slot].name, "%s", name);
+    net->arrays[slot].data = data;
+    net->arrays[slot].count = count;
+    return AVEMO_OK;
+}
+
+enum avemo_status avemo_net_set_array(avemo_net *net, const char *name, const float *data, size_t count,
+                                      struct avemo_error *err)
+{
+    if (count > AVEMO_NN_MAX_ACT)
+        return avemo_fail(err, AVEMO_ERR_TOO_LARGE, "%s: array '%s' has %zu floats (limit %zu)", net->name, name,
+                          count, AVEMO_NN_MAX_ACT);
     float *copy = avemo_alloc_large(sizeof(float) * (count + 1));
     if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", net->name);
     if (count) memcpy(copy, data, sizeof(float) * count);
-    if (slot == net->narrays) net->narrays++;
-    else free(net->arrays[slot].data);
-    snprintf(net->arrays[slot].name, sizeof net->arrays[slot].name, "%s", name);
-    net->arrays[slot].data = copy;
-    net->arrays[slot].count = count;
-    return AVEMO_OK;
+    return nn_net_adopt_array(net, name, copy, count, err);
 }
 
 const float *avemo_net_array(const avemo_net *net, const char *name, size_t *count)

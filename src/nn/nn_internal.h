@@ -71,6 +71,10 @@ struct avemo_net {
     int has_record;
 };
 void nn_record_free(avemo_net *net);
+/* avemo_net_set_array without the copy: the net takes data (from avemo_alloc_large or malloc,
+ * count + 1 floats), also when it refuses it. */
+enum avemo_status nn_net_adopt_array(avemo_net *net, const char *name, float *data, size_t count,
+                                     struct avemo_error *err);
 /* A network of pipeline_text whose parameters and statistics are params and stats, read in
  * place (they must outlive it; it is never trained): an ensemble member's, without a copy. */
 enum avemo_status nn_net_create_borrowing(const char *pipeline_text, const char *name, const float *params,
