@@ -182,6 +182,10 @@ struct avemo_model {
  * and classes match the pipeline.  On failure *m holds nothing to free. */
 enum avemo_status avemo_model_open(const char *path, const char *const *overrides, int noverrides,
                                    struct avemo_model *m, struct avemo_error *err);
+/* The same for a model that only runs (the classifier): without its training record
+ * (avemo_net_load_inference). */
+enum avemo_status avemo_model_open_inference(const char *path, const char *const *overrides, int noverrides,
+                                             struct avemo_model *m, struct avemo_error *err);
 void avemo_model_close(struct avemo_model *m);
 /* Save the network with the pipeline text it holds (avemo_net_save). */
 enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struct avemo_error *err);

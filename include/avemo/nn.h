@@ -171,6 +171,11 @@ const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *
 /* ---- model files (.avm) ---- */
 enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct avemo_error *err);
 enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo_error *err);
+/* The same for a network that only runs (classify, serve): its training record, which can list
+ * tens of thousands of files, is not read (the file is still checked whole, CRC included).
+ * Such a net has no record (avemo_net_has_record 0) and avemo_net_save refuses it, so that no
+ * model is written without the record its file holds. */
+enum avemo_status avemo_net_load_inference(const char *path, avemo_net **out, struct avemo_error *err);
 /* Copy parameters and running statistics of the layers whose names start with `prefix`
  * (e.g. "audio." or "" for all) from a model file into net; layers are matched by name and
  * must have the same shapes.  *copied (may be NULL) receives the number of layers copied. */

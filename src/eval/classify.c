@@ -92,7 +92,7 @@ static void open_companions(avemo_classifier *clf, const char *model_path)
         char path[4096];
         if (clf->slot[mode] >= 0 || !eval_companion_path(model_path, (enum avemo_mode)mode, path, sizeof path)) continue;
         struct avemo_model *m = &clf->models[clf->nmodels];
-        if (avemo_model_open(path, NULL, 0, m, NULL) != AVEMO_OK) continue;
+        if (avemo_model_open_inference(path, NULL, 0, m, NULL) != AVEMO_OK) continue;
         if (m->p.mode != mode || !same_labels(&clf->models[0], m)) {
             avemo_model_close(m);
             continue;
@@ -116,7 +116,7 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
     for (int i = 0; !st && i <= nextra; i++) {
         const char *path = i == 0 ? model_path : opt->extra_models[i - 1];
         struct avemo_model *m = &clf->models[clf->nmodels];
-        st = avemo_model_open(path, NULL, 0, m, err);
+        st = avemo_model_open_inference(path, NULL, 0, m, err);
         clf->nmodels++;
         /* The main model serves its mode; extras fill the modes still free. */
         if (!st && clf->slot[m->p.mode] < 0) clf->slot[m->p.mode] = clf->nmodels - 1;

@@ -144,12 +144,12 @@ static enum avemo_status open_member(struct avemo_model *m, int k, struct avemo_
     return st;
 }
 
-enum avemo_status avemo_model_open(const char *path, const char *const *overrides, int noverrides,
-                                   struct avemo_model *m, struct avemo_error *err)
+static enum avemo_status model_open(const char *path, const char *const *overrides, int noverrides, int inference,
+                                    struct avemo_model *m, struct avemo_error *err)
 {
     memset(m, 0, sizeof *m);
     m->audio_input = m->face_input = -1;
-    enum avemo_status st = avemo_net_load(path, &m->net, err);
+    enum avemo_status st = inference ? avemo_net_load_inference(path, &m->net, err) : avemo_net_load(path, &m->net, err);
     if (st) return st;
     model_name_from_path(path, m->name, sizeof m->name);
     st = model_check(path, overrides, noverrides, m, err);
@@ -158,6 +158,18 @@ enum avemo_status avemo_model_open(const char *path, const char *const *override
     for (int k = 1; !st && k < m->members; k++) st = open_member(m, k, err);
     if (st) avemo_model_close(m);
     return st;
+}
+
+enum avemo_status avemo_model_open(const char *path, const char *const *overrides, int noverrides,
+                                   struct avemo_model *m, struct avemo_error *err)
+{
+    return model_open(path, overrides, noverrides, 0, m, err);
+}
+
+enum avemo_status avemo_model_open_inference(const char *path, const char *const *overrides, int noverrides,
+                                             struct avemo_model *m, struct avemo_error *err)
+{
+    return model_open(path, overrides, noverrides, 1, m, err);
 }
 
 void avemo_model_close(struct avemo_model *m)

@@ -49,6 +49,9 @@ static uint64_t file_size(const avemo_net *net)
 
 enum avemo_status avemo_net_save(const avemo_net *net, const char *path, struct avemo_error *err)
 {
+    if (net->record_skipped)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: loaded without its training record (for inference only): "
+                          "not saved to %s", net->name, path);
     avemo_binw *w;
     enum avemo_status st = avemo_binw_create(path, &w, err);
     if (st) return st;
@@ -193,8 +196,21 @@ static enum avemo_status read_record(struct avemo_binr *r, avemo_net *net, const
     return st;
 }
 
+/* The record not read: the parameters and statistics, whose sizes the pipeline gives, end the
+ * sections, so the reader goes straight to them (the file's CRC was checked whole). */
+static void skip_record(struct avemo_binr *r, avemo_net *net)
+{
+    uint64_t tail = 8 + 4 * (uint64_t)net->nparams + 8 + 4 * (uint64_t)net->nstats;
+    if (r->bad || tail > r->size - r->pos) {
+        r->bad = 1;
+        return;
+    }
+    r->pos = r->size - (size_t)tail;
+    net->record_skipped = 1;
+}
+
 static enum avemo_status parse_model(const char *path, const uint8_t *data, size_t size, uint32_t version,
-                                     avemo_net **out, struct avemo_error *err)
+                                     int keep_record, avemo_net **out, struct avemo_error *err)
 {
     struct avemo_binr r; /* the sections between the header and the CRC (checked by check_container) */
     avemo_binr_memory_checked(&r, data + AVM_HEADER, size - 4 - AVM_HEADER);
@@ -229,7 +245,10 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
         free(copy);
         free(name);
     }
-    if (!st && !r.bad && version >= 2) st = read_record(&r, net, path, err);
+    if (!st && !r.bad && version >= 2) {
+        if (keep_record) st = read_record(&r, net, path, err);
+        else skip_record(&r, net);
+    }
     if (st) {
         avemo_net_free(net);
         return st;
@@ -253,7 +272,7 @@ static enum avemo_status parse_model(const char *path, const uint8_t *data, size
     return AVEMO_OK;
 }
 
-enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo_error *err)
+static enum avemo_status load(const char *path, int keep_record, avemo_net **out, struct avemo_error *err)
 {
     uint8_t *data;
     size_t size;
@@ -262,9 +281,19 @@ enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo
     if (st) return st;
     uint32_t version = 0;
     st = check_container(path, data, size, &version, err);
-    if (!st) st = parse_model(path, data, size, version, out, err);
+    if (!st) st = parse_model(path, data, size, version, keep_record, out, err);
     free(data);
     return st;
+}
+
+enum avemo_status avemo_net_load(const char *path, avemo_net **out, struct avemo_error *err)
+{
+    return load(path, 1, out, err);
+}
+
+enum avemo_status avemo_net_load_inference(const char *path, avemo_net **out, struct avemo_error *err)
+{
+    return load(path, 0, out, err);
 }
 
 static const struct nn_layer *find_layer(const avemo_net *net, const char *name)

@@ -69,6 +69,7 @@ struct avemo_net {
                                        per name) */
     size_t nrecord;
     int has_record;
+    int record_skipped;             /* loaded by avemo_net_load_inference: the file's record unread */
 };
 void nn_record_free(avemo_net *net);
 /* avemo_net_set_array without the copy: the net takes data (from avemo_alloc_large or malloc,

@@ -47,6 +47,7 @@ static void record_install(avemo_net *net, struct avemo_record_entry *entries, s
     net->record_names = names;
     net->nrecord = n;
     net->has_record = 1;
+    net->record_skipped = 0; /* a record given explicitly replaces the unread one */
 }
 
 enum avemo_status nn_record_adopt(avemo_net *net, struct avemo_record_entry *entries, size_t n, char *names,
@@ -87,7 +88,11 @@ enum avemo_status avemo_net_set_record(avemo_net *net, const struct avemo_record
 
 int avemo_net_has_record(const avemo_net *net) { return net->has_record; }
 
-void avemo_net_clear_record(avemo_net *net) { nn_record_free(net); }
+void avemo_net_clear_record(avemo_net *net)
+{
+    nn_record_free(net);
+    net->record_skipped = 0; /* "not known", said explicitly */
+}
 
 const struct avemo_record_entry *avemo_net_record(const avemo_net *net, size_t *n)
 {

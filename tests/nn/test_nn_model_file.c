@@ -258,6 +258,47 @@ static void test_record_round_trip(void **state)
     avemo_net_free(net);
 }
 
+/* avemo_net_load_inference: the same network, parameters, statistics and arrays without the
+ * record; such a net is not saved (its file's record would be lost) until a record is given. */
+static void test_load_inference(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("audio-mfcc"), 6);
+    struct avemo_record_entry e[2] = {{0, {7}, "emodb/wav/03a01Fa.wav"}, {1, {9}, "emodb/wav/03a01Nc.wav"}};
+    const float extra[3] = {1.5f, -2.0f, 0.25f};
+    assert_int_equal(avemo_net_set_record(net, e, 2, &err), AVEMO_OK);
+    assert_int_equal(avemo_net_set_array(net, "calib.temperature", extra, 3, &err), AVEMO_OK);
+    save_or_fail(net, "inference.avm");
+    avemo_net *run;
+    if (avemo_net_load_inference("inference.avm", &run, &err)) fail_msg("%s", err.message);
+    assert_int_equal(run->nparams, net->nparams);
+    assert_memory_equal(run->params, net->params, sizeof(float) * net->nparams);
+    assert_memory_equal(run->stats, net->stats, sizeof(float) * net->nstats);
+    size_t n = 0;
+    const float *a = avemo_net_array(run, "calib.temperature", &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(a, extra, sizeof extra);
+    assert_int_equal(avemo_net_has_record(run), 0);
+    assert_null(avemo_net_record(run, &n));
+    assert_int_equal(avemo_net_save(run, "inference-copy.avm", &err), AVEMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "training record"));
+    assert_int_equal(avemo_net_set_record(run, e, 2, &err), AVEMO_OK); /* given again: saved */
+    save_or_fail(run, "inference-copy.avm");
+    avemo_net_free(run);
+    /* a damaged file is refused as by avemo_net_load */
+    size_t size = 0;
+    uint8_t *bytes = test_read_file("inference.avm", &size);
+    bytes[size / 2] ^= 0x10;
+    FILE *f = fopen("inference-bad.avm", "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, size, f), size);
+    fclose(f);
+    free(bytes);
+    assert_int_equal(avemo_net_load_inference("inference-bad.avm", &run, &err), AVEMO_ERR_CHECKSUM);
+    avemo_net_free(net);
+}
+
 /* A version-1 file (no record section) still loads, as a model without a record, with its
  * arrays; a record whose count the file cannot hold is refused cleanly. */
 static void test_version1_and_bad_record(void **state)
@@ -347,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_crafted_damage),
         cmocka_unit_test(test_load_params_into_branch),
         cmocka_unit_test(test_record_round_trip),
+        cmocka_unit_test(test_load_inference),
         cmocka_unit_test(test_version1_and_bad_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
