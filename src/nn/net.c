@@ -24,11 +24,11 @@ static atomic_int nn_thread_setting = 1;
 extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 /* OpenBLAS starts with one thread per core; applied once, when a context is created or threads
- * set.  The pthread build (Debian's default) starts its pool inside openblas_set_num_threads,
- * even when asked for one thread, and each pool thread then spins in sched_yield for about 0.1 s
- * (OPENBLAS_THREAD_TIMEOUT) after it starts, which is at load time: up to 150 ms of CPU in every
- * `avemo classify` process, taken from the second worker.  avemo never gives OpenBLAS more than
- * one thread, so the pool goes (avemo_nn_init: as early as a program can). */
+ * set.  The pthread build (Debian's default) starts its pool when the library loads, and each
+ * pool thread then spins in sched_yield for about 0.1 s (OPENBLAS_THREAD_TIMEOUT): up to 150 ms
+ * of CPU in every `avemo classify` process, taken from the second worker; setting one thread
+ * does not stop it (and restarts a pool that was shut down).  avemo never gives OpenBLAS more
+ * than one thread, so the pool goes (avemo_nn_init: as early as a program can). */
 static void set_one_thread(void)
 {
     openblas_set_num_threads(1);
