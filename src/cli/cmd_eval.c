@@ -22,9 +22,9 @@ static const char eval_usage[] =
     "  --json         the metrics as JSON\n"
     "  --report DIR   write report.txt, metrics.json and confusion.png\n"
     "  --reliability FILE.png   draw the reliability diagram\n"
-    "  --fusion head|late|auto   what an av model is measured as: head (default) its network, late\n"
-    "                 the late fusion of the audio and face models with the weights it stores,\n"
-    "                 auto what `avemo classify` answers with it (late when the file selects it)\n"
+    "  --fusion auto|head|late   what an av model is measured as: auto (default) what `avemo classify`\n"
+    "                 answers with it (late when the file selects it), head its network, late the\n"
+    "                 late fusion of the audio and face models with the weights it stores\n"
     "  --with MODEL   the audio and the face model of late fusion (twice; default the shipped ones)\n"
     "  --cache F      keep the extracted features\n"
     "  --set SEC.KEY=VAL   change an inference setting of the model's stored pipeline for this run,\n"
@@ -70,7 +70,7 @@ static int run_eval(int argc, char **argv)
         return cli_usage_error("eval", "--shard measures the model's network: --fusion %s needs one process",
                                a.fusion == AVEMO_FUSION_LATE ? "late" : "auto");
     if (a.out_dir) return eval_shard(&a);
-    if (!a.fusion_given) a.fusion = AVEMO_FUSION_HEAD; /* the file's network, as shards measure it */
+    if (!a.fusion_given) a.fusion = AVEMO_FUSION_AUTO; /* the figure is what classify would answer */
     struct avemo_eval_set set;
     int shown, rc = cli_evaluate_as_classified(&a, 0, &set, &shown, NULL, NULL);
     if (rc) return rc;

@@ -114,7 +114,7 @@ def eval_av_pairs(stack, program):
                 f.write(f"{os.path.join(DATA, 'faces', name)},{code},fer:{name},test\n")
     model = os.path.join(os.path.dirname(MODEL), "avemo-av.avm")
     data = ["--data", os.path.join(DATA, "audio"), "--data", faces]
-    single = run([program, "eval", model, *data, "--json"], timeout=200, what="avemo eval av pairs (one process)")
+    single = run([program, "eval", model, *data, "--fusion", "head", "--json"], timeout=200, what="avemo eval av pairs (one process)")
     single = single[single.index("{"):]
     if '"n":\t4,' not in single:
         fail(f"eval av pairs: one process should pair all 4 audio files with a face:\n{single[:300]}")
