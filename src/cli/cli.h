@@ -10,7 +10,9 @@ struct cli_command {
     const char *summary;  /* one line for `avemo help` */
     const char *usage;    /* full usage for `avemo help NAME` and `avemo NAME --help` */
     int (*run)(int argc, char **argv); /* argv[0] is the command name */
+    int one_shot; /* CLI_ONE_SHOT: a short run over a few files, whose start-up is most of its time */
 };
+enum { CLI_ONE_SHOT = 1 };
 
 /* Exit codes: 0 success, 1 the work failed (bad input, ...), 2 bad usage. */
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };

@@ -149,5 +149,5 @@ static int run_calibrate(int argc, char **argv)
 
 const struct cli_command cli_cmd_calibrate = {
     "calibrate", "fit a model's temperature (and an av model's late fusion) on validation data", calibrate_usage,
-    run_calibrate,
+    run_calibrate, 0,
 };

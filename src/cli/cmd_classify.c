@@ -354,5 +354,5 @@ static int run_classify(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_classify = {
-    "classify", "tell the emotion of clips, audio files or face images", classify_usage, run_classify,
+    "classify", "tell the emotion of clips, audio files or face images", classify_usage, run_classify, CLI_ONE_SHOT,
 };

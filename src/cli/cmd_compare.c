@@ -114,5 +114,5 @@ static int run_compare(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_compare = {
-    "compare", "compare models on the same test data (McNemar, bootstrap intervals)", compare_usage, run_compare,
+    "compare", "compare models on the same test data (McNemar, bootstrap intervals)", compare_usage, run_compare, 0,
 };

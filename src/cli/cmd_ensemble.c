@@ -52,5 +52,5 @@ static int run_ensemble(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_ensemble = {
-    "ensemble", "join models of one recipe into an ensemble", ensemble_usage, run_ensemble,
+    "ensemble", "join models of one recipe into an ensemble", ensemble_usage, run_ensemble, 0,
 };

@@ -91,5 +91,5 @@ static int run_eval(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_eval = {
-    "eval", "measure a model on labelled data (accuracy, F1, confusion matrix)", eval_usage, run_eval,
+    "eval", "measure a model on labelled data (accuracy, F1, confusion matrix)", eval_usage, run_eval, 0,
 };

@@ -186,5 +186,5 @@ static int run_explain(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_explain = {
-    "explain", "show why: heat maps and each modality's share of the decision", explain_usage, run_explain,
+    "explain", "show why: heat maps and each modality's share of the decision", explain_usage, run_explain, CLI_ONE_SHOT,
 };

@@ -69,5 +69,5 @@ static int run_export(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_export = {
-    "export", "write a model's network as ONNX", export_usage, run_export,
+    "export", "write a model's network as ONNX", export_usage, run_export, 0,
 };

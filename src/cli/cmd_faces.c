@@ -243,5 +243,5 @@ static int run_faces(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_faces = {
-    "faces", "detect and crop the face in sampled frames of a clip", faces_usage, run_faces,
+    "faces", "detect and crop the face in sampled frames of a clip", faces_usage, run_faces, CLI_ONE_SHOT,
 };

@@ -234,5 +234,5 @@ static int run_features(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_features = {
-    "features", "compute MFCC / log-mel / spectrogram features (.npy)", features_usage, run_features,
+    "features", "compute MFCC / log-mel / spectrogram features (.npy)", features_usage, run_features, CLI_ONE_SHOT,
 };

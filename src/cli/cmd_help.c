@@ -20,5 +20,5 @@ static int run_help(int argc, char **argv)
 
 const struct cli_command cli_cmd_help = {
     "help", "show the commands, or one command's options",
-    "usage: avemo help [COMMAND]", run_help,
+    "usage: avemo help [COMMAND]", run_help, 0,
 };

@@ -44,5 +44,5 @@ static int run_merge(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_merge = {
-    "merge", "join the outputs of a sharded batch run (JSON lines, CSV, .npy)", merge_usage, run_merge,
+    "merge", "join the outputs of a sharded batch run (JSON lines, CSV, .npy)", merge_usage, run_merge, 0,
 };

@@ -80,5 +80,5 @@ static int run_probe(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_probe = {
-    "probe", "print a media file's container, duration and streams", probe_usage, run_probe,
+    "probe", "print a media file's container, duration and streams", probe_usage, run_probe, CLI_ONE_SHOT,
 };

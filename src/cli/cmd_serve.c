@@ -185,5 +185,5 @@ static int run_serve(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_serve = {
-    "serve", "run the classifier as an HTTP service with a web page", serve_usage, run_serve,
+    "serve", "run the classifier as an HTTP service with a web page", serve_usage, run_serve, 0,
 };

@@ -117,5 +117,5 @@ static int run_split(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_split = {
-    "split", "write the train/validation/test split of a pipeline's data", split_usage, run_split,
+    "split", "write the train/validation/test split of a pipeline's data", split_usage, run_split, 0,
 };

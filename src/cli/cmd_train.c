@@ -97,5 +97,5 @@ static int run_train(int argc, char **argv)
 }
 
 const struct cli_command cli_cmd_train = {
-    "train", "train a pipeline's network on labelled data", train_usage, run_train,
+    "train", "train a pipeline's network on labelled data", train_usage, run_train, 0,
 };

@@ -17,5 +17,5 @@ static int run_version(int argc, char **argv)
 
 const struct cli_command cli_cmd_version = {
     "version", "print the version of avemo and of the FFmpeg libraries it uses",
-    "usage: avemo version   (or avemo --version)", run_version,
+    "usage: avemo version   (or avemo --version)", run_version, 0,
 };

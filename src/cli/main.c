@@ -36,9 +36,7 @@ static const struct cli_command *const commands[] = {
  * eval) keep glibc's defaults, whose memory use the service's load test measures. */
 static void heap_for_one_run(const struct cli_command *cmd)
 {
-    if (cmd != &cli_cmd_classify && cmd != &cli_cmd_explain && cmd != &cli_cmd_faces && cmd != &cli_cmd_features &&
-        cmd != &cli_cmd_probe)
-        return;
+    if (!cmd->one_shot) return;
     const size_t pad = (size_t)160 << 20, huge = (size_t)2 << 20;
     if (!mallopt(M_MMAP_THRESHOLD, 32 << 20) || !mallopt(M_TRIM_THRESHOLD, 512 << 20) ||
         !mallopt(M_TOP_PAD, (int)pad))
