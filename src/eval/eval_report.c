@@ -63,6 +63,8 @@ char *avemo_eval_set_json(const struct avemo_eval_set *set, int r)
     cJSON *o = whole ? cJSON_Parse(whole) : NULL;
     free(whole);
     if (!o) return NULL;
+    /* what was measured: the file, or late(AUDIO,FACE) when the answers are late fusion's */
+    cJSON_AddStringToObject(o, "model", set->results[r].model);
     cJSON_AddNumberToObject(o, "skipped", (double)set->skipped);
     cJSON *files = cJSON_AddArrayToObject(o, "skipped_files");
     for (size_t i = 0; i < set->nfailures; i++) cJSON_AddItemToArray(files, cJSON_CreateString(set->failures[i]));

@@ -2,7 +2,7 @@
 JSON lines with failed files, --quiet and --verbose, and the usage errors (exit 2, with the reason).
 
 usage: check_cli.py CASE AVEMO TEST_DATA WORK_DIR
-CASE: image stdin inputs csv json log usage
+CASE: image stdin inputs csv json log usage eval
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is 1 when one failed.
 """
 import csv
@@ -290,6 +290,28 @@ def case_usage():
     w = json_lines(out)
     check(rc == 0 and len(w) >= 2 and w[0]["end_s"] - w[0]["start_s"] == 1.5 and w[1]["start_s"] == 0.5,
           "--window 1.5 --hop 500ms: 1.5 s windows every 0.5 s (%s)" % [(x["start_s"], x["end_s"]) for x in w[:2]])
+
+
+def eval_json(args):
+    rc, out, err = run(["eval", *args, "--json"], timeout=300)
+    return rc, json.loads(out[out.index("{"):]) if rc == 0 and "{" in out else {}, err
+
+
+def case_eval():
+    """avemo eval measures an av model as classify answers with it (late fusion when the file
+    selects it), and --json names what was measured."""
+    models = os.environ.get("AVEMO_MODEL_DIR") or os.path.join(DATA, "..", "..", "models")
+    av, clips = os.path.join(models, "avemo-av.avm"), os.path.join(DATA, "cremad")
+    rc, auto, err = eval_json([av, "--data", clips])
+    check(rc == 0 and auto.get("n") == 6 and auto.get("model") == "late(avemo-audio.avm,avemo-face.avm)",
+          "eval avemo-av.avm: six clips, measured as late fusion by default (%r, %r)" % (auto.get("model"), err[-200:]))
+    rc, same, _ = eval_json([av, "--data", clips, "--fusion", "auto"])
+    check(rc == 0 and same == auto, "the default is --fusion auto")
+    rc, head, _ = eval_json([av, "--data", clips, "--fusion", "head"])
+    check(rc == 0 and head.get("model") == "avemo-av.avm" and head.get("n") == 6,
+          "--fusion head measures the av network itself (%r)" % head.get("model"))
+    rc, face, _ = eval_json([os.path.join(models, "avemo-face.avm"), "--data", clips])
+    check(rc == 0 and face.get("model") == "avemo-face.avm", "a face model is measured as itself (%r)" % face.get("model"))
 
 
 if __name__ == "__main__":
