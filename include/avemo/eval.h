@@ -36,6 +36,11 @@ struct avemo_classifier_options {
      * the shipped unimodal model (avemo-audio.avm, avemo-face.avm) beside the main model, else the
      * shipped one (avemo_default_model), when it has the main model's classes.  1: none. */
     int no_companions;
+    /* 1: a clip decodes on a second thread while this one searches the frames already out for
+     * faces and runs the face model on each crop: one answer's latency on two cores, for the same
+     * CPU time give or take the thread.  A server whose requests already keep the cores busy
+     * gains nothing from it; 0 (the default) does all in the calling thread. */
+    int overlap;
 };
 
 typedef struct avemo_classifier avemo_classifier;

@@ -134,6 +134,17 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
                                         int count, enum avemo_pixel_format format,
                                         struct avemo_frames *frames, struct avemo_error *err);
 
+/* Told of each frame avemo_media_decode_av keeps (the sampled ones; every one for count 0) as
+ * soon as it has it, in order, on the thread that decodes: what lets a caller search early frames
+ * for faces while later ones decode.  A pass made again (a skip plan that did not hold, a
+ * container that overstated its frame count) starts from slot 0 with a higher pass number: what
+ * the sink kept of an earlier pass no longer holds.  The frame stays the decoder's: copy what is
+ * kept.  A status other than AVEMO_OK (with err set) stops the decoding with it.  A NULL sink:
+ * none (the default). */
+typedef enum avemo_status (*avemo_frame_sink)(void *user, int pass, int slot, const struct avemo_frame *frame,
+                                              struct avemo_error *err);
+void avemo_media_set_frame_sink(avemo_media *media, avemo_frame_sink sink, void *user);
+
 /* Indices of `count` frames spread evenly over `total` frames (shared by the
  * decoder and the tests): index[i] = floor((i + 0.5) * total / count). */
 void avemo_media_pick_frames(int64_t total, int count, int64_t *index);

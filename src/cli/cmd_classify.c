@@ -328,6 +328,8 @@ static int run_classify(int argc, char **argv)
         a.copt.extra_models = a.with;
         a.copt.n_extra_models = a.nwith;
     }
+    /* One file at a time: its decoding runs beside its face search, on the second core. */
+    a.copt.overlap = 1;
     avemo_classifier *clf = NULL;
     avemo_classify_ctx *ctx = NULL;
     if (avemo_classifier_open(a.model, &a.copt, &clf, &err) || avemo_classify_ctx_new(clf, &ctx, &err)) {

@@ -22,6 +22,10 @@
 
 #define CLF_MAX_MODELS 3
 #define CLF_MAX_FRAMES 32
+/* Overlap: crops the face model runs together while the clip decodes.  Measured on the demo clip
+ * (docs/performance.md): 2 and 4 beat 1 (a batch of one costs more per crop) and 8 (the whole
+ * batch waits for the last frame). */
+#define CLF_EARLY_BATCH 2
 
 struct avemo_classifier {
     struct avemo_model models[CLF_MAX_MODELS];
@@ -33,6 +37,7 @@ struct avemo_classifier {
     int late;                 /* av answers: late fusion of the audio and face models */
     float w_audio, w_face;    /* its weights */
     float uncertain_below;    /* the option (0: each model's own threshold) */
+    int overlap;              /* the option: decode on a second thread while faces are searched */
 };
 
 struct avemo_model_ctx {
@@ -133,6 +138,7 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
     }
     if (!st) st = choose_fusion(clf, model_path, opt, err);
     clf->uncertain_below = opt ? opt->uncertain_below : 0;
+    clf->overlap = opt ? opt->overlap : 0;
     if (st) {
         avemo_classifier_close(clf);
         return st;
@@ -220,14 +226,35 @@ struct request {
     struct avemo_audio audio;
     struct avemo_face faces[CLF_MAX_FRAMES];
     int nfaces, ncrops, frames_sampled;
+    const struct avemo_rect *hint; /* the last face found: where the next frame's search starts */
+    /* Overlap: the face model run on each crop as it was found (model early_model, -1: none);
+     * early_crops crops' probabilities in crop_probs, in the order run_model batches them. */
+    int early_model, early_crops, early_queued; /* crops run, crops whose inputs wait for a batch */
+    double early_network_s;
+    float crop_probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
+    /* Overlap: late fusion's audio model run on the decoding thread (hear_early) */
+    struct early_audio {
+        int ready, model;
+        float probs[AVEMO_MAX_CLASSES];
+        double audio_s, audio_heard_s, t_features_s, t_network_s;
+    } early_audio;
 };
+
+/* Forget the faces found (and what the face model made of them). */
+static void forget_faces(struct request *r)
+{
+    for (int i = 0; i < r->nfaces; i++) avemo_face_free(&r->faces[i]);
+    r->nfaces = r->ncrops = r->early_crops = r->early_queued = 0;
+    r->early_model = -1;
+    r->hint = NULL;
+    r->early_network_s = 0;
+}
 
 static void request_free(struct request *r)
 {
     avemo_image_free(&r->still);
     avemo_audio_free(&r->audio);
-    for (int i = 0; i < r->nfaces; i++) avemo_face_free(&r->faces[i]);
-    r->nfaces = r->ncrops = 0;
+    forget_faces(r);
 }
 
 static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *m,
@@ -236,6 +263,7 @@ static enum avemo_status decode_audio(avemo_classify_ctx *ctx, struct request *r
     (void)ctx;
     if (r->audio.samples && r->audio.sample_rate == m->p.audio.sample_rate) return AVEMO_OK;
     avemo_audio_free(&r->audio);
+    r->early_audio.ready = 0;
     if (!r->media) return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: a still image has no audio", r->name);
     double t0 = avemo_now();
     enum avemo_status st = avemo_media_decode_audio(r->media, m->p.audio.sample_rate, &r->audio, err);
@@ -254,6 +282,122 @@ static void face_options(const struct avemo_model *m, struct avemo_face_options 
     fo->track = m->p.face.track;
 }
 
+static enum avemo_status queue_face_crop(avemo_classify_ctx *ctx, struct request *r, int mi, const struct avemo_face *f,
+                                         struct avemo_error *err);
+static enum avemo_status run_early_crops(avemo_classify_ctx *ctx, struct request *r, struct avemo_error *err);
+struct early_audio_job {
+    avemo_classify_ctx *ctx;
+    struct request *r;
+    int model;
+};
+static void hear_early(void *user);
+
+
+/* The face of one sampled frame, searched near the last one found; with an early model (not
+ * -1), that model runs on the crop at once. */
+static enum avemo_status face_of_frame(avemo_classify_ctx *ctx, struct request *r, const struct avemo_face_options *fo,
+                                       const struct avemo_frame *frame, int early, struct avemo_error *err)
+{
+    if (r->nfaces >= CLF_MAX_FRAMES) return AVEMO_OK;
+    struct avemo_image img = avemo_image_from_frame(frame);
+    struct avemo_face *f = &r->faces[r->nfaces];
+    /* A frame smaller than the smallest face searched has no face to find. */
+    if (img.width < fo->detect.min_width || img.height < fo->detect.min_height) {
+        memset(f, 0, sizeof *f);
+        r->nfaces++;
+        return AVEMO_OK;
+    }
+    enum avemo_status st = avemo_face_detect_image(ctx->det, &img, fo, r->hint, f, err);
+    if (st) return st;
+    r->nfaces++;
+    if (!f->face_found) return AVEMO_OK;
+    r->ncrops++;
+    r->hint = &f->box;
+    return early >= 0 ? queue_face_crop(ctx, r, early, f, err) : AVEMO_OK;
+}
+
+/* The face of a still image: searched for, or the whole picture when it is a face crop already. */
+static enum avemo_status face_of_still(avemo_classify_ctx *ctx, struct request *r, const struct avemo_face_options *fo,
+                                       struct avemo_error *err)
+{
+    const struct avemo_image img = r->still;
+    enum avemo_status st = AVEMO_OK;
+    /* An image smaller than the smallest face searched is taken to be the face itself. */
+    int searchable = img.width >= fo->detect.min_width && img.height >= fo->detect.min_height;
+    if (searchable) st = avemo_face_detect_image(ctx->det, &img, fo, NULL, &r->faces[0], err);
+    if (!st && !r->faces[0].has_crop) {
+        /* A face image as FER2013's is already the crop: use it whole. */
+        st = avemo_face_from_crop(&img, fo->size, fo->channels, &r->faces[0].image, err);
+        r->faces[0].has_crop = st == AVEMO_OK;
+    }
+    /* A picture too small to search is the face itself (FER2013, CK+): the answer says so. */
+    if (!searchable) r->faces[0].face_found = r->faces[0].has_crop;
+    r->nfaces = r->frames_sampled = 1;
+    r->ncrops = r->faces[0].has_crop;
+    return st;
+}
+
+/* One pass over the file gives the sampled frames and, when audio is not NULL, the sound (the
+ * same samples as a pass for the sound alone: the same packets reach the same decoder); the
+ * frames are searched for faces after it. */
+static enum avemo_status faces_after_decoding(avemo_classify_ctx *ctx, struct request *r, const struct avemo_face_options *fo,
+                                              int audio_rate, struct avemo_audio *audio, struct avemo_prediction *pred,
+                                              struct avemo_error *err)
+{
+    double t0 = avemo_now();
+    struct avemo_frames frames = {0};
+    enum avemo_status st = avemo_media_decode_av(r->media, audio_rate, audio, ctx->clf->frames,
+                                                 fo->channels == 1 ? AVEMO_PIX_GRAY8 : AVEMO_PIX_RGB24, &frames, err);
+    pred->t_decode_s += avemo_now() - t0;
+    t0 = avemo_now();
+    for (int i = 0; !st && i < frames.count; i++) st = face_of_frame(ctx, r, fo, &frames.frames[i], -1, err);
+    r->frames_sampled = frames.count;
+    avemo_frames_free(&frames);
+    pred->t_faces_s += avemo_now() - t0;
+    return st;
+}
+
+/* The same, with the decoding on a second thread: each frame is searched (and the early model
+ * run on its crop) as soon as it is out.  The time waited for frames counts as decoding. */
+static enum avemo_status faces_while_decoding(avemo_classify_ctx *ctx, struct request *r, const struct avemo_face_options *fo,
+                                              int audio_rate, struct avemo_audio *audio, int early,
+                                              struct avemo_prediction *pred, struct avemo_error *err)
+{
+    double t0 = avemo_now(), busy = 0;
+    struct decode_thread t;
+    /* late fusion: the voice model runs on the decoding thread once the sound is out */
+    int ma = ctx->clf->slot[AVEMO_MODE_AUDIO];
+    struct early_audio_job job = {ctx, r, ma};
+    int hear = audio && early >= 0 && ctx->clf->late && ma >= 0 && ctx->clf->models[ma].p.audio.sample_rate == audio_rate;
+    enum avemo_status st = decode_thread_start(&t, r->media, audio_rate, audio, ctx->clf->frames,
+                                               fo->channels == 1 ? AVEMO_PIX_GRAY8 : AVEMO_PIX_RGB24,
+                                               hear ? hear_early : NULL, &job, err);
+    if (st) return st;
+    struct avemo_frame frame;
+    int restart;
+    while (decode_thread_next(&t, &frame, &restart)) {
+        if (restart) forget_faces(r); /* a pass made again: its frames may be others */
+        double t1 = avemo_now();
+        if (!st) st = face_of_frame(ctx, r, fo, &frame, early, err);
+        busy += avemo_now() - t1;
+        free(frame.data);
+    }
+    if (!st) st = run_early_crops(ctx, r, err);
+    struct avemo_frames frames;
+    enum avemo_status decoded = decode_thread_join(&t, &frames, err);
+    if (!decoded && !st && r->nfaces != frames.count && r->nfaces < CLF_MAX_FRAMES) {
+        /* not the frames the decoding returned (cannot happen by the sink's contract): search those */
+        forget_faces(r);
+        for (int i = 0; !st && i < frames.count; i++) st = face_of_frame(ctx, r, fo, &frames.frames[i], -1, err);
+    }
+    r->frames_sampled = frames.count;
+    avemo_frames_free(&frames);
+    busy -= r->early_network_s;
+    pred->t_faces_s += busy;
+    pred->t_decode_s += avemo_now() - t0 - busy - r->early_network_s;
+    return decoded ? decoded : st;
+}
+
 /* Faces of the clip's sampled frames, or of the still image.  audio_rate > 0: the request needs
  * the sound too, at that rate (the av model's, or late fusion's audio model's). */
 static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, const struct avemo_model *m,
@@ -261,58 +405,21 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
 {
     struct avemo_face_options fo;
     face_options(m, &fo);
-    enum avemo_status st = AVEMO_OK;
+    forget_faces(r);
     if (!r->media) {
-        const struct avemo_image img = r->still;
         double t0 = avemo_now();
-        /* An image smaller than the smallest face searched is taken to be the face itself. */
-        int searchable = img.width >= fo.detect.min_width && img.height >= fo.detect.min_height;
-        if (!st && searchable) st = avemo_face_detect_image(ctx->det, &img, &fo, NULL, &r->faces[0], err);
-        if (!st && !r->faces[0].has_crop) {
-            /* A face image as FER2013's is already the crop: use it whole. */
-            st = avemo_face_from_crop(&img, fo.size, fo.channels, &r->faces[0].image, err);
-            r->faces[0].has_crop = st == AVEMO_OK;
-        }
-        /* A picture too small to search is the face itself (FER2013, CK+): the answer says so. */
-        if (!searchable) r->faces[0].face_found = r->faces[0].has_crop;
-        r->nfaces = r->frames_sampled = 1;
-        r->ncrops = r->faces[0].has_crop;
+        enum avemo_status st = face_of_still(ctx, r, &fo, err);
         pred->t_faces_s += avemo_now() - t0;
         return st;
     }
-    double t0 = avemo_now();
-    struct avemo_frames frames = {0};
-    /* When the sound is needed too, one pass over the file gives both (the same samples as a
-     * pass for the sound alone: the same packets reach the same decoder). */
     struct avemo_media_info info;
     avemo_media_get_info(r->media, &info);
     int with_audio = audio_rate > 0 && info.has_audio && !r->audio.samples;
-    st = avemo_media_decode_av(r->media, with_audio ? audio_rate : 0, with_audio ? &r->audio : NULL,
-                               ctx->clf->frames, fo.channels == 1 ? AVEMO_PIX_GRAY8 : AVEMO_PIX_RGB24, &frames, err);
-    pred->t_decode_s += avemo_now() - t0;
-    t0 = avemo_now();
-    const struct avemo_rect *hint = NULL;
-    for (int i = 0; !st && i < frames.count && i < CLF_MAX_FRAMES; i++) {
-        struct avemo_image img = avemo_image_from_frame(&frames.frames[i]);
-        struct avemo_face *f = &r->faces[r->nfaces];
-        /* A frame smaller than the smallest face searched has no face to find. */
-        if (img.width < fo.detect.min_width || img.height < fo.detect.min_height) {
-            memset(f, 0, sizeof *f);
-            r->nfaces++;
-            continue;
-        }
-        st = avemo_face_detect_image(ctx->det, &img, &fo, hint, f, err);
-        if (st) break;
-        r->nfaces++;
-        if (f->face_found) {
-            r->ncrops++;
-            hint = &f->box;
-        }
-    }
-    r->frames_sampled = frames.count;
-    avemo_frames_free(&frames);
-    pred->t_faces_s += avemo_now() - t0;
-    return st;
+    struct avemo_audio *audio = with_audio ? &r->audio : NULL;
+    if (!ctx->clf->overlap) return faces_after_decoding(ctx, r, &fo, with_audio ? audio_rate : 0, audio, pred, err);
+    /* A face model (no sound input) can run on each crop as it comes; an av network needs the sound. */
+    int early = m->audio_input < 0 ? (int)(m - ctx->clf->models) : -1;
+    return faces_while_decoding(ctx, r, &fo, with_audio ? audio_rate : 0, audio, early, pred, err);
 }
 
 /* One crop as the model's input; a model trained on equalised crops gets an equalised copy
@@ -356,53 +463,142 @@ static enum avemo_status model_ctx(avemo_classify_ctx *ctx, int mi, struct avemo
     return st;
 }
 
-/* Fill the network inputs for model mi and run it; probabilities are averaged over the face crops. */
-static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
-                                   struct avemo_error *err)
+/* Overlap: the early model's queued crops as one batch, their probabilities into crop_probs. */
+static enum avemo_status run_early_crops(avemo_classify_ctx *ctx, struct request *r, struct avemo_error *err)
+{
+    if (r->early_queued == 0) return AVEMO_OK;
+    const struct avemo_model *m = &ctx->clf->models[r->early_model];
+    double t0 = avemo_now();
+    size_t ff = (size_t)m->p.face.size * m->p.face.size * m->p.face.channels;
+    float *in = ctx->face_in + (size_t)r->early_crops * ff;
+    const float *inputs[1] = {in};
+    int k = avemo_net_classes(m->net);
+    assert(m->face_input == 0 && avemo_net_input_count(m->net) == 1);
+    assert(r->early_crops + r->early_queued <= ctx->clf->frames);
+    enum avemo_status st = avemo_model_predict_probs(m, ctx->m[r->early_model].nn, inputs, r->early_queued, 0, in,
+                                                     m->p.face.size, m->p.face.channels, m->p.face.mirror_test,
+                                                     r->crop_probs + (size_t)r->early_crops * k, err);
+    r->early_crops += r->early_queued;
+    r->early_queued = 0;
+    r->early_network_s += avemo_now() - t0;
+    return st;
+}
+
+/* Overlap: face model mi's input for a crop as it is found, at its place in the batch run_model
+ * would make (classify_last_inputs reads the same); every CLF_EARLY_BATCH crops run together
+ * (the rest at the end): a batch of one costs more per crop than a few together. */
+static enum avemo_status queue_face_crop(avemo_classify_ctx *ctx, struct request *r, int mi, const struct avemo_face *f,
+                                         struct avemo_error *err)
 {
     const struct avemo_model *m = &ctx->clf->models[mi];
-    enum avemo_status made = model_ctx(ctx, mi, err);
-    if (made) return made;
+    enum avemo_status st = model_ctx(ctx, mi, err);
+    if (st) return st;
+    assert(r->early_model == -1 || r->early_model == mi);
+    r->early_model = mi;
+    size_t ff = (size_t)m->p.face.size * m->p.face.size * m->p.face.channels;
+    int at = r->early_crops + r->early_queued;
+    if (at >= ctx->clf->frames) return AVEMO_OK; /* more crops than the batch holds: run_model runs them all */
+    if ((st = face_input(m, f, ctx->face_in + (size_t)at * ff, err))) return st;
+    return ++r->early_queued >= CLF_EARLY_BATCH ? run_early_crops(ctx, r, err) : AVEMO_OK;
+}
+
+/* Model mi's inputs: the sound's features, the face crops (*batch of them; 1 without faces). */
+static enum avemo_status model_inputs(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
+                                      int *batch, struct avemo_error *err)
+{
+    const struct avemo_model *m = &ctx->clf->models[mi];
+    enum avemo_status st = model_ctx(ctx, mi, err);
+    if (st) return st;
     double t0 = avemo_now();
     if (m->audio_input >= 0) {
-        enum avemo_status st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
-                                                         (size_t)m->p.audio.frames, NULL, err);
+        st = avemo_audio_compute_fixed(ctx->m[mi].ex, r->audio.samples, r->audio.count, ctx->audio_in,
+                                       (size_t)m->p.audio.frames, NULL, err);
         if (st) return st;
         pred->audio_s = (double)r->audio.count / r->audio.sample_rate;
         double window_s = (double)m->p.audio.frames * m->p.audio.hop / m->p.audio.sample_rate;
         pred->audio_heard_s = pred->audio_s < window_s ? pred->audio_s : window_s;
     }
     pred->t_features_s += avemo_now() - t0;
-    int batch = 1;
-    if (m->face_input >= 0) {
-        size_t ff = (size_t)m->p.face.size * m->p.face.size * m->p.face.channels;
-        batch = 0;
-        for (int i = 0; i < r->nfaces; i++) {
-            const struct avemo_face *f = &r->faces[i];
-            if (!f->has_crop || (r->media && !f->face_found)) continue;
-            enum avemo_status st = face_input(m, f, ctx->face_in + (size_t)batch * ff, err);
-            if (st) return st;
-            batch++;
-        }
-        if (batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
-        pred->frames_used = batch;
+    *batch = 1;
+    if (m->face_input < 0) return AVEMO_OK;
+    size_t ff = (size_t)m->p.face.size * m->p.face.size * m->p.face.channels;
+    *batch = 0;
+    for (int i = 0; i < r->nfaces; i++) {
+        const struct avemo_face *f = &r->faces[i];
+        if (!f->has_crop || (r->media && !f->face_found)) continue;
+        if ((st = face_input(m, f, ctx->face_in + (size_t)*batch * ff, err))) return st;
+        ++*batch;
     }
+    if (*batch == 0) return avemo_fail(err, AVEMO_ERR_NO_FACE, "%s: no face found in %d frames", r->name, r->frames_sampled);
+    pred->frames_used = *batch;
+    return AVEMO_OK;
+}
+
+/* Model mi's network on the inputs model_inputs made: batch x classes probabilities. */
+static enum avemo_status model_network(avemo_classify_ctx *ctx, int mi, int batch, float *probs,
+                                       struct avemo_prediction *pred, struct avemo_error *err)
+{
+    const struct avemo_model *m = &ctx->clf->models[mi];
     const float *inputs[2];
     for (int i = 0; i < avemo_net_input_count(m->net); i++) inputs[i] = i == m->audio_input ? ctx->audio_in : ctx->face_in;
-    t0 = avemo_now();
+    double t0 = avemo_now();
     /* The same sound goes with every face: the audio branch runs once for the clip. */
     unsigned shared = m->audio_input >= 0 ? 1u << m->audio_input : 0u;
-    int k = avemo_net_classes(m->net);
-    float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
-    assert(batch >= 1 && batch <= CLF_MAX_FRAMES && k <= AVEMO_MAX_CLASSES); /* probs' bounds */
+    assert(batch >= 1 && batch <= CLF_MAX_FRAMES && avemo_net_classes(m->net) <= AVEMO_MAX_CLASSES);
     enum avemo_status st = avemo_model_predict_probs(m, ctx->m[mi].nn, inputs, batch, shared,
                                                      m->face_input >= 0 ? ctx->face_in : NULL, m->p.face.size,
                                                      m->p.face.channels, m->p.face.mirror_test, probs, err);
-    if (st) return st;
+    pred->t_network_s += avemo_now() - t0;
+    return st;
+}
+
+/* Overlap, on the decoding thread once the sound is out: late fusion's audio model on it, its
+ * answer kept for run_model (it touches the audio model's context only, never the faces). */
+static void hear_early(void *user)
+{
+    struct early_audio_job *job = user;
+    struct request *r = job->r;
+    struct avemo_prediction heard = {0};
+    struct avemo_error ignored = {0}; /* a failure shows again when run_model does the work itself */
+    int batch;
+    if (model_inputs(job->ctx, r, job->model, &heard, &batch, &ignored) ||
+        model_network(job->ctx, job->model, batch, r->early_audio.probs, &heard, &ignored))
+        return;
+    r->early_audio.audio_s = heard.audio_s;
+    r->early_audio.audio_heard_s = heard.audio_heard_s;
+    r->early_audio.t_features_s = heard.t_features_s;
+    r->early_audio.t_network_s = heard.t_network_s;
+    r->early_audio.model = job->model;
+    r->early_audio.ready = 1;
+}
+
+/* Fill the network inputs for model mi and run it (or take what the overlap ran already);
+ * probabilities are averaged over the face crops. */
+static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, int mi, struct avemo_prediction *pred,
+                                   struct avemo_error *err)
+{
+    const struct avemo_model *m = &ctx->clf->models[mi];
+    int k = avemo_net_classes(m->net), batch = 1;
+    float probs[CLF_MAX_FRAMES * AVEMO_MAX_CLASSES];
+    enum avemo_status st = AVEMO_OK;
+    if (r->early_audio.ready && r->early_audio.model == mi && r->audio.samples) {
+        const struct early_audio *e = &r->early_audio;
+        memcpy(probs, e->probs, sizeof(float) * (size_t)k);
+        pred->audio_s = e->audio_s;
+        pred->audio_heard_s = e->audio_heard_s;
+        pred->t_features_s += e->t_features_s;
+        pred->t_network_s += e->t_network_s;
+    } else if ((st = model_inputs(ctx, r, mi, pred, &batch, err))) {
+        return st;
+    } else if (r->early_model == mi && r->early_crops == batch) { /* run while the clip decoded */
+        memcpy(probs, r->crop_probs, sizeof(float) * (size_t)batch * k);
+        pred->t_network_s += r->early_network_s;
+    } else if ((st = model_network(ctx, mi, batch, probs, pred, err))) {
+        return st;
+    }
     memset(pred->probs, 0, sizeof pred->probs);
     for (int b = 0; b < batch; b++)
         for (int c = 0; c < k; c++) pred->probs[c] += probs[b * k + c] / (float)batch;
-    pred->t_network_s += avemo_now() - t0;
     pred->num_classes = k;
     pred->label = 0;
     for (int c = 0; c < k; c++) {

@@ -24,6 +24,41 @@ struct classify_late_inputs {
 int classify_last_late_inputs(const avemo_classify_ctx *ctx, struct classify_late_inputs *in);
 #include <avemo/train.h>
 
+#include <pthread.h>
+
+/* decode_thread.c: a clip decoded (avemo_media_decode_av) on a second thread, its sampled frames
+ * handed over as they come. */
+#define DECODE_THREAD_MAX_FRAMES 32
+struct decode_thread {
+    const char *name;
+    avemo_media *media;
+    int sample_rate, count_wanted;
+    enum avemo_pixel_format format;
+    struct avemo_audio *audio;           /* NULL: no sound wanted */
+    void (*after)(void *user);           /* run on the thread after a decoding that succeeded */
+    void *after_user;
+    struct avemo_frames out;             /* what the decoding returned */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int started, finished;
+    enum avemo_status status;
+    struct avemo_error err;
+    struct avemo_frame frames[DECODE_THREAD_MAX_FRAMES]; /* copies of this pass's frames; data NULL once taken */
+    int count, pass;                     /* frames handed over in the newest pass (-1: none yet) */
+    int taken, pass_taken;               /* what the caller took, of which pass */
+};
+/* Start decoding count frames (and the sound when audio is not NULL) of media on a thread; when
+ * that succeeds, after(after_user) runs on the thread too (NULL: nothing), before the end shows. */
+enum avemo_status decode_thread_start(struct decode_thread *t, avemo_media *media, int sample_rate,
+                                      struct avemo_audio *audio, int count, enum avemo_pixel_format format,
+                                      void (*after)(void *user), void *after_user, struct avemo_error *err);
+/* The next frame, waiting for it: 1 and *frame (its data the caller's to free), or 0 when the
+ * decoding has finished.  *restart = 1: a new pass began; drop what was made of earlier frames. */
+int decode_thread_next(struct decode_thread *t, struct avemo_frame *frame, int *restart);
+/* Wait for the end; the decoding's status, and its frames into frames (NULL: freed). */
+enum avemo_status decode_thread_join(struct decode_thread *t, struct avemo_frames *frames, struct avemo_error *err);
+
 /* The training records of the models evaluated together: every content they list, sorted. */
 struct eval_record {
     uint8_t (*sha)[AVEMO_SHA256_SIZE];

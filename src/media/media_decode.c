@@ -261,7 +261,9 @@ static enum avemo_status video_store_frame(avemo_media *media, struct video_pass
     fr->index = v->decoded;
     fr->time_s = pts == AV_NOPTS_VALUE ? 0 : (double)(pts - start) * av_q2d(s->time_base);
     fr->data = data;
-    return media_turn_frame(media, fr, media_frame_rotation(f, media->info.rotation), err);
+    st = media_turn_frame(media, fr, media_frame_rotation(f, media->info.rotation), err);
+    if (!st && media->sink) st = media->sink(media->sink_user, media->sink_pass, out->count - 1, fr, err);
+    return st;
 }
 
 static enum avemo_status video_take_frame(avemo_media *media, struct video_pass *v, const AVFrame *f,
@@ -465,6 +467,7 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
     a.max_samples = media->limits.max_samples;
     media->guard.held = 0;
     media->guard.refused = 0;
+    media->sink_pass++;
     enum avemo_status st = media_rewind(media, err);
     if (!st && a.stream >= 0) st = open_decoder(media, a.stream, &a.dec, err);
     if (!st && v.stream >= 0) st = open_decoder(media, v.stream, &v.dec, err);
@@ -529,6 +532,12 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
         avemo_frames_free(frames);
     }
     return st;
+}
+
+void avemo_media_set_frame_sink(avemo_media *media, avemo_frame_sink sink, void *user)
+{
+    media->sink = sink;
+    media->sink_user = user;
 }
 
 enum avemo_status avemo_media_decode_audio(avemo_media *media, int sample_rate, struct avemo_audio *audio,

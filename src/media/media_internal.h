@@ -39,6 +39,9 @@ struct avemo_media {
     struct avemo_media_info info;
     struct media_guard guard;
     double decode_deadline;           /* avemo_now() past which the current decode call fails */
+    avemo_frame_sink sink;            /* told of each sampled frame (avemo_media_set_frame_sink) */
+    void *sink_user;
+    int sink_pass;                    /* decode passes made: a retried pass starts the sink again */
 };
 
 /* Open (or reopen, for a second pass) the demuxer of media. */

@@ -1,0 +1,191 @@
+/*
+ * The classifier option overlap (a clip decoded on a second thread while the faces of the frames
+ * already out are searched and the face model runs on each crop) gives the answers of the
+ * one-thread path: the same label, probabilities, frames and fallbacks on every fixture clip,
+ * the same errors on a broken one, and the same frames when a decode pass has to be made again
+ * (a container that overstates its frame count), which the frame sink shows as a new pass.
+ * Also run under ThreadSanitizer (.ci/run).
+ */
+#include "common/testutil.h"
+
+#include <avemo/eval.h>
+#include <avemo/media.h>
+#include <math.h>
+
+static avemo_classifier *clf[2];   /* [0]: one thread, [1]: overlap */
+static avemo_classify_ctx *ctx[2];
+
+static int setup(void **state)
+{
+    (void)state;
+    char model[1024];
+    struct avemo_error err = {0};
+    if (avemo_default_model(AVEMO_MODE_AV, model, sizeof model, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        struct avemo_classifier_options opt = {.overlap = i};
+        if (avemo_classifier_open(model, &opt, &clf[i], &err) || avemo_classify_ctx_new(clf[i], &ctx[i], &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        avemo_classify_ctx_free(ctx[i]);
+        avemo_classifier_close(clf[i]);
+    }
+    return 0;
+}
+
+/* Both paths on one input (a file, or data/size in memory): the same status and answer. */
+static void expect_same(const char *path, const void *data, size_t size, enum avemo_mode mode)
+{
+    struct avemo_prediction p[2];
+    struct avemo_error err[2] = {{0}, {0}};
+    enum avemo_status st[2];
+    for (int i = 0; i < 2; i++)
+        st[i] = data ? avemo_classify_memory(ctx[i], data, size, path, mode, &p[i], &err[i])
+                     : avemo_classify_file(ctx[i], path, mode, &p[i], &err[i]);
+    printf("  %s (%s): %s %s %.6f, overlap %s %.6f, frames %d/%d\n", path, avemo_mode_name(mode), avemo_status_name(st[0]),
+           st[0] ? err[0].message : p[0].labels[p[0].label], st[0] ? 0 : p[0].confidence,
+           st[1] ? err[1].message : p[1].labels[p[1].label], st[1] ? 0 : p[1].confidence, p[1].frames_used, p[1].frames_sampled);
+    assert_int_equal(st[1], st[0]);
+    if (st[0]) {
+        assert_string_equal(err[1].message, err[0].message);
+        return;
+    }
+    assert_int_equal(p[1].label, p[0].label);
+    assert_int_equal(p[1].num_classes, p[0].num_classes);
+    for (int c = 0; c < p[0].num_classes; c++) assert_true(fabsf(p[1].probs[c] - p[0].probs[c]) < 1e-5f);
+    assert_int_equal(p[1].mode_used, p[0].mode_used);
+    assert_int_equal(p[1].late_fusion, p[0].late_fusion);
+    assert_int_equal(p[1].face_found, p[0].face_found);
+    assert_int_equal(p[1].frames_used, p[0].frames_used);
+    assert_int_equal(p[1].frames_sampled, p[0].frames_sampled);
+    assert_string_equal(p[1].fallback_reason, p[0].fallback_reason);
+    assert_string_equal(p[1].note, p[0].note);
+    assert_memory_equal(p[1].face_rgb, p[0].face_rgb, sizeof p[0].face_rgb);
+}
+
+static void test_fixtures_same_answers(void **state)
+{
+    (void)state;
+    const char *emotions[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    char path[1024];
+    for (int e = 0; e < 6; e++) {
+        snprintf(path, sizeof path, "%s/cremad/1001_DFA_%s_XX.flv", AVEMO_TEST_DATA, emotions[e]);
+        expect_same(path, NULL, 0, AVEMO_MODE_AV);
+    }
+    /* H.264 with a skip plan, display rotation, a muted sound, no sound, an animation */
+    const char *media[5] = {"h264_1001_DFA_ANG_XX.mp4", "portrait_1001_DFA_HAP_XX.mp4", "muted_1001_DFA_ANG_XX.mp4",
+                            "noaudio_1001_DFA_ANG_XX.flv", "anim_testsrc.webp"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/media/%s", AVEMO_TEST_DATA, media[i]);
+        expect_same(path, NULL, 0, AVEMO_MODE_AV);
+    }
+    expect_same(TEST_DATA("cremad/1001_DFA_FEA_XX.flv"), NULL, 0, AVEMO_MODE_FACE);
+    expect_same(TEST_DATA("media/h264_1001_DFA_ANG_XX.mp4"), NULL, 0, AVEMO_MODE_FACE);
+}
+
+/* The demo clip with its FLV metadata's duration set to seconds (an AMF double after "duration"). */
+static uint8_t *clip_with_duration(double seconds, size_t *size)
+{
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), size);
+    uint8_t *at = NULL;
+    for (size_t i = 0; !at && i + 17 < *size && i < 1024; i++)
+        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i + 9;
+    assert_non_null(at);
+    uint64_t bits;
+    memcpy(&bits, &seconds, sizeof bits);
+    for (int b = 0; b < 8; b++) at[b] = (uint8_t)(bits >> (56 - 8 * b));
+    return clip;
+}
+
+struct sink_log {
+    int passes, last_pass, slots[4];    /* slots handed over per pass */
+    uint8_t *copies[8];                 /* the last pass's frames */
+    size_t bytes;
+};
+
+static enum avemo_status log_frame(void *user, int pass, int slot, const struct avemo_frame *frame, struct avemo_error *err)
+{
+    (void)err;
+    struct sink_log *log = user;
+    if (pass != log->last_pass) {
+        assert_int_equal(slot, 0); /* a pass starts from its first frame */
+        assert_true(pass > log->last_pass);
+        assert_true(log->passes < 4);
+        log->passes++;
+        log->last_pass = pass;
+    }
+    assert_int_equal(slot, log->slots[log->passes - 1]++);
+    assert_true(slot < 8);
+    log->bytes = (size_t)frame->width * frame->height * frame->channels;
+    free(log->copies[slot]);
+    log->copies[slot] = malloc(log->bytes);
+    memcpy(log->copies[slot], frame->data, log->bytes);
+    return AVEMO_OK;
+}
+
+/* 3.0 s declared for 2.3 s: the frames picked near the end do not exist, the pass is made again
+ * over the frames that do; the sink sees both passes and the second one's frames are returned. */
+static void test_overstated_clip_second_pass(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *clip = clip_with_duration(3.0, &size);
+    avemo_media *m = NULL;
+    struct avemo_error err = {0};
+    struct avemo_media_open_options opt = {.name = "overstated.flv"};
+    assert_int_equal(avemo_media_open_memory(clip, size, &opt, &m, &err), AVEMO_OK);
+    struct sink_log log = {0};
+    avemo_media_set_frame_sink(m, log_frame, &log);
+    struct avemo_audio audio;
+    struct avemo_frames frames;
+    if (avemo_media_decode_av(m, 22050, &audio, 8, AVEMO_PIX_GRAY8, &frames, &err)) fail_msg("%s", err.message);
+    printf("  overstated.flv: %d passes, %d then %d frames\n", log.passes, log.slots[0], log.slots[1]);
+    assert_int_equal(log.passes, 2);
+    assert_true(log.slots[0] < 8);
+    assert_int_equal(log.slots[1], 8);
+    assert_int_equal(frames.count, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal((size_t)frames.frames[i].width * frames.frames[i].height, log.bytes);
+        assert_memory_equal(frames.frames[i].data, log.copies[i], log.bytes);
+        free(log.copies[i]);
+    }
+    avemo_frames_free(&frames);
+    avemo_audio_free(&audio);
+    avemo_media_close(m);
+    /* and the classifier's two paths agree on it */
+    expect_same("overstated.flv", clip, size, AVEMO_MODE_AV);
+    expect_same("overstated.flv", clip, size, AVEMO_MODE_FACE);
+    free(clip);
+}
+
+/* A clip cut short: the same error either way (and nothing leaks or races: ASan, TSan). */
+static void test_truncated_same_error(void **state)
+{
+    (void)state;
+    size_t size;
+    uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
+    expect_same("cut.flv", clip, 40 * 1024, AVEMO_MODE_AV);
+    expect_same("cut.flv", clip, 10 * 1024, AVEMO_MODE_FACE);
+    free(clip);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures_same_answers),
+        cmocka_unit_test(test_overstated_clip_second_pass),
+        cmocka_unit_test(test_truncated_same_error),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
