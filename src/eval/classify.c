@@ -378,13 +378,15 @@ static enum avemo_status faces_while_decoding(avemo_classify_ctx *ctx, struct re
     while (decode_thread_next(&t, &frame, &restart)) {
         if (restart) forget_faces(r); /* a pass made again: its frames may be others */
         double t1 = avemo_now();
-        if (!st) st = face_of_frame(ctx, r, fo, &frame, early, err);
+        if (!st && (st = face_of_frame(ctx, r, fo, &frame, early, err))) decode_thread_cancel(&t);
         busy += avemo_now() - t1;
         free(frame.data);
     }
     if (!st) st = run_early_crops(ctx, r, err);
     struct avemo_frames frames;
-    enum avemo_status decoded = decode_thread_join(&t, &frames, err);
+    struct avemo_error decode_err = {0};
+    enum avemo_status decoded = decode_thread_join(&t, &frames, &decode_err);
+    if (decoded && !st && err) *err = decode_err;
     if (!decoded && !st && r->nfaces != frames.count && r->nfaces < CLF_MAX_FRAMES) {
         /* not the frames the decoding returned (cannot happen by the sink's contract): search those */
         forget_faces(r);
@@ -395,7 +397,7 @@ static enum avemo_status faces_while_decoding(avemo_classify_ctx *ctx, struct re
     busy -= r->early_network_s;
     pred->t_faces_s += busy;
     pred->t_decode_s += avemo_now() - t0 - busy - r->early_network_s;
-    return decoded ? decoded : st;
+    return st ? st : decoded; /* a failed search stopped the decoding: its own error is the cause */
 }
 
 /* Faces of the clip's sampled frames, or of the still image.  audio_rate > 0: the request needs

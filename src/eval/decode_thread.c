@@ -20,6 +20,11 @@ static enum avemo_status hand_over(void *user, int pass, int slot, const struct 
     if (!copy) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: cannot copy a %dx%d frame", t->name, frame->width, frame->height);
     memcpy(copy, frame->data, bytes);
     pthread_mutex_lock(&t->lock);
+    if (t->cancelled) { /* the caller has failed: decoding further is wasted */
+        pthread_mutex_unlock(&t->lock);
+        free(copy);
+        return avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: decoding stopped: the frames are no longer wanted", t->name);
+    }
     if (pass != t->pass) { /* a new pass: the frames of the last one not yet taken go */
         for (int i = 0; i < t->count; i++) free(t->frames[i].data);
         memset(t->frames, 0, sizeof t->frames);
@@ -103,6 +108,13 @@ int decode_thread_next(struct decode_thread *t, struct avemo_frame *frame, int *
     }
     pthread_mutex_unlock(&t->lock);
     return got;
+}
+
+void decode_thread_cancel(struct decode_thread *t)
+{
+    pthread_mutex_lock(&t->lock);
+    t->cancelled = 1;
+    pthread_mutex_unlock(&t->lock);
 }
 
 enum avemo_status decode_thread_join(struct decode_thread *t, struct avemo_frames *frames, struct avemo_error *err)

@@ -41,7 +41,7 @@ struct decode_thread {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int started, finished;
+    int started, finished, cancelled;
     enum avemo_status status;
     struct avemo_error err;
     struct avemo_frame frames[DECODE_THREAD_MAX_FRAMES]; /* copies of this pass's frames; data NULL once taken */
@@ -56,6 +56,8 @@ enum avemo_status decode_thread_start(struct decode_thread *t, avemo_media *medi
 /* The next frame, waiting for it: 1 and *frame (its data the caller's to free), or 0 when the
  * decoding has finished.  *restart = 1: a new pass began; drop what was made of earlier frames. */
 int decode_thread_next(struct decode_thread *t, struct avemo_frame *frame, int *restart);
+/* Stop the decoding at its next frame (the caller has failed and will not take more). */
+void decode_thread_cancel(struct decode_thread *t);
 /* Wait for the end; the decoding's status, and its frames into frames (NULL: freed). */
 enum avemo_status decode_thread_join(struct decode_thread *t, struct avemo_frames *frames, struct avemo_error *err);
 
