@@ -238,6 +238,10 @@ struct avemo_classify_batch {
     avemo_item_error_format_fn format_error; /* a failed file's line (malloc'ed); NULL: as above */
     avemo_item_error_fn on_error;
     void *user;
+    /* Files classified at once, each by its own thread and context (the lines stay in order):
+     * 0 = one per CPU the process may use (at most 8), 1 = one at a time (then a file decodes
+     * on a second thread if the classifier's option overlap says so). */
+    int workers;
 };
 enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct avemo_classify_batch *batch,
                                        struct avemo_shard_stats *stats, size_t *failed, struct avemo_error *err);

@@ -13,7 +13,7 @@ static const char classify_usage[] =
     "usage: avemo classify FILE|DIR|LIST.txt|-... [--manifest FILE|-] [--model M.avm] [--mode av|audio|face]\n"
     "                      [--json | --csv] [--frames K] [--cascade XML] [--window W [--hop H]]\n"
     "                      [--shard I/N] [--out DIR] [--with M]... [--fusion auto|head|late]\n"
-    "                      [--uncertain-below P]\n"
+    "                      [--uncertain-below P] [--jobs N]\n"
     "  Tell the emotion of each clip, audio file or face image (JPEG, PNG, BMP, TIFF,\n"
     "  WebP); a folder means its media files (sorted), a .txt/.list manifest one path per line,\n"
     "  - the file read from standard input (at most 512 MiB), e.g. cat clip.flv | avemo classify -\n"
@@ -33,6 +33,9 @@ static const char classify_usage[] =
     "  --uncertain-below P   answers whose top probability is below P are \"uncertain\" and show\n"
     "                the top two (default: the model's stored threshold, else 0.5; 0: never)\n"
     "  --cascade X   OpenCV cascade XML for face detection\n"
+    "  --jobs N      files classified at once, 1..8 (default: one per CPU this process may use);\n"
+    "                the output stays in input order.  One file alone is decoded on a second\n"
+    "                thread beside its face search\n"
     "  --window W --hop H   follow a long recording: one prediction per window of W every H\n"
     "                (audio mode; durations such as 3s, 250ms, 2.5 or 1:30; hop default 1s),\n"
     "                printed as JSON lines (CSV rows with --csv) with start_s and end_s; a silent\n"
@@ -83,6 +86,7 @@ static void report_item(void *user, const char *file, const struct avemo_error *
 /* What the command line asked for. */
 struct classify_args {
     const char *model, *mode_text, *shard_text, *out_dir, *manifest, *fusion_text;
+    int jobs;                  /* --jobs: files at once (0: one per CPU) */
     const char *with[2];           /* --with: audio/face models beside --model */
     int nwith;
     double window_s, hop_s;        /* window_s 0: whole files */
@@ -149,7 +153,7 @@ static int classify_stdin(avemo_classify_ctx *ctx, enum avemo_mode mode, struct 
 }
 
 /* A batch over items[0..n) (this task's shard of them) to stdout or to the shard's file. */
-static int classify_batch(avemo_classify_ctx *ctx, enum avemo_mode mode, struct cli_classify_output *out,
+static int classify_batch(avemo_classify_ctx *ctx, enum avemo_mode mode, int jobs, struct cli_classify_output *out,
                           const struct avemo_shard *shard, const char *out_path, const char *header,
                           char **items, size_t n, size_t *failed)
 {
@@ -159,6 +163,7 @@ static int classify_batch(avemo_classify_ctx *ctx, enum avemo_mode mode, struct 
     b.n = n;
     b.shard = *shard;
     b.mode = mode;
+    b.workers = jobs;
     b.out_path = out_path;
     b.header = header;
     b.format = out->format == CLI_FORMAT_TEXT && !out_path ? format_text : cli_classify_line;
@@ -200,7 +205,7 @@ static int classify_files(avemo_classify_ctx *ctx, enum avemo_mode mode, const s
     for (size_t i = 0, j; !rc && i <= items.n; i = j + 1) {
         for (j = i; j < items.n && strcmp(items.paths[j], "-") != 0; j++) {}
         if (j > i || items.n == 0)
-            rc = classify_batch(ctx, mode, out, &shard, a->out_dir ? out_path : NULL, header, items.paths + i, j - i,
+            rc = classify_batch(ctx, mode, a->jobs, out, &shard, a->out_dir ? out_path : NULL, header, items.paths + i, j - i,
                                 &failed);
         if (!rc && j < items.n) rc = classify_stdin(ctx, mode, out, &failed);
     }
@@ -246,6 +251,7 @@ static int parse_option(int c, struct classify_args *a)
     case 'o': a->out_dir = optarg; break;
     case 'f': a->manifest = optarg; break;
     case 'F': a->fusion_text = optarg; break;
+    case 'J': if (cli_int_arg("classify", "--jobs", optarg, 1, 8, &a->jobs)) return CLI_EXIT_USAGE; break;
     case 'W':
         if (a->nwith == 2) return cli_usage_error("classify", "--with at most twice (an audio and a face model)");
         a->with[a->nwith++] = optarg;
@@ -291,6 +297,7 @@ static int parse_classify_args(int argc, char **argv, struct classify_args *a)
         {"out", required_argument, NULL, 'o'},     {"csv", no_argument, NULL, 'C'},
         {"manifest", required_argument, NULL, 'f'}, {"fusion", required_argument, NULL, 'F'},
         {"uncertain-below", required_argument, NULL, 'u'}, {"with", required_argument, NULL, 'W'},
+        {"jobs", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);

@@ -56,6 +56,7 @@ struct avemo_classify_ctx {
      * models' probabilities; late_audio_model -1 when the last answer was not late fusion */
     int late_audio_model, late_audio_batch;
     float late_pa[AVEMO_MAX_CLASSES], late_pf[AVEMO_MAX_CLASSES];
+    int overlap;                /* the classifier's option, unless classify_ctx_set_overlap said otherwise */
 };
 
 /* --- loading ----------------------------------------------------------------------- */
@@ -181,6 +182,7 @@ enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_clas
     ctx->clf = clf;
     ctx->last_model = -1;
     ctx->late_audio_model = -1;
+    ctx->overlap = clf->overlap;
     enum avemo_status st = AVEMO_OK;
     for (int i = 0; !st && i < clf->nmodels; i++) {
         const struct avemo_model *m = &clf->models[i];
@@ -418,7 +420,7 @@ static enum avemo_status find_faces(avemo_classify_ctx *ctx, struct request *r, 
     avemo_media_get_info(r->media, &info);
     int with_audio = audio_rate > 0 && info.has_audio && !r->audio.samples;
     struct avemo_audio *audio = with_audio ? &r->audio : NULL;
-    if (!ctx->clf->overlap) return faces_after_decoding(ctx, r, &fo, with_audio ? audio_rate : 0, audio, pred, err);
+    if (!ctx->overlap) return faces_after_decoding(ctx, r, &fo, with_audio ? audio_rate : 0, audio, pred, err);
     /* A face model (no sound input) can run on each crop as it comes; an av network needs the sound. */
     int early = m->audio_input < 0 ? (int)(m - ctx->clf->models) : -1;
     return faces_while_decoding(ctx, r, &fo, with_audio ? audio_rate : 0, audio, early, pred, err);
@@ -612,6 +614,15 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
     ctx->last_model = mi;
     ctx->last_batch = batch;
     return AVEMO_OK;
+}
+
+const avemo_classifier *classify_ctx_classifier(const avemo_classify_ctx *ctx) { return ctx->clf; }
+
+int classify_ctx_set_overlap(avemo_classify_ctx *ctx, int overlap)
+{
+    int was = ctx->overlap;
+    ctx->overlap = overlap;
+    return was;
 }
 
 int classify_last_inputs(const avemo_classify_ctx *ctx, struct classify_inputs *in)

@@ -4,7 +4,8 @@
  * one-thread path: the same label, probabilities, frames and fallbacks on every fixture clip,
  * the same errors on a broken one, and the same frames when a decode pass has to be made again
  * (a container that overstates its frame count), which the frame sink shows as a new pass.
- * Also run under ThreadSanitizer (.ci/run).
+ * And a batch of files classified by several workers (avemo_classify_batch's workers) gives the
+ * lines of one worker, in the same order.  Also run under ThreadSanitizer (.ci/run).
  */
 #include "common/testutil.h"
 
@@ -180,12 +181,79 @@ static void test_truncated_same_error(void **state)
     free(clip);
 }
 
+/* A line without times: the label and probabilities, or the error. */
+static char *answer_line(void *user, const struct avemo_prediction *p, const char *file)
+{
+    (void)user;
+    char *line = malloc(512);
+    int n = snprintf(line, 512, "%s %s %d/%d", strrchr(file, '/') + 1, p->labels[p->label], p->frames_used, p->frames_sampled);
+    for (int c = 0; c < p->num_classes; c++) n += snprintf(line + n, 512 - (size_t)n, " %.6f", (double)p->probs[c]);
+    return line;
+}
+
+static char *error_line(void *user, const char *file, const struct avemo_error *err)
+{
+    (void)user;
+    char *line = malloc(1024);
+    snprintf(line, 1024, "%s error %s", strrchr(file, '/') + 1, err->message);
+    return line;
+}
+
+/* The lines of a batch run by `workers` workers (mode av): the file's bytes, malloc'ed. */
+static char *run_batch(avemo_classify_ctx *c, const char *const *items, size_t n, int workers, const char *out,
+                       size_t *failed)
+{
+    struct avemo_classify_batch b = {.items = items, .n = n, .shard = {0, 1}, .mode = AVEMO_MODE_AV, .out_path = out,
+                                     .format = answer_line, .format_error = error_line, .workers = workers};
+    struct avemo_shard_stats stats;
+    struct avemo_error err = {0};
+    unlink(out);
+    if (avemo_classify_batch(c, &b, &stats, failed, &err)) fail_msg("%s", err.message);
+    assert_int_equal(stats.done, n);
+    size_t size;
+    uint8_t *text = test_read_file(out, &size);
+    char *lines = malloc(size + 1);
+    memcpy(lines, text, size);
+    lines[size] = 0;
+    free(text);
+    return lines;
+}
+
+static void test_batch_workers_same_lines(void **state)
+{
+    (void)state;
+    const char *emotions[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    char paths[9][1024];
+    const char *items[9];
+    for (int i = 0; i < 9; i++) {
+        if (i < 6) snprintf(paths[i], sizeof paths[i], "%s/cremad/1001_DFA_%s_XX.flv", AVEMO_TEST_DATA, emotions[i]);
+        items[i] = paths[i];
+    }
+    snprintf(paths[6], sizeof paths[6], "%s/media/h264_1001_DFA_ANG_XX.mp4", AVEMO_TEST_DATA);
+    snprintf(paths[7], sizeof paths[7], "%s/cremad/no_such_clip.flv", AVEMO_TEST_DATA); /* fails: named in its line */
+    snprintf(paths[8], sizeof paths[8], "%s/media/noaudio_1001_DFA_ANG_XX.flv", AVEMO_TEST_DATA);
+    char out[64];
+    snprintf(out, sizeof out, "/tmp/avemo-batch-%d.txt", (int)getpid());
+    size_t failed_one, failed_three;
+    char *one = run_batch(ctx[0], items, 9, 1, out, &failed_one);     /* one thread */
+    char *three = run_batch(ctx[1], items, 9, 3, out, &failed_three); /* three workers (overlap off in each) */
+    printf("%s", three);
+    assert_string_equal(three, one);
+    assert_int_equal(failed_one, 1);
+    assert_int_equal(failed_three, 1);
+    assert_non_null(strstr(three, "no_such_clip.flv error"));
+    unlink(out);
+    free(one);
+    free(three);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures_same_answers),
         cmocka_unit_test(test_overstated_clip_second_pass),
         cmocka_unit_test(test_truncated_same_error),
+        cmocka_unit_test(test_batch_workers_same_lines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
