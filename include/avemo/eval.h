@@ -70,6 +70,10 @@ enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t s
 enum avemo_status avemo_classify_ctx_new(const avemo_classifier *clf, avemo_classify_ctx **out,
                                          struct avemo_error *err);
 void avemo_classify_ctx_free(avemo_classify_ctx *ctx);
+/* This context's overlap (avemo_classifier_options.overlap), apart from its classifier's: e.g.
+ * on for a request that has the machine to itself, off while others keep the cores busy.
+ * Returns the value it had. */
+int avemo_classify_ctx_set_overlap(avemo_classify_ctx *ctx, int overlap);
 
 struct avemo_prediction {
     char model[64];                     /* name of the model that answered */

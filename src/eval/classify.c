@@ -618,7 +618,7 @@ static enum avemo_status run_model(avemo_classify_ctx *ctx, struct request *r, i
 
 const avemo_classifier *classify_ctx_classifier(const avemo_classify_ctx *ctx) { return ctx->clf; }
 
-int classify_ctx_set_overlap(avemo_classify_ctx *ctx, int overlap)
+int avemo_classify_ctx_set_overlap(avemo_classify_ctx *ctx, int overlap)
 {
     int was = ctx->overlap;
     ctx->overlap = overlap;

@@ -117,7 +117,7 @@ static void start_helpers(struct batch_run *r, int workers)
         struct helper *h = &r->helpers[i];
         h->b = r->b;
         if (avemo_classify_ctx_new(classify_ctx_classifier(r->ctx), &h->ctx, NULL)) break;
-        classify_ctx_set_overlap(h->ctx, 0); /* the cores are busy with files already */
+        avemo_classify_ctx_set_overlap(h->ctx, 0); /* the cores are busy with files already */
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->cond, NULL);
         if (pthread_create(&h->thread, NULL, helper_main, h) != 0) {
@@ -227,7 +227,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
     if (workers > BATCH_MAX_WORKERS) workers = BATCH_MAX_WORKERS;
     if ((size_t)workers > r->end - begin) workers = (int)(r->end - begin);
     /* several files at once keep the cores busy: no second thread inside one file */
-    int overlap = workers > 1 ? classify_ctx_set_overlap(ctx, 0) : -1;
+    int overlap = workers > 1 ? avemo_classify_ctx_set_overlap(ctx, 0) : -1;
     start_helpers(r, workers);
     struct avemo_shard_job job = {0};
     job.items = batch->items;
@@ -239,7 +239,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
     job.user = r;
     enum avemo_status s = avemo_shard_run(&job, stats, err);
     stop_helpers(r);
-    if (overlap >= 0) classify_ctx_set_overlap(ctx, overlap);
+    if (overlap >= 0) avemo_classify_ctx_set_overlap(ctx, overlap);
     *failed = r->failed;
     free(r);
     return s;

@@ -22,10 +22,8 @@ struct classify_late_inputs {
     float w_audio, w_face;
 };
 int classify_last_late_inputs(const avemo_classify_ctx *ctx, struct classify_late_inputs *in);
-/* The classifier a context serves; a context's overlap (avemo_classifier_options.overlap) set
- * apart from its classifier's, e.g. off while other threads keep the cores busy: the last value. */
+/* The classifier a context serves. */
 const avemo_classifier *classify_ctx_classifier(const avemo_classify_ctx *ctx);
-int classify_ctx_set_overlap(avemo_classify_ctx *ctx, int overlap);
 #include <avemo/train.h>
 
 #include <pthread.h>

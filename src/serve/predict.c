@@ -15,6 +15,7 @@
 #include <string.h>
 #include <ctype.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define POST_BUFFER_BYTES (64 * 1024)
 /* A multipart body holds the file plus boundaries and part headers. */
@@ -547,8 +548,9 @@ static cJSON *signals_json(const struct serve_request *req)
     return o;
 }
 
-/* Classify one upload and leave the answer (status + JSON) in req. */
-static void run_prediction(struct serve_worker *w, struct serve_request *req)
+/* Classify one upload and leave the answer (status + JSON) in req.  alone: no other upload is
+ * being classified or waits, so a clip may decode on a second core beside its face search. */
+static void run_prediction(struct serve_worker *w, struct serve_request *req, int alone)
 {
     struct avemo_server *srv = w->srv;
     struct avemo_prediction *pred = &w->pred;
@@ -563,6 +565,7 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req)
         return;
     }
     memset(pred, 0, sizeof *pred);
+    avemo_classify_ctx_set_overlap(w->ctx[req->model], alone && srv->cpus > 1);
     struct avemo_explanation *ex = NULL;
     enum avemo_status s =
         req->explain ? serve_explain(w->ctx[req->model], req, pred, &ex, &err)
@@ -657,9 +660,10 @@ static void *worker_main(void *arg)
         srv->qhead = (srv->qhead + 1) % srv->qcap;
         srv->qcount--;
         srv->busy++;
+        int alone = srv->busy == 1 && srv->qcount == 0;
         pthread_mutex_unlock(&srv->qlock);
 
-        run_prediction(w, req);
+        run_prediction(w, req, alone);
 
         pthread_mutex_lock(&srv->qlock);
         srv->busy--;
@@ -674,6 +678,8 @@ static void *worker_main(void *arg)
 
 enum avemo_status serve_workers_start(struct avemo_server *srv, struct avemo_error *err)
 {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    srv->cpus = cpus > 0 ? (int)cpus : 1;
     srv->queue = calloc((size_t)srv->qcap, sizeof *srv->queue);
     srv->workers = calloc((size_t)srv->opt.threads, sizeof *srv->workers);
     if (!srv->queue || !srv->workers) return avemo_fail(err, AVEMO_ERR_NOMEM, "serve: out of memory");
