@@ -384,7 +384,9 @@ static enum avemo_status faces_while_decoding(avemo_classify_ctx *ctx, struct re
         busy += avemo_now() - t1;
         free(frame.data);
     }
-    if (!st) st = run_early_crops(ctx, r, err);
+    double t1 = avemo_now();
+    if (!st) st = run_early_crops(ctx, r, err); /* the last crops, fewer than a batch */
+    busy += avemo_now() - t1;
     struct avemo_frames frames;
     struct avemo_error decode_err = {0};
     enum avemo_status decoded = decode_thread_join(&t, &frames, &decode_err);
