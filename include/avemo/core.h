@@ -195,6 +195,10 @@ enum avemo_status avemo_value_choice(const char *value, const char *const *choic
 /* Monotonic time in seconds, for the timings that avemo reports. */
 double avemo_now(void);
 
+/* The CPUs this process may run on (its affinity mask: a Slurm allocation or a container's
+ * cpuset, else the online ones), at least 1: the default of every "one per core" choice. */
+int avemo_usable_cpus(void);
+
 /* CRC-32 (IEEE 802.3, as zlib's crc32(crc, data, size)), computed with FFmpeg's av_crc. */
 uint32_t avemo_crc32(uint32_t crc, const void *data, size_t size);
 /* SHA-256 of a file's bytes, computed with FFmpeg's hash API (av_hash): the content key of

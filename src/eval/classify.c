@@ -294,7 +294,6 @@ struct early_audio_job {
 };
 static void hear_early(void *user);
 
-
 /* The face of one sampled frame, searched near the last one found; with an early model (not
  * -1), that model runs on the crop at once. */
 static enum avemo_status face_of_frame(avemo_classify_ctx *ctx, struct request *r, const struct avemo_face_options *fo,

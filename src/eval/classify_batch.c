@@ -6,10 +6,8 @@
  * runner's thread takes the first and the helpers the others, and the runner writes each file's
  * line in order, as without helpers.  The lines are the same: every file is classified alone, by
  * the same models.  The format and error callbacks run on the runner's thread only. */
-#define _GNU_SOURCE /* sched_getaffinity */
 #include "eval/eval_internal.h"
 
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,15 +93,6 @@ static void helper_give(struct helper *h, size_t index)
     h->state = HELPER_WORKING;
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
-}
-
-/* The CPUs this process may run on (a Slurm or container limit included), at least 1. */
-static int usable_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
-    int n = CPU_COUNT(&set);
-    return n > 0 ? n : 1;
 }
 
 /* Up to workers - 1 helpers, each with a context of ctx's classifier; fewer when one cannot be
@@ -223,7 +212,7 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
     size_t begin;
     avemo_shard_range(&batch->shard, batch->n, &begin, &r->end);
     r->at = begin;
-    int workers = batch->workers > 0 ? batch->workers : usable_cpus();
+    int workers = batch->workers > 0 ? batch->workers : avemo_usable_cpus();
     if (workers > BATCH_MAX_WORKERS) workers = BATCH_MAX_WORKERS;
     if ((size_t)workers > r->end - begin) workers = (int)(r->end - begin);
     /* several files at once keep the cores busy: no second thread inside one file */

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <ctype.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define POST_BUFFER_BYTES (64 * 1024)
 /* A multipart body holds the file plus boundaries and part headers. */
@@ -678,8 +677,7 @@ static void *worker_main(void *arg)
 
 enum avemo_status serve_workers_start(struct avemo_server *srv, struct avemo_error *err)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    srv->cpus = cpus > 0 ? (int)cpus : 1;
+    srv->cpus = avemo_usable_cpus();
     srv->queue = calloc((size_t)srv->qcap, sizeof *srv->queue);
     srv->workers = calloc((size_t)srv->opt.threads, sizeof *srv->workers);
     if (!srv->queue || !srv->workers) return avemo_fail(err, AVEMO_ERR_NOMEM, "serve: out of memory");

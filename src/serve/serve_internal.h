@@ -207,7 +207,7 @@ struct avemo_server {
     int port;
     atomic_int ready;
     atomic_int in_flight;            /* queued uploads whose answer is not sent yet */
-    int cpus;                        /* online CPUs: a lone upload may use a second one */
+    int cpus;                        /* usable CPUs: a lone upload may use a second one */
 };
 
 #define SERVE_REQUEST_ID_MAX 64

@@ -480,8 +480,8 @@ static enum avemo_status gather_crops(struct extract_job *job, struct avemo_erro
 
 static int default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    int n = avemo_usable_cpus();
+    return n > 64 ? 64 : n;
 }
 
 enum avemo_status avemo_features_extract(const struct avemo_pipeline *p, const struct avemo_dataset *ds,

@@ -927,8 +927,8 @@ static enum avemo_status final_report(struct session *s, struct avemo_train_resu
 
 static int online_cores(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+    int n = avemo_usable_cpus();
+    return n > 8 ? 8 : n;
 }
 
 enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct avemo_train_result *res,

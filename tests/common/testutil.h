@@ -69,4 +69,18 @@ static inline int test_remove_tmpdir(const char *dir)
     return system(cmd);
 }
 
+/* Set the duration an FLV's onMetaData declares ("duration", then an AMF number: type 0 and a
+ * big-endian double); 0, or -1 when the first KiB has no such field. */
+static inline int test_flv_set_duration(uint8_t *clip, size_t size, double seconds)
+{
+    uint8_t *at = NULL;
+    for (size_t i = 0; !at && i + 17 < size && i < 1024; i++)
+        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i + 9;
+    if (!at) return -1;
+    uint64_t bits;
+    memcpy(&bits, &seconds, sizeof bits);
+    for (int b = 0; b < 8; b++) at[b] = (uint8_t)(bits >> (56 - 8 * b));
+    return 0;
+}
+
 #endif

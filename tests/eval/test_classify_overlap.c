@@ -99,13 +99,7 @@ static void test_fixtures_same_answers(void **state)
 static uint8_t *clip_with_duration(double seconds, size_t *size)
 {
     uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), size);
-    uint8_t *at = NULL;
-    for (size_t i = 0; !at && i + 17 < *size && i < 1024; i++)
-        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i + 9;
-    assert_non_null(at);
-    uint64_t bits;
-    memcpy(&bits, &seconds, sizeof bits);
-    for (int b = 0; b < 8; b++) at[b] = (uint8_t)(bits >> (56 - 8 * b));
+    assert_int_equal(test_flv_set_duration(clip, *size, seconds), 0);
     return clip;
 }
 

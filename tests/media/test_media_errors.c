@@ -383,13 +383,7 @@ static void test_understated_duration(void **state)
     (void)state;
     size_t size;
     uint8_t *clip = test_read_file(TEST_DATA("cremad/1001_DFA_ANG_XX.flv"), &size);
-    /* onMetaData: "duration", then an AMF number (type 0, a big-endian double) */
-    uint8_t *at = NULL;
-    for (size_t i = 0; !at && i + 17 < size && i < 1024; i++)
-        if (memcmp(clip + i, "duration\0", 9) == 0) at = clip + i;
-    assert_non_null(at);
-    const uint8_t half[8] = {0x3f, 0xe0, 0, 0, 0, 0, 0, 0}; /* 0.5 */
-    memcpy(at + 9, half, sizeof half);
+    assert_int_equal(test_flv_set_duration(clip, size, 0.5), 0);
     struct avemo_media_limits lim;
     avemo_media_limits_default(&lim);
     lim.max_duration_s = 1.0;
