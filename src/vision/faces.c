@@ -30,8 +30,15 @@ void avemo_face_free(struct avemo_face *face)
     if (face) avemo_image_free(&face->image);
 }
 
-static enum avemo_status check_options(const struct avemo_face_options *opt, struct avemo_error *err)
+/* Checks the caller's options, or fills defaults and points *opt at them when there are none. */
+static enum avemo_status check_options(const struct avemo_face_options **optp, struct avemo_face_options *defaults,
+                                       struct avemo_error *err)
 {
+    if (!*optp) {
+        avemo_face_options_default(defaults);
+        *optp = defaults;
+    }
+    const struct avemo_face_options *opt = *optp;
     if (opt->size < FACE_MIN_SIZE || opt->size > FACE_MAX_SIZE)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: crop size %d not in %d..%d", opt->size, FACE_MIN_SIZE,
                           FACE_MAX_SIZE);
@@ -138,11 +145,7 @@ enum avemo_status avemo_face_detect_image(avemo_detector *det, const struct avem
     memset(face, 0, sizeof *face);
     face->frame_index = -1;
     struct avemo_face_options defaults;
-    if (!opt) {
-        avemo_face_options_default(&defaults);
-        opt = &defaults;
-    }
-    enum avemo_status rc = check_options(opt, err);
+    enum avemo_status rc = check_options(&opt, &defaults, err);
     if (rc) return rc;
     if (!img || !img->data || img->width < 1 || img->height < 1)
         return avemo_fail(err, AVEMO_ERR_EMPTY, "faces: empty image");
@@ -237,11 +240,7 @@ enum avemo_status avemo_clip_faces(avemo_detector *det, avemo_media *media, int 
     memset(out, 0, sizeof *out);
     if (!det || !media) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "faces: NULL detector or media");
     struct avemo_face_options defaults;
-    if (!opt) {
-        avemo_face_options_default(&defaults);
-        opt = &defaults;
-    }
-    enum avemo_status rc = check_options(opt, err);
+    enum avemo_status rc = check_options(&opt, &defaults, err);
     if (rc) return rc;
     if (frames < 1 || frames > CLIP_MAX_FRAMES)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: %d frames asked (1..%d)", avemo_media_name(media), frames,
