@@ -320,11 +320,12 @@ enum avemo_status avemo_items_add_manifest(struct avemo_items *items, const char
                                            const char *name, struct avemo_error *err);
 void avemo_items_free(struct avemo_items *items);
 
-/* One item of a shard: *line (malloc'ed, no newline; NULL: nothing to write, allowed only
- * without an output file) and, for jobs with an .npy, *block (malloc'ed, block_floats
- * floats; NULL writes NaNs for a failed item).  A status other than AVEMO_OK stops the run. */
-typedef enum avemo_status (*avemo_shard_item_fn)(void *user, const char *item, char **line, float **block,
-                                                 struct avemo_error *err);
+/* One item of a shard, items[index] of the job: *line (malloc'ed, no newline; NULL: nothing to
+ * write, allowed only without an output file) and, for jobs with an .npy, *block (malloc'ed,
+ * block_floats floats; NULL writes NaNs for a failed item).  A status other than AVEMO_OK stops
+ * the run. */
+typedef enum avemo_status (*avemo_shard_item_fn)(void *user, size_t index, const char *item, char **line,
+                                                 float **block, struct avemo_error *err);
 
 struct avemo_shard_job {
     const char *const *items;    /* every item of the run, in order */

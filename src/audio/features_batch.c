@@ -15,9 +15,10 @@ struct features_run {
     size_t failed;
 };
 
-static enum avemo_status features_item(void *user, const char *item, char **line, float **block,
+static enum avemo_status features_item(void *user, size_t index, const char *item, char **line, float **block,
                                        struct avemo_error *err)
 {
+    (void)index;
     struct features_run *r = user;
     struct avemo_error item_err = {0};
     avemo_media *media = NULL;

@@ -140,12 +140,13 @@ static enum avemo_status shard_npy_finish(const struct avemo_shard_job *job, str
     return s;
 }
 
-static enum avemo_status shard_item(const struct avemo_shard_job *job, struct shard_out *o, const char *item,
+static enum avemo_status shard_item(const struct avemo_shard_job *job, struct shard_out *o, size_t index,
                                     struct avemo_error *err)
 {
+    const char *item = job->items[index];
     char *line = NULL;
     float *block = NULL;
-    enum avemo_status s = job->fn(job->user, item, &line, o->part ? &block : NULL, err);
+    enum avemo_status s = job->fn(job->user, index, item, &line, o->part ? &block : NULL, err);
     const char *name = job->out_path ? job->out_path : "stdout";
     if (!s && !line && job->out_path)
         s = avemo_fail(err, AVEMO_ERR_INTERNAL, "%s: no output line for %s", job->out_path, item);
@@ -177,7 +178,7 @@ enum avemo_status avemo_shard_run(const struct avemo_shard_job *job, struct avem
     struct shard_out o = {0};
     enum avemo_status s = shard_out_open(job, &o, stats->items, &stats->skipped, err);
     for (size_t i = begin + stats->skipped; !s && i < end; i++) {
-        s = shard_item(job, &o, job->items[i], err);
+        s = shard_item(job, &o, i, err);
         if (!s) stats->done++;
     }
     if (o.part && fclose(o.part) != 0 && !s) s = avemo_fail(err, AVEMO_ERR_IO, "%s: %s", o.part_path, strerror(errno));

@@ -32,7 +32,7 @@ struct helper {
 struct batch_run {
     avemo_classify_ctx *ctx;
     const struct avemo_classify_batch *b;
-    size_t failed, at, end;       /* where the runner is (an index into b->items), the shard's end */
+    size_t failed, end;           /* end: the shard's end (an index into b->items) */
     struct helper *helpers;
     int nhelpers;
     struct avemo_prediction pred; /* ~13 KB: here rather than on the stack */
@@ -170,26 +170,15 @@ static enum avemo_status classify_item(struct batch_run *r, size_t index, const 
     return avemo_classify_file(r->ctx, r->b->items[index], r->b->mode, &r->pred, err);
 }
 
-/* The runner gives the item's text, b->items[i] itself: find i from where the runner was. */
-static size_t item_index(struct batch_run *r, const char *item)
-{
-    for (size_t i = r->at; i < r->b->n; i++)
-        if (r->b->items[i] == item) return r->at = i;
-    for (size_t i = 0; i < r->at; i++)
-        if (r->b->items[i] == item) return r->at = i;
-    return r->b->n; /* not one of the batch's own pointers: classified here */
-}
-
-static enum avemo_status batch_item(void *user, const char *item, char **line, float **block, struct avemo_error *err)
+static enum avemo_status batch_item(void *user, size_t index, const char *item, char **line, float **block,
+                                    struct avemo_error *err)
 {
     (void)block;
     struct batch_run *r = user;
     const struct avemo_classify_batch *b = r->b;
     struct avemo_error item_err = {0};
     const struct avemo_prediction *pred = &r->pred;
-    size_t index = item_index(r, item);
-    enum avemo_status st = index < b->n ? classify_item(r, index, &pred, &item_err)
-                                        : avemo_classify_file(r->ctx, item, b->mode, &r->pred, &item_err);
+    enum avemo_status st = classify_item(r, index, &pred, &item_err);
     if (st) {
         r->failed++;
         if (b->on_error) b->on_error(b->user, item, &item_err);
@@ -211,7 +200,6 @@ enum avemo_status avemo_classify_batch(avemo_classify_ctx *ctx, const struct ave
     r->b = batch;
     size_t begin;
     avemo_shard_range(&batch->shard, batch->n, &begin, &r->end);
-    r->at = begin;
     int workers = batch->workers > 0 ? batch->workers : avemo_usable_cpus();
     if (workers > BATCH_MAX_WORKERS) workers = BATCH_MAX_WORKERS;
     if ((size_t)workers > r->end - begin) workers = (int)(r->end - begin);

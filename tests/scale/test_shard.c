@@ -117,8 +117,10 @@ struct fake {
     int calls, stop_after;
 };
 
-static enum avemo_status fake_item(void *user, const char *item, char **line, float **block, struct avemo_error *err)
+static enum avemo_status fake_item(void *user, size_t index, const char *item, char **line, float **block,
+                                   struct avemo_error *err)
 {
+    (void)index;
     struct fake *fk = user;
     if (fk->stop_after >= 0 && fk->calls == fk->stop_after)
         return avemo_fail(err, AVEMO_ERR_IO, "killed"); /* the task dies here */
