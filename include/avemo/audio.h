@@ -96,6 +96,9 @@ struct avemo_audio_params {
     int n_mfcc;                  /* MFCC rows kept, <= n_mels (40) */
     double fmin;                 /* lowest mel edge in Hz (0) */
     double fmax;                 /* highest mel edge in Hz; 0: sample_rate / 2 */
+    double band_limit;           /* Hz: the spectrum above it is left out of the mel bands, so that a
+                                    wideband recording looks like band-limited ones (16 kHz corpora
+                                    carry nothing above 8 kHz); 0: the whole spectrum (0) */
     enum avemo_mel_scale mel_scale;
     enum avemo_mel_norm mel_norm;
     enum avemo_audio_feature feature;
@@ -126,7 +129,7 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
 
 /* Fill params with the defaults, then with the keys of the [audio] section of a
  * pipeline INI text (other sections are ignored), then validate.  Keys:
- *   sample_rate n_fft hop n_mels n_mfcc fmin fmax power amin top_db  (numbers)
+ *   sample_rate n_fft hop n_mels n_mfcc fmin fmax band_limit power amin top_db  (numbers)
  *   mel_scale=slaney|htk  mel_norm=slaney|none  db_ref=one|max
  *   feature=mfcc|logmel|mel|spectrogram  frames=N|all  crop=start|centre|energy
  *   norm=none|utterance|dataset  loudness=none|rms  loudness_db max_gain_db trim_db (numbers)  deltas=0|1|2

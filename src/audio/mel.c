@@ -55,6 +55,9 @@ enum avemo_status avemo_audio_mel_filterbank(const struct avemo_audio_params *p,
     mel_band_edges(p, edges);
     /* Bin k is at k * sr / n_fft Hz, computed as numpy.fft.rfftfreq does. */
     double bin_hz = 1.0 / (p->n_fft * (1.0 / p->sample_rate));
+    /* With a band limit, the bins above it weigh nothing: their power never reaches a band. */
+    int n_used = p->band_limit > 0.0 ? (int)floor(p->band_limit / bin_hz) + 1 : n_bins;
+    if (n_used > n_bins) n_used = n_bins;
     for (int m = 0; m < p->n_mels; m++) {
         double rise = edges[m + 1] - edges[m], fall = edges[m + 2] - edges[m + 1];
         /* Slaney normalisation gives every triangle unit area (2 / width). */
@@ -64,7 +67,7 @@ enum avemo_status avemo_audio_mel_filterbank(const struct avemo_audio_params *p,
             double lower = -(edges[m] - f) / rise, upper = (edges[m + 2] - f) / fall;
             double w = fmax(0.0, fmin(lower, upper));
             /* librosa stores the triangle in float32, then scales the float32 row. */
-            weights[(size_t)m * n_bins + k] = (float)((double)(float)w * enorm);
+            weights[(size_t)m * n_bins + k] = k < n_used ? (float)((double)(float)w * enorm) : 0.f;
         }
     }
     free(edges);

@@ -18,6 +18,7 @@ void avemo_audio_params_default(struct avemo_audio_params *p)
     p->n_mfcc = 40;
     p->fmin = 0.0;
     p->fmax = 0.0;
+    p->band_limit = 0.0;
     p->mel_scale = AVEMO_MEL_SLANEY;
     p->mel_norm = AVEMO_MEL_NORM_SLANEY;
     p->feature = AVEMO_AUDIO_MFCC;
@@ -102,6 +103,10 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
         return avemo_fail(err, AVEMO_ERR_CONFIG,
                           "%s: [audio] fmax %g must be 0 (sample_rate/2) or in (fmin, sample_rate/2 = %g]", name,
                           p->fmax, nyquist);
+    if (!(p->band_limit == 0.0 || (p->band_limit > p->fmin && p->band_limit <= nyquist)))
+        return avemo_fail(err, AVEMO_ERR_CONFIG,
+                          "%s: [audio] band_limit %g must be 0 (none) or in (fmin, sample_rate/2 = %g]", name,
+                          p->band_limit, nyquist);
     if ((unsigned)p->mel_scale > AVEMO_MEL_HTK || (unsigned)p->mel_norm > AVEMO_MEL_NORM_NONE ||
         (unsigned)p->feature > AVEMO_AUDIO_SPECTROGRAM || (unsigned)p->db_ref > AVEMO_DB_REF_MAX ||
         (unsigned)p->crop > AVEMO_CROP_CENTROID || (unsigned)p->norm > AVEMO_NORM_DATASET ||
@@ -177,6 +182,7 @@ static const struct key_spec keys[] = {
     {"n_mfcc", KEY_INT, FIELD(n_mfcc), NULL},
     {"fmin", KEY_DOUBLE, FIELD(fmin), NULL},
     {"fmax", KEY_DOUBLE, FIELD(fmax), NULL},
+    {"band_limit", KEY_DOUBLE, FIELD(band_limit), NULL},
     {"mel_scale", KEY_CHOICE, FIELD(mel_scale), mel_scale_names},
     {"mel_norm", KEY_CHOICE, FIELD(mel_norm), mel_norm_names},
     {"feature", KEY_CHOICE, FIELD(feature), feature_names},

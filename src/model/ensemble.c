@@ -111,7 +111,8 @@ enum avemo_status avemo_model_ensemble_member(const char *in_path, int k, const 
 static int audio_params_equal(const struct avemo_audio_params *a, const struct avemo_audio_params *b)
 {
     return a->sample_rate == b->sample_rate && a->n_fft == b->n_fft && a->hop == b->hop && a->n_mels == b->n_mels &&
-           a->n_mfcc == b->n_mfcc && a->fmin == b->fmin && a->fmax == b->fmax && a->mel_scale == b->mel_scale &&
+           a->n_mfcc == b->n_mfcc && a->fmin == b->fmin && a->fmax == b->fmax &&
+           a->band_limit == b->band_limit && a->mel_scale == b->mel_scale &&
            a->mel_norm == b->mel_norm && a->feature == b->feature && a->power == b->power && a->db_ref == b->db_ref &&
            a->amin == b->amin && a->top_db == b->top_db && a->frames == b->frames && a->crop == b->crop &&
            a->norm == b->norm && a->loudness == b->loudness && a->loudness_db == b->loudness_db &&

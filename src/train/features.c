@@ -234,6 +234,10 @@ static uint32_t cache_key(const struct avemo_pipeline *p, const struct avemo_ext
         size_t used = strlen(k);
         snprintf(k + used, sizeof k - used, "|d%d:p%d", a->deltas, a->pad);
     }
+    if (a->band_limit > 0) {
+        size_t used = strlen(k);
+        snprintf(k + used, sizeof k - used, "|b%g", a->band_limit);
+    }
     if (f->offset_y != 0 || f->equalize) {
         size_t used = strlen(k);
         snprintf(k + used, sizeof k - used, "|o%g:e%d", f->offset_y, f->equalize);

@@ -492,6 +492,78 @@ static void test_htk_and_band_limits(void **state)
     }
 }
 
+/* Largest |a - b| over n values. */
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* MFCC of a golden input (all frames) through the shipped voice model's front end (loudness
+ * -20 dBFS, log-mel floored 50 dB below its peak), with or without a band limit. */
+static float *mfcc_of(const char *pcm_file, double band_limit, size_t *values)
+{
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    p.frames = 0;
+    p.loudness = AVEMO_LOUDNESS_RMS;
+    p.top_db = 50;
+    p.band_limit = band_limit;
+    size_t n, frames;
+    float *x = read_f32(pcm_file, &n);
+    avemo_audio_extractor *ex = make_extractor(&p);
+    float *f = full_features(ex, x, n, &frames);
+    *values = frames * (size_t)avemo_audio_feature_count(ex);
+    avemo_audio_extractor_free(ex);
+    free(x);
+    return f;
+}
+
+/* band_limit: the filter bank ignores the bins above the limit and is unchanged below it, so a
+ * recording made at 16 kHz (nothing above 8 kHz) keeps its features while a wideband one (the
+ * CREMA-D clip's 44.1 kHz MP3 track) loses what lies above 8 kHz. */
+static void test_band_limit(void **state)
+{
+    (void)state;
+    struct avemo_audio_params p;
+    avemo_audio_params_default(&p);
+    static float full[128 * 1025], limited[128 * 1025];
+    struct avemo_error err = {0};
+    assert_int_equal(avemo_audio_mel_filterbank(&p, full, &err), AVEMO_OK);
+    p.band_limit = 8000;
+    assert_int_equal(avemo_audio_mel_filterbank(&p, limited, &err), AVEMO_OK);
+    double bin_hz = 22050.0 / 2048;
+    int above = 0;
+    for (int m = 0; m < 128; m++)
+        for (int k = 0; k < 1025; k++) {
+            float want = k * bin_hz <= 8000 ? full[m * 1025 + k] : 0.f;
+            if (limited[m * 1025 + k] != want) fail_msg("band %d bin %d: %g, want %g", m, k, limited[m * 1025 + k], want);
+            above += k * bin_hz > 8000 && full[m * 1025 + k] > 0;
+        }
+    assert_true(above > 100); /* the full bank does reach above 8 kHz */
+
+    size_t n1, n2;
+    float *a = mfcc_of("ravdess_01_angry.pcm22050.f32", 0, &n1), *b = mfcc_of("ravdess_01_angry.pcm22050.f32", 8000, &n2);
+    assert_true(n1 == n2 && n1 > 0);
+    double narrow = max_abs_diff(a, b, n1);
+    free(a);
+    free(b);
+    a = mfcc_of("cremad_1001_ANG.pcm22050.f32", 0, &n1);
+    b = mfcc_of("cremad_1001_ANG.pcm22050.f32", 8000, &n2);
+    assert_true(n1 == n2 && n1 > 0);
+    double wide = max_abs_diff(a, b, n1);
+    free(a);
+    free(b);
+    print_message("band_limit 8000: MFCC moves by %.3f on a 16 kHz recording, %.3f on a wideband one\n", narrow, wide);
+    assert_true(narrow < 0.01);
+    assert_true(wide > 2.0);
+
+    p.band_limit = 12000; /* above Nyquist */
+    assert_int_equal(avemo_audio_params_validate(&p, "t", &err), AVEMO_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "band_limit 12000"));
+}
+
 /* power_to_db against 10*log10 in double over 40 decades, ref 1 and ref max,
  * with and without clipping (n not a multiple of 4 on purpose). */
 static void test_power_to_db(void **state)
@@ -660,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_spectrogram_matches_librosa_through_filterbank),
         cmocka_unit_test(test_htk_and_band_limits),
+        cmocka_unit_test(test_band_limit),
         cmocka_unit_test(test_power_to_db),
         cmocka_unit_test(test_bad_signals),
         cmocka_unit_test(test_threads_with_own_extractors),
