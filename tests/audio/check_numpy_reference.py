@@ -97,6 +97,8 @@ def reference(y, cfg):
         return power_to_db(s, ref_max)
     fb = mel_filterbank(sr, n_fft, cfg.get("n_mels", 128), cfg.get("fmin", 0.0), cfg.get("fmax", sr / 2.0),
                         cfg.get("mel_scale", "slaney") == "htk", cfg.get("mel_norm", "slaney") == "slaney")
+    if cfg.get("band_limit"):  # the bins above the limit reach no band
+        fb[:, np.arange(fb.shape[1]) * sr / n_fft > cfg["band_limit"]] = 0
     mel = fb @ s
     if feature == "mel":
         return mel
@@ -141,6 +143,8 @@ configs = [
      dict(sample_rate=16000, n_fft=1024, hop=256, n_mels=80, fmin=50.0, power=1, feature="mel")),
     ("16 kHz MFCC 40 from 128 Slaney bands, hop 512 (the speech-paper input)",
      dict(sample_rate=16000, n_fft=2048, hop=512, feature="mfcc")),
+    ("16 kHz log-mel 64, n_fft 1024, band limit 5000 Hz (the bins above it dropped)",
+     dict(sample_rate=16000, n_fft=1024, hop=256, n_mels=64, band_limit=5000.0, feature="logmel")),
 ]
 y16 = pcm("ravdess_01_angry.pcm16000.f32")
 # The whole clip, and the clip cut to a multiple of 128 samples, where an odd n_fft gives
