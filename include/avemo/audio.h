@@ -98,7 +98,8 @@ struct avemo_audio_params {
     double fmax;                 /* highest mel edge in Hz; 0: sample_rate / 2 */
     double band_limit;           /* Hz: the spectrum above it is left out of the mel bands, so that a
                                     wideband recording looks like band-limited ones (16 kHz corpora
-                                    carry nothing above 8 kHz); 0: the whole spectrum (0) */
+                                    carry nothing above 8 kHz; mel-based features only); 0: the
+                                    whole spectrum (0) */
     enum avemo_mel_scale mel_scale;
     enum avemo_mel_norm mel_norm;
     enum avemo_audio_feature feature;

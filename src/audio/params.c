@@ -107,6 +107,9 @@ enum avemo_status avemo_audio_params_validate(const struct avemo_audio_params *p
         return avemo_fail(err, AVEMO_ERR_CONFIG,
                           "%s: [audio] band_limit %g must be 0 (none) or in (fmin, sample_rate/2 = %g]", name,
                           p->band_limit, nyquist);
+    if (p->band_limit > 0.0 && p->feature == AVEMO_AUDIO_SPECTROGRAM)
+        return avemo_fail(err, AVEMO_ERR_CONFIG,
+                          "%s: [audio] band_limit acts on the mel bands: feature = spectrogram has none", name);
     if ((unsigned)p->mel_scale > AVEMO_MEL_HTK || (unsigned)p->mel_norm > AVEMO_MEL_NORM_NONE ||
         (unsigned)p->feature > AVEMO_AUDIO_SPECTROGRAM || (unsigned)p->db_ref > AVEMO_DB_REF_MAX ||
         (unsigned)p->crop > AVEMO_CROP_CENTROID || (unsigned)p->norm > AVEMO_NORM_DATASET ||

@@ -106,6 +106,7 @@ static void test_ini_errors_name_file_line_and_cause(void **state)
     expect_config_error("[audio]\nn_mels = 32\nn_mfcc = 40\n", (const char *[]){"n_mfcc 40", NULL});
     expect_config_error("[audio]\nsample_rate = 16000\nfmax = 11025\n", (const char *[]){"fmax 11025", NULL});
     expect_config_error("[audio]\nsample_rate = 16000\nband_limit = 9000\n", (const char *[]){"band_limit 9000", "8000", NULL});
+    expect_config_error("[audio]\nfeature = spectrogram\nband_limit = 4000\n", (const char *[]){"band_limit", "spectrogram", NULL});
     expect_config_error("[audio]\nhop = 0\n", (const char *[]){"hop 0", NULL});
     expect_config_error("[audio]\npower = 3\n", (const char *[]){"power 3", NULL});
     expect_config_error("[audio]\nloudness = ebu\n", (const char *[]){"line 2", "'ebu'", "none|rms", NULL});
