@@ -28,7 +28,8 @@ cp "$src"/tests/data/faces/angry_PublicTest_10116449.jpg "$src"/tests/data/faces
 ff -f lavfi -i testsrc=s=40x30 -frames:v 1 "$corpus/jpeg/rgb_testsrc.jpg"
 
 # pipeline: the shipped recipes.
-cp "$src"/pipelines/audio-mfcc.ini "$src"/pipelines/avemo-av.ini "$src"/pipelines/avemo-face.ini "$corpus/pipeline/"
+cp "$src"/pipelines/audio-mfcc.ini "$src"/pipelines/avemo-av.ini "$src"/pipelines/avemo-face.ini \
+   "$src"/pipelines/avemo-audio-deep.ini "$corpus/pipeline/"
 
 # cascade: the first stage(s) of OpenCV's Haar and LBP cascades, features trimmed to those used.
 /usr/bin/python3 - "$corpus/cascade" <<'PY'
