@@ -187,6 +187,9 @@ enum avemo_status avemo_model_open(const char *path, const char *const *override
 enum avemo_status avemo_model_open_inference(const char *path, const char *const *overrides, int noverrides,
                                              struct avemo_model *m, struct avemo_error *err);
 void avemo_model_close(struct avemo_model *m);
+/* Make every member network ready to run (avemo_net_prepare): for a model whose parameters no
+ * longer change (classify, evaluate, a teacher).  The answers are the same bits. */
+enum avemo_status avemo_model_prepare(struct avemo_model *m, struct avemo_error *err);
 /* Save the network with the pipeline text it holds (avemo_net_save). */
 enum avemo_status avemo_model_save(const avemo_net *net, const char *path, struct avemo_error *err);
 

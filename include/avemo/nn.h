@@ -11,7 +11,8 @@
  *
  *   struct avemo_net      the model: description, one flat parameter buffer, batch-norm
  *                         running statistics, labels and feature statistics.
- *                         Read-only during inference, so threads can share one.
+ *                         Read-only during inference, so threads can share one
+ *                         (after avemo_net_prepare, if it is called).
  *   struct avemo_nn_ctx   one per thread: activations, gradients (training contexts),
  *                         scratch memory and the dropout random generator.
  *   struct avemo_optim    Adam / AdamW / SGD state for one net.
@@ -102,7 +103,8 @@ const char *avemo_net_pipeline(const avemo_net *net);  /* the text it was built 
  * network; AVEMO_ERR_MISMATCH when it would build another one. */
 enum avemo_status avemo_net_set_pipeline(avemo_net *net, const char *text, struct avemo_error *err);
 
-/* The flat parameter buffer and the running statistics (mean then var, per batch-norm layer). */
+/* The flat parameter buffer and the running statistics (mean then var, per batch-norm layer).
+ * avemo_net_params drops what avemo_net_prepare made (the caller may write the parameters). */
 float *avemo_net_params(avemo_net *net, size_t *count);
 float *avemo_net_stats(avemo_net *net, size_t *count);
 
@@ -181,6 +183,16 @@ enum avemo_status avemo_net_load_inference(const char *path, avemo_net **out, st
  * must have the same shapes.  *copied (may be NULL) receives the number of layers copied. */
 enum avemo_status avemo_net_load_params(avemo_net *net, const char *path, const char *prefix, int *copied,
                                         struct avemo_error *err);
+
+/* Make ready for inference what every forward would otherwise make again from the parameters:
+ * the Winograd transform of the 3x3 kernels (16/9 of their floats), read by the forward of an
+ * inference context (training = 0).  For a network that only runs from now on (classify,
+ * serve, a teacher); the answers are the same bits.  Whatever changes the parameters through
+ * this API (avemo_net_params, avemo_net_init, avemo_net_load_params, avemo_net_keep_member, an
+ * optimiser step) drops it again, so a network is at worst slower, never wrong; a pointer from
+ * avemo_net_params taken before must not be written after.  An ensemble member reads its
+ * ensemble's parameters in place: prepare it after the ensemble's last change. */
+enum avemo_status avemo_net_prepare(avemo_net *net, struct avemo_error *err);
 
 /* ---- contexts: one per thread ---- */
 typedef struct avemo_nn_ctx avemo_nn_ctx;

@@ -107,6 +107,19 @@ static void open_companions(avemo_classifier *clf, const char *model_path)
     }
 }
 
+/* The networks the classifier will run, made ready once (avemo_model_prepare): not the av
+ * network when late fusion answers for it (it never runs, and a one-clip process would pay
+ * for it at start-up). */
+static enum avemo_status prepare_models(avemo_classifier *clf, struct avemo_error *err)
+{
+    enum avemo_status st = AVEMO_OK;
+    for (int i = 0; !st && i < clf->nmodels; i++) {
+        int unused = clf->late && i == 0 && clf->models[0].p.mode == AVEMO_MODE_AV;
+        if (!unused) st = avemo_model_prepare(&clf->models[i], err);
+    }
+    return st;
+}
+
 enum avemo_status avemo_classifier_open(const char *model_path, const struct avemo_classifier_options *opt,
                                         avemo_classifier **out, struct avemo_error *err)
 {
@@ -138,6 +151,7 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
         st = avemo_cascade_load(cascade, NULL, &clf->cascade, err);
     }
     if (!st) st = choose_fusion(clf, model_path, opt, err);
+    if (!st) st = prepare_models(clf, err);
     clf->uncertain_below = opt ? opt->uncertain_below : 0;
     clf->overlap = opt ? opt->overlap : 0;
     if (st) {

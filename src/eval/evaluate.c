@@ -86,6 +86,7 @@ static enum avemo_status prepare(const char *path, const struct avemo_eval_optio
                                  struct eval_model *m, struct avemo_error *err)
 {
     enum avemo_status st = avemo_model_open(path, opt->overrides, opt->noverrides, &m->model, err);
+    if (!st) st = avemo_model_prepare(&m->model, err);
     if (st) return st;
     struct avemo_pipeline *p = &m->model.p;
     avemo_net *net = m->model.net;

@@ -172,6 +172,13 @@ enum avemo_status avemo_model_open_inference(const char *path, const char *const
     return model_open(path, overrides, noverrides, 1, m, err);
 }
 
+enum avemo_status avemo_model_prepare(struct avemo_model *m, struct avemo_error *err)
+{
+    enum avemo_status st = AVEMO_OK;
+    for (int k = 0; !st && k < m->members; k++) st = avemo_net_prepare(m->member[k], err);
+    return st;
+}
+
 void avemo_model_close(struct avemo_model *m)
 {
     if (!m) return;

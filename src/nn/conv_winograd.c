@@ -10,7 +10,8 @@
  * four times the columns: 16 multiply-adds per tile and channel pair instead of 36 (2.25x fewer).
  *
  * Shapes, with M = out_c, C = in_c and a block of P tiles (whole tile rows of one image):
- *   U[16][M][C]   the transformed weights (once per call, shared by the workers)
+ *   U[16][M][C]   the transformed weights (once per call, shared by the workers; an inference
+ *                 network keeps them from avemo_net_prepare instead: net.c)
  *   V[16][C][P]   the transformed input patches of the block
  *   X[16][M][P]   = U[xi] . V[xi] for each xi
  *   out           = A^T X A per tile and channel, then scale, shift and ReLU (conv_epilogue's)
@@ -30,7 +31,7 @@
 #include <emmintrin.h>
 #endif
 
-#define WG_POINTS 16
+#define WG_POINTS NN_WINOGRAD_POINTS
 /* Scratch floats of one block (V and X): about 1 MB, so that a block's transformed input and
  * products stay in the core's L2 between the transforms and the 16 products. */
 #define WG_BLOCK_FLOATS (256 * 1024)
@@ -43,6 +44,7 @@ int nn_winograd_fits(const struct nn_layer *l)
 }
 
 static size_t wg_weights_size(const struct nn_layer *l) { return (size_t)WG_POINTS * l->out_c * l->in_c; }
+size_t nn_winograd_weights_size(const struct nn_layer *l) { return wg_weights_size(l); }
 static size_t wg_block_floats(const struct nn_layer *l, int rows);
 
 /* Tile rows per block: as many as keep V and X within WG_BLOCK_FLOATS, at least one. */
@@ -67,7 +69,7 @@ static void wg_g(float g0, float g1, float g2, float u[4])
 
 /* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3].  One output channel at a
  * time goes through tmp[xi][c] (16 C floats, in cache), so that U is written row by row. */
-static void wg_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
+void nn_winograd_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
 {
     const int M = l->out_c, C = l->in_c;
     for (int m = 0; m < M; m++) {
@@ -397,12 +399,16 @@ static void wg_run_block(void *arg, size_t blk, int worker)
     wg_transform_output(t, r0, nrows, X, rowbuf);
 }
 
-void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
-                              const struct nn_work *work, const float *scale, const float *shift, int relu)
+void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *U_ready, const float *in,
+                              float *out, int B, const struct nn_work *work, const float *scale, const float *shift,
+                              int relu)
 {
     assert(nn_winograd_fits(l) && nn_winograd_scratch(l) <= work->col_size);
-    float *U = work->col[0]; /* the first part of worker 0's scratch; the blocks use what follows */
-    wg_transform_weights(l, w, U, U + wg_weights_size(l)); /* tmp: worker 0's block scratch, free now */
+    const float *U = U_ready;
+    if (!U) { /* in the first part of worker 0's scratch; the blocks use what follows */
+        nn_winograd_transform_weights(l, w, work->col[0], work->col[0] + wg_weights_size(l)); /* tmp: free now */
+        U = work->col[0];
+    }
     struct wg_task t = {.l = l, .in = in, .U = U, .scale = scale, .shift = shift, .out = out, .relu = relu,
                         .tiles_h = (l->out_h + 1) / 2, .tiles_w = (l->out_w + 1) / 2, .rows = wg_block_rows(l),
                         .work = work};

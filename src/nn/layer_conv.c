@@ -229,13 +229,14 @@ static void conv_forward_channels(void *arg, size_t part, int worker)
                       t->scale, t->shift, t->relu);
 }
 
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
-                     const struct nn_work *work, const float *scale, const float *shift, int relu)
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in,
+                           float *out, int B, const struct nn_work *work, const float *scale, const float *shift,
+                           int relu)
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
                           .shift = shift, .relu = relu};
     if (nn_winograd_fits(l)) {
-        nn_conv_forward_winograd(l, w, in, out, B, work, scale, shift, relu);
+        nn_conv_forward_winograd(l, w, wg_ready, in, out, B, work, scale, shift, relu);
         return;
     }
     if (B >= work->workers) {
@@ -324,7 +325,7 @@ static int conv_backward_input_winograd(const struct nn_layer *l, const float *w
     for (int m = 0; m < M; m++)
         for (int c = 0; c < C; c++)
             for (int k = 0; k < 9; k++) wt[((size_t)c * M + m) * 9 + (8 - k)] = w[((size_t)m * C + c) * 9 + k];
-    nn_conv_forward_winograd(&lt, wt, dout, din, B, work, NULL, NULL, 0);
+    nn_conv_forward_winograd(&lt, wt, NULL, dout, din, B, work, NULL, NULL, 0);
     return 1;
 }
 
@@ -389,7 +390,7 @@ static int conv_parse(struct nn_layer *l, char **tok, int nt, char *msg, size_t 
 static const float *conv_forward(const struct nn_layer *l, const struct nn_fwd *a)
 {
     assert(nn_conv_col_size(l) <= a->ctx->work.col_size && a->y); /* im2col scratch and output sized by the context */
-    nn_conv_forward(l, a->w, a->in, a->y, a->B, &a->ctx->work, NULL, a->b, 0);
+    nn_conv_forward(l, a->w, NULL, a->in, a->y, a->B, &a->ctx->work, NULL, a->b, 0);
     return a->y;
 }
 

@@ -131,6 +131,7 @@ enum avemo_status avemo_net_keep_member(avemo_net *net, int k, struct avemo_erro
         const float *params, *stats;
         enum avemo_status st = member_arrays(net, k, &params, &stats, err);
         if (st) return st;
+        nn_net_unprepare(net);
         memcpy(net->params, params, sizeof(float) * net->nparams);
         memcpy(net->stats, stats, sizeof(float) * net->nstats);
     }

@@ -329,6 +329,7 @@ enum avemo_status avemo_net_load_params(avemo_net *net, const char *path, const 
                 goto done;
             }
             if (pass == 0) continue;
+            nn_net_unprepare(net);
             memcpy(net->params + l->w_off, src->params + s->w_off, sizeof(float) * (l->w_n + l->b_n));
             if (l->op == NN_BN) memcpy(net->stats + l->s_off, src->stats + s->s_off, sizeof(float) * 2 * l->in_c);
             n++;

@@ -135,9 +135,46 @@ enum avemo_status avemo_net_create_file(const char *pipeline_path, avemo_net **o
     return st;
 }
 
+void nn_net_unprepare(avemo_net *net)
+{
+    free(net->prepared_block);
+    free(net->prepared);
+    net->prepared_block = NULL;
+    net->prepared = NULL;
+}
+
+enum avemo_status avemo_net_prepare(avemo_net *net, struct avemo_error *err)
+{
+    nn_net_unprepare(net);
+    size_t total = 0, tmp = 0;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (!nn_winograd_fits(l)) continue;
+        total += nn_winograd_weights_size(l);
+        if ((size_t)NN_WINOGRAD_POINTS * l->in_c > tmp) tmp = (size_t)NN_WINOGRAD_POINTS * l->in_c;
+    }
+    if (total == 0) return AVEMO_OK; /* nothing to make ahead */
+    net->prepared = calloc((size_t)net->nlayers, sizeof *net->prepared);
+    net->prepared_block = avemo_alloc_large(sizeof(float) * (total + tmp));
+    if (!net->prepared || !net->prepared_block) {
+        nn_net_unprepare(net);
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory for %zu prepared kernel floats", net->name, total);
+    }
+    float *U = net->prepared_block, *scratch = net->prepared_block + total;
+    for (int i = 0; i < net->nlayers; i++) {
+        const struct nn_layer *l = &net->layers[i];
+        if (!nn_winograd_fits(l)) continue;
+        nn_winograd_transform_weights(l, net->params + l->w_off, U, scratch);
+        net->prepared[i] = U;
+        U += nn_winograd_weights_size(l);
+    }
+    return AVEMO_OK;
+}
+
 void avemo_net_free(avemo_net *net)
 {
     if (!net) return;
+    nn_net_unprepare(net);
     free(net->pipeline);
     free(net->layers);
     if (!net->params_borrowed) {
@@ -154,6 +191,7 @@ void avemo_net_free(avemo_net *net)
 
 void avemo_net_init(avemo_net *net, enum avemo_nn_init scheme, uint64_t seed)
 {
+    nn_net_unprepare(net);
     struct avemo_rng rng;
     avemo_rng_seed(&rng, seed, 0x6176656d6fULL);
     for (int i = 0; i < net->nlayers; i++) {
@@ -204,6 +242,7 @@ const char *avemo_net_pipeline(const avemo_net *net) { return net->pipeline; }
 
 float *avemo_net_params(avemo_net *net, size_t *count)
 {
+    nn_net_unprepare(net); /* the caller may write them */
     if (count) *count = net->nparams;
     return net->params;
 }
@@ -569,7 +608,9 @@ static int forward_fused_conv(const struct avemo_net *net, avemo_nn_ctx *ctx, in
     int relu = j < end && net->layers[j].op == NN_RELU;
     if (relu) j++;
     float *y = ctx->act[j - 1];
-    nn_conv_forward(l, net->params + l->w_off, layer_input(ctx, s, i), y, B, &ctx->work, scale, shift, relu);
+    const float *wg_ready = net->prepared ? net->prepared[i] : NULL;
+    nn_conv_forward(l, net->params + l->w_off, wg_ready, layer_input(ctx, s, i), y, B, &ctx->work, scale, shift,
+                    relu);
     for (int k = i; k < j; k++) ctx->out[k] = y;
     return j - i;
 }

@@ -70,7 +70,13 @@ struct avemo_net {
     size_t nrecord;
     int has_record;
     int record_skipped;             /* loaded by avemo_net_load_inference: the file's record unread */
+    /* avemo_net_prepare: per layer, the Winograd transform of its 3x3 kernels (NULL for other
+     * layers), all in one block; dropped (nn_net_unprepare) by whatever may change params. */
+    float *prepared_block;
+    const float **prepared;
 };
+/* Drop what avemo_net_prepare made: the parameters are about to change. */
+void nn_net_unprepare(avemo_net *net);
 void nn_record_free(avemo_net *net);
 /* avemo_net_set_array without the copy: the net takes data (from avemo_alloc_large or malloc,
  * count + 1 floats), also when it refuses it. */
@@ -224,9 +230,11 @@ static inline int nn_parse_int(const char *s, int lo, int hi, int *out) { return
 
 /* Layers (src/nn/layer_*.c).  B = batch size; work holds the workers and their scratch.
  * out = conv(in) * scale[c] + shift[c], then ReLU when relu != 0.  A plain convolution passes
- * scale NULL and shift = bias; inference folds a following batch norm into scale and shift. */
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
-                     const struct nn_work *work, const float *scale, const float *shift, int relu);
+ * scale NULL and shift = bias; inference folds a following batch norm into scale and shift.
+ * wg_ready: w's Winograd transform made beforehand (nn_winograd_transform_weights, for a layer
+ * nn_winograd_fits takes; avemo_net_prepare), or NULL to make it here. */
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in, float *out,
+                     int B, const struct nn_work *work, const float *scale, const float *shift, int relu);
 void nn_conv_backward(const struct nn_layer *l, const float *w, float *dw, float *db, const float *in,
                       const float *dout, float *din, int B, const struct nn_work *work);
 size_t nn_conv_col_size(const struct nn_layer *l);
@@ -237,8 +245,14 @@ size_t nn_conv_col_size(const struct nn_layer *l);
 #define NN_WINOGRAD_MIN_IN_C 8
 int nn_winograd_fits(const struct nn_layer *l);
 size_t nn_winograd_scratch(const struct nn_layer *l);
-void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *in, float *out, int B,
-                              const struct nn_work *work, const float *scale, const float *shift, int relu);
+void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *U_ready, const float *in,
+                              float *out, int B, const struct nn_work *work, const float *scale, const float *shift,
+                              int relu);
+/* The kernels' transform U[16][out_c][in_c] (nn_winograd_weights_size floats) that the forward
+ * makes from w when U_ready is NULL; tmp: NN_WINOGRAD_POINTS in_c floats. */
+#define NN_WINOGRAD_POINTS 16
+size_t nn_winograd_weights_size(const struct nn_layer *l);
+void nn_winograd_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
 /* dw += the weight gradient of samples [lo, hi) (F(3x3, 2x2)); scratch: nn_winograd_scratch floats. */
 void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
                                   float *dw, float *scratch);

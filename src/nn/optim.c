@@ -164,6 +164,7 @@ enum avemo_status avemo_optim_step(avemo_optim *opt, avemo_net *net, avemo_nn_ct
         if (coef < 1.0f) scale = coef;
     }
     opt->step++;
+    nn_net_unprepare(net);
     for (int i = 0; i < net->nlayers; i++) {
         const struct nn_layer *l = &net->layers[i];
         size_t n = l->w_n + l->b_n;

@@ -65,6 +65,7 @@ enum avemo_status train_teacher_open(struct train_teacher *t, const char *path, 
     enum avemo_status st = avemo_model_open(path, NULL, 0, &t->model, err);
     if (st) return st;
     t->open = 1;
+    if ((st = avemo_model_prepare(&t->model, err))) return st; /* it runs on every training batch */
     t->weight = p->train.distill;
     t->mean = mean;
     t->std = std;

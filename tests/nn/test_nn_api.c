@@ -212,6 +212,79 @@ static void test_forward_shared_input(void **state)
     avemo_net_free(net);
 }
 
+/* avemo_net_prepare: the same logits as without it (the shipped networks' 3x3 layers all take
+ * the prepared transform), and a change of the parameters after it is not missed: writing
+ * through avemo_net_params or an optimiser step drops what it made. */
+static void check_prepared_forward(const char *pipe)
+{
+    struct avemo_error err;
+    avemo_net *net = make_net(pipe, 9);
+    const int k = avemo_net_classes(net), n = avemo_net_input_count(net);
+    float *in[AVEMO_NN_MAX_INPUTS] = {0};
+    for (int i = 0; i < n; i++) in[i] = nn_random_batch(net, i, 3, 30 + (uint64_t)i);
+    avemo_nn_ctx *ctx;
+    if (avemo_nn_ctx_create(net, 3, 0, 1, &ctx, &err)) fail_msg("%s", err.message);
+    const float *out;
+    float plain[3 * AVEMO_MAX_CLASSES], changed[3 * AVEMO_MAX_CLASSES];
+    const size_t bytes = sizeof(float) * 3 * (size_t)k;
+    if (avemo_net_forward(net, ctx, (const float *const *)in, 3, &out, &err)) fail_msg("%s", err.message);
+    memcpy(plain, out, bytes);
+    assert_int_equal(avemo_net_prepare(net, &err), AVEMO_OK);
+    assert_non_null(net->prepared); /* every pipeline here has a 3x3 layer the transform takes */
+    if (avemo_net_forward(net, ctx, (const float *const *)in, 3, &out, &err)) fail_msg("%s", err.message);
+    assert_memory_equal(out, plain, bytes);
+    /* scale every kernel of the network: the logits must move with them */
+    size_t np;
+    float *p = avemo_net_params(net, &np);
+    assert_null(net->prepared);
+    for (int i = 0; i < net->nlayers; i++)
+        if (nn_winograd_fits(&net->layers[i]))
+            for (size_t j = 0; j < net->layers[i].w_n; j++) p[net->layers[i].w_off + j] *= -1.5f;
+    if (avemo_net_forward(net, ctx, (const float *const *)in, 3, &out, &err)) fail_msg("%s", err.message);
+    memcpy(changed, out, bytes);
+    assert_false(memcmp(changed, plain, bytes) == 0);
+    assert_int_equal(avemo_net_prepare(net, &err), AVEMO_OK);
+    if (avemo_net_forward(net, ctx, (const float *const *)in, 3, &out, &err)) fail_msg("%s", err.message);
+    assert_memory_equal(out, changed, bytes);
+    avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 10); /* so does a new initialisation */
+    assert_null(net->prepared);
+    for (int i = 0; i < n; i++) free(in[i]);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
+static void test_prepare(void **state)
+{
+    (void)state;
+    check_prepared_forward(PIPE("avemo-face-deep"));
+    check_prepared_forward(PIPE("avemo-audio-deep"));
+    check_prepared_forward(PIPE("cremad-av"));
+}
+
+/* An optimiser step drops the prepared transform too (training changes the kernels). */
+static void test_prepare_dropped_by_step(void **state)
+{
+    (void)state;
+    struct avemo_error err;
+    avemo_net *net = make_net(PIPE("cremad-av"), 11);
+    avemo_nn_ctx *ctx;
+    avemo_optim *opt;
+    struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAMW, .lr = 1e-3f};
+    if (avemo_nn_ctx_create(net, 2, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
+        fail_msg("%s", err.message);
+    float *in[2] = {nn_random_batch(net, 0, 2, 1), nn_random_batch(net, 1, 2, 2)};
+    int labels[2] = {0, 1};
+    assert_int_equal(avemo_net_prepare(net, &err), AVEMO_OK);
+    assert_non_null(net->prepared);
+    train_step(net, ctx, opt, in, labels, 2);
+    assert_null(net->prepared);
+    free(in[0]);
+    free(in[1]);
+    avemo_optim_free(opt);
+    avemo_nn_ctx_free(ctx);
+    avemo_net_free(net);
+}
+
 /* Momentum 1/k for the k-th batch leaves the plain mean of the batches' statistics (how the
  * trainer recomputes them after weight averaging), and 0 restores the default momentum. */
 static void test_bn_momentum_average(void **state)
@@ -496,6 +569,8 @@ int main(void)
         cmocka_unit_test(test_freeze_branch),
         cmocka_unit_test(test_optimiser_state_resume),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_prepare),
+        cmocka_unit_test(test_prepare_dropped_by_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

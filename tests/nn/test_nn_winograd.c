@@ -1,8 +1,8 @@
 /* nn_winograd: the Winograd F(2x2, 3x3) convolution (src/nn/conv_winograd.c) gives a direct
  * convolution's outputs (summed in double here) on every 3x3 layer of every pipeline, on odd
  * and tiny shapes, with and without the folded batch norm and ReLU, and the same bits on one or
- * two workers and whatever else is in the batch; the layers it must not take keep the im2col
- * path.  In training it also gives the input gradient (a convolution too) and the weight
+ * two workers and whatever else is in the batch, the kernels' transform made in the call or
+ * beforehand (avemo_net_prepare); the layers it must not take keep the im2col path.  In training it also gives the input gradient (a convolution too) and the weight
  * gradient (F(3x3, 2x2)): both against direct sums here, and against PyTorch in nn_parity. */
 #include "common/testutil.h"
 #include "nn/nn_internal.h"
@@ -48,8 +48,8 @@ static float *conv_direct(const struct nn_layer *l, const float *w, const float 
 }
 
 /* out of one layer, B samples, as an inference context computes it (fused epilogue). */
-static float *conv_out(const struct nn_layer *l, const float *w, const float *x, int B, int threads,
-                       const float *scale, const float *shift, int relu)
+static float *conv_out_ready(const struct nn_layer *l, const float *w, const float *wg_ready, const float *x, int B,
+                             int threads, const float *scale, const float *shift, int relu)
 {
     struct nn_work work;
     size_t col = nn_conv_col_size(l);
@@ -58,9 +58,31 @@ static float *conv_out(const struct nn_layer *l, const float *w, const float *x,
     float *y = malloc(sizeof(float) * (size_t)B * nn_out_size(l));
     assert_non_null(y);
     for (size_t i = 0; i < (size_t)B * nn_out_size(l); i++) y[i] = -1234.0f; /* every output must be written */
-    nn_conv_forward(l, w, x, y, B, &work, scale, shift, relu);
+    nn_conv_forward(l, w, wg_ready, x, y, B, &work, scale, shift, relu);
     nn_work_free(&work);
     return y;
+}
+
+static float *conv_out(const struct nn_layer *l, const float *w, const float *x, int B, int threads,
+                       const float *scale, const float *shift, int relu)
+{
+    return conv_out_ready(l, w, NULL, x, B, threads, scale, shift, relu);
+}
+
+/* The same bits when the kernels' transform was made beforehand (avemo_net_prepare's way). */
+static void check_ready(const struct nn_layer *l, const float *w, const float *x, int B, const float *scale,
+                        const float *shift, int relu, const float *expect)
+{
+    if (!nn_winograd_fits(l)) return;
+    float *U = malloc(sizeof(float) * nn_winograd_weights_size(l)),
+          *tmp = malloc(sizeof(float) * NN_WINOGRAD_POINTS * (size_t)l->in_c);
+    assert_true(U && tmp);
+    nn_winograd_transform_weights(l, w, U, tmp);
+    float *y = conv_out_ready(l, w, U, x, B, 1, scale, shift, relu);
+    assert_memory_equal(y, expect, sizeof(float) * (size_t)B * nn_out_size(l));
+    free(U);
+    free(tmp);
+    free(y);
 }
 
 /* Winograd against the direct convolution on one layer. */
@@ -77,6 +99,7 @@ static void check_layer(const struct nn_layer *l, int B, uint64_t seed, int with
     nn_ref_assert_close(what, wg, ref, (size_t)B * nn_out_size(l), 2e-6, 1e-6);
     float *two = conv_out(l, w, x, B, 2, scale, shift, relu);
     assert_memory_equal(two, wg, sizeof(float) * (size_t)B * nn_out_size(l)); /* blocks do not depend on workers */
+    check_ready(l, w, x, B, scale, shift, relu, wg);
     /* nor on the rest of the batch: the last sample alone gives the same bits (avemo eval
      * --shard merges to one process's figures because of this) */
     float *last = conv_out(l, w, x + (size_t)(B - 1) * nn_in_size(l), 1, 1, scale, shift, relu);
