@@ -105,6 +105,19 @@ enum avemo_status avemo_media_decode_audio(avemo_media *media, int sample_rate,
                                            struct avemo_audio *audio, struct avemo_error *err);
 void avemo_audio_free(struct avemo_audio *audio);
 
+/* Told of each stretch of sound avemo_media_stream_audio decodes, in order: `count` mono float32
+ * samples at the pass's rate, valid during the call only.  Setting *stop ends the pass early
+ * (it then returns AVEMO_OK); a status other than AVEMO_OK ends it with that failure. */
+typedef enum avemo_status (*avemo_audio_sink)(void *user, const float *samples, size_t count, int *stop,
+                                              struct avemo_error *err);
+/* Decode the best audio stream as avemo_media_decode_audio does (the same samples), handing
+ * it to sink as it comes instead of returning it whole: what it holds stays one decoded
+ * frame's worth whatever the length, so a caller that follows a long recording opens it with
+ * a larger max_duration_s (which still bounds the sound) without holding it all.  The time the
+ * sink takes does not count towards max_decode_s. */
+enum avemo_status avemo_media_stream_audio(avemo_media *media, int sample_rate, avemo_audio_sink sink, void *user,
+                                           struct avemo_error *err);
+
 enum avemo_pixel_format { AVEMO_PIX_RGB24 = 0, AVEMO_PIX_GRAY8 = 1 };
 
 struct avemo_frame {

@@ -909,6 +909,11 @@ static enum avemo_status classify_common(avemo_classify_ctx *ctx, struct request
         st = avemo_jpeg_read_memory(data, size, r->name, 0, 0, &r->still, err);
     } else if (!st) {
         st = path ? avemo_media_open_file(path, &mo, &r->media, err) : avemo_media_open_memory(data, size, &mo, &r->media, err);
+        if (st == AVEMO_ERR_TOO_LONG && err && ctx->clf->slot[AVEMO_MODE_AUDIO] >= 0) {
+            char said[AVEMO_ERROR_MESSAGE_MAX];
+            snprintf(said, sizeof said, "%s", err->message);
+            avemo_fail(err, st, "%s (a longer recording is followed in windows: avemo classify --window 3s)", said);
+        }
         /* Any other picture (PNG, BMP, TIFF, WebP) is one image, not an 8-frame clip. */
         if (!st && avemo_media_is_still_image(r->media)) {
             st = avemo_image_from_media(r->media, 3, &r->still, err);
@@ -1058,6 +1063,120 @@ enum avemo_status avemo_default_model(enum avemo_mode mode, char *path, size_t s
 
 /* --- windows over a long recording ----------------------------------------------------- */
 
+/* A recording is followed as it is decoded (avemo_media_stream_audio): the sound passes through
+ * a buffer that holds one window and the block being added, so a recording may run for hours
+ * (CLF_WINDOW_MAX_S) while memory stays one window.  The decode-time cap keeps the pace the
+ * classifier's limits ask of a whole clip (max_decode_s per max_duration_s of sound). */
+#define CLF_WINDOW_MAX_S (12 * 3600.0)
+#define CLF_WINDOW_MAX_FILE_BYTES ((int64_t)8 << 30)
+
+struct window_walk {
+    avemo_classify_ctx *ctx;
+    struct request *r;
+    int mi;
+    size_t rate, win, hop;
+    size_t at;               /* the next window's first sample, counted from the start */
+    size_t base, count, cap; /* buf holds samples [base, base + count) */
+    size_t received;         /* samples decoded so far */
+    float *buf;
+    double since;            /* avemo_now() when the last window was answered (or the start) */
+    avemo_window_fn on_window;
+    void *user;
+    int stopped;
+};
+
+/* Answer the window of n samples at w->at, which buf holds. */
+static enum avemo_status window_answer(struct window_walk *w, size_t n, struct avemo_error *err)
+{
+    const avemo_classifier *clf = w->ctx->clf;
+    const struct avemo_model *m = &clf->models[w->mi];
+    struct avemo_prediction pred;
+    memset(&pred, 0, sizeof pred);
+    pred.mode_requested = pred.mode_used = AVEMO_MODE_AUDIO;
+    double tw = avemo_now();
+    pred.t_decode_s = tw - w->since; /* decoding since the last window: what this one waited for */
+    w->r->audio = (struct avemo_audio){w->buf + (w->at - w->base), n, (int)w->rate}; /* a view, not a copy */
+    pred.audio_heard = 1;
+    pred.audio_level_db = avemo_audio_level_db(w->r->audio.samples, n, (int)w->rate);
+    /* a pause is a silent window, not an emotion (see mind_silence) */
+    pred.silent = pred.audio_level_db < AVEMO_AUDIO_SILENT_DB;
+    enum avemo_status st = AVEMO_OK;
+    if (pred.silent) {
+        snprintf(pred.model, sizeof pred.model, "%s", m->name);
+        pred.audio_s = (double)n / (double)w->rate;
+    } else {
+        st = run_model(w->ctx, w->r, w->mi, &pred, err);
+    }
+    w->r->audio = (struct avemo_audio){0};
+    pred.t_total_s = avemo_now() - tw + pred.t_decode_s;
+    if (!st && !pred.silent) mark_uncertain(clf, m, &pred);
+    if (!st && w->on_window(w->user, (double)w->at / (double)w->rate, (double)(w->at + n) / (double)w->rate, &pred))
+        w->stopped = 1;
+    w->since = avemo_now();
+    return st;
+}
+
+/* The next window starts one hop later: what lies before it leaves the buffer. */
+static void window_advance(struct window_walk *w)
+{
+    w->at += w->hop;
+    size_t drop = w->at - w->base < w->count ? w->at - w->base : w->count;
+    memmove(w->buf, w->buf + drop, sizeof(float) * (w->count - drop));
+    w->base += drop;
+    w->count -= drop;
+}
+
+/* avemo_audio_sink: keep the samples from the next window's start on, answer every window
+ * they complete. */
+static enum avemo_status window_take(void *user, const float *samples, size_t n, int *stop, struct avemo_error *err)
+{
+    struct window_walk *w = user;
+    size_t first = w->received;
+    w->received += n;
+    size_t skip = w->at > first ? (w->at - first < n ? w->at - first : n) : 0; /* before the next window */
+    if (w->count == 0) w->base = first + skip;
+    if (w->count + (n - skip) > w->cap) {
+        size_t cap = w->win + n; /* one window and this block: the most it holds */
+        float *bigger = realloc(w->buf, sizeof(float) * cap);
+        if (!bigger) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory for a %zu-sample window", w->r->name, cap);
+        w->buf = bigger;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->count, samples + skip, sizeof(float) * (n - skip));
+    w->count += n - skip;
+    enum avemo_status st = AVEMO_OK;
+    while (!st && !w->stopped && w->base + w->count >= w->at + w->win) {
+        st = window_answer(w, w->win, err);
+        window_advance(w);
+    }
+    *stop = w->stopped;
+    return st;
+}
+
+/* At the end of the sound: the last windows, shorter, down to half a window. */
+static enum avemo_status window_finish(struct window_walk *w, struct avemo_error *err)
+{
+    enum avemo_status st = AVEMO_OK;
+    while (!st && !w->stopped && w->at >= w->base && (w->at == 0 || w->at + w->win / 2 <= w->received)) {
+        size_t end = w->base + w->count, n = end - w->at < w->win ? end - w->at : w->win;
+        if (n == 0) break;
+        st = window_answer(w, n, err);
+        window_advance(w);
+    }
+    return st;
+}
+
+/* The classifier's limits for a recording followed in windows: hours instead of minutes. */
+static struct avemo_media_limits window_limits(const avemo_classifier *clf)
+{
+    struct avemo_media_limits lim = clf->limits;
+    double pace = lim.max_duration_s > 0 ? lim.max_decode_s / lim.max_duration_s : 0;
+    lim.max_duration_s = CLF_WINDOW_MAX_S;
+    if (pace > 0) lim.max_decode_s = pace * CLF_WINDOW_MAX_S;
+    if (lim.max_file_bytes < CLF_WINDOW_MAX_FILE_BYTES) lim.max_file_bytes = CLF_WINDOW_MAX_FILE_BYTES;
+    return lim;
+}
+
 enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *path, double window_s, double hop_s,
                                          avemo_window_fn on_window, void *user, struct avemo_error *err)
 {
@@ -1071,38 +1190,15 @@ enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *pa
                           window_s, hop_s);
     const struct avemo_model *m = &clf->models[mi];
     struct request r = {.name = path};
-    double t0 = avemo_now();
-    enum avemo_status st = avemo_media_open_file(path, &(struct avemo_media_open_options){.limits = &clf->limits}, &r.media, err);
-    struct avemo_prediction pred;
-    memset(&pred, 0, sizeof pred);
-    if (!st) st = decode_audio(ctx, &r, m, &pred, err);
-    double decode_s = avemo_now() - t0;
-    size_t rate = (size_t)m->p.audio.sample_rate, win = (size_t)(window_s * rate), hop = (size_t)(hop_s * rate);
-    struct avemo_audio whole = r.audio;
-    for (size_t at = 0; !st && (at == 0 || at + win / 2 <= whole.count); at += hop) {
-        size_t n = whole.count - at < win ? whole.count - at : win;
-        memset(&pred, 0, sizeof pred);
-        pred.mode_requested = pred.mode_used = AVEMO_MODE_AUDIO;
-        pred.t_decode_s = at == 0 ? decode_s : 0;
-        double tw = avemo_now();
-        /* A window is a view into the decoded recording, not a copy. */
-        r.audio.samples = whole.samples + at;
-        r.audio.count = n;
-        pred.audio_heard = 1;
-        pred.audio_level_db = avemo_audio_level_db(r.audio.samples, n, (int)rate);
-        /* a pause is a silent window, not an emotion (see mind_silence) */
-        pred.silent = pred.audio_level_db < AVEMO_AUDIO_SILENT_DB;
-        if (pred.silent) {
-            snprintf(pred.model, sizeof pred.model, "%s", m->name);
-            pred.audio_s = (double)n / rate;
-        } else {
-            st = run_model(ctx, &r, mi, &pred, err);
-        }
-        pred.t_total_s = avemo_now() - tw + pred.t_decode_s;
-        if (!st && !pred.silent) mark_uncertain(clf, m, &pred);
-        if (!st && on_window(user, (double)at / rate, (double)(at + n) / rate, &pred)) break;
-    }
-    r.audio = whole;
+    struct avemo_media_limits lim = window_limits(clf);
+    size_t rate = (size_t)m->p.audio.sample_rate;
+    struct window_walk w = {.ctx = ctx, .r = &r, .mi = mi, .rate = rate, .win = (size_t)(window_s * (double)rate),
+                            .hop = (size_t)(hop_s * (double)rate), .on_window = on_window, .user = user,
+                            .since = avemo_now()};
+    enum avemo_status st = avemo_media_open_file(path, &(struct avemo_media_open_options){.limits = &lim}, &r.media, err);
+    if (!st) st = avemo_media_stream_audio(r.media, (int)rate, window_take, &w, err);
+    if (!st) st = window_finish(&w, err);
+    free(w.buf);
     request_free(&r);
     avemo_media_close(r.media);
     return st;

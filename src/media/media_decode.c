@@ -25,6 +25,8 @@
 /* Decoded sound may run this far past max_duration_s: a clip declared at the limit can decode
  * a little longer (a codec's padding, a last frame past the declared end). */
 #define MEDIA_DURATION_SLACK_S 0.5
+/* The highest output rate a caller may ask for (8x 48 kHz). */
+#define MEDIA_MAX_SAMPLE_RATE 384000
 
 struct audio_pass {
     int stream;
@@ -34,6 +36,10 @@ struct audio_pass {
     int in_format, in_rate, in_channels; /* what swr was set up for */
     float *buf;
     size_t count, cap;
+    size_t handed;            /* samples already given to the sink (streaming), no longer in buf */
+    avemo_audio_sink sink;    /* NULL: the pass keeps the whole sound in buf */
+    void *sink_user;
+    int stopped;              /* the sink asked to stop */
     int64_t max_samples;
     int bad_packets;
 };
@@ -148,9 +154,23 @@ static enum avemo_status audio_check_duration(const avemo_media *media, const st
                                               struct avemo_error *err)
 {
     double limit = media->limits.max_duration_s;
-    if (!(a->out_rate > 0) || (double)a->count <= (limit + MEDIA_DURATION_SLACK_S) * a->out_rate) return AVEMO_OK;
+    if (!(a->out_rate > 0) || (double)(a->handed + a->count) <= (limit + MEDIA_DURATION_SLACK_S) * a->out_rate)
+        return AVEMO_OK;
     return avemo_fail(err, AVEMO_ERR_TOO_LONG, "%s: the audio runs past the limit of %.1f s (the file declares %.1f s)",
                       media->name, limit, media->info.duration_s);
+}
+
+/* Streaming: what buf holds goes to the sink, and buf starts again.  The sink's time is the
+ * caller's, not the file's, so the decode deadline moves by it. */
+static enum avemo_status audio_hand_over(avemo_media *media, struct audio_pass *a, struct avemo_error *err)
+{
+    if (!a->sink || a->count == 0 || a->stopped) return AVEMO_OK;
+    double t0 = avemo_now();
+    enum avemo_status st = a->sink(a->sink_user, a->buf, a->count, &a->stopped, err);
+    media->decode_deadline += avemo_now() - t0;
+    a->handed += a->count;
+    a->count = 0;
+    return st;
 }
 
 /* Resample `frame` (NULL: drain the resampler) onto the end of a->buf. */
@@ -167,7 +187,8 @@ static enum avemo_status audio_resample(avemo_media *media, struct audio_pass *a
     int got = swr_convert(a->swr, &outp, (int)room + 1, frame ? (const uint8_t **)frame->extended_data : NULL, in);
     if (got < 0) return media_fail_av(media, err, got, "audio resampling failed");
     a->count += (size_t)got;
-    return audio_check_duration(media, a, err);
+    st = audio_check_duration(media, a, err);
+    return st ? st : audio_hand_over(media, a, err);
 }
 
 static enum avemo_status audio_take_frame(avemo_media *media, struct audio_pass *a, const AVFrame *frame,
@@ -342,7 +363,7 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
     media->fmt_fresh = 0;
     enum avemo_status st = AVEMO_OK;
     int audio_open = a->stream >= 0, keep, rc = 0;
-    while (!st && !(!audio_open && (v->stream < 0 || v->done)) &&
+    while (!st && !a->stopped && !(!audio_open && (v->stream < 0 || v->done)) &&
            (rc = media_plan_next(media, &v->plan, pkt, &keep)) >= 0) {
         if (avemo_now() > media->decode_deadline) /* TIMEOUT, not TOO_LARGE: it depends on the load */
             st = avemo_fail(err, AVEMO_ERR_TIMEOUT, "%s: decoding takes more than %g s (media limit max_decode_s)",
@@ -359,8 +380,8 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
      * (the truncation check after the pass catches only less than half). */
     if (!st && (rc = media_read_error(media, rc)) < 0) st = media_fail_av(media, err, rc, "cannot read packets");
     /* Drain what the decoders and the resampler still hold. */
-    if (!st && audio_open) st = decode_packet(media, a->dec, NULL, frame, &a->bad_packets, a, NULL, err);
-    if (!st && audio_open) st = audio_resample(media, a, NULL, err);
+    if (!st && audio_open && !a->stopped) st = decode_packet(media, a->dec, NULL, frame, &a->bad_packets, a, NULL, err);
+    if (!st && audio_open && !a->stopped) st = audio_resample(media, a, NULL, err);
     if (!st && v->stream >= 0 && !v->done) st = decode_packet(media, v->dec, NULL, frame, &v->bad_packets, NULL, v, err);
     av_packet_free(&pkt);
     av_frame_free(&frame);
@@ -371,10 +392,12 @@ static enum avemo_status run_pass(avemo_media *media, struct audio_pass *a, stru
 
 static enum avemo_status check_audio_result(avemo_media *media, const struct audio_pass *a, struct avemo_error *err)
 {
-    if (a->count == 0)
+    if (a->stopped) return AVEMO_OK; /* the sink had what it wanted */
+    size_t total = a->handed + a->count;
+    if (total == 0)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: no audio could be decoded from the %s stream", media->name,
                           media->info.audio_codec);
-    double got = (double)a->count / a->out_rate;
+    double got = (double)total / a->out_rate;
     double declared = media->info.audio_duration_s > 0 ? media->info.audio_duration_s : media->info.duration_s;
     if (declared > 0.2 && got < MEDIA_TRUNCATED_FRACTION * declared)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: truncated: decoded %.2f s of audio of the %.2f s declared",
@@ -455,6 +478,20 @@ static enum avemo_status prepare_video(avemo_media *media, struct video_pass *v,
     return AVEMO_OK;
 }
 
+/* From the start of the file, with a decoder for each stream the pass reads. */
+static enum avemo_status begin_pass(avemo_media *media, struct audio_pass *a, struct video_pass *v,
+                                    struct avemo_error *err)
+{
+    a->max_samples = media->limits.max_samples;
+    media->guard.held = 0;
+    media->guard.refused = 0;
+    media->sink_pass++;
+    enum avemo_status st = media_rewind(media, err);
+    if (!st && a->stream >= 0) st = open_decoder(media, a->stream, &a->dec, err);
+    if (!st && v->stream >= 0) st = open_decoder(media, v->stream, &v->dec, err);
+    return st;
+}
+
 /* One decode pass with the given requests; fills audio and/or frames.  With may_plan, frames
  * that are not sampled may be skipped (media_plan.c); *plan_failed says when that did not hold
  * and the pass has to be made again without. */
@@ -464,13 +501,7 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
 {
     struct audio_pass a = {.stream = audio ? media->audio_stream : -1, .out_rate = sample_rate};
     struct video_pass v = {.stream = frames ? media->video_stream : -1, .format = format, .out = frames};
-    a.max_samples = media->limits.max_samples;
-    media->guard.held = 0;
-    media->guard.refused = 0;
-    media->sink_pass++;
-    enum avemo_status st = media_rewind(media, err);
-    if (!st && a.stream >= 0) st = open_decoder(media, a.stream, &a.dec, err);
-    if (!st && v.stream >= 0) st = open_decoder(media, v.stream, &v.dec, err);
+    enum avemo_status st = begin_pass(media, &a, &v, err);
     if (!st && v.stream >= 0) st = prepare_video(media, &v, count, total, err);
     if (!st && may_plan && media_plan_eligible(media, v.stream, count))
         media_plan_build(media, v.stream, v.targets, v.ntargets, &v.plan);
@@ -494,22 +525,26 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
     return st;
 }
 
+static enum avemo_status no_audio_stream(const avemo_media *media, struct avemo_error *err)
+{
+    return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: no audio stream (the file has %s video only)", media->name,
+                      media->info.video_codec);
+}
+
 enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, struct avemo_audio *audio, int count,
                                         enum avemo_pixel_format format, struct avemo_frames *frames,
                                         struct avemo_error *err)
 {
     if (audio) memset(audio, 0, sizeof *audio);
     if (frames) memset(frames, 0, sizeof *frames);
-    if (sample_rate < 0 || sample_rate > 384000)
+    if (sample_rate < 0 || sample_rate > MEDIA_MAX_SAMPLE_RATE)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
     if (frames && (count < 0 || count > media->limits.max_frames))
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: frame count %d out of range 0..%d", media->name, count,
                           media->limits.max_frames);
     if (frames && format != AVEMO_PIX_RGB24 && format != AVEMO_PIX_GRAY8)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: unknown pixel format %d", media->name, (int)format);
-    if (audio && media->audio_stream < 0)
-        return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: no audio stream (the file has %s video only)", media->name,
-                          media->info.video_codec);
+    if (audio && media->audio_stream < 0) return no_audio_stream(media, err);
     if (frames && media->video_stream < 0)
         return avemo_fail(err, AVEMO_ERR_NO_VIDEO, "%s: no video stream (the file has %s audio only)", media->name,
                           media->info.audio_codec);
@@ -550,4 +585,21 @@ enum avemo_status avemo_media_decode_frames(avemo_media *media, int count, enum 
                                             struct avemo_frames *frames, struct avemo_error *err)
 {
     return avemo_media_decode_av(media, 0, NULL, count, format, frames, err);
+}
+
+enum avemo_status avemo_media_stream_audio(avemo_media *media, int sample_rate, avemo_audio_sink sink, void *user,
+                                           struct avemo_error *err)
+{
+    if (!sink) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: no sink for the sound", media->name);
+    if (sample_rate < 0 || sample_rate > MEDIA_MAX_SAMPLE_RATE)
+        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
+    if (media->audio_stream < 0) return no_audio_stream(media, err);
+    media->decode_deadline = avemo_now() + media->limits.max_decode_s;
+    struct audio_pass a = {.stream = media->audio_stream, .out_rate = sample_rate, .sink = sink, .sink_user = user};
+    struct video_pass v = {.stream = -1};
+    enum avemo_status st = begin_pass(media, &a, &v, err);
+    if (!st) st = run_pass(media, &a, &v, err);
+    if (!st) st = check_audio_result(media, &a, err);
+    release_pass(&a, &v);
+    return st;
 }

@@ -2,7 +2,7 @@
 JSON lines with failed files, --quiet and --verbose, and the usage errors (exit 2, with the reason).
 
 usage: check_cli.py CASE AVEMO TEST_DATA WORK_DIR
-CASE: image stdin inputs csv json log usage eval
+CASE: image stdin inputs csv json log usage eval long
 Each check prints "ok: ..." or "FAIL: ..."; the exit status is 1 when one failed.
 """
 import csv
@@ -290,6 +290,37 @@ def case_usage():
     w = json_lines(out)
     check(rc == 0 and len(w) >= 2 and w[0]["end_s"] - w[0]["start_s"] == 1.5 and w[1]["start_s"] == 0.5,
           "--window 1.5 --hop 500ms: 1.5 s windows every 0.5 s (%s)" % [(x["start_s"], x["end_s"]) for x in w[:2]])
+
+
+def case_long():
+    """A recording longer than the 300 s a clip may last: refused whole with a pointer to --window,
+    followed in windows past that point, each window answered as the same stretch cut out alone."""
+    ffmpeg = shutil.which("ffmpeg")
+    rate, loops = 22050, 150
+    long_wav, cut_wav = os.path.join(WORK, "long.wav"), os.path.join(WORK, "cut.wav")
+    src = os.path.join(DATA, "cremad16k", "1001_DFA_DIS_XX.wav")
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-stream_loop", str(loops), "-i", src, "-ac", "1",
+                    "-ar", str(rate), "-c:a", "pcm_s16le", long_wav], check=True)
+    total_s = (os.path.getsize(long_wav) - 44) / 2 / rate  # 16-bit mono after a 44-byte header
+    rc, out, err = run(["classify", long_wav])
+    check(rc == 1 and "exceeds the limit of 300.0 s" in err and "--window" in err,
+          "classify a %.0f s recording -> refused, naming the limit and --window (%r)" % (total_s, err.strip()))
+    rc, out, err = run(["classify", long_wav, "--window", "3s", "--hop", "10s", "--json"], timeout=600)
+    w = json_lines(out)
+    starts = [x["start_s"] for x in w]
+    want = [10.0 * k for k in range(int((total_s - 1.5) // 10) + 1)]
+    check(rc == 0 and starts == want, "--window 3s --hop 10s over %.1f s: windows at 0, 10, ..., %s (%d, %r)"
+          % (total_s, want[-1], rc, err[:200]))
+    late = [x for x in w if x["start_s"] == 320.0]
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-i", long_wav, "-af",
+                    "atrim=start_sample=%d:end_sample=%d" % (320 * rate, 323 * rate), "-c:a", "pcm_s16le", cut_wav],
+                   check=True)
+    rc, out, err = run(["classify", cut_wav, "--mode", "audio", "--json"])
+    alone = json_lines(out)
+    check(rc == 0 and len(late) == 1 and len(alone) == 1 and
+          close(late[0]["probabilities"], alone[0]["probabilities"]) and late[0]["label"] == alone[0]["label"],
+          "the window at 320-323 s is answered as those 3 s cut out alone (%s vs %s)"
+          % (late[0]["label"] if late else None, alone[0]["label"] if alone else None))
 
 
 def eval_json(args):

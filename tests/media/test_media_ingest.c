@@ -383,6 +383,67 @@ static void test_pick_frames(void **state)
     assert_int_equal(idx[3], 1);
 }
 
+/* avemo_media_stream_audio: the sink gathers the stretches it is handed. */
+struct gathered {
+    float *samples;
+    size_t count, calls, stop_after;
+    int fail;
+};
+
+static enum avemo_status gather(void *user, const float *samples, size_t n, int *stop, struct avemo_error *err)
+{
+    struct gathered *g = user;
+    if (g->fail) return avemo_fail(err, AVEMO_ERR_INTERNAL, "the sink failed on purpose");
+    g->samples = realloc(g->samples, sizeof(float) * (g->count + n));
+    assert_non_null(g->samples);
+    memcpy(g->samples + g->count, samples, sizeof(float) * n);
+    g->count += n;
+    g->calls++;
+    *stop = g->stop_after && g->count >= g->stop_after;
+    return AVEMO_OK;
+}
+
+/* Streamed, a file gives the same samples as decoded whole, in many stretches, each small:
+ * a cap on decoded samples that refuses the whole sound (max_samples) lets the stream through.
+ * A sink may stop the pass early or fail it with its own error. */
+static void test_stream_audio(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    for (size_t i = 0; i < sizeof clips / sizeof clips[0]; i++) {
+        avemo_media *m = NULL;
+        struct avemo_audio whole;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", AVEMO_TEST_DATA, clips[i]);
+        assert_int_equal(avemo_media_open_file(path, NULL, &m, &err), AVEMO_OK);
+        assert_int_equal(avemo_media_decode_audio(m, 22050, &whole, &err), AVEMO_OK);
+        struct gathered g = {0};
+        assert_int_equal(avemo_media_stream_audio(m, 22050, gather, &g, &err), AVEMO_OK);
+        assert_int_equal(g.count, whole.count);
+        assert_memory_equal(g.samples, whole.samples, sizeof(float) * whole.count);
+        assert_true(g.calls > 10);
+        avemo_media_close(m);
+        free(g.samples);
+        struct avemo_media_limits lim;
+        avemo_media_limits_default(&lim);
+        lim.max_samples = 8192;
+        assert_int_equal(avemo_media_open_file(path, &(struct avemo_media_open_options){.limits = &lim},
+                                               &m, &err), AVEMO_OK);
+        struct avemo_audio refused;
+        assert_int_equal(avemo_media_decode_audio(m, 22050, &refused, &err), AVEMO_ERR_TOO_LARGE);
+        g = (struct gathered){.stop_after = 10000};
+        assert_int_equal(avemo_media_stream_audio(m, 22050, gather, &g, &err), AVEMO_OK);
+        assert_true(g.count >= 10000 && g.count < whole.count);
+        assert_memory_equal(g.samples, whole.samples, sizeof(float) * g.count);
+        free(g.samples);
+        g = (struct gathered){.fail = 1};
+        assert_int_equal(avemo_media_stream_audio(m, 22050, gather, &g, &err), AVEMO_ERR_INTERNAL);
+        assert_string_equal(err.message, "the sink failed on purpose");
+        avemo_media_close(m);
+        avemo_audio_free(&whole);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_decode_av_one_pass),
         cmocka_unit_test(test_raw_f32le_exact),
         cmocka_unit_test(test_pick_frames),
+        cmocka_unit_test(test_stream_audio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
