@@ -1,5 +1,6 @@
 /* libFuzzer harness: media ingest from memory, as the server does with an upload:
- * open, facts, JSON, then audio and a few frames in one pass (and each on its own).
+ * open, facts, JSON, then audio and a few frames in one pass (and each on its own), and the
+ * sound streamed as `classify --window` reads it.
  * Every outcome is a status; the harness only checks that a failure has a message. */
 #include <avemo/media.h>
 
@@ -20,6 +21,16 @@ static void fuzz_limits(struct avemo_media_limits *limits)
     limits->max_image_pixels = 640 * 480;
     limits->max_samples = 60 * 16000;
     limits->max_frames = 16;
+}
+
+/* The streamed sound goes nowhere; its count must be what was handed over. */
+static enum avemo_status count_samples(void *user, const float *samples, size_t n, int *stop, struct avemo_error *err)
+{
+    (void)samples;
+    (void)stop;
+    (void)err;
+    *(size_t *)user += n;
+    return AVEMO_OK;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!fuzz_check(avemo_media_decode_audio(media, 0, &audio, &err), &err)) avemo_audio_free(&audio);
     if (!fuzz_check(avemo_media_decode_frames(media, 2, AVEMO_PIX_GRAY8, &frames, &err), &err))
         avemo_frames_free(&frames);
+    size_t streamed = 0;
+    fuzz_check(avemo_media_stream_audio(media, 22050, count_samples, &streamed, &err), &err);
     avemo_media_close(media);
     return 0;
 }
