@@ -17,6 +17,15 @@ static avemo_net *make_net(const char *path, uint64_t seed)
 }
 
 
+/* A training context of batch B (dropout seed `seed`) and an optimiser for net. */
+static void open_training(avemo_net *net, int B, uint64_t seed, const struct avemo_optim_config *cfg,
+                          avemo_nn_ctx **ctx, avemo_optim **opt)
+{
+    struct avemo_error err;
+    if (avemo_nn_ctx_create(net, B, 1, seed, ctx, &err) || avemo_optim_create(net, cfg, opt, &err))
+        fail_msg("%s", err.message);
+}
+
 struct job {
     const avemo_net *net;
     float *inputs[2];
@@ -90,7 +99,6 @@ static float train_step(avemo_net *net, avemo_nn_ctx *ctx, avemo_optim *opt, flo
 static void test_training_is_reproducible(void **state)
 {
     (void)state;
-    struct avemo_error err;
     avemo_net *nets[2];
     int labels[4] = {0, 3, 5, 1};
     float losses[2][5];
@@ -100,8 +108,7 @@ static void test_training_is_reproducible(void **state)
         avemo_optim *opt;
         struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAMW, .lr = 1e-3f, .weight_decay = 1e-2f,
                                          .clip_norm = 5.0f};
-        if (avemo_nn_ctx_create(nets[r], 4, 1, 77, &ctx, &err) || avemo_optim_create(nets[r], &cfg, &opt, &err))
-            fail_msg("%s", err.message);
+        open_training(nets[r], 4, 77, &cfg, &ctx, &opt);
         float *in[1] = {nn_random_batch(nets[r], 0, 4, 5)};
         for (int s = 0; s < 5; s++) losses[r][s] = train_step(nets[r], ctx, opt, in, labels, 4);
         free(in[0]);
@@ -270,8 +277,7 @@ static void test_prepare_dropped_by_step(void **state)
     avemo_nn_ctx *ctx;
     avemo_optim *opt;
     struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAMW, .lr = 1e-3f};
-    if (avemo_nn_ctx_create(net, 2, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
-        fail_msg("%s", err.message);
+    open_training(net, 2, 1, &cfg, &ctx, &opt);
     float *in[2] = {nn_random_batch(net, 0, 2, 1), nn_random_batch(net, 1, 2, 2)};
     int labels[2] = {0, 1};
     assert_int_equal(avemo_net_prepare(net, &err), AVEMO_OK);
@@ -441,8 +447,7 @@ static void test_freeze_branch(void **state)
     avemo_nn_ctx *ctx;
     avemo_optim *opt;
     struct avemo_optim_config cfg = {.kind = AVEMO_OPTIM_ADAM, .lr = 1e-2f};
-    if (avemo_nn_ctx_create(net, 3, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
-        fail_msg("%s", err.message);
+    open_training(net, 3, 1, &cfg, &ctx, &opt);
     assert_int_equal(avemo_optim_freeze(opt, net, "audio.", 1, &err), AVEMO_OK);
     assert_int_equal(avemo_optim_freeze(opt, net, "video.", 1, &err), AVEMO_ERR_NOT_FOUND);
     float *before = malloc(sizeof(float) * net->nparams);
@@ -476,8 +481,7 @@ static void test_optimiser_state_resume(void **state)
     avemo_net *net = make_net(PIPE("audio-mfcc"), 5);
     avemo_nn_ctx *ctx;
     avemo_optim *opt;
-    if (avemo_nn_ctx_create(net, 3, 1, 1, &ctx, &err) || avemo_optim_create(net, &cfg, &opt, &err))
-        fail_msg("%s", err.message);
+    open_training(net, 3, 1, &cfg, &ctx, &opt);
     avemo_nn_ctx_set_dropout(ctx, 0);
     float *in[1] = {nn_random_batch(net, 0, 3, 1)};
     int labels[3] = {2, 0, 5};
