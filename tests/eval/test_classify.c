@@ -256,6 +256,38 @@ static void test_windows(void **state)
                      AVEMO_ERR_INVALID_ARG);
 }
 
+/* Windows with gaps between them (hop longer than the window) and a stop asked by the caller:
+ * the sound is streamed, so both are decided while it is decoded. */
+struct gap_windows {
+    double start[8], end[8];
+    int n, stop_at;
+};
+
+static int record_gap(void *user, double start_s, double end_s, const struct avemo_prediction *p)
+{
+    struct gap_windows *g = user;
+    check_prediction(p);
+    g->start[g->n] = start_s;
+    g->end[g->n] = end_s;
+    return ++g->n == g->stop_at;
+}
+
+static void test_window_gaps_and_stop(void **state)
+{
+    (void)state;
+    struct avemo_error err = {0};
+    struct gap_windows g = {.stop_at = 0};
+    /* 2.61 s, 0.5 s windows every 1.2 s: 0-0.5, 1.2-1.7, 2.4-2.61 (0.21 s: less than half) is not one */
+    if (avemo_classify_windows(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), 0.5, 1.2, record_gap, &g, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(g.n, 2);
+    assert_true(fabs(g.start[1] - 1.2) < 1e-6 && fabs(g.end[1] - 1.7) < 1e-6);
+    g = (struct gap_windows){.stop_at = 2};
+    if (avemo_classify_windows(ctx, TEST_DATA("audio/1002_DFA_ANG_XX.mp3"), 1.0, 0.5, record_gap, &g, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(g.n, 2); /* of the five the sound holds */
+}
+
 struct window_record {
     int n, silent[8];
     char json[8][1024];
@@ -370,7 +402,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_av_on_every_clip), cmocka_unit_test(test_unimodal_modes),
         cmocka_unit_test(test_av_fallbacks),     cmocka_unit_test(test_memory_equals_file),
-        cmocka_unit_test(test_windows),          cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_windows),          cmocka_unit_test(test_window_gaps_and_stop),          cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_companions),       cmocka_unit_test(test_silent_audio),
         cmocka_unit_test(test_silent_windows),   cmocka_unit_test(test_long_recording_note),
         cmocka_unit_test(test_group_note),
