@@ -113,8 +113,10 @@ enum avemo_status avemo_classify_memory(avemo_classify_ctx *ctx, const void *dat
 
 /* Follow a long recording over time (audio mode): one prediction per window of window_s
  * seconds, every hop_s seconds (the last window may be shorter, but at least half a window).
- * on_window is called for each window in order with its start and end time; a non-zero
- * return stops early.  The model must serve the audio mode. */
+ * on_window is called for each window in order with its start and end time, as soon as the
+ * sound is decoded that far; a non-zero return stops early.  The model must serve the audio
+ * mode.  The recording may last 12 hours (the classifier's duration limit is for whole clips):
+ * it is streamed (avemo_media_stream_audio) and one window is held at a time. */
 typedef int (*avemo_window_fn)(void *user, double start_s, double end_s, const struct avemo_prediction *pred);
 enum avemo_status avemo_classify_windows(avemo_classify_ctx *ctx, const char *path, double window_s, double hop_s,
                                          avemo_window_fn on_window, void *user, struct avemo_error *err);
