@@ -1157,9 +1157,10 @@ static enum avemo_status window_take(void *user, const float *samples, size_t n,
 static enum avemo_status window_finish(struct window_walk *w, struct avemo_error *err)
 {
     enum avemo_status st = AVEMO_OK;
-    while (!st && !w->stopped && w->at >= w->base && (w->at == 0 || w->at + w->win / 2 <= w->received)) {
-        size_t end = w->base + w->count, n = end - w->at < w->win ? end - w->at : w->win;
-        if (n == 0) break;
+    while (!st && !w->stopped && (w->at == 0 || w->at + w->win / 2 <= w->received)) {
+        /* the buffer runs to the last sample decoded, and the next window starts inside it */
+        assert(w->base + w->count == w->received && w->at >= w->base && w->at < w->received);
+        size_t n = w->received - w->at < w->win ? w->received - w->at : w->win;
         st = window_answer(w, n, err);
         window_advance(w);
     }

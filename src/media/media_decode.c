@@ -525,6 +525,12 @@ static enum avemo_status decode_once(avemo_media *media, int sample_rate, struct
     return st;
 }
 
+static enum avemo_status check_rate(const avemo_media *media, int sample_rate, struct avemo_error *err)
+{
+    if (sample_rate >= 0 && sample_rate <= MEDIA_MAX_SAMPLE_RATE) return AVEMO_OK;
+    return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
+}
+
 static enum avemo_status no_audio_stream(const avemo_media *media, struct avemo_error *err)
 {
     return avemo_fail(err, AVEMO_ERR_NO_AUDIO, "%s: no audio stream (the file has %s video only)", media->name,
@@ -537,8 +543,8 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
 {
     if (audio) memset(audio, 0, sizeof *audio);
     if (frames) memset(frames, 0, sizeof *frames);
-    if (sample_rate < 0 || sample_rate > MEDIA_MAX_SAMPLE_RATE)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
+    enum avemo_status st = check_rate(media, sample_rate, err);
+    if (st) return st;
     if (frames && (count < 0 || count > media->limits.max_frames))
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: frame count %d out of range 0..%d", media->name, count,
                           media->limits.max_frames);
@@ -550,8 +556,8 @@ enum avemo_status avemo_media_decode_av(avemo_media *media, int sample_rate, str
                           media->info.audio_codec);
     int short_of = 0, plan_failed = 0;
     media->decode_deadline = avemo_now() + media->limits.max_decode_s;
-    enum avemo_status st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 1,
-                                       &plan_failed, &short_of, err);
+    st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 1, &plan_failed,
+                     &short_of, err);
     if (!st && plan_failed) {
         avemo_frames_free(frames);
         st = decode_once(media, sample_rate, audio, count, format, frames, media->info.frame_count, 0, &plan_failed,
@@ -591,13 +597,13 @@ enum avemo_status avemo_media_stream_audio(avemo_media *media, int sample_rate, 
                                            struct avemo_error *err)
 {
     if (!sink) return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: no sink for the sound", media->name);
-    if (sample_rate < 0 || sample_rate > MEDIA_MAX_SAMPLE_RATE)
-        return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "%s: sample rate %d out of range", media->name, sample_rate);
+    enum avemo_status st = check_rate(media, sample_rate, err);
+    if (st) return st;
     if (media->audio_stream < 0) return no_audio_stream(media, err);
     media->decode_deadline = avemo_now() + media->limits.max_decode_s;
     struct audio_pass a = {.stream = media->audio_stream, .out_rate = sample_rate, .sink = sink, .sink_user = user};
     struct video_pass v = {.stream = -1};
-    enum avemo_status st = begin_pass(media, &a, &v, err);
+    st = begin_pass(media, &a, &v, err);
     if (!st) st = run_pass(media, &a, &v, err);
     if (!st) st = check_audio_result(media, &a, err);
     release_pass(&a, &v);

@@ -43,8 +43,7 @@ int nn_winograd_fits(const struct nn_layer *l)
            l->out_h == l->in_h && l->out_w == l->in_w && l->in_c >= NN_WINOGRAD_MIN_IN_C;
 }
 
-static size_t wg_weights_size(const struct nn_layer *l) { return (size_t)WG_POINTS * l->out_c * l->in_c; }
-size_t nn_winograd_weights_size(const struct nn_layer *l) { return wg_weights_size(l); }
+size_t nn_winograd_weights_size(const struct nn_layer *l) { return (size_t)WG_POINTS * l->out_c * l->in_c; }
 static size_t wg_block_floats(const struct nn_layer *l, int rows);
 
 /* Tile rows per block: as many as keep V and X within WG_BLOCK_FLOATS, at least one. */
@@ -55,7 +54,7 @@ static int wg_block_rows(const struct nn_layer *l)
     return rows < 1 ? 1 : rows > WG_MAX_ROWS ? WG_MAX_ROWS : (int)rows;
 }
 
-size_t nn_winograd_scratch(const struct nn_layer *l) { return wg_weights_size(l) + wg_block_floats(l, wg_block_rows(l)); }
+size_t nn_winograd_scratch(const struct nn_layer *l) { return nn_winograd_weights_size(l) + wg_block_floats(l, wg_block_rows(l)); }
 
 /* G on three values (a kernel column, or a row of G g): (g0, (g0 + g1 + g2) / 2,
  * (g0 - g1 + g2) / 2, g2). */
@@ -356,9 +355,9 @@ void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, con
     if (t.rows > t.tiles_h) t.rows = t.tiles_h;
     t.blocks_per_image = (t.tiles_h + t.rows - 1) / t.rows;
     const size_t P = (size_t)t.rows * t.tiles_w;
-    float *Z = scratch, *V = Z + wg_weights_size(l), *Y = V + WG_POINTS * (size_t)C * P,
+    float *Z = scratch, *V = Z + nn_winograd_weights_size(l), *Y = V + WG_POINTS * (size_t)C * P,
           *rowbuf = Y + WG_POINTS * (size_t)M * P;
-    assert(wg_weights_size(l) + wg_block_floats(l, t.rows) <= nn_winograd_scratch(l));
+    assert(nn_winograd_weights_size(l) + wg_block_floats(l, t.rows) <= nn_winograd_scratch(l));
     float beta = 0.0f; /* the first block sets Z, the others add to it */
     for (size_t n = lo; n < hi; n++) {
         for (int k = 0; k < t.blocks_per_image; k++) {
@@ -385,7 +384,7 @@ static void wg_run_block(void *arg, size_t blk, int worker)
     const struct nn_layer *l = t->l;
     const int M = l->out_c, C = l->in_c;
     const size_t P = (size_t)t->rows * t->tiles_w;
-    float *V = t->work->col[worker] + wg_weights_size(l), *X = V + WG_POINTS * (size_t)C * P,
+    float *V = t->work->col[worker] + nn_winograd_weights_size(l), *X = V + WG_POINTS * (size_t)C * P,
           *rowbuf = X + WG_POINTS * (size_t)M * P;
     size_t b = blk / (size_t)t->blocks_per_image;
     int first = (int)(blk % (size_t)t->blocks_per_image) * t->rows;
@@ -406,7 +405,7 @@ void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const fl
     assert(nn_winograd_fits(l) && nn_winograd_scratch(l) <= work->col_size);
     const float *U = U_ready;
     if (!U) { /* in the first part of worker 0's scratch; the blocks use what follows */
-        nn_winograd_transform_weights(l, w, work->col[0], work->col[0] + wg_weights_size(l)); /* tmp: free now */
+        nn_winograd_transform_weights(l, w, work->col[0], work->col[0] + nn_winograd_weights_size(l)); /* tmp: free now */
         U = work->col[0];
     }
     struct wg_task t = {.l = l, .in = in, .U = U, .scale = scale, .shift = shift, .out = out, .relu = relu,

@@ -229,9 +229,8 @@ static void conv_forward_channels(void *arg, size_t part, int worker)
                       t->scale, t->shift, t->relu);
 }
 
-void nn_conv_forward(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in,
-                           float *out, int B, const struct nn_work *work, const float *scale, const float *shift,
-                           int relu)
+void nn_conv_forward(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in, float *out,
+                     int B, const struct nn_work *work, const float *scale, const float *shift, int relu)
 {
     struct conv_task t = {.l = l, .w = w, .in = in, .out = out, .B = B, .work = work, .scale = scale,
                           .shift = shift, .relu = relu};
