@@ -54,7 +54,17 @@ static int wg_block_rows(const struct nn_layer *l)
     return rows < 1 ? 1 : rows > WG_MAX_ROWS ? WG_MAX_ROWS : (int)rows;
 }
 
-size_t nn_winograd_scratch(const struct nn_layer *l) { return nn_winograd_weights_size(l) + wg_block_floats(l, wg_block_rows(l)); }
+/* The first part of a worker's scratch: U (the forward's, made in the call) or Z (the weight
+ * gradient's, one point's matrix skewed from the next). */
+static size_t wg_weights_region(const struct nn_layer *l)
+{
+    return (size_t)WG_POINTS * nn_winograd_point_step((size_t)l->out_c * l->in_c);
+}
+
+size_t nn_winograd_scratch(const struct nn_layer *l)
+{
+    return wg_weights_region(l) + wg_block_floats(l, wg_block_rows(l));
+}
 
 /* G on three values (a kernel column, or a row of G g): (g0, (g0 + g1 + g2) / 2,
  * (g0 - g1 + g2) / 2, g2). */
@@ -185,7 +195,8 @@ static void wg_transform_input(const struct wg_task *t, size_t r0, int nrows, fl
 {
     const struct nn_layer *l = t->l;
     const int C = l->in_c, H = l->in_h, W = l->in_w, tw = t->tiles_w;
-    const size_t P = (size_t)t->rows * tw, step = (size_t)C * P; /* from one point xi to the next */
+    /* step: from one point xi to the next */
+    const size_t P = (size_t)t->rows * tw, step = nn_winograd_point_step((size_t)C * P);
     float *e = rowbuf, *ev = rowbuf + 16 * (size_t)tw, *od = ev + tw + 1;
     const size_t slab = 4 * (size_t)tw; /* one input row's transform */
     for (int c = 0; c < C; c++) {
@@ -215,7 +226,7 @@ static void wg_transform_output(const struct wg_task *t, size_t r0, int nrows, c
 {
     const struct nn_layer *l = t->l;
     const int M = l->out_c, H = l->out_h, W = l->out_w, tw = t->tiles_w;
-    const size_t P = (size_t)t->rows * tw, step = (size_t)M * P;
+    const size_t P = (size_t)t->rows * tw, step = nn_winograd_point_step((size_t)M * P);
     float *r = rowbuf, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw; /* r[i * 4 + j]: row i, column j of A^T X */
     for (int m = 0; m < M; m++) {
         const float s = t->scale ? t->scale[m] : 1.0f, sh = t->shift ? t->shift[m] : 0.0f;
@@ -240,8 +251,9 @@ static void wg_transform_output(const struct wg_task *t, size_t r0, int nrows, c
 /* Scratch of one worker after the transformed weights: V, X, then the row buffers. */
 static size_t wg_block_floats(const struct nn_layer *l, int rows)
 {
-    const int tw = (l->out_w + 1) / 2;
-    return (size_t)WG_POINTS * (size_t)(l->in_c + l->out_c) * (size_t)rows * tw + 18 * (size_t)tw + 2;
+    const size_t tw = (size_t)(l->out_w + 1) / 2, P = (size_t)rows * tw;
+    const size_t v = nn_winograd_point_step((size_t)l->in_c * P), x = nn_winograd_point_step((size_t)l->out_c * P);
+    return (size_t)WG_POINTS * (v + x) + 18 * tw + 2;
 }
 
 /* ---- the weight gradient: F(3x3, 2x2), the same tiles seen from the kernel's side ----
@@ -299,7 +311,7 @@ static void wg_transform_dout(const struct wg_task *t, const float *dout, size_t
 {
     const struct nn_layer *l = t->l;
     const int M = l->out_c, H = l->out_h, W = l->out_w, tw = t->tiles_w;
-    const size_t P = (size_t)t->rows * tw, step = (size_t)M * P;
+    const size_t P = (size_t)t->rows * tw, step = nn_winograd_point_step((size_t)M * P);
     float *s0 = rowbuf, *s1 = rowbuf + 4 * (size_t)tw, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw;
     for (int m = 0; m < M; m++) {
         for (int r = 0; r < nrows; r++) {
@@ -329,8 +341,8 @@ static void wg_gt(const float z[4], float o[3])
 static void wg_weight_grad_out(const struct nn_layer *l, const float *Z, float *dw)
 {
     const int M = l->out_c, C = l->in_c;
-    const size_t step = (size_t)M * C;
-    for (size_t mc = 0; mc < step; mc++) {
+    const size_t step = nn_winograd_point_step((size_t)M * C);
+    for (size_t mc = 0; mc < (size_t)M * C; mc++) {
         float h[4][3], col[4], g[3];
         for (int i = 0; i < 4; i++) { /* along each row i: G^T over its four points */
             float z[4] = {Z[(size_t)(i * 4) * step + mc], Z[(size_t)(i * 4 + 1) * step + mc],
@@ -355,9 +367,10 @@ void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, con
     if (t.rows > t.tiles_h) t.rows = t.tiles_h;
     t.blocks_per_image = (t.tiles_h + t.rows - 1) / t.rows;
     const size_t P = (size_t)t.rows * t.tiles_w;
-    float *Z = scratch, *V = Z + nn_winograd_weights_size(l), *Y = V + WG_POINTS * (size_t)C * P,
-          *rowbuf = Y + WG_POINTS * (size_t)M * P;
-    assert(nn_winograd_weights_size(l) + wg_block_floats(l, t.rows) <= nn_winograd_scratch(l));
+    const size_t z_step = nn_winograd_point_step((size_t)M * C), v_step = nn_winograd_point_step((size_t)C * P),
+                 y_step = nn_winograd_point_step((size_t)M * P);
+    float *Z = scratch, *V = Z + wg_weights_region(l), *Y = V + WG_POINTS * v_step, *rowbuf = Y + WG_POINTS * y_step;
+    assert(wg_weights_region(l) + wg_block_floats(l, t.rows) <= nn_winograd_scratch(l));
     float beta = 0.0f; /* the first block sets Z, the others add to it */
     for (size_t n = lo; n < hi; n++) {
         for (int k = 0; k < t.blocks_per_image; k++) {
@@ -367,8 +380,8 @@ void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, con
             wg_transform_dout(&t, dout, r0, nrows, Y, rowbuf);
             for (int xi = 0; xi < WG_POINTS; xi++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, C, nrows * t.tiles_w, 1.0f,
-                            Y + (size_t)xi * M * P, (int)P, V + (size_t)xi * C * P, (int)P, beta,
-                            Z + (size_t)xi * M * C, C);
+                            Y + (size_t)xi * y_step, (int)P, V + (size_t)xi * v_step, (int)P, beta,
+                            Z + (size_t)xi * z_step, C);
             beta = 1.0f;
         }
     }
@@ -384,8 +397,9 @@ static void wg_run_block(void *arg, size_t blk, int worker)
     const struct nn_layer *l = t->l;
     const int M = l->out_c, C = l->in_c;
     const size_t P = (size_t)t->rows * t->tiles_w;
-    float *V = t->work->col[worker] + nn_winograd_weights_size(l), *X = V + WG_POINTS * (size_t)C * P,
-          *rowbuf = X + WG_POINTS * (size_t)M * P;
+    const size_t v_step = nn_winograd_point_step((size_t)C * P), x_step = nn_winograd_point_step((size_t)M * P);
+    float *V = t->work->col[worker] + wg_weights_region(l), *X = V + WG_POINTS * v_step,
+          *rowbuf = X + WG_POINTS * x_step;
     size_t b = blk / (size_t)t->blocks_per_image;
     int first = (int)(blk % (size_t)t->blocks_per_image) * t->rows;
     int nrows = t->tiles_h - first < t->rows ? t->tiles_h - first : t->rows;
@@ -394,7 +408,7 @@ static void wg_run_block(void *arg, size_t blk, int worker)
     wg_transform_input(t, r0, nrows, V, rowbuf);
     for (int xi = 0; xi < WG_POINTS; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, n, C, 1.0f, t->U + (size_t)xi * M * C, C,
-                    V + (size_t)xi * C * P, (int)P, 0.0f, X + (size_t)xi * M * P, (int)P);
+                    V + (size_t)xi * v_step, (int)P, 0.0f, X + (size_t)xi * x_step, (int)P);
     wg_transform_output(t, r0, nrows, X, rowbuf);
 }
 

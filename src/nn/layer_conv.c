@@ -1,6 +1,7 @@
 /* Conv2D: im2col then one sgemm per sample, forward and backward side by side.  3x3 "same"
  * layers with 8 or more input channels take Winograd F(2x2, 3x3) instead (conv_winograd.c):
- * the forward, the input gradient and the weight gradient.
+ * the forward, the input gradient and the weight gradient.  In inference contexts those of
+ * them on planes of 16 or more 4x4 tiles take F(4x4, 3x3) (conv_winograd4.c, nn_conv_infer).
  *
  * Per sample, with K = in_c * k * k and N = out_h * out_w:
  *   col[K][N]  = im2col(in)                    (zeros where the window leaves the image)
@@ -393,6 +394,36 @@ static const float *conv_forward(const struct nn_layer *l, const struct nn_fwd *
     return a->y;
 }
 
+void nn_conv_infer(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in, float *out,
+                   int B, const struct nn_work *work, const float *scale, const float *shift, int relu)
+{
+    if (nn_winograd4_fits(l))
+        nn_conv_forward_winograd4(l, w, wg_ready, in, out, B, work, scale, shift, relu);
+    else
+        nn_conv_forward(l, w, wg_ready, in, out, B, work, scale, shift, relu);
+}
+
+size_t nn_conv_prepared_size(const struct nn_layer *l)
+{
+    return nn_winograd4_fits(l) ? nn_winograd4_weights_size(l) : nn_winograd_fits(l) ? nn_winograd_weights_size(l) : 0;
+}
+
+size_t nn_conv_prepare_tmp(const struct nn_layer *l)
+{
+    return nn_winograd4_fits(l)  ? (size_t)NN_WINOGRAD4_POINTS * l->in_c
+           : nn_winograd_fits(l) ? (size_t)NN_WINOGRAD_POINTS * l->in_c
+                                 : 0;
+}
+
+void nn_conv_prepare_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
+{
+    assert(nn_conv_prepared_size(l) > 0);
+    if (nn_winograd4_fits(l))
+        nn_winograd4_transform_weights(l, w, U, tmp);
+    else
+        nn_winograd_transform_weights(l, w, U, tmp);
+}
+
 static void conv_backward(const struct nn_layer *l, const struct nn_bwd *a)
 {
     assert(nn_conv_col_size(l) <= a->ctx->work.col_size && l->w_n + l->b_n <= a->ctx->work.grad_size);
@@ -416,6 +447,7 @@ static void conv_buffers(const struct nn_layer *l, int B, int training, struct n
         if (training && nn_winograd_scratch(&lt) > b->col) b->col = nn_winograd_scratch(&lt);
         if (training && l->w_n > b->col) b->col = l->w_n; /* the turned kernels, in dcol[0] */
     }
+    if (!training && nn_winograd4_fits(l) && nn_winograd4_scratch(l) > b->col) b->col = nn_winograd4_scratch(l);
     b->grad = l->w_n + l->b_n; /* per chunk of samples after the first (struct nn_work) */
 }
 

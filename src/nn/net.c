@@ -149,9 +149,8 @@ enum avemo_status avemo_net_prepare(avemo_net *net, struct avemo_error *err)
     size_t total = 0, tmp = 0;
     for (int i = 0; i < net->nlayers; i++) {
         const struct nn_layer *l = &net->layers[i];
-        if (!nn_winograd_fits(l)) continue;
-        total += nn_winograd_weights_size(l);
-        if ((size_t)NN_WINOGRAD_POINTS * l->in_c > tmp) tmp = (size_t)NN_WINOGRAD_POINTS * l->in_c;
+        total += nn_conv_prepared_size(l);
+        if (nn_conv_prepare_tmp(l) > tmp) tmp = nn_conv_prepare_tmp(l);
     }
     if (total == 0) return AVEMO_OK; /* nothing to make ahead */
     net->prepared = calloc((size_t)net->nlayers, sizeof *net->prepared);
@@ -163,10 +162,10 @@ enum avemo_status avemo_net_prepare(avemo_net *net, struct avemo_error *err)
     float *U = net->prepared_block, *scratch = net->prepared_block + total;
     for (int i = 0; i < net->nlayers; i++) {
         const struct nn_layer *l = &net->layers[i];
-        if (!nn_winograd_fits(l)) continue;
-        nn_winograd_transform_weights(l, net->params + l->w_off, U, scratch);
+        if (!nn_conv_prepared_size(l)) continue;
+        nn_conv_prepare_weights(l, net->params + l->w_off, U, scratch);
         net->prepared[i] = U;
-        U += nn_winograd_weights_size(l);
+        U += nn_conv_prepared_size(l);
     }
     return AVEMO_OK;
 }
@@ -609,8 +608,7 @@ static int forward_fused_conv(const struct avemo_net *net, avemo_nn_ctx *ctx, in
     if (relu) j++;
     float *y = ctx->act[j - 1];
     const float *wg_ready = net->prepared ? net->prepared[i] : NULL;
-    nn_conv_forward(l, net->params + l->w_off, wg_ready, layer_input(ctx, s, i), y, B, &ctx->work, scale, shift,
-                    relu);
+    nn_conv_infer(l, net->params + l->w_off, wg_ready, layer_input(ctx, s, i), y, B, &ctx->work, scale, shift, relu);
     for (int k = i; k < j; k++) ctx->out[k] = y;
     return j - i;
 }

@@ -243,6 +243,12 @@ size_t nn_conv_col_size(const struct nn_layer *l);
  * floats it needs in each worker's buffer (U in worker 0's), and the forward, with
  * nn_conv_forward's arguments (shift may be NULL: no bias). */
 #define NN_WINOGRAD_MIN_IN_C 8
+/* Floats from one Winograd point's matrix to the next in the scratch (n = channels x tiles of
+ * the block, or out_c x in_c), plus one cache line.  Without it the matrices lie a power of two
+ * apart (8 KB for 64 channels of 32 tiles) and the transforms, which read or write one row of
+ * every point for each tile row, keep evicting their own lines from one set of the L1 cache. */
+#define NN_WINOGRAD_SKEW 16
+static inline size_t nn_winograd_point_step(size_t n) { return n + NN_WINOGRAD_SKEW; }
 int nn_winograd_fits(const struct nn_layer *l);
 size_t nn_winograd_scratch(const struct nn_layer *l);
 void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const float *U_ready, const float *in,
@@ -253,6 +259,27 @@ void nn_conv_forward_winograd(const struct nn_layer *l, const float *w, const fl
 #define NN_WINOGRAD_POINTS 16
 size_t nn_winograd_weights_size(const struct nn_layer *l);
 void nn_winograd_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
+/* Winograd F(4x4, 3x3) (conv_winograd4.c), inference contexts only: the layers nn_winograd_fits
+ * takes that have at least NN_WINOGRAD4_MIN_TILES 4x4 tiles per image; the same functions as
+ * F(2x2, 3x3)'s above, with U[36][out_c][in_c] and tmp NN_WINOGRAD4_POINTS in_c floats. */
+#define NN_WINOGRAD4_POINTS 36
+#define NN_WINOGRAD4_MIN_TILES 16
+int nn_winograd4_fits(const struct nn_layer *l);
+size_t nn_winograd4_scratch(const struct nn_layer *l);
+size_t nn_winograd4_weights_size(const struct nn_layer *l);
+void nn_winograd4_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
+void nn_conv_forward_winograd4(const struct nn_layer *l, const float *w, const float *U_ready, const float *in,
+                               float *out, int B, const struct nn_work *work, const float *scale, const float *shift,
+                               int relu);
+/* The forward of an inference context: F(4x4, 3x3) where it takes the layer, else as
+ * nn_conv_forward.  wg_ready: the kernels' transform for the path taken, made by
+ * nn_conv_prepare_weights (nn_conv_prepared_size floats, tmp nn_conv_prepare_tmp floats; both
+ * 0 when no path uses one), or NULL. */
+void nn_conv_infer(const struct nn_layer *l, const float *w, const float *wg_ready, const float *in, float *out,
+                   int B, const struct nn_work *work, const float *scale, const float *shift, int relu);
+size_t nn_conv_prepared_size(const struct nn_layer *l);
+size_t nn_conv_prepare_tmp(const struct nn_layer *l);
+void nn_conv_prepare_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
 /* dw += the weight gradient of samples [lo, hi) (F(3x3, 2x2)); scratch: nn_winograd_scratch floats. */
 void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
                                   float *dw, float *scratch);

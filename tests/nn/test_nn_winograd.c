@@ -2,7 +2,9 @@
  * convolution's outputs (summed in double here) on every 3x3 layer of every pipeline, on odd
  * and tiny shapes, with and without the folded batch norm and ReLU, and the same bits on one or
  * two workers and whatever else is in the batch, the kernels' transform made in the call or
- * beforehand (avemo_net_prepare); the layers it must not take keep the im2col path.  In training it also gives the input gradient (a convolution too) and the weight
+ * beforehand (avemo_net_prepare); the layers it must not take keep the im2col path.  The same
+ * for F(4x4, 3x3) (src/nn/conv_winograd4.c), which inference contexts take on the larger
+ * planes.  In training it also gives the input gradient (a convolution too) and the weight
  * gradient (F(3x3, 2x2)): both against direct sums here, and against PyTorch in nn_parity. */
 #include "common/testutil.h"
 #include "nn/nn_internal.h"
@@ -47,71 +49,88 @@ static float *conv_direct(const struct nn_layer *l, const float *w, const float 
     return y;
 }
 
-/* out of one layer, B samples, as an inference context computes it (fused epilogue). */
-static float *conv_out_ready(const struct nn_layer *l, const float *w, const float *wg_ready, const float *x, int B,
-                             int threads, const float *scale, const float *shift, int relu)
+/* out of one layer, B samples, with the fused epilogue: nn_conv_forward (path FWD: F(2x2, 3x3)
+ * or im2col, as training runs it) or nn_conv_infer (path INFER: F(4x4, 3x3) where it fits, as
+ * an inference context runs it). */
+enum path { FWD, INFER };
+
+static float *conv_run(enum path path, const struct nn_layer *l, const float *w, const float *wg_ready, const float *x,
+                       int B, int threads, const float *scale, const float *shift, int relu)
 {
     struct nn_work work;
     size_t col = nn_conv_col_size(l);
     if (nn_winograd_fits(l) && nn_winograd_scratch(l) > col) col = nn_winograd_scratch(l);
+    if (nn_winograd4_fits(l) && nn_winograd4_scratch(l) > col) col = nn_winograd4_scratch(l);
     assert_int_equal(nn_work_init(&work, threads, col, l->w_n + l->b_n, 0), 0);
     float *y = malloc(sizeof(float) * (size_t)B * nn_out_size(l));
     assert_non_null(y);
     for (size_t i = 0; i < (size_t)B * nn_out_size(l); i++) y[i] = -1234.0f; /* every output must be written */
-    nn_conv_forward(l, w, wg_ready, x, y, B, &work, scale, shift, relu);
+    if (path == INFER)
+        nn_conv_infer(l, w, wg_ready, x, y, B, &work, scale, shift, relu);
+    else
+        nn_conv_forward(l, w, wg_ready, x, y, B, &work, scale, shift, relu);
     nn_work_free(&work);
     return y;
 }
 
-static float *conv_out(const struct nn_layer *l, const float *w, const float *x, int B, int threads,
-                       const float *scale, const float *shift, int relu)
-{
-    return conv_out_ready(l, w, NULL, x, B, threads, scale, shift, relu);
-}
-
 /* The same bits when the kernels' transform was made beforehand (avemo_net_prepare's way). */
-static void check_ready(const struct nn_layer *l, const float *w, const float *x, int B, const float *scale,
-                        const float *shift, int relu, const float *expect)
+static void check_ready(enum path path, const struct nn_layer *l, const float *w, const float *x, int B,
+                        const float *scale, const float *shift, int relu, const float *expect)
 {
     if (!nn_winograd_fits(l)) return;
-    float *U = malloc(sizeof(float) * nn_winograd_weights_size(l)),
-          *tmp = malloc(sizeof(float) * NN_WINOGRAD_POINTS * (size_t)l->in_c);
+    size_t size = path == INFER ? nn_conv_prepared_size(l) : nn_winograd_weights_size(l);
+    float *U = malloc(sizeof(float) * size), *tmp = malloc(sizeof(float) * NN_WINOGRAD4_POINTS * (size_t)l->in_c);
     assert_true(U && tmp);
-    nn_winograd_transform_weights(l, w, U, tmp);
-    float *y = conv_out_ready(l, w, U, x, B, 1, scale, shift, relu);
+    if (path == INFER)
+        nn_conv_prepare_weights(l, w, U, tmp);
+    else
+        nn_winograd_transform_weights(l, w, U, tmp);
+    float *y = conv_run(path, l, w, U, x, B, 1, scale, shift, relu);
     assert_memory_equal(y, expect, sizeof(float) * (size_t)B * nn_out_size(l));
     free(U);
     free(tmp);
     free(y);
 }
 
-/* Winograd against the direct convolution on one layer. */
+/* One path against the direct convolution on one layer, and its bits against themselves on
+ * two workers, with the kernels' transform made beforehand, and for the batch's last sample
+ * alone. */
+static void check_path(enum path path, const struct nn_layer *l, int B, const float *w, const float *x,
+                       const float *scale, const float *shift, int relu, const float *ref)
+{
+    float *wg = conv_run(path, l, w, NULL, x, B, 1, scale, shift, relu);
+    char what[160];
+    snprintf(what, sizeof what, "%s %s on %dx%dx%d, batch %d, %s", l->name, l->spec, l->in_c, l->in_h, l->in_w, B,
+             path == INFER && nn_winograd4_fits(l) ? "F(4x4, 3x3)" : "F(2x2, 3x3)");
+    /* float sums in another order and the fractions of G: a few roundings from the double sum;
+     * F(4x4, 3x3)'s larger constants (up to 8 in A, 5 in B) about ten times more */
+    nn_ref_assert_close(what, wg, ref, (size_t)B * nn_out_size(l), path == INFER ? 2e-5 : 2e-6, 1e-6);
+    float *two = conv_run(path, l, w, NULL, x, B, 2, scale, shift, relu);
+    assert_memory_equal(two, wg, sizeof(float) * (size_t)B * nn_out_size(l)); /* blocks do not depend on workers */
+    check_ready(path, l, w, x, B, scale, shift, relu, wg);
+    /* nor on the rest of the batch: the last sample alone gives the same bits (avemo eval
+     * --shard merges to one process's figures because of this) */
+    float *last = conv_run(path, l, w, NULL, x + (size_t)(B - 1) * nn_in_size(l), 1, 1, scale, shift, relu);
+    assert_memory_equal(last, wg + (size_t)(B - 1) * nn_out_size(l), sizeof(float) * nn_out_size(l));
+    free(last);
+    free(wg);
+    free(two);
+}
+
+/* Both paths against the direct convolution on one layer. */
 static void check_layer(const struct nn_layer *l, int B, uint64_t seed, int with_bn, int relu)
 {
     float *w = random_floats(l->w_n, seed, 0.2f), *x = random_floats((size_t)B * nn_in_size(l), seed + 1, 1.0f);
     float *scale = with_bn ? random_floats((size_t)l->out_c, seed + 2, 1.0f) : NULL;
     float *shift = random_floats((size_t)l->out_c, seed + 3, 0.5f);
     float *ref = conv_direct(l, w, x, B, scale, shift, relu);
-    float *wg = conv_out(l, w, x, B, 1, scale, shift, relu);
-    char what[160];
-    snprintf(what, sizeof what, "%s %s on %dx%dx%d, batch %d", l->name, l->spec, l->in_c, l->in_h, l->in_w, B);
-    /* float sums in another order, and the 0.5 factors of G: a few roundings from the double sum */
-    nn_ref_assert_close(what, wg, ref, (size_t)B * nn_out_size(l), 2e-6, 1e-6);
-    float *two = conv_out(l, w, x, B, 2, scale, shift, relu);
-    assert_memory_equal(two, wg, sizeof(float) * (size_t)B * nn_out_size(l)); /* blocks do not depend on workers */
-    check_ready(l, w, x, B, scale, shift, relu, wg);
-    /* nor on the rest of the batch: the last sample alone gives the same bits (avemo eval
-     * --shard merges to one process's figures because of this) */
-    float *last = conv_out(l, w, x + (size_t)(B - 1) * nn_in_size(l), 1, 1, scale, shift, relu);
-    assert_memory_equal(last, wg + (size_t)(B - 1) * nn_out_size(l), sizeof(float) * nn_out_size(l));
-    free(last);
+    check_path(FWD, l, B, w, x, scale, shift, relu, ref);
+    check_path(INFER, l, B, w, x, scale, shift, relu, ref);
     free(w);
     free(x);
     free(scale);
     free(shift);
     free(ref);
-    free(wg);
-    free(two);
 }
 
 /* A conv layer parsed from its item ("conv 16 3 same") on an input shape. */
@@ -140,7 +159,7 @@ static void test_pipeline_layers(void **state)
     (void)state;
     static const char *const pipes[] = {"avemo-face-deep", "avemo-audio-deep", "avemo-av", "avemo-face", "avemo-audio",
                                         "face-fer", "ser-melspec-cnn", "ser-melspec-vgg", "ser-mfcc-cnnlstm"};
-    int checked = 0;
+    int checked = 0, checked4 = 0;
     for (size_t p = 0; p < sizeof pipes / sizeof *pipes; p++) {
         char path[512];
         snprintf(path, sizeof path, PIPE_DIR "%s.ini", pipes[p]);
@@ -152,18 +171,24 @@ static void test_pipeline_layers(void **state)
             if (!nn_winograd_fits(l)) continue;
             check_layer(l, i % 2 ? 3 : 2, 100 + (uint64_t)i, i % 3 != 0, i % 2);
             checked++;
+            checked4 += nn_winograd4_fits(l);
         }
         avemo_net_free(net);
     }
     assert_true(checked >= 20); /* the face and audio branches' convolutions after the first */
+    assert_true(checked4 >= 10); /* those at 16x16 and larger (the face branches' at 32x32, 16x16) */
 }
 
-/* Odd sizes (a half tile at the edge), single rows and columns, many tiles per block row. */
+/* Odd sizes (part of a tile at the edge), single rows and columns, many tiles per block row;
+ * for F(4x4, 3x3) too: edges of 1, 2 and 3 rows or columns past the last whole tile, planes
+ * of fewer than 4 rows, blocks of several tile rows. */
 static void test_odd_shapes(void **state)
 {
     (void)state;
-    static const int shapes[][4] = {{8, 7, 9, 5}, {8, 1, 1, 4}, {9, 2, 3, 7}, {16, 1, 33, 8}, {12, 33, 1, 3},
-                                    {8, 5, 130, 16}, {64, 3, 3, 64}};
+    static const int shapes[][4] = {{8, 7, 9, 5},    {8, 1, 1, 4},    {9, 2, 3, 7},     {16, 1, 33, 8},
+                                    {12, 33, 1, 3},  {8, 5, 130, 16}, {64, 3, 3, 64},   {8, 17, 19, 8},
+                                    {9, 10, 32, 16}, {8, 3, 70, 4},   {8, 64, 1, 5},    {16, 14, 15, 12},
+                                    {8, 40, 24, 8}};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         char item[32];
         snprintf(item, sizeof item, "conv %d 3 same", shapes[s][3]);
@@ -258,6 +283,11 @@ static void test_not_taken(void **state)
     assert_false(nn_winograd_fits(&l));
     l = make_conv("conv 16 3 same", NN_WINOGRAD_MIN_IN_C, 8, 8);
     assert_true(nn_winograd_fits(&l));
+    assert_false(nn_winograd4_fits(&l)); /* 4 tiles of 4x4: F(2x2, 3x3) */
+    l = make_conv("conv 16 3 same", NN_WINOGRAD_MIN_IN_C, 13, 16); /* 4 x 4 tiles, the last row partial */
+    assert_true(nn_winograd4_fits(&l));
+    l = make_conv("conv 16 3 same stride 2", 16, 32, 32);
+    assert_false(nn_winograd4_fits(&l));
 }
 
 int main(void)
