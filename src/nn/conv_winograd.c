@@ -76,24 +76,9 @@ static void wg_g(float g0, float g1, float g2, float u[4])
     u[3] = g2;
 }
 
-/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3].  One output channel at a
- * time goes through tmp[xi][c] (16 C floats, in cache), so that U is written row by row. */
 void nn_winograd_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
 {
-    const int M = l->out_c, C = l->in_c;
-    for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)m * C + c) * 9;
-            float t[3][4], u[4]; /* t[j]: G times kernel column j */
-            for (int j = 0; j < 3; j++) wg_g(g[j], g[3 + j], g[6 + j], t[j]);
-            for (int i = 0; i < 4; i++) { /* row i of G g, times G^T */
-                wg_g(t[0][i], t[1][i], t[2][i], u);
-                for (int j = 0; j < 4; j++) tmp[(size_t)(i * 4 + j) * C + c] = u[j];
-            }
-        }
-        for (int xi = 0; xi < WG_POINTS; xi++)
-            memcpy(U + ((size_t)xi * M + m) * C, tmp + (size_t)xi * C, sizeof(float) * (size_t)C);
-    }
+    nn_winograd_kernels(l, w, 4, wg_g, U, tmp);
 }
 
 struct wg_task {

@@ -88,24 +88,9 @@ static void w4_g(float g0, float g1, float g2, float u[6])
     u[5] = g2;
 }
 
-/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3], one output channel at a time
- * through tmp[xi][c] (36 C floats). */
 void nn_winograd4_transform_weights(const struct nn_layer *l, const float *w, float *U, float *tmp)
 {
-    const int M = l->out_c, C = l->in_c;
-    for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)m * C + c) * 9;
-            float t[3][6], u[6]; /* t[j]: G times kernel column j */
-            for (int j = 0; j < 3; j++) w4_g(g[j], g[3 + j], g[6 + j], t[j]);
-            for (int i = 0; i < 6; i++) { /* row i of G g, times G^T */
-                w4_g(t[0][i], t[1][i], t[2][i], u);
-                for (int j = 0; j < 6; j++) tmp[(size_t)(i * 6 + j) * C + c] = u[j];
-            }
-        }
-        for (int xi = 0; xi < W4_POINTS; xi++)
-            memcpy(U + ((size_t)xi * M + m) * C, tmp + (size_t)xi * C, sizeof(float) * (size_t)C);
-    }
+    nn_winograd_kernels(l, w, 6, w4_g, U, tmp);
 }
 
 struct w4_task {

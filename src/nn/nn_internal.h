@@ -5,6 +5,7 @@
 
 #include <avemo/nn.h>
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -280,6 +281,30 @@ void nn_conv_infer(const struct nn_layer *l, const float *w, const float *wg_rea
 size_t nn_conv_prepared_size(const struct nn_layer *l);
 size_t nn_conv_prepare_tmp(const struct nn_layer *l);
 void nn_conv_prepare_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
+/* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3] of a layer, for a Winograd
+ * transform of n x n points (4: F(2x2, 3x3), 6: F(4x4, 3x3)) whose G is g_of (the n values of
+ * G times a kernel column, or of a row of G g).  One output channel at a time goes through
+ * tmp[xi][c] (n n C floats, in cache), so that U is written row by row.  Inline so that g_of is
+ * inlined too: training transforms the kernels at every step. */
+static inline void nn_winograd_kernels(const struct nn_layer *l, const float *w, int n,
+                                       void (*g_of)(float, float, float, float *), float *U, float *tmp)
+{
+    const int M = l->out_c, C = l->in_c;
+    assert(n == 4 || n == 6);
+    for (int m = 0; m < M; m++) {
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)m * C + c) * 9;
+            float t[3][6], u[6]; /* t[j]: G times kernel column j */
+            for (int j = 0; j < 3; j++) g_of(g[j], g[3 + j], g[6 + j], t[j]);
+            for (int i = 0; i < n; i++) { /* row i of G g, times G^T */
+                g_of(t[0][i], t[1][i], t[2][i], u);
+                for (int j = 0; j < n; j++) tmp[(size_t)(i * n + j) * C + c] = u[j];
+            }
+        }
+        for (int xi = 0; xi < n * n; xi++)
+            memcpy(U + ((size_t)xi * M + m) * C, tmp + (size_t)xi * C, sizeof(float) * (size_t)C);
+    }
+}
 /* dw += the weight gradient of samples [lo, hi) (F(3x3, 2x2)); scratch: nn_winograd_scratch floats. */
 void nn_conv_weight_grad_winograd(const struct nn_layer *l, const float *in, const float *dout, size_t lo, size_t hi,
                                   float *dw, float *scratch);
