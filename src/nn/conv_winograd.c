@@ -156,33 +156,67 @@ static void wg_store_row(const float *ev, const float *od, float *out, int tw, i
     }
 }
 
+#if defined(__SSE2__)
+/* Four tiles' pairs from x[i .. i+7] (zero outside the row): ev = x[i], x[i+2], x[i+4], x[i+6]
+ * and od = the values after them. */
+static inline void wg_split_pairs(const float *x, int i, int W, __m128 *ev, __m128 *od)
+{
+    const __m128 a = nn_load4_padded(x, i, W), b = nn_load4_padded(x, i + 4, W);
+    *ev = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    *od = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+}
+#endif
+
 /* The row transform d B of one input row y for every tile of a tile row: e[j][tj] for the
- * tile's four columns 2tj-1 .. 2tj+2.  With the row split into even and odd padded positions
- * (ev[k] = x[2k-1], od[k] = x[2k], zero outside) the four columns are ev[tj], od[tj], ev[tj+1],
- * od[tj+1], so every output is a unit-stride loop over tj. */
-static void wg_row_transform(const float *plane, int H, int W, int y, int tw, float *ev, float *od, float *e)
+ * tile's four columns 2tj-1 .. 2tj+2 (zero outside the row).  With ev[k] = x[2k-1] and
+ * od[k] = x[2k] the four columns are ev[tj], od[tj], ev[tj+1], od[tj+1], and B^T gives
+ * (ev - ev', od + ev', ev' - od, od - od') with ' one tile on.  Four tiles at a time in
+ * registers, the tiles one on taken from the next four's pairs (a vector read back from
+ * single floats just stored would wait for the stores). */
+static void wg_row_transform(const float *plane, int H, int W, int y, int tw, float *e)
 {
     if (y < 0 || y >= H) {
         memset(e, 0, sizeof(float) * 4 * (size_t)tw);
         return;
     }
     const float *x = plane + (size_t)y * W;
-    for (int k = 0; k <= tw; k++) {
-        ev[k] = (2 * k - 1 >= 0 && 2 * k - 1 < W) ? x[2 * k - 1] : 0.0f;
-        od[k] = 2 * k < W ? x[2 * k] : 0.0f;
+    int k = 0;
+#if defined(__SSE2__)
+    if (tw >= 4) {
+        __m128 ev, od;
+        wg_split_pairs(x, -1, W, &ev, &od);
+        for (; k + 4 <= tw; k += 4) {
+            __m128 ev_n, od_n;
+            wg_split_pairs(x, 2 * (k + 4) - 1, W, &ev_n, &od_n);
+            const __m128 ev1 = nn_next_tile(ev, ev_n), od1 = nn_next_tile(od, od_n);
+            _mm_storeu_ps(e + k, _mm_sub_ps(ev, ev1));
+            _mm_storeu_ps(e + tw + k, _mm_add_ps(od, ev1));
+            _mm_storeu_ps(e + 2 * tw + k, _mm_sub_ps(ev1, od));
+            _mm_storeu_ps(e + 3 * tw + k, _mm_sub_ps(od, od1));
+            ev = ev_n;
+            od = od_n;
+        }
     }
-    wg_bt(ev, od, ev + 1, od + 1, e, e + tw, e + 2 * tw, e + 3 * tw, tw);
+#endif
+    for (; k < tw; k++) {
+        float v[4]; /* columns 2k-1 .. 2k+2 */
+        for (int j = 0; j < 4; j++) v[j] = 2 * k - 1 + j >= 0 && 2 * k - 1 + j < W ? x[2 * k - 1 + j] : 0.0f;
+        e[k] = v[0] - v[2];
+        e[tw + k] = v[1] + v[2];
+        e[2 * tw + k] = v[2] - v[1];
+        e[3 * tw + k] = v[1] - v[3];
+    }
 }
 
 /* V[xi][c][q] = (B^T d B)[xi] for the block's tiles (tile rows r0 .. r0 + nrows - 1 of the
- * batch, q = the tile's index in the block); rowbuf holds 4 * 4 * tw + 2 * (tw + 1) floats. */
+ * batch, q = the tile's index in the block); rowbuf holds 16 tw floats. */
 static void wg_transform_input(const struct wg_task *t, size_t r0, int nrows, float *V, float *rowbuf)
 {
     const struct nn_layer *l = t->l;
     const int C = l->in_c, H = l->in_h, W = l->in_w, tw = t->tiles_w;
     /* step: from one point xi to the next */
     const size_t P = (size_t)t->rows * tw, step = nn_winograd_point_step((size_t)C * P);
-    float *e = rowbuf, *ev = rowbuf + 16 * (size_t)tw, *od = ev + tw + 1;
+    float *e = rowbuf;
     const size_t slab = 4 * (size_t)tw; /* one input row's transform */
     for (int c = 0; c < C; c++) {
         for (int r = 0; r < nrows; r++) {
@@ -193,7 +227,7 @@ static void wg_transform_input(const struct wg_task *t, size_t r0, int nrows, fl
                 memcpy(e, e + 2 * slab, sizeof(float) * 2 * slab);
                 a = 2;
             }
-            for (; a < 4; a++) wg_row_transform(plane, H, W, 2 * ti - 1 + a, tw, ev, od, e + (size_t)a * slab);
+            for (; a < 4; a++) wg_row_transform(plane, H, W, 2 * ti - 1 + a, tw, e + (size_t)a * slab);
             float *v = V + (size_t)c * P + (size_t)r * tw;
             for (int j = 0; j < 4; j++) { /* B^T (d B), column j of every tile */
                 const float *a0 = e + (size_t)j * tw, *a1 = a0 + 4 * (size_t)tw, *a2 = a1 + 4 * (size_t)tw,
@@ -274,37 +308,52 @@ static void wg_a(const float *x0, const float *x1, float *o0, float *o1, float *
     }
 }
 
-/* One dout row's transform for every tile: s[j][tx] of the row's pairs (2tx, 2tx + 1), zero
- * past the edge or for a row past the bottom.  ev, od: tw floats each; s: 4 * tw. */
-static void wg_dout_row(const float *plane, int H, int W, int y, int tw, float *ev, float *od, float *s)
+/* One dout row's transform for every tile: s[j][tx] of the row's pairs (a, b) = (2tx, 2tx + 1)
+ * (b zero past the edge), A giving (a, a + b, a - b, -b); zero for a row past the bottom.  Four
+ * tiles at a time split into pairs in registers (as wg_row_transform).  s: 4 * tw floats. */
+static void wg_dout_row(const float *plane, int H, int W, int y, int tw, float *s)
 {
     if (y >= H) {
         memset(s, 0, sizeof(float) * 4 * (size_t)tw);
         return;
     }
     const float *x = plane + (size_t)y * W;
-    for (int k = 0; k < tw; k++) {
-        ev[k] = x[2 * k];
-        od[k] = 2 * k + 1 < W ? x[2 * k + 1] : 0.0f;
+    int k = 0;
+#if defined(__SSE2__)
+    const __m128 zero = _mm_setzero_ps();
+    for (; k + 4 <= tw; k += 4) {
+        __m128 a, b;
+        wg_split_pairs(x, 2 * k, W, &a, &b);
+        _mm_storeu_ps(s + k, a);
+        _mm_storeu_ps(s + tw + k, _mm_add_ps(a, b));
+        _mm_storeu_ps(s + 2 * tw + k, _mm_sub_ps(a, b));
+        _mm_storeu_ps(s + 3 * tw + k, _mm_sub_ps(zero, b));
     }
-    wg_a(ev, od, s, s + tw, s + 2 * (size_t)tw, s + 3 * (size_t)tw, tw);
+#endif
+    for (; k < tw; k++) {
+        float a = x[2 * k], b = 2 * k + 1 < W ? x[2 * k + 1] : 0.0f;
+        s[k] = a;
+        s[tw + k] = a + b;
+        s[2 * tw + k] = a - b;
+        s[3 * tw + k] = -b;
+    }
 }
 
-/* Y[xi][m][q] = (A Dy A^T)[xi] for the block's tiles of dout (layout of V); rowbuf: 10 * tw. */
+/* Y[xi][m][q] = (A Dy A^T)[xi] for the block's tiles of dout (layout of V); rowbuf: 8 tw floats. */
 static void wg_transform_dout(const struct wg_task *t, const float *dout, size_t r0, int nrows, float *Y,
                               float *rowbuf)
 {
     const struct nn_layer *l = t->l;
     const int M = l->out_c, H = l->out_h, W = l->out_w, tw = t->tiles_w;
     const size_t P = (size_t)t->rows * tw, step = nn_winograd_point_step((size_t)M * P);
-    float *s0 = rowbuf, *s1 = rowbuf + 4 * (size_t)tw, *ev = rowbuf + 8 * (size_t)tw, *od = ev + tw;
+    float *s0 = rowbuf, *s1 = rowbuf + 4 * (size_t)tw;
     for (int m = 0; m < M; m++) {
         for (int r = 0; r < nrows; r++) {
             size_t row = r0 + (size_t)r, b = row / (size_t)t->tiles_h;
             int oy = 2 * (int)(row % (size_t)t->tiles_h);
             const float *plane = dout + (b * (size_t)M + (size_t)m) * (size_t)H * W;
-            wg_dout_row(plane, H, W, oy, tw, ev, od, s0);
-            wg_dout_row(plane, H, W, oy + 1, tw, ev, od, s1);
+            wg_dout_row(plane, H, W, oy, tw, s0);
+            wg_dout_row(plane, H, W, oy + 1, tw, s1);
             float *y = Y + (size_t)m * P + (size_t)r * tw;
             for (int j = 0; j < 4; j++) { /* A along the column: rows i = 0..3 of A Dy A^T */
                 float *y0 = y + (size_t)j * step;

@@ -35,9 +35,6 @@
 #include <cblas.h>
 #include <stddef.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #define W4_POINTS NN_WINOGRAD4_POINTS
 /* Scratch floats of one block (V and X), as conv_winograd.c's: within the core's L2. */
@@ -157,28 +154,6 @@ static inline void w4_at(const float *const x[6], float *const o[4], int n)
     for (; k < n; k++) W4_AT(float, w4_load1, w4_store1);
 }
 
-#if defined(__SSE2__)
-/* x[i .. i+3], zero where outside the row of W.  At an edge the row's first or last four
- * values are loaded and shifted into place: building the vector from single floats in memory
- * would make its load wait for their stores (about half the transform's time). */
-static inline __m128 w4_load_padded(const float *x, int i, int W)
-{
-    if (i >= 0 && i + 3 < W) return _mm_loadu_ps(x + i);
-    if (i >= W || i + 3 < 0) return _mm_setzero_ps();
-    if (W < 4) return _mm_set_ps(i + 3 >= 0 && i + 3 < W ? x[i + 3] : 0.0f, i + 2 >= 0 && i + 2 < W ? x[i + 2] : 0.0f,
-                                 i + 1 >= 0 && i + 1 < W ? x[i + 1] : 0.0f, i >= 0 ? x[i] : 0.0f);
-    if (i < 0) { /* -3 .. -1: x[0 .. 3] moved up by -i lanes */
-        __m128i v = _mm_castps_si128(_mm_loadu_ps(x));
-        v = i == -1 ? _mm_slli_si128(v, 4) : i == -2 ? _mm_slli_si128(v, 8) : _mm_slli_si128(v, 12);
-        return _mm_castsi128_ps(v);
-    }
-    __m128i v = _mm_castps_si128(_mm_loadu_ps(x + W - 4)); /* x[W-4 .. W-1] moved down by i+4-W lanes */
-    const int s = i + 4 - W;
-    v = s == 1 ? _mm_srli_si128(v, 4) : s == 2 ? _mm_srli_si128(v, 8) : _mm_srli_si128(v, 12);
-    return _mm_castsi128_ps(v);
-}
-#endif
-
 /* The row transform d B of input row y for every tile of a tile row: e[u][tj], u = 0..5, from
  * the tile's six columns x[4tj-1 .. 4tj+4] (zero outside the row).  Four tiles at a time: their
  * 16 values x[4tj-1 ..] turned by a 4x4 transpose are the columns 0..3 (one vector each), and
@@ -196,17 +171,15 @@ static void w4_row_transform(const float *plane, int H, int W, int y, int tw, fl
     int k = 0;
 #if defined(__SSE2__)
     if (tw >= 4) {
-        __m128 c0 = w4_load_padded(x, -1, W), c1 = w4_load_padded(x, 3, W), c2 = w4_load_padded(x, 7, W),
-               c3 = w4_load_padded(x, 11, W);
+        __m128 c0 = nn_load4_padded(x, -1, W), c1 = nn_load4_padded(x, 3, W), c2 = nn_load4_padded(x, 7, W),
+               c3 = nn_load4_padded(x, 11, W);
         _MM_TRANSPOSE4_PS(c0, c1, c2, c3);
         for (; k + 4 <= tw; k += 4) {
             const int i = 4 * (k + 4) - 1; /* the next four tiles */
-            __m128 n0 = w4_load_padded(x, i, W), n1 = w4_load_padded(x, i + 4, W), n2 = w4_load_padded(x, i + 8, W),
-                   n3 = w4_load_padded(x, i + 12, W);
+            __m128 n0 = nn_load4_padded(x, i, W), n1 = nn_load4_padded(x, i + 4, W), n2 = nn_load4_padded(x, i + 8, W),
+                   n3 = nn_load4_padded(x, i + 12, W);
             _MM_TRANSPOSE4_PS(n0, n1, n2, n3);
-            /* (c[1], c[2], c[3], n[0]): the column one tile on */
-            __m128 c4 = _mm_shuffle_ps(_mm_move_ss(c0, n0), _mm_move_ss(c0, n0), _MM_SHUFFLE(0, 3, 2, 1)),
-                   c5 = _mm_shuffle_ps(_mm_move_ss(c1, n1), _mm_move_ss(c1, n1), _MM_SHUFFLE(0, 3, 2, 1));
+            __m128 c4 = nn_next_tile(c0, n0), c5 = nn_next_tile(c1, n1); /* columns 0 and 1 one tile on */
             w4_vec x0 = (w4_vec)c0, x1 = (w4_vec)c1, x2 = (w4_vec)c2, x3 = (w4_vec)c3, x4 = (w4_vec)c4,
                    x5 = (w4_vec)c5;
             W4_BT_OUT(w4_store);

@@ -6,6 +6,9 @@
 #include <avemo/nn.h>
 
 #include <assert.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -281,6 +284,37 @@ void nn_conv_infer(const struct nn_layer *l, const float *w, const float *wg_rea
 size_t nn_conv_prepared_size(const struct nn_layer *l);
 size_t nn_conv_prepare_tmp(const struct nn_layer *l);
 void nn_conv_prepare_weights(const struct nn_layer *l, const float *w, float *U, float *tmp);
+#if defined(__SSE2__)
+/* x[i .. i+3] of a row of W floats, zero where outside it (the Winograd transforms' padding).
+ * At an edge the row's first or last four values are loaded and shifted into place: a vector
+ * built from single floats in memory would make its load wait for their stores. */
+static inline __m128 nn_load4_padded(const float *x, int i, int W)
+{
+    if (i >= 0 && i + 3 < W) return _mm_loadu_ps(x + i);
+    if (i >= W || i + 3 < 0) return _mm_setzero_ps();
+    if (W < 4)
+        return _mm_set_ps(i + 3 >= 0 && i + 3 < W ? x[i + 3] : 0.0f, i + 2 >= 0 && i + 2 < W ? x[i + 2] : 0.0f,
+                          i + 1 >= 0 && i + 1 < W ? x[i + 1] : 0.0f, i >= 0 ? x[i] : 0.0f);
+    if (i < 0) { /* -3 .. -1: x[0 .. 3] moved up by -i lanes */
+        __m128i v = _mm_castps_si128(_mm_loadu_ps(x));
+        v = i == -1 ? _mm_slli_si128(v, 4) : i == -2 ? _mm_slli_si128(v, 8) : _mm_slli_si128(v, 12);
+        return _mm_castsi128_ps(v);
+    }
+    __m128i v = _mm_castps_si128(_mm_loadu_ps(x + W - 4)); /* x[W-4 .. W-1] moved down by i+4-W lanes */
+    const int s = i + 4 - W;
+    v = s == 1 ? _mm_srli_si128(v, 4) : s == 2 ? _mm_srli_si128(v, 8) : _mm_srli_si128(v, 12);
+    return _mm_castsi128_ps(v);
+}
+
+/* (a[1], a[2], a[3], n[0]): a row of four tiles' values moved on by one tile, n being the next
+ * four tiles' row. */
+static inline __m128 nn_next_tile(__m128 a, __m128 n)
+{
+    const __m128 t = _mm_move_ss(a, n);
+    return _mm_shuffle_ps(t, t, _MM_SHUFFLE(0, 3, 2, 1));
+}
+#endif
+
 /* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3] of a layer, for a Winograd
  * transform of n x n points (4: F(2x2, 3x3), 6: F(4x4, 3x3)) whose G is g_of (the n values of
  * G times a kernel column, or of a row of G g).  One output channel at a time goes through
