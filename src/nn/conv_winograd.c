@@ -66,9 +66,9 @@ size_t nn_winograd_scratch(const struct nn_layer *l)
     return wg_weights_region(l) + wg_block_floats(l, wg_block_rows(l));
 }
 
-/* G on three values (a kernel column, or a row of G g): (g0, (g0 + g1 + g2) / 2,
- * (g0 - g1 + g2) / 2, g2). */
-static void wg_g(float g0, float g1, float g2, float u[4])
+/* G on three values (a kernel column, or a row of G g), of four kernels at once: (g0,
+ * (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2). */
+static void wg_g(nn_vec4 g0, nn_vec4 g1, nn_vec4 g2, nn_vec4 *u)
 {
     u[0] = g0;
     u[1] = 0.5f * (g0 + g1 + g2);

@@ -74,8 +74,8 @@ static size_t w4_block_floats(const struct nn_layer *l)
 
 size_t nn_winograd4_scratch(const struct nn_layer *l) { return nn_winograd4_weights_size(l) + w4_block_floats(l); }
 
-/* G on three values (a kernel column, or a row of G g). */
-static void w4_g(float g0, float g1, float g2, float u[6])
+/* G on three values (a kernel column, or a row of G g), of four kernels at once. */
+static void w4_g(nn_vec4 g0, nn_vec4 g1, nn_vec4 g2, nn_vec4 *u)
 {
     u[0] = g0 / 4.0f;
     u[1] = -(g0 + g1 + g2) / 6.0f;
@@ -102,14 +102,13 @@ struct w4_task {
 /* The two 1-D transforms over n tiles at once, on six rows x[0..5]: B^T into o[0..5], or A^T
  * into o[0..3].  Four tiles at a time in GCC's vector type (-O2 does not vectorise the plain
  * loop), the rest one by one: the same operations in the same order either way. */
-typedef float w4_vec __attribute__((vector_size(16)));
-static inline w4_vec w4_load(const float *p)
+static inline nn_vec4 w4_load(const float *p)
 {
-    w4_vec v;
+    nn_vec4 v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void w4_store(float *p, w4_vec v) { memcpy(p, &v, sizeof v); }
+static inline void w4_store(float *p, nn_vec4 v) { memcpy(p, &v, sizeof v); }
 static inline float w4_load1(const float *p) { return *p; }
 static inline void w4_store1(float *p, float v) { *p = v; }
 
@@ -143,14 +142,14 @@ static inline void w4_store1(float *p, float v) { *p = v; }
 static inline void w4_bt(const float *const x[6], float *const o[6], int n)
 {
     int k = 0;
-    for (; k + 4 <= n; k += 4) W4_BT(w4_vec, w4_load, w4_store);
+    for (; k + 4 <= n; k += 4) W4_BT(nn_vec4, w4_load, w4_store);
     for (; k < n; k++) W4_BT(float, w4_load1, w4_store1);
 }
 
 static inline void w4_at(const float *const x[6], float *const o[4], int n)
 {
     int k = 0;
-    for (; k + 4 <= n; k += 4) W4_AT(w4_vec, w4_load, w4_store);
+    for (; k + 4 <= n; k += 4) W4_AT(nn_vec4, w4_load, w4_store);
     for (; k < n; k++) W4_AT(float, w4_load1, w4_store1);
 }
 
@@ -180,8 +179,8 @@ static void w4_row_transform(const float *plane, int H, int W, int y, int tw, fl
                    n3 = nn_load4_padded(x, i + 12, W);
             _MM_TRANSPOSE4_PS(n0, n1, n2, n3);
             __m128 c4 = nn_next_tile(c0, n0), c5 = nn_next_tile(c1, n1); /* columns 0 and 1 one tile on */
-            w4_vec x0 = (w4_vec)c0, x1 = (w4_vec)c1, x2 = (w4_vec)c2, x3 = (w4_vec)c3, x4 = (w4_vec)c4,
-                   x5 = (w4_vec)c5;
+            nn_vec4 x0 = (nn_vec4)c0, x1 = (nn_vec4)c1, x2 = (nn_vec4)c2, x3 = (nn_vec4)c3, x4 = (nn_vec4)c4,
+                   x5 = (nn_vec4)c5;
             W4_BT_OUT(w4_store);
             c0 = n0;
             c1 = n1;

@@ -315,24 +315,33 @@ static inline __m128 nn_next_tile(__m128 a, __m128 n)
 }
 #endif
 
+/* Four floats as one value (GCC's vector extension: + - * / lane by lane, each rounded as the
+ * same scalar operation). */
+typedef float nn_vec4 __attribute__((vector_size(16)));
+
 /* U[xi][m][c] = (G g G^T)[xi] for every kernel g = w[m][c][3][3] of a layer, for a Winograd
  * transform of n x n points (4: F(2x2, 3x3), 6: F(4x4, 3x3)) whose G is g_of (the n values of
- * G times a kernel column, or of a row of G g).  One output channel at a time goes through
- * tmp[xi][c] (n n C floats, in cache), so that U is written row by row.  Inline so that g_of is
- * inlined too: training transforms the kernels at every step. */
+ * G times a kernel column, or of a row of G g).  Four kernels (input channels) at a time, one
+ * per lane: F(4x4, 3x3)'s G divides by 6, 12 and 24, and four divisions cost one.  One output
+ * channel goes through tmp[xi][c] (n n C floats, in cache), so that U is written row by row.
+ * Inline so that g_of is inlined too: training transforms the kernels at every step. */
 static inline void nn_winograd_kernels(const struct nn_layer *l, const float *w, int n,
-                                       void (*g_of)(float, float, float, float *), float *U, float *tmp)
+                                       void (*g_of)(nn_vec4, nn_vec4, nn_vec4, nn_vec4 *), float *U, float *tmp)
 {
     const int M = l->out_c, C = l->in_c;
     assert(n == 4 || n == 6);
     for (int m = 0; m < M; m++) {
-        for (int c = 0; c < C; c++) {
+        for (int c = 0; c < C; c += 4) {
+            const int lanes = C - c < 4 ? C - c : 4;
             const float *g = w + ((size_t)m * C + c) * 9;
-            float t[3][6], u[6]; /* t[j]: G times kernel column j */
-            for (int j = 0; j < 3; j++) g_of(g[j], g[3 + j], g[6 + j], t[j]);
+            nn_vec4 k[9], t[3][6], u[6]; /* k[e]: element e of the four kernels; t[j]: G times column j */
+            for (int e = 0; e < 9; e++)
+                k[e] = (nn_vec4){g[e], lanes > 1 ? g[9 + e] : 0.0f, lanes > 2 ? g[18 + e] : 0.0f,
+                                 lanes > 3 ? g[27 + e] : 0.0f};
+            for (int j = 0; j < 3; j++) g_of(k[j], k[3 + j], k[6 + j], t[j]);
             for (int i = 0; i < n; i++) { /* row i of G g, times G^T */
                 g_of(t[0][i], t[1][i], t[2][i], u);
-                for (int j = 0; j < n; j++) tmp[(size_t)(i * n + j) * C + c] = u[j];
+                for (int j = 0; j < n; j++) memcpy(tmp + (size_t)(i * n + j) * C + c, &u[j], sizeof(float) * lanes);
             }
         }
         for (int xi = 0; xi < n * n; xi++)
