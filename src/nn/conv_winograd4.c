@@ -42,8 +42,6 @@
 
 static int w4_tiles(int n) { return (n + 3) / 4; }
 
-
-
 int nn_winograd4_fits(const struct nn_layer *l)
 {
     return nn_winograd_fits(l) && w4_tiles(l->out_h) * w4_tiles(l->out_w) >= NN_WINOGRAD4_MIN_TILES;
