@@ -111,7 +111,10 @@ static void add_torch_timings(const char *pipeline, int repeats, cJSON *out)
     cJSON_Delete(json);
 }
 
-/* The shipped face recipe's network (pipelines/avemo-face-deep.ini), one thread: on one av
+static void prepare_once(void *net) { avemo_net_prepare(net, NULL); }
+
+/* The shipped face recipe's network (pipelines/avemo-face-deep.ini), one thread: making its
+ * kernels' Winograd transforms (avemo_net_prepare, once per model a classifier opens); on one av
  * clip's 8 face crops, prepared as the classifier prepares it (avemo_net_prepare: the part of
  * classify_clip_s the face network costs), and a training step of batch 32 (what its epochs
  * cost; the optimiser's first step drops the prepared transform, as training does). */
@@ -124,6 +127,7 @@ static void add_face_branch_timing(int repeats, cJSON *out)
         return;
     }
     avemo_net_init(net, AVEMO_NN_INIT_DEFAULT, 1);
+    cJSON_AddNumberToObject(out, "net_face_prepare_s", bench_median(repeats, prepare_once, net));
     if (avemo_net_prepare(net, &err)) fprintf(stderr, "bench nn: %s\n", err.message);
     add_timing(out, "net_face_fwd_b8_s", net, 8, 0, repeats, 1);
     add_timing(out, "net_face_train_b32_s", net, 32, 1, repeats > 11 ? 11 : repeats, 1);
