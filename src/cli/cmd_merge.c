@@ -13,7 +13,10 @@ static const char merge_usage[] =
     "  Files named ...-IIIII-of-NNNNN... are put in shard order and every shard must be given,\n"
     "  so `avemo merge all.jsonl out/classify-*` gives exactly the output of one process.\n"
     "  --metrics: the metrics of the units of `avemo eval --shard` outputs, as `avemo eval --json`\n"
-    "  prints them (OUT '-': standard output).";
+    "  prints them (OUT '-': standard output).  The outputs may come from several models: the\n"
+    "  folds of a cross-validation, each fold's model on its own test part (--shard 0/1), pool\n"
+    "  into one report per --data.  Every output must have the same --data list; a file that is\n"
+    "  a unit of two outputs is refused.";
 
 static int merge_metrics(const char *out, char **inputs, int n)
 {

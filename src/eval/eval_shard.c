@@ -128,38 +128,89 @@ struct unit_list {
     int *truth, *pred, *source;
     float *probs;              /* n x classes, while every unit line has them; NULL once one lacks them */
     int with_probs;
+    char **files;              /* each unit's file and the input it came from: a unit given */
+    int *input;                /* twice (a shard or a fold passed twice) would count twice */
     size_t n, cap;
+    cJSON *data;               /* the first shard's --data list, which every shard must share */
+    char (*models)[64];        /* the models that answered, each once (folds of a cross-validation) */
+    int nmodels;
     struct avemo_eval_set *set;
 };
 
-static enum avemo_status add_unit(struct unit_list *u, int t, int p, int d, const char *path,
-                                  struct avemo_error *err)
+static enum avemo_status grow_units(struct unit_list *u, const char *path, struct avemo_error *err)
 {
-    if (u->n == u->cap) {
-        size_t cap = u->cap ? 2 * u->cap : 1024;
-        int *tt = realloc(u->truth, cap * sizeof *tt);
-        if (tt) u->truth = tt;
-        int *pp = tt ? realloc(u->pred, cap * sizeof *pp) : NULL;
-        if (pp) u->pred = pp;
-        int *dd = pp ? realloc(u->source, cap * sizeof *dd) : NULL;
-        if (dd) u->source = dd;
-        if (!dd) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-        float *pr = realloc(u->probs, cap * AVEMO_MAX_CLASSES * sizeof *pr);
-        if (!pr) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
-        u->probs = pr;
-        u->cap = cap;
-    }
+    size_t cap = u->cap ? 2 * u->cap : 1024;
+    int *tt = realloc(u->truth, cap * sizeof *tt);
+    if (tt) u->truth = tt;
+    int *pp = tt ? realloc(u->pred, cap * sizeof *pp) : NULL;
+    if (pp) u->pred = pp;
+    int *dd = pp ? realloc(u->source, cap * sizeof *dd) : NULL;
+    if (dd) u->source = dd;
+    int *ii = dd ? realloc(u->input, cap * sizeof *ii) : NULL;
+    if (ii) u->input = ii;
+    char **ff = ii ? realloc(u->files, cap * sizeof *ff) : NULL;
+    if (ff) u->files = ff;
+    float *pr = ff ? realloc(u->probs, cap * AVEMO_MAX_CLASSES * sizeof *pr) : NULL;
+    if (!pr) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    u->probs = pr;
+    u->cap = cap;
+    return AVEMO_OK;
+}
+
+static enum avemo_status add_unit(struct unit_list *u, int t, int p, int d, const char *file, int input,
+                                  const char *path, struct avemo_error *err)
+{
+    enum avemo_status s = u->n == u->cap ? grow_units(u, path, err) : AVEMO_OK;
+    if (s) return s;
+    if (!(u->files[u->n] = strdup(file ? file : "")))
+        return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
     u->truth[u->n] = t;
     u->pred[u->n] = p;
+    u->input[u->n] = input;
     u->source[u->n++] = d;
     return AVEMO_OK;
 }
 
+/* The model of a shard, kept once: shards of one run share it, the folds of a cross-validation
+ * pooled by the merge each bring their own. */
+static enum avemo_status note_model(struct unit_list *u, const cJSON *o, const char *path, struct avemo_error *err)
+{
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
+    const char *base = model ? strrchr(model, '/') : NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s", base ? base + 1 : model ? model : "");
+    for (int m = 0; m < u->nmodels; m++)
+        if (strcmp(u->models[m], name) == 0) return AVEMO_OK;
+    char(*more)[64] = realloc(u->models, (size_t)(u->nmodels + 1) * sizeof *more);
+    if (!more) return avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    u->models = more;
+    memcpy(u->models[u->nmodels++], name, sizeof name);
+    return AVEMO_OK;
+}
+
+/* Every shard must have evaluated the same --data list: a unit's "data" is an index into it. */
+static enum avemo_status check_same_data(struct unit_list *u, const cJSON *o, const char *path,
+                                         struct avemo_error *err)
+{
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    if (!u->data) {
+        u->data = data ? cJSON_Duplicate(data, 1) : cJSON_CreateArray();
+        return u->data ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int same = data ? cJSON_Compare(data, u->data, 1) : cJSON_GetArraySize(u->data) == 0;
+    if (same) return AVEMO_OK;
+    return avemo_fail(err, AVEMO_ERR_MISMATCH,
+                      "%s: evaluated another --data list than the first shard (give every fold or shard the same "
+                      "--data, in the same order)",
+                      path);
+}
+
 /* A shard's first line: the classes (those of the first shard), its skipped items and files;
  * the --data list and the dropped labels are the whole data's, taken from the first shard. */
-static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **labels, struct avemo_eval_set *set,
+static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **labels, struct unit_list *u,
                                     struct avemo_error *err)
 {
+    struct avemo_eval_set *set = u->set;
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "labels");
     if (!cJSON_IsArray(l) || cJSON_GetArraySize(l) < 2 || cJSON_GetArraySize(l) > AVEMO_MAX_CLASSES)
         return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: not the output of avemo eval --shard", path);
@@ -169,6 +220,9 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
             return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: a class label is not a short text", path);
     if (*labels && !cJSON_Compare(l, *labels, 1))
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
+    enum avemo_status s = check_same_data(u, o, path, err);
+    if (!s) s = note_model(u, o, path, err);
+    if (s) return s;
     const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(o, "skipped"), *f;
     if (cJSON_IsNumber(skipped) && skipped->valuedouble >= 0) set->skipped += (size_t)skipped->valuedouble;
     const cJSON *trained = cJSON_GetObjectItemCaseSensitive(o, "left_out_trained");
@@ -216,7 +270,8 @@ static void take_probs(struct unit_list *u, const cJSON *probs, int k)
 }
 
 /* One shard's lines into u; its labels must be those of the first shard (*labels). */
-static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit_list *u, struct avemo_error *err)
+static enum avemo_status merge_one(const char *path, int input, cJSON **labels, struct unit_list *u,
+                                   struct avemo_error *err)
 {
     uint8_t *text = NULL;
     size_t size = 0;
@@ -228,7 +283,7 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
         cJSON *o = cJSON_Parse(line);
         lineno++;
         if (lineno == 1) {
-            s = merge_head(o, path, labels, u->set, err);
+            s = merge_head(o, path, labels, u, err);
         } else {
             int t = label_index(*labels, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "truth")));
             int p = label_index(*labels, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "pred")));
@@ -236,7 +291,8 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
             int di = cJSON_IsNumber(d) ? d->valueint : 0;
             if (t < 0 || p < 0 || di < 0 || (u->set->nsources > 0 && di >= u->set->nsources))
                 s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: not a unit line", path, lineno);
-            if (!s) s = add_unit(u, t, p, di, path, err);
+            const char *file = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "file"));
+            if (!s) s = add_unit(u, t, p, di, file, input, path, err);
             if (!s) take_probs(u, cJSON_GetObjectItemCaseSensitive(o, "probs"), cJSON_GetArraySize(*labels));
         }
         cJSON_Delete(o);
@@ -244,6 +300,55 @@ static enum avemo_status merge_one(const char *path, cJSON **labels, struct unit
     if (!s && lineno == 0) s = avemo_fail(err, AVEMO_ERR_EMPTY, "%s: empty", path);
     free(text);
     return s;
+}
+
+struct named_unit {
+    const char *file;
+    int input;
+};
+
+static int by_file(const void *a, const void *b)
+{
+    return strcmp(((const struct named_unit *)a)->file, ((const struct named_unit *)b)->file);
+}
+
+/* A unit in two inputs (one fold's output given twice, or folds whose test parts overlap) would be
+ * counted twice: refused, naming the file and both inputs.  Units without a file name (shards of
+ * older builds) are not compared. */
+static enum avemo_status check_units_once(const struct unit_list *u, const char *const *inputs,
+                                          struct avemo_error *err)
+{
+    struct named_unit *order = malloc((u->n ? u->n : 1) * sizeof *order);
+    if (!order) return avemo_fail(err, AVEMO_ERR_NOMEM, "merge: out of memory");
+    for (size_t i = 0; i < u->n; i++) order[i] = (struct named_unit){u->files[i], u->input[i]};
+    qsort(order, u->n, sizeof *order, by_file);
+    enum avemo_status s = AVEMO_OK;
+    for (size_t k = 1; !s && k < u->n; k++)
+        if (order[k].file[0] && strcmp(order[k - 1].file, order[k].file) == 0)
+            s = avemo_fail(err, AVEMO_ERR_MISMATCH,
+                           "merge: %s is a unit of %s and of %s (an output given twice, or folds whose test "
+                           "parts overlap)",
+                           order[k].file, inputs[order[k - 1].input], inputs[order[k].input]);
+    free(order);
+    return s;
+}
+
+/* The merged result's model: the shards' one, or the first of the pooled folds' and how many more. */
+static void name_pooled_model(const struct unit_list *u, struct avemo_eval_set *set)
+{
+    if (u->nmodels > 1)
+        snprintf(set->results[0].model, sizeof set->results[0].model, "%.30s and %d other model%s", u->models[0],
+                 u->nmodels - 1, u->nmodels > 2 ? "s" : "");
+}
+
+static void free_unit_extras(struct unit_list *u)
+{
+    for (size_t i = 0; i < u->n; i++) free(u->files[i]);
+    free(u->files);
+    free(u->input);
+    free(u->models);
+    free(u->probs);
+    cJSON_Delete(u->data);
 }
 
 enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avemo_eval_set *set,
@@ -255,10 +360,12 @@ enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avem
     set->results = calloc(1, sizeof *set->results);
     enum avemo_status s = set->results ? AVEMO_OK : avemo_fail(err, AVEMO_ERR_NOMEM, "merge: out of memory");
     if (!s) set->nresults = 1;
-    for (int i = 0; !s && i < n; i++) s = merge_one(inputs[i], &labels, &u, err);
+    for (int i = 0; !s && i < n; i++) s = merge_one(inputs[i], i, &labels, &u, err);
     if (!s && u.n == 0) s = avemo_fail(err, AVEMO_ERR_EMPTY, "merge: no unit in the %d shard(s)", n);
+    if (!s) s = check_units_once(&u, inputs, err);
     const char *names[AVEMO_MAX_CLASSES];
     if (!s) {
+        name_pooled_model(&u, set);
         set->num_classes = cJSON_GetArraySize(labels);
         for (int c = 0; c < set->num_classes; c++) {
             names[c] = cJSON_GetArrayItem(labels, c)->valuestring;
@@ -275,7 +382,7 @@ enum avemo_status avemo_eval_merge(const char *const *inputs, int n, struct avem
         set->results[0].probs = u.probs;
         u.probs = NULL;
     }
-    free(u.probs);
+    free_unit_extras(&u);
     set->source = u.source;
     cJSON_Delete(labels);
     if (s) avemo_eval_free(set);

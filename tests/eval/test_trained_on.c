@@ -290,6 +290,74 @@ static void test_shards_count_left_out(void **state)
     assert_non_null(strstr(err.message, "bad-shard.jsonl: a class label is not a short text"));
 }
 
+/* One --shard 0/1-style output of MODEL on the block I/2 of dir/mixed into OUT_DIR; its name in path. */
+static void eval_block(const char *model_path, int i, const char *out_dir, char *path, size_t size)
+{
+    char data[256];
+    snprintf(data, sizeof data, "%s/mixed", dir);
+    struct avemo_eval_options opt = {0};
+    const char *d[1] = {data};
+    opt.data = d;
+    opt.ndata = 1;
+    opt.seed = 1;
+    struct avemo_error err = {0};
+    struct avemo_shard shard = {i, 2};
+    int done;
+    if (avemo_eval_shard(model_path, &opt, &shard, out_dir, &done, &err)) fail_msg("%s", err.message);
+    snprintf(path, size, "%s/eval-%05d-of-00002.jsonl", out_dir, i);
+}
+
+/* Folds of a cross-validation pooled by the merge: each fold's model on its own test part, the
+ * units added up and the models named; a unit given twice, or shards of another --data list,
+ * are refused by name rather than counted. */
+static void test_merge_pools_folds(void **state)
+{
+    (void)state;
+    char fold0[256], fold1[256], names[2][512], norecord[256];
+    snprintf(fold0, sizeof fold0, "%s/fold0", dir);
+    snprintf(fold1, sizeof fold1, "%s/fold1", dir);
+    snprintf(norecord, sizeof norecord, "%s/norecord.avm", dir);
+    eval_block(model, 0, fold0, names[0], sizeof names[0]);
+    eval_block(norecord, 1, fold1, names[1], sizeof names[1]);
+    const char *inputs[2] = {names[0], names[1]};
+    struct avemo_eval_set set;
+    struct avemo_error err = {0};
+    size_t alone = 0;
+    for (int k = 0; k < 2; k++) {
+        if (avemo_eval_merge(inputs + k, 1, &set, &err)) fail_msg("%s", err.message);
+        alone += set.n;
+        avemo_eval_free(&set);
+    }
+    if (avemo_eval_merge(inputs, 2, &set, &err)) fail_msg("%s", err.message);
+    assert_true(alone >= 2);
+    assert_int_equal(set.n, alone);
+    assert_string_equal(set.results[0].model, "audio.avm and 1 other model");
+    avemo_eval_free(&set);
+
+    inputs[1] = names[0];
+    assert_int_equal(avemo_eval_merge(inputs, 2, &set, &err), AVEMO_ERR_MISMATCH);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, " is a unit of "));
+    assert_non_null(strstr(err.message, "fold0/eval-00000-of-00002.jsonl and of "));
+
+    /* the second fold's output, as if it had evaluated another folder */
+    size_t size = 0;
+    char *bytes = (char *)test_read_file(names[1], &size), other[512];
+    char *text = calloc(size + 1, 1);
+    memcpy(text, bytes, size);
+    free(bytes);
+    char *at = strstr(text, "/mixed\"");
+    assert_non_null(at);
+    memcpy(at, "/mixeD", 6);
+    snprintf(other, sizeof other, "%s/other-data.jsonl", fold1);
+    write_file(other, text, size);
+    free(text);
+    inputs[1] = other;
+    assert_int_equal(avemo_eval_merge(inputs, 2, &set, &err), AVEMO_ERR_MISMATCH);
+    printf("  %s\n", err.message);
+    assert_non_null(strstr(err.message, "other-data.jsonl: evaluated another --data list than the first shard"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_eval_refuses_training_data),
         cmocka_unit_test(test_model_without_record),
         cmocka_unit_test(test_shards_count_left_out),
+        cmocka_unit_test(test_merge_pools_folds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
