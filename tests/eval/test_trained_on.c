@@ -241,26 +241,34 @@ static void test_model_without_record(void **state)
     avemo_eval_free(&set);
 }
 
-/* In shards, each shard counts the left-out files of its block and the merge adds them up. */
-static void test_shards_count_left_out(void **state)
+/* One --shard 0/1-style output of MODEL on the block I/2 of dir/mixed into OUT_DIR; its name in path. */
+static void eval_block(const char *model_path, int i, const char *out_dir, char *path, size_t size)
 {
-    (void)state;
-    char data[256], out[256];
+    char data[256];
     snprintf(data, sizeof data, "%s/mixed", dir);
-    snprintf(out, sizeof out, "%s/shards", dir);
     struct avemo_eval_options opt = {0};
     const char *d[1] = {data};
     opt.data = d;
     opt.ndata = 1;
     opt.seed = 1;
     struct avemo_error err = {0};
+    struct avemo_shard shard = {i, 2};
+    int done;
+    if (avemo_eval_shard(model_path, &opt, &shard, out_dir, &done, &err)) fail_msg("%s", err.message);
+    snprintf(path, size, "%s/eval-%05d-of-00002.jsonl", out_dir, i);
+}
+
+/* In shards, each shard counts the left-out files of its block and the merge adds them up. */
+static void test_shards_count_left_out(void **state)
+{
+    (void)state;
+    char out[256];
+    snprintf(out, sizeof out, "%s/shards", dir);
+    struct avemo_error err = {0};
     const char *inputs[2];
     char names[2][512];
     for (int i = 0; i < 2; i++) {
-        struct avemo_shard shard = {i, 2};
-        int done;
-        if (avemo_eval_shard(model, &opt, &shard, out, &done, &err)) fail_msg("%s", err.message);
-        snprintf(names[i], sizeof names[i], "%s/eval-%05d-of-00002.jsonl", out, i);
+        eval_block(model, i, out, names[i], sizeof names[i]);
         inputs[i] = names[i];
     }
     struct avemo_eval_set set;
@@ -288,23 +296,6 @@ static void test_shards_count_left_out(void **state)
     assert_int_equal(avemo_eval_merge(inputs, 2, &set, &err), AVEMO_ERR_CORRUPT);
     printf("  %s\n", err.message);
     assert_non_null(strstr(err.message, "bad-shard.jsonl: a class label is not a short text"));
-}
-
-/* One --shard 0/1-style output of MODEL on the block I/2 of dir/mixed into OUT_DIR; its name in path. */
-static void eval_block(const char *model_path, int i, const char *out_dir, char *path, size_t size)
-{
-    char data[256];
-    snprintf(data, sizeof data, "%s/mixed", dir);
-    struct avemo_eval_options opt = {0};
-    const char *d[1] = {data};
-    opt.data = d;
-    opt.ndata = 1;
-    opt.seed = 1;
-    struct avemo_error err = {0};
-    struct avemo_shard shard = {i, 2};
-    int done;
-    if (avemo_eval_shard(model_path, &opt, &shard, out_dir, &done, &err)) fail_msg("%s", err.message);
-    snprintf(path, size, "%s/eval-%05d-of-00002.jsonl", out_dir, i);
 }
 
 /* Folds of a cross-validation pooled by the merge: each fold's model on its own test part, the
