@@ -205,6 +205,20 @@ static enum avemo_status check_same_data(struct unit_list *u, const cJSON *o, co
                       path);
 }
 
+/* A count of the head line (files skipped, left out...) added to *into; absent is 0.  More than
+ * any data set holds is a damaged file. */
+#define SHARD_COUNT_MAX 1e12
+static enum avemo_status add_count(const cJSON *o, const char *key, size_t *into, const char *path,
+                                   struct avemo_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return AVEMO_OK;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= SHARD_COUNT_MAX))
+        return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s: \"%s\" is not a count", path, key);
+    *into += (size_t)v->valuedouble;
+    return AVEMO_OK;
+}
+
 /* A shard's first line: the classes (those of the first shard), its skipped items and files;
  * the --data list and the dropped labels are the whole data's, taken from the first shard. */
 static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **labels, struct unit_list *u,
@@ -222,13 +236,11 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
         return avemo_fail(err, AVEMO_ERR_MISMATCH, "%s: other classes than the first shard", path);
     enum avemo_status s = check_same_data(u, o, path, err);
     if (!s) s = note_model(u, o, path, err);
+    if (!s) s = add_count(o, "skipped", &set->skipped, path, err);
+    if (!s) s = add_count(o, "left_out_trained", &set->trained_on, path, err);
+    if (!s) s = add_count(o, "kept_same_name", &set->same_name, path, err);
     if (s) return s;
-    const cJSON *skipped = cJSON_GetObjectItemCaseSensitive(o, "skipped"), *f;
-    if (cJSON_IsNumber(skipped) && skipped->valuedouble >= 0) set->skipped += (size_t)skipped->valuedouble;
-    const cJSON *trained = cJSON_GetObjectItemCaseSensitive(o, "left_out_trained");
-    if (cJSON_IsNumber(trained) && trained->valuedouble >= 0) set->trained_on += (size_t)trained->valuedouble;
-    const cJSON *same = cJSON_GetObjectItemCaseSensitive(o, "kept_same_name");
-    if (cJSON_IsNumber(same) && same->valuedouble >= 0) set->same_name += (size_t)same->valuedouble;
+    const cJSON *f;
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(o, "skipped_files")) {
         char **more = cJSON_IsString(f) ? realloc(set->failures, (set->nfailures + 1) * sizeof *more) : NULL;
         if (more) set->failures = more;
@@ -257,16 +269,24 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
 }
 
 /* The unit's probabilities (the last one added); a line without them (an older shard) leaves
- * the merged set without probabilities, and its report without calibration. */
-static void take_probs(struct unit_list *u, const cJSON *probs, int k)
+ * the merged set without probabilities, and its report without calibration.  A value that is
+ * no probability (out of [0, 1], or not finite) is a damaged file, refused by line. */
+static enum avemo_status take_probs(struct unit_list *u, const cJSON *probs, int k, const char *path, int lineno,
+                                    struct avemo_error *err)
 {
     if (u->n == 1) u->with_probs = 1;
     if (!cJSON_IsArray(probs) || cJSON_GetArraySize(probs) != k) u->with_probs = 0;
     for (int c = 0; u->with_probs && c < k; c++) {
         const cJSON *v = cJSON_GetArrayItem(probs, c);
-        if (!cJSON_IsNumber(v)) u->with_probs = 0;
-        else u->probs[(u->n - 1) * (size_t)k + (size_t)c] = (float)v->valuedouble;
+        if (!cJSON_IsNumber(v)) {
+            u->with_probs = 0;
+        } else {
+            if (!(v->valuedouble >= 0.0 && v->valuedouble <= 1.0))
+                return avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: a probability is not between 0 and 1", path, lineno);
+            u->probs[(u->n - 1) * (size_t)k + (size_t)c] = (float)v->valuedouble;
+        }
     }
+    return AVEMO_OK;
 }
 
 /* One shard's lines into u; its labels must be those of the first shard (*labels). */
@@ -293,7 +313,8 @@ static enum avemo_status merge_one(const char *path, int input, cJSON **labels, 
                 s = avemo_fail(err, AVEMO_ERR_CORRUPT, "%s:%d: not a unit line", path, lineno);
             const char *file = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "file"));
             if (!s) s = add_unit(u, t, p, di, file, input, path, err);
-            if (!s) take_probs(u, cJSON_GetObjectItemCaseSensitive(o, "probs"), cJSON_GetArraySize(*labels));
+            if (!s) s = take_probs(u, cJSON_GetObjectItemCaseSensitive(o, "probs"), cJSON_GetArraySize(*labels), path,
+                                   lineno, err);
         }
         cJSON_Delete(o);
     }

@@ -135,6 +135,9 @@ enum avemo_status avemo_reliability_compute(const float *probs, const int *truth
             if (p[c] > p[top]) top = c;
         if (truth[i] < 0 || truth[i] >= k)
             return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "reliability: label %d of unit %zu is not a class", truth[i], i);
+        if (!(p[top] >= 0.0f && p[top] <= 1.0f)) /* also NaN */
+            return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "reliability: unit %zu has no probability (%g)", i,
+                              (double)p[top]);
         int b = (int)(p[top] * bins); /* equal-width bins over [0, 1]; a confidence of 1 goes to the last */
         if (b >= bins) b = bins - 1;
         if (b < 0) b = 0;

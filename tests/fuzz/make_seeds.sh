@@ -106,4 +106,23 @@ part() { printf -- '--avemoFuzz\r\nContent-Disposition: form-data; name="file"; 
 { printf '\1audio/wav\n'; cat "$wav"; } > "$mp/raw_wav.bin"
 { printf '\2POST /v1/predict?mode=audio HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: audio/wav\r\nContent-Length: %d\r\n\r\n' "$(stat -c %s "$wav")"; cat "$wav"; } > "$mp/request.bin"
 { printf '\2GET /v1/history?limit=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; } > "$mp/history.bin"
+# eval_merge: an `avemo eval --shard` output (a head line, then units of three --data; real
+# answers of a fold model of session 29, paths shortened) and an older one (no file names,
+# no probabilities, no --data list).
+mkdir -p "$corpus/eval_merge"
+cat > "$corpus/eval_merge/folds.jsonl" <<'JSONL'
+{"labels":["ANG","DIS","FEA","HAP","NEU","SAD"],"model":"f4.avm","skipped":0,"skipped_files":[],"dropped_labels":"160 CAL, 160 SUR, 45 BOR","left_out_trained":0,"kept_same_name":0,"no_training_record":"","data":[{"data":"ravdess","corpus":"ravdess"},{"data":"emodb/manifest.csv","corpus":"emodb"},{"data":"crema-d/AudioMP3","corpus":"crema-d"}]}
+{"file":"ravdess/03-01-01-01-01-01-06.wav","truth":"NEU","pred":"NEU","data":0,"probs":[0.0041,0.0528,0.003,0.0449,0.8373,0.0579]}
+{"file":"ravdess/03-01-01-01-01-02-06.wav","truth":"NEU","pred":"HAP","data":0,"probs":[0.0201,0.0641,0.0188,0.7045,0.1519,0.0405]}
+{"file":"emodb/10a01Ac.wav","truth":"FEA","pred":"FEA","data":1,"probs":[0.0063,0.0006,0.9702,0.0108,0.0002,0.0119]}
+{"file":"emodb/10a01Nb.wav","truth":"NEU","pred":"SAD","data":1,"probs":[0.0001,0.0013,0.0067,0.0015,0.1046,0.8859]}
+{"file":"crema-d/1002_DFA_ANG_XX.mp3","truth":"ANG","pred":"HAP","data":2,"probs":[0.1231,0.0259,0.001,0.8469,0.0026,0.0005]}
+{"file":"crema-d/1002_DFA_DIS_XX.mp3","truth":"DIS","pred":"NEU","data":2,"probs":[0.0001,0.0068,0.0001,0.0009,0.9659,0.0263]}
+JSONL
+cat > "$corpus/eval_merge/older.jsonl" <<'JSONL'
+{"labels":["ANG","DIS","FEA","HAP","NEU","SAD"],"model":"f4.avm","skipped":0,"skipped_files":[],"dropped_labels":"160 CAL, 160 SUR, 45 BOR","left_out_trained":0,"kept_same_name":0}
+{"truth": "NEU", "pred": "NEU"}
+{"truth": "NEU", "pred": "HAP"}
+{"truth": "FEA", "pred": "FEA"}
+JSONL
 ls -l "$corpus"/*
