@@ -250,9 +250,7 @@ static enum avemo_status merge_head(const cJSON *o, const char *path, cJSON **la
     }
     if (*labels) return AVEMO_OK;
     *labels = cJSON_Duplicate(l, 1);
-    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "model"));
-    const char *base = model ? strrchr(model, '/') : NULL;
-    snprintf(set->results[0].model, sizeof set->results[0].model, "%s", base ? base + 1 : model ? model : "");
+    snprintf(set->results[0].model, sizeof set->results[0].model, "%s", u->models[0]); /* see note_model */
     const char *dropped = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "dropped_labels"));
     snprintf(set->dropped, sizeof set->dropped, "%s", dropped ? dropped : "");
     const char *unchecked = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "no_training_record"));

@@ -241,6 +241,17 @@ static void test_model_without_record(void **state)
     avemo_eval_free(&set);
 }
 
+/* A file's bytes as a NUL-terminated text (test_read_file's bytes end without a NUL). */
+static char *read_text(const char *path, size_t *size)
+{
+    uint8_t *bytes = test_read_file(path, size);
+    char *text = calloc(*size + 1, 1);
+    assert_non_null(text);
+    memcpy(text, bytes, *size);
+    free(bytes);
+    return text;
+}
+
 /* One --shard 0/1-style output of MODEL on the block I/2 of dir/mixed into OUT_DIR; its name in path. */
 static void eval_block(const char *model_path, int i, const char *out_dir, char *path, size_t size)
 {
@@ -280,10 +291,7 @@ static void test_shards_count_left_out(void **state)
 
     /* a shard whose first class label is a number (it crashed the merge): refused by name */
     size_t size = 0;
-    char *bytes = (char *)test_read_file(names[0], &size), bad[512];
-    char *text = calloc(size + 1, 1); /* test_read_file's bytes end without a NUL */
-    memcpy(text, bytes, size);
-    free(bytes);
+    char *text = read_text(names[0], &size), bad[512];
     char *at = strstr(text, "\"labels\":[\""), *end = at ? strchr(at + 11, '"') : NULL;
     assert_non_null(end);
     snprintf(bad, sizeof bad, "%s/bad-shard.jsonl", out);
@@ -333,10 +341,7 @@ static void test_merge_pools_folds(void **state)
 
     /* the second fold's output, as if it had evaluated another folder */
     size_t size = 0;
-    char *bytes = (char *)test_read_file(names[1], &size), other[512];
-    char *text = calloc(size + 1, 1);
-    memcpy(text, bytes, size);
-    free(bytes);
+    char *text = read_text(names[1], &size), other[512];
     char *at = strstr(text, "/mixed\"");
     assert_non_null(at);
     memcpy(at, "/mixeD", 6);
