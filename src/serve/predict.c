@@ -549,6 +549,81 @@ static cJSON *signals_json(const struct serve_request *req)
 
 /* Classify one upload and leave the answer (status + JSON) in req.  alone: no other upload is
  * being classified or waits, so a clip may decode on a second core beside its face search. */
+/* What a prediction's answer and its history row share. */
+struct answer_facts {
+    const char *sha, *model, *label;
+    int64_t size;
+    double latency_ms;
+};
+
+/* The answer's JSON: the prediction (or explanation) with what the service adds.  Frees ex;
+ * NULL when out of memory. */
+static cJSON *answer_object(const struct serve_request *req, const struct avemo_prediction *pred,
+                            struct avemo_explanation *ex, const struct answer_facts *f)
+{
+    char *text = ex ? serve_explanation_json(ex, req->file_name) : avemo_prediction_json(pred, req->file_name);
+    serve_explanation_free(ex);
+    cJSON *obj = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!obj) return NULL;
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "model")) cJSON_AddStringToObject(obj, "model", f->model);
+    set_key(obj, "sha256", cJSON_CreateString(f->sha));
+    set_key(obj, "size", cJSON_CreateNumber((double)f->size));
+    set_key(obj, "latency_ms", cJSON_CreateNumber(f->latency_ms));
+    set_key(obj, "classes", classes_json(pred));
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "label")) cJSON_AddStringToObject(obj, "label", f->label);
+    if (!cJSON_GetObjectItemCaseSensitive(obj, "confidence"))
+        cJSON_AddNumberToObject(obj, "confidence", pred->confidence);
+    char *face = pred->face_found ? serve_face_data_url(pred->face_rgb, 64, 64) : NULL;
+    set_key(obj, "face_crop", face ? cJSON_CreateString(face) : cJSON_CreateNull());
+    free(face);
+    set_key(obj, "request_id", cJSON_CreateString(req->request_id));
+    return obj;
+}
+
+/* Store the answer's history row, then answer with obj (consumed, as signals).  A retry that
+ * another replica committed meanwhile gets that replica's stored answer. */
+static void record_answer(struct avemo_server *srv, struct serve_request *req, struct avemo_prediction *pred,
+                          cJSON *obj, cJSON *signals, const struct answer_facts *f)
+{
+    struct avemo_error err = {0};
+    const char *key = req->idempotency_key[0] ? req->idempotency_key : NULL;
+    /* With a key, the answer (all but the row's id and time) is stored for the retries. */
+    char *response = key ? cJSON_PrintUnformatted(obj) : NULL;
+    struct serve_history_entry e = {
+        req->file_name, f->size, f->sha, f->model, avemo_mode_name(req->mode), avemo_mode_name(pred->mode_used),
+        f->label, pred->confidence, pred, f->latency_ms,
+    };
+    struct serve_history_request rq = {req->request_id, key, response};
+    int64_t id = 0;
+    int duplicate = 0;
+    char created_at[32];
+    enum avemo_status s = key && !response
+                              ? avemo_fail(&err, AVEMO_ERR_NOMEM, "out of memory")
+                              : serve_history_insert_request(srv->history, &e, &rq, &id, created_at, &duplicate, &err);
+    free(response);
+    if (s || duplicate) {
+        cJSON_Delete(obj);
+        cJSON_Delete(signals);
+        if (s) answer_error(req, s, &err);
+        else if (!answer_stored(srv, req, f->sha)) answer_error(req, AVEMO_ERR_INTERNAL, &err);
+        return;
+    }
+    set_key(obj, "id", cJSON_CreateNumber((double)id));
+    set_key(obj, "created_at", cJSON_CreateString(created_at));
+    if (signals) set_key(obj, "signals", signals);
+    if (!pred->model[0]) snprintf(pred->model, sizeof pred->model, "%.*s", (int)sizeof pred->model - 1, f->model);
+    serve_metrics_prediction(&srv->metrics, pred);
+    req->resp_body = cJSON_PrintUnformatted(obj);
+    req->resp_status = req->resp_body ? 200 : 500;
+    cJSON_Delete(obj);
+}
+
+static int label_valid(const struct avemo_prediction *pred)
+{
+    return pred->label >= 0 && pred->label < pred->num_classes && pred->num_classes <= AVEMO_MAX_CLASSES;
+}
+
 static void run_prediction(struct serve_worker *w, struct serve_request *req, int alone)
 {
     struct avemo_server *srv = w->srv;
@@ -557,8 +632,7 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req, in
     double t0 = avemo_now();
     char sha[65];
     avemo_sha256_hex(req->data, req->size, sha);
-    const char *key = req->idempotency_key[0] ? req->idempotency_key : NULL;
-    if (key && answer_stored(srv, req, sha)) { /* a retry: no second inference, no second row */
+    if (req->idempotency_key[0] && answer_stored(srv, req, sha)) { /* a retry: no second inference, no second row */
         free(req->data);
         req->data = NULL;
         return;
@@ -573,75 +647,31 @@ static void run_prediction(struct serve_worker *w, struct serve_request *req, in
     cJSON *signals = !s && req->signals ? signals_json(req) : NULL;
     free(req->data); /* media is never kept */
     req->data = NULL;
-    int64_t size = (int64_t)req->size;
-    double latency_ms = (avemo_now() - t0) * 1000.0;
-    if (s || (pred->label < 0 || pred->label >= pred->num_classes || pred->num_classes > AVEMO_MAX_CLASSES))
-        cJSON_Delete(signals);
     if (s) {
         answer_error(req, s, &err);
         return;
     }
-    if (pred->label < 0 || pred->label >= pred->num_classes || pred->num_classes > AVEMO_MAX_CLASSES) {
+    if (!label_valid(pred)) {
+        cJSON_Delete(signals);
         serve_explanation_free(ex);
         req->resp_status = 500;
         req->resp_body = serve_error_body("internal", "the classifier returned an invalid label");
-        return;
-    }
-    char *text = ex ? serve_explanation_json(ex, req->file_name) : avemo_prediction_json(pred, req->file_name);
-    serve_explanation_free(ex);
-    cJSON *obj = text ? cJSON_Parse(text) : NULL;
-    free(text);
-    if (!obj) {
-        cJSON_Delete(signals);
-        req->resp_status = 500;
-        req->resp_body = serve_error_body("internal", "out of memory");
         return;
     }
     char label[sizeof pred->labels[0] + 1];
     label_text(pred, pred->label, label);
     char answered[sizeof pred->model + 1]; /* the model that answered (an extra one after a fallback) */
     snprintf(answered, sizeof answered, "%.*s", (int)sizeof pred->model, pred->model);
-    const char *model = answered[0] ? answered : avemo_classifier_name(srv->models[req->model].clf);
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "model")) cJSON_AddStringToObject(obj, "model", model);
-    set_key(obj, "sha256", cJSON_CreateString(sha));
-    set_key(obj, "size", cJSON_CreateNumber((double)size));
-    set_key(obj, "latency_ms", cJSON_CreateNumber(latency_ms));
-    set_key(obj, "classes", classes_json(pred));
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "label")) cJSON_AddStringToObject(obj, "label", label);
-    if (!cJSON_GetObjectItemCaseSensitive(obj, "confidence"))
-        cJSON_AddNumberToObject(obj, "confidence", pred->confidence);
-    char *face = pred->face_found ? serve_face_data_url(pred->face_rgb, 64, 64) : NULL;
-    set_key(obj, "face_crop", face ? cJSON_CreateString(face) : cJSON_CreateNull());
-    free(face);
-    set_key(obj, "request_id", cJSON_CreateString(req->request_id));
-    /* With a key, the answer (all but the row's id and time) is stored for the retries. */
-    char *response = key ? cJSON_PrintUnformatted(obj) : NULL;
-    struct serve_history_entry e = {
-        req->file_name, size, sha, model, avemo_mode_name(req->mode), avemo_mode_name(pred->mode_used),
-        label, pred->confidence, pred, latency_ms,
-    };
-    struct serve_history_request rq = {req->request_id, key, response};
-    int64_t id = 0;
-    int duplicate = 0;
-    char created_at[32];
-    s = key && !response ? avemo_fail(&err, AVEMO_ERR_NOMEM, "out of memory")
-                         : serve_history_insert_request(srv->history, &e, &rq, &id, created_at, &duplicate, &err);
-    free(response);
-    if (s || duplicate) { /* duplicate: the same key committed meanwhile (another replica): its answer */
-        cJSON_Delete(obj);
+    struct answer_facts f = {sha, answered[0] ? answered : avemo_classifier_name(srv->models[req->model].clf), label,
+                             (int64_t)req->size, (avemo_now() - t0) * 1000.0};
+    cJSON *obj = answer_object(req, pred, ex, &f);
+    if (!obj) {
         cJSON_Delete(signals);
-        if (s) answer_error(req, s, &err);
-        else if (!answer_stored(srv, req, sha)) answer_error(req, AVEMO_ERR_INTERNAL, &err);
+        req->resp_status = 500;
+        req->resp_body = serve_error_body("internal", "out of memory");
         return;
     }
-    set_key(obj, "id", cJSON_CreateNumber((double)id));
-    set_key(obj, "created_at", cJSON_CreateString(created_at));
-    if (signals) set_key(obj, "signals", signals);
-    if (!pred->model[0]) snprintf(pred->model, sizeof pred->model, "%.*s", (int)sizeof pred->model - 1, model);
-    serve_metrics_prediction(&srv->metrics, pred);
-    req->resp_body = cJSON_PrintUnformatted(obj);
-    req->resp_status = req->resp_body ? 200 : 500;
-    cJSON_Delete(obj);
+    record_answer(srv, req, pred, obj, signals, &f);
 }
 
 static void *worker_main(void *arg)
