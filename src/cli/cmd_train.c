@@ -21,6 +21,28 @@ static const char train_usage[] =
     "  --log FILE.csv      per-epoch log (default MODEL.avm.csv); curves go to MODEL.avm-loss.png\n"
     "  --quiet             no per-epoch lines";
 
+/* What `avemo train` prints when it is done: the model, the samples, the record, the accuracies. */
+static void print_train_result(const char *out_path, const struct avemo_train_result *res)
+{
+    if (res->swa_epochs > 0)
+        printf("model: %s (weights averaged over the last %d of %d epochs, %.0f s)\n", out_path, res->swa_epochs,
+               res->epochs_run, res->seconds);
+    else
+        printf("model: %s (best epoch %d of %d, %.0f s)\n", out_path, res->best_epoch, res->epochs_run, res->seconds);
+    printf("samples: %zu train, %zu validation, %zu test; %zu files skipped\n", res->n_train, res->n_val, res->n_test,
+           res->skipped);
+    if (res->recorded[0] + res->recorded[1] > 0)
+        printf("training record: %zu training and %zu validation files (SHA-256), for avemo eval to leave out\n",
+               res->recorded[0], res->recorded[1]);
+    else
+        printf("training record: none (a model it started from or learnt from has none)\n");
+    printf("accuracy: train %.4f", res->train_acc);
+    /* Without validation samples the "best" accuracy is the training set's: do not call it validation. */
+    if (res->n_val > 0) printf(", validation %.4f", res->best_val_acc);
+    if (res->has_test) printf(", test %.4f (unweighted %.4f)", res->test_acc, res->test_uar);
+    printf("\n");
+}
+
 static int run_train(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -76,23 +98,7 @@ static int run_train(int argc, char **argv)
     struct avemo_train_result res;
     struct avemo_error err = {0};
     if (avemo_train_run(&opt, &res, &err)) return cli_report(&err);
-    if (res.swa_epochs > 0)
-        printf("model: %s (weights averaged over the last %d of %d epochs, %.0f s)\n", opt.out_path, res.swa_epochs,
-               res.epochs_run, res.seconds);
-    else
-        printf("model: %s (best epoch %d of %d, %.0f s)\n", opt.out_path, res.best_epoch, res.epochs_run, res.seconds);
-    printf("samples: %zu train, %zu validation, %zu test; %zu files skipped\n", res.n_train, res.n_val, res.n_test,
-           res.skipped);
-    if (res.recorded[0] + res.recorded[1] > 0)
-        printf("training record: %zu training and %zu validation files (SHA-256), for avemo eval to leave out\n",
-               res.recorded[0], res.recorded[1]);
-    else
-        printf("training record: none (a model it started from or learnt from has none)\n");
-    printf("accuracy: train %.4f", res.train_acc);
-    /* Without validation samples the "best" accuracy is the training set's: do not call it validation. */
-    if (res.n_val > 0) printf(", validation %.4f", res.best_val_acc);
-    if (res.has_test) printf(", test %.4f (unweighted %.4f)", res.test_acc, res.test_uar);
-    printf("\n");
+    print_train_result(opt.out_path, &res);
     return CLI_EXIT_OK;
 }
 
