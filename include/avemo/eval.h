@@ -57,8 +57,9 @@ const char *avemo_classifier_name(const avemo_classifier *clf);
 int avemo_classifier_num_classes(const avemo_classifier *clf);
 const char *avemo_classifier_label(const avemo_classifier *clf, int k);
 int avemo_classifier_supports(const avemo_classifier *clf, enum avemo_mode mode);
-/* 1 when av answers come from late fusion (options and the av model decide), with its weights. */
-int avemo_classifier_late_fusion(const avemo_classifier *clf, float *w_audio, float *w_face);
+/* 1 when av answers come from late fusion (options and the av model decide), with its weights and
+ * priors (f may be NULL; f->prior points into clf, or is NULL when the av model stores none). */
+int avemo_classifier_late_fusion(const avemo_classifier *clf, struct avemo_late_fusion *f);
 enum avemo_mode avemo_classifier_default_mode(const avemo_classifier *clf);
 
 /* Where the shipped model for a mode is: $AVEMO_MODEL_DIR, then the models/ of avemo's data
@@ -160,6 +161,8 @@ struct avemo_eval_result {
     float *logits;             /* raw logits, logit_rows x n x num_classes (rows: 2 with the mirror test) */
     int logit_rows;
     float w_audio, w_face;     /* a late-fusion result (avemo_eval_add_late_fusion): its weights, else 0 */
+    int has_prior;             /* ... and the priors it divided out (audio's k, then face's k) */
+    float prior[2 * AVEMO_MAX_CLASSES];
 };
 
 /* The units are the test items with sound (each paired with its own face, or a face image
@@ -220,8 +223,8 @@ enum avemo_status avemo_eval_reliability(const struct avemo_eval_set *set, int r
                                          struct avemo_error *err);
 /* Append a result: late fusion (avemo_fuse_late) of an audio model's result and a face model's
  * result on the same units, with these weights; its model name is "late(AUDIO,FACE)". */
-enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_audio, int r_face, float w_audio,
-                                             float w_face, struct avemo_error *err);
+enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_audio, int r_face,
+                                             const struct avemo_late_fusion *fusion, struct avemo_error *err);
 
 /* ---- many files in shards (src/eval/classify_batch.c): `avemo classify` ----
  * One line per item of the shard (see avemo_shard_run in core.h): format's text, or the

@@ -339,6 +339,8 @@ enum avemo_status avemo_heatmap_write_png(const struct avemo_heatmap *map, const
 #define AVEMO_CALIB_TEMPERATURE "calib.temperature"   /* [T]: probabilities = softmax(logits / T) */
 #define AVEMO_CALIB_UNCERTAIN "calib.uncertain_below" /* [p]: a top probability below p is "uncertain" */
 #define AVEMO_FUSION_WEIGHTS "fusion.late"               /* [w_audio, w_face, selected] of an av model */
+#define AVEMO_TRAIN_PRIOR "train.prior"   /* [k]: class shares a model learnt (uniform: class-weighted loss) */
+#define AVEMO_FUSION_PRIOR "fusion.prior" /* [2k]: the audio and face models' priors late fusion divides out */
 #define AVEMO_CALIB_T_MIN 0.05f
 #define AVEMO_CALIB_T_MAX 20.0f
 #define AVEMO_UNCERTAIN_DEFAULT 0.5f                  /* when the model stores no threshold */
@@ -349,6 +351,12 @@ float avemo_model_temperature(const avemo_net *net);
 float avemo_model_uncertain_below(const avemo_net *net);
 /* The stored late-fusion weights: -1 none, 0 stored but not selected, 1 selected. */
 int avemo_model_late_fusion(const avemo_net *net, float *w_audio, float *w_face);
+/* The class prior stored under name for k classes (AVEMO_TRAIN_PRIOR: k values; AVEMO_FUSION_PRIOR:
+ * 2k, the audio model's then the face model's), each block of k normalised to sum 1.  Returns 1,
+ * or 0 with uniform shares when it is absent or not k (2k) values > 0. */
+int avemo_model_prior(const avemo_net *net, const char *name, int k, float *prior);
+/* Class shares of counts (k values >= 0, not all 0); 0, or -1 when they are not. */
+int avemo_prior_from_counts(const double *counts, int k, float *prior);
 
 /* softmax(logits / temperature) of one row of k. */
 void avemo_softmax_temperature(const float *logits, int k, float temperature, float *probs);
@@ -381,12 +389,20 @@ enum avemo_status avemo_reliability_compute(const float *probs, const int *truth
 enum avemo_status avemo_plot_reliability(const struct avemo_reliability *r, const char *title, const char *png_path,
                                          struct avemo_error *err);
 
-/* Late fusion: out = softmax(w_audio * log p_audio + w_face * log p_face) over k classes. */
-void avemo_fuse_late(const float *p_audio, const float *p_face, int k, float w_audio, float w_face, float *out);
-/* The weights in [0, 3] (grid 0.05, then 0.005) minimising the fused NLL of n units (rows of k);
- * returns that NLL. */
-double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *truth, size_t n, int k, float *w_audio,
-                        float *w_face);
+/* Late fusion over k classes:
+ *   out = softmax(w_audio * log(p_audio / prior_a) + w_face * log(p_face / prior_f))
+ * prior (2k: prior_a then prior_f, the class shares each model learnt, AVEMO_FUSION_PRIOR) or NULL
+ * (uniform).  Each model's posterior carries its training prior; divided out, a class rare in one
+ * corpus (disgust in FER2013) is not counted against once per model. */
+struct avemo_late_fusion {
+    float w_audio, w_face;
+    const float *prior; /* 2k or NULL */
+};
+void avemo_fuse_late(const float *p_audio, const float *p_face, int k, const struct avemo_late_fusion *f, float *out);
+/* The weights in [0, 3] (grid 0.05, then 0.005) minimising the fused NLL of n units (rows of k),
+ * with f->prior kept; written to f->w_audio and f->w_face.  Returns that NLL. */
+double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *truth, size_t n, int k,
+                        struct avemo_late_fusion *f);
 
 /* Copy the model file in_path to out_path (may be the same) with these named arrays set
  * (replaced when present): how `avemo calibrate` stores a temperature or fusion weights. */

@@ -66,6 +66,7 @@ static int parse_eval_option(int c, const char *command, struct cli_eval_args *a
         return cli_double_arg(command, "--temperature", optarg, AVEMO_CALIB_T_MIN, AVEMO_CALIB_T_MAX, &a->temperature);
     case 'U': return cli_double_arg(command, "--uncertain-below", optarg, 0, 1, &a->uncertain_below);
     case 'L': return parse_late_weights(command, optarg, a->late_weights);
+    case 'p': a->prior = optarg; return 0;
     case 'x': a->shard_text = optarg; return 0;
     case 'o': a->out_dir = optarg; return 0;
     default: /* an option table names a letter this parser does not know: a programming error */
@@ -127,7 +128,7 @@ int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, con
         a->models[a->nmodels++] = argv[i];
     }
     /* calibrate --temperature T needs no data */
-    int given = a->temperature > 0 || a->late_weights[0] >= 0 || a->uncertain_below >= 0;
+    int given = a->temperature > 0 || a->late_weights[0] >= 0 || a->uncertain_below >= 0 || a->prior;
     if (a->nmodels == 0) return cli_usage_error(command, "no MODEL given");
     if (a->opt.ndata == 0 && !(cmd == CLI_CALIBRATE && given))
         return cli_usage_error(command, "no --data given (a folder or a .csv manifest)");
@@ -186,14 +187,18 @@ int cli_evaluate_as_classified(const struct cli_eval_args *a, int fit_fusion, st
 {
     struct avemo_error err = {0};
     struct avemo_model model;
-    float wa = 1, wf = 1;
+    struct avemo_late_fusion fusion = {1, 1, NULL};
+    float prior[2 * AVEMO_MAX_CLASSES];
     *reported = 0;
     if (late_audio) *late_audio = -1;
     if (late_face) *late_face = -1;
     if (avemo_model_open(a->models[0], a->overrides, a->opt.noverrides, &model, &err)) return cli_report(&err);
-    int av = model.p.mode == AVEMO_MODE_AV, selected = avemo_model_late_fusion(model.net, &wa, &wf);
+    int av = model.p.mode == AVEMO_MODE_AV;
+    int selected = avemo_model_late_fusion(model.net, &fusion.w_audio, &fusion.w_face);
+    int k = avemo_net_classes(model.net);
+    if (k >= 1 && k <= AVEMO_MAX_CLASSES && avemo_model_prior(model.net, AVEMO_FUSION_PRIOR, k, prior)) fusion.prior = prior;
     avemo_model_close(&model);
-    if (selected < 0) wa = wf = 1;
+    if (selected < 0) fusion.w_audio = fusion.w_face = 1;
     if (a->fusion == AVEMO_FUSION_LATE && !av) {
         fprintf(stderr, "avemo: --fusion late: %s is not an av model\n", a->models[0]);
         return CLI_EXIT_USAGE;
@@ -207,7 +212,7 @@ int cli_evaluate_as_classified(const struct cli_eval_args *a, int fit_fusion, st
     if (!late) return CLI_EXIT_OK;
     if (late_audio) *late_audio = 1;
     if (late_face) *late_face = 2;
-    if (avemo_eval_add_late_fusion(set, 1, 2, wa, wf, &err)) {
+    if (avemo_eval_add_late_fusion(set, 1, 2, &fusion, &err)) {
         avemo_eval_free(set);
         return cli_report(&err);
     }

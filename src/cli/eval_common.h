@@ -23,6 +23,7 @@ struct cli_eval_args {
     double temperature;                 /* calibrate --temperature T (0: fit it) */
     double uncertain_below;             /* calibrate --uncertain-below P (-1: leave as is) */
     float late_weights[2];              /* calibrate --late-weights WA,WF (negative: none) */
+    const char *prior;                  /* calibrate --prior C1,...,Ck: the class shares it learnt */
 };
 
 /* Which command parses: options are accepted by the commands that use them. */
@@ -32,7 +33,7 @@ enum cli_eval_command { CLI_EVAL, CLI_COMPARE, CLI_CALIBRATE };
  * it takes and no other; its --help lists them, docs/avemo.1 and the completion follow it): -d -s
  * -j -r -c -S are --data --split --json --report --cache --set; 'R' --reliability, 'F' --fusion,
  * 'P' --part, 'W' --with, 'T' --temperature, 'U' --uncertain-below, 'L' --late-weights,
- * 'x' --shard, 'o' --out.  0 on success, else CLI_EXIT_USAGE after saying why (argv[0] is the
+ * 'p' --prior, 'x' --shard, 'o' --out.  0 on success, else CLI_EXIT_USAGE after saying why (argv[0] is the
  * command's name). */
 int cli_parse_eval_command(int argc, char **argv, enum cli_eval_command cmd, const struct option *longopts,
                            struct cli_eval_args *a);

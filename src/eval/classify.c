@@ -36,6 +36,8 @@ struct avemo_classifier {
     int frames;
     int late;                 /* av answers: late fusion of the audio and face models */
     float w_audio, w_face;    /* its weights */
+    int has_prior;            /* the av model stores the priors to divide out (fusion.prior) */
+    float prior[2 * AVEMO_MAX_CLASSES];
     float uncertain_below;    /* the option (0: each model's own threshold) */
     int overlap;              /* the option: decode on a second thread while faces are searched */
 };
@@ -68,6 +70,8 @@ static enum avemo_status choose_fusion(avemo_classifier *clf, const char *path, 
     enum avemo_fusion want = opt ? opt->fusion : AVEMO_FUSION_AUTO;
     int selected = avemo_model_late_fusion(clf->models[0].net, &clf->w_audio, &clf->w_face);
     if (selected < 0) clf->w_audio = clf->w_face = 1; /* no fitted weights: the plain product of the two */
+    int k = avemo_net_classes(clf->models[0].net);
+    clf->has_prior = k >= 1 && k <= AVEMO_MAX_CLASSES && avemo_model_prior(clf->models[0].net, AVEMO_FUSION_PRIOR, k, clf->prior);
     int both = clf->slot[AVEMO_MODE_AUDIO] >= 0 && clf->slot[AVEMO_MODE_FACE] >= 0;
     int av = clf->models[0].p.mode == AVEMO_MODE_AV;
     if (want == AVEMO_FUSION_LATE && !both)
@@ -162,10 +166,15 @@ enum avemo_status avemo_classifier_open(const char *model_path, const struct ave
     return AVEMO_OK;
 }
 
-int avemo_classifier_late_fusion(const avemo_classifier *clf, float *w_audio, float *w_face)
+/* The classifier's late fusion: its weights and, when its av model stores them, the priors. */
+static struct avemo_late_fusion fusion_of(const avemo_classifier *clf)
 {
-    if (w_audio) *w_audio = clf->w_audio;
-    if (w_face) *w_face = clf->w_face;
+    return (struct avemo_late_fusion){clf->w_audio, clf->w_face, clf->has_prior ? clf->prior : NULL};
+}
+
+int avemo_classifier_late_fusion(const avemo_classifier *clf, struct avemo_late_fusion *f)
+{
+    if (f) *f = fusion_of(clf);
     return clf->late;
 }
 
@@ -658,8 +667,7 @@ int classify_last_late_inputs(const avemo_classify_ctx *ctx, struct classify_lat
     in->audio = (struct classify_inputs){ma, ctx->audio_in, NULL, ctx->late_audio_batch};
     in->p_audio = ctx->late_pa;
     in->p_face = ctx->late_pf;
-    in->w_audio = ctx->clf->w_audio;
-    in->w_face = ctx->clf->w_face;
+    in->fusion = fusion_of(ctx->clf);
     return 0;
 }
 
@@ -699,7 +707,8 @@ static enum avemo_status run_late_fusion(avemo_classify_ctx *ctx, struct request
     memcpy(ctx->late_pa, pa, sizeof pa);
     memcpy(ctx->late_pf, pred->probs, sizeof ctx->late_pf);
     float fused[AVEMO_MAX_CLASSES];
-    avemo_fuse_late(pa, pred->probs, k, clf->w_audio, clf->w_face, fused);
+    struct avemo_late_fusion f = fusion_of(clf);
+    avemo_fuse_late(pa, pred->probs, k, &f, fused);
     memcpy(pred->probs, fused, sizeof(float) * (size_t)k);
     set_top_two(pred);
     pred->late_fusion = 1;

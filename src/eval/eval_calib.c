@@ -21,8 +21,8 @@ enum avemo_status avemo_eval_reliability(const struct avemo_eval_set *set, int r
 
 static int result_mode(const struct avemo_eval_set *set, int r) { return r >= 0 && r < set->nresults ? set->results[r].mode : -1; }
 
-enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_audio, int r_face, float w_audio,
-                                             float w_face, struct avemo_error *err)
+enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_audio, int r_face,
+                                             const struct avemo_late_fusion *fusion, struct avemo_error *err)
 {
     if (result_mode(set, r_audio) != 1 || result_mode(set, r_face) != 2)
         return avemo_fail(err, AVEMO_ERR_INVALID_ARG, "late fusion needs an audio model's and a face model's results");
@@ -46,11 +46,13 @@ enum avemo_status avemo_eval_add_late_fusion(struct avemo_eval_set *set, int r_a
     snprintf(name, sizeof name, "late(%.20s,%.20s)", a->model, f->model);
     memcpy(out->model, name, sizeof name);
     out->mode = AVEMO_MODE_AV;
-    out->w_audio = w_audio;
-    out->w_face = w_face;
+    out->w_audio = fusion->w_audio;
+    out->w_face = fusion->w_face;
+    out->has_prior = fusion->prior != NULL;
+    if (fusion->prior) memcpy(out->prior, fusion->prior, sizeof(float) * 2 * (size_t)k);
     for (size_t u = 0; u < set->n; u++) {
         float *p = out->probs + u * (size_t)k;
-        avemo_fuse_late(a->probs + u * (size_t)k, f->probs + u * (size_t)k, k, w_audio, w_face, p);
+        avemo_fuse_late(a->probs + u * (size_t)k, f->probs + u * (size_t)k, k, fusion, p);
         int best = 0;
         for (int c = 1; c < k; c++)
             if (p[c] > p[best]) best = c;

@@ -15,11 +15,11 @@ struct classify_inputs {
 /* 0 and *in filled, or -1 when the context has classified nothing yet. */
 int classify_last_inputs(const avemo_classify_ctx *ctx, struct classify_inputs *in);
 /* When the last classification was av by late fusion: 0 with the audio model's and the face
- * model's inputs, their (calibrated) probabilities and the fusion weights; else -1. */
+ * model's inputs, their (calibrated) probabilities and the fusion (weights, priors); else -1. */
 struct classify_late_inputs {
     struct classify_inputs audio, face;
     const float *p_audio, *p_face;
-    float w_audio, w_face;
+    struct avemo_late_fusion fusion;
 };
 int classify_last_late_inputs(const avemo_classify_ctx *ctx, struct classify_late_inputs *in);
 /* The classifier a context serves. */

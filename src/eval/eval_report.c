@@ -27,6 +27,10 @@ static void add_calibration_json(cJSON *o, const struct avemo_eval_set *set, int
         cJSON_AddNumberToObject(c, "w_audio", res->w_audio);
         cJSON_AddNumberToObject(c, "w_face", res->w_face);
     }
+    if (res->has_prior) { /* the class shares each model learnt, divided out before fusing */
+        cJSON_AddItemToObject(c, "prior_audio", cJSON_CreateFloatArray(res->prior, set->num_classes));
+        cJSON_AddItemToObject(c, "prior_face", cJSON_CreateFloatArray(res->prior + set->num_classes, set->num_classes));
+    }
     cJSON *bins = cJSON_AddArrayToObject(c, "reliability");
     for (int b = 0; b < rel.bins; b++) {
         cJSON *one = cJSON_CreateObject();

@@ -187,8 +187,11 @@ static enum avemo_status explain_late(const struct classify_late_inputs *in, str
     const int k = ex->pred.num_classes, c = ex->pred.label;
     float uniform[AVEMO_MAX_CLASSES], pa[AVEMO_MAX_CLASSES], pf[AVEMO_MAX_CLASSES];
     for (int i = 0; i < k; i++) uniform[i] = 1.0f / (float)k;
-    avemo_fuse_late(in->p_audio, uniform, k, in->w_audio, 0, pa);
-    avemo_fuse_late(uniform, in->p_face, k, 0, in->w_face, pf);
+    /* a model left out weighs 0: its term (prior divided out or not) adds nothing */
+    struct avemo_late_fusion audio_alone = {in->fusion.w_audio, 0, in->fusion.prior};
+    struct avemo_late_fusion face_alone = {0, in->fusion.w_face, in->fusion.prior};
+    avemo_fuse_late(in->p_audio, uniform, k, &audio_alone, pa);
+    avemo_fuse_late(uniform, in->p_face, k, &face_alone, pf);
     const float all = ex->pred.probs[c], none = 1.0f / (float)k;
     ex->prob_all = all;
     ex->prob_none = none;

@@ -9,6 +9,10 @@
  *   "fusion.late"            3 floats (w_audio, w_face, selected): an av model's weights of the
  *                            audio and face models' log-probabilities; selected = 1 makes late
  *                            fusion the av answer of a classifier that has both models
+ *   "fusion.prior"           2k floats > 0: the class shares the audio model, then the face model,
+ *                            learnt; late fusion divides them out (absent: uniform, nothing divided)
+ *   "train.prior"            k floats > 0: the class shares a model learnt (written by training:
+ *                            per-epoch shares, uniform when the loss weighs classes equally)
  * Fitting uses the raw logits (the network's output before any stored temperature), so a model
  * can be re-calibrated on new data.
  */
@@ -47,6 +51,32 @@ int avemo_model_late_fusion(const avemo_net *net, float *w_audio, float *w_face)
     *w_audio = v[0];
     *w_face = v[1];
     return v[2] > 0.5f;
+}
+
+int avemo_model_prior(const avemo_net *net, const char *name, int k, float *prior)
+{
+    size_t n = 0;
+    const float *v = avemo_net_array(net, name, &n);
+    int blocks = strcmp(name, AVEMO_FUSION_PRIOR) == 0 ? 2 : 1, ok = v && n == (size_t)(blocks * k);
+    for (size_t i = 0; ok && i < n; i++) ok = v[i] > 0 && v[i] <= 1e9f;
+    for (int b = 0; b < blocks; b++) {
+        double sum = 0;
+        for (int c = 0; ok && c < k; c++) sum += v[b * k + c];
+        for (int c = 0; c < k; c++) prior[b * k + c] = ok ? (float)(v[b * k + c] / sum) : 1.0f / (float)k;
+    }
+    return ok;
+}
+
+int avemo_prior_from_counts(const double *counts, int k, float *prior)
+{
+    double sum = 0;
+    for (int c = 0; c < k; c++) {
+        if (!(counts[c] >= 0 && counts[c] <= 1e15)) return -1;
+        sum += counts[c];
+    }
+    if (!(sum > 0)) return -1;
+    for (int c = 0; c < k; c++) prior[c] = (float)(counts[c] / sum);
+    return 0;
 }
 
 /* --- temperature ------------------------------------------------------------------- */
@@ -166,21 +196,24 @@ enum avemo_status avemo_reliability_compute(const float *probs, const int *truth
 
 /* --- late fusion ---------------------------------------------------------------------- */
 
-void avemo_fuse_late(const float *p_audio, const float *p_face, int k, float w_audio, float w_face, float *out)
+void avemo_fuse_late(const float *p_audio, const float *p_face, int k, const struct avemo_late_fusion *f, float *out)
 {
     float z[AVEMO_MAX_CLASSES];
     assert(k >= 1 && k <= AVEMO_MAX_CLASSES);
-    for (int c = 0; c < k; c++)
-        z[c] = (float)(w_audio * log(fmax(p_audio[c], PROB_FLOOR)) + w_face * log(fmax(p_face[c], PROB_FLOOR)));
+    for (int c = 0; c < k; c++) {
+        double la = log(fmax(p_audio[c], PROB_FLOOR)), lf = log(fmax(p_face[c], PROB_FLOOR));
+        if (f->prior) la -= log(fmax(f->prior[c], PROB_FLOOR)), lf -= log(fmax(f->prior[k + c], PROB_FLOOR));
+        z[c] = (float)(f->w_audio * la + f->w_face * lf);
+    }
     avemo_softmax_temperature(z, k, 1.0f, out);
 }
 
-static double fused_nll(const float *pa, const float *pf, const int *truth, size_t n, int k, float wa, float wf)
+static double fused_nll(const float *pa, const float *pf, const int *truth, size_t n, int k, const struct avemo_late_fusion *f)
 {
     float p[AVEMO_MAX_CLASSES];
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
-        avemo_fuse_late(pa + i * (size_t)k, pf + i * (size_t)k, k, wa, wf, p);
+        avemo_fuse_late(pa + i * (size_t)k, pf + i * (size_t)k, k, f, p);
         sum -= log(fmax(p[truth[i]], PROB_FLOOR));
     }
     return n ? sum / (double)n : 0;
@@ -188,24 +221,24 @@ static double fused_nll(const float *pa, const float *pf, const int *truth, size
 
 /* A grid over [0, 3] x [0, 3] in steps of 0.05, then a finer one around the best point:
  * two weights do not need more, and a grid has no local minimum to get stuck in. */
-double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *truth, size_t n, int k, float *w_audio,
-                        float *w_face)
+double avemo_fusion_fit(const float *p_audio, const float *p_face, const int *truth, size_t n, int k,
+                        struct avemo_late_fusion *f)
 {
-    float best_a = 1, best_f = 1;
-    double best = fused_nll(p_audio, p_face, truth, n, k, 1, 1);
+    struct avemo_late_fusion best_f = {1, 1, f->prior}, at = best_f;
+    double best = fused_nll(p_audio, p_face, truth, n, k, &best_f);
     for (int pass = 0; pass < 2; pass++) {
-        float step = pass ? 0.005f : 0.05f, ca = best_a, cf = best_f;
+        float step = pass ? 0.005f : 0.05f, ca = best_f.w_audio, cf = best_f.w_face;
         int lo = pass ? -10 : 0, hi = pass ? 10 : 60;
         for (int i = lo; i <= hi; i++)
             for (int j = lo; j <= hi; j++) {
-                float wa = (pass ? ca : 0) + step * (float)i, wf = (pass ? cf : 0) + step * (float)j;
-                if (wa < 0 || wf < 0 || wa + wf <= 0) continue;
-                double v = fused_nll(p_audio, p_face, truth, n, k, wa, wf);
-                if (v < best) best = v, best_a = wa, best_f = wf;
+                at.w_audio = (pass ? ca : 0) + step * (float)i, at.w_face = (pass ? cf : 0) + step * (float)j;
+                if (at.w_audio < 0 || at.w_face < 0 || at.w_audio + at.w_face <= 0) continue;
+                double v = fused_nll(p_audio, p_face, truth, n, k, &at);
+                if (v < best) best = v, best_f = at;
             }
     }
-    *w_audio = best_a;
-    *w_face = best_f;
+    f->w_audio = best_f.w_audio;
+    f->w_face = best_f.w_face;
     return best;
 }
 

@@ -220,6 +220,22 @@ static void compute_class_weights(struct session *s)
                                   : 1.0f;
 }
 
+/* The class shares the model learns (train.prior, which late fusion divides out): uniform when
+ * the loss weighs classes equally, else the shares of the training samples of an epoch (after
+ * train.repeat).  A teacher's soft labels are not counted: its hard labels' shares stand for them. */
+static enum avemo_status store_train_prior(struct session *s, struct avemo_error *err)
+{
+    size_t counts[AVEMO_MAX_CLASSES] = {0};
+    double shares[AVEMO_MAX_CLASSES];
+    float prior[AVEMO_MAX_CLASSES];
+    int k = s->ds.num_classes;
+    avemo_dataset_class_counts(&s->ds, s->idx[AVEMO_PART_TRAIN], s->n[AVEMO_PART_TRAIN], counts);
+    for (int c = 0; c < k; c++) /* a class with no sample gets half of one: never a share of 0 */
+        shares[c] = s->p.train.class_weights ? 1.0 : counts[c] ? (double)counts[c] : 0.5;
+    if (avemo_prior_from_counts(shares, k, prior) != 0) return AVEMO_OK; /* no training samples: no prior */
+    return avemo_net_set_array(s->net, AVEMO_TRAIN_PRIOR, prior, (size_t)k, err);
+}
+
 /* Per-band mean and standard deviation over the training features (norm = dataset). */
 static enum avemo_status compute_stats(struct session *s, struct avemo_error *err)
 {
@@ -959,6 +975,7 @@ enum avemo_status avemo_train_run(const struct avemo_train_options *opt, struct 
         res->skipped = s.fs.failed;
         compute_class_weights(&s);
         st = build_net(&s, err);
+        if (!st) st = store_train_prior(&s, err);
     }
     /* What the model learnt from goes into its file, for avemo eval to leave out. */
     if (!st) st = train_set_record(s.net, &s.ds, s.split.part, s.fs.failure, opt->init, opt->ninit, opt->teacher, res->recorded, err);

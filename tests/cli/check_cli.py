@@ -343,6 +343,34 @@ def case_eval():
           "--fusion head measures the av network itself (%r)" % head.get("model"))
     rc, face, _ = eval_json([os.path.join(models, "avemo-face.avm"), "--data", clips])
     check(rc == 0 and face.get("model") == "avemo-face.avm", "a face model is measured as itself (%r)" % face.get("model"))
+    fusion_priors(models, av, clips)
+
+
+def fusion_priors(models, av, clips):
+    """calibrate --prior stores the class shares a model learnt; late fusion fitted or stored with
+    such models divides them out, and eval names the priors it used."""
+    audio, face = os.path.join(models, "avemo-audio.avm"), os.path.join(models, "avemo-face.avm")
+    face_p, av_p, av_plain = (os.path.join(WORK, n) for n in ("face-prior.avm", "av-prior.avm", "av-plain.avm"))
+    rc, _, err = run(["calibrate", face, "--prior", "1,2", "--out", face_p])
+    check(rc != 0 and "expected 6 counts" in err and not os.path.exists(face_p), "--prior with 2 of 6 classes is refused (%r)" % err[-200:])
+    shares = "4655,1486,4577,8415,4965,5190"
+    rc, _, err = run(["calibrate", face, "--prior", shares, "--out", face_p])
+    check(rc == 0, "calibrate --prior stores a face model's class shares (%r)" % err[-200:])
+    weights = ["--late-weights", "1.035,0.895", "--fusion", "late"]
+    rc, out, err = run(["calibrate", av, *weights, "--with", audio, "--with", face_p, "--out", av_p])
+    check(rc == 0 and "divides out the class priors" in out, "late weights stored with the priors of the --with models (%r)" % (out + err)[-200:])
+    rc, _, _ = run(["calibrate", av, *weights, "--with", audio, "--with", face, "--out", av_plain])
+    with_models = ["--data", clips, "--with", audio, "--with", face_p]
+    rc1, fused, _ = eval_json([av_p, *with_models])
+    rc2, plain, _ = eval_json([av_plain, *with_models])
+    cal, cal_plain = fused.get("calibration", {}), plain.get("calibration", {})
+    prior_face = cal.get("prior_face") or [0]
+    uniform = all(abs(x - 1 / 6) < 1e-6 for x in cal.get("prior_audio") or [0])
+    plain_uniform = all(abs(x - 1 / 6) < 1e-6 for x in cal_plain.get("prior_face", [1 / 6]))
+    check(rc1 == 0 and abs(prior_face[1] - 1486 / 29288) < 1e-6 and uniform and plain_uniform,
+          "eval reports the priors late fusion divided out (face %r), uniform or none without them" % prior_face)
+    check(rc2 == 0 and cal.get("nll") != cal_plain.get("nll"), "dividing out the face prior changes the fused answers (NLL %r against %r)"
+          % (cal.get("nll"), cal_plain.get("nll")))
 
 
 if __name__ == "__main__":

@@ -273,14 +273,18 @@ static void test_late_fusion_classify(void **state)
     avemo_classifier *clf;
     avemo_classify_ctx *ctx;
     open_classifier(&opt, &clf, &ctx);
-    float wa, wf, want[AVEMO_MAX_CLASSES];
-    assert_true(avemo_classifier_late_fusion(clf, &wa, &wf));
+    struct avemo_late_fusion fu;
+    float want[AVEMO_MAX_CLASSES], prior[12];
+    assert_true(avemo_classifier_late_fusion(clf, &fu));
+    for (int c = 0; c < 12; c++) prior[c] = fu.prior ? fu.prior[c] : 1.0f / 6; /* the av model's, else none */
+    fu.prior = fu.prior ? prior : NULL;
     avemo_classify_ctx_free(ctx);
     avemo_classifier_close(clf);
     double z[AVEMO_MAX_CLASSES], sum = 0;
-    for (int c = 0; c < 6; c++) sum += z[c] = pow(audio.probs[c], wa) * pow(face.probs[c], wf);
+    for (int c = 0; c < 6; c++)
+        sum += z[c] = pow(audio.probs[c] / prior[c], fu.w_audio) * pow(face.probs[c] / prior[6 + c], fu.w_face);
     for (int c = 0; c < 6; c++) assert_true(fabs(late.probs[c] - z[c] / sum) < 1e-5);
-    avemo_fuse_late(audio.probs, face.probs, 6, wa, wf, want);
+    avemo_fuse_late(audio.probs, face.probs, 6, &fu, want);
     for (int c = 0; c < 6; c++) assert_true(fabsf(late.probs[c] - want[c]) < 1e-6f);
     opt.fusion = AVEMO_FUSION_HEAD;
     classify(&opt, clip, AVEMO_MODE_AV, &head);
@@ -300,24 +304,67 @@ static void test_late_fusion_eval(void **state)
     struct avemo_error err = {0};
     if (avemo_evaluate(models, 3, &opt, &set, &err)) fail_msg("%s", err.message);
     assert_int_equal(set.n, 6);
-    assert_int_equal(avemo_eval_add_late_fusion(&set, 0, 2, 1, 1, &err), AVEMO_ERR_INVALID_ARG); /* 0 is av */
-    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, 0.8f, 0.3f, &err), AVEMO_OK);
+    struct avemo_late_fusion plain_product = {1, 1, NULL}, weighted = {0.8f, 0.3f, NULL};
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 0, 2, &plain_product, &err), AVEMO_ERR_INVALID_ARG); /* 0 is av */
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, &weighted, &err), AVEMO_OK);
     assert_int_equal(set.nresults, 4);
     const struct avemo_eval_result *f = &set.results[3];
     assert_int_equal(f->metrics.n, 6);
     for (size_t u = 0; u < set.n; u++) {
         float want[6];
-        avemo_fuse_late(set.results[1].probs + u * 6, set.results[2].probs + u * 6, 6, 0.8f, 0.3f, want);
+        avemo_fuse_late(set.results[1].probs + u * 6, set.results[2].probs + u * 6, 6, &weighted, want);
         assert_memory_equal(f->probs + u * 6, want, sizeof want);
     }
     /* Fitted weights give a fused NLL no worse than the plain product's. */
-    float wa, wf;
     struct avemo_reliability plain;
-    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, 1, 1, &err), AVEMO_OK);
+    assert_int_equal(avemo_eval_add_late_fusion(&set, 1, 2, &plain_product, &err), AVEMO_OK);
     avemo_eval_reliability(&set, 4, 15, &plain, &err);
-    double fitted = avemo_fusion_fit(set.results[1].probs, set.results[2].probs, set.truth, set.n, 6, &wa, &wf);
+    struct avemo_late_fusion fitted_fusion = {0, 0, NULL};
+    double fitted = avemo_fusion_fit(set.results[1].probs, set.results[2].probs, set.truth, set.n, 6, &fitted_fusion);
     assert_true(fitted <= plain.nll + 1e-9);
     avemo_eval_free(&set);
+}
+
+/* Late fusion with the models' class priors divided out: by hand, softmax(w_a log(p_a / prior_a)
+ * + w_f log(p_f / prior_f)); uniform priors change nothing; a stored prior is read normalised,
+ * and one with a share of 0 or of the wrong length is not used. */
+static void test_late_fusion_prior(void **state)
+{
+    (void)state;
+    const float pa[6] = {0.05f, 0.49f, 0.03f, 0.09f, 0.17f, 0.17f}, pf[6] = {0.51f, 0.02f, 0.16f, 0.12f, 0.08f, 0.11f};
+    float prior[12] = {1, 1, 1, 1, 1, 1, 0.159f, 0.051f, 0.156f, 0.287f, 0.170f, 0.177f}, uniform[12], out[6], plain[6];
+    for (int c = 0; c < 12; c++) uniform[c] = 1.0f / 6;
+    for (int c = 0; c < 6; c++) prior[c] = 1.0f / 6;
+    struct avemo_late_fusion with = {1.035f, 0.895f, prior}, none = {1.035f, 0.895f, NULL}, flat = {1.035f, 0.895f, uniform};
+    avemo_fuse_late(pa, pf, 6, &with, out);
+    double z[6], sum = 0;
+    for (int c = 0; c < 6; c++) sum += z[c] = pow(pa[c] / prior[c], 1.035) * pow(pf[c] / prior[6 + c], 0.895);
+    for (int c = 0; c < 6; c++) assert_float_equal(out[c], z[c] / sum, 1e-6);
+    assert_true(out[1] > out[0]); /* disgust, rare among the faces, is no longer outweighed by anger */
+    avemo_fuse_late(pa, pf, 6, &none, plain);
+    assert_true(plain[0] > plain[1]);
+    avemo_fuse_late(pa, pf, 6, &flat, out);
+    for (int c = 0; c < 6; c++) assert_float_equal(out[c], plain[c], 1e-6);
+
+    struct avemo_model m;
+    struct avemo_error err = {0};
+    if (avemo_model_open(paths[AVEMO_MODE_FACE], NULL, 0, &m, &err)) fail_msg("%s", err.message);
+    const float counts[6] = {4655, 1486, 4577, 8415, 4965, 5190}, zero[6] = {1, 0, 1, 1, 1, 1};
+    float got[12];
+    assert_int_equal(avemo_net_set_array(m.net, AVEMO_TRAIN_PRIOR, counts, 6, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_prior(m.net, AVEMO_TRAIN_PRIOR, 6, got), 1);
+    assert_float_equal(got[1], 1486.0 / 29288, 1e-6);
+    assert_int_equal(avemo_model_prior(m.net, AVEMO_FUSION_PRIOR, 6, got), 0); /* absent */
+    assert_float_equal(got[7], 1.0 / 6, 1e-7);
+    assert_int_equal(avemo_net_set_array(m.net, AVEMO_FUSION_PRIOR, counts, 6, &err), AVEMO_OK); /* 6, not 12 */
+    assert_int_equal(avemo_model_prior(m.net, AVEMO_FUSION_PRIOR, 6, got), 0);
+    assert_int_equal(avemo_net_set_array(m.net, AVEMO_TRAIN_PRIOR, zero, 6, &err), AVEMO_OK);
+    assert_int_equal(avemo_model_prior(m.net, AVEMO_TRAIN_PRIOR, 6, got), 0);
+    assert_float_equal(got[0], 1.0 / 6, 1e-7);
+    avemo_model_close(&m);
+    const double bad[3] = {1, -1, 2}, empty[3] = {0, 0, 0};
+    assert_int_equal(avemo_prior_from_counts(bad, 3, got), -1);
+    assert_int_equal(avemo_prior_from_counts(empty, 3, got), -1);
 }
 
 int main(void)
@@ -327,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_ece_by_hand),
         cmocka_unit_test(test_reliability_png),        cmocka_unit_test(test_uncertain),
         cmocka_unit_test(test_late_fusion_classify),   cmocka_unit_test(test_late_fusion_eval),
+        cmocka_unit_test(test_late_fusion_prior),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -396,11 +396,12 @@ static void test_shares_follow_the_modalities(void **state)
 }
 
 /* The class's probability from one model at its late-fusion weight, the other left out (uniform). */
-static float alone(const float *p, int k, float w, int is_audio, int c)
+static float alone(const float *p, int k, float w, const float *prior, int is_audio, int c)
 {
     float uniform[AVEMO_MAX_CLASSES], out[AVEMO_MAX_CLASSES];
     for (int i = 0; i < k; i++) uniform[i] = 1.0f / (float)k;
-    avemo_fuse_late(is_audio ? p : uniform, is_audio ? uniform : p, k, is_audio ? w : 0, is_audio ? 0 : w, out);
+    struct avemo_late_fusion f = {is_audio ? w : 0, is_audio ? 0 : w, prior};
+    avemo_fuse_late(is_audio ? p : uniform, is_audio ? uniform : p, k, &f, out);
     return out[c];
 }
 
@@ -422,9 +423,9 @@ static void test_late_fusion_explains_both_models(void **state)
     const char *clip = TEST_DATA("cremad/1001_DFA_ANG_XX.flv");
     struct opened o;
     struct avemo_explanation ex;
-    float wa, wf;
+    struct avemo_late_fusion fu;
     open_classifier(&o, MODEL("avemo-av.avm"), 1);
-    if (avemo_classifier_late_fusion(o.clf, &wa, &wf) != 1) skip(); /* the shipped av model selects its head */
+    if (avemo_classifier_late_fusion(o.clf, &fu) != 1) skip(); /* the shipped av model selects its head */
     explain(&o, clip, AVEMO_MODE_AV, &ex);
     assert_int_equal(ex.pred.late_fusion, 1);
     assert_string_equal(ex.audio_model, "avemo-audio");
@@ -434,7 +435,8 @@ static void test_late_fusion_explains_both_models(void **state)
     classify_with(MODEL("avemo-audio.avm"), clip, AVEMO_MODE_AUDIO, &pa);
     classify_with(MODEL("avemo-face.avm"), clip, AVEMO_MODE_FACE, &pf);
     const int k = ex.pred.num_classes, c = ex.pred.label;
-    float va = alone(pa.probs, k, wa, 1, c), vf = alone(pf.probs, k, wf, 0, c), none = 1.0f / (float)k;
+    float va = alone(pa.probs, k, fu.w_audio, fu.prior, 1, c), vf = alone(pf.probs, k, fu.w_face, fu.prior, 0, c);
+    float none = 1.0f / (float)k;
     assert_float_equal(ex.prob_none, none, 1e-6);
     assert_float_equal(ex.prob_all, ex.pred.confidence, 1e-6);
     assert_float_equal(ex.audio_contribution, 0.5f * ((va - none) + (ex.prob_all - vf)), 1e-5);
