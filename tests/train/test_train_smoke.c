@@ -6,6 +6,7 @@
 #include "common/testutil.h"
 
 #include <avemo/eval.h>
+#include <avemo/model.h>
 #include <avemo/nn.h>
 
 #include <math.h>
@@ -189,12 +190,49 @@ static void test_missing_file_is_skipped(void **state)
     assert_int_equal(test_remove_tmpdir(dir), 0);
 }
 
+/* The model stores the class shares it learnt (train.prior, which late fusion divides out): an
+ * epoch's shares of each label (a class without samples gets half of one), or uniform when the
+ * loss weighs classes equally.  Six clips labelled 3 ANG, 1 HAP, 1 NEU, 1 SAD. */
+static void test_train_prior_stored(void **state)
+{
+    (void)state;
+    assert_int_equal(test_make_tmpdir(dir, sizeof dir, "prior"), 0);
+    char manifest[128], out[128];
+    snprintf(manifest, sizeof manifest, "%s/manifest.csv", dir);
+    snprintf(out, sizeof out, "%s/model.avm", dir);
+    FILE *f = fopen(manifest, "w");
+    assert_non_null(f);
+    fprintf(f, "path,label,group\n");
+    static const char *const files[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    static const char *const labels[6] = {"ANG", "ANG", "ANG", "HAP", "NEU", "SAD"};
+    for (int i = 0; i < 6; i++) fprintf(f, "%s/cremad/1001_DFA_%s_XX.flv,%s,1001\n", AVEMO_TEST_DATA, files[i], labels[i]);
+    fclose(f);
+    const double want[2][6] = {{3 / 7.0, 0.5 / 7, 0.5 / 7, 1 / 7.0, 1 / 7.0, 1 / 7.0}, {1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0}};
+    const char *weights[2] = {"train.class_weights=none", "train.class_weights=balanced"};
+    for (int w = 0; w < 2; w++) {
+        const char *data[1] = {manifest}, *overrides[3] = {"train.split=all", "train.epochs=1", weights[w]};
+        struct avemo_train_options opt =
+            smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini", data, out, NULL, overrides, 3);
+        struct avemo_train_result res;
+        struct avemo_error err = {0};
+        if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+        avemo_net *net;
+        if (avemo_net_load(out, &net, &err)) fail_msg("%s", err.message);
+        float prior[6];
+        assert_int_equal(avemo_model_prior(net, AVEMO_TRAIN_PRIOR, 6, prior), 1);
+        for (int c = 0; c < 6; c++) assert_float_equal(prior[c], want[w][c], 1e-6);
+        avemo_net_free(net);
+    }
+    assert_int_equal(test_remove_tmpdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smoke_av_fits_six_clips),
         cmocka_unit_test(test_swa_averages_epochs),
         cmocka_unit_test(test_missing_file_is_skipped),
+        cmocka_unit_test(test_train_prior_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
