@@ -162,6 +162,31 @@ static void test_swa_averages_epochs(void **state)
     assert_int_equal(test_remove_tmpdir(dir), 0);
 }
 
+/* A manifest of the six clips labelled as given (NULL: as their names say), then extra if any. */
+static void write_clip_manifest(const char *path, const char *const *labels, const char *extra)
+{
+    static const char *const emotions[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "path,label,group\n");
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "%s/cremad/1001_DFA_%s_XX.flv,%s,1001\n", AVEMO_TEST_DATA, emotions[i], labels ? labels[i] : emotions[i]);
+    if (extra) fputs(extra, f);
+    fclose(f);
+}
+
+/* One epoch of smoke-audio.ini on all of a manifest, with one more setting if given. */
+static struct avemo_train_result train_manifest(const char *manifest, const char *out, const char *setting)
+{
+    const char *data[1] = {manifest}, *overrides[3] = {"train.split=all", "train.epochs=1", setting};
+    struct avemo_train_options opt =
+        smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini", data, out, NULL, overrides, setting ? 3 : 2);
+    struct avemo_train_result res;
+    struct avemo_error err = {0};
+    if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+    return res;
+}
+
 /* A manifest naming a file that is not there: the file is reported and skipped, the run ends
  * with a model, and its training record holds the six real clips (the missing file was never
  * learnt from; hashing it had stopped the run). */
@@ -169,22 +194,12 @@ static void test_missing_file_is_skipped(void **state)
 {
     (void)state;
     assert_int_equal(test_make_tmpdir(dir, sizeof dir, "missing"), 0);
-    char manifest[128], out[128];
+    char manifest[128], out[128], missing[160];
     snprintf(manifest, sizeof manifest, "%s/manifest.csv", dir);
     snprintf(out, sizeof out, "%s/model.avm", dir);
-    FILE *f = fopen(manifest, "w");
-    assert_non_null(f);
-    fprintf(f, "path,label,group\n");
-    static const char *const emotions[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
-    for (int i = 0; i < 6; i++) fprintf(f, "%s/cremad/1001_DFA_%s_XX.flv,%s,1001\n", AVEMO_TEST_DATA, emotions[i], emotions[i]);
-    fprintf(f, "%s/not-there_ANG.wav,ANG,1001\n", dir);
-    fclose(f);
-    const char *data[1] = {manifest}, *overrides[2] = {"train.split=all", "train.epochs=1"};
-    struct avemo_train_options opt =
-        smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini", data, out, NULL, overrides, 2);
-    struct avemo_train_result res;
-    struct avemo_error err = {0};
-    if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+    snprintf(missing, sizeof missing, "%s/not-there_ANG.wav,ANG,1001\n", dir);
+    write_clip_manifest(manifest, NULL, missing);
+    struct avemo_train_result res = train_manifest(manifest, out, NULL);
     assert_int_equal(res.skipped, 1);
     assert_int_equal(res.recorded[0], 6);
     assert_int_equal(test_remove_tmpdir(dir), 0);
@@ -200,23 +215,15 @@ static void test_train_prior_stored(void **state)
     char manifest[128], out[128];
     snprintf(manifest, sizeof manifest, "%s/manifest.csv", dir);
     snprintf(out, sizeof out, "%s/model.avm", dir);
-    FILE *f = fopen(manifest, "w");
-    assert_non_null(f);
-    fprintf(f, "path,label,group\n");
-    static const char *const files[6] = {"ANG", "DIS", "FEA", "HAP", "NEU", "SAD"};
     static const char *const labels[6] = {"ANG", "ANG", "ANG", "HAP", "NEU", "SAD"};
-    for (int i = 0; i < 6; i++) fprintf(f, "%s/cremad/1001_DFA_%s_XX.flv,%s,1001\n", AVEMO_TEST_DATA, files[i], labels[i]);
-    fclose(f);
-    const double want[2][6] = {{3 / 7.0, 0.5 / 7, 0.5 / 7, 1 / 7.0, 1 / 7.0, 1 / 7.0}, {1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0}};
+    write_clip_manifest(manifest, labels, NULL);
+    const double want[2][6] = {{3 / 7.0, 0.5 / 7, 0.5 / 7, 1 / 7.0, 1 / 7.0, 1 / 7.0},
+                               {1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0, 1 / 6.0}};
     const char *weights[2] = {"train.class_weights=none", "train.class_weights=balanced"};
     for (int w = 0; w < 2; w++) {
-        const char *data[1] = {manifest}, *overrides[3] = {"train.split=all", "train.epochs=1", weights[w]};
-        struct avemo_train_options opt =
-            smoke_options(AVEMO_SOURCE_DIR "/tests/train/smoke-audio.ini", data, out, NULL, overrides, 3);
-        struct avemo_train_result res;
-        struct avemo_error err = {0};
-        if (avemo_train_run(&opt, &res, &err)) fail_msg("%s", err.message);
+        train_manifest(manifest, out, weights[w]);
         avemo_net *net;
+        struct avemo_error err = {0};
         if (avemo_net_load(out, &net, &err)) fail_msg("%s", err.message);
         float prior[6];
         assert_int_equal(avemo_model_prior(net, AVEMO_TRAIN_PRIOR, 6, prior), 1);
