@@ -353,7 +353,8 @@ float avemo_model_uncertain_below(const avemo_net *net);
 int avemo_model_late_fusion(const avemo_net *net, float *w_audio, float *w_face);
 /* The class prior stored under name for k classes (AVEMO_TRAIN_PRIOR: k values; AVEMO_FUSION_PRIOR:
  * 2k, the audio model's then the face model's), each block of k normalised to sum 1.  Returns 1,
- * or 0 with uniform shares when it is absent or not k (2k) values > 0. */
+ * or 0 with uniform shares when it is absent or not k (2k) values > 0; 0 and nothing written when
+ * k is not 1..AVEMO_MAX_CLASSES. */
 int avemo_model_prior(const avemo_net *net, const char *name, int k, float *prior);
 /* Class shares of counts (k values >= 0, not all 0); 0, or -1 when they are not. */
 int avemo_prior_from_counts(const double *counts, int k, float *prior);

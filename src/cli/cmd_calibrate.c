@@ -67,7 +67,8 @@ struct calibration {
     float own_prior[AVEMO_MAX_CLASSES];
 };
 
-/* The number of classes of the model at path, or -1 after saying why it cannot be opened. */
+/* The number of classes of the model at path, its network in *keep (the caller frees it), or -1
+ * after saying why it cannot be opened. */
 static int model_classes(const char *path, avemo_net **keep)
 {
     struct avemo_model m;
@@ -77,7 +78,7 @@ static int model_classes(const char *path, avemo_net **keep)
         return -1;
     }
     int k = avemo_net_classes(m.net);
-    if (keep) *keep = m.net, m.net = NULL;
+    *keep = m.net, m.net = NULL;
     avemo_model_close(&m);
     return k;
 }
@@ -105,11 +106,10 @@ static int with_priors(const struct cli_eval_args *a, int k, struct calibration 
     return 0;
 }
 
-/* --prior C1,...,Ck: k counts or shares of MODEL's classes.  0, or -1 after saying why. */
+/* --prior C1,...,Ck: k counts or shares of MODEL's c->nclasses classes.  0, or -1 after saying why. */
 static int parse_own_prior(const struct cli_eval_args *a, struct calibration *c)
 {
-    int k = model_classes(a->models[0], NULL), n = 0;
-    if (k < 0) return -1;
+    int k = c->nclasses, n = 0;
     double v[AVEMO_MAX_CLASSES];
     char copy[512];
     snprintf(copy, sizeof copy, "%s", a->prior);

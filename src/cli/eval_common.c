@@ -195,8 +195,7 @@ int cli_evaluate_as_classified(const struct cli_eval_args *a, int fit_fusion, st
     if (avemo_model_open(a->models[0], a->overrides, a->opt.noverrides, &model, &err)) return cli_report(&err);
     int av = model.p.mode == AVEMO_MODE_AV;
     int selected = avemo_model_late_fusion(model.net, &fusion.w_audio, &fusion.w_face);
-    int k = avemo_net_classes(model.net);
-    if (k >= 1 && k <= AVEMO_MAX_CLASSES && avemo_model_prior(model.net, AVEMO_FUSION_PRIOR, k, prior)) fusion.prior = prior;
+    if (avemo_model_prior(model.net, AVEMO_FUSION_PRIOR, avemo_net_classes(model.net), prior)) fusion.prior = prior;
     avemo_model_close(&model);
     if (selected < 0) fusion.w_audio = fusion.w_face = 1;
     if (a->fusion == AVEMO_FUSION_LATE && !av) {

@@ -70,8 +70,8 @@ static enum avemo_status choose_fusion(avemo_classifier *clf, const char *path, 
     enum avemo_fusion want = opt ? opt->fusion : AVEMO_FUSION_AUTO;
     int selected = avemo_model_late_fusion(clf->models[0].net, &clf->w_audio, &clf->w_face);
     if (selected < 0) clf->w_audio = clf->w_face = 1; /* no fitted weights: the plain product of the two */
-    int k = avemo_net_classes(clf->models[0].net);
-    clf->has_prior = k >= 1 && k <= AVEMO_MAX_CLASSES && avemo_model_prior(clf->models[0].net, AVEMO_FUSION_PRIOR, k, clf->prior);
+    const avemo_net *av_net = clf->models[0].net;
+    clf->has_prior = avemo_model_prior(av_net, AVEMO_FUSION_PRIOR, avemo_net_classes(av_net), clf->prior);
     int both = clf->slot[AVEMO_MODE_AUDIO] >= 0 && clf->slot[AVEMO_MODE_FACE] >= 0;
     int av = clf->models[0].p.mode == AVEMO_MODE_AV;
     if (want == AVEMO_FUSION_LATE && !both)

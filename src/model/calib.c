@@ -55,6 +55,7 @@ int avemo_model_late_fusion(const avemo_net *net, float *w_audio, float *w_face)
 
 int avemo_model_prior(const avemo_net *net, const char *name, int k, float *prior)
 {
+    if (k < 1 || k > AVEMO_MAX_CLASSES) return 0;
     size_t n = 0;
     const float *v = avemo_net_array(net, name, &n);
     int blocks = strcmp(name, AVEMO_FUSION_PRIOR) == 0 ? 2 : 1, ok = v && n == (size_t)(blocks * k);

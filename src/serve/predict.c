@@ -547,8 +547,6 @@ static cJSON *signals_json(const struct serve_request *req)
     return o;
 }
 
-/* Classify one upload and leave the answer (status + JSON) in req.  alone: no other upload is
- * being classified or waits, so a clip may decode on a second core beside its face search. */
 /* What a prediction's answer and its history row share. */
 struct answer_facts {
     const char *sha, *model, *label;
@@ -624,6 +622,8 @@ static int label_valid(const struct avemo_prediction *pred)
     return pred->label >= 0 && pred->label < pred->num_classes && pred->num_classes <= AVEMO_MAX_CLASSES;
 }
 
+/* Classify one upload and leave the answer (status + JSON) in req.  alone: no other upload is
+ * being classified or waits, so a clip may decode on a second core beside its face search. */
 static void run_prediction(struct serve_worker *w, struct serve_request *req, int alone)
 {
     struct avemo_server *srv = w->srv;

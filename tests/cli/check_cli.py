@@ -351,6 +351,8 @@ def fusion_priors(models, av, clips):
     such models divides them out, and eval names the priors it used."""
     audio, face = os.path.join(models, "avemo-audio.avm"), os.path.join(models, "avemo-face.avm")
     face_p, av_p, av_plain = (os.path.join(WORK, n) for n in ("face-prior.avm", "av-prior.avm", "av-plain.avm"))
+    if os.path.exists(face_p):
+        os.remove(face_p)  # left by an earlier run of this case
     rc, _, err = run(["calibrate", face, "--prior", "1,2", "--out", face_p])
     check(rc != 0 and "expected 6 counts" in err and not os.path.exists(face_p), "--prior with 2 of 6 classes is refused (%r)" % err[-200:])
     shares = "4655,1486,4577,8415,4965,5190"
